@@ -1,0 +1,357 @@
+"""Open a video: grayscale frames in decode order with their presentation timestamps.
+
+OpenCV's ``VideoCapture`` (FFmpeg backend) decodes. Frames are returned as 8-bit grayscale;
+where the decoder's pixel format is planar YUV the luma plane is taken directly (no colour
+conversion, which costs about as much as decoding at 720p), otherwise BGR is converted.
+The container's frame count and fps are advisory: the time base comes from each frame's
+presentation timestamp, and falls back to ``index / fps`` only where the container gives
+none (recorded in :attr:`VideoReader.timestamp_source`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import VideoError
+
+__all__ = ["VideoInfo", "FrameChunk", "VideoReader", "probe_video", "VIDEO_SUFFIXES"]
+
+#: File endings treated as videos when a folder is searched.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264", ".mts")
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) off the terminal."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # pragma: no cover - older builds
+        pass
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video (advisory), and the file's identity."""
+
+    path: str
+    width: int
+    height: int
+    nominal_fps: float | None
+    nominal_frame_count: int | None
+    codec: str
+    size_bytes: int
+    mtime: float
+
+    @property
+    def nominal_duration_s(self) -> float | None:
+        if self.nominal_fps and self.nominal_frame_count:
+            return self.nominal_frame_count / self.nominal_fps
+        return None
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """A run of consecutive decoded frames."""
+
+    index: np.ndarray  # int64, 0-based decode index
+    time_s: np.ndarray  # float64, presentation time of each frame
+    frames: np.ndarray  # uint8, (n, height, width)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def _open_capture(path: str, raw_luma: bool) -> cv2.VideoCapture:
+    _quiet_opencv()
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(
+            f"{path}: cannot be opened as a video (unsupported format, or not a video); "
+            "check the file plays, or convert it to H.264 MP4"
+        )
+    if raw_luma:
+        cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+    return cap
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Open ``path`` and read its size and container metadata; raise :class:`VideoError`."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: file not found; check the path")
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a folder, not a video file")
+    st = os.stat(path)
+    if st.st_size == 0:
+        raise VideoError(f"{path}: the file is empty (0 bytes); copy it again from the recorder")
+    cap = _open_capture(path, raw_luma=False)
+    try:
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
+        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ")
+        ok = cap.grab()
+    finally:
+        cap.release()
+    if width <= 0 or height <= 0 or not ok:
+        raise VideoError(
+            f"{path}: no frame could be decoded (damaged file or unsupported codec); "
+            "check that it plays in a video player"
+        )
+    return VideoInfo(
+        path=path,
+        width=width,
+        height=height,
+        nominal_fps=fps if 0 < fps < 1000 else None,
+        nominal_frame_count=count if count > 0 else None,
+        codec=codec or "unknown",
+        size_bytes=st.st_size,
+        mtime=st.st_mtime,
+    )
+
+
+class VideoReader:
+    """Grayscale frames of one video in decode order, with timestamps.
+
+    Use as a context manager::
+
+        with VideoReader("night1.mp4") as reader:
+            for chunk in reader.chunks(64):
+                ...
+
+    After iteration, ``frames_decoded``, ``timestamp_source`` and ``timestamps_repaired``
+    describe what was read.
+    """
+
+    def __init__(self, path: str | Path, info: VideoInfo | None = None):
+        self.path = str(path)
+        self.info = info if info is not None else probe_video(self.path)
+        self.frames_decoded = 0
+        self.timestamps_repaired = 0
+        self._luma_direct: bool | None = None
+        self._cap: cv2.VideoCapture | None = None
+
+    # -- context management -------------------------------------------------------------
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def timestamp_source(self) -> str:
+        """``container`` (presentation timestamps), ``frame_index`` (index / fps) or
+        ``mixed`` (container, with some missing or non-increasing ones repaired)."""
+        if self.timestamps_repaired == 0:
+            return "container"
+        if self.timestamps_repaired >= self.frames_decoded - 1:
+            return "frame_index"
+        return "mixed"
+
+    @property
+    def nominal_interval_s(self) -> float:
+        return 1.0 / self.info.nominal_fps if self.info.nominal_fps else 1.0 / 30.0
+
+    # -- frame conversion -----------------------------------------------------------------
+    def _decide_luma(self) -> bool:
+        """Whether the decoder's raw output is the luma plane of this video."""
+        try:
+            raw = _open_capture(self.path, raw_luma=True)
+            bgr = _open_capture(self.path, raw_luma=False)
+        except VideoError:
+            return False
+        try:
+            ok1, a = raw.read()
+            ok2, b = bgr.read()
+        finally:
+            raw.release()
+            bgr.release()
+        if not (ok1 and ok2) or a is None or b is None:
+            return False
+        if a.ndim != 2 or a.shape != (self.info.height, self.info.width) or a.dtype != np.uint8:
+            return False
+        gray = cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).astype(np.float32).ravel()
+        luma = a.astype(np.float32).ravel()
+        if gray.std() < 1 or luma.std() < 1:
+            return bool(np.abs(gray.mean() - luma.mean()) < 20)
+        return bool(np.corrcoef(gray, luma)[0, 1] > 0.98)
+
+    @property
+    def luma_direct(self) -> bool:
+        """True when frames come straight from the decoder's luma plane."""
+        if self._luma_direct is None:
+            self._luma_direct = self._decide_luma()
+        return self._luma_direct
+
+    def _gray(self, frame: np.ndarray) -> np.ndarray:
+        if self.luma_direct:
+            return frame
+        if frame.ndim == 3:
+            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return frame
+
+    # -- reading --------------------------------------------------------------------------
+    def chunks(
+        self,
+        chunk_size: int = 64,
+        *,
+        start_frame: int = 0,
+        stride: int = 1,
+        prefetch: bool = True,
+    ) -> Iterator[FrameChunk]:
+        """Yield :class:`FrameChunk` s of up to ``chunk_size`` frames until the video ends.
+
+        ``stride`` keeps every n-th frame (others are still decoded: H.264 cannot skip).
+        ``start_frame`` skips that many frames first (decoding them). With ``prefetch``,
+        decoding runs in a background thread, overlapping with the caller's work (OpenCV
+        releases the GIL while it decodes).
+        """
+        self._cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        gen = self._read_chunks(chunk_size, start_frame, max(1, int(stride)))
+        if not prefetch:
+            yield from gen
+            return
+        yield from _prefetched(gen, depth=3)
+
+    def _read_chunks(self, chunk_size: int, start_frame: int, stride: int) -> Iterator[FrameChunk]:
+        cap = self._cap
+        assert cap is not None
+        h, w = self.info.height, self.info.width
+        interval = self.nominal_interval_s
+        last_t = -np.inf
+        i = 0
+        buf = np.empty((chunk_size, h, w), dtype=np.uint8)
+        idx = np.empty(chunk_size, dtype=np.int64)
+        ts = np.empty(chunk_size, dtype=np.float64)
+        n = 0
+        while True:
+            if not cap.grab():
+                break
+            t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if not np.isfinite(t) or t <= last_t or (t == 0 and i > 0):
+                t = (last_t + interval) if np.isfinite(last_t) else i * interval
+                if i > 0:
+                    self.timestamps_repaired += 1
+            last_t = t
+            self.frames_decoded = i + 1
+            if i >= start_frame and (i - start_frame) % stride == 0:
+                ok, frame = cap.retrieve()
+                if ok and frame is not None:
+                    g = self._gray(frame)
+                    if g.shape != (h, w):
+                        raise VideoError(
+                            f"{self.path}: frame {i} has size {g.shape[1]}x{g.shape[0]}, the "
+                            f"video said {w}x{h}; re-encode the file with a fixed frame size"
+                        )
+                    buf[n] = g
+                    idx[n] = i
+                    ts[n] = t
+                    n += 1
+                    if n == chunk_size:
+                        yield FrameChunk(idx.copy(), ts.copy(), buf.copy())
+                        n = 0
+            i += 1
+        if n:
+            yield FrameChunk(idx[:n].copy(), ts[:n].copy(), buf[:n].copy())
+
+    def sample_frames(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """About ``n`` grayscale frames spread evenly over the whole video.
+
+        Returns (frames (m, h, w) uint8, decode indices). Seeks where the container gives a
+        frame count; frames that cannot be read at their position (truncated files) are
+        skipped.
+        """
+        cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        frames: list[np.ndarray] = []
+        indices: list[int] = []
+        try:
+            count = self.info.nominal_frame_count
+            if count and count > 4 * n:
+                targets = np.linspace(0, count - 1, n + 2)[1:-1].round().astype(int)
+                for target in targets:
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+                    ok, frame = cap.read()
+                    if ok and frame is not None:
+                        frames.append(self._gray(frame))
+                        indices.append(int(target))
+            else:
+                i = 0
+                step = max(1, (count or 0) // max(n, 1))
+                while True:
+                    ok = cap.grab()
+                    if not ok:
+                        break
+                    if i % step == 0:
+                        ok, frame = cap.retrieve()
+                        if ok:
+                            frames.append(self._gray(frame))
+                            indices.append(i)
+                    i += 1
+                if len(frames) > n:
+                    keep = np.linspace(0, len(frames) - 1, n).round().astype(int)
+                    frames = [frames[k] for k in keep]
+                    indices = [indices[k] for k in keep]
+        finally:
+            cap.release()
+        if not frames:
+            raise VideoError(f"{self.path}: no frame could be decoded; check that it plays")
+        return np.stack(frames), np.asarray(indices)
+
+
+_END = object()
+
+
+def _prefetched(gen: Iterator[FrameChunk], depth: int) -> Iterator[FrameChunk]:
+    """Run ``gen`` in a background thread, ``depth`` items ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=work, name="cpp-tracker-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
