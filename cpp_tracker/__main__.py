@@ -1,0 +1,7 @@
+"""``python -m cpp_tracker`` runs the command-line tool."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
