@@ -140,6 +140,9 @@ class DetectionSettings:
     ``max_area_px``: blob size limits, ``None`` for automatic (0.05 % and 25 % of the arena
     area). ``opening_px``: diameter of the morphological opening that removes the tail and
     noise. ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
+    ``downscale``: 1 (search blobs at full resolution), 2 (search at half resolution, then
+    measure each candidate at full resolution; faster) or ``None`` for automatic (2 when the
+    mouse covers at least 400 px in the background samples).
     """
 
     animal: str = "auto"
@@ -148,6 +151,7 @@ class DetectionSettings:
     max_area_px: float | None = None
     opening_px: int = 5
     blur_px: int = 3
+    downscale: int | None = None
 
 
 @dataclass(frozen=True)
@@ -453,7 +457,7 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
         "detection",
         problems,
         {"animal": "", "threshold": "", "min_area_px": "", "max_area_px": "", "opening_px": "",
-         "blur_px": ""},
+         "blur_px": "", "downscale": ""},
     )
     animal = d.get("animal", "auto")
     if animal not in ("auto", "dark", "light"):
@@ -463,6 +467,12 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
                       maximum=51, integer=True)
     blur = _number(d.get("blur_px", 3), "detection.blur_px", problems, minimum=0, maximum=51,
                    integer=True)
+    downscale = d.get("downscale", "auto")
+    if downscale == "auto" or downscale is None:
+        downscale = None
+    elif downscale not in (1, 2) or isinstance(downscale, bool):
+        problems.add("detection.downscale", f"expected auto, 1 or 2, got {downscale!r}")
+        downscale = None
     out["detection"] = DetectionSettings(
         animal=animal,
         threshold=_number(d.get("threshold"), "detection.threshold", problems, minimum=1,
@@ -473,6 +483,7 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
                             allow_auto=True),
         opening_px=5 if opening is None else int(opening),
         blur_px=3 if blur is None else int(blur),
+        downscale=None if downscale is None else int(downscale),
     )
     det = out["detection"]
     if det.min_area_px and det.max_area_px and det.min_area_px >= det.max_area_px:

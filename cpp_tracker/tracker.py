@@ -7,11 +7,25 @@ elliptical kernel that removes the tail and pixel noise. The largest remaining b
 area lies within the limits is the mouse; its centroid (x = column, y = row, pixels, origin
 top-left) and area are recorded. With no such blob, ``x`` and ``y`` are NaN and
 ``detected`` is False: never a made-up coordinate.
+
+:meth:`ArenaDetector.foreground` spells this out step by step; :meth:`ArenaDetector.detect`
+computes the same result faster:
+
+- difference, threshold and arena mask are one comparison with a precomputed per-pixel
+  limit (``frame < background - threshold`` for a dark mouse), and blobs are labelled only
+  inside the bounding box of the foreground, not over the whole arena;
+- with ``scale`` 2 (chosen automatically when the mouse covers at least
+  :data:`DOWNSCALE_MIN_AREA_PX` pixels, see ``detection.downscale``), candidate blobs are
+  found on a half-resolution copy of the arena (2x2 pixel averages, which also smooth the
+  noise), and each candidate is then measured at full resolution with the full-resolution
+  steps in a window around it. The window is widened until the blob lies clear of its edge,
+  so the centroid and area are those the full-resolution steps give for that blob. Only
+  which blobs are candidates, and ``n_blobs``, come from the half-resolution copy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -21,6 +35,7 @@ from .config import ArenaConfig, DetectionSettings
 
 __all__ = [
     "TRACK_COLUMNS",
+    "DOWNSCALE_MIN_AREA_PX",
     "ArenaDetector",
     "make_detector",
     "detect_chunk",
@@ -40,6 +55,11 @@ TRACK_COLUMNS: dict[str, str] = {
     "chamber": "string",  # chamber name, or 'unknown'
 }
 
+#: With ``detection.downscale: auto``, blobs are searched at half resolution when the
+#: mouse's median area in the background samples is at least this (a half-resolution blob
+#: of 100 px or more survives the half-size opening intact).
+DOWNSCALE_MIN_AREA_PX = 400.0
+
 
 def empty_track() -> pd.DataFrame:
     """A track table with no rows and the right columns and dtypes."""
@@ -48,6 +68,23 @@ def empty_track() -> pd.DataFrame:
 
 def _odd(n: int) -> int:
     return n if n % 2 == 1 else n + 1
+
+
+_NOT_FOUND = (np.nan, np.nan, np.nan, 0)
+
+
+@dataclass(frozen=True)
+class _Coarse:
+    """The half-resolution copy of an arena's detection inputs."""
+
+    width: int  # of the half-resolution crop; it covers 2 * width full-resolution columns
+    height: int
+    limit: np.ndarray  # uint8 per-pixel comparison limit (see ArenaDetector.limit)
+    background: np.ndarray | None  # uint8, only for polarity 'both'
+    mask: np.ndarray | None  # uint8 0/255, only for polarity 'both'
+    kernel: np.ndarray | None
+    min_area_px: float  # half-resolution areas
+    max_area_px: float
 
 
 @dataclass(frozen=True)
@@ -68,6 +105,14 @@ class ArenaDetector:
     blur_px: int
     kernel: np.ndarray | None
     noise_sigma: float
+    #: 1: blobs are found at full resolution; 2: at half resolution, then measured at full
+    scale: int = 1
+    #: median area of the mouse in the background samples (None: not found in any)
+    mouse_area_px: float | None = None
+    #: per-pixel limit: 'dark' -> foreground where frame < limit; 'light' -> frame > limit;
+    #: masked-out pixels get a limit no pixel passes. None for 'both'.
+    limit: np.ndarray | None = field(default=None, repr=False)
+    coarse: _Coarse | None = field(default=None, repr=False)
 
     def describe(self) -> dict:
         """Values decided for this video (for run.json)."""
@@ -79,8 +124,11 @@ class ArenaDetector:
             "min_area_px": round(float(self.min_area_px), 1),
             "max_area_px": round(float(self.max_area_px), 1),
             "noise_sigma": round(float(self.noise_sigma), 3),
+            "mouse_area_px": None if self.mouse_area_px is None else round(self.mouse_area_px, 1),
+            "scale": self.scale,
         }
 
+    # -- the steps, spelled out (reference; detect() gives the same result faster) -------
     def _blur(self, crop: np.ndarray) -> np.ndarray:
         if self.blur_px > 1:
             return cv2.GaussianBlur(crop, (self.blur_px, self.blur_px), 0)
@@ -104,20 +152,175 @@ class ArenaDetector:
             binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
         return binary
 
-    def detect(self, frame: np.ndarray) -> tuple[float, float, float, int]:
-        """(x, y, area_px, n_blobs) of the mouse in a full frame; NaNs when not found."""
+    def detect_reference(self, frame: np.ndarray) -> tuple[float, float, float, int]:
+        """:meth:`detect` by the plain steps of :meth:`foreground` over the whole crop."""
         binary = self.foreground(frame)
         n, _, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
         if n <= 1:
-            return np.nan, np.nan, np.nan, 0
+            return _NOT_FOUND
         areas = stats[1:, cv2.CC_STAT_AREA]
         ok = (areas >= self.min_area_px) & (areas <= self.max_area_px)
         n_ok = int(ok.sum())
         if n_ok == 0:
-            return np.nan, np.nan, np.nan, 0
+            return _NOT_FOUND
         k = int(np.argmax(np.where(ok, areas, -1)))
         cx, cy = centroids[k + 1]
         return float(cx) + self.x0, float(cy) + self.y0, float(areas[k]), n_ok
+
+    # -- fast path -------------------------------------------------------------------------
+    def _binary(self, crop: np.ndarray, ys: slice, xs: slice) -> np.ndarray:
+        """Thresholded, masked foreground of ``crop`` = crop[ys, xs] (full resolution),
+        not yet opened."""
+        crop = self._blur(crop)
+        if self.polarity == "dark":
+            return cv2.compare(crop, self.limit[ys, xs], cv2.CMP_LT)
+        if self.polarity == "light":
+            return cv2.compare(crop, self.limit[ys, xs], cv2.CMP_GT)
+        diff = cv2.absdiff(crop, self.background[ys, xs])
+        _, binary = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
+        return cv2.bitwise_and(binary, self.mask[ys, xs])
+
+    def _pick(self, binary: np.ndarray, ox: int, oy: int) -> tuple[float, float, float, int]:
+        """The largest blob of an opened ``binary`` within the area limits.
+
+        ``(ox, oy)`` is the position of ``binary`` in the crop. Blobs are labelled only
+        inside the bounding box of the foreground.
+        """
+        bx, by, bw, bh = cv2.boundingRect(binary)
+        if bw == 0:
+            return _NOT_FOUND
+        n, _, stats, centroids = cv2.connectedComponentsWithStats(
+            binary[by : by + bh, bx : bx + bw], connectivity=8
+        )
+        lo, hi = self.min_area_px, self.max_area_px
+        best, best_area, n_ok = -1, -1, 0
+        for k, area in enumerate(stats[:, cv2.CC_STAT_AREA].tolist()):
+            if k and lo <= area <= hi:
+                n_ok += 1
+                if area > best_area:
+                    best, best_area = k, area
+        if best < 0:
+            return _NOT_FOUND
+        cx, cy = centroids[best].tolist()
+        return cx + bx + ox + self.x0, cy + by + oy + self.y0, float(best_area), n_ok
+
+    def detect(self, frame: np.ndarray) -> tuple[float, float, float, int]:
+        """(x, y, area_px, n_blobs) of the mouse in a full frame; NaNs when not found.
+
+        The same as :meth:`detect_reference` (at ``scale`` 1 exactly; at ``scale`` 2 see
+        the module description), faster.
+        """
+        if self.coarse is not None:
+            return self._detect_coarse(frame)
+        full = slice(None)
+        binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full)
+        ox, oy, binary = _opened(binary, self.kernel)
+        return self._pick(binary, ox, oy)
+
+    def _detect_coarse(self, frame: np.ndarray) -> tuple[float, float, float, int]:
+        c = self.coarse
+        assert c is not None
+        full = frame[self.y0 : self.y0 + 2 * c.height, self.x0 : self.x0 + 2 * c.width]
+        small = cv2.resize(full, (c.width, c.height), interpolation=cv2.INTER_AREA)
+        if self.polarity == "dark":
+            binary = cv2.compare(small, c.limit, cv2.CMP_LT)
+        elif self.polarity == "light":
+            binary = cv2.compare(small, c.limit, cv2.CMP_GT)
+        else:
+            _, binary = cv2.threshold(
+                cv2.absdiff(small, c.background), self.threshold, 255, cv2.THRESH_BINARY
+            )
+            binary = cv2.bitwise_and(binary, c.mask)
+        ox, oy, binary = _opened(binary, c.kernel)
+        bx, by, bw, bh = cv2.boundingRect(binary)
+        if bw == 0:
+            return _NOT_FOUND
+        n, _, stats, _ = cv2.connectedComponentsWithStats(
+            binary[by : by + bh, bx : bx + bw], connectivity=8
+        )
+        ox, oy = ox + bx, oy + by
+        lo, hi = c.min_area_px, c.max_area_px
+        n_ok = 0
+        candidates = []
+        for k, (left, top, w, h, area) in enumerate(stats.tolist()):
+            if k == 0:
+                continue
+            if lo <= area <= hi:
+                n_ok += 1
+            # anything that could be the mouse at full resolution is measured there
+            if 0.5 * lo <= area <= 2.0 * hi:
+                candidates.append((-area, k, left, top, w, h))
+        for _, _, left, top, w, h in sorted(candidates):
+            found = self._refine(frame, 2 * (ox + left), 2 * (oy + top), 2 * w, 2 * h)
+            if found is not None:
+                return found[0], found[1], found[2], max(1, n_ok)
+        return _NOT_FOUND
+
+    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int):
+        """Measure the blob near crop box (x, y, w, h) at full resolution.
+
+        Runs the full-resolution steps in a window around the box. Blur and opening are
+        exact only farther than ``margin`` from a window edge inside the crop, so a blob
+        closer than that makes the window grow; the result is then the blob the steps give
+        over the whole crop. Returns (x, y, area_px) of the largest blob in the window, or
+        None when there is none within the area limits.
+        """
+        cw, ch = self.x1 - self.x0, self.y1 - self.y0
+        margin = self._margin
+        pad = margin + 4
+        wx0, wy0 = max(0, x - pad), max(0, y - pad)
+        wx1, wy1 = min(cw, x + w + pad), min(ch, y + h + pad)
+        while True:
+            ys, xs = slice(wy0, wy1), slice(wx0, wx1)
+            crop = frame[self.y0 + wy0 : self.y0 + wy1, self.x0 + wx0 : self.x0 + wx1]
+            binary = self._binary(crop, ys, xs)
+            if self.kernel is not None:
+                binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
+            n, _, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+            if n <= 1:
+                return None
+            rows = stats.tolist()
+            k = max(range(1, n), key=lambda i: rows[i][4])
+            left, top, bw, bh, area = rows[k]
+            # grow the window where the blob comes within `margin` of an inner edge
+            nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
+            ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
+            nx1 = min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1
+            ny1 = min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1
+            if (nx0, ny0, nx1, ny1) == (wx0, wy0, wx1, wy1):
+                break
+            wx0, wy0, wx1, wy1 = nx0, ny0, nx1, ny1
+            pad *= 2
+        if not (self.min_area_px <= area <= self.max_area_px):
+            return None
+        cx, cy = centroids[k].tolist()
+        return cx + wx0 + self.x0, cy + wy0 + self.y0, float(area)
+
+    @property
+    def _margin(self) -> int:
+        """Pixels next to a window edge that blur and opening can change."""
+        r_open = 0 if self.kernel is None else self.kernel.shape[0] // 2
+        return self.blur_px // 2 + 2 * r_open + 1
+
+
+def _opened(binary: np.ndarray, kernel: np.ndarray | None) -> tuple[int, int, np.ndarray]:
+    """Morphological opening of ``binary``, computed only around its foreground.
+
+    Returns (x, y, opened) where ``opened`` is the part of the opened image at (x, y) that
+    holds all of its foreground: the foreground's bounding box widened by twice the kernel
+    radius (what erosion and dilation can reach), so the result equals the opening of the
+    whole image there, and is zero elsewhere.
+    """
+    if kernel is None:
+        return 0, 0, binary
+    bx, by, bw, bh = cv2.boundingRect(binary)
+    if bw == 0:
+        return 0, 0, binary[:0, :0]
+    r = 2 * (kernel.shape[0] // 2) + 1
+    h, w = binary.shape
+    x0, y0 = max(0, bx - r), max(0, by - r)
+    x1, y1 = min(w, bx + bw + r), min(h, by + bh + r)
+    return x0, y0, cv2.morphologyEx(binary[y0:y1, x0:x1], cv2.MORPH_OPEN, kernel)
 
 
 def _arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarray:
@@ -135,6 +338,85 @@ def _arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndar
     return mask
 
 
+def _comparison_limit(
+    background: np.ndarray, mask: np.ndarray, polarity: str, threshold: float
+) -> np.ndarray | None:
+    """Per-pixel limit that makes difference, threshold and mask one comparison.
+
+    ``cv2.threshold`` on 8-bit images keeps ``diff > floor(threshold)``; for a dark mouse
+    ``background - frame > t`` is ``frame < background - t`` (t = floor(threshold)), for a
+    light one ``frame > background + t``. Outside the mask the limit is one no pixel passes.
+    """
+    t = int(np.floor(threshold))
+    bg = background.astype(np.int16)
+    inside = mask > 0
+    if polarity == "dark":
+        return np.where(inside, np.clip(bg - t, 0, 255), 0).astype(np.uint8)
+    if polarity == "light":
+        return np.where(inside, np.clip(bg + t, 0, 255), 255).astype(np.uint8)
+    return None
+
+
+def _coarse_inputs(
+    raw_background: np.ndarray,
+    mask: np.ndarray,
+    polarity: str,
+    threshold: float,
+    opening_px: int,
+    min_area_px: float,
+    max_area_px: float,
+) -> _Coarse:
+    h, w = raw_background.shape
+    w2, h2 = w // 2, h // 2
+    bg = cv2.resize(raw_background[: 2 * h2, : 2 * w2], (w2, h2), interpolation=cv2.INTER_AREA)
+    # a half-resolution pixel is inside when any of its four pixels is: candidates are
+    # measured with the exact mask at full resolution
+    m = cv2.resize(mask[: 2 * h2, : 2 * w2], (w2, h2), interpolation=cv2.INTER_AREA)
+    m = np.where(m > 0, 255, 0).astype(np.uint8)
+    k = opening_px // 2
+    k = k + 1 if k % 2 == 0 else k
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 3 else None
+    return _Coarse(
+        width=w2,
+        height=h2,
+        limit=_comparison_limit(bg, m, polarity, threshold),
+        background=bg if polarity == "both" else None,
+        mask=m if polarity == "both" else None,
+        kernel=kernel,
+        min_area_px=min_area_px / 4.0,
+        max_area_px=max_area_px / 4.0,
+    )
+
+
+class _Histogram:
+    """Exact median and median absolute deviation of integer differences in [-255, 255]."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(511, dtype=np.int64)
+
+    def add(self, values: np.ndarray) -> None:
+        self.counts += np.bincount(values.astype(np.int64) + 255, minlength=511)
+
+    @staticmethod
+    def _median(values: np.ndarray, counts: np.ndarray) -> float:
+        """np.median of the multiset (sorted ``values`` with ``counts``)."""
+        n = int(counts.sum())
+        cum = np.cumsum(counts)
+        lo = values[np.searchsorted(cum, (n - 1) // 2 + 1)]
+        hi = values[np.searchsorted(cum, n // 2 + 1)]
+        return (float(lo) + float(hi)) / 2.0
+
+    def median_and_mad(self) -> tuple[float, float]:
+        if self.counts.sum() == 0:
+            return 0.0, 0.0
+        values = np.arange(-255, 256, dtype=np.float64)
+        med = self._median(values, self.counts)
+        dev = np.abs(values - med)
+        order = np.argsort(dev, kind="stable")
+        mad = self._median(dev[order], self.counts[order])
+        return med, mad
+
+
 def make_detector(
     arena: ArenaConfig,
     settings: DetectionSettings,
@@ -145,7 +427,9 @@ def make_detector(
 
     ``samples`` (n, h, w) are frames spread over the video; they calibrate what is left
     automatic: the polarity (``animal: auto``), the threshold (from the noise of the
-    difference images and the mouse's contrast) and the area limits.
+    difference images and the mouse's contrast), the area limits and, with
+    ``downscale: auto``, the resolution blobs are searched at (from the mouse's area in the
+    samples). Memory: one sample's difference image at a time.
     """
     h, w = background.shape
     xs = [p[0] for p in arena.polygon]
@@ -156,25 +440,31 @@ def make_detector(
     y1 = min(h, int(np.ceil(max(ys))) + 1)
     mask = _arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
     blur = _odd(settings.blur_px) if settings.blur_px > 1 else 0
-    bg = background[y0:y1, x0:x1]
-    if blur:
-        bg = cv2.GaussianBlur(bg, (blur, blur), 0)
+    raw_bg = background[y0:y1, x0:x1]
+    bg = cv2.GaussianBlur(raw_bg, (blur, blur), 0) if blur else raw_bg
     inside = mask > 0
     arena_area = float(inside.sum())
 
-    crops = samples[:, y0:y1, x0:x1]
-    if blur:
-        crops = np.stack([cv2.GaussianBlur(c, (blur, blur), 0) for c in crops])
-    signed = crops.astype(np.int16) - bg.astype(np.int16)  # (n, h, w)
-    vals = signed[:, inside]  # (n, pixels)
-    med = np.median(vals)
-    sigma = float(1.4826 * np.median(np.abs(vals - med))) if vals.size else 1.0
-    sigma = max(sigma, 0.5)
-    # contrast of the mouse: the extreme tail (top 0.1 %) of each sample's differences; a
-    # mouse covers more than 0.1 % of its arena, so this percentile lies on the mouse
+    # noise (robust sigma of all differences) and the mouse's contrast (the extreme tail,
+    # top 0.1 %, of each sample's differences: a mouse covers more than 0.1 % of its arena)
+    hist = _Histogram()
+    dark_tail, light_tail = [], []
     q = 99.9
-    dark_c = float(np.median(np.percentile(-vals, q, axis=1))) if vals.size else 0.0
-    light_c = float(np.median(np.percentile(vals, q, axis=1))) if vals.size else 0.0
+    bg16 = bg.astype(np.int16)
+    for frame in samples:
+        crop = frame[y0:y1, x0:x1]
+        if blur:
+            crop = cv2.GaussianBlur(crop, (blur, blur), 0)
+        vals = (crop.astype(np.int16) - bg16)[inside]
+        if vals.size == 0:
+            continue
+        hist.add(vals)
+        dark_tail.append(float(np.percentile(-vals, q)))
+        light_tail.append(float(np.percentile(vals, q)))
+    med, mad = hist.median_and_mad()
+    sigma = max(float(1.4826 * mad), 0.5) if dark_tail else 1.0
+    dark_c = float(np.median(dark_tail)) if dark_tail else 0.0
+    light_c = float(np.median(light_tail)) if light_tail else 0.0
 
     polarity = {"dark": "dark", "light": "light"}.get(settings.animal, "both")
     if settings.animal == "auto":
@@ -196,7 +486,7 @@ def make_detector(
     max_area = settings.max_area_px if settings.max_area_px else max(2 * min_area, 0.25 * arena_area)
     k = int(settings.opening_px)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
-    return ArenaDetector(
+    full = ArenaDetector(
         name=arena.name,
         x0=x0,
         y0=y0,
@@ -211,7 +501,25 @@ def make_detector(
         blur_px=blur,
         kernel=kernel,
         noise_sigma=sigma,
+        limit=_comparison_limit(bg, mask, polarity, threshold),
     )
+    areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
+    mouse_area = float(np.median(areas)) if areas else None
+    scale = getattr(settings, "downscale", None)
+    if scale is None:  # auto
+        scale = 2 if (mouse_area or 0.0) >= DOWNSCALE_MIN_AREA_PX else 1
+    coarse = None
+    if scale == 2 and min(x1 - x0, y1 - y0) >= 8:
+        coarse = _coarse_inputs(raw_bg, mask, polarity, threshold, k, min_area, max_area)
+    else:
+        scale = 1
+    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse)
+
+
+def _replace(detector: ArenaDetector, **changes) -> ArenaDetector:
+    import dataclasses
+
+    return dataclasses.replace(detector, **changes)
 
 
 def detect_chunk(
