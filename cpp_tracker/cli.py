@@ -75,6 +75,15 @@ def _add_track(sub) -> None:
         "still decoded, so on H.264 this saves tracking time, not decoding time; results are "
         "less exact",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="track the video in N time segments, one process each (default 1). For long "
+        "recordings on a machine with N or more cores; the results are identical to one "
+        "pass. Videos shorter than N x 30 s, or whose frames cannot be indexed, are "
+        "tracked in one pass (run.json says why)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_track)
 
@@ -85,9 +94,16 @@ def _cmd_track(args) -> int:
 
     if args.stride < 1:
         raise ConfigError("--stride", "must be a whole number of at least 1")
+    if args.workers < 1:
+        raise ConfigError("--workers", "must be a whole number of at least 1")
     config = load_config(args.config)
     result = track_video(
-        args.video, config, args.out, stride=args.stride, progress=not args.no_progress
+        args.video,
+        config,
+        args.out,
+        stride=args.stride,
+        progress=not args.no_progress,
+        workers=args.workers,
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)

@@ -31,6 +31,8 @@ __all__ = [
     "read_track",
     "write_png",
     "TrackPartWriter",
+    "read_parts",
+    "write_track_from_parts",
 ]
 
 
@@ -135,10 +137,20 @@ class TrackPartWriter:
         return write_parquet(path, table)
 
     def read_all(self, columns: list[str] | None = None) -> pd.DataFrame:
-        parts = self.parts()
-        if not parts:
-            return pd.DataFrame()
-        return pd.concat([pd.read_parquet(p, columns=columns) for p in parts], ignore_index=True)
+        return read_parts(self.parts(), columns)
+
+
+def read_parts(parts: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+    """The part files, in order, as one table (only ``columns``, when given).
+
+    String columns come back as categoricals: one copy of each arena name, not one per row.
+    """
+    if not parts:
+        return pd.DataFrame()
+    tables = [pq.read_table(p, columns=columns) for p in parts]
+    table = pa.concat_tables(tables)
+    del tables
+    return table.to_pandas(strings_to_categorical=True, self_destruct=True)
 
 
 def write_track_from_parts(

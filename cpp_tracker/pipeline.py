@@ -26,14 +26,15 @@ from .config import Config, check_against_frame, config_hash, config_to_dict
 from .geometry import UNKNOWN, assign_chambers, build_layout
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
 from .outputs import (
-    TrackPartWriter,
+    read_parts,
     write_csv,
     write_json,
     write_png,
     write_track_from_parts,
 )
+from .segments import MIN_SEGMENT_S, detect_video
 from .summary import summarize_arena
-from .tracker import TRACK_COLUMNS, detect_chunk, make_detector
+from .tracker import TRACK_COLUMNS, make_detector
 from .video import VideoInfo, VideoReader, probe_video
 
 __all__ = ["Analysis", "RunResult", "analyse_track", "track_video", "result_dir_for"]
@@ -168,23 +169,6 @@ def video_identity(info: VideoInfo) -> dict:
     }
 
 
-def _chunk_rows(chunk, detections: list[tuple], arena_names: list[str]) -> pd.DataFrame:
-    """Frame-major rows (frame, then arena in config order) for one chunk."""
-    n = len(chunk)
-    k = len(arena_names)
-    cols = {
-        "frame": np.repeat(chunk.index, k),
-        "time_s": np.repeat(chunk.time_s, k),
-        "arena": np.tile(np.array(arena_names, dtype=object), n),
-    }
-    for j, name in enumerate(("x", "y", "area_px", "n_blobs")):
-        cols[name] = np.stack([d[j] for d in detections], axis=1).reshape(-1)
-    table = pd.DataFrame(cols)
-    table["detected"] = np.isfinite(table["x"].to_numpy())
-    table["n_blobs"] = table["n_blobs"].astype("int16")
-    return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
-
-
 def track_video(
     video: str | Path,
     config: Config,
@@ -192,10 +176,14 @@ def track_video(
     *,
     stride: int = 1,
     progress: bool = True,
-    chunk_size: int = 64,
     progress_position: int | None = None,
+    workers: int = 1,
+    min_segment_s: float = MIN_SEGMENT_S,
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
+
+    ``workers`` > 1 tracks time segments of the video in that many processes (see
+    :mod:`cpp_tracker.segments`); the results are the same as with one.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -209,7 +197,6 @@ def track_video(
     partial = result_dir / PARTIAL_DIR
     if partial.exists():
         shutil.rmtree(partial)
-    parts = TrackPartWriter(partial)
     warnings: list[str] = []
 
     with VideoReader(video, info) as reader:
@@ -220,41 +207,39 @@ def track_video(
             make_detector(a, config.detection, background, samples) for a in config.arenas
         ]
         del samples
-        arena_names = [a.name for a in config.arenas]
-        buffer: list[pd.DataFrame] = []
-        buffered_until = None
-        bar = tqdm(
-            total=info.nominal_frame_count,
-            unit="frame",
-            desc=Path(video).name,
-            disable=not progress,
-            position=progress_position,
-            leave=progress_position is None,
-            dynamic_ncols=True,
-        )
-        frames_tracked = 0
-        last_decoded = 0
-        try:
-            for chunk in reader.chunks(chunk_size, stride=stride):
-                detections = [detect_chunk(chunk.frames, d) for d in detectors]
-                buffer.append(_chunk_rows(chunk, detections, arena_names))
-                frames_tracked += len(chunk)
-                if buffered_until is None:
-                    buffered_until = float(chunk.time_s[0]) + config.video.checkpoint_s
-                if chunk.time_s[-1] >= buffered_until:
-                    parts.write(pd.concat(buffer, ignore_index=True))
-                    buffer = []
-                    buffered_until = float(chunk.time_s[-1]) + config.video.checkpoint_s
-                bar.update(reader.frames_decoded - last_decoded)
-                last_decoded = reader.frames_decoded
-        finally:
-            bar.close()
-        if buffer:
-            parts.write(pd.concat(buffer, ignore_index=True))
-        frames_decoded = reader.frames_decoded
-        timestamp_source = reader.timestamp_source
-        timestamps_repaired = reader.timestamps_repaired
         luma_direct = reader.luma_direct
+        sampling = reader.sampling
+    bar = tqdm(
+        total=info.nominal_frame_count,
+        unit="frame",
+        desc=Path(video).name,
+        disable=not progress,
+        position=progress_position,
+        leave=progress_position is None,
+        dynamic_ncols=True,
+    )
+
+    def show(frames_decoded: int) -> None:
+        bar.update(frames_decoded - bar.n)
+
+    try:
+        run = detect_video(
+            video,
+            info,
+            detectors,
+            partial,
+            workers=workers,
+            stride=stride,
+            checkpoint_s=config.video.checkpoint_s,
+            progress=show,
+            min_segment_s=min_segment_s,
+        )
+    finally:
+        bar.close()
+    frames_tracked = run.frames_tracked
+    frames_decoded = run.frames_decoded
+    timestamp_source = run.timestamp_source
+    timestamps_repaired = run.timestamps_repaired
     t_tracked = time.perf_counter()
 
     if frames_tracked == 0:
@@ -262,7 +247,7 @@ def track_video(
 
         raise VideoError(f"{video}: no frame could be decoded; check that the file plays")
 
-    track = parts.read_all(["frame", "time_s", "arena", "x", "y", "detected"])
+    track = read_parts(run.parts, ["time_s", "arena", "x", "y", "detected"])
     nominal = 1.0 / info.nominal_fps if info.nominal_fps else None
     analysis = analyse_track(
         track, config, video_label=str(video), nominal_interval_s=nominal
@@ -295,7 +280,7 @@ def track_video(
                 part[c] = part[c].astype(str)
         return part
 
-    write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
+    write_track_from_parts(result_dir / "track.parquet", run.parts, add_chamber)
     write_csv(result_dir / "occupancy.csv", analysis.occupancy)
     write_csv(result_dir / "summary.csv", analysis.summary)
     finished = _now()
@@ -327,7 +312,8 @@ def track_video(
             "read_fraction_of_nominal": read_fraction,
             "gaps": tb.gap_list(),
         },
-        "reader": {"luma_direct": luma_direct},
+        "reader": {"luma_direct": luma_direct, "background_sampling": sampling},
+        "parallel": run.describe(),
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,
         "warnings": warnings,

@@ -10,6 +10,7 @@ none (recorded in :attr:`VideoReader.timestamp_source`).
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -22,7 +23,21 @@ import numpy as np
 
 from .errors import VideoError
 
-__all__ = ["VideoInfo", "FrameChunk", "VideoReader", "probe_video", "VIDEO_SUFFIXES"]
+__all__ = [
+    "VideoInfo",
+    "FrameChunk",
+    "FrameSpan",
+    "SpanReport",
+    "VideoReader",
+    "probe_video",
+    "frame_times",
+    "chunk_frames_for",
+    "VIDEO_SUFFIXES",
+]
+
+#: Frames per chunk are chosen so that one chunk holds about this many bytes of pixels:
+#: with the prefetch queue, a few chunks are alive at once, whatever the frame size.
+CHUNK_BYTES = 8_000_000
 
 #: File endings treated as videos when a folder is searched.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264", ".mts")
@@ -68,9 +83,47 @@ class FrameChunk:
         return len(self.index)
 
 
-def _open_capture(path: str, raw_luma: bool) -> cv2.VideoCapture:
+@dataclass(frozen=True)
+class FrameSpan:
+    """A stretch of a video to read on its own: the frames whose time lies in
+    ``[start_s, end_s)``.
+
+    The reader seeks to a little before ``start_s``, checks that the first frame it gets
+    lies before ``start_s`` (else it seeks earlier, down to the start of the file), and
+    decodes on from there, so no frame of the stretch is skipped. ``first_index`` is the
+    decode index the first frame of the stretch has in the whole video (the caller knows it
+    from :func:`frame_times`, or adjusts the indices afterwards).
+    """
+
+    start_s: float
+    end_s: float = math.inf
+    first_index: int = 0
+    lead_s: float = 2.0  # how far before start_s the first seek aims
+
+
+@dataclass
+class SpanReport:
+    """What reading a :class:`FrameSpan` found (for checking that spans join exactly)."""
+
+    seek_s: float | None = None  # where the successful seek aimed (None: from the start)
+    seeks: int = 0  # seeks tried
+    lead_in_frames: int = 0  # frames decoded before start_s
+    first_time_s: float | None = None  # time of the first frame of the span
+    last_time_s: float | None = None
+    frames: int = 0  # frames of the span (all, whatever the stride)
+    reached_end: bool = False  # a frame at or after end_s was seen (not the end of file)
+    non_increasing: int = 0  # timestamps missing or not after the previous one
+
+
+def chunk_frames_for(width: int, height: int, limit: int = 64) -> int:
+    """Frames per chunk for this frame size (about :data:`CHUNK_BYTES` per chunk)."""
+    return max(1, min(limit, CHUNK_BYTES // max(1, width * height)))
+
+
+def _open_capture(path: str, raw_luma: bool, threads: int | None = None) -> cv2.VideoCapture:
     _quiet_opencv()
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    params = [] if not threads else [cv2.CAP_PROP_N_THREADS, int(threads)]
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
         raise VideoError(
@@ -130,16 +183,24 @@ class VideoReader:
                 ...
 
     After iteration, ``frames_decoded``, ``timestamp_source`` and ``timestamps_repaired``
-    describe what was read.
+    describe what was read. ``decode_threads`` sets the decoder's threads for
+    :meth:`chunks` (None: FFmpeg's choice, one per core).
     """
 
-    def __init__(self, path: str | Path, info: VideoInfo | None = None):
+    def __init__(
+        self, path: str | Path, info: VideoInfo | None = None, decode_threads: int | None = None
+    ):
         self.path = str(path)
+        self.decode_threads = decode_threads
         self.info = info if info is not None else probe_video(self.path)
         self.frames_decoded = 0
         self.timestamps_repaired = 0
         self._luma_direct: bool | None = None
+        self._first_luma: np.ndarray | None = None
         self._cap: cv2.VideoCapture | None = None
+        self.span_report: SpanReport | None = None
+        #: how the background samples were taken: 'keyframes', 'seek' or 'sequential'
+        self.sampling: str | None = None
 
     # -- context management -------------------------------------------------------------
     def __enter__(self) -> VideoReader:
@@ -186,6 +247,7 @@ class VideoReader:
             return False
         if a.ndim != 2 or a.shape != (self.info.height, self.info.width) or a.dtype != np.uint8:
             return False
+        self._first_luma = a
         gray = cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).astype(np.float32).ravel()
         luma = a.astype(np.float32).ravel()
         if gray.std() < 1 or luma.std() < 1:
@@ -209,80 +271,162 @@ class VideoReader:
     # -- reading --------------------------------------------------------------------------
     def chunks(
         self,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         *,
         start_frame: int = 0,
         stride: int = 1,
         prefetch: bool = True,
+        span: FrameSpan | None = None,
     ) -> Iterator[FrameChunk]:
         """Yield :class:`FrameChunk` s of up to ``chunk_size`` frames until the video ends.
 
-        ``stride`` keeps every n-th frame (others are still decoded: H.264 cannot skip).
-        ``start_frame`` skips that many frames first (decoding them). With ``prefetch``,
-        decoding runs in a background thread, overlapping with the caller's work (OpenCV
-        releases the GIL while it decodes).
+        ``chunk_size`` defaults to :func:`chunk_frames_for` the frame size. ``stride`` keeps
+        every n-th frame (counted from decode index 0; the others are still decoded: H.264
+        cannot skip). ``start_frame`` skips that many frames first (decoding them). ``span``
+        reads only one stretch of the video, after a checked seek (see :class:`FrameSpan`;
+        :attr:`span_report` describes it afterwards). With ``prefetch``, decoding runs in a
+        background thread, overlapping with the caller's work (OpenCV releases the GIL while
+        it decodes).
         """
-        self._cap = _open_capture(self.path, raw_luma=self.luma_direct)
-        gen = self._read_chunks(chunk_size, start_frame, max(1, int(stride)))
+        if chunk_size is None:
+            chunk_size = chunk_frames_for(self.info.width, self.info.height)
+        self._cap = _open_capture(self.path, self.luma_direct, self.decode_threads)
+        gen = self._read_chunks(chunk_size, start_frame, max(1, int(stride)), span)
         if not prefetch:
             yield from gen
             return
         yield from _prefetched(gen, depth=3)
 
-    def _read_chunks(self, chunk_size: int, start_frame: int, stride: int) -> Iterator[FrameChunk]:
+    def _seek_before(self, span: FrameSpan, report: SpanReport) -> tuple[bool, float]:
+        """Position the capture before ``span.start_s``; return (grabbed, time of frame).
+
+        The frame grabbed last is the first one to process. Seeks aim ``lead_s`` before the
+        span, then twice as far, ..., and finally the file is read from its start.
+        """
+        lead = span.lead_s
+        while True:
+            target = span.start_s - lead
+            if target <= 0:
+                self._cap.release()
+                self._cap = _open_capture(self.path, self.luma_direct, self.decode_threads)
+                report.seek_s = None
+                return self._cap.grab(), self._frame_time()
+            report.seeks += 1
+            self._cap.set(cv2.CAP_PROP_POS_MSEC, target * 1000.0)
+            ok = self._cap.grab()
+            t = self._frame_time()
+            if ok and np.isfinite(t) and t < span.start_s and t > 0:
+                report.seek_s = target
+                return True, t
+            lead *= 4
+
+    def _frame_time(self) -> float:
+        return self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+    def _read_chunks(
+        self, chunk_size: int, start_frame: int, stride: int, span: FrameSpan | None = None
+    ) -> Iterator[FrameChunk]:
         cap = self._cap
         assert cap is not None
         h, w = self.info.height, self.info.width
         interval = self.nominal_interval_s
+        start_s, end_s = -math.inf, math.inf
+        i = 0  # decode index of the next frame of the span (or of the video)
+        grabbed, pending = 0, False
+        report = SpanReport()
+        if span is not None:
+            self.span_report = report
+            start_s, end_s, i = span.start_s, span.end_s, span.first_index
+            if start_s > 0:
+                ok, _ = self._seek_before(span, report)
+                cap = self._cap
+                pending = ok
+                if not ok:
+                    return
         last_t = -np.inf
-        i = 0
-        buf = np.empty((chunk_size, h, w), dtype=np.uint8)
-        idx = np.empty(chunk_size, dtype=np.int64)
-        ts = np.empty(chunk_size, dtype=np.float64)
+
+        def new_buffers():
+            return (
+                np.empty((chunk_size, h, w), dtype=np.uint8),
+                np.empty(chunk_size, dtype=np.int64),
+                np.empty(chunk_size, dtype=np.float64),
+            )
+
+        buf, idx, ts = new_buffers()
         n = 0
         while True:
-            if not cap.grab():
+            if pending:
+                pending = False
+            elif not cap.grab():
                 break
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            if not np.isfinite(t) or t <= last_t or (t == 0 and i > 0):
+            if not np.isfinite(t) or t <= last_t or (t == 0 and grabbed > 0):
+                report.non_increasing += 1
                 t = (last_t + interval) if np.isfinite(last_t) else i * interval
-                if i > 0:
+                if grabbed > 0:
                     self.timestamps_repaired += 1
+            grabbed += 1
             last_t = t
-            self.frames_decoded = i + 1
+            if t < start_s:
+                report.lead_in_frames += 1
+                continue
+            if t >= end_s:
+                report.reached_end = True
+                break
+            if report.first_time_s is None:
+                report.first_time_s = t
+            report.last_time_s = t
+            report.frames += 1
+            self.frames_decoded += 1
             if i >= start_frame and (i - start_frame) % stride == 0:
-                ok, frame = cap.retrieve()
+                out = buf[n]
+                if self.luma_direct:
+                    ok, frame = cap.retrieve(out)
+                else:
+                    ok, frame = cap.retrieve()
                 if ok and frame is not None:
-                    g = self._gray(frame)
-                    if g.shape != (h, w):
+                    if frame.ndim == 3:
+                        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+                    if frame.shape != (h, w):
                         raise VideoError(
-                            f"{self.path}: frame {i} has size {g.shape[1]}x{g.shape[0]}, the "
-                            f"video said {w}x{h}; re-encode the file with a fixed frame size"
+                            f"{self.path}: frame {i} has size {frame.shape[1]}x{frame.shape[0]}, "
+                            f"the video said {w}x{h}; re-encode the file with a fixed frame size"
                         )
-                    buf[n] = g
+                    if frame is not out and not np.shares_memory(frame, out):
+                        out[...] = frame
                     idx[n] = i
                     ts[n] = t
                     n += 1
                     if n == chunk_size:
-                        yield FrameChunk(idx.copy(), ts.copy(), buf.copy())
+                        yield FrameChunk(idx, ts, buf)
+                        buf, idx, ts = new_buffers()
                         n = 0
             i += 1
         if n:
-            yield FrameChunk(idx[:n].copy(), ts[:n].copy(), buf[:n].copy())
+            yield FrameChunk(idx[:n], ts[:n], buf[:n])
 
     def sample_frames(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """About ``n`` grayscale frames spread evenly over the whole video.
 
-        Returns (frames (m, h, w) uint8, decode indices). Seeks where the container gives a
-        frame count; frames that cannot be read at their position (truncated files) are
-        skipped.
+        Returns (frames (m, h, w) uint8, decode indices). Where the video has at least
+        ``n`` keyframes, the keyframes nearest to ``n`` evenly spaced times are decoded
+        (each on its own, from a seek: cheap whatever the keyframe interval; their indices
+        are estimated from time and frame rate). Otherwise the frames are taken at their
+        positions by seeking where the container gives a frame count (each seek decodes
+        from the previous keyframe), or in one pass. Frames that cannot be read at their
+        position (truncated files) are skipped. :attr:`sampling` says which way was used.
         """
+        sampled = self._sample_keyframes(n)
+        if sampled is not None:
+            self.sampling = "keyframes"
+            return sampled
         cap = _open_capture(self.path, raw_luma=self.luma_direct)
         frames: list[np.ndarray] = []
         indices: list[int] = []
         try:
             count = self.info.nominal_frame_count
             if count and count > 4 * n:
+                self.sampling = "seek"
                 targets = np.linspace(0, count - 1, n + 2)[1:-1].round().astype(int)
                 for target in targets:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
@@ -291,6 +435,7 @@ class VideoReader:
                         frames.append(self._gray(frame))
                         indices.append(int(target))
             else:
+                self.sampling = "sequential"
                 i = 0
                 step = max(1, (count or 0) // max(n, 1))
                 while True:
@@ -312,6 +457,93 @@ class VideoReader:
         if not frames:
             raise VideoError(f"{self.path}: no frame could be decoded; check that it plays")
         return np.stack(frames), np.asarray(indices)
+
+    def _sample_keyframes(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``n`` keyframes spread over the video, decoded with PyAV; None when the video
+        has fewer keyframes in its index, or PyAV's frames are not OpenCV's."""
+        if not self.luma_direct or self._first_luma is None:
+            return None
+        try:
+            import av
+        except ImportError:  # pragma: no cover - a dependency
+            return None
+        h, w = self.info.height, self.info.width
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                keys = np.array(
+                    [e.timestamp for e in stream.index_entries if e.is_keyframe], dtype=np.int64
+                )
+                keys = np.unique(keys)
+                if len(keys) < n:
+                    return None
+                first = next(container.decode(stream))
+                if not np.array_equal(_luma_plane(first, h, w), self._first_luma):
+                    return None
+                wanted = np.linspace(keys[0], keys[-1], n + 2)[1:-1]
+                picks = np.unique(np.abs(keys[None, :] - wanted[:, None]).argmin(axis=1))
+                if len(picks) < max(3, (4 * n) // 5):
+                    return None
+                frames = np.empty((len(picks), h, w), dtype=np.uint8)
+                times = np.empty(len(picks))
+                m = 0
+                for k in picks:
+                    container.seek(int(keys[k]), stream=stream, backward=True, any_frame=False)
+                    frame = next(container.decode(stream), None)
+                    if frame is None or frame.pts is None:
+                        continue
+                    luma = _luma_plane(frame, h, w)
+                    if luma is None:
+                        return None
+                    frames[m] = luma
+                    times[m] = float((frame.pts - (stream.start_time or 0)) * stream.time_base)
+                    m += 1
+        except (av.FFmpegError, StopIteration, IndexError, ValueError):
+            return None
+        if m < max(3, (4 * n) // 5):
+            return None
+        fps = self.info.nominal_fps or 1.0 / self.nominal_interval_s
+        return frames[:m], np.round(times[:m] * fps).astype(np.int64)
+
+
+#: 8-bit pixel formats whose first plane is the luma (or gray) plane.
+_LUMA_FORMATS = frozenset(
+    "yuv420p yuvj420p yuv422p yuvj422p yuv444p yuvj444p yuv440p yuvj440p yuv411p yuv410p "
+    "gray nv12 nv21".split()
+)
+
+
+def _luma_plane(frame, height: int, width: int) -> np.ndarray | None:
+    """The luma plane of a PyAV frame in a planar YUV or gray format (a copy), else None."""
+    if frame.format.name not in _LUMA_FORMATS:
+        return None
+    if frame.width != width or frame.height != height:
+        return None
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return np.ascontiguousarray(rows[:height, :width])
+
+
+def frame_times(path: str | Path) -> np.ndarray:
+    """Presentation time (s) of every frame, in presentation order, from the container's
+    packets (no decoding), as :class:`VideoReader` reports them (time since the stream's
+    start). Raises :class:`VideoError` when the packets carry no timestamps."""
+    import av
+
+    path = str(path)
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            start = stream.start_time or 0
+            tb = stream.time_base
+            pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+    except (av.FFmpegError, IndexError) as e:
+        raise VideoError(f"{path}: its frames cannot be indexed ({e})") from None
+    if not pts:
+        raise VideoError(f"{path}: its packets carry no timestamps")
+    ticks = np.sort(np.asarray(pts, dtype=np.int64)) - start
+    # the same arithmetic as OpenCV's CAP_PROP_POS_MSEC, then / 1000 as the reader does
+    return ticks.astype(np.float64) * (tb.numerator / tb.denominator) * 1000.0 / 1000.0
 
 
 _END = object()

@@ -1,0 +1,299 @@
+"""Detection over one video, in one pass or in time segments tracked by parallel processes.
+
+:func:`detect_video` runs the detectors (prepared once, from samples of the whole video)
+over every frame and writes the track in part files as it goes. With ``workers`` > 1 a long
+recording is cut into that many stretches of about equal frame counts, each tracked by its
+own process: it seeks to a little before its stretch, checks that the seek did not
+overshoot, and detects in every frame whose presentation time lies in the stretch (see
+:class:`~cpp_tracker.video.FrameSpan`). Every process uses the same detectors, so the same
+background, threshold and limits. Detection has no memory from one frame to the next, and
+chambers (whose hysteresis does) are assigned afterwards on the joined track, so the joined
+result is the one a single pass gives.
+
+The plan comes from the container's packets (:func:`~cpp_tracker.video.frame_times`, no
+decoding): the frame times, and so the decode index at which each stretch starts; each
+boundary lies halfway between two frames. After the run the join is checked: every stretch
+holds exactly the planned number of frames, every stretch but the last ended at its
+boundary (not at a decoding failure), and no timestamp was missing or out of order. If a
+check fails the video is tracked again in one pass, and the reason is returned (it goes to
+``run.json``). Videos shorter than ``workers * min_segment_s`` are tracked in one pass.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VideoError
+from .outputs import TrackPartWriter
+from .tracker import ArenaDetector, track_frames
+from .video import FrameSpan, SpanReport, VideoInfo, VideoReader, frame_times
+
+__all__ = ["DetectionRun", "detect_video", "plan_spans", "MIN_SEGMENT_S"]
+
+#: Stretches shorter than this are not worth a process of their own (start-up, seek).
+MIN_SEGMENT_S = 30.0
+
+
+@dataclass
+class DetectionRun:
+    """What :func:`detect_video` did: the track's part files in order, and counts."""
+
+    parts: list[Path]
+    frames_tracked: int
+    frames_decoded: int
+    timestamps_repaired: int
+    timestamp_source: str
+    workers: int  # processes that tracked the video (1: one pass in this process)
+    segments: list[dict] = field(default_factory=list)  # per stretch, for run.json
+    one_pass_reason: str | None = None  # why workers > 1 was asked for but not used
+
+    def describe(self) -> dict:
+        """For run.json."""
+        return {
+            "workers": self.workers,
+            "segments": self.segments,
+            "one_pass_reason": self.one_pass_reason,
+        }
+
+
+@dataclass
+class _SpanResult:
+    parts: list[Path]
+    frames_tracked: int
+    frames_decoded: int
+    timestamps_repaired: int
+    timestamp_source: str
+    report: SpanReport | None
+
+
+def _track_span(
+    video: str,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    part_dir: Path,
+    span: FrameSpan | None,
+    stride: int,
+    checkpoint_s: float,
+    decode_threads: int | None,
+    on_progress: Callable[[int], None] | None,
+) -> _SpanResult:
+    writer = TrackPartWriter(part_dir)
+    with VideoReader(video, info, decode_threads=decode_threads) as reader:
+
+        def tick() -> None:
+            if on_progress is not None:
+                on_progress(reader.frames_decoded)
+
+        frames = track_frames(
+            reader.chunks(stride=stride, span=span),
+            detectors,
+            writer.write,
+            checkpoint_s=checkpoint_s,
+            on_chunk=tick,
+        )
+        return _SpanResult(
+            parts=writer.parts(),
+            frames_tracked=frames,
+            frames_decoded=reader.frames_decoded,
+            timestamps_repaired=reader.timestamps_repaired,
+            timestamp_source=reader.timestamp_source,
+            report=reader.span_report,
+        )
+
+
+# -- worker processes ------------------------------------------------------------------------
+_COUNTERS = None
+
+
+def _init_worker(counters) -> None:
+    global _COUNTERS
+    _COUNTERS = counters
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+
+
+def _worker(k: int, *args) -> _SpanResult:
+    def progress(n: int) -> None:
+        if _COUNTERS is not None:
+            _COUNTERS[k] = n
+
+    return _track_span(*args, on_progress=progress)
+
+
+def plan_spans(times: np.ndarray, n_segments: int) -> list[FrameSpan]:
+    """Cut frames with strictly increasing ``times`` into ``n_segments`` stretches of about
+    equal frame counts; boundaries lie halfway between two frames."""
+    n = len(times)
+    starts = [round(k * n / n_segments) for k in range(n_segments)] + [n]
+    spans = []
+    for k in range(n_segments):
+        a, b = starts[k], starts[k + 1]
+        start_s = -math.inf if k == 0 else float(times[a - 1] + times[a]) / 2.0
+        end_s = math.inf if k == n_segments - 1 else float(times[b - 1] + times[b]) / 2.0
+        spans.append(FrameSpan(start_s=start_s, end_s=end_s, first_index=a))
+    return spans
+
+
+def _plan(
+    video: str, workers: int, min_segment_s: float
+) -> tuple[list[FrameSpan], list[int], str | None]:
+    """Spans and their planned frame counts, or ([], [], why not)."""
+    try:
+        times = frame_times(video)
+    except VideoError as e:
+        return [], [], f"the video's frames could not be indexed ({e})"
+    if len(times) < 2 or not np.all(np.diff(times) > 0):
+        return [], [], "the video's timestamps are not strictly increasing"
+    duration = float(times[-1] - times[0])
+    if duration < workers * min_segment_s:
+        return [], [], (
+            f"the video is shorter than {workers} x {min_segment_s:g} s; one pass is as fast"
+        )
+    spans = plan_spans(times, workers)
+    bounds = [s.first_index for s in spans] + [len(times)]
+    return spans, [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)], None
+
+
+def _check_join(results: list[_SpanResult], expected: list[int]) -> str | None:
+    """Why the stretches do not join into exactly the one-pass frames, or None."""
+    for k, (res, n) in enumerate(zip(results, expected, strict=True)):
+        rep = res.report
+        assert rep is not None
+        if rep.non_increasing:
+            return f"segment {k}: {rep.non_increasing} timestamp(s) missing or out of order"
+        if rep.frames != n:
+            return f"segment {k}: {rep.frames} frames decoded, {n} expected from the index"
+        if k < len(results) - 1 and not rep.reached_end:
+            return f"segment {k}: decoding stopped before its end at frame {rep.frames}"
+    return None
+
+
+def detect_video(
+    video: str | Path,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    part_dir: str | Path,
+    *,
+    workers: int = 1,
+    stride: int = 1,
+    checkpoint_s: float = 300.0,
+    progress: Callable[[int], None] | None = None,
+    min_segment_s: float = MIN_SEGMENT_S,
+) -> DetectionRun:
+    """Detect the mouse in every frame (every ``stride``-th) of ``video``.
+
+    Part files go to ``part_dir`` (one pass) or ``part_dir/segment-NN/``. ``progress`` is
+    called now and then with the number of frames decoded so far. See the module
+    description for ``workers``.
+    """
+    video = str(video)
+    part_dir = Path(part_dir)
+    workers = max(1, int(workers))
+    reason = None
+    if workers > 1:
+        spans, expected, reason = _plan(video, workers, min_segment_s)
+        if not reason:
+            try:
+                run = _detect_in_segments(
+                    video, info, detectors, part_dir, spans, expected, stride, checkpoint_s,
+                    progress,
+                )
+            except BrokenProcessPool:
+                run = (
+                    "the worker processes could not start or died (a script that calls "
+                    "track_video with workers > 1 needs an `if __name__ == \"__main__\":` "
+                    "guard)"
+                )
+            if isinstance(run, DetectionRun):
+                return run
+            reason = run  # the join failed: track again in one pass
+            for k in range(len(spans)):
+                shutil.rmtree(part_dir / f"segment-{k:02d}", ignore_errors=True)
+    res = _track_span(
+        video, info, detectors, part_dir, None, stride, checkpoint_s, None, progress
+    )
+    return DetectionRun(
+        parts=res.parts,
+        frames_tracked=res.frames_tracked,
+        frames_decoded=res.frames_decoded,
+        timestamps_repaired=res.timestamps_repaired,
+        timestamp_source=res.timestamp_source,
+        workers=1,
+        one_pass_reason=reason,
+    )
+
+
+def _detect_in_segments(
+    video: str,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    part_dir: Path,
+    spans: list[FrameSpan],
+    expected: list[int],
+    stride: int,
+    checkpoint_s: float,
+    progress: Callable[[int], None] | None,
+) -> DetectionRun | str:
+    """Track the spans in parallel processes; the run, or why the join failed."""
+    n = len(spans)
+    ctx = multiprocessing.get_context("spawn")
+    counters = ctx.Array("q", n, lock=False)
+    threads = max(1, (os.cpu_count() or 1) // n)
+    with ProcessPoolExecutor(
+        max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(counters,)
+    ) as pool:
+        futures = [
+            pool.submit(
+                _worker, k, video, info, list(detectors), part_dir / f"segment-{k:02d}",
+                span, stride, checkpoint_s, threads,
+            )
+            for k, span in enumerate(spans)
+        ]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            if progress is not None:
+                progress(int(sum(counters)))
+            for f in done:
+                if f.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise f.exception()
+        results: list[_SpanResult] = [f.result() for f in futures]
+    why = _check_join(results, expected)
+    if why:
+        return why
+    segments = []
+    for k, (span, res) in enumerate(zip(spans, results, strict=True)):
+        rep = res.report
+        segments.append(
+            {
+                "segment": k,
+                "first_frame": span.first_index,
+                "frames": rep.frames,
+                "start_s": rep.first_time_s,
+                "end_s": rep.last_time_s,
+                "seek_s": None if rep.seek_s is None else round(float(rep.seek_s), 6),
+                "lead_in_frames": rep.lead_in_frames,
+            }
+        )
+    return DetectionRun(
+        parts=[p for r in results for p in r.parts],
+        frames_tracked=sum(r.frames_tracked for r in results),
+        frames_decoded=sum(r.frames_decoded for r in results),
+        timestamps_repaired=0,
+        timestamp_source="container",
+        workers=n,
+        segments=segments,
+    )
