@@ -48,12 +48,9 @@ _NICE_CM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
 def scale_bar_cm(width_px: float, px_per_cm: float) -> float:
-    """A round length (cm) whose bar is about a quarter of ``width_px``, at most a half."""
-    target = 0.25 * width_px / px_per_cm
-    fits = [c for c in _NICE_CM if c * px_per_cm <= 0.5 * width_px]
-    if not fits:
-        return _NICE_CM[0]
-    return min(fits, key=lambda c: abs(math.log(c / target)))
+    """The longest round length (cm) whose bar fits in 30 % of ``width_px`` (at least 1 cm)."""
+    fits = [c for c in _NICE_CM if c * px_per_cm <= 0.3 * width_px]
+    return fits[-1] if fits else _NICE_CM[0]
 
 
 def _patch(geom, **kw) -> list[PathPatch]:
@@ -170,19 +167,24 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
                 if ny > 0 or (ny == 0 and nx < 0):
                     nx, ny = -nx, -ny  # above (or right of) the line
                 tip = np.asarray(seg.interpolate(0.2, normalized=True).coords)[0]
-                off = hyst + 0.8 * small_px
+                off = hyst + 2 * line_px + 0.2 * small_px
+                if abs(nx) > abs(ny):
+                    ha, va = ("left" if nx > 0 else "right"), "center"
+                else:
+                    ha, va = "center", ("bottom" if ny < 0 else "top")
                 ax.text(tip[0] + nx * off, tip[1] + ny * off, door.name, color="white",
-                        fontsize=small_px, ha="center", va="center", path_effects=stroke,
-                        zorder=6)
+                        fontsize=small_px, ha=ha, va=va, path_effects=stroke, zorder=6)
         # the arena outline and its name
         ring = np.asarray(layout.polygon.exterior.coords)
         ax.plot(ring[:, 0], ring[:, 1], color=_OUTLINE, linewidth=1.5 * line_px, zorder=5,
                 solid_joinstyle="miter",
                 path_effects=[withStroke(linewidth=3 * line_px, foreground="black",
                                          joinstyle="miter")])
-        x0, y0, x1, y1 = layout.polygon.bounds
+        # the name at the outline's top-left corner, just inside
+        x0, y0, _, _ = layout.polygon.bounds
+        corner = min(ring[:-1], key=lambda p: math.hypot(p[0] - x0, p[1] - y0))
         label = arena.name + (f"  {arena.animal_id}" if arena.animal_id else "")
-        ax.text(x0 + font_px * 0.5, y0 + font_px * 0.4, label, color="black",
+        ax.text(corner[0] + font_px * 0.5, corner[1] + font_px * 0.4, label, color="black",
                 fontsize=font_px, ha="left", va="top", zorder=7,
                 bbox={"facecolor": _OUTLINE, "edgecolor": "black", "pad": 1.5,
                       "linewidth": 0.5})
