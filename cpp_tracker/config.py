@@ -911,7 +911,13 @@ def config_hash(config: Config) -> str:
 
 
 def check_against_frame(config: Config, width: int, height: int, video: str = "") -> None:
-    """Raise :class:`ConfigError` naming every coordinate that lies outside the video frame."""
+    """Raise :class:`ConfigError` naming every coordinate that lies outside the video frame.
+
+    Checked: the arena outlines, chamber points, scale points and a template's corners.
+    Masks may reach over the wall and out of the picture (only their part inside the
+    arena counts; :func:`~cpp_tracker.geometry.geometry_problems` rejects a mask that
+    misses its arena).
+    """
     problems = _Problems()
     frame = f"(0..{width} x 0..{height} px{' of ' + video if video else ''})"
 
@@ -938,9 +944,6 @@ def check_against_frame(config: Config, width: int, height: int, video: str = ""
                 c.point, f"arenas[{i}].chambers[{j}].point",
                 *((t.chambers[j].point, t.units) if t else ()),
             )
-        for j, m in enumerate(a.masks):
-            for k, p in enumerate(m):
-                check(p, f"arenas[{i}].masks[{j}][{k}]", *((t.masks[j][k], t.units) if t else ()))
         if a.scale is not None and a.scale.points is not None:
             for k, p in enumerate(a.scale.points):
                 check(p, f"arenas[{i}].scale.points[{k}]")

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import shapely
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -25,7 +26,7 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.patheffects import withStroke
 from shapely.geometry import Point, Polygon
-from shapely.ops import polylabel
+from shapely.ops import polylabel, unary_union
 
 from .config import Config
 from .geometry import build_layout
@@ -113,11 +114,17 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
     stroke = [withStroke(linewidth=max(2.0, font_px / 4), foreground="black")]
     hyst = config.chambers.hysteresis_px
 
+    # one colour per chamber name across arenas: 'paired' looks the same in every box
+    names: list[str] = []
+    for arena in config.arenas:
+        names += [n for n in arena.chamber_names if n not in names]
+    colour_of = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+
     for arena in config.arenas:
         layout = build_layout(arena, hyst)
         # chambers: tinted pieces, their names, and the configured points
         for k, (name, piece) in enumerate(zip(layout.chamber_names, layout.pieces)):
-            colour = PALETTE[k % len(PALETTE)]
+            colour = colour_of[name]
             for p in _patch(piece, facecolor=(*colour, 0.28), edgecolor="none"):
                 ax.add_patch(p)
             # the name sits just above the configured point (the user's "middle of the
@@ -201,7 +208,26 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
     if any(a.masks for a in config.arenas):
         handles.append(Patch(facecolor=(0.3, 0.3, 0.3), edgecolor="white", hatch="///",
                              label="mask"))
-    legend = ax.legend(handles=handles, loc="lower right", fontsize=small_px,
+    # the legend goes in the frame corner where it hides the least of the arenas
+    arenas = unary_union([Polygon(a.polygon) for a in config.arenas])
+    best = None
+    for loc in ("lower right", "lower left", "upper right", "upper left"):
+        legend = ax.legend(handles=handles, loc=loc, fontsize=small_px,
+                           framealpha=0.75, borderpad=0.3, handlelength=1.2, labelspacing=0.2,
+                           borderaxespad=0.2, columnspacing=0.8, handletextpad=0.4,
+                           ncols=len(handles) if w >= 480 else 2)
+        legend.set_zorder(8)
+        canvas.draw()
+        bx0, by0, bx1, by1 = legend.get_window_extent().extents
+        # display coordinates have y up; the image has y down
+        box = shapely.box(bx0, h - by1, bx1, h - by0)
+        hidden = box.intersection(arenas).area
+        if best is None or hidden < best[0] - 1e-6:
+            best = (hidden, loc)
+        legend.remove()
+        if hidden == 0:
+            break
+    legend = ax.legend(handles=handles, loc=best[1], fontsize=small_px,
                        framealpha=0.75, borderpad=0.3, handlelength=1.2, labelspacing=0.2,
                        borderaxespad=0.2, columnspacing=0.8, handletextpad=0.4,
                        ncols=len(handles) if w >= 480 else 2)

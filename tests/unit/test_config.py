@@ -532,16 +532,21 @@ def test_polygon_partly_outside_the_frame():
     assert "0..280 x 0..240 px of v.mp4" in problems[0]
 
 
-def test_masks_chambers_and_scale_points_outside_the_frame():
+def test_chambers_and_scale_points_outside_the_frame():
     raw = two_chambers()
     arena(raw)["polygon"] = [[20, 20], [400, 20], [400, 220], [20, 220]]
     arena(raw)["chambers"][1]["point"] = [350, 120]
-    arena(raw)["masks"] = [[[330, 30], [360, 30], [360, 60]]]
     arena(raw)["scale"] = {"points": [[20, 20], [400, 20]], "distance_cm": 60}
     paths = [p.split(":")[0] for p in frame_problems(raw)]
-    for path in ("arenas[0].polygon[1]", "arenas[0].chambers[1].point", "arenas[0].masks[0][0]",
+    for path in ("arenas[0].polygon[1]", "arenas[0].chambers[1].point",
                  "arenas[0].scale.points[1]"):
         assert path in paths
+
+
+def test_a_mask_may_reach_out_of_the_frame():
+    raw = two_chambers()
+    arena(raw)["masks"] = [[[-10, -10], [60, -10], [60, 60], [-10, 60]]]
+    check_against_frame(parse_config(raw), 320, 240)
 
 
 def test_template_outside_the_frame_names_cm_and_px():
