@@ -26,6 +26,20 @@ A configuration file looks like this (only ``arenas`` is required)::
 
 Every key but ``arenas`` has a default; :func:`load_config` fills them in, so the resolved
 configuration written to ``run.json`` shows every value that was used.
+
+An arena may instead be drawn in the box's own units, with the four corners of the box in
+this video's pixels; a perspective transform maps the drawing to pixels at load time::
+
+    arenas:
+      - name: box1
+        units: cm                 # or mm
+        corners_px: [[70, 50], [570, 50], [600, 430], [40, 430]]   # TL, TR, BR, BL
+        polygon: [[0, 0], [60, 0], [60, 40], [0, 40]]               # in cm
+        doors: [{name: door1, line: [[30, 0], [30, 40]]}]
+        chambers: [{name: paired, point: [15, 20]}, {name: unpaired, point: [45, 20]}]
+
+Problems are collected, never raised one by one: a :class:`ConfigError` lists every one,
+each with its key path and the value found.
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -616,9 +631,6 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
     polygon = (
         _points(raw["polygon"], f"{path}.polygon", problems, 3, unit) if "polygon" in raw else None
     )
-    animal_id = None
-    if raw.get("animal_id") is not None:
-        animal_id = _name(raw["animal_id"], f"{path}.animal_id", problems)
     doors = _parse_doors(raw, path, problems, unit)
     chambers = _parse_chambers(raw, path, problems, unit)
     masks = _parse_masks(raw, path, problems, unit)
@@ -633,7 +645,6 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
                     "'units: cm' (polygon, doors, chambers and masks are then read in cm) or "
                     "remove it"
                 )
-        scale = _parse_scale(raw, path, problems)
     else:
         for key in ("px_per_cm", "scale"):
             if key in raw:
@@ -682,7 +693,15 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
                              f"each {what} of an arena needs its own name")
             seen.add(item.name)
 
-    if len(problems.items) > n_before or name is None or polygon is None:
+    # problems so far concern the geometry; the animal and the scale do not, so an arena
+    # with only those wrong is still built, to have its geometry checked too
+    geometry_ok = len(problems.items) == n_before
+    animal_id = None
+    if raw.get("animal_id") is not None:
+        animal_id = _name(raw["animal_id"], f"{path}.animal_id", problems)
+    if unit == "px":
+        scale = _parse_scale(raw, path, problems)
+    if not geometry_ok or name is None or polygon is None:
         return None
     template = None
     if unit != "px":
@@ -810,13 +829,17 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     settings = _parse_settings(raw, problems)
 
     config = Config(arenas=tuple(a for a in arenas if a is not None), source=source, **settings)
-    if not problems.items:
-        # Geometry (simple polygons, doors crossing, one point per piece, overlaps) needs
-        # well-formed values, so it is checked only when the structure is sound.
-        from .geometry import geometry_problems
+    # Geometry (simple polygons, doors crossing, one point per piece, overlaps) needs
+    # well-formed values: it is checked for every arena that parsed, whatever else is wrong,
+    # and its key paths are put back on the arenas' places in the file.
+    from .geometry import geometry_problems
 
-        for path, message in geometry_problems(config):
-            problems.add(path, message)
+    places = [i for i, a in enumerate(arenas) if a is not None]
+    for path, message in geometry_problems(config):
+        match = re.match(r"arenas\[(\d+)\]", path)
+        if match:
+            path = f"arenas[{places[int(match.group(1))]}]" + path[match.end():]
+        problems.add(path, message)
     if problems.items:
         raise ConfigError(source, problems.items)
     return config

@@ -391,11 +391,19 @@ def test_every_problem_is_reported_at_once():
     assert text.startswith("test.yaml: 4 problems:")
 
 
-def test_geometry_is_checked_only_once_the_structure_is_sound():
+def test_geometry_is_checked_for_every_arena_that_parsed():
     raw = two_chambers()
-    arena(raw)["doors"][0]["line"] = [[400, 20], [400, 220]]  # geometric problem
-    raw["video"] = {"gap_factor": "x"}  # structural problem
-    assert [p.split(":")[0] for p in problems_of(raw)] == ["video.gap_factor"]
+    raw["arenas"].insert(0, {"name": "broken", "polygon": "square", "chambers": []})
+    arena2 = copy.deepcopy(raw["arenas"][1])
+    arena2["name"] = "box2"
+    arena2["polygon"] = [[320, 20], [600, 20], [600, 220], [320, 220]]
+    raw["arenas"].append(arena2)  # a door that misses box2: geometric
+    raw["video"] = {"gap_factor": "x"}  # a structural problem elsewhere
+    paths = [p.split(":")[0] for p in problems_of(raw)]
+    # the broken arena's own problems, box2's door (at its place in the file, [2]), and
+    # the setting; box1 is fine
+    assert paths == ["arenas[0].polygon", "arenas[0].chambers", "video.gap_factor",
+                     "arenas[2].doors[0].line"]
 
 
 def test_empty_and_non_mapping_files(tmp_path):
@@ -561,3 +569,12 @@ def test_template_outside_the_frame_names_cm_and_px():
 def test_inside_the_frame_passes():
     check_against_frame(parse_config(two_chambers()), 320, 240)
     check_against_frame(parse_config(template_cm()), 320, 240)
+
+
+def test_a_bad_scale_or_animal_does_not_hide_geometry_problems():
+    raw = two_chambers()
+    arena(raw)["px_per_cm"] = -4.8
+    arena(raw)["animal_id"] = ["m1"]
+    arena(raw)["doors"][0]["line"] = [[400, 20], [400, 220]]
+    paths = [p.split(":")[0] for p in problems_of(raw)]
+    assert paths == ["arenas[0].animal_id", "arenas[0].px_per_cm", "arenas[0].doors[0].line"]
