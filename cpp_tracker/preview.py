@@ -243,26 +243,32 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
 
 
 def _draw_scale_bar(ax, arena, polygon: Polygon, font_px: float, line_px: float, stroke) -> None:
-    """A bar of a round length in cm near the arena's bottom-left corner, inside it."""
+    """A bar of a round length in cm near the arena's bottom-left corner, inside it (or
+    bottom-right, where a mask covers the bottom-left)."""
     if not arena.px_per_cm:
         return
-    x0, y0, x1, y1 = polygon.bounds
     t = arena.template
     if t is not None:
         # drawn in the template's own units and mapped: it follows the floor's perspective
-        tx = [p[0] for p in t.polygon]
-        ty = [p[1] for p in t.polygon]
         units_per_cm = 1.0 / t.cm_per_unit
-        width_units = max(tx) - min(tx)
-        length_cm = scale_bar_cm(width_units / units_per_cm, 1.0)
-        ux = min(tx) + 0.06 * width_units
-        uy = max(ty) - 0.08 * (max(ty) - min(ty))
-        ends = _map(t.homography(), [[ux, uy], [ux + length_cm * units_per_cm, uy]])
+        to_px = t.homography()
+        ux0, uy0, ux1, uy1 = Polygon(t.polygon).bounds
+        length_cm = scale_bar_cm((ux1 - ux0) / units_per_cm, 1.0)
+        length = length_cm * units_per_cm
     else:
-        length_cm = scale_bar_cm(x1 - x0, arena.px_per_cm)
-        bx = x0 + 0.06 * (x1 - x0)
-        by = y1 - 0.08 * (y1 - y0)
-        ends = np.array([[bx, by], [bx + length_cm * arena.px_per_cm, by]])
+        units_per_cm = arena.px_per_cm
+        to_px = np.eye(3)
+        ux0, uy0, ux1, uy1 = polygon.bounds
+        length_cm = scale_bar_cm(ux1 - ux0, arena.px_per_cm)
+        length = length_cm * arena.px_per_cm
+    width, height = ux1 - ux0, uy1 - uy0
+    y = uy1 - 0.08 * height
+    masks = unary_union([Polygon(m) for m in arena.masks]) if arena.masks else None
+    for x in (ux0 + 0.06 * width, ux1 - 0.06 * width - length):
+        ends = _map(to_px, [[x, y], [x + length, y]])
+        room = shapely.box(ends[0, 0], ends[0, 1] - 2.5 * font_px, ends[1, 0], ends[1, 1] + 4)
+        if masks is None or not room.intersects(masks):
+            break
     ax.plot(ends[:, 0], ends[:, 1], color="white", linewidth=2.5 * line_px,
             solid_capstyle="butt", zorder=7,
             path_effects=[withStroke(linewidth=4.5 * line_px, foreground="black")])

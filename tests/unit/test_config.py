@@ -578,3 +578,40 @@ def test_a_bad_scale_or_animal_does_not_hide_geometry_problems():
     arena(raw)["doors"][0]["line"] = [[400, 20], [400, 220]]
     paths = [p.split(":")[0] for p in problems_of(raw)]
     assert paths == ["arenas[0].animal_id", "arenas[0].px_per_cm", "arenas[0].doors[0].line"]
+
+
+def test_four_chambers_from_two_crossing_doors():
+    raw = two_chambers()
+    arena(raw)["doors"] = [
+        {"name": "vertical", "line": [[160, 20], [160, 220]]},
+        {"name": "horizontal", "line": [[20, 120], [300, 120]]},
+    ]
+    arena(raw)["chambers"] = [
+        {"name": name, "point": point}
+        for name, point in (("a", [90, 70]), ("b", [230, 70]), ("c", [90, 170]), ("d", [230, 170]))
+    ]
+    config = parse_config(raw)
+    from cpp_tracker.geometry import build_layout
+
+    layout = build_layout(config.arenas[0], 6)
+    assert [round(p.area) for p in layout.pieces] == [140 * 100] * 4
+
+
+@pytest.mark.parametrize("line", [[[20, 20], [300, 220]], [[300, 20], [20, 220]],
+                                  [[20, 200], [300, 40]]])
+def test_diagonal_doors_corner_to_corner_and_steep(line):
+    raw = two_chambers()
+    arena(raw)["doors"][0]["line"] = line
+    (x1, y1), (x2, y2) = line
+    # one point on each side of the line, 30 px off its middle
+    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+    nx, ny = (y2 - y1), -(x2 - x1)
+    n = (nx * nx + ny * ny) ** 0.5
+    arena(raw)["chambers"] = [
+        {"name": "one", "point": [mx + 30 * nx / n, my + 30 * ny / n]},
+        {"name": "two", "point": [mx - 30 * nx / n, my - 30 * ny / n]},
+    ]
+    from cpp_tracker.geometry import build_layout
+
+    layout = build_layout(parse_config(raw).arenas[0], 6)
+    assert sum(p.area for p in layout.pieces) == pytest.approx(280 * 200)
