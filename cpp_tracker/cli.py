@@ -76,6 +76,9 @@ def _add_track(sub) -> None:
         "less exact",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-plots", action="store_true", help="do not draw the QC figure qc.png"
+    )
     p.set_defaults(handler=_cmd_track)
 
 
@@ -87,7 +90,12 @@ def _cmd_track(args) -> int:
         raise ConfigError("--stride", "must be a whole number of at least 1")
     config = load_config(args.config)
     result = track_video(
-        args.video, config, args.out, stride=args.stride, progress=not args.no_progress
+        args.video,
+        config,
+        args.out,
+        stride=args.stride,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -139,9 +147,45 @@ def _cmd_check_config(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- plot
+def _add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="(re)draw the QC figure qc.png from stored results",
+        description="Draw qc.png (trajectory on the background, position heat map, chamber "
+        "per second with QC flags and lighting periods, cumulative time per chamber) in a "
+        "result folder, or in every result folder below OUTDIR. Reads only the stored "
+        "results; the video is not needed.",
+    )
+    p.add_argument("outdir", help="a result folder OUT/<video stem>, or a folder of them")
+    p.set_defaults(handler=_cmd_plot)
+
+
+def _cmd_plot(args) -> int:
+    from .errors import OutputError
+    from .plots import write_qc_figure
+    from .results import find_result_dirs
+
+    dirs = find_result_dirs(args.outdir)
+    if not dirs:
+        raise OutputError(f"{args.outdir}: holds no result folder (no run.json below it)")
+    failed = 0
+    for d in dirs:
+        try:
+            path = write_qc_figure(d)
+        except CppTrackerError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+        else:
+            print(f"{path}")
+    if failed:
+        print(f"{failed} of {len(dirs)} figure(s) could not be drawn", file=sys.stderr)
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
-SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config]
+SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config, _add_plot]
 
 
 def build_parser() -> argparse.ArgumentParser:
