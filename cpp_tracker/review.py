@@ -387,9 +387,12 @@ def render_overlay(
             for packet in stream.encode():
                 out.mux(packet)
         if counts["frames"] == 0:
+            where = f"after {start_s:g} s" if stop == math.inf else (
+                f"between {start_s:g} s and {stop:g} s"
+            )
             raise VideoError(
-                f"{video}: no frame between {start_s:g} s and {stop:g} s; check --start and "
-                "--end against the video's length"
+                f"{video}: no frame {where}; check --start and --end against the video's "
+                "length"
             )
 
     atomic_path(out_path, write)
