@@ -338,6 +338,29 @@ def _cmd_agreement(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------- report
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write report.html over a folder of results",
+        description="Write OUTDIR/report.html: one static page (no server, no internet) with "
+        "one row per video and arena (status, time in each chamber, QC, a thumbnail of "
+        "qc.png, links to the files), the batch totals on top, sortable by any column. "
+        "Uses OUTDIR/batch_status.csv when present, so failed videos are listed too.",
+    )
+    p.add_argument("outdir", help="the --out folder of track or batch")
+    p.add_argument("--out", help="the page to write (default OUTDIR/report.html)")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.outdir, args.out)
+    print(f"{path}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
 SUBCOMMANDS: list[Callable] = [
@@ -347,6 +370,7 @@ SUBCOMMANDS: list[Callable] = [
     _add_review,
     _add_overlay,
     _add_agreement,
+    _add_report,
 ]
 
 
