@@ -138,7 +138,9 @@ def _draw_geometry(ax, result: StoredResult, colors: dict[str, str], *, labels: 
                         bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7})
 
 
-def _view_limits(result: StoredResult, width: int, height: int) -> tuple[float, float, float, float]:
+def _view_limits(
+    result: StoredResult, width: int, height: int
+) -> tuple[float, float, float, float]:
     """x0, x1, y0, y1 (data limits) around all arenas, with a small margin."""
     xs = [p[0] for a in result.config.arenas for p in a.polygon]
     ys = [p[1] for a in result.config.arenas for p in a.polygon]

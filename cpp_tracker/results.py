@@ -189,7 +189,10 @@ def _flags_from_table(table: pd.DataFrame) -> pd.DataFrame:
     if not cols or "second" not in table.columns:
         return pd.DataFrame(columns=["arena", "second", "reason"])
     rows = []
-    arena = table["arena"].astype(str) if "arena" in table.columns else pd.Series("", index=table.index)
+    if "arena" in table.columns:
+        arena = table["arena"].astype(str)
+    else:
+        arena = pd.Series("", index=table.index)
     for c in cols:
         hit = _truthy(table[c])
         reason = c.removeprefix("qc_").removeprefix("flag_") if c not in _FLAG_NAMES else "QC flag"

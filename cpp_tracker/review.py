@@ -226,7 +226,9 @@ def _draw_mouse(img, geo, scale, k, x, y, chamber, contour) -> None:
     arena = geo.arenas[k]
     x0 = min(p[0] for p in arena.polygon) * scale + 4
     y0 = min(p[1] for p in arena.polygon) * scale + 16 * scale
-    label = f"{arena.name}: {chamber}" if math.isfinite(x) else f"{arena.name}: {chamber}, no detection"
+    label = f"{arena.name}: {chamber}"
+    if not math.isfinite(x):
+        label += ", no detection"
     _text(img, label, (x0, y0), color, scale * 0.8)
 
 
