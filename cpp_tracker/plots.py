@@ -418,7 +418,7 @@ def draw_qc_figure(result: StoredResult | str | Path):
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(
         3, 2, height_ratios=[3.2, 1.0, 1.6], width_ratios=[1.25, 1.0], left=0.05, right=0.9,
-        top=0.93, bottom=0.06, hspace=0.45, wspace=0.12,
+        top=0.93, bottom=0.06, hspace=0.45, wspace=0.3,
     )
     ax_traj = fig.add_subplot(grid[0, 0])
     ax_heat = fig.add_subplot(grid[0, 1])
