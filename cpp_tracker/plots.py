@@ -381,8 +381,12 @@ def _header(result: StoredResult, flags: pd.DataFrame, duration_s: float) -> str
     warnings = info.get("warnings") or []
     parts.append(f"{len(warnings)} warning(s)")
     qc = info.get("qc")
-    if isinstance(qc, dict) and "needs_review" in qc:
-        parts.append("NEEDS REVIEW" if qc["needs_review"] else "QC passed")
+    if isinstance(qc, dict):
+        # one QC block for the video, or one per arena
+        blocks = [qc] if "needs_review" in qc else [v for v in qc.values() if isinstance(v, dict)]
+        verdicts = [bool(b["needs_review"]) for b in blocks if "needs_review" in b]
+        if verdicts:
+            parts.append("NEEDS REVIEW" if any(verdicts) else "QC passed")
     return "   |   ".join(parts)
 
 

@@ -100,12 +100,18 @@ def _rows_for_result(result_dir: Path, status: str) -> list[ReportRow]:
             if "needs_review" in sub.columns:
                 values = sub["needs_review"].astype(str).str.lower()
                 row.needs_review = bool(values.isin(["true", "1", "yes"]).any())
-        if row.needs_review is None and "needs_review" in qc:
-            row.needs_review = bool(qc["needs_review"])
-        for key in ("reasons", "review_reasons", "flags"):
-            value = qc.get(key)
+        # the QC block: per arena ({arena: {...}}) or for the whole video
+        arena_qc = qc.get(arena.name) if isinstance(qc.get(arena.name), dict) else qc
+        if row.needs_review is None and "needs_review" in arena_qc:
+            row.needs_review = bool(arena_qc["needs_review"])
+        for key in ("review_reasons", "reasons"):
+            value = arena_qc.get(key)
             if isinstance(value, list):
                 row.qc_notes.extend(str(v) for v in value if not isinstance(v, (dict, list)))
+        if not row.qc_notes and len(sub) and "review_reasons" in sub.columns:
+            text = sub["review_reasons"].iloc[0]
+            if isinstance(text, str) and text.strip():
+                row.qc_notes.extend(t.strip() for t in text.split(";") if t.strip())
         rows.append(row)
     return rows
 

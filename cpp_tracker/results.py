@@ -148,10 +148,13 @@ def lighting_periods(run_info: dict) -> list[tuple[float, float, str]]:
     """Lighting periods listed in ``run.json`` as ``(start_s, end_s, label)``; [] if none.
 
     Accepts a list of mappings with ``start_s``/``end_s`` (or ``start``/``end``) and an
-    optional ``label``/``name``/``level``, or a list of ``[start, end]`` pairs, at the top
-    level or inside the ``qc`` block.
+    optional ``label``/``name``/``level``/``gain_median``, or a list of ``[start, end]``
+    pairs: ``lighting_periods`` at the top level, ``lighting.periods`` (as written by the
+    lighting stage), or ``qc.lighting_periods``.
     """
     raw = run_info.get("lighting_periods")
+    if raw is None and isinstance(run_info.get("lighting"), dict):
+        raw = run_info["lighting"].get("periods")
     if raw is None and isinstance(run_info.get("qc"), dict):
         raw = run_info["qc"].get("lighting_periods")
     if not isinstance(raw, list):
@@ -163,10 +166,12 @@ def lighting_periods(run_info: dict) -> list[tuple[float, float, str]]:
         if isinstance(item, dict):
             start = item.get("start_s", item.get("start"))
             end = item.get("end_s", item.get("end"))
-            for key in ("label", "name", "level", "kind"):
+            for key in ("label", "name", "level", "kind", "gain_median"):
                 if item.get(key) is not None:
                     value = item[key]
                     label = f"{value:.3g}" if isinstance(value, float) else str(value)
+                    if key == "gain_median":
+                        label = f"gain {label}"
                     break
         elif isinstance(item, (list, tuple)) and len(item) >= 2:
             start, end = item[0], item[1]
@@ -189,6 +194,9 @@ def _flags_from_table(table: pd.DataFrame) -> pd.DataFrame:
     if not cols or "second" not in table.columns:
         return pd.DataFrame(columns=["arena", "second", "reason"])
     rows = []
+    if "qc_flag" in cols:
+        cols.remove("qc_flag")
+        rows.extend(_qc_flag_rows(table))
     if "arena" in table.columns:
         arena = table["arena"].astype(str)
     else:
@@ -199,6 +207,30 @@ def _flags_from_table(table: pd.DataFrame) -> pd.DataFrame:
         for a, s in zip(arena[hit], table["second"][hit]):
             rows.append((a, int(s), reason.replace("_", " ")))
     return pd.DataFrame(rows, columns=["arena", "second", "reason"])
+
+
+#: Per-second QC columns (share or count) and the reason each gives when it is non-zero.
+_QC_REASONS = (
+    ("qc_undetected", 0.5, "no detection"),
+    ("qc_multi_blob", 0.0, "competing blobs"),
+    ("qc_jumps", 0.0, "jump"),
+    ("qc_area_outlier", 0.0, "odd blob area"),
+)
+
+
+def _qc_flag_rows(table: pd.DataFrame) -> list[tuple[str, int, str]]:
+    """Rows of seconds with ``qc_flag`` set, each with the reasons its QC columns give."""
+    hit = _truthy(table["qc_flag"])
+    sub = table[hit]
+    arenas = sub["arena"].astype(str) if "arena" in sub.columns else pd.Series("", sub.index)
+    rows = []
+    for i, (a, s) in enumerate(zip(arenas, sub["second"])):
+        reasons = [
+            why for col, limit, why in _QC_REASONS
+            if col in sub.columns and pd.notna(sub[col].iloc[i]) and sub[col].iloc[i] > limit
+        ]
+        rows.append((a, int(s), ", ".join(reasons) or "QC flag"))
+    return rows
 
 
 def _flags_from_run_info(run_info: dict, arena_names: list[str]) -> pd.DataFrame:

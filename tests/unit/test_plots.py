@@ -191,3 +191,45 @@ def test_chamber_colors_are_okabe_ito_and_unknown_grey():
     assert list(colors) == ["paired", "neutral", "unpaired", "unknown"]
     assert colors["paired"] == plots.OKABE_ITO[0]
     assert colors["unknown"] == plots.UNKNOWN_COLOR
+
+
+def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
+    """The format of the QC stage: per-second qc_* columns with qc_flag, a QC block per
+    arena and run.json's lighting.periods."""
+    import shutil
+
+    _, _, result_dir = result
+    copy = tmp_path / result_dir.name
+    shutil.copytree(result_dir, copy)
+    run = json.loads((copy / "run.json").read_text())
+    run["qc"] = {"box1": {"needs_review": True, "flagged_seconds": 2,
+                          "review_reasons": ["no detection in 9 % of frames (limit 5 %)"]}}
+    run["lighting"] = {"followed": True, "abrupt_changes": 1, "periods": [
+        {"start_s": 0.0, "end_s": 8.0, "gain_median": 1.0},
+        {"start_s": 8.0, "end_s": 20.0, "gain_median": 0.6}]}
+    (copy / "run.json").write_text(json.dumps(run))
+    occ = pd.read_csv(copy / "occupancy.csv")
+    occ["qc_frames"] = 30
+    occ["qc_undetected"] = np.where(occ["second"] == 5, 0.8, 0.0)
+    occ["qc_multi_blob"] = np.where(occ["second"] == 7, 0.1, 0.0)
+    occ["qc_jumps"] = 0
+    occ["qc_area_outlier"] = 0.0
+    occ["qc_flag"] = occ["second"].isin([5, 7])
+    occ.to_csv(copy / "occupancy.csv", index=False)
+
+    stored = load_result(copy)
+    assert lighting_periods(stored.run_info) == [(0.0, 8.0, "gain 1"), (8.0, 20.0, "gain 0.6")]
+    assert has_qc_flags(stored)
+    flags = flagged_seconds(stored)
+    assert list(zip(flags["second"], flags["reason"])) == [(5, "no detection"),
+                                                          (7, "competing blobs")]
+    fig, _ = plots.draw_qc_figure(stored)
+    assert "NEEDS REVIEW" in fig._suptitle.get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "Chamber per second (QC: 2 flagged s)" in titles
+
+    from cpp_tracker.report import collect_report_rows
+
+    row = collect_report_rows(copy)[0]
+    assert row.needs_review is True
+    assert row.qc_notes == ["no detection in 9 % of frames (limit 5 %)"]
