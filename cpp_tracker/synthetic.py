@@ -1027,7 +1027,6 @@ class _Scene:
     times: np.ndarray  # all frame times incl. dropped
     written: np.ndarray  # bool per frame
     truth_xy: list[np.ndarray]  # (n, 2) per arena, all frames
-    poses_delta: list[float]
     distractor_polygon: list | None
     distractor: dict | None
     boli: list[list[tuple[float, np.ndarray]]]
@@ -1207,7 +1206,7 @@ def _build_scene(spec: SceneSpec) -> _Scene:
         boli.append(bl)
     dpoly, dinfo = _distractor(spec, arenas[0])
     return _Scene(spec, arenas, bg, open_hi, states, times, written, truths,
-                  [a.delta for a in arenas], dpoly, dinfo, boli)
+                  dpoly, dinfo, boli)
 
 
 def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:
