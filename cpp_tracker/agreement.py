@@ -126,7 +126,8 @@ def _thumbnail(result: StoredResult, arena_name: str, time_s: float, video: Path
 
 def _sheet_id(samples: pd.DataFrame, seed: int) -> str:
     text = f"{seed}|" + "|".join(
-        f"{v}:{a}:{t:.3f}" for v, a, t in zip(samples["video"], samples["arena"], samples["time_s"])
+        f"{v}:{a}:{t:.3f}"
+        for v, a, t in zip(samples["video"], samples["arena"], samples["time_s"], strict=True)
     )
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -284,7 +285,7 @@ def compare_sheet(sheet_path: str | Path, key_path: str | Path | None = None) ->
     human = merged["human_chamber"].astype(str).str.strip()
     blank = human == ""
     canonical = []
-    for row, value, is_blank in zip(merged.itertuples(index=False), human, blank):
+    for row, value, is_blank in zip(merged.itertuples(index=False), human, blank, strict=True):
         if is_blank:
             canonical.append("")
             continue

@@ -273,7 +273,7 @@ def _runs(seconds: np.ndarray) -> list[tuple[int, int]]:
     breaks = np.flatnonzero(np.diff(s) != 1) + 1
     starts = np.r_[0, breaks]
     ends = np.r_[breaks, len(s)]
-    return [(int(s[a]), int(s[b - 1] - s[a] + 1)) for a, b in zip(starts, ends)]
+    return [(int(s[a]), int(s[b - 1] - s[a] + 1)) for a, b in zip(starts, ends, strict=True)]
 
 
 def _dominant(occ: pd.DataFrame, names: list[str]) -> np.ndarray:

@@ -204,7 +204,7 @@ def _flags_from_table(table: pd.DataFrame) -> pd.DataFrame:
     for c in cols:
         hit = _truthy(table[c])
         reason = c.removeprefix("qc_").removeprefix("flag_") if c not in _FLAG_NAMES else "QC flag"
-        for a, s in zip(arena[hit], table["second"][hit]):
+        for a, s in zip(arena[hit], table["second"][hit], strict=True):
             rows.append((a, int(s), reason.replace("_", " ")))
     return pd.DataFrame(rows, columns=["arena", "second", "reason"])
 
@@ -224,7 +224,7 @@ def _qc_flag_rows(table: pd.DataFrame) -> list[tuple[str, int, str]]:
     sub = table[hit]
     arenas = sub["arena"].astype(str) if "arena" in sub.columns else pd.Series("", sub.index)
     rows = []
-    for i, (a, s) in enumerate(zip(arenas, sub["second"])):
+    for i, (a, s) in enumerate(zip(arenas, sub["second"], strict=True)):
         reasons = [
             why for col, limit, why in _QC_REASONS
             if col in sub.columns and pd.notna(sub[col].iloc[i]) and sub[col].iloc[i] > limit

@@ -193,7 +193,7 @@ def _text(img, text, org, color, scale_f: float) -> None:
 
 def _draw_static(img: np.ndarray, geo: _Geometry, scale: float) -> None:
     line = cv2.LINE_AA
-    for arena, layout in zip(geo.arenas, geo.layouts):
+    for arena, layout in zip(geo.arenas, geo.layouts, strict=True):
         cv2.polylines(img, [_pts(arena.polygon, scale)], True, (255, 255, 255), 1, line, 4)
         for seg in layout.door_segments:
             for part in getattr(seg, "geoms", [seg]):
@@ -447,7 +447,7 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
             continue
         starts = np.r_[0, np.flatnonzero(np.diff(codes) != 0) + 1]
         ends = np.r_[starts[1:], len(codes)]
-        for b, (a, e) in enumerate(zip(starts, ends)):
+        for b, (a, e) in enumerate(zip(starts, ends, strict=True)):
             c = codes[a]
             if b > 0:  # a change into c from the previous bout's chamber
                 prev = codes[a - 1]
@@ -458,7 +458,7 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
             if not out.any():
                 continue
             edges = np.diff(np.r_[0, out.astype(np.int8), 0])
-            for s0, s1 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            for s0, s1 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
                 if a + s1 == e:
                     continue  # runs on into the next bout (a change, listed above) or the end
                 seg = dist[a + s0 : a + s1, c]
@@ -484,7 +484,8 @@ def _merge_runs(seconds: np.ndarray, join_s: int = 2) -> list[tuple[int, int]]:
     if len(s) == 0:
         return []
     breaks = np.flatnonzero(np.diff(s) > join_s + 1) + 1
-    return [(int(s[a]), int(s[b - 1])) for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(s)])]
+    starts, ends = np.r_[0, breaks], np.r_[breaks, len(s)]
+    return [(int(s[a]), int(s[b - 1])) for a, b in zip(starts, ends, strict=True)]
 
 
 def review_moments(

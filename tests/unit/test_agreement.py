@@ -101,7 +101,7 @@ def test_set_disagreements_give_the_known_kappa(sheet, tmp_path, capsys):
     person = [flips.get(i + 1, tool[i]) for i in range(9)]
     # expected kappa by hand over the 9 filled rows
     cats = set(tool) | set(person)
-    p_o = sum(a == b for a, b in zip(tool, person)) / 9
+    p_o = sum(a == b for a, b in zip(tool, person, strict=True)) / 9
     p_e = sum((tool.count(c) / 9) * (person.count(c) / 9) for c in cats)
     expected = (p_o - p_e) / (1 - p_e)
 

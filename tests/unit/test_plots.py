@@ -221,7 +221,7 @@ def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
     assert lighting_periods(stored.run_info) == [(0.0, 8.0, "gain 1"), (8.0, 20.0, "gain 0.6")]
     assert has_qc_flags(stored)
     flags = flagged_seconds(stored)
-    assert list(zip(flags["second"], flags["reason"])) == [(5, "no detection"),
+    assert list(zip(flags["second"], flags["reason"], strict=True)) == [(5, "no detection"),
                                                           (7, "competing blobs")]
     fig, _ = plots.draw_qc_figure(stored)
     assert "NEEDS REVIEW" in fig._suptitle.get_text()
