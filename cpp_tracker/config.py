@@ -476,7 +476,9 @@ def _parse_doors(raw: dict, path: str, problems: _Problems, unit: str) -> list[D
             )
             line = None
         if line is not None and math.dist(line[0], line[1]) == 0:
-            problems.add(f"{dpath}.line", f"its two end points are the same point: {_show(d['line'])}")
+            problems.add(
+                f"{dpath}.line", f"its two end points are the same point: {_show(d['line'])}"
+            )
             line = None
         if dname is not None and line is not None:
             doors.append(Door(dname, (line[0], line[1])))
@@ -533,7 +535,8 @@ def _quad_problem(corners: tuple[Point, ...]) -> str | None:
     """Why four corners cannot define a perspective fit, or ``None`` when they can."""
     pts = np.asarray(corners, dtype=float)
     edges = np.roll(pts, -1, axis=0) - pts
-    cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    following = np.roll(edges, -1, axis=0)
+    cross = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]
     size = max(1e-12, float(np.ptp(pts, axis=0).max()) ** 2)
     if np.any(np.abs(cross) < 1e-6 * size):
         return "three of the four corners lie on one line (or two are the same point)"
@@ -622,7 +625,8 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
     units = raw.get("units", "px")
     if units not in ("px", *UNITS_CM):
         problems.add(
-            f"{path}.units", f"expected px (the default), {' or '.join(UNITS_CM)}; got {_show(units)}"
+            f"{path}.units",
+            f"expected px (the default), {' or '.join(UNITS_CM)}; got {_show(units)}",
         )
         units = "px"
     unit = str(units)
@@ -808,7 +812,8 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         problems.add("arenas", "is required: a list with at least one arena")
     elif not isinstance(raw_arenas, list) or not raw_arenas:
         problems.add(
-            "arenas", f"expected a list with at least one arena (- name: ...), got {_show(raw_arenas)}"
+            "arenas",
+            f"expected a list with at least one arena (- name: ...), got {_show(raw_arenas)}",
         )
         raw_arenas = []
     for i, a in enumerate(raw_arenas or []):

@@ -175,7 +175,7 @@ def geometry_problems(config: Config) -> list[tuple[str, str]]:
         lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
         n_pieces = len(split_polygon(polygon, lines))
         door_ok = True
-        for j, (door, line) in enumerate(zip(arena.doors, lines)):
+        for j, line in enumerate(lines):
             seg = polygon.intersection(line)
             if seg.is_empty or seg.length < 1.0:
                 problems.append(

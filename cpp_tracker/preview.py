@@ -64,7 +64,8 @@ def _patch(geom, **kw) -> list[PathPatch]:
         rings = [np.asarray(p.exterior.coords)] + [np.asarray(r.coords) for r in p.interiors]
         verts = np.concatenate(rings)
         codes = np.concatenate(
-            [[MplPath.MOVETO] + [MplPath.LINETO] * (len(r) - 2) + [MplPath.CLOSEPOLY] for r in rings]
+            [[MplPath.MOVETO] + [MplPath.LINETO] * (len(r) - 2) + [MplPath.CLOSEPOLY]
+             for r in rings]
         )
         out.append(PathPatch(MplPath(verts, codes), **kw))
     return out
@@ -123,7 +124,7 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
     for arena in config.arenas:
         layout = build_layout(arena, hyst)
         # chambers: tinted pieces, their names, and the configured points
-        for k, (name, piece) in enumerate(zip(layout.chamber_names, layout.pieces)):
+        for k, (name, piece) in enumerate(zip(layout.chamber_names, layout.pieces, strict=True)):
             colour = colour_of[name]
             for p in _patch(piece, facecolor=(*colour, 0.28), edgecolor="none"):
                 ax.add_patch(p)
@@ -148,7 +149,7 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
                             hatch="///", linewidth=line_px, zorder=3):
                 ax.add_patch(p)
         # hysteresis bands, then door lines on top
-        for door, seg in zip(arena.doors, layout.door_segments):
+        for door, seg in zip(arena.doors, layout.door_segments, strict=True):
             if hyst > 0:
                 # the band: a light veil edged by a black-and-white dashed line, visible on
                 # light and dark floors alike

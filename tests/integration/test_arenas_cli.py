@@ -120,7 +120,7 @@ def test_a_mouse_is_only_ever_found_in_its_own_box(two_boxes, two_boxes_run):
         outline = Polygon(arena["polygon"]).buffer(0.5)
         mine = track[(track["arena"] == arena["name"]) & track["detected"]]
         assert len(mine) > 0.97 * len(track) / 2
-        assert all(outline.covers(Point(x, y)) for x, y in zip(mine["x"], mine["y"]))
+        assert all(outline.covers(Point(x, y)) for x, y in zip(mine["x"], mine["y"], strict=True))
 
 
 # ------------------------------------------------------------------------------ templates
