@@ -223,9 +223,18 @@ class DetectionSettings:
 @dataclass(frozen=True)
 class ChamberSettings:
     """Chamber assignment: the chamber changes only once the centroid is farther than
-    ``hysteresis_px`` past a door line, so a mouse sitting in a doorway does not flicker."""
+    ``hysteresis_px`` past a door line, so a mouse sitting in a doorway does not flicker.
+
+    ``backdate_crossings``: once a crossing is confirmed (the centroid passed the margin),
+    the new chamber starts at the frame where the centroid left the old chamber's piece,
+    not at the frame where it passed the margin. The margin then decides *whether* the mouse
+    changed chamber, the door line *when*; without it, every crossing is counted late by the
+    time the mouse needs to walk ``hysteresis_px``. Excursions that return before passing
+    the margin stay in the old chamber either way.
+    """
 
     hysteresis_px: float = 6.0
+    backdate_crossings: bool = True
 
 
 @dataclass(frozen=True)
@@ -774,9 +783,19 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
     if det.min_area_px and det.max_area_px and det.min_area_px >= det.max_area_px:
         problems.add("detection.max_area_px", "must be larger than detection.min_area_px")
 
-    c = _mapping(raw.get("chambers"), "chambers", problems, {"hysteresis_px": ""})
+    c = _mapping(
+        raw.get("chambers"), "chambers", problems, {"hysteresis_px": "", "backdate_crossings": ""}
+    )
     hyst = _number(c.get("hysteresis_px", 6.0), "chambers.hysteresis_px", problems, minimum=0)
-    out["chambers"] = ChamberSettings(hysteresis_px=6.0 if hyst is None else hyst)
+    backdate = c.get("backdate_crossings", True)
+    if not isinstance(backdate, bool):
+        problems.add(
+            "chambers.backdate_crossings", f"expected true or false, got {backdate!r}"
+        )
+        backdate = True
+    out["chambers"] = ChamberSettings(
+        hysteresis_px=6.0 if hyst is None else hyst, backdate_crossings=backdate
+    )
 
     v = _mapping(raw.get("video"), "video", problems, {"gap_factor": "", "checkpoint_s": ""})
     gap = _number(v.get("gap_factor", 2.5), "video.gap_factor", problems, minimum=1.1)

@@ -91,7 +91,9 @@ def analyse_track(
         sub = track.iloc[rows]
         if len(sub) != len(frames_time):
             raise ValueError(f"arena {arena.name}: track rows do not match the frames")
-        layout = build_layout(arena, config.chambers.hysteresis_px)
+        layout = build_layout(
+            arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings
+        )
         x = sub["x"].to_numpy(dtype=float)
         y = sub["y"].to_numpy(dtype=float)
         det = sub["detected"].to_numpy(dtype=bool)
