@@ -210,9 +210,10 @@ class DetectionSettings:
     ``max_area_px``: blob size limits, ``None`` for automatic (0.05 % and 25 % of the arena
     area). ``opening_px``: diameter of the morphological opening that removes the tail and
     noise. ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
-    ``downscale``: 1 (search blobs at full resolution), 2 (search at half resolution, then
-    measure each candidate at full resolution; faster) or ``None`` for automatic (2 when the
-    mouse covers at least 400 px in the background samples).
+    ``downscale``: 1 (search blobs at full resolution), 2 or 4 (search at half or quarter
+    resolution, then measure each candidate at full resolution; faster) or ``None`` for
+    automatic (2 when the mouse covers at least 400 px in the background samples, 4 from
+    1600 px).
     """
 
     animal: str = "auto"
@@ -775,8 +776,8 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
     downscale = d.get("downscale", "auto")
     if downscale == "auto" or downscale is None:
         downscale = None
-    elif downscale not in (1, 2) or isinstance(downscale, bool):
-        problems.add("detection.downscale", f"expected auto, 1 or 2, got {downscale!r}")
+    elif downscale not in (1, 2, 4) or isinstance(downscale, bool):
+        problems.add("detection.downscale", f"expected auto, 1, 2 or 4, got {downscale!r}")
         downscale = None
     out["detection"] = DetectionSettings(
         animal=animal,

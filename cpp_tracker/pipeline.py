@@ -38,7 +38,8 @@ from .outputs import (
     write_png,
     write_track_from_parts,
 )
-from .segments import MIN_SEGMENT_S, detect_video
+from . import segments
+from .segments import detect_video
 from .summary import summarize_arena
 from .tracker import TRACK_COLUMNS, make_detector
 from .video import VideoInfo, VideoReader, probe_video
@@ -46,6 +47,42 @@ from .video import VideoInfo, VideoReader, probe_video
 __all__ = ["Analysis", "RunResult", "analyse_track", "track_video", "result_dir_for"]
 
 PARTIAL_DIR = ".partial"
+
+
+def _glibc():
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - glibc only
+        return libc
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return None
+
+
+def release_memory() -> None:
+    """Hand memory freed by Python back to the system; a no-op where the C library is not
+    glibc.
+
+    glibc raises its threshold for serving a request from ``mmap`` to the largest block
+    freed so far, so once an 8 MB chunk of frames has been freed, later chunks come from
+    the heap of the thread that decodes and stay there after they are freed. Fixing the
+    threshold at 1 MB keeps chunk buffers in ``mmap`` (given back when freed);
+    ``malloc_trim`` returns the free pages of every heap. Arrow's own allocator (mimalloc)
+    keeps whole segments for reuse; the tables here are small, so Arrow is switched to the
+    system allocator.
+    """
+    import gc
+
+    import pyarrow as pa
+
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.malloc_trim(0)
 
 
 def result_dir_for(video: str | Path, out_dir: str | Path) -> Path:
@@ -204,20 +241,23 @@ def track_video(
     progress_position: int | None = None,
     plots: bool = True,
     workers: int = 1,
-    min_segment_s: float = MIN_SEGMENT_S,
+    min_segment_s: float | None = None,
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
 
     With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
     ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
     result. ``workers`` > 1 tracks time segments of the video in that many processes (see
-    :mod:`cpp_tracker.segments`); the results are the same as with one.
+    :mod:`cpp_tracker.segments`); the results are the same as with one. Videos shorter than
+    ``workers * min_segment_s`` (default :data:`~cpp_tracker.segments.MIN_SEGMENT_S`) are
+    tracked in one pass.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
     """
     started = _now()
     t0 = time.perf_counter()
+    release_memory()
     info = probe_video(video)
     check_against_frame(config, info.width, info.height, video=str(video))
     result_dir = result_dir_for(video, out_dir)
@@ -237,6 +277,7 @@ def track_video(
         del samples
         luma_direct = reader.luma_direct
         sampling = reader.sampling
+    release_memory()
     bar = tqdm(
         total=info.nominal_frame_count,
         unit="frame",
@@ -260,10 +301,11 @@ def track_video(
             stride=stride,
             checkpoint_s=config.video.checkpoint_s,
             progress=show,
-            min_segment_s=min_segment_s,
+            min_segment_s=segments.MIN_SEGMENT_S if min_segment_s is None else min_segment_s,
         )
     finally:
         bar.close()
+    release_memory()  # the frame buffers, before the analysis and the figure
     frames_tracked = run.frames_tracked
     frames_decoded = run.frames_decoded
     timestamp_source = run.timestamp_source
@@ -350,6 +392,7 @@ def track_video(
         "outputs": ["track.parquet", "occupancy.csv", "summary.csv", "background.png", "run.json"],
     }
     if plots:
+        release_memory()
         _draw_qc_figure(result_dir, run_info, config)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)

@@ -194,13 +194,30 @@ def _trajectory_segments(track: pd.DataFrame, arena: str, interval_s: float):
     return segments, (t[idx] + t[idx + 1]) / 2, np.column_stack([x[lone], y[lone]]), t[lone]
 
 
+def _display_image(image: np.ndarray, max_side_px: int = 800) -> np.ndarray:
+    """``image`` shrunk (pixel averages) to at most ``max_side_px`` on its longer side.
+
+    A panel is at most ~800 px wide; matplotlib resamples an image to the panel through
+    several float copies of it, which for a 1080p background cost >100 MB. Shown with the
+    original extent, the smaller copy looks the same.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    f = max(h, w) / max_side_px
+    if f <= 1:
+        return image
+    size = (max(1, round(w / f)), max(1, round(h / f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def _panel_trajectory(fig, ax, result, background, track, colors, unit, duration_s):
     from matplotlib.collections import LineCollection
     from matplotlib.colors import Normalize
 
     height, width = background.shape
-    ax.imshow(background, cmap="gray", vmin=0, vmax=255, interpolation="nearest",
-              extent=(-0.5, width - 0.5, height - 0.5, -0.5), zorder=0)
+    ax.imshow(_display_image(background), cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest", extent=(-0.5, width - 0.5, height - 0.5, -0.5), zorder=0)
     _draw_geometry(ax, result, colors, labels=True)
     norm = Normalize(0, max(duration_s, 1e-6) / unit.seconds)
     for arena in result.config.arenas:
@@ -243,8 +260,8 @@ def _panel_heatmap(fig, ax, result, background, track, colors):
         det["y"].to_numpy(dtype=float), det["x"].to_numpy(dtype=float), bins=[ys, xs]
     )
     seconds = counts * result.frame_interval_s
-    ax.imshow(background, cmap="gray", vmin=0, vmax=255, alpha=0.45, interpolation="nearest",
-              extent=(-0.5, width - 0.5, height - 0.5, -0.5), zorder=0)
+    ax.imshow(_display_image(background), cmap="gray", vmin=0, vmax=255, alpha=0.45,
+              interpolation="nearest", extent=(-0.5, width - 0.5, height - 0.5, -0.5), zorder=0)
     shown = np.ma.masked_less_equal(seconds, 0)
     if shown.count():
         vmin = max(float(shown.min()), 1e-3)

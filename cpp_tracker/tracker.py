@@ -59,8 +59,8 @@ TRACK_COLUMNS: dict[str, str] = {
 }
 
 #: With ``detection.downscale: auto``, blobs are searched at half resolution when the
-#: mouse's median area in the background samples is at least this (a half-resolution blob
-#: of 100 px or more survives the half-size opening intact).
+#: mouse's median area in the background samples is at least this, at quarter resolution
+#: from four times this: the mouse keeps at least 100 coarse pixels.
 DOWNSCALE_MIN_AREA_PX = 400.0
 
 
@@ -108,7 +108,8 @@ def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
 class _Coarse:
     """The half-resolution copy of an arena's detection inputs."""
 
-    width: int  # of the half-resolution crop; it covers 2 * width full-resolution columns
+    factor: int  # 2 or 4: full-resolution pixels per coarse pixel, along x and y
+    width: int  # of the coarse crop; it covers factor * width full-resolution columns
     height: int
     limit: np.ndarray  # uint8 per-pixel comparison limit (see ArenaDetector.limit)
     background: np.ndarray | None  # uint8, only for polarity 'both'
@@ -116,6 +117,7 @@ class _Coarse:
     kernel: np.ndarray | None
     min_area_px: float  # half-resolution areas
     max_area_px: float
+    open_above_px: float  # open before labelling when the foreground's box is larger
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,8 @@ class ArenaDetector:
     def _detect_coarse(self, frame: np.ndarray) -> tuple[float, float, float, int]:
         c = self.coarse
         assert c is not None
-        full = frame[self.y0 : self.y0 + 2 * c.height, self.x0 : self.x0 + 2 * c.width]
-        small = cv2.resize(full, (c.width, c.height), interpolation=cv2.INTER_AREA)
+        f = c.factor
+        small = _shrink(frame[self.y0 : self.y0 + f * c.height, self.x0 : self.x0 + f * c.width], f)
         if self.polarity == "dark":
             binary = cv2.compare(small, c.limit, cv2.CMP_LT)
         elif self.polarity == "light":
@@ -250,10 +252,18 @@ class ArenaDetector:
                 cv2.absdiff(small, c.background), self.threshold, 255, cv2.THRESH_BINARY
             )
             binary = cv2.bitwise_and(binary, c.mask)
-        ox, oy, binary = _opened(binary, c.kernel)
         bx, by, bw, bh = cv2.boundingRect(binary)
         if bw == 0:
             return _NOT_FOUND
+        ox = oy = 0
+        if c.kernel is not None and bw * bh > c.open_above_px:
+            # scattered specks: open (at half resolution) before labelling. When the
+            # foreground is one compact box, specks inside it are too small to be
+            # candidates, and the candidates are opened at full resolution anyway.
+            ox, oy, binary = _opened(binary, c.kernel)
+            bx, by, bw, bh = cv2.boundingRect(binary)
+            if bw == 0:
+                return _NOT_FOUND
         n, stats, _ = _label(binary[by : by + bh, bx : bx + bw])
         ox, oy = ox + bx, oy + by
         lo, hi = c.min_area_px, c.max_area_px
@@ -268,7 +278,7 @@ class ArenaDetector:
             if 0.5 * lo <= area <= 2.0 * hi:
                 candidates.append((-area, top, left, w, h))
         for _, top, left, w, h in sorted(candidates):
-            found = self._refine(frame, 2 * (ox + left), 2 * (oy + top), 2 * w, 2 * h)
+            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h)
             if found is not None:
                 return found[0], found[1], found[2], max(1, n_ok)
         return _NOT_FOUND
@@ -375,7 +385,20 @@ def _comparison_limit(
     return None
 
 
+def _shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks (factor 2 or 4; sides divisible by it).
+
+    By 4 as two halvings: OpenCV's one-step INTER_AREA by 4 is some 20 times slower.
+    """
+    while factor > 1:
+        h, w = image.shape
+        image = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        factor //= 2
+    return image
+
+
 def _coarse_inputs(
+    factor: int,
     raw_background: np.ndarray,
     mask: np.ndarray,
     polarity: str,
@@ -383,26 +406,31 @@ def _coarse_inputs(
     opening_px: int,
     min_area_px: float,
     max_area_px: float,
+    mouse_area_px: float | None,
 ) -> _Coarse:
+    f = factor
     h, w = raw_background.shape
-    w2, h2 = w // 2, h // 2
-    bg = cv2.resize(raw_background[: 2 * h2, : 2 * w2], (w2, h2), interpolation=cv2.INTER_AREA)
-    # a half-resolution pixel is inside when any of its four pixels is: candidates are
-    # measured with the exact mask at full resolution
-    m = cv2.resize(mask[: 2 * h2, : 2 * w2], (w2, h2), interpolation=cv2.INTER_AREA)
+    w2, h2 = w // f, h // f
+    bg = _shrink(raw_background[: f * h2, : f * w2], f)
+    # a coarse pixel is inside when any of its pixels is: candidates are measured with the
+    # exact mask at full resolution
+    m = _shrink(mask[: f * h2, : f * w2], f)
     m = np.where(m > 0, 255, 0).astype(np.uint8)
-    k = opening_px // 2
+    k = opening_px // f
     k = k + 1 if k % 2 == 0 else k
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 3 else None
     return _Coarse(
+        factor=f,
         width=w2,
         height=h2,
         limit=_comparison_limit(bg, m, polarity, threshold),
         background=bg if polarity == "both" else None,
         mask=m if polarity == "both" else None,
         kernel=kernel,
-        min_area_px=min_area_px / 4.0,
-        max_area_px=max_area_px / 4.0,
+        min_area_px=min_area_px / f**2,
+        max_area_px=max_area_px / f**2,
+        # a box of 8 coarse mouse areas holds the mouse with its tail
+        open_above_px=8.0 * mouse_area_px / f**2 if mouse_area_px else 0.0,
     )
 
 
@@ -523,12 +551,17 @@ def make_detector(
     )
     areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
     mouse_area = float(np.median(areas)) if areas else None
-    scale = getattr(settings, "downscale", None)
-    if scale is None:  # auto
-        scale = 2 if (mouse_area or 0.0) >= DOWNSCALE_MIN_AREA_PX else 1
+    scale = settings.downscale
+    if scale is None:  # auto: the largest factor at which the mouse keeps 100 px
+        scale = 1
+        for f in (2, 4):
+            if (mouse_area or 0.0) >= DOWNSCALE_MIN_AREA_PX * (f / 2) ** 2:
+                scale = f
     coarse = None
-    if scale == 2 and min(x1 - x0, y1 - y0) >= 8:
-        coarse = _coarse_inputs(raw_bg, mask, polarity, threshold, k, min_area, max_area)
+    if scale > 1 and min(x1 - x0, y1 - y0) >= 4 * scale:
+        coarse = _coarse_inputs(
+            scale, raw_bg, mask, polarity, threshold, k, min_area, max_area, mouse_area
+        )
     else:
         scale = 1
     return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse)

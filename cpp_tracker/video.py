@@ -39,6 +39,9 @@ __all__ = [
 #: with the prefetch queue, a few chunks are alive at once, whatever the frame size.
 CHUNK_BYTES = 8_000_000
 
+#: Chunks decoded ahead of the one being tracked.
+PREFETCH_CHUNKS = 3
+
 #: File endings treated as videos when a folder is searched.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264", ".mts")
 
@@ -295,7 +298,7 @@ class VideoReader:
         if not prefetch:
             yield from gen
             return
-        yield from _prefetched(gen, depth=3)
+        yield from _prefetched(gen, depth=PREFETCH_CHUNKS)
 
     def _seek_before(self, span: FrameSpan, report: SpanReport) -> tuple[bool, float]:
         """Position the capture before ``span.start_s``; return (grabbed, time of frame).
@@ -343,7 +346,8 @@ class VideoReader:
                 pending = ok
                 if not ok:
                     return
-        last_t = -np.inf
+        last_t = -math.inf
+        luma_direct = self.luma_direct
 
         def new_buffers():
             return (
@@ -360,9 +364,9 @@ class VideoReader:
             elif not cap.grab():
                 break
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            if not np.isfinite(t) or t <= last_t or (t == 0 and grabbed > 0):
+            if not math.isfinite(t) or t <= last_t or (t == 0 and grabbed > 0):
                 report.non_increasing += 1
-                t = (last_t + interval) if np.isfinite(last_t) else i * interval
+                t = (last_t + interval) if math.isfinite(last_t) else i * interval
                 if grabbed > 0:
                     self.timestamps_repaired += 1
             grabbed += 1
@@ -380,19 +384,19 @@ class VideoReader:
             self.frames_decoded += 1
             if i >= start_frame and (i - start_frame) % stride == 0:
                 out = buf[n]
-                if self.luma_direct:
-                    ok, frame = cap.retrieve(out)
-                else:
-                    ok, frame = cap.retrieve()
+                # the luma plane is written straight into the chunk (OpenCV returns `out`
+                # itself); anything else (a colour frame, a changed size) comes back new
+                ok, frame = cap.retrieve(out) if luma_direct else cap.retrieve()
                 if ok and frame is not None:
-                    if frame.ndim == 3:
-                        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                    if frame.shape != (h, w):
-                        raise VideoError(
-                            f"{self.path}: frame {i} has size {frame.shape[1]}x{frame.shape[0]}, "
-                            f"the video said {w}x{h}; re-encode the file with a fixed frame size"
-                        )
-                    if frame is not out and not np.shares_memory(frame, out):
+                    if frame is not out:
+                        if frame.ndim == 3:
+                            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+                        if frame.shape != (h, w):
+                            raise VideoError(
+                                f"{self.path}: frame {i} has size {frame.shape[1]}x"
+                                f"{frame.shape[0]}, the video said {w}x{h}; re-encode the file "
+                                "with a fixed frame size"
+                            )
                         out[...] = frame
                     idx[n] = i
                     ts[n] = t

@@ -1,0 +1,318 @@
+"""Speed, memory and scaling of ``cpp-tracker track`` on long synthetic recordings.
+
+Every measurement runs a separate process (as a user would) and is repeated ``--repeat``
+times; the measurements of one repetition run back to back, so a ratio compares runs made
+under the same load. The figure reported is the median over repetitions of each ratio.
+Peak memory is the largest sum of the resident memory of the process and its children,
+sampled every 20 ms.
+
+Sections (all by default):
+
+- ``speed``: ``track`` against a bare OpenCV ``grab()`` loop (benchmarks/grab_loop.py) over
+  the same 30-min file, 640x480 and 1280x720: wall time ratio, and the track's accuracy
+  against the ground truth.
+- ``memory``: peak memory of ``track`` on the 3-min and the 30-min 1280x720 file.
+- ``segments``: ``track --workers 2`` against ``--workers 1`` on the 30-min 1280x720 file,
+  and whether their tracks and summaries are identical.
+- ``scaling``: two ``track`` processes on two files at once against one after the other
+  (640x480, 30 min).
+- ``stride``: ``track --stride 5`` against ``--stride 1`` (time, and time in chambers).
+
+Make the files first (``python benchmarks/make_videos.py``), then::
+
+    python benchmarks/performance.py                 # everything, 3 repetitions
+    python benchmarks/performance.py --sections speed memory --repeat 2
+
+Results are printed and written to ``benchmarks/results/performance.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+PY = sys.executable
+ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+# -- measuring a process ---------------------------------------------------------------------
+def _rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, kB."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def run(cmd: list[str]) -> dict:
+    """Run ``cmd``; its wall time (s), peak memory of its process tree (MB), exit code."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_kb(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
+    return {"wall_s": wall, "peak_mb": peak / 1024.0, "stdout": out.decode()}
+
+
+def run_parallel(cmds: list[list[str]]) -> float:
+    """Start all ``cmds`` at once; wall time until the last one ends."""
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(c, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for c in cmds
+    ]
+    for p, c in zip(procs, cmds, strict=True):
+        _, err = p.communicate()
+        if p.returncode != 0:
+            sys.exit(f"failed ({p.returncode}): {' '.join(c)}\n{err.decode()[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def track_cmd(video: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        PY, "-m", "cpp_tracker", "track", str(video), "--config", str(video.with_suffix(".yaml")),
+        "--out", str(out), "--no-progress", *extra,
+    ]
+
+
+def grab_cmd(video: Path) -> list[str]:
+    return [PY, str(HERE / "grab_loop.py"), str(video)]
+
+
+def video(size: str, minutes: int) -> Path:
+    path = DATA / f"cpp_{size}_{minutes}min.mp4"
+    if not path.exists():
+        sys.exit(f"{path} is missing: run python benchmarks/make_videos.py first")
+    return path
+
+
+def accuracy(result_dir: Path, truth_path: Path) -> dict:
+    """Median centroid error (px) and largest chamber-time difference (% of duration)."""
+    track = pd.read_parquet(result_dir / "track.parquet")
+    truth = pd.read_parquet(truth_path)
+    merged = track.merge(truth, on=["frame", "arena"], suffixes=("", "_true"))
+    err = np.hypot(merged["x"] - merged["x_true"], merged["y"] - merged["y_true"])
+    summary = pd.read_csv(result_dir / "summary.csv")
+    duration = float(summary["duration_s"].iloc[0])
+    fps = len(truth) / duration
+    true_s = truth.groupby("chamber").size() / fps
+    got = summary.set_index("chamber")["time_s"]
+    worst = max(abs(got.get(c, 0.0) - true_s.get(c, 0.0)) for c in true_s.index)
+    return {
+        "median_error_px": round(float(np.nanmedian(err)), 3),
+        "worst_chamber_diff_pct": round(100 * worst / duration, 3),
+        "frames_compared": int(len(merged)),
+    }
+
+
+def med(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+# -- sections ----------------------------------------------------------------------------------
+def speed(repeat: int, work: Path) -> dict:
+    out = {}
+    for size in ("640x480", "1280x720"):
+        v = video(size, 30)
+        rows = []
+        for _ in range(repeat):
+            g = run(grab_cmd(v))
+            t = run(track_cmd(v, work / f"speed_{size}"))
+            rows.append({"grab_s": g["wall_s"], "track_s": t["wall_s"],
+                         "ratio": t["wall_s"] / g["wall_s"]})
+            print(f"  speed {size}: grab {g['wall_s']:.1f} s, track {t['wall_s']:.1f} s, "
+                  f"ratio {rows[-1]['ratio']:.2f}", flush=True)
+        result = work / f"speed_{size}" / v.stem
+        run_json = json.loads((result / "run.json").read_text())
+        out[size] = {
+            "frames": int(g["stdout"].strip()),
+            "grab_s": med([r["grab_s"] for r in rows]),
+            "track_s": med([r["track_s"] for r in rows]),
+            "track_over_grab": med([r["ratio"] for r in rows]),
+            "runs": rows,
+            "detection": run_json["detection"],
+            "background_sampling": run_json["reader"].get("background_sampling"),
+            "accuracy": accuracy(result, v.with_name(f"{v.stem}_truth.parquet")),
+        }
+    return out
+
+
+def memory(repeat: int, work: Path) -> dict:
+    out = {}
+    for size in ("1280x720", "640x480"):
+        rows = []
+        for _ in range(repeat):
+            row = {}
+            for minutes in (3, 30):
+                r = run(track_cmd(video(size, minutes), work / f"memory_{size}"))
+                row[f"{minutes}min_mb"] = r["peak_mb"]
+            row["ratio"] = row["30min_mb"] / row["3min_mb"]
+            rows.append(row)
+            print(f"  memory {size}: 3 min {row['3min_mb']:.0f} MB, 30 min "
+                  f"{row['30min_mb']:.0f} MB", flush=True)
+        out[size] = {
+            "peak_3min_mb": med([r["3min_mb"] for r in rows]),
+            "peak_30min_mb": med([r["30min_mb"] for r in rows]),
+            "30min_over_3min": med([r["ratio"] for r in rows]),
+            "runs": rows,
+        }
+    return out
+
+
+def _same_results(a: Path, b: Path) -> bool:
+    return pd.read_parquet(a / "track.parquet").equals(
+        pd.read_parquet(b / "track.parquet")
+    ) and (a / "summary.csv").read_text() == (b / "summary.csv").read_text() and (
+        a / "occupancy.csv"
+    ).read_text() == (b / "occupancy.csv").read_text()
+
+
+def segments(repeat: int, work: Path) -> dict:
+    v = video("1280x720", 30)
+    rows = []
+    for _ in range(repeat):
+        one = run(track_cmd(v, work / "seg1", "--workers", "1"))
+        two = run(track_cmd(v, work / "seg2", "--workers", "2"))
+        rows.append({"one_s": one["wall_s"], "two_s": two["wall_s"],
+                     "speedup": one["wall_s"] / two["wall_s"], "two_peak_mb": two["peak_mb"]})
+        print(f"  segments: 1 worker {one['wall_s']:.1f} s, 2 workers {two['wall_s']:.1f} s",
+              flush=True)
+    parallel = json.loads((work / "seg2" / v.stem / "run.json").read_text())["parallel"]
+    return {
+        "one_worker_s": med([r["one_s"] for r in rows]),
+        "two_workers_s": med([r["two_s"] for r in rows]),
+        "speedup": med([r["speedup"] for r in rows]),
+        "two_workers_peak_mb": med([r["two_peak_mb"] for r in rows]),
+        "identical_results": _same_results(work / "seg1" / v.stem, work / "seg2" / v.stem),
+        "segments": parallel["segments"],
+        "runs": rows,
+    }
+
+
+def scaling(repeat: int, work: Path) -> dict:
+    a = video("640x480", 30)
+    b = work / "scaling_copy.mp4"  # a second file (same content, another name)
+    if not b.exists():
+        b.write_bytes(a.read_bytes())
+        b.with_suffix(".yaml").write_text(a.with_suffix(".yaml").read_text())
+    rows = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run(track_cmd(a, work / "scaling_seq"))
+        run(track_cmd(b, work / "scaling_seq"))
+        sequential = time.perf_counter() - t0
+        parallel = run_parallel([track_cmd(a, work / "scaling_par"),
+                                 track_cmd(b, work / "scaling_par")])
+        rows.append({"sequential_s": sequential, "parallel_s": parallel,
+                     "throughput_ratio": sequential / parallel})
+        print(f"  scaling: one after the other {sequential:.1f} s, both at once "
+              f"{parallel:.1f} s", flush=True)
+    return {
+        "sequential_s": med([r["sequential_s"] for r in rows]),
+        "parallel_s": med([r["parallel_s"] for r in rows]),
+        "throughput_ratio": med([r["throughput_ratio"] for r in rows]),
+        "runs": rows,
+    }
+
+
+def stride(repeat: int, work: Path) -> dict:
+    v = video("640x480", 30)
+    rows = []
+    for _ in range(repeat):
+        one = run(track_cmd(v, work / "stride1"))
+        five = run(track_cmd(v, work / "stride5", "--stride", "5"))
+        g = run(grab_cmd(v))
+        rows.append({"stride1_s": one["wall_s"], "stride5_s": five["wall_s"],
+                     "grab_s": g["wall_s"]})
+        print(f"  stride: 1 -> {one['wall_s']:.1f} s, 5 -> {five['wall_s']:.1f} s, "
+              f"grab {g['wall_s']:.1f} s", flush=True)
+    s1 = pd.read_csv(work / "stride1" / v.stem / "summary.csv").set_index("chamber")
+    s5 = pd.read_csv(work / "stride5" / v.stem / "summary.csv").set_index("chamber")
+    return {
+        "stride1_s": med([r["stride1_s"] for r in rows]),
+        "stride5_s": med([r["stride5_s"] for r in rows]),
+        "grab_s": med([r["grab_s"] for r in rows]),
+        "stride5_over_stride1": med([r["stride5_s"] / r["stride1_s"] for r in rows]),
+        "stride5_over_grab": med([r["stride5_s"] / r["grab_s"] for r in rows]),
+        "chamber_time_s": {"stride1": s1["time_s"].round(2).to_dict(),
+                           "stride5": s5["time_s"].round(2).to_dict()},
+        "entries": {"stride1": s1["entries"].dropna().astype(int).to_dict(),
+                    "stride5": s5["entries"].dropna().astype(int).to_dict()},
+        "accuracy_stride5": accuracy(work / "stride5" / v.stem,
+                                     v.with_name(f"{v.stem}_truth.parquet")),
+    }
+
+
+SECTIONS = {"speed": speed, "memory": memory, "segments": segments, "scaling": scaling,
+            "stride": stride}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", help="folder for the results of the runs (default: a temp)")
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="cpp_bench_"))
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "load_average_at_start": os.getloadavg()},
+        "repeat": args.repeat,
+    }
+    for name in args.sections:
+        print(f"{name} ...", flush=True)
+        report[name] = SECTIONS[name](args.repeat, work)
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "performance.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    previous.update(report)
+    path.write_text(json.dumps(previous, indent=2))
+    print(json.dumps({k: v for k, v in report.items()}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

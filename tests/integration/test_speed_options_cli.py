@@ -1,0 +1,110 @@
+"""`track` options for speed: --workers (time segments in parallel), --stride, and the
+half-resolution search chosen automatically for a 640x480 video.
+
+Accuracy tolerances as in test_track_cli (chamber time within 1 % of the duration, median
+centroid error <= 3 px). --workers must give results identical to one pass.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cpp_tracker.segments as segments
+from cpp_tracker.cli import main
+from tests.integration.test_track_cli import check_against_truth
+
+
+def _track(video, config, out, *options) -> int:
+    return main(
+        ["track", str(video), "--config", str(config), "--out", str(out), "--no-progress",
+         "--no-plots", *options]
+    )
+
+
+def _results(out, video):
+    result = out / video.stem
+    return (
+        pd.read_parquet(result / "track.parquet"),
+        (result / "summary.csv").read_text(),
+        (result / "occupancy.csv").read_text(),
+        json.loads((result / "run.json").read_text()),
+    )
+
+
+@pytest.fixture(scope="module")
+def vga(video_factory):
+    """640x480, 20 s: the mouse covers ~1500 px, so blobs are searched at half resolution."""
+    return video_factory("speed_vga", width=640, height=480, duration_s=20.0, seed=61)
+
+
+@pytest.fixture
+def short_segments(monkeypatch):
+    monkeypatch.setattr(segments, "MIN_SEGMENT_S", 2.0)
+
+
+def test_half_resolution_search_matches_truth(vga, tmp_path):
+    video, truth, config = vga
+    assert _track(video, config, tmp_path) == 0
+    track, _, _, run = _results(tmp_path, video)
+    assert run["detection"][0]["scale"] == 2
+    assert run["reader"]["luma_direct"] is True
+    summary = pd.read_csv(tmp_path / video.stem / "summary.csv")
+    check_against_truth(summary, track, truth, truth.spec.duration_s)
+
+
+def test_workers_give_identical_results(vga, tmp_path, short_segments):
+    video, truth, config = vga
+    assert _track(video, config, tmp_path / "one") == 0
+    assert _track(video, config, tmp_path / "two", "--workers", "2") == 0
+    one, two = _results(tmp_path / "one", video), _results(tmp_path / "two", video)
+    assert two[0].equals(one[0])  # track.parquet
+    assert two[1] == one[1] and two[2] == one[2]  # summary.csv, occupancy.csv
+    parallel = two[3]["parallel"]
+    assert parallel["workers"] == 2 and parallel["one_pass_reason"] is None
+    assert [s["first_frame"] for s in parallel["segments"]] == [0, 300]
+    assert two[3]["time_base"]["frames_decoded"] == len(truth.track)
+
+
+def test_stride_analyses_every_nth_frame_and_is_less_exact(vga, tmp_path, short_segments):
+    video, truth, config = vga
+    assert _track(video, config, tmp_path / "s1") == 0
+    assert _track(video, config, tmp_path / "s3", "--stride", "3") == 0
+    assert _track(video, config, tmp_path / "s3w", "--stride", "3", "--workers", "2") == 0
+    track, summary, _, run = _results(tmp_path / "s3", video)
+    n = len(truth.track)
+    assert track["frame"].tolist() == list(range(0, n, 3))
+    assert run["time_base"]["stride"] == 3
+    assert run["time_base"]["frames_decoded"] == n  # every frame is still decoded
+    assert run["time_base"]["frames_tracked"] == len(range(0, n, 3))
+    # the frames analysed are the same as in a full run ...
+    full = _results(tmp_path / "s1", video)[0].set_index("frame")
+    assert np.allclose(track.set_index("frame")["x"], full.loc[track["frame"], "x"],
+                       equal_nan=True)
+    # ... and segments with a stride agree with one pass
+    assert _results(tmp_path / "s3w", video)[0].equals(track)
+    # time in chambers stays close to the full run (each frame now stands for three)
+    s1 = pd.read_csv(tmp_path / "s1" / video.stem / "summary.csv").set_index("chamber")
+    s3 = pd.read_csv(tmp_path / "s3" / video.stem / "summary.csv").set_index("chamber")
+    for chamber in ("paired", "unpaired"):
+        assert abs(s3.loc[chamber, "time_s"] - s1.loc[chamber, "time_s"]) <= 0.02 * 20.0
+
+
+def test_short_video_with_workers_says_why_it_ran_in_one_pass(vga, tmp_path):
+    video, _, config = vga
+    assert _track(video, config, tmp_path, "--workers", "2") == 0
+    parallel = _results(tmp_path, video)[3]["parallel"]
+    assert parallel["workers"] == 1
+    assert "shorter than 2 x 30 s" in parallel["one_pass_reason"]
+
+
+@pytest.mark.parametrize("option", ["--workers", "--stride"])
+def test_options_below_one_are_usage_errors(vga, tmp_path, capsys, option):
+    video, _, config = vga
+    assert _track(video, config, tmp_path, option, "0") == 2
+    err = capsys.readouterr().err
+    assert f"{option}: must be a whole number of at least 1" in err
+    assert "Traceback" not in err

@@ -1,0 +1,103 @@
+"""segments: a video tracked in time segments by parallel processes equals one pass."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cpp_tracker.background import median_background
+from cpp_tracker.config import parse_config
+from cpp_tracker.outputs import read_parts
+from cpp_tracker.segments import _check_join, _SpanResult, detect_video, plan_spans
+from cpp_tracker.tracker import make_detector
+from cpp_tracker.video import SpanReport, VideoReader, frame_times
+
+
+@pytest.fixture(scope="module")
+def prepared(video_factory):
+    video, truth, _ = video_factory("segments_clip", duration_s=16.0, seed=51, distractor="blink")
+    config = parse_config(truth.config)
+    with VideoReader(video) as reader:
+        samples, _ = reader.sample_frames(config.background.samples)
+        info = reader.info
+    background = median_background(samples)
+    detectors = [make_detector(a, config.detection, background, samples) for a in config.arenas]
+    return video, info, detectors
+
+
+def _track(run) -> pd.DataFrame:
+    return read_parts(run.parts)
+
+
+def test_plan_cuts_halfway_between_frames():
+    times = np.arange(100) / 30.0
+    spans = plan_spans(times, 3)
+    assert [s.first_index for s in spans] == [0, 33, 67]
+    assert spans[0].start_s == -math.inf and spans[-1].end_s == math.inf
+    assert spans[1].start_s == pytest.approx((times[32] + times[33]) / 2)
+    assert spans[0].end_s == spans[1].start_s and spans[1].end_s == spans[2].start_s
+
+
+@pytest.mark.parametrize("workers,stride", [(2, 1), (3, 4)])
+def test_segments_join_into_the_one_pass_track(prepared, tmp_path, workers, stride):
+    video, info, detectors = prepared
+    one = detect_video(video, info, detectors, tmp_path / "one", stride=stride, checkpoint_s=3)
+    seen = []
+    many = detect_video(
+        video, info, detectors, tmp_path / "many", workers=workers, stride=stride,
+        checkpoint_s=3, min_segment_s=2.0, progress=seen.append,
+    )
+    assert many.workers == workers and many.one_pass_reason is None
+    assert len(many.segments) == workers
+    assert many.frames_decoded == one.frames_decoded == 480
+    assert many.frames_tracked == one.frames_tracked
+    assert _track(many).equals(_track(one))
+    # the segments follow one another without gap or overlap
+    firsts = [s["first_frame"] for s in many.segments]
+    counts = [s["frames"] for s in many.segments]
+    assert firsts == list(np.cumsum([0, *counts[:-1]]))
+    assert sum(counts) == 480
+    assert all(s["seek_s"] is not None for s in many.segments[1:])
+    assert seen and seen[-1] == 480  # progress reached the end
+
+
+def test_short_videos_are_tracked_in_one_pass(prepared, tmp_path):
+    video, info, detectors = prepared
+    run = detect_video(video, info, detectors, tmp_path, workers=2, min_segment_s=60.0)
+    assert run.workers == 1
+    assert "shorter than 2 x 60 s" in run.one_pass_reason
+    assert run.frames_tracked == 480
+
+
+def test_join_checks_name_the_segment_and_the_problem():
+    def result(frames, reached_end=True, non_increasing=0):
+        report = SpanReport(frames=frames, reached_end=reached_end,
+                            non_increasing=non_increasing)
+        return _SpanResult([], frames, frames, 0, "container", report)
+
+    assert _check_join([result(10), result(5, reached_end=False)], [10, 5]) is None
+    assert _check_join([result(10), result(4)], [10, 5]) == (
+        "segment 1: 4 frames decoded, 5 expected from the index")
+    assert _check_join([result(7, reached_end=False), result(5)], [7, 5]) == (
+        "segment 0: decoding stopped before its end at frame 7")
+    assert _check_join([result(10, non_increasing=2), result(5)], [10, 5]) == (
+        "segment 0: 2 timestamp(s) missing or out of order")
+
+
+def test_a_failed_join_falls_back_to_one_pass(prepared, tmp_path, monkeypatch):
+    video, info, detectors = prepared
+    import cpp_tracker.segments as segments
+
+    # an index that promises one frame too many in the first segment
+    real = frame_times(video)
+    monkeypatch.setattr(
+        segments, "frame_times", lambda path: np.insert(real, 100, real[99] + 1e-6)
+    )
+    run = detect_video(video, info, detectors, tmp_path, workers=2, min_segment_s=2.0)
+    assert run.workers == 1
+    assert run.one_pass_reason.startswith("segment 0:")
+    assert run.frames_tracked == 480
+    assert not list(tmp_path.glob("segment-*"))  # the segments' parts are gone

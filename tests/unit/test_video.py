@@ -1,0 +1,131 @@
+"""video: chunked reading, stretches after a checked seek, frame times, keyframe sampling."""
+
+from __future__ import annotations
+
+import math
+
+import av
+import numpy as np
+import pytest
+
+from cpp_tracker.video import (
+    CHUNK_BYTES,
+    FrameSpan,
+    VideoReader,
+    chunk_frames_for,
+    frame_times,
+)
+
+
+@pytest.fixture(scope="module")
+def clip(video_factory):
+    """20 s at 30 fps, a keyframe every 2 s (10 keyframes), H.264 with B-frames."""
+    video, truth, _ = video_factory("video_clip", duration_s=20.0, seed=41)
+    with VideoReader(video) as reader:
+        chunks = list(reader.chunks(prefetch=False))
+    frames = np.concatenate([c.frames for c in chunks])
+    index = np.concatenate([c.index for c in chunks])
+    times = np.concatenate([c.time_s for c in chunks])
+    return video, truth, frames, index, times
+
+
+def _read(video, **kwargs):
+    reader = VideoReader(video)
+    chunks = list(reader.chunks(**kwargs))
+    if not chunks:
+        return reader, np.zeros((0,)), np.zeros(0, int), np.zeros(0)
+    return (
+        reader,
+        np.concatenate([c.frames for c in chunks]),
+        np.concatenate([c.index for c in chunks]),
+        np.concatenate([c.time_s for c in chunks]),
+    )
+
+
+def test_frames_are_the_luma_plane_with_container_times(clip):
+    video, truth, frames, index, times = clip
+    assert len(frames) == len(truth.track) == 600
+    assert np.array_equal(index, np.arange(600))
+    assert np.allclose(times, truth.track["time_s"], atol=1e-9)
+    with av.open(str(video)) as container:
+        first = next(container.decode(video=0))
+    plane = first.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:240, :320]
+    assert np.array_equal(frames[0], luma)
+
+
+def test_chunks_hold_a_bounded_number_of_bytes():
+    assert chunk_frames_for(320, 240) == 64
+    assert chunk_frames_for(1280, 720) == CHUNK_BYTES // (1280 * 720)
+    assert chunk_frames_for(8000, 8000) == 1
+
+
+def test_frame_times_from_packets_equal_the_decoded_times(clip):
+    video, _, _, _, times = clip
+    assert np.array_equal(frame_times(video), times)
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        [10.0],  # on a keyframe
+        [0.5, 7.2, 13.37],  # inside groups of pictures, one before the first keyframe
+        [19.9],  # a last stretch of a few frames
+    ],
+)
+def test_stretches_read_separately_join_exactly(clip, cuts):
+    video, _, frames, index, times = clip
+    bounds = [-math.inf, *cuts, math.inf]
+    got_f, got_i, got_t = [], [], []
+    first = 0
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        reader, f, i, t = _read(video, span=FrameSpan(start_s=a, end_s=b, first_index=first))
+        report = reader.span_report
+        assert report.frames == len(f)
+        assert report.non_increasing == 0
+        assert report.reached_end == (b != math.inf)
+        if a > 2.5:  # far enough in for a seek, which must land before the stretch
+            assert report.seeks >= 1 and report.seek_s is not None and report.seek_s < a
+        got_f.append(f)
+        got_i.append(i)
+        got_t.append(t)
+        first += len(f)
+    assert np.array_equal(np.concatenate(got_f), frames)
+    assert np.array_equal(np.concatenate(got_i), index)
+    assert np.array_equal(np.concatenate(got_t), times)
+
+
+def test_a_seek_that_overshoots_is_retried_earlier(clip):
+    video, _, frames, _, times = clip
+    start = float(times[300] + times[301]) / 2
+    # lead_s 0: the first seek aims at the stretch itself; landing on or after its start
+    # cannot prove that no frame was skipped, so the reader seeks farther back
+    reader, f, i, _ = _read(video, span=FrameSpan(start_s=start, first_index=301, lead_s=0.0))
+    assert reader.span_report.seeks >= 2
+    assert np.array_equal(f, frames[301:])
+    assert i[0] == 301
+
+
+def test_stride_counts_from_the_global_index(clip):
+    video, _, frames, _, times = clip
+    start = float(times[299] + times[300]) / 2
+    _, f, i, _ = _read(video, stride=7, span=FrameSpan(start_s=start, first_index=300))
+    expected = np.arange(301, 600, 7)  # 301 is the first multiple of 7 from 300
+    assert np.array_equal(i, expected)
+    assert np.array_equal(f, frames[expected])
+
+
+def test_background_samples_are_keyframes_when_there_are_enough(clip):
+    video, _, frames, _, _ = clip
+    reader = VideoReader(video)
+    samples, indices = reader.sample_frames(8)
+    assert reader.sampling == "keyframes"
+    assert len(samples) == 8
+    assert np.all(indices % 60 == 0)  # keyframes every 2 s at 30 fps
+    for sample, k in zip(samples, indices, strict=True):
+        assert np.array_equal(sample, frames[k])
+    # more samples than keyframes: frames at their exact positions instead
+    reader = VideoReader(video)
+    samples, indices = reader.sample_frames(40)
+    assert reader.sampling == "seek" and len(samples) == 40
+    assert np.array_equal(samples[3], frames[indices[3]])
