@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, segments
 from .background import median_background
 from .config import (
     Config,
@@ -38,7 +38,6 @@ from .outputs import (
     write_png,
     write_track_from_parts,
 )
-from . import segments
 from .segments import detect_video
 from .summary import summarize_arena
 from .tracker import TRACK_COLUMNS, make_detector

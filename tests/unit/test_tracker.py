@@ -90,7 +90,7 @@ def test_coarse_search_measures_the_same_blob(large_scene, scale):
 
 
 def test_downscale_is_chosen_from_the_mouse_area(small_scene, large_scene):
-    for (frames, samples, config, _), expected in ((small_scene, 1), (large_scene, 2)):
+    for (_, samples, config, _), expected in ((small_scene, 1), (large_scene, 2)):
         det = make_detector(
             config.arenas[0], config.detection, median_background(samples), samples
         )
