@@ -36,6 +36,9 @@ __all__ = [
 #: Code of the ``unknown`` chamber.
 UNKNOWN = -1
 
+#: Frames whose distances to the chambers are computed at once in :func:`assign_chambers`.
+ASSIGN_BLOCK = 65536
+
 # Door lines drawn "from wall to wall" by hand often stop a pixel or two short of the wall;
 # they are extended by this many pixels at both ends before the polygon is cut.
 _DOOR_EXTENSION_PX = 6.0
@@ -316,31 +319,48 @@ def assign_chambers(
     idx = np.flatnonzero(detected)
     if len(idx) == 0:
         return codes, state
-    dist = layout.distances(np.asarray(x)[idx], np.asarray(y)[idx])
-    raw = np.argmin(dist, axis=1)
+    xs = np.asarray(x)[idx]
+    ys = np.asarray(y)[idx]
+    m = len(idx)
     margin = layout.hysteresis_px
-    if margin <= 0:
-        codes[idx] = raw
-        return codes, int(raw[-1])
-    # Sequential by nature; a loop over plain Python lists (about 1 µs per frame).
-    raw_l = raw.tolist()
-    dist_l = dist.tolist()
-    out = [0] * len(raw_l)
     backdate = layout.backdate_crossings
+    raw_all = np.empty(m, dtype=np.int16)
+    out = np.empty(m, dtype=np.int16)
     cur = state
     last_in = -1  # last frame whose centroid lay in the current chamber's piece
-    for i, r in enumerate(raw_l):
-        if cur == UNKNOWN:
-            cur = r
-            last_in = i
-        elif r == cur:
-            last_in = i
-        elif dist_l[i][cur] > margin:
-            if backdate:
-                for k in range(last_in + 1, i):
-                    out[k] = raw_l[k]
-            cur = r
-            last_in = i
-        out[i] = cur
-    codes[idx] = np.asarray(out, dtype=np.int16)
+    # Distances (and their Python lists) for a block of frames at a time, so that memory
+    # does not grow with the length of the recording; the state carries over.
+    for b0 in range(0, m, ASSIGN_BLOCK):
+        b1 = min(m, b0 + ASSIGN_BLOCK)
+        dist = layout.distances(xs[b0:b1], ys[b0:b1])
+        raw = np.argmin(dist, axis=1)
+        raw_all[b0:b1] = raw
+        if margin <= 0:
+            out[b0:b1] = raw
+            cur = int(raw[-1])
+            continue
+        # Sequential by nature; a loop over plain Python lists (about 1 µs per frame).
+        raw_l = raw.tolist()
+        dist_l = dist.tolist()
+        out_l = [0] * len(raw_l)
+        for j, r in enumerate(raw_l):
+            i = b0 + j
+            if cur == UNKNOWN:
+                cur = r
+                last_in = i
+            elif r == cur:
+                last_in = i
+            elif dist_l[j][cur] > margin:
+                if backdate:
+                    lo = last_in + 1
+                    if lo < b0:  # the crossing began in an earlier block
+                        out[lo:b0] = raw_all[lo:b0]
+                        lo = b0
+                    for k in range(lo, i):
+                        out_l[k - b0] = raw_l[k - b0]
+                cur = r
+                last_in = i
+            out_l[j] = cur
+        out[b0:b1] = out_l
+    codes[idx] = out
     return codes, int(cur)

@@ -67,25 +67,32 @@ def chamber_bouts(time_s: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
     )
 
 
+_BLOCK = 65536
+
+
 def path_length(x: np.ndarray, y: np.ndarray, min_step_px: float = 2.0) -> float:
     """Path length (px) over the non-NaN points, ignoring movements below ``min_step_px``."""
     ok = np.isfinite(x) & np.isfinite(y)
-    xs = np.asarray(x)[ok].tolist()
-    ys = np.asarray(y)[ok].tolist()
-    if len(xs) < 2:
+    x_ok = np.asarray(x, dtype=float)[ok]
+    y_ok = np.asarray(y, dtype=float)[ok]
+    if len(x_ok) < 2:
         return 0.0
     if min_step_px <= 0:
-        return float(np.hypot(np.diff(xs), np.diff(ys)).sum())
+        return float(np.hypot(np.diff(x_ok), np.diff(y_ok)).sum())
     total = 0.0
-    ax, ay = xs[0], ys[0]
+    ax, ay = float(x_ok[0]), float(y_ok[0])
     lim2 = min_step_px * min_step_px
-    for px, py in zip(xs, ys, strict=True):
-        dx = px - ax
-        dy = py - ay
-        d2 = dx * dx + dy * dy
-        if d2 >= lim2:
-            total += d2**0.5
-            ax, ay = px, py
+    # plain Python floats, a block at a time (a night's track as lists would take GBs)
+    for b0 in range(0, len(x_ok), _BLOCK):
+        xs = x_ok[b0 : b0 + _BLOCK].tolist()
+        ys = y_ok[b0 : b0 + _BLOCK].tolist()
+        for px, py in zip(xs, ys, strict=True):
+            dx = px - ax
+            dy = py - ay
+            d2 = dx * dx + dy * dy
+            if d2 >= lim2:
+                total += d2**0.5
+                ax, ay = px, py
     return total
 
 

@@ -1,5 +1,7 @@
 """Geometry: which piece a point is in, hysteresis, clipping of door lines."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,35 @@ def test_three_chambers_with_neutral_centre():
     layout = build_layout(config.arenas[0], 0)
     got = layout.raw_chamber(np.array([20.0, 150.0, 280.0]), np.array([50.0, 50.0, 50.0]))
     assert got.tolist() == [0, 1, 2]
+
+
+def test_assignment_in_blocks_equals_one_block(monkeypatch):
+    """Distances are computed a block of frames at a time; a crossing whose backdated
+    frames reach into the previous block must come out as with one block."""
+    import cpp_tracker.geometry as geometry
+    from cpp_tracker.config import parse_config
+
+    config = parse_config({"arenas": [{
+        "name": "a", "polygon": [[0, 0], [200, 0], [200, 100], [0, 100]],
+        "doors": [{"name": "d", "line": [[100, 0], [100, 100]]}],
+        "chambers": [{"name": "l", "point": [50, 50]}, {"name": "r", "point": [150, 50]}],
+    }]})
+    rng = np.random.default_rng(3)
+    # a slow walk back and forth across the door, with rests inside the margin
+    x = 100 + 30 * np.sin(np.arange(3000) / 97.0) + rng.normal(0, 2, 3000)
+    y = np.full(3000, 50.0)
+    det = rng.random(3000) > 0.05
+    x[~det] = np.nan
+    results = {}
+    for block in (65536, 7, 64):
+        monkeypatch.setattr(geometry, "ASSIGN_BLOCK", block)
+        for backdate in (True, False):
+            layout = geometry.build_layout(config.arenas[0], 6.0)
+            layout = dataclasses.replace(layout, backdate_crossings=backdate)
+            results[block, backdate] = geometry.assign_chambers(x, y, det, layout)
+    for backdate in (True, False):
+        one = results[65536, backdate]
+        assert (one[0] >= 0).sum() > 2000 and len(set(one[0].tolist())) == 3  # has teeth
+        for block in (7, 64):
+            got = results[block, backdate]
+            assert np.array_equal(got[0], one[0]) and got[1] == one[1]

@@ -74,3 +74,15 @@ def test_distance_in_cm_with_scale():
     s = summarize([0] * 101, x=x, y=np.zeros(101), px_per_cm=5.0)
     assert s.loc["a", "distance_px"] == pytest.approx(100, abs=2)
     assert s.loc["a", "distance_cm"] == pytest.approx(20, abs=0.5)
+
+
+def test_path_length_in_blocks_equals_one_pass(monkeypatch):
+    import cpp_tracker.summary as summary
+
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(0, 1.5, 5000))
+    y = np.cumsum(rng.normal(0, 1.5, 5000))
+    x[rng.random(5000) < 0.1] = np.nan
+    whole = summary.path_length(x, y, 2.0)
+    monkeypatch.setattr(summary, "_BLOCK", 13)
+    assert summary.path_length(x, y, 2.0) == whole > 1000
