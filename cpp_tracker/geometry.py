@@ -52,8 +52,9 @@ def split_polygon(polygon: Polygon, lines: list[LineString]) -> list[Polygon]:
     """Cut ``polygon`` into pieces along ``lines`` (each clipped to the polygon)."""
     if not lines:
         return [polygon]
-    clipped = [polygon.intersection(line) for line in lines]
-    noded = unary_union([polygon.exterior, *clipped])
+    # Node the whole lines with the outline: clipping first gives end points that lie on the
+    # outline only to floating-point precision, and a slanted line then fails to close.
+    noded = unary_union([polygon.exterior, *lines])
     pieces = [p for p in polygonize(noded) if polygon.contains(p.representative_point())]
     pieces = [p for p in pieces if p.area > 1e-6 * polygon.area]
     return pieces or [polygon]

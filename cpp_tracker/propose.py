@@ -1,0 +1,1110 @@
+"""Propose a box's geometry from the empty-box image: outline, door lines, chamber points.
+
+``cpp-tracker init`` uses this to write a first config that a person then checks in the
+preview, instead of measuring pixels. Everything here works on the background image (the
+median of frames sampled across the video) and, where given, on where the mouse was seen
+in those frames:
+
+1. **Straight edges.** The image is blurred a little and its gradient taken. Edge pixels vote
+   for the line through them whose normal is their gradient direction (a Hough transform
+   that uses the edge direction, so texture votes are spread thin while a wall's edge piles
+   up in one cell). Lines are then *measured*, not trusted: along each candidate line the
+   gradient across it is sampled every pixel, and the fraction of the line where a clear
+   edge is present (its *coverage*) is what counts.
+2. **Outline.** The two dominant line directions (walls meet at right angles) give two
+   families of lines; the largest quadrilateral whose four sides are all covered by edges
+   is the box's outer frame. Each side is then moved inwards to the floor's edge: to the
+   innermost parallel edge that the mouse was never seen beyond, or, without the mouse, to
+   the inner edge of a uniform wall band. Each side is refitted to the edge at sub-pixel
+   precision, so perspective (non-parallel sides) is allowed.
+3. **Doors.** A dividing wall is a straight edge inside the outline that reaches the walls at
+   both of its ends, is solid except for an opening (the door), and (where the mouse was
+   seen) is never walked on except in that opening. Floor texture fails these tests: rows
+   of holes are not solid, grid bars have no opening or stop at the dividing wall. The two
+   edges of a wall band are merged into its centre line, which is extended from wall to wall.
+4. **Chambers.** The outline cut by the door lines gives the pieces; each gets the point
+   farthest from its border (the pole of inaccessibility) and a placeholder name.
+
+Every element carries a confidence in 0..1 and the evidence behind it in words. Where no
+outline or no door is convincing the proposal says so (``outline_found`` / ``doors_found``)
+instead of guessing, and :func:`proposal_to_yaml` writes a template to edit.
+
+Coordinates: ``x`` = column, ``y`` = row, pixels, origin top-left, as OpenCV.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon
+from shapely.ops import polylabel
+
+__all__ = [
+    "Finding",
+    "ProposedArena",
+    "Proposal",
+    "visited_map",
+    "propose_geometry",
+    "proposal_to_config",
+    "proposal_to_yaml",
+]
+
+Point = tuple[float, float]
+
+#: Confidence levels as words (at least this confidence).
+_LEVELS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """How sure the proposal is of one element, and why."""
+
+    element: str
+    confidence: float
+    evidence: str
+
+    @property
+    def level(self) -> str:
+        """``high`` (>= 0.75), ``medium`` (>= 0.5) or ``low``."""
+        return next(word for limit, word in _LEVELS if self.confidence >= limit)
+
+
+@dataclass(frozen=True)
+class ProposedDoor:
+    """A door line from wall to wall and the opening found in it (None if not seen)."""
+
+    name: str
+    line: tuple[Point, Point]
+    opening: tuple[Point, Point] | None
+    finding: Finding
+
+
+@dataclass(frozen=True)
+class ProposedArena:
+    """One box as proposed: outline, doors and one point per piece."""
+
+    name: str
+    polygon: tuple[Point, ...]
+    doors: tuple[ProposedDoor, ...]
+    chambers: tuple[tuple[str, Point], ...]
+    outline: Finding
+    outline_found: bool
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return (self.outline, *(d.finding for d in self.doors))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The geometry proposed for one video's frame."""
+
+    width: int
+    height: int
+    arenas: tuple[ProposedArena, ...]
+    notes: tuple[str, ...] = ()
+    frames_with_mouse: int = 0
+    requested_chambers: int | None = None
+
+    @property
+    def doors_found(self) -> bool:
+        return any(a.doors for a in self.arenas)
+
+    @property
+    def outline_found(self) -> bool:
+        return all(a.outline_found for a in self.arenas)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for a in self.arenas for f in a.findings)
+
+
+# --------------------------------------------------------------------------------------
+# image measurements
+
+
+@dataclass(frozen=True)
+class _Gradient:
+    gx: np.ndarray  # float32, grey levels per pixel
+    gy: np.ndarray
+    mag: np.ndarray
+    threshold: float  # a clear edge has at least this gradient across it
+    image: np.ndarray  # the blurred image, float32
+
+
+def _gradient(gray: np.ndarray) -> _Gradient:
+    img = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.2)
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    mag = cv2.magnitude(gx, gy)
+    # noise of the gradient: most pixels of a box image are flat floor or wall
+    noise = 1.4826 * float(np.median(np.abs(gx - np.median(gx))))
+    threshold = max(2.0, 4.0 * noise)
+    return _Gradient(gx, gy, mag, threshold, img)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A line ``x cos(theta) + y sin(theta) = rho``; theta in radians, in [0, pi)."""
+
+    theta: float
+    rho: float
+    votes: float
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.array([math.cos(self.theta), math.sin(self.theta)])
+
+    @property
+    def direction(self) -> np.ndarray:
+        return np.array([-math.sin(self.theta), math.cos(self.theta)])
+
+    def point(self) -> np.ndarray:
+        return self.normal * self.rho
+
+
+def _line_through(p: np.ndarray, q: np.ndarray) -> _Line:
+    d = (q - p) / max(1e-9, float(np.hypot(*(q - p))))
+    theta = math.atan2(d[0], -d[1])  # normal = (-dy, dx) rotated: (cos, sin) ⟂ d
+    n = np.array([math.cos(theta), math.sin(theta)])
+    rho = float(n @ p)
+    if theta < 0:
+        theta += math.pi
+        rho = -rho
+    if theta >= math.pi:
+        theta -= math.pi
+        rho = -rho
+    return _Line(theta, rho, 0.0)
+
+
+def _intersect(a: _Line, b: _Line) -> np.ndarray | None:
+    m = np.array([a.normal, b.normal])
+    if abs(np.linalg.det(m)) < 1e-6:
+        return None
+    return np.linalg.solve(m, np.array([a.rho, b.rho]))
+
+
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``image`` at float positions (any number of them)."""
+    n = len(x)
+    cols = 4096
+    rows = max(1, -(-n // cols))
+    pad = rows * cols - n
+    fx = np.concatenate([x, np.zeros(pad)]).astype(np.float32).reshape(rows, cols)
+    fy = np.concatenate([y, np.zeros(pad)]).astype(np.float32).reshape(rows, cols)
+    return cv2.remap(image, fx, fy, cv2.INTER_LINEAR).ravel()[:n]
+
+
+def _edge_pixels(grad: _Gradient) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Thin edge pixels (x, y, gradient angle in [0, pi), magnitude) by non-maximum
+    suppression along the gradient."""
+    mag = grad.mag
+    strong = mag >= grad.threshold
+    ys, xs = np.nonzero(strong)
+    if len(xs) == 0:
+        return xs, ys, xs.astype(float), xs.astype(float)
+    gx = grad.gx[ys, xs]
+    gy = grad.gy[ys, xs]
+    m = mag[ys, xs]
+    ux = gx / m
+    uy = gy / m
+    h, w = mag.shape
+    fx1 = np.clip(xs + ux, 0, w - 1).astype(np.float32)
+    fy1 = np.clip(ys + uy, 0, h - 1).astype(np.float32)
+    fx2 = np.clip(xs - ux, 0, w - 1).astype(np.float32)
+    fy2 = np.clip(ys - uy, 0, h - 1).astype(np.float32)
+    n1 = _sample(mag, fx1, fy1)
+    n2 = _sample(mag, fx2, fy2)
+    keep = (m >= n1) & (m >= n2)
+    angle = np.mod(np.arctan2(gy, gx), np.pi)
+    return xs[keep], ys[keep], angle[keep], m[keep]
+
+
+def _hough(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    angle: np.ndarray,
+    diag: float,
+    min_votes: float,
+    max_lines: int = 40,
+) -> list[_Line]:
+    """Lines voted for by edge pixels along their own normal (1 degree x 1 pixel cells)."""
+    if len(xs) == 0:
+        return []
+    n_theta = 180
+    n_rho = int(2 * diag) + 3
+    acc = np.zeros((n_theta, n_rho), dtype=np.float32)
+    base = np.round(np.degrees(angle)).astype(int)
+    for spread, weight in ((0, 1.0), (-1, 0.5), (1, 0.5)):
+        t = np.mod(base + spread, n_theta)
+        th = np.radians(t)
+        rho = xs * np.cos(th) + ys * np.sin(th)
+        # a theta wrap (179 -> 0 degrees) flips the sign of rho
+        r = np.round(rho + diag + 1).astype(int)
+        np.add.at(acc, (t, np.clip(r, 0, n_rho - 1)), weight)
+    # a little smoothing along rho so a line that straddles two cells keeps its votes
+    acc = cv2.GaussianBlur(acc, (1, 3), 0.7)
+    padded = np.concatenate([acc[-3:, ::-1], acc, acc[:3, ::-1]], axis=0)
+    dil = cv2.dilate(padded, np.ones((7, 5), np.uint8))[3:-3]
+    peaks = np.argwhere((acc >= dil) & (acc >= min_votes))
+    order = np.argsort(-acc[peaks[:, 0], peaks[:, 1]])
+    out = []
+    for t, r in peaks[order][:max_lines]:
+        out.append(_Line(math.radians(t), float(r - diag - 1), float(acc[t, r])))
+    return out
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """Edge presence sampled every pixel along a segment p -> q."""
+
+    p: np.ndarray
+    q: np.ndarray
+    present: np.ndarray  # bool per sample
+    offset: np.ndarray  # best offset of the edge across the line, px, per sample
+    strength: np.ndarray  # gradient across the line at that offset
+
+    @property
+    def length(self) -> float:
+        return float(np.hypot(*(self.q - self.p)))
+
+    def coverage(self, a: float = 0.0, b: float = 1.0) -> float:
+        n = len(self.present)
+        i, j = int(round(a * n)), int(round(b * n))
+        if j <= i:
+            return 0.0
+        return float(self.present[i:j].mean())
+
+
+def _profile(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray,
+             tolerance_px: float = 2.0) -> _Profile:
+    """Whether a clear edge parallel to p->q lies within ``tolerance_px`` of each point."""
+    length = float(np.hypot(*(q - p)))
+    n = max(2, int(length))
+    t = np.linspace(0.0, 1.0, n)
+    pts = p[None, :] + t[:, None] * (q - p)[None, :]
+    offsets = np.arange(-tolerance_px, tolerance_px + 0.01, 0.5)
+    sx = (pts[:, 0][:, None] + offsets[None, :] * normal[0]).astype(np.float32)
+    sy = (pts[:, 1][:, None] + offsets[None, :] * normal[1]).astype(np.float32)
+    gx = cv2.remap(grad.gx, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    gy = cv2.remap(grad.gy, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    across = np.abs(gx * normal[0] + gy * normal[1])
+    total = np.hypot(gx, gy)
+    # the edge must run along the line: most of its gradient is across it
+    across = np.where(across >= 0.6 * total, across, 0.0)
+    best = np.argmax(across, axis=1)
+    strength = across[np.arange(n), best]
+    inside = (sx[:, 0] >= 0) & (sx[:, 0] < grad.gx.shape[1]) & (sy[:, 0] >= 0) & (
+        sy[:, 0] < grad.gx.shape[0])
+    present = (strength >= grad.threshold) & inside
+    return _Profile(p, q, present, offsets[best], strength)
+
+
+def _refit(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray] | None:
+    """Refit segment p->q to the sub-pixel edge positions along it (median of residuals)."""
+    prof = _profile(grad, p, q, normal, tolerance_px=2.5)
+    keep = prof.present.copy()
+    n = len(keep)
+    keep[: max(1, n // 20)] = False  # corners are rounded by the blur
+    keep[n - max(1, n // 20):] = False
+    if keep.sum() < 8:
+        return None
+    t = np.linspace(0.0, 1.0, n)[keep]
+    off = prof.offset[keep].astype(float)
+    # parabolic peak refinement would need the neighbours; a robust line fit over many
+    # samples already averages the half-pixel steps away
+    a, b = np.polyfit(t, off, 1)
+    resid = off - (a * t + b)
+    good = np.abs(resid) <= max(0.75, 2.5 * 1.4826 * np.median(np.abs(resid)))
+    if good.sum() >= 8:
+        a, b = np.polyfit(t[good], off[good], 1)
+    return p + b * normal, q + (a + b) * normal
+
+
+# --------------------------------------------------------------------------------------
+# where the mouse was
+
+
+def visited_map(frames: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pixels covered by the mouse in any of ``frames``, and in how many frames it was seen.
+
+    Uses the tracker's own detector over the whole frame (automatic polarity, threshold and
+    size limits), keeping every blob within the size limits so that several boxes with one
+    mouse each all count. Returns (mask uint8 0/1, number of frames with a blob).
+    """
+    from .config import ArenaConfig, DetectionSettings
+    from .tracker import make_detector
+
+    h, w = background.shape
+    whole = ArenaConfig(
+        name="frame", polygon=((0.0, 0.0), (w, 0.0), (w, h), (0.0, h)), doors=(), chambers=()
+    )
+    detector = make_detector(whole, DetectionSettings(), background, frames)
+    visited = np.zeros((h, w), dtype=np.uint8)
+    seen = 0
+    for frame in frames:
+        binary = detector.foreground(frame)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        if n <= 1:
+            continue
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        ok = np.flatnonzero((areas >= detector.min_area_px) & (areas <= 0.05 * h * w)) + 1
+        if len(ok) == 0:
+            continue
+        seen += 1
+        blob = np.isin(labels, ok)
+        visited[detector.y0 : detector.y1, detector.x0 : detector.x1][blob] = 1
+    return visited, seen
+
+
+# --------------------------------------------------------------------------------------
+# lines: refinement and measurement over their whole visible length
+
+
+def _aligned(line: _Line, theta_ref: float) -> _Line:
+    """The same line with its normal turned to within 90 degrees of ``theta_ref``."""
+    d = (line.theta - theta_ref + math.pi / 2) % (2 * math.pi) - math.pi / 2
+    if abs(d) <= math.pi / 2:
+        return _Line(theta_ref + d, line.rho, line.votes)
+    return _Line(theta_ref + d - math.pi, -line.rho, line.votes)
+
+
+def _angle_between(a: float, b: float) -> float:
+    """Angle between two line directions, in [0, pi/2]."""
+    d = abs(a - b) % math.pi
+    return min(d, math.pi - d)
+
+
+def _refine(line: _Line, xs, ys, angle, band_px: float = 2.0) -> _Line:
+    """Total-least-squares fit to the edge pixels within ``band_px`` of the line that run
+    along it."""
+    dist = xs * math.cos(line.theta) + ys * math.sin(line.theta) - line.rho
+    ok = (np.abs(dist) <= band_px) & (
+        np.minimum(np.abs(angle - line.theta % math.pi),
+                   math.pi - np.abs(angle - line.theta % math.pi)) <= math.radians(6))
+    if ok.sum() < 10:
+        return line
+    pts = np.stack([xs[ok], ys[ok]], axis=1).astype(float)
+    mean = pts.mean(axis=0)
+    cov = np.cov((pts - mean).T)
+    evals, evecs = np.linalg.eigh(cov)
+    normal = evecs[:, 0]  # smallest spread: across the line
+    if normal @ line.normal < 0:
+        normal = -normal
+    theta = math.atan2(normal[1], normal[0])
+    fitted = _Line(theta, float(normal @ mean), line.votes)
+    if _angle_between(theta, line.theta) > math.radians(3):
+        return line
+    return _aligned(fitted, line.theta)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """A line with its edge presence measured every pixel across the image."""
+
+    line: _Line
+    s0: float  # position along the line's direction of the first sample
+    present: np.ndarray
+    cum: np.ndarray  # cumulative presence, len = len(present) + 1
+
+    def coverage_between(self, p: np.ndarray, q: np.ndarray) -> float:
+        d = self.line.direction
+        a, b = sorted((float(p @ d) - self.s0, float(q @ d) - self.s0))
+        n = len(self.present)
+        i = int(np.clip(round(a + 0.04 * (b - a)), 0, n))
+        j = int(np.clip(round(b - 0.04 * (b - a)), 0, n))
+        if j - i < 3:
+            return 0.0
+        return float(self.cum[j] - self.cum[i]) / (j - i)
+
+
+def _measure(grad: _Gradient, line: _Line) -> _Measured | None:
+    h, w = grad.gx.shape
+    box = Polygon([(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)])
+    d = line.direction
+    p0 = line.normal * line.rho
+    diag = math.hypot(w, h)
+    seg = box.intersection(LineString([p0 - d * 2 * diag, p0 + d * 2 * diag]))
+    if seg.is_empty or seg.length < 10 or seg.geom_type != "LineString":
+        return None
+    a, b = (np.asarray(c, dtype=float) for c in seg.coords[:2])
+    if (b - a) @ d < 0:
+        a, b = b, a
+    prof = _profile(grad, a, b, line.normal)
+    cum = np.concatenate([[0], np.cumsum(prof.present)])
+    return _Measured(line, float(a @ d), prof.present, cum)
+
+
+# --------------------------------------------------------------------------------------
+# outline
+
+
+@dataclass(frozen=True)
+class _Quad:
+    sides: tuple[_Measured, _Measured, _Measured, _Measured]  # a1, b1, a2, b2
+    corners: np.ndarray  # (4, 2): a1^b1, b1^a2, a2^b2, b2^a1
+    coverage: tuple[float, float, float, float]
+
+    @property
+    def polygon(self) -> Polygon:
+        return Polygon(self.corners)
+
+
+def _dominant_angle(angle: np.ndarray, mag: np.ndarray) -> float:
+    """The walls' normal direction modulo 90 degrees (radians), from edge orientations."""
+    deg = np.mod(np.degrees(angle), 90.0)
+    hist, _ = np.histogram(deg, bins=180, range=(0, 90), weights=mag)
+    ext = np.concatenate([hist[-4:], hist, hist[:4]])
+    smooth = np.convolve(ext, np.ones(5), "same")[4:-4]
+    return math.radians((int(np.argmax(smooth)) + 0.5) * 0.5)
+
+
+def _corners(a1: _Line, b1: _Line, a2: _Line, b2: _Line) -> np.ndarray | None:
+    pts = [_intersect(a1, b1), _intersect(b1, a2), _intersect(a2, b2), _intersect(b2, a1)]
+    if any(p is None for p in pts):
+        return None
+    return np.array(pts)
+
+
+def _side_coverages(sides, corners) -> tuple[float, ...]:
+    """Coverage of each side between the corners it shares with its neighbours."""
+    return tuple(
+        sides[k].coverage_between(corners[(k - 1) % 4], corners[k]) for k in range(4)
+    )
+
+
+def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> list[_Quad]:
+    """The largest quadrilaterals whose four sides are covered by edges, not overlapping."""
+    h, w = shape
+    min_side = 0.1 * min(h, w)
+    a_lines = sorted(family_a, key=lambda m: m.line.rho)
+    b_lines = sorted(family_b, key=lambda m: m.line.rho)
+    quads: list[_Quad] = []
+    for i, a1 in enumerate(a_lines):
+        for a2 in a_lines[i + 1:]:
+            if a2.line.rho - a1.line.rho < min_side:
+                continue
+            # lines of the other family that run from a1 to a2
+            spanning = []
+            for b in b_lines:
+                p, q = _intersect(a1.line, b.line), _intersect(a2.line, b.line)
+                if p is None or q is None:
+                    continue
+                if b.coverage_between(p, q) >= min_coverage:
+                    spanning.append(b)
+            for j, b1 in enumerate(spanning):
+                for b2 in spanning[j + 1:]:
+                    if b2.line.rho - b1.line.rho < min_side:
+                        continue
+                    corners = _corners(a1.line, b1.line, a2.line, b2.line)
+                    if corners is None:
+                        continue
+                    if (corners.min(axis=0) < -2).any() or corners[:, 0].max() > w + 2 or (
+                            corners[:, 1].max() > h + 2):
+                        continue
+                    cov = _side_coverages((a1, b1, a2, b2), corners)
+                    if min(cov) < min_coverage:
+                        continue
+                    poly = Polygon(corners)
+                    if not poly.is_valid or poly.area < min_side**2:
+                        continue
+                    quads.append(_Quad((a1, b1, a2, b2), corners, cov))
+    quads.sort(key=lambda q: -q.polygon.area * (0.5 + 0.5 * min(q.coverage)))
+    chosen: list[_Quad] = []
+    for q in quads:
+        if all(q.polygon.intersection(c.polygon).area < 0.02 * q.polygon.area for c in chosen):
+            chosen.append(q)
+        if len(chosen) == n_arenas:
+            break
+    return chosen
+
+
+def _strip_values(image: np.ndarray, line: _Line, p: np.ndarray, q: np.ndarray,
+                  offsets: np.ndarray) -> np.ndarray:
+    """Image values along segment p->q shifted by each of ``offsets`` along the normal."""
+    length = max(4, int(np.hypot(*(q - p))))
+    t = np.linspace(0.1, 0.9, length)
+    pts = p[None, :] + t[:, None] * (q - p)[None, :]
+    sx = (pts[:, 0][:, None] + offsets[None, :] * line.normal[0]).astype(np.float32)
+    sy = (pts[:, 1][:, None] + offsets[None, :] * line.normal[1]).astype(np.float32)
+    return cv2.remap(image, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass(frozen=True)
+class _SideChoice:
+    line: _Line
+    how: str  # 'mouse', 'band', 'single'
+    band_px: float  # wall band width between the outer frame and the chosen edge
+
+
+def _floor_side(
+    grad: _Gradient,
+    quad: _Quad,
+    k: int,
+    family: list[_Measured],
+    visited: np.ndarray | None,
+    coords: tuple[np.ndarray, np.ndarray],
+) -> _SideChoice:
+    """Move side ``k`` of the outer frame inwards to the floor's edge."""
+    side = quad.sides[k].line
+    centre = quad.corners.mean(axis=0)
+    inward = 1.0 if side.normal @ centre > side.rho else -1.0
+    prev_side = quad.sides[(k - 1) % 4].line
+    next_side = quad.sides[(k + 1) % 4].line
+    c_start, c_end = quad.corners[(k - 1) % 4], quad.corners[k]
+    span = float(np.hypot(*(c_end - c_start)))
+    other = quad.corners[(k + 2) % 4] - quad.corners[(k + 1) % 4]
+    depth = 0.15 * float(np.hypot(*other))
+
+    cands: list[tuple[float, _Line]] = [(0.0, side)]
+    for m in family:
+        ln = _aligned(m.line, side.theta)
+        if m.line is side or _angle_between(ln.theta, side.theta) > math.radians(4):
+            continue
+        mid = 0.5 * (c_start + c_end)
+        # distance from the frame side's middle to this line, positive inwards
+        d = (ln.rho - float(ln.normal @ mid)) * inward
+        if not 1.5 < d <= depth:
+            continue
+        p, q = _intersect(ln, prev_side), _intersect(ln, next_side)
+        if p is None or q is None or m.coverage_between(p, q) < 0.6:
+            continue
+        cands.append((d, ln))
+    cands.sort(key=lambda c: c[0])
+
+    if visited is not None:
+        xs, ys = coords
+        region = quad.polygon.buffer(max(4.0, depth))
+        near = shapely.contains_xy(region, xs, ys)
+        vx, vy = xs[near], ys[near]
+        if len(vx):
+            tol = max(3, int(0.002 * len(vx)))
+            # did the mouse come near this side at all? then trust it
+            s_side = (vx * side.normal[0] + vy * side.normal[1] - side.rho) * inward
+            if np.count_nonzero(s_side <= depth + 4) > tol:
+                for d, ln in reversed(cands):
+                    s = (vx * ln.normal[0] + vy * ln.normal[1] - ln.rho) * inward
+                    if np.count_nonzero(s < -1.5) <= tol:
+                        return _SideChoice(ln, "mouse", d)
+    if len(cands) >= 2:
+        d, ln = cands[1]
+        offsets = np.linspace(0.25 * d, 0.75 * d, 3) * inward
+        vals = _strip_values(grad.image, side, c_start, c_end, offsets)
+        inner = _strip_values(grad.image, side, c_start, c_end,
+                              np.array([d + 2.0, d + 3.0]) * inward)
+        spread = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
+        step = abs(float(np.median(vals)) - float(np.median(inner)))
+        if spread <= max(3.0, 0.25 * step) and step >= 2 * grad.threshold and span > 0:
+            return _SideChoice(ln, "band", d)
+    return _SideChoice(side, "single", 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# doors
+
+
+@dataclass(frozen=True)
+class _DoorEdge:
+    """One straight edge inside the outline that looks like the side of a dividing wall."""
+
+    line: _Line
+    p: np.ndarray  # chord end points on the outline
+    q: np.ndarray
+    coverage: float
+    solidity: float  # coverage outside the opening
+    ends: float  # the lower of the coverages of the first and last 10 % of the chord
+    gap: tuple[float, float]  # the opening, as fractions of the chord
+    walked: float | None  # share of the wall's edge the mouse was seen on (None: no data)
+    crossed: bool | None  # the mouse was seen in the opening
+
+
+def _chord(polygon: Polygon, line: _Line) -> tuple[np.ndarray, np.ndarray] | None:
+    p0 = line.normal * line.rho
+    d = line.direction
+    far = 4 * math.sqrt(polygon.area) + 4 * float(np.abs(np.asarray(polygon.bounds)).max())
+    seg = polygon.intersection(LineString([p0 - d * far, p0 + d * far]))
+    if seg.is_empty:
+        return None
+    if seg.geom_type != "LineString":
+        parts = [g for g in getattr(seg, "geoms", []) if g.geom_type == "LineString"]
+        if not parts:
+            return None
+        seg = max(parts, key=lambda g: g.length)
+    a, b = (np.asarray(c, dtype=float) for c in (seg.coords[0], seg.coords[-1]))
+    if (b - a) @ d < 0:
+        a, b = b, a
+    return a, b
+
+
+def _largest_gap(present: np.ndarray) -> tuple[int, int]:
+    """The longest run of absent samples, after closing one- and two-sample holes."""
+    filled = present.copy()
+    n = len(filled)
+    for k in (1, 2):
+        for i in range(1, n - k):
+            if filled[i - 1] and filled[min(n - 1, i + k)] and not filled[i:i + k].any():
+                filled[i:i + k] = True
+    best = (0, 0)
+    i = 0
+    while i < n:
+        if not filled[i]:
+            j = i
+            while j < n and not filled[j]:
+                j += 1
+            if j - i > best[1] - best[0]:
+                best = (i, j)
+            i = j
+        else:
+            i += 1
+    return best
+
+
+def _ridge(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray,
+           thickness: float) -> np.ndarray:
+    """Where a band ``thickness`` px wide centred on p->q stands out from both of its sides
+    the same way (darker than both or lighter than both): a wall, not a step between two
+    floors. Bool per pixel along the segment."""
+    half = 0.5 * thickness
+    offsets = np.array([-half - 2.5, -half - 1.5, -0.25 * thickness, 0.0, 0.25 * thickness,
+                        half + 1.5, half + 2.5])
+    line = _Line(math.atan2(normal[1], normal[0]), 0.0, 0.0)
+    vals = _strip_values(grad.image, line, p, q, offsets).astype(np.float64)
+    left = vals[:, :2].mean(axis=1)
+    centre = np.median(vals[:, 2:5], axis=1)
+    right = vals[:, 5:].mean(axis=1)
+    dl, dr = centre - left, centre - right
+    contrast = np.minimum(np.abs(dl), np.abs(dr))
+    stands_out = (np.sign(dl) == np.sign(dr)) & (contrast >= 1.5 * grad.threshold)
+    if not stands_out.any():
+        return stands_out
+    # one wall, one material: the same sign and about the same grey level all along
+    sign = 1.0 if np.count_nonzero(stands_out & (dl > 0)) >= np.count_nonzero(
+        stands_out & (dl < 0)) else -1.0
+    same = stands_out & (np.sign(dl) == sign)
+    level = float(np.median(centre[same])) if same.any() else 0.0
+    typical = float(np.median(contrast[same])) if same.any() else 0.0
+    present = same & (np.abs(centre - level) <= max(12.0, 0.5 * typical))
+    return _clean_runs(present)
+
+
+def _clean_runs(present: np.ndarray, speck: int = 3, hole: int = 2) -> np.ndarray:
+    """Drop present runs shorter than ``speck`` samples (texture), then fill absent runs of
+    at most ``hole`` samples (noise)."""
+    out = present.copy()
+    n = len(out)
+
+    def runs(values: np.ndarray, state: bool):
+        i = 0
+        while i < n:
+            if values[i] == state:
+                j = i
+                while j < n and values[j] == state:
+                    j += 1
+                yield i, j
+                i = j
+            else:
+                i += 1
+
+    for i, j in list(runs(out, True)):
+        if j - i < speck:
+            out[i:j] = False
+    for i, j in list(runs(out, False)):
+        if j - i <= hole and i > 0 and j < n:
+            out[i:j] = True
+    return out
+
+
+def _door_edges(grad, polygon, edges, visited, wall_px: float | None) -> list[_DoorEdge]:
+    """Dividing walls: bands that stand out from the floor on both sides, reaching the
+    outline at both ends, solid except for one opening."""
+    xs, ys, angle, _ = edges
+    inner = polygon.buffer(-3.0)
+    if inner.is_empty:
+        return []
+    keep = shapely.contains_xy(inner, xs, ys)
+    sides = np.diff(np.asarray(polygon.exterior.coords), axis=0)
+    short = float(np.hypot(sides[:, 0], sides[:, 1]).min())
+    size = math.sqrt(polygon.area)
+    lines = _hough(xs[keep], ys[keep], angle[keep], math.hypot(*grad.gx.shape),
+                   min_votes=0.25 * short, max_lines=40)
+    if wall_px:
+        widths = sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
+    else:
+        widths = [float(t) for t in range(3, max(4, int(0.08 * size)) + 1)]
+    out: list[_DoorEdge] = []
+    for raw in lines:
+        edge = _refine(raw, xs[keep], ys[keep], angle[keep])
+        best = None
+        for side in (-1.0, 1.0):
+            for t in widths:
+                line = _Line(edge.theta, edge.rho + side * 0.5 * t, 0.0)
+                chord = _chord(polygon, line)
+                if chord is None:
+                    continue
+                p, q = chord
+                length = float(np.hypot(*(q - p)))
+                if length < 0.5 * short:
+                    continue
+                mid = 0.5 * (p + q)
+                if polygon.exterior.distance(shapely.Point(mid)) < 0.15 * length:
+                    continue  # along a wall, not across the box
+                present = _ridge(grad, p, q, line.normal, t)
+                score = float(present.mean())
+                if best is None or score > best[0]:
+                    best = (score, line, p, q, present, length)
+        if best is None:
+            continue
+        _, line, p, q, present, length = best
+        n = len(present)
+        tenth = max(2, n // 10)
+        ends = min(float(present[:tenth].mean()), float(present[-tenth:].mean()))
+        i, j = _largest_gap(present)
+        gap_px = (j - i) * length / n
+        if ends < 0.5 or i == 0 or j >= n:
+            continue
+        if gap_px < max(5.0, 0.05 * length) or gap_px > 0.7 * length:
+            continue
+        rest = np.concatenate([present[:i], present[j:]])
+        solidity = float(rest.mean())
+        if solidity < 0.75:
+            continue
+        walked = crossed = None
+        if visited is not None and visited.any():
+            t = np.linspace(0.0, 1.0, n)
+            pts = p[None, :] + t[:, None] * (q - p)[None, :]
+            cx = np.clip(np.round(pts[:, 0]).astype(int), 0, visited.shape[1] - 1)
+            cy = np.clip(np.round(pts[:, 1]).astype(int), 0, visited.shape[0] - 1)
+            on = visited[cy, cx] > 0
+            mask = np.ones(n, bool)
+            mask[i:j] = False
+            walked = float(on[mask & present].mean()) if (mask & present).any() else 0.0
+            crossed = bool(on[i:j].any())
+        out.append(_DoorEdge(line, p, q, float(present.mean()), solidity, ends,
+                             (i / n, j / n), walked, crossed))
+    return out
+
+
+@dataclass(frozen=True)
+class _Wall:
+    edges: tuple[_DoorEdge, ...]
+    line: _Line
+    p: np.ndarray
+    q: np.ndarray
+    opening: tuple[np.ndarray, np.ndarray]
+    confidence: float
+    evidence: str
+
+
+def _walls(polygon: Polygon, door_edges: list[_DoorEdge], have_mouse: bool) -> list[_Wall]:
+    """Merge the two edges of each dividing wall and judge each wall."""
+    size = math.sqrt(polygon.area)
+    groups: list[list[_DoorEdge]] = []
+    for e in sorted(door_edges, key=lambda e: -e.solidity):
+        for g in groups:
+            ref = g[0].line
+            ln = _aligned(e.line, ref.theta)
+            mid = 0.5 * (e.p + e.q)
+            if (_angle_between(ln.theta, ref.theta) <= math.radians(3)
+                    and abs(float(ref.normal @ mid) - ref.rho) <= 0.06 * size):
+                g.append(e)
+                break
+        else:
+            groups.append([e])
+    walls = []
+    for g in groups:
+        g = g[:2] if len(g) <= 2 else sorted(g, key=lambda e: -e.solidity)[:2]
+        ref = g[0].line
+        aligned = [_aligned(e.line, ref.theta) for e in g]
+        theta = float(np.mean([a.theta for a in aligned]))
+        n = np.array([math.cos(theta), math.sin(theta)])
+        mids = [0.5 * (e.p + e.q) for e in g]
+        rho = float(np.mean([n @ m for m in mids]))
+        centre = _Line(theta, rho, 0.0)
+        chord = _chord(polygon, centre)
+        if chord is None:
+            continue
+        p, q = chord
+        length = float(np.hypot(*(q - p)))
+        # the opening: where all edges of the wall are absent (fractions along the chord)
+        d = centre.direction
+        lo = max(float(((e.p + e.gap[0] * (e.q - e.p)) - p) @ d) for e in g)
+        hi = min(float(((e.p + e.gap[1] * (e.q - e.p)) - p) @ d) for e in g)
+        if hi <= lo:  # edges disagree on where the opening is: take the first's
+            e = g[0]
+            lo = float(((e.p + e.gap[0] * (e.q - e.p)) - p) @ d)
+            hi = float(((e.p + e.gap[1] * (e.q - e.p)) - p) @ d)
+        opening = (p + d * lo, p + d * hi)
+        solidity = min(e.solidity for e in g)
+        ends = min(e.ends for e in g)
+        solid = float(np.clip((solidity - 0.7) / 0.25, 0, 1))
+        end_score = float(np.clip((ends - 0.4) / 0.5, 0, 1))
+        walked = [e.walked for e in g if e.walked is not None]
+        crossed = any(e.crossed for e in g if e.crossed is not None)
+        if not have_mouse or not walked:
+            mouse, mouse_text = 0.5, "no mouse positions to confirm it"
+        elif max(walked) > 0.1:
+            mouse, mouse_text = 0.0, (f"but the mouse was seen on {100 * max(walked):.0f} % of "
+                                      "it, so it may be floor texture, not a wall")
+        elif crossed:
+            mouse, mouse_text = 1.0, "the mouse was seen in the opening and never on the wall"
+        else:
+            mouse, mouse_text = 0.7, "the mouse was never seen on the wall"
+        pair = 1.0 if len(g) == 2 else 0.5
+        confidence = 0.45 * solid + 0.2 * end_score + 0.15 * pair + 0.2 * mouse
+        open_px = hi - lo
+        evidence = (
+            f"{'both edges' if len(g) == 2 else 'one edge'} of a wall run from wall to wall "
+            f"({100 * solidity:.0f} % solid) with one opening of {open_px:.0f} px "
+            f"({100 * open_px / length:.0f} % of its {length:.0f} px); {mouse_text}"
+        )
+        walls.append(_Wall(tuple(g), centre, p, q, opening, float(np.clip(confidence, 0, 1)),
+                           evidence))
+    walls.sort(key=lambda w: -w.confidence)
+    return walls
+
+
+def _pick_walls(polygon, walls: list[_Wall], n_chambers: int | None) -> list[_Wall]:
+    """The best walls that do not cross each other inside the outline."""
+    wanted = (n_chambers - 1) if n_chambers else 3
+    chosen: list[_Wall] = []
+    size = math.sqrt(polygon.area)
+    for w in walls:
+        if n_chambers is None and w.confidence < 0.5:
+            continue
+        seg = LineString([w.p, w.q])
+        clash = False
+        for c in chosen:
+            other = LineString([c.p, c.q])
+            if seg.distance(other) < 0.08 * size:
+                clash = True
+        if not clash:
+            chosen.append(w)
+        if len(chosen) == wanted:
+            break
+    return chosen
+
+
+# --------------------------------------------------------------------------------------
+# the whole proposal
+
+
+def _families(lines: list[_Line], theta0: float) -> tuple[list[_Line], list[_Line]]:
+    a, b = [], []
+    for ln in lines:
+        if _angle_between(ln.theta, theta0) <= math.radians(10):
+            a.append(_aligned(ln, theta0))
+        elif _angle_between(ln.theta, theta0 + math.pi / 2) <= math.radians(10):
+            b.append(_aligned(ln, theta0 + math.pi / 2))
+    return a, b
+
+
+def _order_arenas(quads: list[_Quad]) -> list[_Quad]:
+    """Row by row from the top, left to right within a row."""
+    if not quads:
+        return quads
+    centres = [q.corners.mean(axis=0) for q in quads]
+    height = float(np.median([np.ptp(q.corners[:, 1]) for q in quads]))
+    order = sorted(range(len(quads)), key=lambda i: centres[i][1])
+    rows: list[list[int]] = []
+    for i in order:
+        if rows and abs(centres[i][1] - centres[rows[-1][0]][1]) < 0.5 * height:
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    return [quads[i] for row in rows for i in sorted(row, key=lambda i: centres[i][0])]
+
+
+def _rounded(p) -> Point:
+    return (round(float(p[0]), 1), round(float(p[1]), 1))
+
+
+def _template_polygon(width: int, height: int, k: int, n: int) -> tuple[Point, ...]:
+    """Arena ``k`` of ``n`` side by side, 10 % inside the frame: a template to edit."""
+    x0, x1 = 0.1 * width, 0.9 * width
+    step = (x1 - x0) / n
+    a, b = x0 + k * step + (0.05 * step if n > 1 else 0), x0 + (k + 1) * step - (
+        0.05 * step if n > 1 else 0)
+    y0, y1 = 0.1 * height, 0.9 * height
+    return (_rounded((a, y0)), _rounded((b, y0)), _rounded((b, y1)), _rounded((a, y1)))
+
+
+def _chambers_for(polygon: Polygon, door_lines: list[tuple[Point, Point]]) -> list[Point]:
+    """One point per piece, far from every border, ordered across the doors."""
+    from .geometry import split_polygon
+
+    lines = []
+    for p, q in door_lines:
+        p, q = np.asarray(p, float), np.asarray(q, float)
+        d = (q - p) / np.hypot(*(q - p))
+        lines.append(LineString([p - 3 * d, q + 3 * d]))
+    pieces = split_polygon(polygon, lines)
+    points = [polylabel(piece, tolerance=0.5) for piece in pieces]
+    if door_lines:
+        p, q = (np.asarray(v, float) for v in door_lines[0])
+        across = np.array([-(q - p)[1], (q - p)[0]])
+        if across[0] < 0 or (across[0] == 0 and across[1] < 0):
+            across = -across
+        points.sort(key=lambda pt: float(np.array([pt.x, pt.y]) @ across))
+    return [_rounded((pt.x, pt.y)) for pt in points]
+
+
+def _outline_finding(name: str, quad: _Quad, choices: list[_SideChoice],
+                     coverage: tuple[float, ...], mouse_frames: int) -> Finding:
+    how = [c.how for c in choices]
+    cov = min(coverage)
+    parts = [f"four straight edges cover {100 * cov:.0f} % or more of each side"]
+    if all(h == "mouse" for h in how):
+        parts.append(f"the mouse (seen in {mouse_frames} sampled frames) was never beyond them")
+        bonus = 1.0
+    elif "mouse" in how:
+        parts.append(f"the mouse confirms {how.count('mouse')} of 4 sides")
+        bonus = 0.7
+    else:
+        parts.append("no mouse positions near the walls to confirm them")
+        bonus = 0.4
+    bands = [c.band_px for c in choices if c.how in ("band", "mouse") and c.band_px > 0]
+    if bands:
+        parts.append(f"a wall band of {min(bands):.0f}-{max(bands):.0f} px lies outside")
+        if max(bands) > 2.5 * max(1.0, min(bands)):
+            bonus -= 0.2
+            parts.append("(uneven: check each side)")
+    elif all(h == "single" for h in how):
+        parts.append("the floor's edge is the outermost edge found (no wall band seen)")
+    confidence = float(np.clip(0.55 * np.clip((cov - 0.5) / 0.45, 0, 1) + 0.45 * bonus, 0, 1))
+    return Finding(f"{name} outline", confidence, "; ".join(parts))
+
+
+def propose_geometry(
+    background: np.ndarray,
+    frames: np.ndarray | None = None,
+    *,
+    n_chambers: int | None = None,
+    n_arenas: int = 1,
+) -> Proposal:
+    """Propose outline, door lines and chamber points for each box in ``background``.
+
+    Parameters
+    ----------
+    background
+        The empty-box image, (h, w) uint8 grayscale (:func:`~cpp_tracker.background.
+        median_background` of frames sampled across the video).
+    frames
+        Optional frames sampled across the video, (n, h, w) uint8: where the mouse is seen
+        in them is floor, which tells the floor's edge from a wall's outer edge and floor
+        texture from a wall.
+    n_chambers
+        Chambers per box when known (2 or 3): exactly ``n_chambers - 1`` door lines are
+        proposed if that many are found. ``None``: every convincing door line.
+    n_arenas
+        Boxes in the view.
+
+    Returns
+    -------
+    Proposal
+        With a :class:`Finding` (confidence and evidence) for every outline and door line.
+        An outline that is not found is a template rectangle (``outline_found`` False); a
+        box without convincing doors gets none (``doors_found`` False), never a guess.
+    """
+    background = np.asarray(background)
+    if background.ndim != 2:
+        raise ValueError("propose_geometry needs a 2-d grayscale background image")
+    h, w = background.shape
+    notes: list[str] = []
+    visited = None
+    seen = 0
+    if frames is not None and len(frames) >= 3:
+        visited, seen = visited_map(frames, background)
+        if seen < 5:
+            notes.append(f"the mouse was found in only {seen} of {len(frames)} sampled frames; "
+                         "its positions were not used")
+            visited = None
+        else:
+            notes.append(f"the mouse was found in {seen} of {len(frames)} sampled frames")
+    coords = None
+    if visited is not None:
+        vy, vx = np.nonzero(visited)
+        coords = (vx.astype(float), vy.astype(float))
+
+    grad = _gradient(background)
+    edges = _edge_pixels(grad)
+    xs, ys, angle, mag = edges
+    lines: list[_Line] = []
+    if len(xs):
+        theta0 = _dominant_angle(angle, mag)
+        raw = _hough(xs, ys, angle, math.hypot(w, h), min_votes=0.1 * min(h, w), max_lines=80)
+        lines = [_refine(ln, xs, ys, angle) for ln in raw]
+        fam_a, fam_b = _families(lines, theta0)
+    else:
+        fam_a, fam_b = [], []
+    meas_a = [m for m in (_measure(grad, ln) for ln in fam_a) if m is not None]
+    meas_b = [m for m in (_measure(grad, ln) for ln in fam_b) if m is not None]
+    quads = _order_arenas(_find_frames(meas_a, meas_b, n_arenas, (h, w)))
+    if len(quads) < n_arenas:
+        notes.append(f"found {len(quads)} box outline(s) of the {n_arenas} asked for")
+
+    arenas = []
+    for k in range(n_arenas):
+        name = f"box{k + 1}"
+        if k >= len(quads):
+            polygon = _template_polygon(w, h, k, n_arenas)
+            outline = Finding(f"{name} outline", 0.0, "NOT FOUND: no four straight edges "
+                              "enclosing a box; the outline is a template rectangle to edit")
+            chambers = ((f"chamber_1", _chambers_for(Polygon(polygon), [])[0]),)
+            arenas.append(ProposedArena(name, polygon, (), chambers, outline, False))
+            continue
+        quad = quads[k]
+        choices = []
+        for s in range(4):
+            family = meas_a if s in (0, 2) else meas_b
+            choices.append(_floor_side(grad, quad, s, family, visited, coords))
+        sides = []
+        for s, c in enumerate(choices):
+            sides.append(c.line)
+        corners = _corners(*sides)
+        refined = []
+        for s in range(4):
+            p, q = corners[(s - 1) % 4], corners[s]
+            fit = _refit(grad, p, q, sides[s].normal)
+            refined.append(_line_through(*fit) if fit is not None else sides[s])
+        refined = [_aligned(r, sides[s].theta) for s, r in enumerate(refined)]
+        final = _corners(*refined)
+        if final is None or not Polygon(final).is_valid or (
+                Polygon(final).area < 0.5 * Polygon(corners).area):
+            final = corners
+        coverage = tuple(
+            _profile(grad, final[(s - 1) % 4], final[s], refined[s].normal).coverage(0.05, 0.95)
+            for s in range(4)
+        )
+        polygon_pts = tuple(_rounded(c) for c in final)
+        poly = Polygon(polygon_pts)
+        outline = _outline_finding(name, quad, choices, coverage, seen)
+
+        bands = [c.band_px for c in choices if c.how in ('band', 'mouse') and c.band_px > 0]
+        wall_px = float(np.median(bands)) if bands else None
+        walls = _walls(poly, _door_edges(grad, poly, edges, visited, wall_px), visited is not None)
+        picked = _pick_walls(poly, walls, n_chambers)
+        doors = []
+        for j, wall in enumerate(sorted(picked, key=lambda wl: _sort_key(wl, poly))):
+            finding = Finding(f"{name} door_{j + 1}", wall.confidence, wall.evidence)
+            doors.append(ProposedDoor(
+                f"door_{j + 1}", (_rounded(wall.p), _rounded(wall.q)),
+                (_rounded(wall.opening[0]), _rounded(wall.opening[1])), finding))
+        if n_chambers and 0 < len(doors) < n_chambers - 1:
+            notes.append(f"{name}: found {len(doors)} door line(s) of the {n_chambers - 1} "
+                         f"that {n_chambers} chambers need")
+        points = _chambers_for(poly, [d.line for d in doors])
+        chambers = tuple((f"chamber_{i + 1}", pt) for i, pt in enumerate(points))
+        arenas.append(ProposedArena(name, polygon_pts, tuple(doors), chambers, outline, True))
+    return Proposal(w, h, tuple(arenas), tuple(notes), seen, n_chambers)
+
+
+def _sort_key(wall: _Wall, polygon: Polygon) -> float:
+    """Doors ordered left to right (or top to bottom for walls across the box's height)."""
+    mid = 0.5 * (wall.p + wall.q)
+    d = wall.q - wall.p
+    return float(mid[0]) if abs(d[1]) >= abs(d[0]) else float(mid[1])
