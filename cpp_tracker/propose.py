@@ -200,7 +200,7 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _edge_pixels(grad: _Gradient) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Thin edge pixels (x, y, gradient angle in [0, pi), magnitude) by non-maximum
+    """Thin edge pixels (x, y, gradient direction in [0, 2 pi), magnitude) by non-maximum
     suppression along the gradient."""
     mag = grad.mag
     strong = mag >= grad.threshold
@@ -220,7 +220,7 @@ def _edge_pixels(grad: _Gradient) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     n1 = _sample(mag, fx1, fy1)
     n2 = _sample(mag, fx2, fy2)
     keep = (m >= n1) & (m >= n2)
-    angle = np.mod(np.arctan2(gy, gx), np.pi)
+    angle = np.mod(np.arctan2(gy, gx), 2 * np.pi)
     return xs[keep], ys[keep], angle[keep], m[keep]
 
 
@@ -235,20 +235,24 @@ def _hough(
     """Lines voted for by edge pixels along their own normal (1 degree x 1 pixel cells)."""
     if len(xs) == 0:
         return []
-    n_theta = 180
+    # directions over the full circle: an edge's two polarities are separate lines, and the
+    # accumulator wraps around at 360 degrees without flipping rho
+    n_theta = 360
     n_rho = int(2 * diag) + 3
     acc = np.zeros((n_theta, n_rho), dtype=np.float32)
     base = np.round(np.degrees(angle)).astype(int)
-    for spread, weight in ((0, 1.0), (-1, 0.5), (1, 0.5)):
+    # the gradient direction of an edge pixel is off by a few degrees where texture meets
+    # the edge, so each pixel votes for nearby directions too (triangular weights)
+    for spread in range(-8, 9):
+        weight = 1.0 - abs(spread) / 9.0
         t = np.mod(base + spread, n_theta)
         th = np.radians(t)
         rho = xs * np.cos(th) + ys * np.sin(th)
-        # a theta wrap (179 -> 0 degrees) flips the sign of rho
         r = np.round(rho + diag + 1).astype(int)
         np.add.at(acc, (t, np.clip(r, 0, n_rho - 1)), weight)
     # a little smoothing along rho so a line that straddles two cells keeps its votes
-    acc = cv2.GaussianBlur(acc, (1, 3), 0.7)
-    padded = np.concatenate([acc[-3:, ::-1], acc, acc[:3, ::-1]], axis=0)
+    acc = cv2.GaussianBlur(acc, (3, 1), 0.7)
+    padded = np.concatenate([acc[-3:], acc, acc[:3]], axis=0)
     dil = cv2.dilate(padded, np.ones((7, 5), np.uint8))[3:-3]
     peaks = np.argwhere((acc >= dil) & (acc >= min_votes))
     order = np.argsort(-acc[peaks[:, 0], peaks[:, 1]])
@@ -385,8 +389,8 @@ def _refine(line: _Line, xs, ys, angle, band_px: float = 2.0) -> _Line:
     along it."""
     dist = xs * math.cos(line.theta) + ys * math.sin(line.theta) - line.rho
     ok = (np.abs(dist) <= band_px) & (
-        np.minimum(np.abs(angle - line.theta % math.pi),
-                   math.pi - np.abs(angle - line.theta % math.pi)) <= math.radians(6))
+        np.minimum(np.abs(angle % math.pi - line.theta % math.pi),
+                   math.pi - np.abs(angle % math.pi - line.theta % math.pi)) <= math.radians(6))
     if ok.sum() < 10:
         return line
     pts = np.stack([xs[ok], ys[ok]], axis=1).astype(float)
@@ -478,47 +482,97 @@ def _side_coverages(sides, corners) -> tuple[float, ...]:
     )
 
 
+def _coverage_matrix(lines: list[_Measured], others: list[_Measured]) -> tuple[
+        np.ndarray, np.ndarray]:
+    """For each line, the coverage between its crossings with every pair of other lines.
+
+    Returns (coverage (n, m, m), crossings (n, m, 2)); NaN crossings for parallel lines.
+    """
+    n, m = len(lines), len(others)
+    na = np.array([ln.line.normal for ln in lines])  # (n, 2)
+    ra = np.array([ln.line.rho for ln in lines])
+    nb = np.array([o.line.normal for o in others])
+    rb = np.array([o.line.rho for o in others])
+    det = na[:, None, 0] * nb[None, :, 1] - na[:, None, 1] * nb[None, :, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = (ra[:, None] * nb[None, :, 1] - na[:, None, 1] * rb[None, :]) / det
+        y = (na[:, None, 0] * rb[None, :] - ra[:, None] * nb[None, :, 0]) / det
+    bad = np.abs(det) < 1e-6
+    x[bad] = np.nan
+    y[bad] = np.nan
+    crossings = np.stack([x, y], axis=-1)
+    cov = np.zeros((n, m, m))
+    for i, ln in enumerate(lines):
+        d = ln.line.direction
+        u = crossings[i] @ d - ln.s0  # (m,)
+        lo = np.minimum(u[:, None], u[None, :])
+        hi = np.maximum(u[:, None], u[None, :])
+        span = hi - lo
+        total = len(ln.present)
+        with np.errstate(invalid="ignore"):
+            i0 = np.clip(np.round(lo + 0.04 * span), 0, total)
+            i1 = np.clip(np.round(hi - 0.04 * span), 0, total)
+        ok = np.isfinite(i0) & np.isfinite(i1) & (i1 - i0 >= 3)
+        i0 = np.where(ok, i0, 0).astype(int)
+        i1 = np.where(ok, i1, 0).astype(int)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = (ln.cum[i1] - ln.cum[i0]) / np.maximum(1, i1 - i0)
+        cov[i] = np.where(ok, c, 0.0)
+    return cov, crossings
+
+
 def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> list[_Quad]:
     """The largest quadrilaterals whose four sides are covered by edges, not overlapping."""
     h, w = shape
     min_side = 0.1 * min(h, w)
     a_lines = sorted(family_a, key=lambda m: m.line.rho)
     b_lines = sorted(family_b, key=lambda m: m.line.rho)
-    quads: list[_Quad] = []
-    for i, a1 in enumerate(a_lines):
-        for a2 in a_lines[i + 1:]:
-            if a2.line.rho - a1.line.rho < min_side:
+    if len(a_lines) < 2 or len(b_lines) < 2:
+        return []
+    cov_a, cross = _coverage_matrix(a_lines, b_lines)  # cov_a[i, j1, j2]; cross[i, j]
+    cov_b, _ = _coverage_matrix(b_lines, a_lines)  # cov_b[j, i1, i2]
+    rho_b = np.array([b.line.rho for b in b_lines])
+    nb = len(b_lines)
+    j1, j2 = np.triu_indices(nb, k=1)
+    far_b = (rho_b[j2] - rho_b[j1]) >= min_side
+    j1, j2 = j1[far_b], j2[far_b]
+    found = []
+    for i1 in range(len(a_lines)):
+        for i2 in range(i1 + 1, len(a_lines)):
+            if a_lines[i2].line.rho - a_lines[i1].line.rho < min_side:
                 continue
-            # lines of the other family that run from a1 to a2
-            spanning = []
-            for b in b_lines:
-                p, q = _intersect(a1.line, b.line), _intersect(a2.line, b.line)
-                if p is None or q is None:
-                    continue
-                if b.coverage_between(p, q) >= min_coverage:
-                    spanning.append(b)
-            for j, b1 in enumerate(spanning):
-                for b2 in spanning[j + 1:]:
-                    if b2.line.rho - b1.line.rho < min_side:
-                        continue
-                    corners = _corners(a1.line, b1.line, a2.line, b2.line)
-                    if corners is None:
-                        continue
-                    if (corners.min(axis=0) < -2).any() or corners[:, 0].max() > w + 2 or (
-                            corners[:, 1].max() > h + 2):
-                        continue
-                    cov = _side_coverages((a1, b1, a2, b2), corners)
-                    if min(cov) < min_coverage:
-                        continue
-                    poly = Polygon(corners)
-                    if not poly.is_valid or poly.area < min_side**2:
-                        continue
-                    quads.append(_Quad((a1, b1, a2, b2), corners, cov))
-    quads.sort(key=lambda q: -q.polygon.area * (0.5 + 0.5 * min(q.coverage)))
+            c = np.stack([cov_a[i1, j1, j2], cov_b[j1, i1, i2], cov_a[i2, j1, j2],
+                          cov_b[j2, i1, i2]], axis=1)
+            ok = c.min(axis=1) >= min_coverage
+            if not ok.any():
+                continue
+            ks = np.flatnonzero(ok)
+            corners = np.stack([cross[i1, j1[ks]], cross[i2, j1[ks]], cross[i2, j2[ks]],
+                                cross[i1, j2[ks]]], axis=1)  # (k, 4, 2)
+            x, y = corners[..., 0], corners[..., 1]
+            inside = (np.isfinite(corners).all(axis=(1, 2)) & (x.min(axis=1) >= -2)
+                      & (y.min(axis=1) >= -2) & (x.max(axis=1) <= w + 2)
+                      & (y.max(axis=1) <= h + 2))
+            area = 0.5 * np.abs((x * np.roll(y, -1, axis=1)).sum(axis=1)
+                                - (y * np.roll(x, -1, axis=1)).sum(axis=1))
+            good = inside & (area >= min_side**2)
+            score = area * (0.5 + 0.5 * c[ks].min(axis=1))
+            for k in np.flatnonzero(good):
+                found.append((float(score[k]), i1, i2, j1[ks[k]], j2[ks[k]], corners[k],
+                              c[ks[k]]))
+    found.sort(key=lambda f: -f[0])
     chosen: list[_Quad] = []
-    for q in quads:
-        if all(q.polygon.intersection(c.polygon).area < 0.02 * q.polygon.area for c in chosen):
-            chosen.append(q)
+    for _, i1, i2, jj1, jj2, corners, c in found:
+        # sides in order around: a1, b1, a2, b2 with corners a1^b1, b1^a2, a2^b2, b2^a1
+        quad_corners = np.array([corners[0], corners[1], corners[2], corners[3]])
+        sides = (a_lines[i1], b_lines[jj1], a_lines[i2], b_lines[jj2])
+        quad = _Quad(sides, quad_corners, (float(c[0]), float(c[1]), float(c[2]),
+                                           float(c[3])))
+        poly = quad.polygon
+        if not poly.is_valid:
+            continue
+        if all(poly.intersection(q.polygon).area < 0.02 * poly.area for q in chosen):
+            chosen.append(quad)
         if len(chosen) == n_arenas:
             break
     return chosen
