@@ -18,6 +18,7 @@ __all__ = ["main", "build_parser"]
 
 _EPILOG = """\
 typical use:
+  cpp-tracker init night1.mp4 --out box.yaml
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker track night1.mp4 --config box.yaml --out results/
 
@@ -139,9 +140,101 @@ def _cmd_check_config(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- init
+def _add_init(sub) -> None:
+    p = sub.add_parser(
+        "init",
+        help="propose a config from a video: box outline, door lines, chamber points",
+        description=(
+            "Build the empty-box image of VIDEO and propose the geometry from it: the box "
+            "outline (the floor's edge inside the walls), the door lines (the dividing walls "
+            "with their openings) and one point per chamber, named chamber_1, chamber_2, ... "
+            "Writes a commented config (OUT) and a picture of what was found "
+            "(OUT without .yaml + _preview.png), and prints how sure it is of each element. "
+            "Where nothing convincing is found it says so and writes a template to edit. "
+            "Check the picture, rename the chambers, then track."
+        ),
+    )
+    p.add_argument("video", help="a video of the box (any session recorded with this camera)")
+    p.add_argument("--out", required=True, help="the config file to write, e.g. box.yaml")
+    p.add_argument("--chambers", type=int, choices=(2, 3),
+                   help="chambers per box, when known (default: as many as are found)")
+    p.add_argument("--arenas", type=int, default=1, metavar="N",
+                   help="boxes in the view (default 1)")
+    p.add_argument("--samples", type=int, default=120, metavar="N",
+                   help="frames sampled across the video for the empty-box image and the "
+                   "mouse's positions (default 120)")
+    p.add_argument("--preview", help="where to write the picture (default: next to --out)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(handler=_cmd_init)
+
+
+def _cmd_init(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from . import __version__
+    from .background import median_background
+    from .config import check_against_frame, parse_config
+    from .outputs import write_bytes, write_png
+    from .proposal_picture import draw_proposal
+    from .propose import propose_geometry, proposal_to_yaml
+    from .video import VideoReader, probe_video
+
+    out = Path(args.out)
+    if args.arenas < 1 or args.arenas > 16:
+        raise ConfigError("--arenas", "must be a whole number from 1 to 16")
+    if args.samples < 10:
+        raise ConfigError("--samples", "must be at least 10")
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise ConfigError(str(out), "the config file must end in .yaml or .yml")
+    if out.exists() and not args.force:
+        raise ConfigError(str(out), "already exists; choose another --out, or add --force to "
+                          "overwrite it")
+    preview = Path(args.preview) if args.preview else out.with_name(out.stem + "_preview.png")
+    info = probe_video(args.video)
+    # keep the sampled frames to about 300 MB whatever the resolution
+    n = max(10, min(args.samples, int(300e6 // max(1, info.width * info.height))))
+    with VideoReader(args.video, info) as reader:
+        frames, _ = reader.sample_frames(n)
+    background = median_background(frames)
+    proposal = propose_geometry(
+        background, frames, n_chambers=args.chambers, n_arenas=args.arenas
+    )
+    text = proposal_to_yaml(proposal, video=str(args.video), preview=preview.name,
+                            version=__version__)
+    config = parse_config(yaml.safe_load(text), source=str(out))  # as check-config reads it
+    check_against_frame(config, info.width, info.height, video=str(args.video))
+    write_bytes(out, text.encode("utf-8"))
+    write_png(preview, draw_proposal(background, proposal))
+
+    print(f"{args.video}: wrote {out} and {preview} ({info.width}x{info.height} px, "
+          f"{len(frames)} frames sampled)")
+    print("  how sure (0-1):")
+    for f in proposal.findings:
+        print(f"    {f.element:<16} {f.level:<6} {f.confidence:4.2f}  {f.evidence}")
+    for arena in proposal.arenas:
+        points = ", ".join(f"{name} [{p[0]:g}, {p[1]:g}]" for name, p in arena.chambers)
+        print(f"    {arena.name} chambers: {points}")
+    for note in proposal.notes:
+        print(f"  note: {note}")
+    if not proposal.outline_found:
+        print("  OUTLINE NOT FOUND for some box: its polygon is a template rectangle; "
+              f"replace it in {out} (or click it: cpp-tracker draw)")
+    if not proposal.doors_found:
+        print("  no doors found: the config has one chamber per box; if the box has doors, "
+              f"add them in {out} (a commented template is in it) or click them with "
+              f"cpp-tracker draw {args.video} --config {out} --out draw.html")
+    print("next: look at the picture, rename the chambers in the config, then")
+    print(f"  cpp-tracker check-config {out} --video {args.video}")
+    print(f"  cpp-tracker track {args.video} --config {out} --out results/")
+    return 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
-SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config]
+SUBCOMMANDS: list[Callable] = [_add_init, _add_track, _add_check_config]
 
 
 def build_parser() -> argparse.ArgumentParser:

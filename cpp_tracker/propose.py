@@ -1134,7 +1134,7 @@ def propose_geometry(
             _profile(grad, final[(s - 1) % 4], final[s], refined[s].normal).coverage(0.05, 0.95)
             for s in range(4)
         )
-        polygon_pts = tuple(_rounded(c) for c in final)
+        polygon_pts = _clockwise_from_top_left([_rounded(c) for c in final])
         poly = Polygon(polygon_pts)
         outline = _outline_finding(name, quad, choices, coverage, seen)
 
@@ -1157,8 +1157,195 @@ def propose_geometry(
     return Proposal(w, h, tuple(arenas), tuple(notes), seen, n_chambers)
 
 
+def _clockwise_from_top_left(points: list[Point]) -> tuple[Point, ...]:
+    """Corners starting at the top-left one, going right along the top (as seen on screen)."""
+    pts = np.asarray(points, dtype=float)
+    x, y = pts[:, 0], pts[:, 1]
+    if float(x @ np.roll(y, -1) - y @ np.roll(x, -1)) < 0:  # image y points down
+        points = points[::-1]
+        pts = pts[::-1]
+    start = int(np.argmin(pts[:, 0] + pts[:, 1]))
+    return tuple(points[start:] + points[:start])
+
+
 def _sort_key(wall: _Wall, polygon: Polygon) -> float:
     """Doors ordered left to right (or top to bottom for walls across the box's height)."""
     mid = 0.5 * (wall.p + wall.q)
     d = wall.q - wall.p
     return float(mid[0]) if abs(d[1]) >= abs(d[0]) else float(mid[1])
+
+
+# --------------------------------------------------------------------------------------
+# the config
+
+
+def proposal_to_config(proposal: Proposal) -> dict:
+    """The proposal as a config mapping (``arenas`` only; every setting left at its default)."""
+    arenas = []
+    for a in proposal.arenas:
+        arenas.append({
+            "name": a.name,
+            "polygon": [list(p) for p in a.polygon],
+            "doors": [{"name": d.name, "line": [list(p) for p in d.line]} for d in a.doors],
+            "chambers": [{"name": n, "point": list(p)} for n, p in a.chambers],
+            "masks": [],
+        })
+    return {"arenas": arenas}
+
+
+#: One comment per settings key, for the commented config that ``init`` writes.
+_SETTING_COMMENTS = {
+    "background": "how the empty-box image is made",
+    "background.samples": "frames sampled evenly across the video; their median is the "
+                          "empty box",
+    "detection": "how the mouse is found",
+    "detection.animal": "dark (dark mouse, lighter floor), light (light mouse, darker "
+                        "floor) or auto",
+    "detection.threshold": "grey levels a pixel must differ from the empty box; auto = from "
+                           "the video's noise",
+    "detection.min_area_px": "smallest blob that counts as the mouse, px; auto = 0.05 % of "
+                             "the arena",
+    "detection.max_area_px": "largest blob, px; auto = 25 % of the arena",
+    "detection.opening_px": "removes the tail and specks smaller than this, px",
+    "detection.blur_px": "blur before comparing with the empty box, px (0 = off)",
+    "chambers": "chamber assignment",
+    "chambers.hysteresis_px": "the mouse changes chamber only this far past a door line, px",
+    "video": "time base",
+    "video.gap_factor": "a frame interval this many times the usual one is a gap (unknown "
+                        "time)",
+    "video.checkpoint_s": "the track is saved every this many seconds of video",
+    "summary": "results",
+    "summary.min_step_px": "smaller moves do not add to the distance travelled, px",
+    "summary.bin_s": "length of time bins for a binned summary, s (null = none)",
+}
+
+
+def _yaml_value(v) -> str:
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix(
+        "\n...").strip()
+
+
+def _fmt_point(p) -> str:
+    return f"[{p[0]:g}, {p[1]:g}]"
+
+
+def _fmt_points(pts) -> str:
+    return "[" + ", ".join(_fmt_point(p) for p in pts) + "]"
+
+
+def _comment_lines(text: str, indent: str, width: int = 92) -> list[str]:
+    import textwrap
+
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, width - len(indent) - 2)]
+
+
+def _template_doors(polygon: tuple[Point, ...], n_chambers: int) -> list[tuple[Point, Point]]:
+    """Evenly spaced lines across the outline's longer direction: an example to edit."""
+    pts = np.asarray(polygon, dtype=float)
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    lines = []
+    for k in range(1, n_chambers):
+        if x1 - x0 >= y1 - y0:
+            x = x0 + k * (x1 - x0) / n_chambers
+            lines.append(((round(x, 1), round(y0, 1)), (round(x, 1), round(y1, 1))))
+        else:
+            y = y0 + k * (y1 - y0) / n_chambers
+            lines.append(((round(x0, 1), round(y, 1)), (round(x1, 1), round(y, 1))))
+    return lines
+
+
+def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
+                     version: str = "") -> str:
+    """A commented YAML config of the proposal that passes ``check-config`` as written.
+
+    Comments say what each key means, what init found with its confidence, and what to check;
+    where doors were not found, a commented template shows how to add them.
+    """
+    from .config import config_to_dict, parse_config
+
+    config = parse_config(proposal_to_config(proposal), source="<proposal>")
+    resolved = config_to_dict(config)
+    out: list[str] = []
+    c = out.append
+    c(f"# cpp-tracker config proposed by `cpp-tracker init`{' ' + version if version else ''}"
+      f"{' from ' + video if video else ''} ({proposal.width}x{proposal.height} px).")
+    c("#")
+    c("# CHECK IT BEFORE YOU TRACK" + (f": open {preview} and check that" if preview else
+                                       ": draw it on the video and check that"))
+    c("#   - the outline follows the edge of the floor (the inside of the walls) all round;")
+    c("#   - each door line lies along its dividing wall, from wall to wall;")
+    c("#   - every chamber has its own point, and the names are yours (rename chamber_1 ...).")
+    c("# To correct it by clicking:  cpp-tracker draw VIDEO --config THIS_FILE --out draw.html")
+    c("# Coordinates are video pixels: x = column, y = row, from the top-left corner.")
+    c("#")
+    c("# What init found (confidence 0-1; high >= 0.75, medium >= 0.5):")
+    for f in proposal.findings:
+        for k, line in enumerate(_comment_lines(
+                f"{f.element}: {f.level} ({f.confidence:.2f}): {f.evidence}", "", 90)):
+            c("#   " + line[2:] if k == 0 else "#       " + line[2:])
+    if not proposal.doors_found:
+        c("#   NO DOORS FOUND: no dividing wall with an opening was seen; this file has one "
+          "chamber per box.")
+    for note in proposal.notes:
+        c(f"#   note: {note}")
+    c("")
+    c("arenas:")
+    for arena in proposal.arenas:
+        c(f"  - name: {arena.name}  # a unique name for this box; it is in every result")
+        c("    # animal_id: m01  # optional: the animal in this box, carried into summary.csv")
+        c("    # The floor's outline: its corners in order around the box, on the inner edge")
+        c("    # of the walls (where the mouse can walk).")
+        if not arena.outline_found:
+            c("    # OUTLINE NOT FOUND: this is a template rectangle; replace it with the "
+              "floor's corners.")
+        else:
+            c(f"    # Found with {arena.outline.level} confidence ({arena.outline.confidence:.2f}).")
+        c(f"    polygon: {_fmt_points(arena.polygon)}")
+        c("    # Door lines: each along a dividing wall, from wall to wall (its opening, the door,")
+        c("    # lies on it). The outline is cut along these lines into the chambers.")
+        if arena.doors:
+            c("    doors:")
+            for d in arena.doors:
+                opening = (f"; opening {_fmt_point(d.opening[0])}-{_fmt_point(d.opening[1])}"
+                           if d.opening else "")
+                c(f"      - name: {d.name}  # {d.finding.level} confidence "
+                  f"({d.finding.confidence:.2f}){opening}")
+                c(f"        line: {_fmt_points(d.line)}")
+        else:
+            n = proposal.requested_chambers or 2
+            c("    # NO DOORS FOUND. If this box has doors, add one line per dividing wall and one")
+            c("    # chamber per piece, e.g. (a TEMPLATE, not measured: move it onto your wall):")
+            c("    # doors:")
+            for k, line in enumerate(_template_doors(arena.polygon, n)):
+                c(f"    #   - name: door_{k + 1}")
+                c(f"    #     line: {_fmt_points(line)}")
+            c("    doors: []")
+        c("    # One point inside each piece of the outline, and that chamber's name. Rename")
+        c("    # them (e.g. paired / unpaired / neutral): the names are in every result.")
+        c("    chambers:")
+        for name, point in arena.chambers:
+            c(f"      - name: {name}")
+            c(f"        point: {_fmt_point(point)}")
+        c("    # Polygons inside the box to ignore (a water bottle, a reflection, a cable):")
+        c("    # masks: [[[x, y], [x, y], [x, y]]]")
+        c("    masks: []")
+        c("    # For distances in cm: px_per_cm: 5.0, or scale: {points: [[x, y], [x, y]], "
+          "distance_cm: 30}")
+    c("")
+    c("# The settings below are the defaults; change one only when the preview or the results")
+    c("# show a need.")
+    for section in ("background", "detection", "chambers", "video", "summary"):
+        if section not in resolved:
+            continue
+        c(f"{section}:  # {_SETTING_COMMENTS.get(section, '')}".rstrip(" #"))
+        for key, value in resolved[section].items():
+            note = _SETTING_COMMENTS.get(f"{section}.{key}")
+            c(f"  {key}: {_yaml_value(value)}" + (f"  # {note}" if note else ""))
+    for section in resolved:
+        if section not in ("arenas", "background", "detection", "chambers", "video",
+                           "summary"):
+            c(f"{section}: {_yaml_value(resolved[section])}")
+    return "\n".join(out) + "\n"
