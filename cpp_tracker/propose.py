@@ -311,7 +311,8 @@ def _profile(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray,
 def _refit(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray) -> tuple[
         np.ndarray, np.ndarray] | None:
     """Refit segment p->q to the sub-pixel edge positions along it (median of residuals)."""
-    prof = _profile(grad, p, q, normal, tolerance_px=2.5)
+    # within 1.5 px only: the wall's other edge may lie a few pixels away and be stronger
+    prof = _profile(grad, p, q, normal, tolerance_px=1.5)
     keep = prof.present.copy()
     n = len(keep)
     keep[: max(1, n // 20)] = False  # corners are rounded by the blur
@@ -348,7 +349,9 @@ def visited_map(frames: np.ndarray, background: np.ndarray) -> tuple[np.ndarray,
     whole = ArenaConfig(
         name="frame", polygon=((0.0, 0.0), (w, 0.0), (w, h), (0.0, h)), doors=(), chambers=()
     )
-    detector = make_detector(whole, DetectionSettings(), background, frames)
+    # the detector calibrates itself (polarity, threshold, sizes) on a few of the frames
+    step = max(1, len(frames) // 30)
+    detector = make_detector(whole, DetectionSettings(), background, frames[::step])
     visited = np.zeros((h, w), dtype=np.uint8)
     seen = 0
     for frame in frames:
@@ -555,27 +558,44 @@ def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> 
                       & (y.max(axis=1) <= h + 2))
             area = 0.5 * np.abs((x * np.roll(y, -1, axis=1)).sum(axis=1)
                                 - (y * np.roll(x, -1, axis=1)).sum(axis=1))
-            good = inside & (area >= min_side**2)
+            # boxes of one view are about the same size: n of them fill at most the frame
+            good = inside & (area >= min_side**2) & (area <= 1.15 * h * w / n_arenas)
             score = area * (0.5 + 0.5 * c[ks].min(axis=1))
             for k in np.flatnonzero(good):
                 found.append((float(score[k]), i1, i2, j1[ks[k]], j2[ks[k]], corners[k],
                               c[ks[k]]))
     found.sort(key=lambda f: -f[0])
-    chosen: list[_Quad] = []
+    quads: list[_Quad] = []
+    kept: list[np.ndarray] = []
     for _, i1, i2, jj1, jj2, corners, c in found:
-        # sides in order around: a1, b1, a2, b2 with corners a1^b1, b1^a2, a2^b2, b2^a1
-        quad_corners = np.array([corners[0], corners[1], corners[2], corners[3]])
-        sides = (a_lines[i1], b_lines[jj1], a_lines[i2], b_lines[jj2])
-        quad = _Quad(sides, quad_corners, (float(c[0]), float(c[1]), float(c[2]),
-                                           float(c[3])))
-        poly = quad.polygon
-        if not poly.is_valid:
-            continue
-        if all(poly.intersection(q.polygon).area < 0.02 * poly.area for q in chosen):
-            chosen.append(quad)
-        if len(chosen) == n_arenas:
+        if len(kept) >= 300:
             break
-    return chosen
+        # near-duplicates (the inner and outer edge of the same walls) count once
+        if any(np.abs(corners - k).max() <= 12 for k in kept):
+            continue
+        kept.append(corners)
+        # sides in order around: a1, b1, a2, b2 with corners a1^b1, b1^a2, a2^b2, b2^a1
+        sides = (a_lines[i1], b_lines[jj1], a_lines[i2], b_lines[jj2])
+        quad = _Quad(sides, np.asarray(corners, dtype=float), tuple(float(v) for v in c))
+        if quad.polygon.is_valid:
+            quads.append(quad)
+    # the set of n_arenas boxes that do not overlap with the largest total score: the
+    # largest single quadrilateral may span two boxes whose walls line up
+    scores = [q.polygon.area * (0.5 + 0.5 * min(q.coverage)) for q in quads]
+    best: tuple[int, float, list[_Quad]] = (0, 0.0, [])
+    for start in range(min(len(quads), 60 if n_arenas > 1 else 1)):
+        chosen = [quads[start]]
+        total = scores[start]
+        for k, q in enumerate(quads):
+            if len(chosen) == n_arenas:
+                break
+            poly = q.polygon
+            if all(poly.intersection(c.polygon).area < 0.02 * poly.area for c in chosen):
+                chosen.append(q)
+                total += scores[k]
+        if (len(chosen), total) > best[:2]:
+            best = (len(chosen), total, chosen)
+    return best[2]
 
 
 def _strip_values(image: np.ndarray, line: _Line, p: np.ndarray, q: np.ndarray,
@@ -647,8 +667,8 @@ def _floor_side(
                         return _SideChoice(ln, "mouse", d)
     if len(cands) >= 2:
         d, ln = cands[1]
-        offsets = np.linspace(0.25 * d, 0.75 * d, 3) * inward
-        vals = _strip_values(grad.image, side, c_start, c_end, offsets)
+        # the band between the outer edge and this one, sampled along its middle
+        vals = _strip_values(grad.image, side, c_start, c_end, np.array([0.5 * d * inward]))
         inner = _strip_values(grad.image, side, c_start, c_end,
                               np.array([d + 2.0, d + 3.0]) * inward)
         spread = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
