@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 
 _EPILOG = """\
 typical use:
-  cpp-tracker init night1.mp4 --out box.yaml
+  cpp-tracker init night1.mp4 --out box.yaml        (or: cpp-tracker draw night1.mp4 --out draw.html)
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker track night1.mp4 --config box.yaml --out results/
 
@@ -232,9 +232,97 @@ def _cmd_init(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- draw
+def _add_draw(sub) -> None:
+    p = sub.add_parser(
+        "draw",
+        help="write a page to click the geometry on the video's empty-box image",
+        description=(
+            "Write one HTML file (no server, no internet needed) showing the empty-box image "
+            "of VIDEO. Open it in a browser, click the arena corners, the two ends of each "
+            "door line and a point in each chamber, name the chambers, add masks; the "
+            "chambers are coloured as you click, and the page copies or downloads the YAML "
+            "config. With --config the page starts from that config's geometry."
+        ),
+    )
+    p.add_argument("video", help="a video of the box")
+    p.add_argument("--config", help="start from this config (e.g. one written by init)")
+    p.add_argument("--out", required=True, help="the HTML file to write, e.g. draw.html")
+    p.add_argument("--samples", type=int, default=40, metavar="N",
+                   help="frames sampled for the empty-box image (default: the config's "
+                   "background.samples, else 40)")
+    p.set_defaults(handler=_cmd_draw)
+
+
+def _cmd_draw(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from .background import median_background
+    from .config import check_against_frame, load_config
+    from .draw_page import build_draw_page
+    from .outputs import write_bytes
+    from .video import VideoReader, probe_video
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(str(out), "the page must end in .html")
+    if args.samples < 3:
+        raise ConfigError("--samples", "must be at least 3")
+    raw = None
+    samples = args.samples
+    problems: list[str] = []
+    if args.config:
+        config_path = Path(args.config)
+        try:
+            raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(config_path), "file not found; check the path given to "
+                              "--config") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ConfigError(str(config_path), f"cannot be read as YAML ({e}); fix it or "
+                              "draw without --config") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(str(config_path), "is not a YAML mapping with an 'arenas' list; "
+                              "draw without --config")
+        try:
+            config = load_config(config_path)
+            samples = config.background.samples if args.samples == 40 else args.samples
+        except ConfigError as e:  # the page is where it gets fixed: show it all the same
+            problems = e.problems
+    info = probe_video(args.video)
+    if raw is not None and not problems:
+        try:
+            check_against_frame(load_config(args.config), info.width, info.height,
+                                video=str(args.video))
+        except ConfigError as e:
+            problems = e.problems
+    with VideoReader(args.video, info) as reader:
+        frames, _ = reader.sample_frames(samples)
+    background = median_background(frames)
+    del frames
+    page = build_draw_page(
+        background,
+        config=raw,
+        video=str(args.video),
+        download_name=(Path(args.config).name if args.config else Path(args.video).stem + ".yaml"),
+    )
+    write_bytes(out, page.encode("utf-8"))
+    print(f"{args.video}: wrote {out} ({info.width}x{info.height} px); open it in a browser")
+    if problems:
+        print(f"  {args.config} has problems to fix on the page:")
+        for p in problems:
+            print(f"    - {p}")
+    print("  click the arena corners, the ends of each door line and a point in each chamber;")
+    print("  name the chambers, then 'download YAML' and check it:")
+    print(f"  cpp-tracker check-config CONFIG.yaml --video {args.video}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
-SUBCOMMANDS: list[Callable] = [_add_init, _add_track, _add_check_config]
+SUBCOMMANDS: list[Callable] = [_add_init, _add_draw, _add_track, _add_check_config]
 
 
 def build_parser() -> argparse.ArgumentParser:
