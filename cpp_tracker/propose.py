@@ -391,9 +391,10 @@ def _refine(line: _Line, xs, ys, angle, band_px: float = 2.0) -> _Line:
     """Total-least-squares fit to the edge pixels within ``band_px`` of the line that run
     along it."""
     dist = xs * math.cos(line.theta) + ys * math.sin(line.theta) - line.rho
-    ok = (np.abs(dist) <= band_px) & (
-        np.minimum(np.abs(angle % math.pi - line.theta % math.pi),
-                   math.pi - np.abs(angle % math.pi - line.theta % math.pi)) <= math.radians(6))
+    # same polarity only (directions over the full circle): a wall's other edge, a few
+    # pixels away, has the opposite gradient and must not pull the fit
+    turn = np.abs((angle - line.theta + math.pi) % (2 * math.pi) - math.pi)
+    ok = (np.abs(dist) <= band_px) & (turn <= math.radians(10))
     if ok.sum() < 10:
         return line
     pts = np.stack([xs[ok], ys[ok]], axis=1).astype(float)
@@ -430,6 +431,39 @@ class _Measured:
         return float(self.cum[j] - self.cum[i]) / (j - i)
 
 
+def _longest_gap(m: _Measured, p: np.ndarray, q: np.ndarray) -> float:
+    """The longest stretch without an edge on ``m`` between p and q (3 px margins), px."""
+    d = m.line.direction
+    a, b = sorted((float(p @ d) - m.s0, float(q @ d) - m.s0))
+    n = len(m.present)
+    i = int(np.clip(round(a + 3), 0, n))
+    j = int(np.clip(round(b - 3), 0, n))
+    seg = m.present[i:j]
+    if len(seg) == 0:
+        return float(b - a)
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], seg.astype(np.int8), [1]])))
+    runs = edges[1::2] - edges[::2]  # lengths of the runs of absent samples
+    return float(runs.max()) if len(runs) else 0.0
+
+
+def _reaches_corners(m: _Measured, p: np.ndarray, q: np.ndarray, slack_px: float) -> bool:
+    """Whether the edge on ``m`` runs to within ``slack_px`` of both p and q."""
+    d = m.line.direction
+    a, b = sorted((float(p @ d) - m.s0, float(q @ d) - m.s0))
+    n = len(m.present)
+    i, j = int(np.clip(round(a), 0, n)), int(np.clip(round(b), 0, n))
+    seg = m.present[i:j]
+    hits = np.flatnonzero(seg)
+    if len(hits) == 0:
+        return False
+    if hits[0] > slack_px or (len(seg) - 1 - hits[-1]) > slack_px:
+        return False
+    # and stops there: past a corner of a box its side runs into the open (or the wall)
+    before = m.present[int(np.clip(round(a - 9), 0, n)):int(np.clip(round(a - 3), 0, n))]
+    after = m.present[int(np.clip(round(b + 3), 0, n)):int(np.clip(round(b + 9), 0, n))]
+    return all(len(x) == 0 or x.mean() <= 0.5 for x in (before, after))
+
+
 def _measure(grad: _Gradient, line: _Line) -> _Measured | None:
     h, w = grad.gx.shape
     box = Polygon([(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)])
@@ -456,6 +490,7 @@ class _Quad:
     sides: tuple[_Measured, _Measured, _Measured, _Measured]  # a1, b1, a2, b2
     corners: np.ndarray  # (4, 2): a1^b1, b1^a2, a2^b2, b2^a1
     coverage: tuple[float, float, float, float]
+    clean: bool = True  # sides without holes that stop at the corners
 
     @property
     def polygon(self) -> Polygon:
@@ -565,7 +600,8 @@ def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> 
                 found.append((float(score[k]), i1, i2, j1[ks[k]], j2[ks[k]], corners[k],
                               c[ks[k]]))
     found.sort(key=lambda f: -f[0])
-    quads: list[_Quad] = []
+    clean: list[_Quad] = []
+    loose: list[_Quad] = []
     kept: list[np.ndarray] = []
     for _, i1, i2, jj1, jj2, corners, c in found:
         if len(kept) >= 300:
@@ -573,15 +609,39 @@ def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> 
         # near-duplicates (the inner and outer edge of the same walls) count once
         if any(np.abs(corners - k).max() <= 12 for k in kept):
             continue
-        kept.append(corners)
         # sides in order around: a1, b1, a2, b2 with corners a1^b1, b1^a2, a2^b2, b2^a1
         sides = (a_lines[i1], b_lines[jj1], a_lines[i2], b_lines[jj2])
-        quad = _Quad(sides, np.asarray(corners, dtype=float), tuple(float(v) for v in c))
-        if quad.polygon.is_valid:
-            quads.append(quad)
-    # the set of n_arenas boxes that do not overlap with the largest total score: the
-    # largest single quadrilateral may span two boxes whose walls line up
-    scores = [q.polygon.area * (0.5 + 0.5 * min(q.coverage)) for q in quads]
+        ends = [(corners[(k - 1) % 4], corners[k]) for k in range(4)]
+        # a box's wall has no hole (a side that crosses the space between two boxes whose
+        # walls line up is not a side of a box), and its sides stop at its corners
+        is_clean = all(
+            _longest_gap(sides[k], *ends[k]) <= max(4.0, 0.05 * float(np.hypot(
+                *(ends[k][1] - ends[k][0])))) and _reaches_corners(sides[k], *ends[k], 4.0)
+            for k in range(4)
+        )
+        quad = _Quad(sides, np.asarray(corners, dtype=float), tuple(float(v) for v in c),
+                     is_clean)
+        if not quad.polygon.is_valid:
+            continue
+        kept.append(corners)
+        (clean if is_clean else loose).append(quad)
+    best = _best_set(clean, n_arenas)
+    if len(best) < n_arenas:
+        # curved sides (lens distortion) or touching boxes: accept less clean outlines,
+        # and say so in their confidence
+        both = sorted(clean + loose, key=lambda q: -_quad_score(q))
+        best = _best_set(both, n_arenas)
+    return best
+
+
+def _quad_score(q: _Quad) -> float:
+    return q.polygon.area * (0.5 + 0.5 * min(q.coverage))
+
+
+def _best_set(quads: list[_Quad], n_arenas: int) -> list[_Quad]:
+    """The set of up to ``n_arenas`` quadrilaterals that do not overlap with the largest
+    total score (the largest single one may span two boxes whose walls line up)."""
+    scores = [_quad_score(q) for q in quads]
     best: tuple[int, float, list[_Quad]] = (0, 0.0, [])
     for start in range(min(len(quads), 60 if n_arenas > 1 else 1)):
         chosen = [quads[start]]
@@ -635,10 +695,11 @@ def _floor_side(
     other = quad.corners[(k + 2) % 4] - quad.corners[(k + 1) % 4]
     depth = 0.15 * float(np.hypot(*other))
 
-    cands: list[tuple[float, _Line]] = [(0.0, side)]
+    cands: list[tuple[float, _Line, float]] = [(0.0, side, 1.0)]
     for m in family:
         ln = _aligned(m.line, side.theta)
-        if m.line is side or _angle_between(ln.theta, side.theta) > math.radians(4):
+        # the inner edge of a wall runs parallel to its outer edge (up to perspective)
+        if m.line is side or _angle_between(ln.theta, side.theta) > math.radians(1.5):
             continue
         mid = 0.5 * (c_start + c_end)
         # distance from the frame side's middle to this line, positive inwards
@@ -646,10 +707,22 @@ def _floor_side(
         if not 1.5 < d <= depth:
             continue
         p, q = _intersect(ln, prev_side), _intersect(ln, next_side)
-        if p is None or q is None or m.coverage_between(p, q) < 0.6:
+        if p is None or q is None:
             continue
-        cands.append((d, ln))
+        cov = m.coverage_between(p, q)
+        if cov < 0.6:
+            continue
+        cands.append((d, ln, cov))
+    # one candidate per edge: of lines within 1.5 px of each other, the best covered
     cands.sort(key=lambda c: c[0])
+    merged: list[tuple[float, _Line, float]] = []
+    for c in cands:
+        if merged and c[0] - merged[-1][0] <= 1.5:
+            if c[2] > merged[-1][2]:
+                merged[-1] = c
+        else:
+            merged.append(c)
+    cands = [(d, ln) for d, ln, _ in merged]
 
     if visited is not None:
         xs, ys = coords
@@ -1049,7 +1122,11 @@ def _outline_finding(name: str, quad: _Quad, choices: list[_SideChoice],
             parts.append("(uneven: check each side)")
     elif all(h == "single" for h in how):
         parts.append("the floor's edge is the outermost edge found (no wall band seen)")
-    confidence = float(np.clip(0.55 * np.clip((cov - 0.5) / 0.45, 0, 1) + 0.45 * bonus, 0, 1))
+    if not quad.clean:
+        parts.append("but its sides have holes or run on past the corners (curved by the "
+                     "lens, or boxes touching?): check the corners")
+        bonus -= 0.4
+    confidence = float(np.clip(0.55 * np.clip((cov - 0.7) / 0.25, 0, 1) + 0.45 * bonus, 0, 1))
     return Finding(f"{name} outline", confidence, "; ".join(parts))
 
 
