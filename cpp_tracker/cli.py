@@ -537,7 +537,7 @@ def _cmd_init(args) -> int:
     config = parse_config(yaml.safe_load(text), source=str(out))  # as check-config reads it
     check_against_frame(config, info.width, info.height, video=str(args.video))
     write_bytes(out, text.encode("utf-8"))
-    write_png(preview, draw_proposal(background, proposal))
+    write_png(preview, draw_proposal(background, proposal, config))
 
     print(f"{args.video}: wrote {out} and {preview} ({info.width}x{info.height} px, "
           f"{len(frames)} frames sampled)")

@@ -1,8 +1,10 @@
-"""The picture ``cpp-tracker init`` writes: what it found, drawn on the empty-box image.
+"""The picture ``cpp-tracker init`` writes: the proposed config, and how sure init is of it.
 
-Outline, door lines (with the opening found in each marked), chamber points and names, and
-each element's confidence, so that a person can judge the proposal at a glance. Colours say
-how sure the proposal is: green high, orange medium, red low or not found.
+The config is drawn by :func:`cpp_tracker.preview.render_preview`, exactly as
+``cpp-tracker preview`` draws it (outline, door lines with their hysteresis bands, chambers
+tinted and named, their points). On top, this module marks what only init knows: the
+opening found in each door line (a thick cyan stroke) and each element's confidence, in a
+colour that says how sure it is (green high, orange medium, red low or not found).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .config import Config
+from .preview import render_preview
 from .propose import Finding, Proposal
 
 __all__ = ["draw_proposal"]
@@ -17,59 +21,55 @@ __all__ = ["draw_proposal"]
 _COLOURS = {"high": (60, 200, 60), "medium": (0, 165, 255), "low": (40, 40, 230)}  # BGR
 
 
-def _pts(points, scale: int) -> np.ndarray:
-    return (np.asarray(points, dtype=np.float64) * scale * 8).round().astype(np.int32)
-
-
 def _label(img: np.ndarray, text: str, x: float, y: float, colour, size: float) -> None:
     thickness = max(1, int(round(size * 2)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thickness)
-    x0 = int(np.clip(x - tw / 2, 2, img.shape[1] - tw - 2))
-    y0 = int(np.clip(y + th / 2, th + 2, img.shape[0] - base - 2))
-    cv2.rectangle(img, (x0 - 2, y0 - th - 2), (x0 + tw + 2, y0 + base), (0, 0, 0), -1)
+    x0 = int(np.clip(x, 2, img.shape[1] - tw - 3))
+    y0 = int(np.clip(y, th + 3, img.shape[0] - base - 3))
+    cv2.rectangle(img, (x0 - 2, y0 - th - 2), (x0 + tw + 2, y0 + base + 1), (0, 0, 0), -1)
     cv2.putText(img, text, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, size, colour, thickness,
                 cv2.LINE_AA)
 
 
-def draw_proposal(background: np.ndarray, proposal: Proposal) -> np.ndarray:
-    """A BGR picture of ``proposal`` on ``background`` (grayscale), upscaled for small videos
-    so that labels stay legible."""
-    h, w = background.shape[:2]
-    scale = max(1, int(np.ceil(640 / max(w, 1))))
-    img = cv2.cvtColor(background, cv2.COLOR_GRAY2BGR) if background.ndim == 2 else (
-        background.copy())
+def _fixed(points) -> np.ndarray:
+    return (np.asarray(points, dtype=np.float64) * 8).round().astype(np.int32)
+
+
+def draw_proposal(background: np.ndarray, proposal: Proposal, config: Config) -> np.ndarray:
+    """A BGR picture of ``config`` (the proposal as parsed) on ``background``, with the
+    openings found and each element's confidence marked; videos narrower than 640 px are
+    shown enlarged by a whole factor."""
+    img = cv2.cvtColor(render_preview(background, config), cv2.COLOR_RGB2BGR)
+    # small videos are shown twice (or more) as large, so that the labels stay legible
+    scale = max(1, int(np.ceil(640 / img.shape[1])))
     if scale > 1:
-        img = cv2.resize(img, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
-    size = 0.45 * max(1.0, img.shape[1] / 800)
-    line_px = max(1, int(round(img.shape[1] / 400)))
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    w = img.shape[1]
+    size = max(0.4, 0.45 * w / 800)
+    line_px = max(2, int(round(w / 200)))
+    step = 26 * size  # one line of text, px
+
+    def at(p) -> tuple[float, float]:
+        return p[0] * scale, p[1] * scale
 
     def colour(f: Finding):
         return _COLOURS[f.level]
 
     for arena in proposal.arenas:
-        c = colour(arena.outline)
-        cv2.polylines(img, [_pts(arena.polygon, scale)], True, c, line_px, cv2.LINE_AA, shift=3)
-        top = min(arena.polygon, key=lambda p: p[1])
-        _label(img, f"{arena.name} outline {arena.outline.level} "
-               f"{arena.outline.confidence:.2f}", top[0] * scale, top[1] * scale + 12 * size * 2,
-               c, size)
-        for door in arena.doors:
-            dc = colour(door.finding)
-            cv2.line(img, *(tuple(p) for p in _pts(door.line, scale)), dc, line_px,
-                     cv2.LINE_AA, shift=3)
+        f = arena.outline
+        x, y = at(min(arena.polygon, key=lambda p: p[0] + p[1]))
+        _label(img, f"{arena.name} outline: {f.level} {f.confidence:.2f}", x + 6, y + 6 + 2.5 * step,
+               colour(f), size)
+        for j, door in enumerate(arena.doors):
             if door.opening is not None:
-                a, b = _pts(door.opening, scale)
-                cv2.line(img, tuple(a), tuple(b), (255, 255, 0), line_px * 3, cv2.LINE_AA,
-                         shift=3)
-            mid = np.mean(door.line, axis=0) * scale
-            _label(img, f"{door.name} {door.finding.level} {door.finding.confidence:.2f}",
-                   mid[0], mid[1] - 40 * size, dc, size)
-        for name, point in arena.chambers:
-            x, y = point[0] * scale, point[1] * scale
-            cv2.drawMarker(img, (int(x), int(y)), (255, 0, 255), cv2.MARKER_CROSS,
-                           int(14 * size * 2), line_px)
-            _label(img, name, x, y + 24 * size, (255, 0, 255), size)
+                a, b = _fixed([at(p) for p in door.opening])
+                cv2.line(img, tuple(a), tuple(b), (255, 255, 0), line_px, cv2.LINE_AA, shift=3)
+            # below the door's name (drawn by the preview), one line further for each door
+            x, y = at(min(door.line, key=lambda p: p[1]))
+            _label(img, f"{door.name}: {door.finding.level} {door.finding.confidence:.2f}",
+                   x + 6, y + 6 + (3 + j) * step, colour(door.finding), size)
     if not proposal.doors_found:
-        _label(img, "no doors found: edit the config or use cpp-tracker draw",
-               img.shape[1] / 2, img.shape[0] - 20 * size, _COLOURS["low"], size)
+        text = "no doors found: add them in the config, or click them (cpp-tracker draw)"
+        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, 1)
+        _label(img, text, (w - tw) / 2, img.shape[0] - 8, _COLOURS["low"], size)
     return img

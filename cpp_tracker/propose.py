@@ -878,7 +878,7 @@ def _door_edges(grad, polygon, edges, visited, wall_px: float | None) -> list[_D
     short = float(np.hypot(sides[:, 0], sides[:, 1]).min())
     size = math.sqrt(polygon.area)
     lines = _hough(xs[keep], ys[keep], angle[keep], math.hypot(*grad.gx.shape),
-                   min_votes=0.25 * short, max_lines=40)
+                   min_votes=0.15 * short, max_lines=60)
     if wall_px:
         widths = sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
     else:
@@ -1307,6 +1307,7 @@ _SETTING_COMMENTS = {
     "detection.blur_px": "blur before comparing with the empty box, px (0 = off)",
     "chambers": "chamber assignment",
     "chambers.hysteresis_px": "the mouse changes chamber only this far past a door line, px",
+    "chambers.backdate_crossings": "a confirmed crossing starts where the line was crossed",
     "video": "time base",
     "video.gap_factor": "a frame interval this many times the usual one is a gap (unknown "
                         "time)",

