@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 
 _EPILOG = """\
 typical use:
-  cpp-tracker init night1.mp4 --out box.yaml   (or click it: cpp-tracker draw night1.mp4 --out draw.html)
+  cpp-tracker init night1.mp4 --out box.yaml   (or: cpp-tracker draw night1.mp4 --out d.html)
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker preview night1.mp4 --config box.yaml --out preview.png
   cpp-tracker track night1.mp4 --config box.yaml --out results/
@@ -509,7 +509,7 @@ def _cmd_init(args) -> int:
     from .config import check_against_frame, parse_config
     from .outputs import write_bytes, write_png
     from .proposal_picture import draw_proposal
-    from .propose import propose_geometry, proposal_to_yaml
+    from .propose import proposal_to_yaml, propose_geometry
     from .video import VideoReader, probe_video
 
     out = Path(args.out)

@@ -58,8 +58,8 @@ def draw_proposal(background: np.ndarray, proposal: Proposal, config: Config) ->
     for arena in proposal.arenas:
         f = arena.outline
         x, y = at(min(arena.polygon, key=lambda p: p[0] + p[1]))
-        _label(img, f"{arena.name} outline: {f.level} {f.confidence:.2f}", x + 6, y + 6 + 2.5 * step,
-               colour(f), size)
+        _label(img, f"{arena.name} outline: {f.level} {f.confidence:.2f}", x + 6,
+               y + 6 + 2.5 * step, colour(f), size)
         for j, door in enumerate(arena.doors):
             if door.opening is not None:
                 a, b = _fixed([at(p) for p in door.opening])

@@ -12,16 +12,20 @@ in those frames:
    gradient across it is sampled every pixel, and the fraction of the line where a clear
    edge is present (its *coverage*) is what counts.
 2. **Outline.** The two dominant line directions (walls meet at right angles) give two
-   families of lines; the largest quadrilateral whose four sides are all covered by edges
-   is the box's outer frame. Each side is then moved inwards to the floor's edge: to the
-   innermost parallel edge that the mouse was never seen beyond, or, without the mouse, to
-   the inner edge of a uniform wall band. Each side is refitted to the edge at sub-pixel
-   precision, so perspective (non-parallel sides) is allowed.
-3. **Doors.** A dividing wall is a straight edge inside the outline that reaches the walls at
-   both of its ends, is solid except for an opening (the door), and (where the mouse was
-   seen) is never walked on except in that opening. Floor texture fails these tests: rows
-   of holes are not solid, grid bars have no opening or stop at the dividing wall. The two
-   edges of a wall band are merged into its centre line, which is extended from wall to wall.
+   families of lines; the largest quadrilateral whose four sides are covered by edges,
+   without holes, and stop at its corners is the box's outer frame (with several boxes:
+   the best set that does not overlap; sides that run on past a corner are how two boxes
+   whose walls line up are told apart). Each side is then moved inwards to the floor's
+   edge: to the innermost parallel edge that the mouse was never seen beyond, or, without
+   the mouse, to the inner edge of a uniform wall band. Each side is refitted to the edge
+   (same polarity only, so the wall's other edge cannot pull it) at sub-pixel precision,
+   so perspective (non-parallel sides) is allowed.
+3. **Doors.** A dividing wall is a band that stands out from the floor on both of its sides
+   the same way (darker than both or lighter than both: not a step between two floors),
+   reaching the outline at both ends, solid except for one opening (the door), and (where
+   the mouse was seen) never walked on except in that opening. Floor texture fails these
+   tests: rows of holes are not solid, grid bars have no opening or stop at the dividing
+   wall. Its centre line, extended from wall to wall, is the door line.
 4. **Chambers.** The outline cut by the door lines gives the pieces; each gets the point
    farthest from its border (the pole of inaccessibility) and a placeholder name.
 
@@ -35,7 +39,7 @@ Coordinates: ``x`` = column, ``y`` = row, pixels, origin top-left, as OpenCV.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -513,13 +517,6 @@ def _corners(a1: _Line, b1: _Line, a2: _Line, b2: _Line) -> np.ndarray | None:
     return np.array(pts)
 
 
-def _side_coverages(sides, corners) -> tuple[float, ...]:
-    """Coverage of each side between the corners it shares with its neighbours."""
-    return tuple(
-        sides[k].coverage_between(corners[(k - 1) % 4], corners[k]) for k in range(4)
-    )
-
-
 def _coverage_matrix(lines: list[_Measured], others: list[_Measured]) -> tuple[
         np.ndarray, np.ndarray]:
     """For each line, the coverage between its crossings with every pair of other lines.
@@ -629,19 +626,22 @@ def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> 
     if len(best) < n_arenas:
         # curved sides (lens distortion) or touching boxes: accept less clean outlines,
         # and say so in their confidence
-        both = sorted(clean + loose, key=lambda q: -_quad_score(q))
-        best = _best_set(both, n_arenas)
+        both = sorted(clean + loose, key=lambda q: -_quad_score(q, strict=True))
+        best = _best_set(both, n_arenas, strict=True)
     return best
 
 
-def _quad_score(q: _Quad) -> float:
-    return q.polygon.area * (0.5 + 0.5 * min(q.coverage))
+def _quad_score(q: _Quad, strict: bool = False) -> float:
+    """Larger and better covered is better; among less clean outlines coverage counts most
+    (a large quadrilateral of stray edges must not beat the box)."""
+    cov = min(q.coverage)
+    return q.polygon.area * (cov**4 if strict else 0.5 + 0.5 * cov)
 
 
-def _best_set(quads: list[_Quad], n_arenas: int) -> list[_Quad]:
+def _best_set(quads: list[_Quad], n_arenas: int, strict: bool = False) -> list[_Quad]:
     """The set of up to ``n_arenas`` quadrilaterals that do not overlap with the largest
     total score (the largest single one may span two boxes whose walls line up)."""
-    scores = [_quad_score(q) for q in quads]
+    scores = [_quad_score(q, strict) for q in quads]
     best: tuple[int, float, list[_Quad]] = (0, 0.0, [])
     for start in range(min(len(quads), 60 if n_arenas > 1 else 1)):
         chosen = [quads[start]]
@@ -1205,7 +1205,7 @@ def propose_geometry(
             polygon = _template_polygon(w, h, k, n_arenas)
             outline = Finding(f"{name} outline", 0.0, "NOT FOUND: no four straight edges "
                               "enclosing a box; the outline is a template rectangle to edit")
-            chambers = ((f"chamber_1", _chambers_for(Polygon(polygon), [])[0]),)
+            chambers = (("chamber_1", _chambers_for(Polygon(polygon), [])[0]),)
             arenas.append(ProposedArena(name, polygon, (), chambers, outline, False))
             continue
         quad = quads[k]
@@ -1213,9 +1213,7 @@ def propose_geometry(
         for s in range(4):
             family = meas_a if s in (0, 2) else meas_b
             choices.append(_floor_side(grad, quad, s, family, visited, coords))
-        sides = []
-        for s, c in enumerate(choices):
-            sides.append(c.line)
+        sides = [c.line for c in choices]
         corners = _corners(*sides)
         refined = []
         for s in range(4):
@@ -1400,7 +1398,8 @@ def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
             c("    # OUTLINE NOT FOUND: this is a template rectangle; replace it with the "
               "floor's corners.")
         else:
-            c(f"    # Found with {arena.outline.level} confidence ({arena.outline.confidence:.2f}).")
+            c(f"    # Found with {arena.outline.level} confidence "
+              f"({arena.outline.confidence:.2f}).")
         c(f"    polygon: {_fmt_points(arena.polygon)}")
         c("    # Door lines: each along a dividing wall, from wall to wall (its opening, the door,")
         c("    # lies on it). The outline is cut along these lines into the chambers.")

@@ -94,7 +94,8 @@ class ArenaSpec:
     n_chambers : int
         2 (paired | unpaired) or 3 (paired | neutral | unpaired, the neutral
         centre chamber narrower); 1 gives an open field with no inner walls
-        (one chamber, ``open``), e.g. to test that no door is invented. Which side is "paired" is drawn from the seed.
+        (one chamber, ``open``), e.g. to test that no door is invented. Which side is
+        "paired" is drawn from the seed.
     door_angle_deg : float
         Tilt of the dividing wall(s) from vertical, in degrees (|angle| <= 30).
     animal_id : str or None

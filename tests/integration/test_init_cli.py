@@ -87,7 +87,7 @@ def test_init_with_the_chamber_count_and_two_boxes(video_factory, tmp_path):
     code, proposed = run_init(video, out, "--arenas", "2", "--chambers", "3")
     assert code == 0
     assert [a["name"] for a in proposed["arenas"]] == ["box1", "box2"]
-    for arena, true in zip(proposed["arenas"], truth.config["arenas"]):
+    for arena, true in zip(proposed["arenas"], truth.config["arenas"], strict=True):
         assert len(arena["doors"]) == 2 and len(arena["chambers"]) == 3
         for t in true["polygon"]:
             assert min(abs(p[0] - t[0]) + abs(p[1] - t[1]) for p in arena["polygon"]) <= (

@@ -17,9 +17,9 @@ from shapely.geometry import LineString, Polygon
 from cpp_tracker.config import parse_config
 from cpp_tracker.propose import (
     Finding,
-    propose_geometry,
     proposal_to_config,
     proposal_to_yaml,
+    propose_geometry,
 )
 from cpp_tracker.synthetic import ArenaSpec, SceneSpec, make_scene
 
@@ -50,7 +50,7 @@ def door_error(door_line, truth_line, truth_polygon) -> float:
 
 def assert_matches_truth(proposal, config: dict) -> None:
     assert len(proposal.arenas) == len(config["arenas"])
-    for arena, true in zip(proposal.arenas, config["arenas"]):
+    for arena, true in zip(proposal.arenas, config["arenas"], strict=True):
         assert arena.outline_found
         assert corner_error(arena.polygon, true["polygon"]) <= TOLERANCE_PX, (
             arena.polygon, true["polygon"])
