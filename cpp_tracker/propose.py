@@ -138,6 +138,7 @@ class _Gradient:
     mag: np.ndarray
     threshold: float  # a clear edge has at least this gradient across it
     image: np.ndarray  # the blurred image, float32
+    raw: np.ndarray  # the image as given, float32
 
 
 def _gradient(gray: np.ndarray) -> _Gradient:
@@ -148,7 +149,7 @@ def _gradient(gray: np.ndarray) -> _Gradient:
     # noise of the gradient: most pixels of a box image are flat floor or wall
     noise = 1.4826 * float(np.median(np.abs(gx - np.median(gx))))
     threshold = max(2.0, 4.0 * noise)
-    return _Gradient(gx, gy, mag, threshold, img)
+    return _Gradient(gx, gy, mag, threshold, img, gray.astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -289,8 +290,12 @@ class _Profile:
 
 
 def _profile(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray,
-             tolerance_px: float = 2.0) -> _Profile:
-    """Whether a clear edge parallel to p->q lies within ``tolerance_px`` of each point."""
+             tolerance_px: float = 2.0, threshold: float | None = None,
+             polarity: float = 0.0) -> _Profile:
+    """Whether a clear edge parallel to p->q lies within ``tolerance_px`` of each point
+    (an edge: at least ``threshold`` grey levels per pixel across, the image's default).
+    ``polarity`` +1 or -1 counts only edges whose gradient points along (against)
+    ``normal``; 0 counts both."""
     length = float(np.hypot(*(q - p)))
     n = max(2, int(length))
     t = np.linspace(0.0, 1.0, n)
@@ -300,7 +305,8 @@ def _profile(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray,
     sy = (pts[:, 1][:, None] + offsets[None, :] * normal[1]).astype(np.float32)
     gx = cv2.remap(grad.gx, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     gy = cv2.remap(grad.gy, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    across = np.abs(gx * normal[0] + gy * normal[1])
+    signed = gx * normal[0] + gy * normal[1]
+    across = np.abs(signed) if polarity == 0 else np.maximum(0.0, polarity * signed)
     total = np.hypot(gx, gy)
     # the edge must run along the line: most of its gradient is across it
     across = np.where(across >= 0.6 * total, across, 0.0)
@@ -308,15 +314,20 @@ def _profile(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray,
     strength = across[np.arange(n), best]
     inside = (sx[:, 0] >= 0) & (sx[:, 0] < grad.gx.shape[1]) & (sy[:, 0] >= 0) & (
         sy[:, 0] < grad.gx.shape[0])
-    present = (strength >= grad.threshold) & inside
+    present = (strength >= (grad.threshold if threshold is None else threshold)) & inside
     return _Profile(p, q, present, offsets[best], strength)
 
 
 def _refit(grad: _Gradient, p: np.ndarray, q: np.ndarray, normal: np.ndarray) -> tuple[
         np.ndarray, np.ndarray] | None:
     """Refit segment p->q to the sub-pixel edge positions along it (median of residuals)."""
-    # within 1.5 px only: the wall's other edge may lie a few pixels away and be stronger
-    prof = _profile(grad, p, q, normal, tolerance_px=1.5)
+    # within 1.5 px only, and with the edge's own polarity: the wall's other edge may lie a
+    # few pixels away and be stronger
+    mid = _sample(grad.gx, np.linspace(p[0], q[0], 64), np.linspace(p[1], q[1], 64)) * normal[
+        0] + _sample(grad.gy, np.linspace(p[0], q[0], 64), np.linspace(p[1], q[1], 64)) * normal[1]
+    polarity = 1.0 if float(np.median(mid)) >= 0 else -1.0
+    prof = _profile(grad, p, q, normal, tolerance_px=1.5, polarity=polarity,
+                    threshold=max(1.0, 0.5 * grad.threshold))
     keep = prof.present.copy()
     n = len(keep)
     keep[: max(1, n // 20)] = False  # corners are rounded by the blur
@@ -692,8 +703,8 @@ def _floor_side(
     next_side = quad.sides[(k + 1) % 4].line
     c_start, c_end = quad.corners[(k - 1) % 4], quad.corners[k]
     span = float(np.hypot(*(c_end - c_start)))
-    other = quad.corners[(k + 2) % 4] - quad.corners[(k + 1) % 4]
-    depth = 0.15 * float(np.hypot(*other))
+    across = quad.corners[(k + 1) % 4] - quad.corners[k]
+    depth = 0.15 * min(span, float(np.hypot(*across)))
 
     cands: list[tuple[float, _Line, float]] = [(0.0, side, 1.0)]
     for m in family:
@@ -713,6 +724,35 @@ def _floor_side(
         if cov < 0.6:
             continue
         cands.append((d, ln, cov))
+    # weak edges (a dark wall on a dark floor) may have too few votes to be among the
+    # lines found: look for peaks of the gradient across the side, every half pixel inwards
+    offsets = np.arange(0.0, depth + 0.01, 0.5)
+    n = max(8, int(span))
+    t = np.linspace(0.1, 0.9, n)
+    pts = c_start[None, :] + t[:, None] * (c_end - c_start)[None, :]
+    sx = pts[:, 0][:, None] + inward * offsets[None, :] * side.normal[0]
+    sy = pts[:, 1][:, None] + inward * offsets[None, :] * side.normal[1]
+    gx = _sample(grad.gx, sx.ravel(), sy.ravel()).reshape(sx.shape)
+    gy = _sample(grad.gy, sx.ravel(), sy.ravel()).reshape(sx.shape)
+    signed = np.median((gx * side.normal[0] + gy * side.normal[1]) * inward, axis=0)
+    # a wall band's inner edge steps the other way than its outer edge (the band is darker,
+    # or lighter, than both what lies outside and the floor): with the sign kept, the
+    # strong outer edge cannot drown a weak inner edge a few pixels away
+    strength = np.maximum(0.0, -np.sign(signed[0]) * signed)
+    # the median along the whole side averages noise away: half the usual edge threshold
+    weak = max(1.0, 0.5 * grad.threshold)
+    for i in range(3, len(offsets) - 2):  # at least 1.5 px inside the outer edge
+        window = strength[max(0, i - 2):i + 3]
+        if strength[i] >= weak and strength[i] >= window.max():
+            d = float(offsets[i])
+            ln = _Line(side.theta, side.rho + inward * d, 0.0)
+            p, q = _intersect(ln, prev_side), _intersect(ln, next_side)
+            if p is None or q is None:
+                continue
+            cov = _profile(grad, p, q, ln.normal, tolerance_px=1.0,
+                           threshold=weak).coverage(0.05, 0.95)
+            if cov >= 0.6:
+                cands.append((d, ln, cov))
     # one candidate per edge: of lines within 1.5 px of each other, the best covered
     cands.sort(key=lambda c: c[0])
     merged: list[tuple[float, _Line, float]] = []
@@ -740,13 +780,19 @@ def _floor_side(
                         return _SideChoice(ln, "mouse", d)
     if len(cands) >= 2:
         d, ln = cands[1]
-        # the band between the outer edge and this one, sampled along its middle
-        vals = _strip_values(grad.image, side, c_start, c_end, np.array([0.5 * d * inward]))
-        inner = _strip_values(grad.image, side, c_start, c_end,
-                              np.array([d + 2.0, d + 3.0]) * inward)
+        # the band between the outer edge and this one: darker (or lighter) than the floor
+        # at its most extreme offset (a thin wall is blurred by its strong outer edge), and
+        # the same all along the side
+        inside = np.arange(0.25 * d, 0.75 * d + 0.01, 0.5) * inward
+        band = _strip_values(grad.raw, side, c_start, c_end, inside)
+        floor = float(np.median(_strip_values(grad.raw, side, c_start, c_end,
+                                              np.array([d + 2.0, d + 3.0]) * inward)))
+        levels = np.median(band, axis=0)
+        k_ext = int(np.argmax(np.abs(levels - floor)))
+        vals = band[:, k_ext]
         spread = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
-        step = abs(float(np.median(vals)) - float(np.median(inner)))
-        if spread <= max(3.0, 0.25 * step) and step >= 2 * grad.threshold and span > 0:
+        step = abs(float(levels[k_ext]) - floor)
+        if spread <= max(3.0, 0.3 * step) and step >= 2 * grad.threshold and span > 0:
             return _SideChoice(ln, "band", d)
     return _SideChoice(side, "single", 0.0)
 
