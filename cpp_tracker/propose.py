@@ -1116,14 +1116,30 @@ def _rounded(p) -> Point:
     return (round(float(p[0]), 1), round(float(p[1]), 1))
 
 
-def _template_polygon(width: int, height: int, k: int, n: int) -> tuple[Point, ...]:
-    """Arena ``k`` of ``n`` side by side, 10 % inside the frame: a template to edit."""
+def _template_polygon(width: int, height: int, k: int, n: int,
+                      taken: list[Polygon]) -> tuple[Point, ...]:
+    """A rectangle to edit for arena ``k`` of ``n``: its slot side by side 10 % inside the
+    frame, or another free place that overlaps no outline in ``taken``."""
+
+    def rect(a, y0, b, y1):
+        return (_rounded((a, y0)), _rounded((b, y0)), _rounded((b, y1)), _rounded((a, y1)))
+
     x0, x1 = 0.1 * width, 0.9 * width
     step = (x1 - x0) / n
-    a, b = x0 + k * step + (0.05 * step if n > 1 else 0), x0 + (k + 1) * step - (
-        0.05 * step if n > 1 else 0)
-    y0, y1 = 0.1 * height, 0.9 * height
-    return (_rounded((a, y0)), _rounded((b, y0)), _rounded((b, y1)), _rounded((a, y1)))
+    pad = 0.05 * step if n > 1 else 0.0
+    slots = [rect(x0 + j * step + pad, 0.1 * height, x0 + (j + 1) * step - pad, 0.9 * height)
+             for j in [k, *[j for j in range(n) if j != k]]]
+    for size in (0.2, 0.1, 0.05, 0.02):
+        s = size * min(width, height)
+        for cx, cy in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (0.5, 0.0), (0.5, 1.0)):
+            a = 1 + cx * (width - s - 2)
+            y = 1 + cy * (height - s - 2)
+            slots.append(rect(a, y, a + s, y + s))
+    for slot in slots:
+        poly = Polygon(slot)
+        if all(poly.intersection(t).area <= 1.0 for t in taken):
+            return slot
+    return slots[0]  # nowhere free: check-config will say that it overlaps
 
 
 def _chambers_for(polygon: Polygon, door_lines: list[tuple[Point, Point]]) -> list[Point]:
@@ -1245,10 +1261,12 @@ def propose_geometry(
         notes.append(f"found {len(quads)} box outline(s) of the {n_arenas} asked for")
 
     arenas = []
+    taken = [q.polygon for q in quads]
     for k in range(n_arenas):
         name = f"box{k + 1}"
         if k >= len(quads):
-            polygon = _template_polygon(w, h, k, n_arenas)
+            polygon = _template_polygon(w, h, k, n_arenas, taken)
+            taken.append(Polygon(polygon))
             outline = Finding(f"{name} outline", 0.0, "NOT FOUND: no four straight edges "
                               "enclosing a box; the outline is a template rectangle to edit")
             chambers = (("chamber_1", _chambers_for(Polygon(polygon), [])[0]),)

@@ -171,3 +171,12 @@ def test_confidence_levels_are_words():
 def test_a_colour_image_is_refused():
     with pytest.raises(ValueError, match="2-d grayscale"):
         propose_geometry(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_asking_for_more_boxes_than_there_are_gives_templates_that_do_not_overlap():
+    background, _ = _background(floor="light", wall="dark")
+    for n in (2, 3):
+        proposal = propose_geometry(background, n_arenas=n)
+        assert len(proposal.arenas) == n and not proposal.outline_found
+        parse_config(proposal_to_config(proposal))  # no overlap, every point in its arena
+        assert any("of the" in note for note in proposal.notes)
