@@ -623,6 +623,16 @@ def _run_in_worker(task: Callable, job: BatchJob, out_dir: str, force: bool, pro
             _SLOTS.put(slot)
 
 
+def _process_context():
+    """Fresh worker processes without fork's hazards: forkserver (imports cpp_tracker once,
+    then forks a clean process per video) where the platform has it, else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["cpp_tracker.batch"])
+        return ctx
+    return multiprocessing.get_context("spawn")  # pragma: no cover - Windows
+
+
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel what has not started and end the running workers (their
     jobs continue from their checkpoints next time)."""
@@ -633,6 +643,18 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             process.terminate()
         except (OSError, ValueError, AttributeError):
             pass
+
+
+def _result_row(fut: Future, job: BatchJob) -> dict | None:
+    """The status row a finished future carries; ``None`` when its worker process died."""
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        return None
+    except Exception as e:  # noqa: BLE001 - the task itself failed: record it
+        row = _row(job, "failed", error=_failure_text(e), finished=_now())
+        row["_traceback"] = "".join(traceback.format_exception(e))
+        return row
 
 
 def _crash_row(job: BatchJob) -> dict:
@@ -663,7 +685,7 @@ def _run_local(
     running in it fails with it; those jobs are then run again one at a time, so that only
     the one that really crashes its process is recorded as failed.
     """
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _process_context()
     lock = ctx.RLock()  # shared by the progress bars of all processes
     tqdm.set_lock(lock)
     cores = default_workers()
@@ -702,16 +724,18 @@ def _run_local(
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     index, job = running.pop(fut)
-                    try:
-                        on_done(index, fut.result())
-                    except BrokenProcessPool:
+                    row = _result_row(fut, job)
+                    if row is None:
                         broken.append((index, job))
+                    else:
+                        on_done(index, row)
                 if broken:
-                    for fut, item in running.items():
-                        try:
-                            on_done(item[0], fut.result())
-                        except BrokenProcessPool:
-                            broken.append(item)
+                    for fut, (index, job) in running.items():
+                        row = _result_row(fut, job)
+                        if row is None:
+                            broken.append((index, job))
+                        else:
+                            on_done(index, row)
                     running.clear()
                     break
         except BaseException:
