@@ -649,12 +649,13 @@ def track_session(
     t_tracked = time.perf_counter()
 
     if state.frames_tracked == 0:
-        window = ""
-        if start_s is not None or end_s is not None:
-            window = f" between start_s {origin_s:g} s and end_s {limit_s:g} s"
+        if start_s is None and end_s is None:
+            raise VideoError(f"{videos[0]}: no frame could be decoded; check that the file plays")
+        until = "the end" if end_s is None else f"{end_s:g} s"
+        length = _session_offsets(state.done)[0]
         raise VideoError(
-            f"{videos[0]}: no frame could be decoded{window}; check that the file plays"
-            + (" and that the window lies within the recording" if window else "")
+            f"{label}: no frame in the window from {origin_s:g} s to {until}; the recording is "
+            f"{length:.1f} s long: check start_s and end_s"
         )
 
     track = parts.read_all(["frame", "time_s", "arena", "x", "y", "detected"])
