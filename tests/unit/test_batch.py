@@ -16,7 +16,9 @@ import yaml
 from cpp_tracker.batch import (
     STATUS_COLUMNS,
     STATUS_FILE,
+    _connect_dask,
     _row,
+    check_job,
     collect_jobs,
     compile_session_pattern,
     run_batch,
@@ -263,3 +265,41 @@ def test_an_unexpected_error_is_recorded_with_its_traceback(tmp_path):
     log = (tmp_path / "out" / "batch_errors.log")
     assert result.rows[0]["error"].startswith("unexpected failure (RuntimeError: boom)")
     assert "RuntimeError: boom" in log.read_text()
+
+
+def test_animal_id_needs_a_single_arena_config(tmp_path):
+    two = {"arenas": [CONFIG["arenas"][0], dict(CONFIG["arenas"][0], name="box2")]}
+    two["arenas"][1] = dict(
+        two["arenas"][1],
+        polygon=[[320, 10], [620, 10], [620, 230], [320, 230]],
+        doors=[{"name": "door1", "line": [[470, 10], [470, 230]]}],
+        chambers=[
+            {"name": "paired", "point": [390, 120]},
+            {"name": "unpaired", "point": [550, 120]},
+        ],
+    )
+    config = tmp_path / "two.yaml"
+    config.write_text(yaml.safe_dump(two))
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    write_manifest(tmp_path / "m.csv", [{"video": "v.mp4", "animal_id": "m7"}])
+    (job,) = collect_jobs([tmp_path / "m.csv"], config)
+    row = check_job(job, tmp_path / "out")
+    assert row["status"] == "failed"
+    assert row["error"] == (
+        f"{tmp_path / 'm.csv'} line 2: animal_id 'm7' can only replace the animal id of a "
+        f"config with one arena, and {config} has 2; set animal_id for each arena in the "
+        "config instead"
+    )
+
+
+def test_scheduler_without_dask_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails
+    with pytest.raises(ConfigError) as e:
+        _connect_dask("tcp://127.0.0.1:8786")
+    assert str(e.value) == (
+        "--scheduler: needs the packages dask and distributed; install them with "
+        "pip install 'cpp-tracker[dask]'"
+    )
+    assert e.value.exit_code == 2
