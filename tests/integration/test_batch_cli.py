@@ -184,6 +184,12 @@ def test_killed_batch_resumes_and_a_second_rerun_does_nothing(inputs, local_batc
     assert "nothing to do: all 1 result(s) are up to date (--force redoes them)" in stdout
     assert status_of(tmp_path)["status"].tolist() == ["skipped"]
 
+    code, stdout, _ = run_cli([*args, "--force"])
+    row = status_of(tmp_path).iloc[0]
+    assert code == 0 and row["status"] == "ok" and row["resumed_from_s"] == ""
+    assert int(row["frames_decoded"]) == fresh_frames
+    assert_same_results(tmp_path / "batch_a", local_out / "batch_a")
+
 
 def split_at_keyframes(src: Path, outs: list[Path], cuts_s: list[float]) -> None:
     """Copy ``src``'s packets into ``outs``, starting a new file at the first keyframe at or
