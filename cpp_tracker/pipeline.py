@@ -57,6 +57,7 @@ __all__ = [
     "run_key",
     "result_status",
     "update_metadata",
+    "source_time",
 ]
 
 PARTIAL_DIR = ".partial"
@@ -315,6 +316,24 @@ def update_metadata(result_dir: str | Path, metadata: dict) -> bool:
     return True
 
 
+def source_time(run_info: dict, time_s: float) -> tuple[str, float]:
+    """The video file and the time in it of a result's ``time_s``.
+
+    ``time_s`` in the results counts from the window's ``start_s`` and runs on across the
+    chunk files of a session; this maps it back to ``(path of the file, seconds into it)``,
+    e.g. to cut a clip. Uses the ``window`` and ``videos`` entries of ``run.json``.
+    """
+    window = run_info.get("window") or {}
+    t = float(time_s) + float(window.get("start_s") or 0.0)
+    videos = run_info.get("videos") or [run_info.get("video") or {}]
+    chosen = videos[0]
+    for v in videos:
+        offset = v.get("time_offset_s")
+        if offset is not None and offset <= t:
+            chosen = v
+    return str(chosen.get("path", "")), t - float(chosen.get("time_offset_s") or 0.0)
+
+
 # -------------------------------------------------------------------------- checkpoint
 @dataclass
 class _SourceDone:
@@ -425,6 +444,23 @@ def _chunk_rows(
     return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
 
 
+def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
+    """Write ``qc.png`` from the results on disk and ``run_info`` (not yet written); on any
+    failure add a warning to ``run_info`` instead of raising."""
+    from .plots import write_qc_figure
+    from .results import StoredResult
+
+    try:
+        write_qc_figure(StoredResult(result_dir, run_info, config))
+    except Exception as e:  # noqa: BLE001 - a figure must never cost the results
+        run_info["warnings"].append(
+            f"the QC figure qc.png could not be drawn ({type(e).__name__}: {e}); the results "
+            f"are complete; retry with 'cpp-tracker plot {result_dir}'"
+        )
+    else:
+        run_info["outputs"].insert(-1, "qc.png")
+
+
 def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
     """Start of each chunk file on the session clock, from the containers' durations."""
     offsets = [0.0]
@@ -493,6 +529,7 @@ def track_session(
     progress_position: int | None = None,
     resume: bool = True,
     command: str = "track",
+    plots: bool = True,
 ) -> RunResult:
     """Track one recording, given as one video or as chunk files, into ``out_dir/<name>/``.
 
@@ -511,6 +548,10 @@ def track_session(
     last part instead of starting again; the results equal those of an uninterrupted run.
 
     ``metadata`` (e.g. a manifest's columns) is stored under ``"metadata"`` in run.json.
+
+    With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
+    ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
+    result.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when a video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
@@ -774,6 +815,8 @@ def track_session(
         "warnings": warnings,
         "outputs": ["track.parquet", "occupancy.csv", "summary.csv", "background.png", "run.json"],
     }
+    if plots:
+        _draw_qc_figure(result_dir, run_info, config)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
@@ -792,12 +835,13 @@ def track_video(
     end_s: float | None = None,
     metadata: dict | None = None,
     resume: bool = True,
+    plots: bool = True,
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
 
     A run interrupted earlier (``.partial/`` left in that folder) is continued from its
     last checkpoint when it was made from the same video, config, stride and window. See
-    :func:`track_session` for ``start_s``, ``end_s`` and ``metadata``.
+    :func:`track_session` for ``start_s``, ``end_s``, ``metadata`` and ``plots``.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -815,4 +859,5 @@ def track_video(
         chunk_size=chunk_size,
         progress_position=progress_position,
         resume=resume,
+        plots=plots,
     )

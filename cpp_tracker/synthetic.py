@@ -942,7 +942,8 @@ class _Pose:
     tail: np.ndarray
 
 
-def _pose(arena: _Arena, st: _States, i: int, t: float, delta: float | None = None) -> _Pose:
+def _pose(arena: _Arena, st: _States, i: int, t: float, delta: float | None = None,
+          with_tail: bool = True) -> _Pose:
     L0, W0 = arena.L0, arena.W0
     p, c = float(st.posture[i]), float(st.curl[i])
     if np.isnan(p):
@@ -963,6 +964,8 @@ def _pose(arena: _Arena, st: _States, i: int, t: float, delta: float | None = No
     H = N + 0.15 * L0 * sc * uh
     body = _ellipse_pts(B, u, L / 2, W / 2)
     head = _ellipse_pts(H, uh, ah, bh, n=28)
+    if not with_tail:
+        return _Pose(B, u, L / 2, W / 2, H, uh, ah, bh, body, head, np.empty((0, 2)))
     # tail: integrated direction field, wiggling while walking, wrapped when curled
     K = 12
     Lt = 0.95 * L0
@@ -976,8 +979,9 @@ def _pose(arena: _Arena, st: _States, i: int, t: float, delta: float | None = No
     return _Pose(B, u, L / 2, W / 2, H, uh, ah, bh, body, head, tail)
 
 
-def _to_fixed(pts: np.ndarray, ox: int, oy: int) -> np.ndarray:
-    hi = (pts - np.array([ox, oy]) + 0.5) * _SS - 0.5
+def _to_fixed(pts: np.ndarray, ox: int, oy: int, ss: int = _SS) -> np.ndarray:
+    """Fixed-point coordinates (``_SHIFT`` bits) in an ``ss``-times supersampled grid."""
+    hi = (pts - np.array([ox, oy]) + 0.5) * ss - 0.5
     return np.round(hi * (1 << _SHIFT)).astype(np.int32)
 
 
@@ -1023,7 +1027,6 @@ class _Scene:
     times: np.ndarray  # all frame times incl. dropped
     written: np.ndarray  # bool per frame
     truth_xy: list[np.ndarray]  # (n, 2) per arena, all frames
-    poses_delta: list[float]
     distractor_polygon: list | None
     distractor: dict | None
     boli: list[list[tuple[float, np.ndarray]]]
@@ -1037,37 +1040,43 @@ def _fine_noise(rng, shape, sigma_px, amp):
 
 
 def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarray, np.ndarray]:
+    """Clean empty-box image (float32, gain 1) and the supersampled open-floor mask."""
     W, H = spec.width, spec.height
-    Wh, Hh = W * _SS, H * _SS
+    # supersampling of the static image: 4x for small frames, less for big ones (memory)
+    bss = 4 if W * H <= 640 * 480 else (2 if W * H <= 1280 * 720 else 1)
+    Wb, Hb = W * bss, H * bss
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 202]))
-    hi = np.full((Hh, Wh), _TABLE_LEVEL, np.float32)
-    hi += _fine_noise(rng, (Hh // 8, Wh // 8), 6, 7.0).repeat(8, 0).repeat(8, 1)[:Hh, :Wh]
-    open_hi = np.zeros((Hh, Wh), np.uint8)
+    hi = np.full((Hb, Wb), _TABLE_LEVEL, np.float32)
+    table = _fine_noise(rng, (H // 2 + 1, W // 2 + 1), 3, 7.0)
+    hi += cv2.resize(table, (Wb, Hb), interpolation=cv2.INTER_LINEAR)
+    open_hi = np.zeros((H * _SS, W * _SS), np.uint8)  # walkable floor, at the mask resolution
+    open_b = np.zeros((Hb, Wb), np.uint8)  # the same at the background resolution
     fl = _FLOOR_LEVEL[spec.floor]
     wl = _WALL_LEVEL[spec.wall]
     amp = 0.13 * fl if spec.floor_texture else 0.0
 
-    def fx(pts):
-        return _to_fixed(np.asarray(pts, float), 0, 0)
+    def fx(pts, ss=bss):
+        return _to_fixed(np.asarray(pts, float), 0, 0, ss)
+
+    def fill(img, pts, value):
+        cv2.fillPoly(img, [fx(pts, img.shape[1] // W)], value, cv2.LINE_8, _SHIFT)
 
     for ar in arenas:
         ox0, oy0, ox1, oy1 = ar.outer
         fx0, fy0, fx1, fy1 = ar.floor
-        cv2.fillPoly(hi, [fx([[ox0, oy0], [ox1, oy0], [ox1, oy1], [ox0, oy1]])], wl,
-                     cv2.LINE_8, _SHIFT)
-        cv2.fillPoly(open_hi, [fx([[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]])], 255,
-                     cv2.LINE_8, _SHIFT)
+        fill(hi, [[ox0, oy0], [ox1, oy0], [ox1, oy1], [ox0, oy1]], wl)
+        floor_rect = [[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]]
+        fill(open_hi, floor_rect, 255)
+        fill(open_b, floor_rect, 255)
         # floor pieces, each with its own level and texture
-        j0, j1 = int(fx0 * _SS), int(math.ceil((fx1 + 1) * _SS))
-        i0, i1 = int(fy0 * _SS), int(math.ceil((fy1 + 1) * _SS))
-        j0, i0 = max(j0, 0), max(i0, 0)
-        j1, i1 = min(j1, Wh), min(i1, Hh)
-        xs = (np.arange(j0, j1, dtype=np.float32) + 0.5) / _SS - 0.5
-        ys = (np.arange(i0, i1, dtype=np.float32) + 0.5) / _SS - 0.5
+        j0, j1 = max(int(fx0 * bss), 0), min(int(math.ceil((fx1 + 1) * bss)), Wb)
+        i0, i1 = max(int(fy0 * bss), 0), min(int(math.ceil((fy1 + 1) * bss)), Hb)
+        xs = (np.arange(j0, j1, dtype=np.float32) + 0.5) / bss - 0.5
+        ys = (np.arange(i0, i1, dtype=np.float32) + 0.5) / bss - 0.5
         X, Y = np.meshgrid(xs, ys)
-        pos = ar.position_of(X, Y)
         floor_img = np.full(X.shape, fl, np.float32)
         if spec.floor_texture:
+            pos = ar.position_of(X, Y).astype(np.int8)
             nch = ar.n_ch
             offsets = [-0.04, 0.04, -0.08] if nch == 3 else [-0.04, -0.08]
             kinds = ["bars", "plain", "dots"] if nch == 3 else ["bars", "dots"]
@@ -1075,12 +1084,12 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
             for k in range(nch):
                 sel = pos == k
                 lvl = fl * (1 + offsets[k])
-                if kinds[k] == "bars":
+                if kinds[k] == "bars":  # grid rods parallel to the dividing wall
                     d = ar.doors[0].d
-                    along = X * d[1] - Y * d[0]  # coordinate across the bars
-                    prof = (0.5 + 0.5 * np.cos(2 * math.pi * along / pitch)) ** 3
+                    across = X * d[1] - Y * d[0]
+                    prof = (0.5 + 0.5 * np.cos(2 * math.pi * across / pitch)) ** 3
                     tex = lvl - amp * prof
-                elif kinds[k] == "dots":
+                elif kinds[k] == "dots":  # perforated floor
                     p2 = pitch * 1.3
                     gx = (X - fx0) / p2 - np.round((X - fx0) / p2)
                     gy = (Y - fy0) / p2 - np.round((Y - fy0) / p2)
@@ -1089,8 +1098,10 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
                 else:
                     tex = np.full(X.shape, lvl, np.float32)
                 floor_img[sel] = tex[sel]
+            del pos
+        del X, Y
         seg = hi[i0:i1, j0:j1]
-        inside = open_hi[i0:i1, j0:j1] > 0
+        inside = open_b[i0:i1, j0:j1] > 0
         seg[inside] = floor_img[inside]
         # dividing walls with a door gap in the middle
         for dr in ar.doors:
@@ -1098,11 +1109,12 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
             for a_, b_ in ((dr.p0, dr.c - half * dr.d), (dr.c + half * dr.d, dr.p1)):
                 nvec = dr.n * (ar.tw / 2)
                 quad = np.array([a_ - nvec, a_ + nvec, b_ + nvec, b_ - nvec])
-                cv2.fillPoly(open_hi, [fx(quad)], 0, cv2.LINE_8, _SHIFT)
-                cv2.fillPoly(hi, [fx(quad)], wl, cv2.LINE_8, _SHIFT)
+                fill(open_hi, quad, 0)
+                fill(open_b, quad, 0)
+                fill(hi, quad, wl)
     bg = cv2.resize(hi, (W, H), interpolation=cv2.INTER_AREA)
     # static floor texture (fixed pattern), wall shadows, glare, vignetting
-    open_lo = cv2.resize(open_hi, (W, H), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    open_lo = cv2.resize(open_b, (W, H), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     bg += _fine_noise(rng, (H, W), 1.0, 2.0) * open_lo
     dist = cv2.distanceTransform((open_lo > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
     tw = float(np.mean([a.tw for a in arenas]))
@@ -1119,13 +1131,14 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
 def _body_delta(arena: _Arena) -> float:
     """Offset (fraction of L) of the body centre behind the body+head centroid."""
     st = _States(*(np.array([v]) for v in (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0)))
-    pose = _pose(arena, st, 0, 0.0, delta=0.0)
-    m = np.zeros((200 * _SS, 200 * _SS), np.uint8)
-    cv2.fillPoly(m, [_to_fixed(pose.body + 100, 0, 0)], 255, cv2.LINE_8, _SHIFT)
-    cv2.fillPoly(m, [_to_fixed(pose.head + 100, 0, 0)], 255, cv2.LINE_8, _SHIFT)
+    pose = _pose(arena, st, 0, 0.0, delta=0.0, with_tail=False)
+    off = int(math.ceil(1.5 * arena.L0)) + 4
+    m = np.zeros((2 * off * _SS, 2 * off * _SS), np.uint8)
+    cv2.fillPoly(m, [_to_fixed(pose.body + off, 0, 0)], 255, cv2.LINE_8, _SHIFT)
+    cv2.fillPoly(m, [_to_fixed(pose.head + off, 0, 0)], 255, cv2.LINE_8, _SHIFT)
     cx, _ = _centroid(m, 0, 0)
     L = arena.L0 * (0.9 + 0.16 * 0.5)
-    return (cx - 100.0) / L
+    return (cx - off) / L
 
 
 def _plan_arena(spec: SceneSpec, ar: _Arena, k: int) -> tuple[_Planner, list[_Seg]]:
@@ -1176,7 +1189,7 @@ def _build_scene(spec: SceneSpec) -> _Scene:
         states.append(st)
         xy = np.full((n, 2), np.nan)
         for i in range(n):
-            pose = _pose(ar, st, i, times[i])
+            pose = _pose(ar, st, i, times[i], with_tail=False)
             roi = _roi_of(np.vstack([pose.body, pose.head]), spec.width, spec.height)
             xy[i] = _centroid(_bh_mask(open_hi, pose, roi), roi[0], roi[1])
         truths.append(xy)
@@ -1193,7 +1206,7 @@ def _build_scene(spec: SceneSpec) -> _Scene:
         boli.append(bl)
     dpoly, dinfo = _distractor(spec, arenas[0])
     return _Scene(spec, arenas, bg, open_hi, states, times, written, truths,
-                  [a.delta for a in arenas], dpoly, dinfo, boli)
+                  dpoly, dinfo, boli)
 
 
 def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:

@@ -75,11 +75,13 @@ def test_three_chambers_match_truth(video_factory, tmp_path):
 
 
 def test_outputs_are_complete_and_traceable(video_factory, tmp_path):
-    video, truth, config = video_factory("black_on_light", duration_s=40.0, **CASES["black_on_light"])
+    video, truth, config = video_factory(
+        "black_on_light", duration_s=40.0, **CASES["black_on_light"]
+    )
     code, summary, track, run = run_track(video, config, tmp_path)
     result = tmp_path / video.stem
     assert sorted(p.name for p in result.iterdir()) == [
-        "background.png", "occupancy.csv", "run.json", "summary.csv", "track.parquet"]
+        "background.png", "occupancy.csv", "qc.png", "run.json", "summary.csv", "track.parquet"]
     # track: one row per decoded frame, documented columns
     assert list(track.columns) == [
         "frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "chamber"]
@@ -150,7 +152,10 @@ def test_geometry_outside_the_frame_exit_2(video_factory, tmp_path, capsys):
     arena = dict(cfg["arenas"][0])
     arena["polygon"] = [[p[0] + 100, p[1]] for p in arena["polygon"]]
     arena["doors"] = [{"name": "door1", "line": [[260, 10], [260, 230]]}]
-    arena["chambers"] = [{"name": "paired", "point": [200, 120]}, {"name": "unpaired", "point": [350, 120]}]
+    arena["chambers"] = [
+        {"name": "paired", "point": [200, 120]},
+        {"name": "unpaired", "point": [350, 120]},
+    ]
     path = tmp_path / "shifted.yaml"
     path.write_text(yaml.safe_dump({"arenas": [arena]}))
     code = main(["track", str(video), "--config", str(path), "--out", str(tmp_path / "o")])
