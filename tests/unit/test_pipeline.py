@@ -173,3 +173,18 @@ def test_result_status_says_why_results_are_out_of_date(clip, tmp_path):
     (result_dir / "summary.csv").unlink()
     assert result_status(result_dir, run_key([copy], config)) == (
         False, "output files are missing (summary.csv)")
+
+
+def test_source_time_maps_result_time_to_the_file():
+    run_info = {
+        "window": {"start_s": 5.0, "end_s": None},
+        "videos": [
+            {"path": "n_1.mp4", "time_offset_s": 0.0},
+            {"path": "n_2.mp4", "time_offset_s": 3600.0},
+            {"path": "n_3.mp4", "time_offset_s": 7200.0},
+        ],
+    }
+    assert pipeline.source_time(run_info, 0.0) == ("n_1.mp4", 5.0)
+    assert pipeline.source_time(run_info, 3600.0) == ("n_2.mp4", 5.0)
+    assert pipeline.source_time(run_info, 7194.0) == ("n_2.mp4", 3599.0)
+    assert pipeline.source_time({"video": {"path": "v.mp4"}}, 12.5) == ("v.mp4", 12.5)
