@@ -764,10 +764,14 @@ def track_session(
     if resumed_at is not None:
         src, pos, was_finished = resumed_at
         t_off, f_off = _session_offsets(state.done[:src])
+        if pos is None:  # at the start of a chunk file, or after the last one
+            from_frame, from_time = f_off, t_off
+        else:
+            from_frame, from_time = f_off + pos.frame, t_off + pos.time_s
         resume_info.update(
             first_started=state.started,
-            resumed_from_frame=None if pos is None else f_off + pos.frame,
-            resumed_from_time_s=None if pos is None else round(t_off + pos.time_s - origin_s, 6),
+            resumed_from_frame=from_frame,
+            resumed_from_time_s=round(max(0.0, from_time - origin_s), 6),
             resumed_after_tracking=was_finished,
             seek_confirmed=seek_confirmed,
         )
