@@ -22,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -698,12 +699,13 @@ def _run_local(
         slots = ctx.Queue()
         for i in range(n):
             slots.put(i + 1)
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
         pool = ProcessPoolExecutor(
             max_workers=n,
             mp_context=ctx,
-            max_tasks_per_child=1,
             initializer=_init_worker,
             initargs=(lock, slots, max(1, cores // n)),
+            **fresh,  # a new process per video: nothing a video leaves behind accumulates
         )
         running: dict[Future, tuple[int, BatchJob]] = {}
         waiting = list(todo)
