@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from .config import Config, load_config
 from .errors import ConfigError, CppTrackerError, OutputError
 from .outputs import write_csv
-from .pipeline import result_status, run_key, track_session, update_metadata
+from .pipeline import _now, result_status, run_key, track_session, update_metadata
 from .video import VIDEO_SUFFIXES
 
 __all__ = [
@@ -440,12 +440,6 @@ def collect_jobs(
 
 
 # ------------------------------------------------------------------------------- one job
-def _now() -> str:
-    from .pipeline import _now as now
-
-    return now()
-
-
 class _JobProblem(CppTrackerError):
     """A job that cannot run, found while reading the inputs (message complete)."""
 
@@ -605,9 +599,38 @@ def _die_with_parent() -> None:
         pass
 
 
-def _init_worker(lock, slots, threads: int) -> None:
+def _parent_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # killed but not yet reaped: a zombie (Linux)
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _watch_parent(pid: int) -> None:
+    """End this worker when the batch process is gone. Workers forked by the forkserver
+    are not its children, so the kernel's parent-death signal does not reach them."""
+    import threading
+
+    def watch() -> None:
+        while not _parent_gone(pid):
+            time.sleep(1.0)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="cpp-tracker-parent-watch", daemon=True).start()
+
+
+def _init_worker(lock, slots, threads: int, parent_pid: int | None = None) -> None:
     global _SLOTS
     _die_with_parent()
+    if parent_pid is not None:
+        _watch_parent(parent_pid)
     _SLOTS = slots
     tqdm.set_lock(lock)
     import cv2
@@ -704,7 +727,7 @@ def _run_local(
             max_workers=n,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(lock, slots, max(1, cores // n)),
+            initargs=(lock, slots, max(1, cores // n), os.getpid()),
             **fresh,  # a new process per video: nothing a video leaves behind accumulates
         )
         running: dict[Future, tuple[int, BatchJob]] = {}

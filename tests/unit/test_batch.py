@@ -7,7 +7,10 @@ isolation tests run a stand-in task instead of the tracker.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,6 +20,7 @@ from cpp_tracker.batch import (
     STATUS_COLUMNS,
     STATUS_FILE,
     _connect_dask,
+    _parent_gone,
     _row,
     check_job,
     collect_jobs,
@@ -303,3 +307,40 @@ def test_scheduler_without_dask_says_what_to_install(monkeypatch):
         "pip install 'cpp-tracker[dask]'"
     )
     assert e.value.exit_code == 2
+
+
+def sleepy_task(job, out_dir, *, force=False, progress=False, progress_position=None):
+    """A video that takes long: says which process runs it, then waits."""
+    (Path(out_dir) / f"{job.name}.pid").write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_workers_end_when_the_batch_process_is_killed(tmp_path):
+    """No orphan worker may go on writing into the output folder after a SIGKILL of the
+    batch (a rerun would race with it)."""
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    out = tmp_path / "out"
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "from cpp_tracker.batch import collect_jobs, run_batch\n"
+        "from tests.unit.test_batch import sleepy_task\n"
+        f"jobs = collect_jobs([{str(tmp_path / 'v.mp4')!r}], {str(config)!r})\n"
+        f"run_batch(jobs, {str(out)!r}, workers=1, progress=False, task=sleepy_task)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo))
+    )
+    pid_file = out / "v.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert pid_file.exists(), "the worker never started"
+    worker = int(pid_file.read_text())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while not _parent_gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _parent_gone(worker), "the worker outlived the batch process"
