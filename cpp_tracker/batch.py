@@ -19,6 +19,8 @@ under ``metadata``.
 
 from __future__ import annotations
 
+import csv
+import io
 import multiprocessing
 import os
 import re
@@ -182,10 +184,25 @@ def read_manifest(path: str | Path, default_config: str) -> list[_Entry]:
     """
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except FileNotFoundError:
         raise ConfigError(str(path), "manifest not found; check the path") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+    except UnicodeDecodeError:
+        raise ConfigError(
+            str(path), "is not UTF-8 text; save it as 'CSV UTF-8' (comma delimited)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot be read ({e})") from None
+    try:  # spreadsheets in some locales write ';' or tabs between columns
+        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
+    except csv.Error:
+        delimiter = ","
+    try:
+        table = pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+            skipinitialspace=True,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ConfigError(str(path), f"cannot be read as a CSV table ({e})") from None
     table.columns = [str(c).strip() for c in table.columns]
     if "video" not in table.columns:

@@ -344,3 +344,21 @@ def test_workers_end_when_the_batch_process_is_killed(tmp_path):
     while not _parent_gone(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _parent_gone(worker), "the worker outlived the batch process"
+
+
+def test_manifest_from_a_spreadsheet_with_bom_and_semicolons(tree):
+    root, videos, config = tree
+    manifest = root / "excel.csv"
+    manifest.write_bytes("\ufeffvideo;animal_id;phase\nvideos/m1.mp4;007;pre\n".encode())
+    (job,) = collect_jobs([manifest], config)
+    assert job.problem is None and job.animal_id == "007"
+    assert job.metadata == {"animal_id": "007", "phase": "pre"}
+    single = root / "one_column.csv"
+    single.write_text("video\nvideos/m2.AVI\n")
+    (job,) = collect_jobs([single], config)
+    assert job.problem is None and job.name == "m2"
+    latin = root / "latin.csv"
+    latin.write_bytes("video,phase\nvideos/m1.mp4,pr\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as e:
+        collect_jobs([latin], config)
+    assert str(e.value) == f"{latin}: is not UTF-8 text; save it as 'CSV UTF-8' (comma delimited)"
