@@ -189,12 +189,17 @@ def test_masks_scale_and_a_second_arena(browser, blank_page):
     page.check("#mode-chamber")
     click(page, box, zoom, 240, 120)
     page.fill("#arena-animal", "m02")
+    page.check("#mode-scale")
+    click(page, box, zoom, 180, 220)
+    click(page, box, zoom, 300, 220)
+    page.fill("#scale-cm", "30")
     config = yaml.safe_load(page.input_value("#yaml"))
     assert [a["name"] for a in config["arenas"]] == ["box1", "box2"]
     first, second = config["arenas"]
     assert first["masks"] == [[[20, 20], [40, 20], [40, 40]]]
     assert first["px_per_cm"] == 4.5 and second["animal_id"] == "m02"
-    parse_config(config)
+    assert second["scale"] == {"points": [[180, 220], [300, 220]], "distance_cm": 30}
+    assert parse_config(config).arenas[1].px_per_cm == pytest.approx(4.0)
     assert errors == []
     page.close()
 
