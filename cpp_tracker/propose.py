@@ -1305,8 +1305,8 @@ def propose_geometry(
         for j, wall in enumerate(sorted(picked, key=lambda wl: _sort_key(wl, poly))):
             finding = Finding(f"{name} door_{j + 1}", wall.confidence, wall.evidence)
             doors.append(ProposedDoor(
-                f"door_{j + 1}", (_rounded(wall.p), _rounded(wall.q)),
-                (_rounded(wall.opening[0]), _rounded(wall.opening[1])), finding))
+                f"door_{j + 1}", _top_first(wall.p, wall.q),
+                _top_first(*wall.opening), finding))
         if n_chambers and 0 < len(doors) < n_chambers - 1:
             notes.append(f"{name}: found {len(doors)} door line(s) of the {n_chambers - 1} "
                          f"that {n_chambers} chambers need")
@@ -1314,6 +1314,12 @@ def propose_geometry(
         chambers = tuple((f"chamber_{i + 1}", pt) for i, pt in enumerate(points))
         arenas.append(ProposedArena(name, polygon_pts, tuple(doors), chambers, outline, True))
     return Proposal(w, h, tuple(arenas), tuple(notes), seen, n_chambers)
+
+
+def _top_first(p, q) -> tuple[Point, Point]:
+    """A segment's ends, the upper one (or, level, the left one) first."""
+    a, b = _rounded(p), _rounded(q)
+    return (a, b) if (a[1], a[0]) <= (b[1], b[0]) else (b, a)
 
 
 def _clockwise_from_top_left(points: list[Point]) -> tuple[Point, ...]:
