@@ -21,9 +21,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__
-from .background import median_background
+from .background import estimate_background
 from .config import Config, check_against_frame, config_hash, config_to_dict
 from .geometry import UNKNOWN, assign_chambers, build_layout
+from .lighting import find_lighting_periods, lighting_report
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
 from .outputs import (
     TrackPartWriter,
@@ -32,8 +33,9 @@ from .outputs import (
     write_png,
     write_track_from_parts,
 )
+from .qc import QcThresholds, qc_per_second, qc_summary_columns, video_qc
 from .summary import summarize_arena
-from .tracker import TRACK_COLUMNS, detect_chunk, make_detector
+from .tracker import TRACK_COLUMNS, _arena_mask, detect_chunk, make_detector
 from .video import VideoInfo, VideoReader, probe_video
 
 __all__ = ["Analysis", "RunResult", "analyse_track", "track_video", "result_dir_for"]
@@ -57,6 +59,9 @@ class Analysis:
     timebase: TimeBase
     arena_stats: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    qc: dict[str, dict] = field(default_factory=dict)  # per arena, see cpp_tracker.qc
+    lighting: dict | None = None  # lighting periods (tracks with a light_gain column)
+    read_fraction: float | None = None  # of the nominal length, when that is known
 
 
 def analyse_track(
@@ -65,11 +70,15 @@ def analyse_track(
     *,
     video_label: str,
     nominal_interval_s: float | None = None,
+    nominal_duration_s: float | None = None,
 ) -> Analysis:
-    """Chambers, per-second occupancy and summary from a track table.
+    """Chambers, per-second occupancy, quality flags and summary from a track table.
 
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
-    each arena in frame order. Returns new tables; ``track`` is not modified.
+    each arena in frame order; ``area_px``, ``n_blobs`` and ``light_gain`` are used for the
+    quality flags and lighting periods where present. ``nominal_duration_s``: the
+    container's length, to say how much of it was read. Returns new tables; ``track`` is
+    not modified.
     """
     arena_col = track["arena"].astype(str).to_numpy()
     frames_time = track.loc[arena_col == config.arenas[0].name, "time_s"].to_numpy()
@@ -135,7 +144,62 @@ def analyse_track(
         )
     occupancy = pd.concat(occupancy_tables, ignore_index=True) if occupancy_tables else None
     summary = pd.concat(summaries, ignore_index=True)
-    return Analysis(codes, chamber, occupancy, summary, timebase, stats, warnings)
+    read_fraction = timebase.end_s / nominal_duration_s if nominal_duration_s else None
+    occupancy, summary, qc = _add_quality(
+        track, config, occupancy, summary, timebase, read_fraction, warnings
+    )
+    lighting = None
+    if "light_gain" in track.columns and len(frames_time):
+        first = track.loc[arena_col == config.arenas[0].name]
+        gains = (
+            track.groupby("frame", sort=True)["light_gain"].median().to_numpy()
+            if len(config.arenas) > 1
+            else first["light_gain"].to_numpy()
+        )
+        periods = find_lighting_periods(
+            first["frame"].to_numpy(), frames_time, gains, end_s=timebase.end_s
+        )
+        lighting = lighting_report(periods, config.background.follow_lighting)
+    return Analysis(
+        codes, chamber, occupancy, summary, timebase, stats, warnings, qc, lighting,
+        read_fraction,
+    )
+
+
+def _add_quality(track, config, occupancy, summary, timebase, read_fraction, warnings):
+    """QC columns for occupancy and summary, and the per-arena QC block (cpp_tracker.qc)."""
+    q = config.qc
+    thresholds = QcThresholds(
+        max_speed_cm_s=q.max_speed_cm_s,
+        max_undetected=q.max_undetected,
+        max_multi_blob=q.max_multi_blob,
+        max_area_outlier=q.max_area_outlier,
+        max_jumps_per_min=q.max_jumps_per_min,
+        max_unobserved=q.max_unobserved,
+        min_read_fraction=q.min_read_fraction,
+    )
+    needed = {"area_px": np.nan, "n_blobs": 0}
+    if any(c not in track.columns for c in needed):
+        track = track.assign(**{c: v for c, v in needed.items() if c not in track.columns})
+    scale = {a.name: a.px_per_cm for a in config.arenas}
+    per_second, info = qc_per_second(track, scale, thresholds, seconds=occupancy)
+    occupancy = pd.concat(
+        [occupancy.reset_index(drop=True), per_second.iloc[:, 2:].reset_index(drop=True)],
+        axis=1,
+    )
+    unobserved = float(sum(b - a for a, b in timebase.gaps))
+    qc = video_qc(
+        track, per_second, info, duration_s=timebase.end_s, unobserved_s=unobserved,
+        read_fraction=read_fraction, thresholds=thresholds,
+    )
+    extra = pd.DataFrame([qc_summary_columns(qc, str(a)) for a in summary["arena"]])
+    summary = pd.concat([summary.reset_index(drop=True), extra], axis=1)
+    for arena, block in qc.items():
+        if block["needs_review"]:
+            warnings.append(
+                f"arena {arena} needs review: " + "; ".join(block["review_reasons"])
+            )
+    return occupancy, summary, qc
 
 
 @dataclass
@@ -177,12 +241,26 @@ def _chunk_rows(chunk, detections: list[tuple], arena_names: list[str]) -> pd.Da
         "time_s": np.repeat(chunk.time_s, k),
         "arena": np.tile(np.array(arena_names, dtype=object), n),
     }
-    for j, name in enumerate(("x", "y", "area_px", "n_blobs")):
+    for j, name in enumerate(("x", "y", "area_px", "n_blobs", "light_gain")):
         cols[name] = np.stack([d[j] for d in detections], axis=1).reshape(-1)
     table = pd.DataFrame(cols)
     table["detected"] = np.isfinite(table["x"].to_numpy())
     table["n_blobs"] = table["n_blobs"].astype("int16")
     return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
+
+
+def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: Config):
+    """The background model (lighting-corrected, resting mouse removed) for ``config``."""
+    h, w = samples.shape[1:]
+    regions = {a.name: _arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas}
+    return estimate_background(
+        samples,
+        sample_index,
+        regions,
+        correct_lighting=config.background.follow_lighting,
+        remove_resting=config.background.remove_resting_mouse,
+        min_area_px={a.name: config.detection.min_area_px for a in config.arenas},
+    )
 
 
 def track_video(
@@ -213,11 +291,17 @@ def track_video(
     warnings: list[str] = []
 
     with VideoReader(video, info) as reader:
-        samples, _ = reader.sample_frames(config.background.samples)
-        background = median_background(samples)
+        samples, sample_index = reader.sample_frames(config.background.samples)
+        model = _estimate_background(samples, sample_index, config)
+        background = model.image
+        warnings.extend(model.warnings)
         write_png(result_dir / "background.png", background)
         detectors = [
-            make_detector(a, config.detection, background, samples) for a in config.arenas
+            make_detector(
+                a, config.detection, background, model.samples,
+                follow_lighting=config.background.follow_lighting,
+            )
+            for a in config.arenas
         ]
         del samples
         arena_names = [a.name for a in config.arenas]
@@ -255,6 +339,7 @@ def track_video(
         timestamp_source = reader.timestamp_source
         timestamps_repaired = reader.timestamps_repaired
         luma_direct = reader.luma_direct
+        unreadable = list(reader.unreadable)
     t_tracked = time.perf_counter()
 
     if frames_tracked == 0:
@@ -262,10 +347,13 @@ def track_video(
 
         raise VideoError(f"{video}: no frame could be decoded; check that the file plays")
 
-    track = parts.read_all(["frame", "time_s", "arena", "x", "y", "detected"])
+    track = parts.read_all(
+        ["frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "light_gain"]
+    )
     nominal = 1.0 / info.nominal_fps if info.nominal_fps else None
     analysis = analyse_track(
-        track, config, video_label=str(video), nominal_interval_s=nominal
+        track, config, video_label=str(video), nominal_interval_s=nominal,
+        nominal_duration_s=info.nominal_duration_s,
     )
     del track
     warnings.extend(analysis.warnings)
@@ -274,10 +362,15 @@ def track_video(
             f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
             "from the frame rate"
         )
+    for stretch in unreadable:
+        warnings.append(
+            f"frames {stretch['first_frame']} to {stretch['resumed_frame'] - 1} could not be "
+            f"decoded (damaged file?); the time from {stretch['after_s']} s to "
+            f"{stretch.get('resumed_s')} s counts as unknown and the rest was read"
+        )
     nominal_duration = info.nominal_duration_s
-    read_fraction = None
-    if nominal_duration:
-        read_fraction = analysis.timebase.end_s / nominal_duration
+    read_fraction = analysis.read_fraction
+    if nominal_duration and read_fraction is not None:
         if read_fraction < 0.98:
             warnings.append(
                 f"only {100 * read_fraction:.1f} % of the nominal length "
@@ -293,7 +386,7 @@ def track_video(
         for c, t in TRACK_COLUMNS.items():
             if t == "string":
                 part[c] = part[c].astype(str)
-        return part
+        return part[[c for c in TRACK_COLUMNS if c in part.columns]]
 
     write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
     write_csv(result_dir / "occupancy.csv", analysis.occupancy)
@@ -320,13 +413,18 @@ def track_video(
             "frames_decoded": frames_decoded,
             "frames_tracked": frames_tracked,
             "stride": stride,
+            "nominal_fps": info.nominal_fps,
             "median_interval_s": tb.median_interval_s,
             "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
             "duration_s": tb.end_s,
             "observed_s": tb.observed_s,
             "read_fraction_of_nominal": read_fraction,
             "gaps": tb.gap_list(),
+            "unreadable": unreadable,
         },
+        "background": model.describe(),
+        "lighting": analysis.lighting,
+        "qc": analysis.qc,
         "reader": {"luma_direct": luma_direct},
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,

@@ -129,15 +129,24 @@ class VideoReader:
             for chunk in reader.chunks(64):
                 ...
 
-    After iteration, ``frames_decoded``, ``timestamp_source`` and ``timestamps_repaired``
-    describe what was read.
+    After iteration, ``frames_decoded``, ``timestamp_source``, ``timestamps_repaired`` and
+    ``unreadable`` describe what was read.
+
+    When the decoder stops before the end the container announces (a damaged stretch:
+    OpenCV's ``grab()`` then fails for good), the reader seeks past the damage and goes
+    on (:meth:`_resume`); each skipped stretch is listed in ``unreadable`` and shows as a
+    gap in the timestamps. It stops where nothing further can be read (a truncated file).
     """
+
+    #: How many times ``grab()`` is retried on the same capture before seeking on.
+    GRAB_RETRIES = 3
 
     def __init__(self, path: str | Path, info: VideoInfo | None = None):
         self.path = str(path)
         self.info = info if info is not None else probe_video(self.path)
         self.frames_decoded = 0
         self.timestamps_repaired = 0
+        self.unreadable: list[dict] = []
         self._luma_direct: bool | None = None
         self._cap: cv2.VideoCapture | None = None
 
@@ -240,16 +249,36 @@ class VideoReader:
         idx = np.empty(chunk_size, dtype=np.int64)
         ts = np.empty(chunk_size, dtype=np.float64)
         n = 0
+        decoded = 0
+        resumed = False
         while True:
-            if not cap.grab():
-                break
+            if not resumed and not self._grab(cap):
+                found = self._resume(i)
+                if found is None:
+                    break
+                cap.release()
+                cap, i_next = found  # frame i_next is grabbed
+                self._cap = cap
+                self.unreadable.append(
+                    {"first_frame": i, "resumed_frame": i_next,
+                     "after_s": round(float(last_t), 6) if np.isfinite(last_t) else None}
+                )
+                i = i_next
+                resumed = True
+                continue
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if not np.isfinite(t) or t <= last_t or (t == 0 and i > 0):
                 t = (last_t + interval) if np.isfinite(last_t) else i * interval
+                if resumed:  # no usable timestamp after a skipped stretch: keep the gap
+                    t = max(t, i * interval)
                 if i > 0:
                     self.timestamps_repaired += 1
+            if resumed:
+                self.unreadable[-1]["resumed_s"] = round(float(t), 6)
+            resumed = False
             last_t = t
-            self.frames_decoded = i + 1
+            decoded += 1
+            self.frames_decoded = decoded
             if i >= start_frame and (i - start_frame) % stride == 0:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:
@@ -269,6 +298,72 @@ class VideoReader:
             i += 1
         if n:
             yield FrameChunk(idx[:n].copy(), ts[:n].copy(), buf[:n].copy())
+
+    def _grab(self, cap: cv2.VideoCapture) -> bool:
+        """``cap.grab()``, retried :attr:`GRAB_RETRIES` times when it fails."""
+        for _ in range(1 + self.GRAB_RETRIES):
+            if cap.grab():
+                return True
+        return False
+
+    #: Consecutive frames that must decode after a seek for the position to count as
+    #: readable (past the end of a truncated file, a seek "succeeds" on the last frames).
+    RESUME_CHECK_FRAMES = 3
+
+    def _seek_grab(self, target: int, check: int = 1) -> cv2.VideoCapture | None:
+        """A new capture that has just grabbed frame ``target`` (and ``check - 1`` frames
+        after it, each at the position expected), or None."""
+        try:
+            cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        except VideoError:
+            return None
+        if target > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+        for k in range(check):
+            if not cap.grab() or int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) != target + k + 1:
+                cap.release()
+                return None
+        return cap
+
+    def _readable(self, target: int) -> bool:
+        cap = self._seek_grab(target, check=self.RESUME_CHECK_FRAMES)
+        if cap is None:
+            return False
+        cap.release()
+        return True
+
+    def _resume(self, failed_at: int) -> tuple[cv2.VideoCapture, int] | None:
+        """After ``grab()`` failed for good at frame ``failed_at``: a capture that has just
+        grabbed the first readable frame after it, and that frame's index; None at the
+        real end of the readable video.
+
+        Frames further on are tried by seeking (1, 2, 4, ... frames ahead, up to the
+        container's frame count, or an hour of video when it gives none); the first
+        readable one is then narrowed down by bisection.
+        """
+        count = self.info.nominal_frame_count
+        fps = self.info.nominal_fps or 30.0
+        limit = count if count else failed_at + int(3600 * fps)
+        bad = failed_at
+        step = 1
+        good = None
+        while failed_at + step < limit:
+            target = failed_at + step
+            if self._readable(target):
+                good = target
+                break
+            bad = target
+            step *= 2
+        if good is None:
+            return None
+        while good - bad > 1:
+            mid = (good + bad) // 2
+            if self._readable(mid):
+                good = mid
+            else:
+                bad = mid
+        found = self._seek_grab(good)
+        return None if found is None else (found, good)
 
     def sample_frames(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """About ``n`` grayscale frames spread evenly over the whole video.
