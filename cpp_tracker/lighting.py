@@ -82,7 +82,11 @@ def find_lighting_periods(
             j = i
             while j + 1 < n and above[j + 1]:
                 j += 1
-            cuts.append(i + int(np.argmax(jump[i : j + 1])))
+            # the change happens at the largest frame-to-frame step within the stretch
+            lo, hi = max(1, i - w), min(n, j + w + 1)
+            steps = np.abs(np.diff(logg.to_numpy()[lo - 1 : hi]))
+            steps[~np.isfinite(steps)] = 0.0
+            cuts.append(lo + int(np.argmax(steps)))
             i = j + 1
         else:
             i += 1

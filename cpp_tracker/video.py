@@ -29,7 +29,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv
 
 
 def _quiet_opencv() -> None:
-    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) off the terminal."""
+    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) and FFmpeg's decoder
+    messages (hundreds per damaged stretch) off the terminal; damage is reported in
+    run.json instead. ``OPENCV_FFMPEG_LOGLEVEL`` set by the user wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     except AttributeError:  # pragma: no cover - older builds
@@ -73,6 +76,13 @@ def _open_capture(path: str, raw_luma: bool) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
+        if _mp4_without_index(path):
+            raise VideoError(
+                f"{path}: the MP4 file has no index ('moov' box): the recording was cut off "
+                "before the recorder closed the file (power failure, full disk?) and cannot "
+                "be read as it is; repair it with a tool such as untrunc and a good file "
+                "from the same camera, or record to MKV or fragmented MP4"
+            )
         raise VideoError(
             f"{path}: cannot be opened as a video (unsupported format, or not a video); "
             "check the file plays, or convert it to H.264 MP4"
@@ -80,6 +90,33 @@ def _open_capture(path: str, raw_luma: bool) -> cv2.VideoCapture:
     if raw_luma:
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
     return cap
+
+
+def _mp4_without_index(path: str) -> bool:
+    """True for an MP4/MOV file whose top-level boxes start well but contain no 'moov'."""
+    import struct
+
+    if not path.lower().endswith((".mp4", ".mov", ".m4v")):
+        return False
+    try:
+        size = os.path.getsize(path)
+        boxes = []
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size and len(boxes) < 64:
+                f.seek(pos)
+                length, kind = struct.unpack(">I4s", f.read(8))
+                if length == 1:
+                    length = struct.unpack(">Q", f.read(8))[0]
+                elif length == 0:
+                    length = size - pos
+                boxes.append(kind)
+                if length < 8:
+                    break
+                pos += length
+    except (OSError, struct.error):
+        return False
+    return bool(boxes) and boxes[0] == b"ftyp" and b"moov" not in boxes
 
 
 def probe_video(path: str | Path) -> VideoInfo:
