@@ -79,7 +79,7 @@ def path_length(x: np.ndarray, y: np.ndarray, min_step_px: float = 2.0) -> float
     total = 0.0
     ax, ay = xs[0], ys[0]
     lim2 = min_step_px * min_step_px
-    for px, py in zip(xs, ys):
+    for px, py in zip(xs, ys, strict=True):
         dx = px - ax
         dy = py - ay
         d2 = dx * dx + dy * dy
