@@ -98,7 +98,7 @@ def test_switching_the_resting_mouse_removal_off_shows_why_it_exists(video_facto
 
 # --------------------------------------------------------------------------- lighting
 def test_drift_and_a_step_in_the_lighting_are_followed(video_factory, tmp_path, capsys):
-    video, truth, config = video_factory("overnight_light", duration_s=40.0, seed=2,
+    video, truth, config = video_factory("overnight_light", duration_s=40.0, seed=3,
                                          light_drift=-0.2, light_steps=((20.0, 0.6),))
     code, _, err = _track(video, config, tmp_path, capsys)
     assert code == 0, err
