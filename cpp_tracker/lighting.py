@@ -92,7 +92,7 @@ def find_lighting_periods(
             i += 1
     bounds = [0, *cuts, n]
     periods = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         if b <= a:
             continue
         seg = g[a:b][ok[a:b]]

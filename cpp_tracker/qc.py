@@ -183,6 +183,14 @@ def qc_per_second(
     return table[cols], info
 
 
+def _frame_share(per_second: pd.DataFrame, column: str, n_frames: int) -> float:
+    """Whole-video share of frames from a per-second share column."""
+    v = per_second[column].to_numpy(dtype=float)
+    frames = per_second["qc_frames"].to_numpy()
+    ok = np.isfinite(v)
+    return float((v[ok] * frames[ok]).sum() / n_frames)
+
+
 def video_qc(
     track: pd.DataFrame,
     per_second: pd.DataFrame,
@@ -205,14 +213,9 @@ def video_qc(
     for name, sec in per_second.groupby("arena", sort=False):
         sub = track[arena_col == name]
         n = max(1, len(sub))
-        frames = sec["qc_frames"].to_numpy()
-        def share(col: str) -> float:
-            v = sec[col].to_numpy(dtype=float)
-            ok = np.isfinite(v)
-            return float((v[ok] * frames[ok]).sum() / n)
         undetected = float((~sub["detected"].to_numpy(dtype=bool)).sum() / n)
-        multi = share("qc_multi_blob")
-        odd = share("qc_area_outlier")
+        multi = _frame_share(sec, "qc_multi_blob", n)
+        odd = _frame_share(sec, "qc_area_outlier", n)
         jumps = int(sec["qc_jumps"].sum())
         unobserved = float(unobserved_s) / max(duration_s, 1e-9)
         reasons = []

@@ -54,7 +54,8 @@ def test_undetected_frames_are_counted_per_second_and_per_video():
     assert per_second.loc[2, "qc_undetected"] == 1.0 and per_second.loc[1, "qc_undetected"] == 0
     assert bool(per_second.loc[2, "qc_flag"]) is True
     assert q["undetected_share"] == pytest.approx(0.1)
-    assert q["needs_review"] and "no detection in 10.0 % of frames (limit 5 %)" in q["review_reasons"]
+    assert q["needs_review"]
+    assert "no detection in 10.0 % of frames (limit 5 %)" in q["review_reasons"]
 
 
 def test_an_implausible_jump_is_found_and_an_ordinary_step_is_not():
