@@ -20,6 +20,7 @@ from the same samples, before a single frame is tracked (so tracking stays one p
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
@@ -216,7 +217,7 @@ def remove_resting_mouse(
     min_area_px: float | None = None,
     arena: str = "",
     sample_index: np.ndarray | None = None,
-    min_hidden_share: float = 0.15,
+    min_share: float = 0.1,
 ) -> tuple[np.ndarray, dict | None, str | None]:
     """Remove a mouse that the median put into the background of one arena.
 
@@ -224,17 +225,19 @@ def remove_resting_mouse(
     changed), a report for run.json when a resting mouse was found (else ``None``), and a
     warning when one is suspected but could not be removed.
 
-    The test: blobs are sought in every sample (absolute difference to the background,
-    threshold from the noise). If at least ``min_hidden_share`` of the samples have none,
-    the mouse is hiding in the background. The pixels that differ from the background in
-    most of the *other* samples, with the sign opposite to the mouse's, are the ghost of
-    the hidden mouse; they are rebuilt as the median of those other samples, leaving out
-    where the mouse itself was in each.
+    The test rests on there being one mouse per arena. Blobs are sought in every sample
+    (absolute difference to the background, threshold from the noise). A place that is
+    foreground in at least ``min_share`` of the samples is either the mouse resting there
+    (then, in those samples, there is no other blob) or the *ghost* of a mouse that the
+    background holds there: then, whenever it shows, the mouse is elsewhere (another blob,
+    of the opposite contrast). A ghost is rebuilt as the median of the samples in which it
+    shows, leaving out where the mouse itself was in each, and kept only if the rebuilt
+    patch matches the floor around it better than before (a blinking light, say, does not).
     """
     ys, xs = np.nonzero(region)
     if len(ys) == 0 or len(samples) < 5:
         return background, None, None
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     reg = region[y0:y1, x0:x1]
     area = float(reg.sum())
     min_area = float(min_area_px) if min_area_px else max(10.0, 0.0005 * area)
@@ -246,64 +249,91 @@ def remove_resting_mouse(
     threshold = max(6.0 * sigma, 12.0)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     labels = [_blobs(np.abs(d), threshold, reg, min_area, kernel) for d in signed]
-    has_blob = np.array([lab.max() > 0 for lab in labels])
+    fg = np.stack([lab > 0 for lab in labels])  # (n, h, w)
     n = len(samples)
-    hidden = np.flatnonzero(~has_blob)
-    seen = np.flatnonzero(has_blob)
-    if len(hidden) < max(2, min_hidden_share * n):
-        return background, None, None
     where = f"arena {arena}: " if arena else ""
-    if len(seen) < 3:
-        return background, None, (
-            f"{where}no mouse is visible in {len(hidden)} of {n} background samples: it may "
-            "rest in one place for nearly the whole video and be part of the background; "
-            "check background.png and raise background.samples"
-        )
-    fg = np.stack([labels[i] > 0 for i in seen])  # (k, h, w)
-    share = fg.mean(axis=0)
-    ghost = share > 0.5
-    # the mouse's own sign: differences in the blobs that are not the ghost
-    own = fg & ~ghost[None]
-    own_vals = signed[seen][own]
-    mouse_sign = float(np.sign(np.median(own_vals))) if own_vals.size > min_area else 0.0
-    ghost_sign = np.sign(np.median(signed[seen], axis=0))
-    if mouse_sign != 0:
-        ghost &= ghost_sign == -mouse_sign
-    n_lab, lab, stats, centroids = cv2.connectedComponentsWithStats(
-        ghost.astype(np.uint8), connectivity=8
-    )
-    keep = [k for k in range(1, n_lab) if stats[k, cv2.CC_STAT_AREA] >= min_area]
-    if not keep:
-        return background, None, None
-    ghost = np.isin(lab, keep)
-    ghost_dil = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=2).astype(bool) & reg
-    # median of the samples where the mouse was elsewhere, leaving out its own blob
-    crops_raw = np.stack([s[y0:y1, x0:x1] for s in samples[seen]]).astype(np.float32)
-    stack = crops_raw.copy()
-    stack[own] = np.nan
-    rebuilt = np.nanmedian(stack[:, ghost_dil], axis=0)
-    fallback = np.median(crops_raw[:, ghost_dil], axis=0) if np.isnan(rebuilt).any() else None
-    if fallback is not None:
-        rebuilt = np.where(np.isnan(rebuilt), fallback, rebuilt)
+    empty = int(sum(lab.max() == 0 for lab in labels))
+
+    candidates = ((fg.mean(axis=0) >= min_share) & reg).astype(np.uint8)
+    n_c, comp_labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     out = background.copy()
-    crop = out[y0:y1, x0:x1]
-    crop[ghost_dil] = np.clip(np.round(rebuilt), 0, 255).astype(np.uint8)
-    # check: in how many samples is a mouse visible now?
-    bg2 = cv2.GaussianBlur(out[y0:y1, x0:x1], (3, 3), 0).astype(np.int16)
-    visible = sum(
-        _blobs(np.abs(c.astype(np.int16) - bg2), threshold, reg, min_area, kernel).max() > 0
+    crop_out = out[y0:y1, x0:x1]
+    found: list[dict] = []
+    ghost_all = np.zeros_like(reg)
+    for c in range(1, n_c):
+        if stats[c, cv2.CC_STAT_AREA] < min_area:
+            continue
+        comp = comp_labels == c
+        near = cv2.dilate(comp.astype(np.uint8), kernel, iterations=3).astype(bool)
+        showing = [i for i in range(n) if fg[i][comp].mean() >= 0.5]
+        if len(showing) < 3:
+            continue
+        # in each sample where it shows: is the mouse elsewhere (a blob not touching it)?
+        elsewhere = np.zeros((len(showing),) + reg.shape, dtype=bool)
+        for k, i in enumerate(showing):
+            touching = np.unique(labels[i][comp])
+            elsewhere[k] = (labels[i] > 0) & ~np.isin(labels[i], touching)
+        has_other = elsewhere.reshape(len(showing), -1).any(axis=1)
+        if has_other.mean() < 0.8:
+            continue  # the mouse itself, resting there in a minority of the samples
+        shown = signed[showing]
+        ghost_sign = float(np.sign(np.median(shown[:, comp])))
+        mouse_vals = shown[elsewhere]
+        mouse_sign = float(np.sign(np.median(mouse_vals))) if mouse_vals.size else 0.0
+        if mouse_sign != 0 and ghost_sign == mouse_sign:
+            continue  # same contrast as the mouse: not the imprint of a mouse
+        ghost = (fg[showing].mean(axis=0) > 0.5) & near & reg
+        ghost = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=2).astype(bool) & reg
+        raw = np.stack([samples[i][y0:y1, x0:x1] for i in showing]).astype(np.float32)
+        masked = raw.copy()
+        masked[elsewhere] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rebuilt = np.nanmedian(masked[:, ghost], axis=0)
+        rebuilt = np.where(np.isnan(rebuilt), np.median(raw[:, ghost], axis=0), rebuilt)
+        ring = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=3).astype(bool)
+        ring &= reg & ~ghost
+        if ring.any():
+            floor = float(np.median(crop_out[ring]))
+            before = abs(float(np.median(crop_out[ghost])) - floor)
+            after = abs(float(np.median(rebuilt)) - floor)
+            if after >= before:
+                continue  # does not look like floor: a light, an object, not a mouse
+        crop_out[ghost] = np.clip(np.round(rebuilt), 0, 255).astype(np.uint8)
+        ghost_all |= ghost
+        ys_g, xs_g = np.nonzero(ghost)
+        hidden = [i for i in range(n) if i not in set(showing)]
+        found.append({
+            "where_xy": [round(float(xs_g.mean()) + x0, 1), round(float(ys_g.mean()) + y0, 1)],
+            "rebuilt_px": int(ghost.sum()),
+            "samples_mouse_there": len(hidden),
+            "frames_mouse_there": (
+                [] if sample_index is None else [int(sample_index[i]) for i in hidden]
+            ),
+        })
+    if not found:
+        if empty >= 0.5 * n:
+            return background, None, (
+                f"{where}no mouse is visible in {empty} of {n} background samples: it may "
+                "rest in one place for nearly the whole video and be part of the background; "
+                "check background.png and raise background.samples"
+            )
+        return background, None, None
+    bg2 = cv2.GaussianBlur(crop_out, (3, 3), 0).astype(np.int16)
+    empty_after = sum(
+        _blobs(np.abs(c.astype(np.int16) - bg2), threshold, reg, min_area, kernel).max() == 0
         for c in crops
     )
-    k = int(np.argmax(stats[keep, cv2.CC_STAT_AREA]))
-    cx, cy = centroids[keep[k]]
-    frames = [] if sample_index is None else [int(sample_index[i]) for i in hidden]
+    main_spot = max(found, key=lambda d: d["samples_mouse_there"])
     report = {
         "arena": arena,
         "samples": n,
-        "samples_without_mouse": int(len(hidden)),
-        "samples_without_mouse_after": int(n - visible),
-        "frames_without_mouse": frames,
-        "rebuilt_px": int(ghost_dil.sum()),
-        "where_xy": [round(float(cx) + x0, 1), round(float(cy) + y0, 1)],
+        "samples_without_mouse": empty,
+        "samples_without_mouse_after": int(empty_after),
+        "samples_mouse_there": main_spot["samples_mouse_there"],
+        "frames_mouse_there": main_spot["frames_mouse_there"],
+        "where_xy": main_spot["where_xy"],
+        "rebuilt_px": int(ghost_all.sum()),
+        "spots": len(found),
     }
     return out, report, None

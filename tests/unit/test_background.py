@@ -114,3 +114,47 @@ def test_describe_is_plain_data():
     assert d["resting_mouse"] == []
     with pytest.raises(ValueError):
         median_background(np.zeros((0, 4, 4), np.uint8))
+
+
+def test_a_sleeping_mouse_whose_tail_moves_is_still_removed():
+    floor = _floor()
+    rng = np.random.default_rng(6)
+    frames = []
+    for i in range(40):
+        if i < 24:  # asleep at (20, 20); the tail (a small blob) flicks about
+            img = _frame(floor, (20, 20), rng=rng)
+            tx = 34 + (i % 4) * 3
+            img[30:34, tx : tx + 5] = 40
+        else:
+            img = _frame(floor, (40 + i, 45), rng=rng)
+        frames.append(img)
+    model = estimate_background(np.stack(frames), regions={"box1": _region()})
+    (report,) = model.resting_mouse
+    assert report["samples_mouse_there"] == 24
+    assert np.abs(model.image[14:27, 12:29].astype(float) - floor[14:27, 12:29]).max() < 12
+
+
+def test_a_blinking_light_is_not_taken_for_a_sleeping_mouse():
+    floor = _floor()
+    rng = np.random.default_rng(7)
+    frames = []
+    for i in range(40):
+        img = _frame(floor, (10 + 1.5 * i, 45), rng=rng)
+        if i % 5 < 3:  # on in 60 % of the samples: the median has it on
+            img[8:14, 60:70] = 250
+        frames.append(img)
+    model = estimate_background(np.stack(frames), regions={"box1": _region()})
+    assert model.resting_mouse == ()
+    assert np.array_equal(model.image, median_background(np.stack(frames)))
+
+
+def test_a_mouse_resting_in_a_corner_and_asleep_elsewhere():
+    floor = _floor()
+    rng = np.random.default_rng(8)
+    positions = [(20, 20)] * 22 + [(65, 45)] * 10 + [(30 + 2 * i, 40) for i in range(8)]
+    frames = np.stack([_frame(floor, p, rng=rng) for p in positions])
+    model = estimate_background(frames, regions={"box1": _region()})
+    (report,) = model.resting_mouse
+    assert report["spots"] == 1 and abs(report["where_xy"][0] - 20) < 3
+    # the corner where it rested 25 % of the time was floor in the median and stays so
+    assert np.array_equal(model.image[38:52, 56:74], median_background(frames)[38:52, 56:74])
