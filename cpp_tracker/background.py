@@ -11,11 +11,11 @@ from the same samples, before a single frame is tracked (so tracking stays one p
   and the median is taken over the gain-corrected samples. The tracker then follows the
   lighting of every frame the same way (:mod:`cpp_tracker.lighting`).
 - **A resting mouse.** A mouse that sleeps in one spot for more than half of the recording
-  is *in* the median. Its signature in the samples: in the samples where it sleeps no blob
-  is found at all (the mouse is hidden in the background), and in the others, besides the
-  mouse itself, a "ghost" of the opposite contrast sits at the same place every time (the
-  floor where the background has the mouse). :func:`remove_resting_mouse` finds that
-  ghost and rebuilds its pixels from the samples in which the mouse was elsewhere.
+  is *in* the median. Its signature in the samples: whenever the mouse is seen elsewhere,
+  a "ghost" of the opposite contrast sits at the same place (the floor where the
+  background has the mouse), and there is only one mouse per arena.
+  :func:`remove_resting_mouse` finds that ghost and rebuilds its pixels from the samples
+  in which the mouse was elsewhere.
 """
 
 from __future__ import annotations
