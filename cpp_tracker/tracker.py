@@ -71,7 +71,7 @@ class ArenaDetector:
     noise_sigma: float
     # following the lighting (see cpp_tracker.lighting): where it is measured, and the floor
     follow_lighting: bool = False
-    light_px: np.ndarray | None = None  # flat indices (in the crop) of the measuring pixels
+    light_px: np.ndarray | None = None  # (2, k) rows and columns (frame) of measuring pixels
     light_ref: np.ndarray | None = None  # background values there, float32
     min_threshold: float = 0.0  # the threshold is scaled with the gain, down to this
     _lit: dict = field(default_factory=dict, repr=False, compare=False)
@@ -98,8 +98,8 @@ class ArenaDetector:
         lighting is not followed)."""
         if not self.follow_lighting or self.light_px is None:
             return 1.0
-        crop = frame[self.y0 : self.y1, self.x0 : self.x1]
-        return float(np.median(crop.reshape(-1)[self.light_px] / self.light_ref))
+        values = frame[self.light_px[0], self.light_px[1]]
+        return float(np.median(values / self.light_ref))
 
     def lit(self, gain: float) -> tuple[np.ndarray, float]:
         """Background and threshold for a frame of brightness ``gain`` (cached per 1 %)."""
@@ -237,7 +237,7 @@ def make_detector(
     )
     k = int(settings.opening_px)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
-    light_px, light_ref = _light_pixels(background[y0:y1, x0:x1], inside)
+    light_px, light_ref = _light_pixels(background[y0:y1, x0:x1], inside, x0, y0)
     return ArenaDetector(
         name=arena.name,
         x0=x0,
@@ -261,19 +261,21 @@ def make_detector(
 
 
 def _light_pixels(
-    background: np.ndarray, inside: np.ndarray, max_pixels: int = 2000
+    background: np.ndarray, inside: np.ndarray, x0: int, y0: int, max_pixels: int = 1000
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """A regular grid of about ``max_pixels`` floor pixels (flat crop indices) on which the
-    brightness of each frame is measured, and their background values."""
+    """A regular grid of about ``max_pixels`` floor pixels of the crop at (x0, y0) on which
+    the brightness of each frame is measured: their (rows, cols) in the frame, and their
+    background values."""
     usable = inside & (background >= 12)
     count = int(usable.sum())
     if count < 50:
         return None, None
-    step = max(1, int(np.sqrt(count / max_pixels)))
+    step = max(1, int(round(np.sqrt(count / max_pixels))))
     grid = np.zeros_like(usable)
     grid[::step, ::step] = True
-    px = np.flatnonzero(usable & grid)
-    return px, background.reshape(-1)[px].astype(np.float32)
+    rows, cols = np.nonzero(usable & grid)
+    ref = background[rows, cols].astype(np.float32)
+    return np.stack([rows + y0, cols + x0]).astype(np.intp), ref
 
 
 def detect_chunk(

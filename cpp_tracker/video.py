@@ -406,22 +406,36 @@ class VideoReader:
         """About ``n`` grayscale frames spread evenly over the whole video.
 
         Returns (frames (m, h, w) uint8, decode indices). Seeks where the container gives a
-        frame count; frames that cannot be read at their position (truncated files) are
-        skipped.
+        frame count; frames that cannot be read at their position are skipped (a seek past
+        the end of a truncated file lands on its last frames: checked by the position), and
+        when the end of the file was not readable the samples are spread again over the
+        part that is.
         """
         cap = _open_capture(self.path, raw_luma=self.luma_direct)
         frames: list[np.ndarray] = []
         indices: list[int] = []
+
+        def read_at(targets) -> None:
+            for target in targets:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+                ok, frame = cap.read()
+                at = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES)))
+                if ok and frame is not None and at == int(target) + 1:
+                    frames.append(self._gray(frame))
+                    indices.append(int(target))
+
         try:
             count = self.info.nominal_frame_count
             if count and count > 4 * n:
                 targets = np.linspace(0, count - 1, n + 2)[1:-1].round().astype(int)
-                for target in targets:
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
-                    ok, frame = cap.read()
-                    if ok and frame is not None:
-                        frames.append(self._gray(frame))
-                        indices.append(int(target))
+                read_at(targets)
+                if indices and len(indices) < n and max(indices) < targets[-1]:
+                    # the end could not be read (truncated): spread the rest over the start
+                    more = np.linspace(0, max(indices), n - len(indices) + 2)[1:-1]
+                    read_at(sorted(set(more.round().astype(int)) - set(indices)))
+                    order = np.argsort(indices)
+                    frames = [frames[k] for k in order]
+                    indices = [indices[k] for k in order]
             else:
                 i = 0
                 step = max(1, (count or 0) // max(n, 1))

@@ -193,6 +193,11 @@ def test_a_truncated_file_gives_results_for_what_was_recorded(base_video, tmp_pa
     assert summary["duration_s"].iloc[0] == pytest.approx(track["time_s"].max() + 1 / 30, abs=1e-3)
     assert f"only {100 * fraction:.1f} % of the nominal length (30.0 s) could be read" in err
     assert any("nominal length read" in r for r in run["qc"]["box1"]["review_reasons"])
+    # background samples only from the part that exists (a seek past the cut lands on the
+    # last frames, which would otherwise be sampled over and over)
+    sampled = run["background"]["sample_frames"]
+    assert len(sampled) == 40 and len(set(sampled)) == 40
+    assert max(sampled) <= track["frame"].max()
     share, _ = _agreement(track, truth)
     assert share > 0.98
 
