@@ -22,7 +22,13 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .background import estimate_background
-from .config import Config, check_against_frame, config_hash, config_to_dict
+from .config import (
+    Config,
+    check_against_frame,
+    config_hash,
+    config_to_dict,
+    geometry_in_pixels,
+)
 from .geometry import UNKNOWN, assign_chambers, build_layout
 from .lighting import find_lighting_periods, lighting_report
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
@@ -94,7 +100,9 @@ def analyse_track(
         sub = track.iloc[rows]
         if len(sub) != len(frames_time):
             raise ValueError(f"arena {arena.name}: track rows do not match the frames")
-        layout = build_layout(arena, config.chambers.hysteresis_px)
+        layout = build_layout(
+            arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings
+        )
         x = sub["x"].to_numpy(dtype=float)
         y = sub["y"].to_numpy(dtype=float)
         det = sub["detected"].to_numpy(dtype=bool)
@@ -263,6 +271,23 @@ def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: 
     )
 
 
+def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
+    """Write ``qc.png`` from the results on disk and ``run_info`` (not yet written); on any
+    failure add a warning to ``run_info`` instead of raising."""
+    from .plots import write_qc_figure
+    from .results import StoredResult
+
+    try:
+        write_qc_figure(StoredResult(result_dir, run_info, config))
+    except Exception as e:  # noqa: BLE001 - a figure must never cost the results
+        run_info["warnings"].append(
+            f"the QC figure qc.png could not be drawn ({type(e).__name__}: {e}); the results "
+            f"are complete; retry with 'cpp-tracker plot {result_dir}'"
+        )
+    else:
+        run_info["outputs"].insert(-1, "qc.png")
+
+
 def track_video(
     video: str | Path,
     config: Config,
@@ -272,8 +297,13 @@ def track_video(
     progress: bool = True,
     chunk_size: int = 64,
     progress_position: int | None = None,
+    plots: bool = True,
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
+
+    With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
+    ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
+    result.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -406,6 +436,8 @@ def track_video(
             "source": config.source,
             "hash": config_hash(config),
             "resolved": config_to_dict(config),
+            # the geometry as tracked, in pixels (a template in cm mapped by its corners)
+            "geometry_px": geometry_in_pixels(config),
         },
         "time_base": {
             "timestamp_source": timestamp_source,
@@ -431,6 +463,8 @@ def track_video(
         "warnings": warnings,
         "outputs": ["track.parquet", "occupancy.csv", "summary.csv", "background.png", "run.json"],
     }
+    if plots:
+        _draw_qc_figure(result_dir, run_info, config)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
