@@ -14,7 +14,7 @@ time (the rows of ``occupancy.csv``):
   ``sqrt(typical area / 20)`` px (a mouse's body seen from above covers about 20 cm²);
 - ``qc_area_outlier``: share of detections whose area is under half or over twice the
   recording's typical (median) area;
-- ``qc_flag``: the second is worth a look: more than half of its frames undetected, with
+- ``qc_flag``: the second is worth a look: half or more of its frames undetected, with
   competing blobs or with an odd area, or a jump in it.
 
 Per arena, :func:`video_qc` sums these up and sets ``needs_review`` when a figure passes
@@ -175,9 +175,9 @@ def qc_per_second(
         table["qc_frames"] = table["qc_frames"].fillna(0).astype(np.int64)
         table["qc_jumps"] = table["qc_jumps"].fillna(0).astype(np.int64)
     table["qc_flag"] = (
-        (table["qc_undetected"] > 0.5)
-        | (table["qc_multi_blob"] > 0.5)
-        | (table["qc_area_outlier"] > 0.5)
+        (table["qc_undetected"] >= 0.5)
+        | (table["qc_multi_blob"] >= 0.5)
+        | (table["qc_area_outlier"] >= 0.5)
         | (table["qc_jumps"] > 0)
     ).astype(bool)
     return table[cols], info

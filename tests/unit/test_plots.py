@@ -146,7 +146,6 @@ def test_no_plots_option_and_plot_failure_keep_results(video_factory, tmp_path, 
 
 def test_qc_flags_and_lighting_periods_are_read_and_drawn(result, tmp_path):
     """Optional fields of newer runs (QC block, lighting periods, flag columns) are used."""
-    import shutil
 
     _, _, result_dir = result
     copy = _without_qc_fields(result_dir, tmp_path)
