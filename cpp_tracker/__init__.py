@@ -5,7 +5,7 @@ The public API, in pipeline order::
     from cpp_tracker import load_config, VideoReader, estimate_background, make_detector
     from cpp_tracker import assign_chambers, occupancy_per_second, summarize_arena
     from cpp_tracker import find_lighting_periods, qc_per_second, video_qc
-    from cpp_tracker import track_video, analyse_track
+    from cpp_tracker import track_video, track_session, analyse_track
 """
 
 __version__ = "0.1.0"
@@ -20,7 +20,7 @@ from .occupancy import frame_durations, occupancy_per_second  # noqa: E402
 from .summary import summarize_arena  # noqa: E402
 from .lighting import find_lighting_periods  # noqa: E402
 from .qc import qc_per_second, video_qc  # noqa: E402
-from .pipeline import analyse_track, track_video  # noqa: E402
+from .pipeline import analyse_track, track_session, track_video  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -48,4 +48,5 @@ __all__ = [
     "video_qc",
     "analyse_track",
     "track_video",
+    "track_session",
 ]
