@@ -1363,6 +1363,8 @@ _SETTING_COMMENTS = {
     "background": "how the empty-box image is made",
     "background.samples": "frames sampled evenly across the video; their median is the "
                           "empty box",
+    "background.follow_lighting": "follow the lights (drift, lights switched on or off)",
+    "background.remove_resting_mouse": "rebuild the empty box where the mouse rests a lot",
     "detection": "how the mouse is found",
     "detection.animal": "dark (dark mouse, lighter floor), light (light mouse, darker "
                         "floor) or auto",
@@ -1383,6 +1385,14 @@ _SETTING_COMMENTS = {
     "summary": "results",
     "summary.min_step_px": "smaller moves do not add to the distance travelled, px",
     "summary.bin_s": "length of time bins for a binned summary, s (null = none)",
+    "qc": "when a video is flagged for review",
+    "qc.max_speed_cm_s": "faster moves are jumps, not a mouse, cm/s",
+    "qc.max_undetected": "share of frames without a mouse",
+    "qc.max_multi_blob": "share of frames with competing blobs",
+    "qc.max_area_outlier": "share of frames with a blob of unusual size",
+    "qc.max_jumps_per_min": "jumps per minute of recording",
+    "qc.max_unobserved": "share of the recording lost in gaps",
+    "qc.min_read_fraction": "share of the container's nominal length that must be read",
 }
 
 
@@ -1504,15 +1514,14 @@ def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
     c("")
     c("# The settings below are the defaults; change one only when the preview or the results")
     c("# show a need.")
-    for section in ("background", "detection", "chambers", "video", "summary"):
-        if section not in resolved:
+    for section, values in resolved.items():
+        if section == "arenas":
+            continue
+        if not isinstance(values, dict):
+            c(f"{section}: {_yaml_value(values)}")
             continue
         c(f"{section}:  # {_SETTING_COMMENTS.get(section, '')}".rstrip(" #"))
-        for key, value in resolved[section].items():
+        for key, value in values.items():
             note = _SETTING_COMMENTS.get(f"{section}.{key}")
             c(f"  {key}: {_yaml_value(value)}" + (f"  # {note}" if note else ""))
-    for section in resolved:
-        if section not in ("arenas", "background", "detection", "chambers", "video",
-                           "summary"):
-            c(f"{section}: {_yaml_value(resolved[section])}")
     return "\n".join(out) + "\n"
