@@ -74,3 +74,21 @@ def test_distance_in_cm_with_scale():
     s = summarize([0] * 101, x=x, y=np.zeros(101), px_per_cm=5.0)
     assert s.loc["a", "distance_px"] == pytest.approx(100, abs=2)
     assert s.loc["a", "distance_cm"] == pytest.approx(20, abs=0.5)
+
+
+def test_time_follows_position_and_visits_follow_hysteresis():
+    # hysteresis keeps the mouse in 'a' while it sits just past the door in 'b' (frames
+    # 10-19) and returns: no entry into 'b', but the time there is 'b' time
+    codes = np.array([0] * 30)
+    position = np.array([0] * 10 + [1] * 10 + [0] * 10)
+    t = np.arange(30) / 10.0
+    tb = frame_durations(t)
+    s = summarize_arena(
+        video="v", arena="box", animal_id=None, chamber_names=["a", "b"], time_s=t,
+        durations_s=tb.durations_s, codes=codes, time_codes=position, x=np.ones(30),
+        y=np.ones(30), duration_s=tb.end_s,
+    ).set_index("chamber")
+    assert s.loc["b", "time_s"] == pytest.approx(1.0)
+    assert s.loc["a", "time_s"] == pytest.approx(2.0)
+    assert s.loc["b", "entries"] == 0
+    assert s.loc["a", "entries"] == 1
