@@ -8,6 +8,7 @@ configuration error. User mistakes give one plain message on stderr, no tracebac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -827,6 +828,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # output piped into a command that stopped reading (| head): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue", file=sys.stderr)
         return 130
