@@ -20,6 +20,7 @@ _EPILOG = """\
 typical use:
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker track night1.mp4 --config box.yaml --out results/
+  cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
 
 exit status: 0 success, 1 an input failed, 2 usage or configuration error
 """
@@ -139,9 +140,102 @@ def _cmd_check_config(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ reprocess
+def _add_reprocess(sub) -> None:
+    p = sub.add_parser(
+        "reprocess",
+        help="recompute results from stored tracks with a changed config (no video decoding)",
+        description=(
+            "Bring result folders up to date with a new config. When only geometry (door "
+            "lines, chambers, hysteresis, scale) or summary settings (bins, windows) changed, "
+            "chambers, occupancy.csv, summary.csv and summary_bins.csv are recomputed from "
+            "track.parquet without opening the video; the results equal a fresh track run. "
+            "When detection settings changed (background, detection, arena polygon, masks) "
+            "the folder is refused with the changed keys named, unless --retrack is given. "
+            "run.json keeps the history of configs that produced the results."
+        ),
+    )
+    p.add_argument(
+        "outdir",
+        nargs="+",
+        help="result folders (OUT/<video stem>/) or folders above them (the --out folder of "
+        "track or batch), searched for run.json",
+    )
+    p.add_argument("--config", required=True, help="the new YAML config")
+    p.add_argument(
+        "--retrack",
+        action="store_true",
+        help="when detection settings changed, track the video again (its path is taken "
+        "from run.json)",
+    )
+    p.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the current results in OUTDIR/<stem>/previous/<old config hash>/ instead "
+        "of overwriting them",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="recompute even where the config is unchanged"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar when retracking")
+    p.set_defaults(handler=_cmd_reprocess)
+
+
+def _cmd_reprocess(args) -> int:
+    from .config import load_config
+    from .reprocess import find_result_dirs, reprocess_result
+
+    config = load_config(args.config)
+    folders = find_result_dirs(args.outdir)
+    counts: dict[str, int] = {}
+    failures: list[tuple[str, CppTrackerError]] = []
+    for folder in folders:
+        try:
+            r = reprocess_result(
+                folder,
+                config,
+                retrack=args.retrack,
+                keep_previous=args.keep_previous,
+                force=args.force,
+                progress=not args.no_progress,
+            )
+        except CppTrackerError as e:
+            if args.debug:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            failures.append((str(folder), e))
+            continue
+        counts[r.status] = counts.get(r.status, 0) + 1
+        for w in r.warnings:
+            print(f"warning: {folder}: {w}", file=sys.stderr)
+        if r.status == "unchanged":
+            print(f"{folder}: already made with this config (hash {r.config_hash}); nothing to do")
+            continue
+        changed = ", ".join(r.changed_keys) if r.changed_keys else "nothing (--force)"
+        kept = f"; previous results kept in {r.previous_dir}" if r.previous_dir else ""
+        print(
+            f"{folder}: {r.status} in {r.elapsed_s:.2f} s (config hash {r.config_hash}; "
+            f"changed: {changed}){kept}"
+        )
+    done = ", ".join(f"{n} {status}" for status, n in counts.items())
+    if failures and len(folders) > 1:
+        print(
+            f"{len(folders) - len(failures)} of {len(folders)} result folder(s) done"
+            f"{' (' + done + ')' if done else ''}; {len(failures)} failed:",
+            file=sys.stderr,
+        )
+        for folder, _ in failures:
+            print(f"  {folder}", file=sys.stderr)
+    if failures:
+        return max(e.exit_code for _, e in failures)
+    if len(folders) > 1:
+        print(f"{len(folders)} result folders: {done}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
-SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config]
+SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config, _add_reprocess]
 
 
 def build_parser() -> argparse.ArgumentParser:

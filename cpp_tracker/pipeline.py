@@ -25,18 +25,31 @@ from .background import median_background
 from .config import Config, check_against_frame, config_hash, config_to_dict
 from .geometry import UNKNOWN, assign_chambers, build_layout
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
+from .errors import OutputError
 from .outputs import (
     TrackPartWriter,
+    read_json,
     write_csv,
     write_json,
     write_png,
     write_track_from_parts,
 )
-from .summary import summarize_arena
+from .summary import summarize_arena, summarize_periods, time_periods
 from .tracker import TRACK_COLUMNS, detect_chunk, make_detector
 from .video import VideoInfo, VideoReader, probe_video
 
-__all__ = ["Analysis", "RunResult", "analyse_track", "track_video", "result_dir_for"]
+__all__ = [
+    "Analysis",
+    "RunResult",
+    "analyse_track",
+    "track_video",
+    "result_dir_for",
+    "write_analysis",
+    "recording_warnings",
+    "timebase_info",
+    "history_entry",
+    "carry_history",
+]
 
 PARTIAL_DIR = ".partial"
 
@@ -57,6 +70,7 @@ class Analysis:
     timebase: TimeBase
     arena_stats: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    bins: pd.DataFrame | None = None  # summary per time bin / named window, if configured
 
 
 def analyse_track(
@@ -78,8 +92,12 @@ def analyse_track(
     chamber = np.empty(len(track), dtype=object)
     occupancy_tables = []
     summaries = []
+    bin_tables = []
     stats: dict[str, dict] = {}
     warnings: list[str] = []
+    periods, period_warnings = time_periods(
+        timebase.end_s, config.summary.bin_s, config.summary.windows
+    )
     for arena in config.arenas:
         rows = np.flatnonzero(arena_col == arena.name)
         sub = track.iloc[rows]
@@ -114,6 +132,23 @@ def analyse_track(
                 min_step_px=config.summary.min_step_px,
             )
         )
+        if periods:
+            bin_tables.append(
+                summarize_periods(
+                    video=video_label,
+                    arena=arena.name,
+                    animal_id=arena.animal_id,
+                    chamber_names=arena.chamber_names,
+                    time_s=frames_time,
+                    durations_s=timebase.durations_s,
+                    codes=arena_codes,
+                    x=x,
+                    y=y,
+                    periods=periods,
+                    px_per_cm=arena.px_per_cm,
+                    min_step_px=config.summary.min_step_px,
+                )
+            )
         n_missing = int((~det).sum())
         share = n_missing / max(1, len(det))
         stats[arena.name] = {
@@ -133,9 +168,92 @@ def analyse_track(
             f"{len(timebase.gaps)} gap(s) in the frame timestamps, {missing:.2f} s in all, "
             "counted as unknown time"
         )
+    warnings.extend(period_warnings)
     occupancy = pd.concat(occupancy_tables, ignore_index=True) if occupancy_tables else None
     summary = pd.concat(summaries, ignore_index=True)
-    return Analysis(codes, chamber, occupancy, summary, timebase, stats, warnings)
+    bins = pd.concat(bin_tables, ignore_index=True) if bin_tables else None
+    return Analysis(codes, chamber, occupancy, summary, timebase, stats, warnings, bins)
+
+
+def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
+    """Write ``occupancy.csv``, ``summary.csv`` and, when bins or windows are configured,
+    ``summary_bins.csv`` (a stale one from an earlier config is removed); return the names."""
+    write_csv(result_dir / "occupancy.csv", analysis.occupancy)
+    write_csv(result_dir / "summary.csv", analysis.summary)
+    written = ["occupancy.csv", "summary.csv"]
+    bins_path = result_dir / "summary_bins.csv"
+    if analysis.bins is not None:
+        write_csv(bins_path, analysis.bins)
+        written.append(bins_path.name)
+    else:
+        bins_path.unlink(missing_ok=True)
+    return written
+
+
+def recording_warnings(
+    timestamp_source: str,
+    timestamps_repaired: int,
+    end_s: float,
+    nominal_duration_s: float | None,
+) -> tuple[list[str], float | None]:
+    """Warnings about the recording itself (timestamps, truncation) and the fraction of the
+    nominal length that was read."""
+    warnings = []
+    if timestamp_source != "container":
+        warnings.append(
+            f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
+            "from the frame rate"
+        )
+    read_fraction = None
+    if nominal_duration_s:
+        read_fraction = end_s / nominal_duration_s
+        if read_fraction < 0.98:
+            warnings.append(
+                f"only {100 * read_fraction:.1f} % of the nominal length "
+                f"({nominal_duration_s:.1f} s) could be read: the file may be truncated; "
+                "results cover the part that was read"
+            )
+    return warnings, read_fraction
+
+
+def timebase_info(tb: TimeBase, read_fraction: float | None) -> dict:
+    """The parts of run.json's ``time_base`` that follow from the frame durations."""
+    return {
+        "median_interval_s": tb.median_interval_s,
+        "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
+        "duration_s": tb.end_s,
+        "observed_s": tb.observed_s,
+        "read_fraction_of_nominal": read_fraction,
+        "gaps": tb.gap_list(),
+    }
+
+
+def history_entry(run_info: dict) -> dict:
+    """What ``run.json``'s history records about one run that wrote results."""
+    config = run_info.get("config", {})
+    return {
+        "command": run_info.get("command"),
+        "finished": run_info.get("finished"),
+        "version": run_info.get("version"),
+        "config_hash": config.get("hash"),
+        "config_source": config.get("source"),
+        "track": run_info.get("track"),
+        "config": config.get("resolved"),
+    }
+
+
+def carry_history(previous_run_json: Path, run_info: dict) -> list[dict]:
+    """The history for a new ``run.json``: the previous file's history (if it exists and can
+    be read), then an entry for ``run_info``. The last entry describes the current results."""
+    history: list[dict] = []
+    if previous_run_json.exists():
+        try:
+            previous = read_json(previous_run_json)
+        except OutputError:
+            previous = None
+        if isinstance(previous, dict):
+            history = list(previous.get("history") or [history_entry(previous)])
+    return [*history, history_entry(run_info)]
 
 
 @dataclass
@@ -194,8 +312,11 @@ def track_video(
     progress: bool = True,
     chunk_size: int = 64,
     progress_position: int | None = None,
+    command: str = "track",
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
+
+    ``command`` is recorded in ``run.json`` (and its history) as what made the results.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -269,21 +390,10 @@ def track_video(
     )
     del track
     warnings.extend(analysis.warnings)
-    if timestamp_source != "container":
-        warnings.append(
-            f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
-            "from the frame rate"
-        )
-    nominal_duration = info.nominal_duration_s
-    read_fraction = None
-    if nominal_duration:
-        read_fraction = analysis.timebase.end_s / nominal_duration
-        if read_fraction < 0.98:
-            warnings.append(
-                f"only {100 * read_fraction:.1f} % of the nominal length "
-                f"({nominal_duration:.1f} s) could be read: the file may be truncated; "
-                "results cover the part that was read"
-            )
+    recording, read_fraction = recording_warnings(
+        timestamp_source, timestamps_repaired, analysis.timebase.end_s, info.nominal_duration_s
+    )
+    warnings.extend(recording)
 
     chamber_names = analysis.chamber
 
@@ -296,14 +406,13 @@ def track_video(
         return part
 
     write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
-    write_csv(result_dir / "occupancy.csv", analysis.occupancy)
-    write_csv(result_dir / "summary.csv", analysis.summary)
+    written = write_analysis(result_dir, analysis)
     finished = _now()
     tb = analysis.timebase
     run_info = {
         "tool": "cpp-tracker",
         "version": __version__,
-        "command": "track",
+        "command": command,
         "started": started,
         "finished": finished,
         "elapsed_s": round(time.perf_counter() - t0, 3),
@@ -320,19 +429,21 @@ def track_video(
             "frames_decoded": frames_decoded,
             "frames_tracked": frames_tracked,
             "stride": stride,
-            "median_interval_s": tb.median_interval_s,
-            "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
-            "duration_s": tb.end_s,
-            "observed_s": tb.observed_s,
-            "read_fraction_of_nominal": read_fraction,
-            "gaps": tb.gap_list(),
+            **timebase_info(tb, read_fraction),
         },
         "reader": {"luma_direct": luma_direct},
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,
         "warnings": warnings,
-        "outputs": ["track.parquet", "occupancy.csv", "summary.csv", "background.png", "run.json"],
+        "outputs": ["track.parquet", *written, "background.png", "run.json"],
+        "track": {
+            "made_by": command,
+            "finished": finished,
+            "config_hash": config_hash(config),
+            "frames": frames_tracked,
+        },
     }
+    run_info["history"] = carry_history(result_dir / "run.json", run_info)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
