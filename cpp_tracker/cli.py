@@ -21,6 +21,7 @@ typical use:
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker track night1.mp4 --config box.yaml --out results/
   cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
+  cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
 
 exit status: 0 success, 1 an input failed, 2 usage or configuration error
 """
@@ -233,9 +234,92 @@ def _cmd_reprocess(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ summarize
+def _add_summarize(sub) -> None:
+    p = sub.add_parser(
+        "summarize",
+        help="one results table across all result folders (optionally per CPP design)",
+        description=(
+            "Collect every result folder (found by its run.json) below OUTDIR into one CSV: "
+            "one row per animal and session with <chamber>_time_s, <chamber>_percent, ... "
+            "columns, the QC figures and the manifest's metadata columns (--long: one row "
+            "per animal, session and chamber). With --design, one row per animal with time "
+            "and percent in the paired, unpaired (and neutral) chambers per phase, the "
+            "preference score, the change from pre-test to post-test, side bias at pre-test "
+            "and crossings in closed-door sessions flagged."
+        ),
+    )
+    p.add_argument("outdir", nargs="+", help="folders holding results (searched recursively)")
+    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="one row per animal, session and chamber (with --design: per animal and session)",
+    )
+    p.add_argument(
+        "--design",
+        help="CSV naming per session the animal, phase, paired chamber, ... (see README)",
+    )
+    p.add_argument(
+        "--side-bias-percent",
+        type=float,
+        default=None,
+        help="with --design: flag side bias when one conditioning chamber holds more than "
+        "this percent of the two conditioning chambers' time at pre-test (default 65)",
+    )
+    p.set_defaults(handler=_cmd_summarize)
+
+
+def _cmd_summarize(args) -> int:
+    from pathlib import Path
+
+    from .outputs import write_csv
+    from .results import collect_results, results_wide
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        raise ConfigError("--out", f"'{args.out}' should be a .csv file name")
+    if out.is_dir():
+        raise ConfigError("--out", f"'{args.out}' is a folder; give a .csv file name")
+    results, metadata_columns, warnings = collect_results(args.outdir)
+    n_results = results[["result", "arena"]].drop_duplicates().shape[0]
+    if args.design:
+        from .design import SIDE_BIAS_PERCENT, design_long, design_sessions, design_wide, load_design
+
+        threshold = SIDE_BIAS_PERCENT if args.side_bias_percent is None else args.side_bias_percent
+        if not 50 <= threshold <= 100:
+            raise ConfigError("--side-bias-percent", f"must be between 50 and 100, got {threshold:g}")
+        design = load_design(args.design)
+        sessions, more = design_sessions(
+            design, results, design_source=args.design, side_bias_percent=threshold
+        )
+        warnings.extend(more)
+        table = design_long(sessions, design) if args.long else design_wide(sessions, design)
+        what = "animal and session" if args.long else "animal"
+    else:
+        if args.side_bias_percent is not None:
+            raise ConfigError("--side-bias-percent", "applies only with --design")
+        table = results if args.long else results_wide(results, metadata_columns)
+        what = "animal, session and chamber" if args.long else "animal and session"
+    write_csv(out, table)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(
+        f"{out}: {len(table)} row(s), one per {what}, from {n_results} result(s) "
+        f"({len(table.columns)} columns)"
+    )
+    if args.design:
+        print(f"  side bias threshold at pre-test: {threshold:g} % of the two conditioning "
+              "chambers' time")
+        flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table[:0]
+        for _, r in flagged.iterrows():
+            print(f"  flag {r['animal_id']}: {r['flags']}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
-SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config, _add_reprocess]
+SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config, _add_reprocess, _add_summarize]
 
 
 def build_parser() -> argparse.ArgumentParser:
