@@ -291,10 +291,14 @@ def _cmd_summarize(args) -> int:
             raise ConfigError("--side-bias-percent", f"must be between 50 and 100, got {threshold:g}")
         design = load_design(args.design)
         sessions, more = design_sessions(
-            design, results, design_source=args.design, side_bias_percent=threshold
+            design,
+            results,
+            design_source=args.design,
+            side_bias_percent=threshold,
+            metadata_columns=metadata_columns,
         )
         warnings.extend(more)
-        table = design_long(sessions, design) if args.long else design_wide(sessions, design)
+        table = design_long(sessions) if args.long else design_wide(sessions)
         what = "animal and session" if args.long else "animal"
     else:
         if args.side_bias_percent is not None:

@@ -250,6 +250,7 @@ def design_sessions(
     *,
     design_source: str = "design",
     side_bias_percent: float = SIDE_BIAS_PERCENT,
+    metadata_columns: list[str] | tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, list[str]]:
     """Match design rows to results and compute the CPP measures of each session.
 
@@ -263,6 +264,8 @@ def design_sessions(
         Name of the design file, for messages.
     side_bias_percent
         Side-bias threshold at pre-test (percent of the two conditioning chambers' time).
+    metadata_columns
+        Manifest metadata columns of ``results`` to carry (the design's own columns win).
 
     Returns
     -------
@@ -360,6 +363,9 @@ def design_sessions(
             return 100.0 * t / of if of > 0 else np.nan
 
         crossings = max(0, int(entries) - 1)
+        for c in metadata_columns:
+            if c not in record and c not in ("session", "phase"):
+                record[c] = hit.get(c)
         record.update(
             {
                 "unpaired_chamber": unpaired,
@@ -426,10 +432,10 @@ def design_sessions(
     return table, warnings
 
 
-def design_long(sessions: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
+def design_long(sessions: pd.DataFrame) -> pd.DataFrame:
     """One row per animal and session, for mixed models: the tidy form of the results."""
     front = ["animal_id", "group", "paired_chamber", "unpaired_chamber", "neutral_chamber",
-             *_extra_columns(design), "phase", "session", "doors_closed", "result", "video",
+             *_extra_columns(sessions), "phase", "session", "doors_closed", "result", "video",
              "arena"]
     measures = [m for m in SESSION_MEASURES if m in sessions]
     tail = ["closed_door_crossing", "side_bias", "preferred_side", "flags"]
@@ -437,8 +443,14 @@ def design_long(sessions: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
     return sessions[cols].reset_index(drop=True)
 
 
-def _extra_columns(design: pd.DataFrame) -> list[str]:
-    return [c for c in design.columns if c not in DESIGN_COLUMNS and c not in ("line", "prefix")]
+_INTERNAL = {"line", "prefix", "result", "neutral_chamber", "flags", "closed_door_crossing",
+             "side_bias", "preferred_side"}
+
+
+def _extra_columns(sessions: pd.DataFrame) -> list[str]:
+    """Columns carried from the design or the manifest metadata (sex, cohort, ...)."""
+    known = set(DESIGN_COLUMNS) | _INTERNAL | set(SESSION_MEASURES)
+    return [c for c in sessions.columns if c not in known]
 
 
 def _order(prefixes_phases: list[tuple[str, str]]) -> list[str]:
@@ -449,15 +461,16 @@ def _order(prefixes_phases: list[tuple[str, str]]) -> list[str]:
     return list(dict.fromkeys(p for p, _ in ordered))
 
 
-def design_wide(sessions: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
+def design_wide(sessions: pd.DataFrame) -> pd.DataFrame:
     """One row per animal: animal columns, ``<session>_<measure>`` per session
     (``pre_``, ``post_``, ``<session name>_``), ``change_*`` (post-test - pre-test),
     ``pre_side_bias``, ``closed_door_crossings``, ``closed_door_flag`` and ``flags``."""
-    extra = _extra_columns(design)
+    extra = _extra_columns(sessions)
     animal_cols = ["animal_id", "group", "paired_chamber", "unpaired_chamber",
                    "neutral_chamber"]
     per_animal_extra = [
-        c for c in extra if (sessions.groupby("animal_id", sort=False)[c].nunique() <= 1).all()
+        c for c in extra
+        if (sessions.groupby("animal_id", sort=False)[c].nunique(dropna=True) <= 1).all()
     ]
     per_session_extra = [c for c in extra if c not in per_animal_extra]
     measures = [m for m in SESSION_MEASURES if m in sessions]
@@ -467,7 +480,7 @@ def design_wide(sessions: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
         out: dict = {}
         for c in [*animal_cols, *per_animal_extra]:
             if c in rows_a:
-                values = [v for v in rows_a[c] if isinstance(v, str) and v]
+                values = [v for v in rows_a[c] if not pd.isna(v) and v != ""]
                 out[c] = values[0] if values else None
         by_prefix = {r["prefix"]: r for _, r in rows_a.iterrows()}
         for prefix in prefixes:

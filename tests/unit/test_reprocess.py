@@ -1,0 +1,212 @@
+"""Reprocessing stored tracks: which config changes allow it, and what it writes."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+
+from cpp_tracker.config import config_to_dict, parse_config
+from cpp_tracker.errors import ConfigError, OutputError, VideoError
+from cpp_tracker.reprocess import config_changes, find_result_dirs, reprocess_result
+from tests.handmade_results import TWO_CHAMBERS, config_with, write_result
+
+# (110, 50) is in the right chamber with the door at x = 100, in the left one at x = 120
+SEGMENTS = [(None, 1.0), ("left", 4.0), ("right", 3.0), (None, 0.5), ((110.0, 50.0), 1.5),
+            ("right", 1.0), ("left", 2.0)]
+
+
+def resolved(raw: dict) -> dict:
+    return config_to_dict(parse_config(copy.deepcopy(raw)))
+
+
+def moved_door(x: float = 120.0) -> dict:
+    raw = copy.deepcopy(TWO_CHAMBERS)
+    raw["arenas"][0]["doors"][0]["line"] = [[x, 0], [x, 100]]
+    return raw
+
+
+# ------------------------------------------------------------------------ config_changes
+def test_identical_configs_have_no_changes():
+    assert config_changes(resolved(TWO_CHAMBERS), resolved(TWO_CHAMBERS)) == ([], [])
+
+
+def test_geometry_and_summary_changes_do_not_need_a_new_track():
+    new = moved_door()
+    new["chambers"] = {"hysteresis_px": 9}
+    new["summary"] = {"bin_s": 60, "windows": {"test": [0, 300]}}
+    new["arenas"][0]["px_per_cm"] = 3.0
+    new["arenas"][0]["animal_id"] = "m01"
+    detection, other = config_changes(resolved(TWO_CHAMBERS), resolved(new))
+    assert detection == []
+    assert set(other) == {
+        "arenas[0].doors[0].line", "chambers.hysteresis_px", "summary.bin_s",
+        "summary.windows.test", "arenas[0].px_per_cm", "arenas[0].animal_id",
+    }
+
+
+def test_detection_keys_are_named():
+    new = copy.deepcopy(TWO_CHAMBERS)
+    new["detection"] = {"threshold": 30}
+    new["background"] = {"samples": 20}
+    new["arenas"][0]["polygon"] = [[0, 0], [200, 0], [200, 99], [0, 99]]
+    new["arenas"][0]["masks"] = [[[10, 10], [20, 10], [20, 20]]]
+    new["chambers"] = {"hysteresis_px": 9}
+    detection, other = config_changes(resolved(TWO_CHAMBERS), resolved(new))
+    assert detection == ["arenas[0].polygon", "arenas[0].masks", "background.samples",
+                         "detection.threshold"]
+    assert other == ["chambers.hysteresis_px"]
+
+
+def test_arena_renamed_or_added_needs_a_new_track():
+    renamed = copy.deepcopy(TWO_CHAMBERS)
+    renamed["arenas"][0]["name"] = "box2"
+    assert config_changes(resolved(TWO_CHAMBERS), resolved(renamed))[0] == ["arenas[0].name"]
+    added = copy.deepcopy(TWO_CHAMBERS)
+    second = copy.deepcopy(added["arenas"][0])
+    second["name"] = "other"
+    second["polygon"] = [[300, 0], [400, 0], [400, 100], [300, 100]]
+    second["doors"] = [{"name": "door", "line": [[350, 0], [350, 100]]}]
+    second["chambers"] = [{"name": "left", "point": [320, 50]},
+                          {"name": "right", "point": [380, 50]}]
+    added["arenas"].append(second)
+    assert config_changes(resolved(TWO_CHAMBERS), resolved(added)) == (["arenas[1]"], [])
+
+
+def test_config_changes_does_not_modify_its_input():
+    old, new = resolved(TWO_CHAMBERS), resolved(moved_door())
+    before = copy.deepcopy((old, new))
+    config_changes(old, new)
+    assert (old, new) == before
+
+
+# ----------------------------------------------------------------------- reprocess_result
+def test_moved_door_equals_results_made_with_that_config(tmp_path):
+    old = write_result(tmp_path / "a" / "v", SEGMENTS, video="/videos/v.mp4")
+    fresh = write_result(tmp_path / "b" / "v", SEGMENTS, config=moved_door(),
+                         video="/videos/v.mp4")
+    before = pd.read_parquet(old / "track.parquet")
+    assert (before.loc[before["x"] == 110, "chamber"] == "right").all()
+    assert (old / "summary.csv").read_bytes() != (fresh / "summary.csv").read_bytes()
+    r = reprocess_result(old, parse_config(moved_door(), source="new.yaml"))
+    assert r.status == "reprocessed"
+    assert r.changed_keys == ["arenas[0].doors[0].line"]
+    for name in ("summary.csv", "occupancy.csv"):
+        assert (old / name).read_bytes() == (fresh / name).read_bytes(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(old / "track.parquet"),
+                                  pd.read_parquet(fresh / "track.parquet"))
+    # the door moved into the right chamber: the frames at x = 110 became 'left'
+    after = pd.read_parquet(old / "track.parquet")
+    assert (after.loc[after["x"] == 110, "chamber"] == "left").all()
+
+
+def test_detection_change_is_refused_and_nothing_is_written(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    new = config_with(TWO_CHAMBERS, detection={"threshold": 25, "opening_px": 3})
+    with pytest.raises(ConfigError) as e:
+        reprocess_result(folder, parse_config(new, source="new.yaml"))
+    message = str(e.value)
+    assert "detection.threshold" in message and "detection.opening_px" in message
+    assert "new.yaml" in message and "cpp-tracker track" in message and "--retrack" in message
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_retrack_needs_the_video(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS, video=str(tmp_path / "gone.mp4"))
+    new = config_with(TWO_CHAMBERS, detection={"threshold": 25})
+    with pytest.raises(VideoError, match="gone.mp4.*not found"):
+        reprocess_result(folder, parse_config(new), retrack=True)
+
+
+def test_unchanged_config_does_nothing_unless_forced(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    config = parse_config(copy.deepcopy(TWO_CHAMBERS))
+    assert reprocess_result(folder, config).status == "unchanged"
+    r = reprocess_result(folder, config, force=True)
+    assert r.status == "reprocessed" and r.changed_keys == []
+
+
+def test_history_and_keep_previous(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    first = json.loads((folder / "run.json").read_text())
+    old_summary = (folder / "summary.csv").read_bytes()
+    new = parse_config(moved_door(), source="moved.yaml")
+    r = reprocess_result(folder, new, keep_previous=True)
+    kept = folder / "previous" / first["config"]["hash"]
+    assert r.previous_dir == kept
+    assert (kept / "summary.csv").read_bytes() == old_summary
+    assert json.loads((kept / "run.json").read_text())["config"]["hash"] == first["config"]["hash"]
+    assert (folder / "summary.csv").read_bytes() != old_summary
+    run = json.loads((folder / "run.json").read_text())
+    assert run["command"] == "reprocess"
+    assert run["config"]["source"] == "moved.yaml"
+    assert [h["config_hash"] for h in run["history"]] == [first["config"]["hash"],
+                                                          run["config"]["hash"]]
+    assert [h["command"] for h in run["history"]] == ["track", "reprocess"]
+    # the track is still the one made by the first run
+    assert run["track"] == first["track"] == run["history"][-1]["track"]
+    assert run["history"][0]["config"] == first["config"]["resolved"]
+    # back to the first config, and forward again: the kept folder is not overwritten
+    reprocess_result(folder, parse_config(copy.deepcopy(TWO_CHAMBERS)), keep_previous=True)
+    reprocess_result(folder, new, keep_previous=True)
+    assert sorted(p.name for p in (folder / "previous").iterdir()) == sorted(
+        [first["config"]["hash"], run["config"]["hash"], first["config"]["hash"] + "-2"]
+    )
+    assert len(json.loads((folder / "run.json").read_text())["history"]) == 4
+    # previous results are not taken for results
+    assert find_result_dirs([tmp_path]) == [folder]
+
+
+def test_bins_are_added_and_a_stale_bins_file_removed(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    with_bins = config_with(TWO_CHAMBERS, summary={"bin_s": 5})
+    reprocess_result(folder, parse_config(with_bins))
+    bins = pd.read_csv(folder / "summary_bins.csv")
+    assert bins["period"].unique().tolist() == ["bin1", "bin2", "bin3"]
+    assert "summary_bins.csv" in json.loads((folder / "run.json").read_text())["outputs"]
+    reprocess_result(folder, parse_config(copy.deepcopy(TWO_CHAMBERS)))
+    assert not (folder / "summary_bins.csv").exists()
+    assert "summary_bins.csv" not in json.loads((folder / "run.json").read_text())["outputs"]
+
+
+def test_new_geometry_must_fit_the_video_frame(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    raw = copy.deepcopy(TWO_CHAMBERS)
+    raw["arenas"][0]["chambers"][1]["point"] = [150, 50]
+    raw["arenas"][0]["doors"][0]["line"] = [[100, 0], [100, 300]]
+    reprocess_result(folder, parse_config(raw))  # a door may reach past the frame
+    raw["arenas"][0]["chambers"][1]["point"] = [250, 50]
+    raw["arenas"][0]["polygon"] = [[0, 0], [300, 0], [300, 100], [0, 100]]
+    with pytest.raises(ConfigError):
+        reprocess_result(folder, parse_config(raw))
+
+
+def test_missing_track_is_reported(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    (folder / "track.parquet").unlink()
+    with pytest.raises(OutputError, match="track.parquet: not found.*cpp-tracker track"):
+        reprocess_result(folder, parse_config(moved_door()))
+
+
+def test_run_json_without_config_is_reported(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    (folder / "run.json").write_text("{}")
+    with pytest.raises(OutputError, match="run.json: holds no resolved config"):
+        reprocess_result(folder, parse_config(moved_door()))
+
+
+# ----------------------------------------------------------------------- find_result_dirs
+def test_find_result_dirs(tmp_path):
+    a = write_result(tmp_path / "batch" / "a", SEGMENTS)
+    b = write_result(tmp_path / "batch" / "sub" / "b", SEGMENTS)
+    (tmp_path / "batch" / ".partial").mkdir()
+    assert find_result_dirs([tmp_path / "batch"]) == [a, b]
+    assert find_result_dirs([a, tmp_path / "batch"]) == [a, b]
+    with pytest.raises(OutputError, match="nowhere: not found"):
+        find_result_dirs([tmp_path / "nowhere"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OutputError, match="empty: holds no results"):
+        find_result_dirs([tmp_path / "empty"])
