@@ -284,11 +284,19 @@ def _cmd_summarize(args) -> int:
     results, metadata_columns, warnings = collect_results(args.outdir)
     n_results = results[["result", "arena"]].drop_duplicates().shape[0]
     if args.design:
-        from .design import SIDE_BIAS_PERCENT, design_long, design_sessions, design_wide, load_design
+        from .design import (
+            SIDE_BIAS_PERCENT,
+            design_long,
+            design_sessions,
+            design_wide,
+            load_design,
+        )
 
         threshold = SIDE_BIAS_PERCENT if args.side_bias_percent is None else args.side_bias_percent
         if not 50 <= threshold <= 100:
-            raise ConfigError("--side-bias-percent", f"must be between 50 and 100, got {threshold:g}")
+            raise ConfigError(
+                "--side-bias-percent", f"must be between 50 and 100, got {threshold:g}"
+            )
         design = load_design(args.design)
         sessions, more = design_sessions(
             design,

@@ -71,9 +71,14 @@ PRE, COND, POST = "pre-test", "conditioning", "post-test"
 #: The phases with a special role, in experiment order.
 PHASES = (PRE, COND, POST)
 _PHASE_ALIASES = {
-    "pre-test": PRE, "pretest": PRE, "pre": PRE,
-    "conditioning": COND, "cond": COND,
-    "post-test": POST, "posttest": POST, "post": POST,
+    "pre-test": PRE,
+    "pretest": PRE,
+    "pre": PRE,
+    "conditioning": COND,
+    "cond": COND,
+    "post-test": POST,
+    "posttest": POST,
+    "post": POST,
 }
 #: Default side-bias threshold: one conditioning chamber holding more than this share of
 #: the time spent in the two conditioning chambers at pre-test.
@@ -168,21 +173,25 @@ def load_design(path: str | Path) -> pd.DataFrame:
     design.insert(0, "line", np.arange(len(design)) + 2)
 
     closed = []
-    for line, value in zip(design["line"], design["doors_closed"]):
+    for line, value in zip(design["line"], design["doors_closed"], strict=True):
         v = value.lower()
         if v not in _YES | _NO:
             problems.append(f"line {line}, column doors_closed: expected yes or no, got '{value}'")
         closed.append(v in _YES)
     design["doors_closed"] = closed
-    for line, animal, phase in zip(design["line"], design["animal_id"], design["phase"]):
+    for line, animal, phase in zip(
+        design["line"], design["animal_id"], design["phase"], strict=True
+    ):
         if not animal:
             problems.append(f"line {line}, column animal_id: is empty")
         if not phase:
-            problems.append(f"line {line}, column phase: is empty (pre-test, conditioning, "
-                            "post-test)")
+            problems.append(
+                f"line {line}, column phase: is empty (pre-test, conditioning, post-test)"
+            )
     design["phase"] = [normalise_phase(p) if p else "" for p in design["phase"]]
-    design["video"] = [Path(v).stem if Path(v).suffix.lower() in _VIDEO_SUFFIXES else v
-                       for v in design["video"]]
+    design["video"] = [
+        Path(v).stem if Path(v).suffix.lower() in _VIDEO_SUFFIXES else v for v in design["video"]
+    ]
 
     for animal, rows in design[design["animal_id"] != ""].groupby("animal_id", sort=False):
         for column in _PER_ANIMAL:
@@ -199,9 +208,9 @@ def load_design(path: str | Path) -> pd.DataFrame:
                     "the chamber paired with the drug"
                 )
             design.loc[rows.index, column] = values[0] if values else ""
-        prefixes = [_prefix(p, s) for p, s in zip(rows["phase"], rows["session"])]
+        prefixes = [_prefix(p, s) for p, s in zip(rows["phase"], rows["session"], strict=True)]
         seen: dict[str, int] = {}
-        for line, prefix, phase in zip(rows["line"], prefixes, rows["phase"]):
+        for line, prefix, phase in zip(rows["line"], prefixes, rows["phase"], strict=True):
             if prefix in seen:
                 problems.append(
                     f"line {line}: animal {animal} has a second {phase} session (first on "
@@ -212,27 +221,26 @@ def load_design(path: str | Path) -> pd.DataFrame:
                     f"{seen[prefix]}); an animal has one {phase}"
                 )
             seen.setdefault(prefix, line)
-    design["prefix"] = [_prefix(p, s) for p, s in zip(design["phase"], design["session"])]
+    design["prefix"] = [
+        _prefix(p, s) for p, s in zip(design["phase"], design["session"], strict=True)
+    ]
     for line, paired, unpaired in zip(
-        design["line"], design["paired_chamber"], design["unpaired_chamber"]
+        design["line"], design["paired_chamber"], design["unpaired_chamber"], strict=True
     ):
         if paired and paired == unpaired:
-            problems.append(f"line {line}: paired_chamber and unpaired_chamber are both "
-                            f"'{paired}'")
+            problems.append(f"line {line}: paired_chamber and unpaired_chamber are both '{paired}'")
     if problems:
         raise ConfigError(str(path), sorted(set(problems), key=problems.index))
     return design
 
 
-_VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264",
-                   ".mts"}
+_VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264", ".mts"}
 
 
 def _match(row: pd.Series, sessions: pd.DataFrame, has_session: bool) -> pd.DataFrame:
     """The result sessions (one row per result folder and arena) that a design row names."""
     if row["video"]:
-        found = sessions[(sessions["video"] == row["video"])
-                         | (sessions["folder"] == row["video"])]
+        found = sessions[(sessions["video"] == row["video"]) | (sessions["folder"] == row["video"])]
         if len(found) > 1 and row["arena"]:
             found = found[found["arena"] == row["arena"]]
         elif len(found) > 1:
@@ -288,12 +296,16 @@ def design_sessions(
     sessions = results.drop_duplicates(["result", "arena"]).copy()
     sessions["folder"] = [Path(r).name for r in sessions["result"]]
     has_session = "session" in sessions
-    sessions["session"] = sessions["session"].map(
-        lambda v: "" if pd.isna(v) else str(v).strip()
-    ) if has_session else ""
-    sessions["phase_meta"] = sessions["phase"].map(
-        lambda v: "" if pd.isna(v) else normalise_phase(v)
-    ) if "phase" in sessions else ""
+    sessions["session"] = (
+        sessions["session"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+        if has_session
+        else ""
+    )
+    sessions["phase_meta"] = (
+        sessions["phase"].map(lambda v: "" if pd.isna(v) else normalise_phase(v))
+        if "phase" in sessions
+        else ""
+    )
     sessions["animal_id"] = sessions["animal_id"].map(lambda v: "" if pd.isna(v) else str(v))
     problems: list[str] = []
     warnings: list[str] = []
@@ -305,8 +317,9 @@ def design_sessions(
             f" {row['session']})" if row["session"] else ")"
         )
         record = {c: row[c] for c in design.columns if c not in ("video", "arena")}
-        record.update({"result": None, "video": row["video"] or None,
-                       "arena": row["arena"] or None})
+        record.update(
+            {"result": None, "video": row["video"] or None, "arena": row["arena"] or None}
+        )
         flags: list[str] = []
         if len(found) > 1:
             problems.append(
@@ -328,17 +341,23 @@ def design_sessions(
             )
             continue
         used[key] = row["line"]
-        chambers_rows = results[(results["result"] == hit["result"])
-                                & (results["arena"] == hit["arena"])
-                                & (results["chamber"] != "unknown")]
-        time_by = dict(zip(chambers_rows["chamber"], chambers_rows["time_s"].astype(float)))
+        chambers_rows = results[
+            (results["result"] == hit["result"])
+            & (results["arena"] == hit["arena"])
+            & (results["chamber"] != "unknown")
+        ]
+        time_by = dict(
+            zip(chambers_rows["chamber"], chambers_rows["time_s"].astype(float), strict=True)
+        )
         entries = chambers_rows["entries"].fillna(0).astype(int).sum()
         names = list(time_by)
         paired = row["paired_chamber"]
         unpaired = row["unpaired_chamber"]
         if paired not in time_by:
-            problems.append(f"{what}: paired_chamber '{paired}' is not a chamber of "
-                            f"{hit['result']} (chambers: {', '.join(names)})")
+            problems.append(
+                f"{what}: paired_chamber '{paired}' is not a chamber of "
+                f"{hit['result']} (chambers: {', '.join(names)})"
+            )
             continue
         if not unpaired:
             others = [n for n in names if n != paired]
@@ -350,8 +369,10 @@ def design_sessions(
                 continue
             unpaired = others[0]
         elif unpaired not in time_by:
-            problems.append(f"{what}: unpaired_chamber '{unpaired}' is not a chamber of "
-                            f"{hit['result']} (chambers: {', '.join(names)})")
+            problems.append(
+                f"{what}: unpaired_chamber '{unpaired}' is not a chamber of "
+                f"{hit['result']} (chambers: {', '.join(names)})"
+            )
             continue
         neutral = [n for n in names if n not in (paired, unpaired)]
         observed = float(hit["observed_s"])
@@ -394,8 +415,10 @@ def design_sessions(
             )
         if row["phase"] == PRE and sides > 0:
             share = record["paired_share_percent"]
-            biased_to = "paired" if share > side_bias_percent else (
-                "unpaired" if 100 - share > side_bias_percent else None
+            biased_to = (
+                "paired"
+                if share > side_bias_percent
+                else ("unpaired" if 100 - share > side_bias_percent else None)
             )
             record["side_bias"] = biased_to is not None
             record["preferred_side"] = "paired" if share >= 50 else "unpaired"
@@ -408,19 +431,26 @@ def design_sessions(
     if problems:
         raise ConfigError(design_source, problems)
     matched = {k for k in used}
-    unmatched = sessions[[(r, a) not in matched
-                          for r, a in zip(sessions["result"], sessions["arena"])]]
+    unmatched = sessions[
+        [(r, a) not in matched for r, a in zip(sessions["result"], sessions["arena"], strict=True)]
+    ]
     if len(unmatched):
-        listed = ", ".join(f"{r} ({a})" if (sessions["result"] == r).sum() > 1 else str(r)
-                           for r, a in zip(unmatched["result"][:5], unmatched["arena"][:5]))
+        listed = ", ".join(
+            f"{r} ({a})" if (sessions["result"] == r).sum() > 1 else str(r)
+            for r, a in zip(unmatched["result"][:5], unmatched["arena"][:5], strict=True)
+        )
         more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
         warnings.append(
-            f"{len(unmatched)} result(s) are not in the design and were left out: "
-            f"{listed}{more}"
+            f"{len(unmatched)} result(s) are not in the design and were left out: {listed}{more}"
         )
     table = pd.DataFrame(out_rows)
-    for c in [*SESSION_MEASURES, "closed_door_crossing", "side_bias", "preferred_side",
-              "neutral_chamber"]:
+    for c in [
+        *SESSION_MEASURES,
+        "closed_door_crossing",
+        "side_bias",
+        "preferred_side",
+        "neutral_chamber",
+    ]:
         if c not in table:
             table[c] = np.nan
     table["flags"] = ["; ".join(f) for f in table["flags"]]
@@ -434,17 +464,36 @@ def design_sessions(
 
 def design_long(sessions: pd.DataFrame) -> pd.DataFrame:
     """One row per animal and session, for mixed models: the tidy form of the results."""
-    front = ["animal_id", "group", "paired_chamber", "unpaired_chamber", "neutral_chamber",
-             *_extra_columns(sessions), "phase", "session", "doors_closed", "result", "video",
-             "arena"]
+    front = [
+        "animal_id",
+        "group",
+        "paired_chamber",
+        "unpaired_chamber",
+        "neutral_chamber",
+        *_extra_columns(sessions),
+        "phase",
+        "session",
+        "doors_closed",
+        "result",
+        "video",
+        "arena",
+    ]
     measures = [m for m in SESSION_MEASURES if m in sessions]
     tail = ["closed_door_crossing", "side_bias", "preferred_side", "flags"]
     cols = [c for c in [*front, *measures, *tail] if c in sessions]
     return sessions[cols].reset_index(drop=True)
 
 
-_INTERNAL = {"line", "prefix", "result", "neutral_chamber", "flags", "closed_door_crossing",
-             "side_bias", "preferred_side"}
+_INTERNAL = {
+    "line",
+    "prefix",
+    "result",
+    "neutral_chamber",
+    "flags",
+    "closed_door_crossing",
+    "side_bias",
+    "preferred_side",
+}
 
 
 def _extra_columns(sessions: pd.DataFrame) -> list[str]:
@@ -466,15 +515,15 @@ def design_wide(sessions: pd.DataFrame) -> pd.DataFrame:
     (``pre_``, ``post_``, ``<session name>_``), ``change_*`` (post-test - pre-test),
     ``pre_side_bias``, ``closed_door_crossings``, ``closed_door_flag`` and ``flags``."""
     extra = _extra_columns(sessions)
-    animal_cols = ["animal_id", "group", "paired_chamber", "unpaired_chamber",
-                   "neutral_chamber"]
+    animal_cols = ["animal_id", "group", "paired_chamber", "unpaired_chamber", "neutral_chamber"]
     per_animal_extra = [
-        c for c in extra
+        c
+        for c in extra
         if (sessions.groupby("animal_id", sort=False)[c].nunique(dropna=True) <= 1).all()
     ]
     per_session_extra = [c for c in extra if c not in per_animal_extra]
     measures = [m for m in SESSION_MEASURES if m in sessions]
-    prefixes = _order(list(zip(sessions["prefix"], sessions["phase"])))
+    prefixes = _order(list(zip(sessions["prefix"], sessions["phase"], strict=True)))
     rows = []
     for _animal, rows_a in sessions.groupby("animal_id", sort=False):
         out: dict = {}

@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 from . import __version__
 from .background import median_background
 from .config import Config, check_against_frame, config_hash, config_to_dict
+from .errors import OutputError
 from .geometry import UNKNOWN, assign_chambers, build_layout
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
-from .errors import OutputError
 from .outputs import (
     TrackPartWriter,
     read_json,

@@ -100,9 +100,7 @@ def _needs_new_track(path: str) -> bool:
     return _matches(p, DETECTION_KEYS) or p in TRACK_STRUCTURE_KEYS
 
 
-def config_changes(
-    old_resolved: dict, new_resolved: dict
-) -> tuple[list[str], list[str]]:
+def config_changes(old_resolved: dict, new_resolved: dict) -> tuple[list[str], list[str]]:
     """Which keys differ between two resolved configs, split by what they need.
 
     Parameters
@@ -181,9 +179,7 @@ def find_result_dirs(paths: list[str | Path]) -> list[Path]:
         else:
             here = []
             for root, dirs, _files in os.walk(path):
-                dirs[:] = sorted(
-                    d for d in dirs if d != PREVIOUS_DIR and not d.startswith(".")
-                )
+                dirs[:] = sorted(d for d in dirs if d != PREVIOUS_DIR and not d.startswith("."))
                 if _is_result_dir(Path(root)):
                     here.append(Path(root))
         if not here:
@@ -332,8 +328,13 @@ def reprocess_result(
             command="reprocess --retrack",
         )
         return ReprocessResult(
-            result_dir, "retracked", changed, new_hash, previous,
-            round(time.perf_counter() - t0, 3), run.warnings,
+            result_dir,
+            "retracked",
+            changed,
+            new_hash,
+            previous,
+            round(time.perf_counter() - t0, 3),
+            run.warnings,
         )
 
     track_path = result_dir / "track.parquet"
@@ -344,7 +345,9 @@ def reprocess_result(
         )
     if video_info.get("width") and video_info.get("height"):
         check_against_frame(
-            config, int(video_info["width"]), int(video_info["height"]),
+            config,
+            int(video_info["width"]),
+            int(video_info["height"]),
             video=str(video_info.get("path", "")),
         )
     track = read_track(track_path, ["frame", "time_s", "arena", "x", "y", "detected"])
@@ -386,8 +389,12 @@ def reprocess_result(
     old_outputs = [o for o in run_info.get("outputs", []) if o != "summary_bins.csv"]
     for name in written:
         if name not in old_outputs:
-            old_outputs.insert(old_outputs.index("summary.csv") + 1 if "summary.csv"
-                               in old_outputs else len(old_outputs), name)
+            old_outputs.insert(
+                old_outputs.index("summary.csv") + 1
+                if "summary.csv" in old_outputs
+                else len(old_outputs),
+                name,
+            )
     time_base.update(timebase_info(analysis.timebase, read_fraction))
     run_info.update(
         {
@@ -418,8 +425,13 @@ def reprocess_result(
     run_info["history"] = carry_history(result_dir / "run.json", run_info)
     write_json(result_dir / "run.json", run_info)
     return ReprocessResult(
-        result_dir, "reprocessed", changed, new_hash, previous,
-        round(time.perf_counter() - t0, 3), warnings,
+        result_dir,
+        "reprocessed",
+        changed,
+        new_hash,
+        previous,
+        round(time.perf_counter() - t0, 3),
+        warnings,
     )
 
 

@@ -64,8 +64,9 @@ def _text(value) -> str | None:
 
 def _read_summary(path: Path) -> pd.DataFrame:
     try:
-        table = pd.read_csv(path, dtype={"animal_id": str, "video": str, "arena": str,
-                                         "chamber": str})
+        table = pd.read_csv(
+            path, dtype={"animal_id": str, "video": str, "arena": str, "chamber": str}
+        )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise OutputError(f"{path}: cannot be read ({e}); run track again") from None
     missing = [c for c in ("arena", "chamber", "time_s", "percent") if c not in table.columns]
@@ -149,12 +150,18 @@ def collect_results(
         if key not in table:
             table[key] = np.nan
     extra = [
-        c for c in table.columns
+        c
+        for c in table.columns
         if c not in SUMMARY_COLUMNS and c not in metadata_columns and c not in _ID_COLUMNS
     ]
-    order = ["animal_id", *metadata_columns, *_ID_COLUMNS, "chamber",
-             *[c for c in SUMMARY_COLUMNS if c not in ("video", "arena", "animal_id", "chamber")],
-             *extra]
+    order = [
+        "animal_id",
+        *metadata_columns,
+        *_ID_COLUMNS,
+        "chamber",
+        *[c for c in SUMMARY_COLUMNS if c not in ("video", "arena", "animal_id", "chamber")],
+        *extra,
+    ]
     table = table[[c for c in order if c in table.columns]]
     if "entries" in table:
         table["entries"] = table["entries"].astype("Int64")
@@ -169,7 +176,7 @@ def _duplicate_warnings(table: pd.DataFrame, metadata_columns: list[str]) -> lis
     for key, group in sessions.groupby(keys, dropna=False, sort=True):
         if len(group) > 1:
             key = key if isinstance(key, tuple) else (key,)
-            what = ", ".join(f"{k} {v}" for k, v in zip(keys, key) if _text(v))
+            what = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True) if _text(v))
             warnings.append(
                 f"{what} appears in {len(group)} result folders "
                 f"({', '.join(group['result'])}); the table has a row for each"

@@ -113,7 +113,7 @@ def path_steps(x: np.ndarray, y: np.ndarray, min_step_px: float = 2.0) -> np.nda
     ax, ay = xs[0], ys[0]
     lim2 = min_step_px * min_step_px
     # sequential by nature: whether a step counts depends on the last counted position
-    for i, (px, py) in enumerate(zip(xs, ys)):
+    for i, (px, py) in enumerate(zip(xs, ys, strict=True)):
         dx = px - ax
         dy = py - ay
         d2 = dx * dx + dy * dy
@@ -296,7 +296,7 @@ def summarize_periods(
     steps = np.cumsum(np.r_[0.0, path_steps(x, y, min_step_px)])
     detected = np.cumsum(np.r_[0, np.isfinite(x).astype(np.int64)])
     rows = []
-    for p, chambers_s in zip(periods, per_chamber):
+    for p, chambers_s in zip(periods, per_chamber, strict=True):
         length = p.end_s - p.start_s
         observed = float(chambers_s.sum())
         unknown = length - observed

@@ -51,8 +51,12 @@ THREE_CHAMBERS = {
     ]
 }
 
-CENTRES = {"left": (35.0, 50.0), "centre": (100.0, 50.0), "right": (165.0, 50.0),
-           None: (np.nan, np.nan)}
+CENTRES = {
+    "left": (35.0, 50.0),
+    "centre": (100.0, 50.0),
+    "right": (165.0, 50.0),
+    None: (np.nan, np.nan),
+}
 
 
 def config_with(base: dict, **changes) -> dict:
@@ -110,20 +114,99 @@ def write_result(
         "tool": "cpp-tracker",
         "command": "track",
         "finished": "2024-01-01T00:00:00+00:00",
-        "video": {"path": video, "absolute_path": video, "width": 200, "height": 100,
-                  "nominal_fps": fps, "nominal_duration_s": len(track) / fps},
-        "config": {"source": cfg.source, "hash": config_hash(cfg),
-                   "resolved": config_to_dict(cfg)},
-        "time_base": {"timestamp_source": "container", "timestamps_repaired": 0,
-                      "stride": 1, "gaps": []},
+        "video": {
+            "path": video,
+            "absolute_path": video,
+            "width": 200,
+            "height": 100,
+            "nominal_fps": fps,
+            "nominal_duration_s": len(track) / fps,
+        },
+        "config": {"source": cfg.source, "hash": config_hash(cfg), "resolved": config_to_dict(cfg)},
+        "time_base": {
+            "timestamp_source": "container",
+            "timestamps_repaired": 0,
+            "stride": 1,
+            "gaps": [],
+        },
         "arenas": analysis.arena_stats,
         "warnings": analysis.warnings,
         "outputs": ["track.parquet", *written, "run.json"],
-        "track": {"made_by": "track", "finished": "2024-01-01T00:00:00+00:00",
-                  "config_hash": config_hash(cfg), "frames": len(track)},
+        "track": {
+            "made_by": "track",
+            "finished": "2024-01-01T00:00:00+00:00",
+            "config_hash": config_hash(cfg),
+            "frames": len(track),
+        },
     }
     if metadata is not None:
         run_info["metadata"] = metadata
     run_info["history"] = carry_history(folder / "run.json", run_info)
     write_json(folder / "run.json", run_info)
     return folder
+
+
+# --------------------------------------------------------------------------------------
+# a CPP experiment of four animals with known preference scores
+
+# animal -> phase -> segments; every session lasts 100 s (post-test of m01: 110 s, of which
+# 10 s without a detection)
+SESSIONS = {
+    "m01": {
+        "pre-test": [("left", 20), ("right", 30), ("left", 20), ("right", 30)],
+        "conditioning": [("left", 100)],
+        "post-test": [(None, 10), ("left", 50), ("right", 30), ("left", 20)],
+    },
+    "m02": {
+        "pre-test": [("left", 50), ("right", 50)],
+        "conditioning": [("right", 100)],
+        "post-test": [("right", 80), ("left", 20)],
+    },
+    "m03": {
+        "pre-test": [("left", 75), ("right", 25)],
+        "conditioning": [("left", 100)],
+        "post-test": [("left", 70), ("right", 30)],
+    },
+    "m04": {  # no manifest metadata: found by the design's video column
+        "pre-test": [("left", 45), ("right", 55)],
+        "conditioning": [("left", 60), ("right", 10), ("left", 30)],  # doors closed: 2 crossings
+        "post-test": [("left", 50), ("right", 50)],
+    },
+}
+PAIRED = {"m01": "left", "m02": "right", "m03": "left", "m04": "right"}
+GROUP = {"m01": "drug", "m02": "drug", "m03": "saline", "m04": "saline"}
+#                 pre pref, post pref, pre share, post share  (paired - unpaired s; paired %)
+EXPECTED = {
+    "m01": (-20.0, 40.0, 40.0, 70.0),
+    "m02": (0.0, 60.0, 50.0, 80.0),
+    "m03": (50.0, 40.0, 75.0, 70.0),
+    "m04": (10.0, 0.0, 55.0, 50.0),
+}
+SHORT = {"pre-test": "pre", "conditioning": "c1", "post-test": "post"}
+
+
+def make_experiment(root):
+    """Result folders of the four animals, and the design CSV."""
+    lines = ["animal_id,group,phase,session,paired_chamber,doors_closed,video,sex"]
+    for animal, phases in SESSIONS.items():
+        for phase, segments in phases.items():
+            name = f"{animal}_{SHORT[phase]}"
+            session = "C1" if phase == "conditioning" else ""
+            if animal == "m04":
+                write_result(root / "batch" / name, segments)
+                video = name
+            else:
+                metadata = {"animal_id": animal, "phase": phase, "cohort": "A"}
+                if session:
+                    metadata["session"] = session
+                write_result(root / "batch" / name, segments, metadata=metadata)
+                video = ""
+            closed = "yes" if phase == "conditioning" else "no"
+            paired = PAIRED[animal] if phase == "pre-test" else ""  # given once is enough
+            lines.append(
+                f"{animal},{GROUP[animal]},{phase},{session},{paired},{closed},"
+                f"{video},{'f' if animal in ('m01', 'm03') else 'm'}"
+            )
+    design = root / "design.csv"
+    design.write_text("\n".join(lines) + "\n")
+    return root / "batch", design

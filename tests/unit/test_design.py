@@ -15,76 +15,24 @@ from cpp_tracker.design import (
 )
 from cpp_tracker.errors import ConfigError
 from cpp_tracker.results import collect_results
-from tests.handmade_results import THREE_CHAMBERS, write_result
-
-# animal -> phase -> segments; every session lasts 100 s (post-test of m01: 110 s, of which
-# 10 s without a detection)
-SESSIONS = {
-    "m01": {
-        "pre-test": [("left", 20), ("right", 30), ("left", 20), ("right", 30)],
-        "conditioning": [("left", 100)],
-        "post-test": [(None, 10), ("left", 50), ("right", 30), ("left", 20)],
-    },
-    "m02": {
-        "pre-test": [("left", 50), ("right", 50)],
-        "conditioning": [("right", 100)],
-        "post-test": [("right", 80), ("left", 20)],
-    },
-    "m03": {
-        "pre-test": [("left", 75), ("right", 25)],
-        "conditioning": [("left", 100)],
-        "post-test": [("left", 70), ("right", 30)],
-    },
-    "m04": {  # no manifest metadata: found by the design's video column
-        "pre-test": [("left", 45), ("right", 55)],
-        "conditioning": [("left", 60), ("right", 10), ("left", 30)],  # doors closed: 2 crossings
-        "post-test": [("left", 50), ("right", 50)],
-    },
-}
-PAIRED = {"m01": "left", "m02": "right", "m03": "left", "m04": "right"}
-GROUP = {"m01": "drug", "m02": "drug", "m03": "saline", "m04": "saline"}
-#                 pre pref, post pref, pre share, post share  (paired - unpaired s; paired %)
-EXPECTED = {
-    "m01": (-20.0, 40.0, 40.0, 70.0),
-    "m02": (0.0, 60.0, 50.0, 80.0),
-    "m03": (50.0, 40.0, 75.0, 70.0),
-    "m04": (10.0, 0.0, 55.0, 50.0),
-}
-SHORT = {"pre-test": "pre", "conditioning": "c1", "post-test": "post"}
+from tests.handmade_results import (
+    EXPECTED,
+    GROUP,
+    PAIRED,
+    THREE_CHAMBERS,
+    make_experiment,
+    write_result,
+)
 
 
-def make_experiment(root):
-    """Result folders of the four animals, and the design CSV."""
-    lines = ["animal_id,group,phase,session,paired_chamber,doors_closed,video,sex"]
-    for animal, phases in SESSIONS.items():
-        for phase, segments in phases.items():
-            name = f"{animal}_{SHORT[phase]}"
-            session = "C1" if phase == "conditioning" else ""
-            if animal == "m04":
-                write_result(root / "batch" / name, segments)
-                video = name
-            else:
-                metadata = {"animal_id": animal, "phase": phase, "cohort": "A"}
-                if session:
-                    metadata["session"] = session
-                write_result(root / "batch" / name, segments, metadata=metadata)
-                video = ""
-            closed = "yes" if phase == "conditioning" else "no"
-            paired = PAIRED[animal] if phase == "pre-test" else ""  # given once is enough
-            lines.append(f"{animal},{GROUP[animal]},{phase},{session},{paired},{closed},"
-                         f"{video},{'f' if animal in ('m01', 'm03') else 'm'}")
-    design = root / "design.csv"
-    design.write_text("\n".join(lines) + "\n")
-    return root / "batch", design
-
-
-@pytest.fixture
-def experiment(tmp_path):
-    batch, design_path = make_experiment(tmp_path)
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    batch, design_path = make_experiment(tmp_path_factory.mktemp("experiment"))
     results, metadata_columns, _ = collect_results([batch])
     design = load_design(design_path)
-    sessions, warnings = design_sessions(design, results, design_source=str(design_path),
-                                         metadata_columns=metadata_columns)
+    sessions, warnings = design_sessions(
+        design, results, design_source=str(design_path), metadata_columns=metadata_columns
+    )
     return design, sessions, warnings
 
 
@@ -124,8 +72,10 @@ def test_side_bias_at_pre_test_is_flagged(experiment):
     wide = design_wide(sessions).set_index("animal_id")
     assert wide["pre_side_bias"].tolist() == [False, False, True, False]
     assert wide.loc["m03", "pre_preferred_side"] == "paired"
-    assert "side bias at pre-test: 75.0 % of the time in the paired chamber (threshold 65 %)" \
+    assert (
+        "side bias at pre-test: 75.0 % of the time in the paired chamber (threshold 65 %)"
         in wide.loc["m03", "flags"]
+    )
     results = collect_results(list(sessions["result"]))[0]
     stricter, _ = design_sessions(design, results, side_bias_percent=54)
     flagged = design_wide(stricter).set_index("animal_id")["pre_side_bias"]
@@ -147,8 +97,7 @@ def test_long_form_has_one_row_per_animal_and_session(experiment):
     design, sessions, _ = experiment
     long = design_long(sessions)
     assert len(long) == 12
-    assert long.columns[:4].tolist() == ["animal_id", "group", "paired_chamber",
-                                         "unpaired_chamber"]
+    assert long.columns[:4].tolist() == ["animal_id", "group", "paired_chamber", "unpaired_chamber"]
     m02 = long[long["animal_id"] == "m02"].set_index("phase")
     assert m02.loc["post-test", "preference_s"] == pytest.approx(60.0)
     assert m02.loc["conditioning", "session"] == "C1"
@@ -160,14 +109,15 @@ def test_missing_results_and_results_outside_the_design_are_reported(tmp_path):
     import shutil
 
     shutil.rmtree(batch / "m02_post")
-    write_result(batch / "m09_pre", [("left", 10)], metadata={"animal_id": "m09",
-                                                               "phase": "pre"})
+    write_result(batch / "m09_pre", [("left", 10)], metadata={"animal_id": "m09", "phase": "pre"})
     results, _, _ = collect_results([batch])
     design = load_design(design_path)
     sessions, warnings = design_sessions(design, results, design_source="design.csv")
     assert "design.csv line 7 (m02 post-test): no result found" in warnings
-    assert any("1 result(s) are not in the design and were left out: " in w and "m09_pre" in w
-               for w in warnings)
+    assert any(
+        "1 result(s) are not in the design and were left out: " in w and "m09_pre" in w
+        for w in warnings
+    )
     wide = design_wide(sessions).set_index("animal_id")
     assert np.isnan(wide.loc["m02", "post_preference_s"])
     assert np.isnan(wide.loc["m02", "change_preference_s"])
@@ -175,13 +125,23 @@ def test_missing_results_and_results_outside_the_design_are_reported(tmp_path):
 
 
 def test_three_chambers_give_neutral_time(tmp_path):
-    write_result(tmp_path / "r" / "a_pre", [("left", 30), ("centre", 20), ("right", 50)],
-                 config=THREE_CHAMBERS, metadata={"animal_id": "a", "phase": "pre"})
-    write_result(tmp_path / "r" / "a_post", [("left", 60), ("centre", 30), ("right", 10)],
-                 config=THREE_CHAMBERS, metadata={"animal_id": "a", "phase": "post"})
+    write_result(
+        tmp_path / "r" / "a_pre",
+        [("left", 30), ("centre", 20), ("right", 50)],
+        config=THREE_CHAMBERS,
+        metadata={"animal_id": "a", "phase": "pre"},
+    )
+    write_result(
+        tmp_path / "r" / "a_post",
+        [("left", 60), ("centre", 30), ("right", 10)],
+        config=THREE_CHAMBERS,
+        metadata={"animal_id": "a", "phase": "post"},
+    )
     design_path = tmp_path / "design.csv"
-    design_path.write_text("animal_id,phase,paired_chamber,unpaired_chamber\n"
-                           "a,pre-test,left,right\na,post-test,left,right\n")
+    design_path.write_text(
+        "animal_id,phase,paired_chamber,unpaired_chamber\n"
+        "a,pre-test,left,right\na,post-test,left,right\n"
+    )
     results, _, _ = collect_results([tmp_path / "r"])
     design = load_design(design_path)
     sessions, _ = design_sessions(design, results)
@@ -195,8 +155,9 @@ def test_three_chambers_give_neutral_time(tmp_path):
     assert row["change_preference_s"] == pytest.approx(70.0)
     # without unpaired_chamber the three-chamber box is ambiguous
     design_path.write_text("animal_id,phase,paired_chamber\na,pre-test,left\n")
-    with pytest.raises(ConfigError, match="has 3 chambers .left, centre, right.; give "
-                                          "unpaired_chamber"):
+    with pytest.raises(
+        ConfigError, match="has 3 chambers .left, centre, right.; give unpaired_chamber"
+    ):
         design_sessions(load_design(design_path), results)
 
 
@@ -242,10 +203,12 @@ def test_design_without_required_columns(tmp_path):
 
 
 def test_unknown_chamber_and_ambiguous_match_are_errors(tmp_path):
-    write_result(tmp_path / "r" / "x1", [("left", 10)], metadata={"animal_id": "m1",
-                                                                   "phase": "pre"})
-    write_result(tmp_path / "r" / "x2", [("left", 10)], metadata={"animal_id": "m1",
-                                                                   "phase": "pre"})
+    write_result(
+        tmp_path / "r" / "x1", [("left", 10)], metadata={"animal_id": "m1", "phase": "pre"}
+    )
+    write_result(
+        tmp_path / "r" / "x2", [("left", 10)], metadata={"animal_id": "m1", "phase": "pre"}
+    )
     results, _, _ = collect_results([tmp_path / "r"])
     p = tmp_path / "d.csv"
     p.write_text("animal_id,phase,paired_chamber,video\nm1,pre,left,x1\n")
@@ -255,6 +218,9 @@ def test_unknown_chamber_and_ambiguous_match_are_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"line 2 \(m1 pre-test\) matches 2 results"):
         design_sessions(load_design(p), results)
     p.write_text("animal_id,phase,paired_chamber,video\nm1,pre,drug_side,x1.mp4\n")
-    with pytest.raises(ConfigError, match="paired_chamber 'drug_side' is not a chamber of .*"
-                                          r"\(chambers: left, right\)"):
+    with pytest.raises(
+        ConfigError,
+        match="paired_chamber 'drug_side' is not a chamber of .*"
+        r"\(chambers: left, right\)",
+    ):
         design_sessions(load_design(p), results)

@@ -14,8 +14,15 @@ from cpp_tracker.reprocess import config_changes, find_result_dirs, reprocess_re
 from tests.handmade_results import TWO_CHAMBERS, config_with, write_result
 
 # (110, 50) is in the right chamber with the door at x = 100, in the left one at x = 120
-SEGMENTS = [(None, 1.0), ("left", 4.0), ("right", 3.0), (None, 0.5), ((110.0, 50.0), 1.5),
-            ("right", 1.0), ("left", 2.0)]
+SEGMENTS = [
+    (None, 1.0),
+    ("left", 4.0),
+    ("right", 3.0),
+    (None, 0.5),
+    ((110.0, 50.0), 1.5),
+    ("right", 1.0),
+    ("left", 2.0),
+]
 
 
 def resolved(raw: dict) -> dict:
@@ -42,8 +49,12 @@ def test_geometry_and_summary_changes_do_not_need_a_new_track():
     detection, other = config_changes(resolved(TWO_CHAMBERS), resolved(new))
     assert detection == []
     assert set(other) == {
-        "arenas[0].doors[0].line", "chambers.hysteresis_px", "summary.bin_s",
-        "summary.windows.test", "arenas[0].px_per_cm", "arenas[0].animal_id",
+        "arenas[0].doors[0].line",
+        "chambers.hysteresis_px",
+        "summary.bin_s",
+        "summary.windows.test",
+        "arenas[0].px_per_cm",
+        "arenas[0].animal_id",
     }
 
 
@@ -55,8 +66,12 @@ def test_detection_keys_are_named():
     new["arenas"][0]["masks"] = [[[10, 10], [20, 10], [20, 20]]]
     new["chambers"] = {"hysteresis_px": 9}
     detection, other = config_changes(resolved(TWO_CHAMBERS), resolved(new))
-    assert detection == ["arenas[0].polygon", "arenas[0].masks", "background.samples",
-                         "detection.threshold"]
+    assert detection == [
+        "arenas[0].polygon",
+        "arenas[0].masks",
+        "background.samples",
+        "detection.threshold",
+    ]
     assert other == ["chambers.hysteresis_px"]
 
 
@@ -69,8 +84,10 @@ def test_arena_renamed_or_added_needs_a_new_track():
     second["name"] = "other"
     second["polygon"] = [[300, 0], [400, 0], [400, 100], [300, 100]]
     second["doors"] = [{"name": "door", "line": [[350, 0], [350, 100]]}]
-    second["chambers"] = [{"name": "left", "point": [320, 50]},
-                          {"name": "right", "point": [380, 50]}]
+    second["chambers"] = [
+        {"name": "left", "point": [320, 50]},
+        {"name": "right", "point": [380, 50]},
+    ]
     added["arenas"].append(second)
     assert config_changes(resolved(TWO_CHAMBERS), resolved(added)) == (["arenas[1]"], [])
 
@@ -85,8 +102,7 @@ def test_config_changes_does_not_modify_its_input():
 # ----------------------------------------------------------------------- reprocess_result
 def test_moved_door_equals_results_made_with_that_config(tmp_path):
     old = write_result(tmp_path / "a" / "v", SEGMENTS, video="/videos/v.mp4")
-    fresh = write_result(tmp_path / "b" / "v", SEGMENTS, config=moved_door(),
-                         video="/videos/v.mp4")
+    fresh = write_result(tmp_path / "b" / "v", SEGMENTS, config=moved_door(), video="/videos/v.mp4")
     before = pd.read_parquet(old / "track.parquet")
     assert (before.loc[before["x"] == 110, "chamber"] == "right").all()
     assert (old / "summary.csv").read_bytes() != (fresh / "summary.csv").read_bytes()
@@ -95,8 +111,9 @@ def test_moved_door_equals_results_made_with_that_config(tmp_path):
     assert r.changed_keys == ["arenas[0].doors[0].line"]
     for name in ("summary.csv", "occupancy.csv"):
         assert (old / name).read_bytes() == (fresh / name).read_bytes(), name
-    pd.testing.assert_frame_equal(pd.read_parquet(old / "track.parquet"),
-                                  pd.read_parquet(fresh / "track.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(old / "track.parquet"), pd.read_parquet(fresh / "track.parquet")
+    )
     # the door moved into the right chamber: the frames at x = 110 became 'left'
     after = pd.read_parquet(old / "track.parquet")
     assert (after.loc[after["x"] == 110, "chamber"] == "left").all()
@@ -143,8 +160,10 @@ def test_history_and_keep_previous(tmp_path):
     run = json.loads((folder / "run.json").read_text())
     assert run["command"] == "reprocess"
     assert run["config"]["source"] == "moved.yaml"
-    assert [h["config_hash"] for h in run["history"]] == [first["config"]["hash"],
-                                                          run["config"]["hash"]]
+    assert [h["config_hash"] for h in run["history"]] == [
+        first["config"]["hash"],
+        run["config"]["hash"],
+    ]
     assert [h["command"] for h in run["history"]] == ["track", "reprocess"]
     # the track is still the one made by the first run
     assert run["track"] == first["track"] == run["history"][-1]["track"]
