@@ -274,7 +274,7 @@ def _cmd_summarize(args) -> int:
     from pathlib import Path
 
     from .outputs import write_csv
-    from .results import collect_results, results_wide
+    from .collect import collect_results, results_wide
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":

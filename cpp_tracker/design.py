@@ -267,7 +267,7 @@ def design_sessions(
     design
         From :func:`load_design`.
     results
-        The long table of :func:`~cpp_tracker.results.collect_results`.
+        The long table of :func:`~cpp_tracker.collect.collect_results`.
     design_source
         Name of the design file, for messages.
     side_bias_percent

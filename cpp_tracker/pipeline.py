@@ -34,7 +34,7 @@ from .outputs import (
     write_png,
     write_track_from_parts,
 )
-from .summary import summarize_arena, summarize_periods, time_periods
+from .summary import path_steps, summarize_arena, summarize_periods, time_periods
 from .tracker import TRACK_COLUMNS, detect_chunk, make_detector
 from .video import VideoInfo, VideoReader, probe_video
 
@@ -45,7 +45,6 @@ __all__ = [
     "track_video",
     "result_dir_for",
     "write_analysis",
-    "recording_warnings",
     "timebase_info",
     "history_entry",
     "carry_history",
@@ -108,6 +107,7 @@ def analyse_track(
         y = sub["y"].to_numpy(dtype=float)
         det = sub["detected"].to_numpy(dtype=bool)
         arena_codes, _ = assign_chambers(x, y, det, layout)
+        steps_px = path_steps(x, y, config.summary.min_step_px)
         codes[rows] = arena_codes
         names = np.array([*arena.chamber_names, "unknown"], dtype=object)
         chamber[rows] = names[arena_codes]  # code -1 picks the last name: 'unknown'
@@ -130,6 +130,7 @@ def analyse_track(
                 duration_s=timebase.end_s,
                 px_per_cm=arena.px_per_cm,
                 min_step_px=config.summary.min_step_px,
+                steps_px=steps_px,
             )
         )
         if periods:
@@ -147,6 +148,7 @@ def analyse_track(
                     periods=periods,
                     px_per_cm=arena.px_per_cm,
                     min_step_px=config.summary.min_step_px,
+                    steps_px=steps_px,
                 )
             )
         n_missing = int((~det).sum())
@@ -188,32 +190,6 @@ def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
     else:
         bins_path.unlink(missing_ok=True)
     return written
-
-
-def recording_warnings(
-    timestamp_source: str,
-    timestamps_repaired: int,
-    end_s: float,
-    nominal_duration_s: float | None,
-) -> tuple[list[str], float | None]:
-    """Warnings about the recording itself (timestamps, truncation) and the fraction of the
-    nominal length that was read."""
-    warnings = []
-    if timestamp_source != "container":
-        warnings.append(
-            f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
-            "from the frame rate"
-        )
-    read_fraction = None
-    if nominal_duration_s:
-        read_fraction = end_s / nominal_duration_s
-        if read_fraction < 0.98:
-            warnings.append(
-                f"only {100 * read_fraction:.1f} % of the nominal length "
-                f"({nominal_duration_s:.1f} s) could be read: the file may be truncated; "
-                "results cover the part that was read"
-            )
-    return warnings, read_fraction
 
 
 def timebase_info(tb: TimeBase, read_fraction: float | None) -> dict:
@@ -390,10 +366,21 @@ def track_video(
     )
     del track
     warnings.extend(analysis.warnings)
-    recording, read_fraction = recording_warnings(
-        timestamp_source, timestamps_repaired, analysis.timebase.end_s, info.nominal_duration_s
-    )
-    warnings.extend(recording)
+    if timestamp_source != "container":
+        warnings.append(
+            f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
+            "from the frame rate"
+        )
+    nominal_duration = info.nominal_duration_s
+    read_fraction = None
+    if nominal_duration:
+        read_fraction = analysis.timebase.end_s / nominal_duration
+        if read_fraction < 0.98:
+            warnings.append(
+                f"only {100 * read_fraction:.1f} % of the nominal length "
+                f"({nominal_duration:.1f} s) could be read: the file may be truncated; "
+                "results cover the part that was read"
+            )
 
     chamber_names = analysis.chamber
 
@@ -435,6 +422,7 @@ def track_video(
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,
         "warnings": warnings,
+        "analysis_warnings": analysis.warnings,  # the part of warnings a reprocess redoes
         "outputs": ["track.parquet", *written, "background.png", "run.json"],
         "track": {
             "made_by": command,

@@ -37,7 +37,6 @@ from .pipeline import (
     _now,
     analyse_track,
     carry_history,
-    recording_warnings,
     result_dir_for,
     timebase_info,
     track_video,
@@ -247,7 +246,7 @@ def _read_run_info(result_dir: Path) -> dict:
 def _replace_chamber_column(track_path: Path, chamber) -> None:
     table = pq.read_table(track_path)
     names = table.column_names
-    column = pa.array(chamber.astype(str), type=pa.string())
+    column = pa.array(chamber, type=pa.string())
     if "chamber" in names:
         table = table.set_column(names.index("chamber"), "chamber", column)
     else:
@@ -372,14 +371,13 @@ def reprocess_result(
     del track
     previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
 
+    # Warnings about the recording (timestamps, truncation) stay; the analysis's are redone.
+    # The end of the recording, and so the fraction read, does not depend on the config.
+    old_analysis_warnings = old.get("analysis_warnings") or []
+    kept = [w for w in old.get("warnings") or [] if w not in old_analysis_warnings]
+    warnings = [*analysis.warnings, *(w for w in kept if w not in analysis.warnings)]
     time_base = dict(old.get("time_base") or {})
-    recording, read_fraction = recording_warnings(
-        str(time_base.get("timestamp_source", "container")),
-        int(time_base.get("timestamps_repaired") or 0),
-        analysis.timebase.end_s,
-        video_info.get("nominal_duration_s"),
-    )
-    warnings = [*analysis.warnings, *recording]
+    read_fraction = time_base.get("read_fraction_of_nominal")
 
     _replace_chamber_column(track_path, analysis.chamber)
     written = write_analysis(result_dir, analysis)
@@ -411,6 +409,7 @@ def reprocess_result(
             "time_base": time_base,
             "arenas": analysis.arena_stats,
             "warnings": warnings,
+            "analysis_warnings": analysis.warnings,
             "outputs": old_outputs,
             "track": old.get("track")
             or {

@@ -143,8 +143,12 @@ def summarize_arena(
     duration_s: float,
     px_per_cm: float | None = None,
     min_step_px: float = 2.0,
+    steps_px: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per chamber plus one ``unknown`` row, columns :data:`SUMMARY_COLUMNS`."""
+    """One row per chamber plus one ``unknown`` row, columns :data:`SUMMARY_COLUMNS`.
+
+    ``steps_px``: the result of :func:`path_steps` when the caller has it already.
+    """
     codes = np.asarray(codes)
     d = np.asarray(durations_s, dtype=np.float64)
     names = list(chamber_names)
@@ -153,7 +157,9 @@ def summarize_arena(
     unknown = float(duration_s) - observed
     unknown = 0.0 if unknown < 1e-9 else unknown
     bouts = chamber_bouts(time_s, codes)
-    dist_px = path_length(np.asarray(x), np.asarray(y), min_step_px)
+    if steps_px is None:
+        steps_px = path_steps(np.asarray(x), np.asarray(y), min_step_px)
+    dist_px = float(np.sum(steps_px))
     common = {
         "duration_s": float(duration_s),
         "observed_s": observed,
@@ -270,12 +276,13 @@ def summarize_periods(
     periods: list[Period],
     px_per_cm: float | None = None,
     min_step_px: float = 2.0,
+    steps_px: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The summary of each period: per period one row per chamber plus ``unknown``.
 
     Columns :data:`PERIOD_COLUMNS`; definitions in the module description. For bins that
     cover the recording, ``time_s``, ``entries``, ``distance_px`` and ``frames`` add up to
-    the values of :func:`summarize_arena`.
+    the values of :func:`summarize_arena`. ``steps_px``: as for :func:`summarize_arena`.
     """
     t = np.asarray(time_s, dtype=np.float64)
     d = np.asarray(durations_s, dtype=np.float64)
@@ -293,7 +300,9 @@ def summarize_periods(
     bouts = chamber_bouts(t, codes)
     bout_code = bouts["chamber"].to_numpy()
     bout_start = bouts["start_s"].to_numpy(dtype=float)
-    steps = np.cumsum(np.r_[0.0, path_steps(x, y, min_step_px)])
+    if steps_px is None:
+        steps_px = path_steps(x, y, min_step_px)
+    steps = np.cumsum(np.r_[0.0, steps_px])
     detected = np.cumsum(np.r_[0, np.isfinite(x).astype(np.int64)])
     rows = []
     for p, chambers_s in zip(periods, per_chamber, strict=True):

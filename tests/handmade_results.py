@@ -131,6 +131,7 @@ def write_result(
         },
         "arenas": analysis.arena_stats,
         "warnings": analysis.warnings,
+        "analysis_warnings": analysis.warnings,
         "outputs": ["track.parquet", *written, "run.json"],
         "track": {
             "made_by": "track",

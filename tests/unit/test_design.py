@@ -14,7 +14,7 @@ from cpp_tracker.design import (
     normalise_phase,
 )
 from cpp_tracker.errors import ConfigError
-from cpp_tracker.results import collect_results
+from cpp_tracker.collect import collect_results
 from tests.handmade_results import (
     EXPECTED,
     GROUP,
