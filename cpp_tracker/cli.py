@@ -133,10 +133,10 @@ def _cmd_check_config(args) -> int:
             f"  arena {arena.name}{animal}: {layout.polygon.area:.0f} px^2{scale}, "
             f"{len(arena.doors)} door(s), {len(arena.masks)} mask(s)"
         )
-        for name, piece in zip(layout.chamber_names, layout.pieces):
+        for name, piece in zip(layout.chamber_names, layout.pieces, strict=True):
             share = 100 * piece.area / layout.polygon.area
             print(f"    chamber {name:<14} {piece.area:9.0f} px^2 ({share:4.1f} % of the arena)")
-        for door, seg in zip(arena.doors, layout.door_segments):
+        for door, seg in zip(arena.doors, layout.door_segments, strict=True):
             print(f"    door {door.name:<17} {seg.length:7.1f} px long")
     return 0
 

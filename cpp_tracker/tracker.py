@@ -193,7 +193,9 @@ def make_detector(
         threshold = max(threshold, 3.0 * sigma + 3.0)
 
     min_area = settings.min_area_px if settings.min_area_px else max(10.0, 0.0005 * arena_area)
-    max_area = settings.max_area_px if settings.max_area_px else max(2 * min_area, 0.25 * arena_area)
+    max_area = (
+        settings.max_area_px if settings.max_area_px else max(2 * min_area, 0.25 * arena_area)
+    )
     k = int(settings.opening_px)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
     return ArenaDetector(

@@ -54,7 +54,8 @@ def test_door_that_misses_the_arena_is_named():
 def test_coordinates_outside_the_frame():
     config = parse_config({"arenas": [ARENA]})
     check_against_frame(config, 320, 240)
-    with pytest.raises(ConfigError, match=r"arenas\[0\]\.polygon\[1\]: point \[310, 10\] lies outside"):
+    expected = r"arenas\[0\]\.polygon\[1\]: point \[310, 10\] lies outside"
+    with pytest.raises(ConfigError, match=expected):
         check_against_frame(config, 300, 240, video="v.mp4")
 
 

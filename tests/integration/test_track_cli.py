@@ -1,0 +1,164 @@
+"""End to end: `cpp-tracker track` on generated videos, compared with their ground truth.
+
+Tolerances (from the issue): time in each chamber within 1 % of the video's duration of the
+truth; median centroid error at most 3 px. The truth's chamber has no hysteresis, the
+tracker's has, so the tracker lags at each crossing by the time the mouse needs to walk
+`hysteresis_px`: a few frames per crossing, well inside 1 %.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cpp_tracker.cli import main
+
+CASES = {
+    "black_on_light": dict(mouse="dark", floor="light", seed=11),
+    "white_on_dark": dict(mouse="light", floor="dark", seed=12),
+    "dark_on_grey": dict(mouse="dark", floor="grey", seed=13),
+}
+
+
+def truth_times(truth, arena: str) -> dict[str, float]:
+    t = truth.track[truth.track["arena"] == arena]
+    dt = 1.0 / truth.spec.fps
+    return (t.groupby("chamber").size() * dt).to_dict()
+
+
+def run_track(video, config, out) -> tuple[int, pd.DataFrame, pd.DataFrame, dict]:
+    code = main(["track", str(video), "--config", str(config), "--out", str(out), "--no-progress"])
+    result = out / video.stem
+    summary = pd.read_csv(result / "summary.csv")
+    track = pd.read_parquet(result / "track.parquet")
+    run = json.loads((result / "run.json").read_text())
+    return code, summary, track, run
+
+
+def check_against_truth(summary, track, truth, duration_s):
+    for arena_cfg in truth.config["arenas"]:
+        arena = arena_cfg["name"]
+        expected = truth_times(truth, arena)
+        got = summary[summary["arena"] == arena].set_index("chamber")["time_s"]
+        for chamber in (c["name"] for c in arena_cfg["chambers"]):
+            assert abs(got[chamber] - expected.get(chamber, 0.0)) <= 0.01 * duration_s, (
+                arena, chamber, got[chamber], expected.get(chamber))
+        mine = track[track["arena"] == arena].reset_index(drop=True)
+        true = truth.track[truth.track["arena"] == arena].reset_index(drop=True)
+        assert len(mine) == len(true)
+        err = np.hypot(mine["x"] - true["x"], mine["y"] - true["y"])
+        assert np.nanmedian(err) <= 3.0
+        assert mine["detected"].mean() > 0.97
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_chambers_match_truth(video_factory, tmp_path, case):
+    video, truth, config = video_factory(case, duration_s=40.0, **CASES[case])
+    code, summary, track, run = run_track(video, config, tmp_path)
+    assert code == 0
+    check_against_truth(summary, track, truth, truth.spec.duration_s)
+
+
+def test_three_chambers_match_truth(video_factory, tmp_path):
+    from cpp_tracker.synthetic import ArenaSpec
+
+    video, truth, config = video_factory(
+        "three", duration_s=40.0, seed=14, arenas=(ArenaSpec(n_chambers=3),)
+    )
+    code, summary, track, _ = run_track(video, config, tmp_path)
+    assert code == 0
+    assert set(summary["chamber"]) == {"paired", "neutral", "unpaired", "unknown"}
+    check_against_truth(summary, track, truth, truth.spec.duration_s)
+
+
+def test_outputs_are_complete_and_traceable(video_factory, tmp_path):
+    video, truth, config = video_factory(
+        "black_on_light", duration_s=40.0, **CASES["black_on_light"]
+    )
+    code, summary, track, run = run_track(video, config, tmp_path)
+    result = tmp_path / video.stem
+    assert sorted(p.name for p in result.iterdir()) == [
+        "background.png", "occupancy.csv", "run.json", "summary.csv", "track.parquet"]
+    # track: one row per decoded frame, documented columns
+    assert list(track.columns) == [
+        "frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "chamber"]
+    assert track["frame"].tolist() == list(range(len(truth.track)))
+    assert np.allclose(track["time_s"], truth.track["time_s"], atol=1e-3)
+    assert track.loc[~track["detected"], ["x", "y"]].isna().all().all()
+    # occupancy: rows sum to 1 s (last one to its length), totals equal the summary
+    occ = pd.read_csv(result / "occupancy.csv")
+    assert list(occ.columns) == ["arena", "second", "paired", "unpaired", "unknown"]
+    sums = occ[["paired", "unpaired", "unknown"]].sum(axis=1)
+    assert np.allclose(sums.iloc[:-1], 1.0, atol=1e-6)
+    s = summary.set_index("chamber")
+    assert occ["paired"].sum() == pytest.approx(s.loc["paired", "time_s"], abs=1e-4)
+    # run.json: identity of video and config, frames, time base
+    assert run["video"]["size_bytes"] == video.stat().st_size
+    assert run["config"]["hash"] and run["config"]["resolved"]["arenas"][0]["name"] == "box1"
+    assert run["time_base"]["frames_decoded"] == len(truth.track)
+    assert run["time_base"]["timestamp_source"] == "container"
+    assert run["time_base"]["measured_fps"] == pytest.approx(30.0, rel=1e-3)
+    assert run["arenas"]["box1"]["frames_without_detection"] == int((~track["detected"]).sum())
+    assert run["version"]
+    assert not (result / ".partial").exists()
+
+
+def test_unreadable_video_is_one_line_exit_1(tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "arenas:\n- name: b\n  polygon: [[0,0],[10,0],[10,10],[0,10]]\n"
+        "  chambers: [{name: a, point: [5, 5]}]\n"
+    )
+    code = main(["track", str(bad), "--config", str(cfg), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.mp4" in err and "cannot be opened" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_video(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "arenas:\n- name: b\n  polygon: [[0,0],[10,0],[10,10],[0,10]]\n"
+        "  chambers: [{name: a, point: [5, 5]}]\n"
+    )
+    code = main(["track", str(tmp_path / "nope.mp4"), "--config", str(cfg), "--out", str(tmp_path)])
+    assert code == 1
+    assert "nope.mp4: file not found" in capsys.readouterr().err
+
+
+def test_bad_config_exit_2_names_key(video_factory, tmp_path, capsys):
+    video, truth, _ = video_factory("black_on_light", duration_s=40.0, **CASES["black_on_light"])
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("arenas:\n- name: box1\n  polygon: [[0,0],[10,0]]\n  chambers: []\n")
+    code = main(["track", str(video), "--config", str(cfg), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "arenas[0].polygon: needs at least 3 points" in err
+    assert "Traceback" not in err
+
+
+def test_geometry_outside_the_frame_exit_2(video_factory, tmp_path, capsys):
+    import yaml
+
+    video, truth, _ = video_factory("black_on_light", duration_s=40.0, **CASES["black_on_light"])
+    cfg = dict(truth.config)
+    arena = dict(cfg["arenas"][0])
+    arena["polygon"] = [[p[0] + 100, p[1]] for p in arena["polygon"]]
+    arena["doors"] = [{"name": "door1", "line": [[260, 10], [260, 230]]}]
+    arena["chambers"] = [
+        {"name": "paired", "point": [200, 120]},
+        {"name": "unpaired", "point": [350, 120]},
+    ]
+    path = tmp_path / "shifted.yaml"
+    path.write_text(yaml.safe_dump({"arenas": [arena]}))
+    code = main(["track", str(video), "--config", str(path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "arenas[0].polygon[1]" in err and "outside the video frame" in err
