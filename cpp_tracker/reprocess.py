@@ -147,7 +147,33 @@ def config_changes(old_resolved: dict, new_resolved: dict) -> tuple[list[str], l
                 detection.append(arena.group(0))
             continue
         (detection if _needs_new_track(path) else other).append(path)
+    for path in _pixel_outline_changes(old_resolved, new_resolved):
+        if not any(p == path or p.startswith(path + "[") for p in detection):
+            detection.append(path)
     return detection, other
+
+
+def _pixel_outline_changes(old_resolved: dict, new_resolved: dict) -> list[str]:
+    """``arenas[i].polygon`` / ``.masks`` where the outlines *in pixels* differ.
+
+    A safety net under the key-by-key comparison: however a config writes its geometry
+    (e.g. in centimetres mapped onto the frame), what detection uses is the pixel outline
+    and masks of each arena. Configs that do not parse are left to the key comparison.
+    """
+    from .config import parse_config
+
+    try:
+        old = parse_config(copy.deepcopy(old_resolved), source="run.json")
+        new = parse_config(copy.deepcopy(new_resolved), source="new config")
+    except (ConfigError, TypeError, ValueError, KeyError):
+        return []
+    changed = []
+    for i, (a, b) in enumerate(zip(old.arenas, new.arenas, strict=False)):
+        if a.polygon != b.polygon:
+            changed.append(f"arenas[{i}].polygon")
+        if a.masks != b.masks:
+            changed.append(f"arenas[{i}].masks")
+    return changed
 
 
 # --------------------------------------------------------------------------------------
@@ -315,7 +341,7 @@ def reprocess_result(
 
     video_info = old.get("video") or {}
     if detection:
-        video = _video_to_retrack(result_dir, video_info)
+        video = _video_to_retrack(result_dir, old)
         previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
         stride = int((old.get("time_base") or {}).get("stride") or 1)
         run = track_video(
@@ -434,7 +460,16 @@ def reprocess_result(
     )
 
 
-def _video_to_retrack(result_dir: Path, video_info: dict) -> Path:
+def _video_to_retrack(result_dir: Path, run_info: dict) -> Path:
+    video_info = run_info.get("video") or {}
+    videos = run_info.get("videos") or []
+    window = run_info.get("window") or {}
+    if len(videos) > 1 or window.get("start_s") is not None or window.get("end_s") is not None:
+        what = f"{len(videos)} chunk files" if len(videos) > 1 else "a time window of its video"
+        raise OutputError(
+            f"{result_dir}: was made from {what} by batch, so reprocess cannot track it "
+            "again; run batch again with the new config"
+        )
     candidates = [video_info.get("absolute_path"), video_info.get("path")]
     video = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
     if video is None:

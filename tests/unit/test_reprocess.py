@@ -138,6 +138,16 @@ def test_retrack_needs_the_video(tmp_path):
         reprocess_result(folder, parse_config(new), retrack=True)
 
 
+def test_retrack_of_a_chunked_session_is_refused(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    run = json.loads((folder / "run.json").read_text())
+    run["videos"] = [run["video"], run["video"]]
+    (folder / "run.json").write_text(json.dumps(run))
+    new = config_with(TWO_CHAMBERS, detection={"threshold": 25})
+    with pytest.raises(OutputError, match="made from 2 chunk files by batch.*run batch again"):
+        reprocess_result(folder, parse_config(new), retrack=True)
+
+
 def test_unchanged_config_does_nothing_unless_forced(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     config = parse_config(copy.deepcopy(TWO_CHAMBERS))
