@@ -324,6 +324,11 @@ def reprocess_result(
     t0 = time.perf_counter()
     started = _now()
     result_dir = Path(result_dir)
+    if result_dir.parent.name == PREVIOUS_DIR and _is_result_dir(result_dir.parent.parent):
+        raise OutputError(
+            f"{result_dir}: is an earlier result kept by --keep-previous and is left as it "
+            f"was; reprocess {result_dir.parent.parent} instead"
+        )
     old = _read_run_info(result_dir)
     old_hash = old["config"].get("hash") or "unknown"
     new_hash = config_hash(config)

@@ -224,3 +224,13 @@ def test_unknown_chamber_and_ambiguous_match_are_errors(tmp_path):
         r"\(chambers: left, right\)",
     ):
         design_sessions(load_design(p), results)
+
+
+def test_the_shipped_design_example_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "configs" / "design_example.csv"
+    design = load_design(example)
+    assert design["animal_id"].nunique() == 3
+    assert design.groupby("animal_id")["paired_chamber"].nunique().eq(1).all()
+    assert sorted(design["prefix"].unique()) == ["c1", "c2", "post", "pre"]

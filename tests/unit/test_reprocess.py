@@ -185,8 +185,10 @@ def test_history_and_keep_previous(tmp_path):
         [first["config"]["hash"], run["config"]["hash"], first["config"]["hash"] + "-2"]
     )
     assert len(json.loads((folder / "run.json").read_text())["history"]) == 4
-    # previous results are not taken for results
+    # previous results are not taken for results, and are not reprocessed
     assert find_result_dirs([tmp_path]) == [folder]
+    with pytest.raises(OutputError, match="is an earlier result kept by --keep-previous"):
+        reprocess_result(kept, new, force=True)
 
 
 def test_bins_are_added_and_a_stale_bins_file_removed(tmp_path):
