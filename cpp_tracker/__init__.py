@@ -5,6 +5,8 @@ The public API, in pipeline order::
     from cpp_tracker import load_config, VideoReader, median_background, make_detector
     from cpp_tracker import assign_chambers, occupancy_per_second, summarize_arena
     from cpp_tracker import track_video, analyse_track
+    from cpp_tracker import config_changes, reprocess_result      # a new config, stored tracks
+    from cpp_tracker import collect_results, load_design          # the experiment's table
 """
 
 __version__ = "0.1.0"
@@ -18,6 +20,9 @@ from .geometry import assign_chambers, build_layout  # noqa: E402
 from .occupancy import frame_durations, occupancy_per_second  # noqa: E402
 from .summary import summarize_arena  # noqa: E402
 from .pipeline import analyse_track, track_video  # noqa: E402
+from .reprocess import config_changes, reprocess_result  # noqa: E402
+from .collect import collect_results  # noqa: E402
+from .design import load_design  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -41,4 +46,8 @@ __all__ = [
     "summarize_arena",
     "analyse_track",
     "track_video",
+    "config_changes",
+    "reprocess_result",
+    "collect_results",
+    "load_design",
 ]

@@ -159,6 +159,7 @@ def _add_reprocess(sub) -> None:
     p.add_argument(
         "outdir",
         nargs="+",
+        metavar="OUTDIR",
         help="result folders (OUT/<video stem>/) or folders above them (the --out folder of "
         "track or batch), searched for run.json",
     )
@@ -249,7 +250,9 @@ def _add_summarize(sub) -> None:
             "and crossings in closed-door sessions flagged."
         ),
     )
-    p.add_argument("outdir", nargs="+", help="folders holding results (searched recursively)")
+    p.add_argument(
+        "outdir", nargs="+", metavar="OUTDIR", help="folders holding results (searched recursively)"
+    )
     p.add_argument("--out", required=True, help="the CSV file to write")
     p.add_argument(
         "--long",
@@ -258,12 +261,14 @@ def _add_summarize(sub) -> None:
     )
     p.add_argument(
         "--design",
+        metavar="DESIGN.csv",
         help="CSV naming per session the animal, phase, paired chamber, ... (see README)",
     )
     p.add_argument(
         "--side-bias-percent",
         type=float,
         default=None,
+        metavar="PERCENT",
         help="with --design: flag side bias when one conditioning chamber holds more than "
         "this percent of the two conditioning chambers' time at pre-test (default 65)",
     )
@@ -273,8 +278,8 @@ def _add_summarize(sub) -> None:
 def _cmd_summarize(args) -> int:
     from pathlib import Path
 
-    from .outputs import write_csv
     from .collect import collect_results, results_wide
+    from .outputs import write_csv
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
