@@ -61,13 +61,13 @@ def main() -> None:
 
         video = work / "bench.mp4"
         t0 = time.perf_counter()
-        spec = SceneSpec(
-            width=args.width, height=args.height, duration_s=args.duration, seed=5
-        )
+        spec = SceneSpec(width=args.width, height=args.height, duration_s=args.duration, seed=5)
         truth = generate_video(video, spec)
         raw = truth.config
-        print(f"generated {video} ({args.width}x{args.height}, {args.duration:g} s) in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {video} ({args.width}x{args.height}, {args.duration:g} s) in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
     config = parse_config(copy.deepcopy(raw), source="original")
 
     t0 = time.perf_counter()
@@ -87,8 +87,10 @@ def main() -> None:
     reprocess_s = statistics.median(times)
     print(f"video      {video} ({frames} frames)")
     print(f"track      {track_s:8.2f} s  ({frames / track_s:7.0f} frames/s)")
-    print(f"reprocess  {reprocess_s:8.3f} s  ({frames / reprocess_s:7.0f} frames/s, median of "
-          f"{len(times)})")
+    print(
+        f"reprocess  {reprocess_s:8.3f} s  ({frames / reprocess_s:7.0f} frames/s, median of "
+        f"{len(times)})"
+    )
     print(f"ratio      {track_s / reprocess_s:8.0f} x  (target >= 100 x)")
 
 

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from cpp_tracker.errors import OutputError
 from cpp_tracker.collect import collect_results, results_wide
+from cpp_tracker.errors import OutputError
 from tests.handmade_results import THREE_CHAMBERS, write_result
 
 

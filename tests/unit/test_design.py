@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cpp_tracker.collect import collect_results
 from cpp_tracker.design import (
     design_long,
     design_sessions,
@@ -14,7 +15,6 @@ from cpp_tracker.design import (
     normalise_phase,
 )
 from cpp_tracker.errors import ConfigError
-from cpp_tracker.collect import collect_results
 from tests.handmade_results import (
     EXPECTED,
     GROUP,
