@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from .config import DETECTION_KEYS, Config, check_against_frame, config_hash, config_to_dict
 from .errors import ConfigError, OutputError, VideoError
-from .outputs import atomic_path, read_json, read_track, write_json
+from .outputs import atomic_path, read_json, write_json
 from .pipeline import (
     _now,
     analyse_track,
@@ -269,8 +269,17 @@ def _read_run_info(result_dir: Path) -> dict:
     return run_info
 
 
-def _replace_chamber_column(track_path: Path, chamber) -> None:
-    table = pq.read_table(track_path)
+def _read_track_table(track_path: Path) -> pa.Table:
+    try:
+        return pq.read_table(track_path)
+    except (OSError, pa.ArrowException) as e:
+        raise OutputError(
+            f"{track_path}: cannot be read ({e}); run 'cpp-tracker track' again"
+        ) from None
+
+
+def _write_with_chamber(track_path: Path, table: pa.Table, chamber) -> None:
+    """Write ``table`` with its ``chamber`` column replaced, atomically."""
     names = table.column_names
     column = pa.array(chamber, type=pa.string())
     if "chamber" in names:
@@ -278,6 +287,19 @@ def _replace_chamber_column(track_path: Path, chamber) -> None:
     else:
         table = table.append_column("chamber", column)
     atomic_path(track_path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _video_label(result_dir: Path, video_info: dict) -> str:
+    """The ``video`` column of the stored summary (so that it stays as it was)."""
+    try:
+        import pandas as pd
+
+        stored = pd.read_csv(result_dir / "summary.csv", usecols=["video"], nrows=1, dtype=str)
+        if len(stored) and isinstance(stored["video"].iloc[0], str):
+            return stored["video"].iloc[0]
+    except (OSError, ValueError):
+        pass
+    return str(video_info.get("path") or result_dir.name)
 
 
 def reprocess_result(
@@ -380,7 +402,14 @@ def reprocess_result(
             int(video_info["height"]),
             video=str(video_info.get("path", "")),
         )
-    track = read_track(track_path, ["frame", "time_s", "arena", "x", "y", "detected"])
+    table = _read_track_table(track_path)
+    needed = ["frame", "time_s", "arena", "x", "y", "detected"]
+    absent = [c for c in needed if c not in table.column_names]
+    if absent:
+        raise OutputError(
+            f"{track_path}: lacks the column(s) {', '.join(absent)}; run 'cpp-tracker track' again"
+        )
+    track = table.select(needed).to_pandas()
     stored_arenas = set(track["arena"].astype(str).unique())
     missing = [a.name for a in config.arenas if a.name not in stored_arenas]
     if missing:
@@ -389,7 +418,7 @@ def reprocess_result(
             "'cpp-tracker track' again"
         )
     nominal_fps = video_info.get("nominal_fps")
-    video_label = str(video_info.get("path") or result_dir.name)
+    video_label = _video_label(result_dir, video_info)
     try:
         analysis = analyse_track(
             track,
@@ -410,7 +439,8 @@ def reprocess_result(
     time_base = dict(old.get("time_base") or {})
     read_fraction = time_base.get("read_fraction_of_nominal")
 
-    _replace_chamber_column(track_path, analysis.chamber)
+    _write_with_chamber(track_path, table, analysis.chamber)
+    del table
     written = write_analysis(result_dir, analysis)
 
     run_info = copy.deepcopy(old)

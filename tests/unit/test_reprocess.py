@@ -222,6 +222,13 @@ def test_missing_track_is_reported(tmp_path):
         reprocess_result(folder, parse_config(moved_door()))
 
 
+def test_damaged_track_is_reported(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    (folder / "track.parquet").write_bytes(b"not parquet")
+    with pytest.raises(OutputError, match="track.parquet: cannot be read .*cpp-tracker track"):
+        reprocess_result(folder, parse_config(moved_door()))
+
+
 def test_run_json_without_config_is_reported(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     (folder / "run.json").write_text("{}")
