@@ -5,7 +5,7 @@ Tracks a video once with a config, then reprocesses the result with the door lin
 reprocess at least 100 times faster). Without ``--video`` a synthetic CPP video is generated
 first (``--width``, ``--height``, ``--duration``).
 
-    python benchmarks/reprocess_speed.py                       # 640x480, 10 min synthetic
+    python benchmarks/reprocess_speed.py                       # 640x480, 5 min synthetic
     python benchmarks/reprocess_speed.py --video night1.mp4 --config box.yaml
 
 The reprocess time is the wall time of :func:`cpp_tracker.reprocess.reprocess_result`
@@ -44,7 +44,7 @@ def main() -> None:
     p.add_argument("--config", help="its config (required with --video)")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
-    p.add_argument("--duration", type=float, default=600.0, help="seconds of synthetic video")
+    p.add_argument("--duration", type=float, default=300.0, help="seconds of synthetic video")
     p.add_argument("--repeat", type=int, default=3, help="reprocess runs (median is shown)")
     p.add_argument("--work", help="folder for the video and results (default: a temp folder)")
     args = p.parse_args()
