@@ -78,6 +78,9 @@ def _add_track(sub) -> None:
         "less exact",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-plots", action="store_true", help="do not draw the QC figure qc.png"
+    )
     p.set_defaults(handler=_cmd_track)
 
 
@@ -89,7 +92,12 @@ def _cmd_track(args) -> int:
         raise ConfigError("--stride", "must be a whole number of at least 1")
     config = load_config(args.config)
     result = track_video(
-        args.video, config, args.out, stride=args.stride, progress=not args.no_progress
+        args.video,
+        config,
+        args.out,
+        stride=args.stride,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -180,6 +188,11 @@ def _add_reprocess(sub) -> None:
         "--force", action="store_true", help="recompute even where the config is unchanged"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar when retracking")
+    p.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not draw the QC figure qc.png again (a stale one is removed)",
+    )
     p.set_defaults(handler=_cmd_reprocess)
 
 
@@ -200,6 +213,7 @@ def _cmd_reprocess(args) -> int:
                 keep_previous=args.keep_previous,
                 force=args.force,
                 progress=not args.no_progress,
+                plots=not args.no_plots,
             )
         except CppTrackerError as e:
             if args.debug:
@@ -331,12 +345,235 @@ def _cmd_summarize(args) -> int:
         flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table[:0]
         for _, r in flagged.iterrows():
             print(f"  flag {r['animal_id']}: {r['flags']}")
+
+
+# ----------------------------------------------------------------------------------- plot
+def _add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="(re)draw the QC figure qc.png from stored results",
+        description="Draw qc.png (trajectory on the background, position heat map, chamber "
+        "per second with QC flags and lighting periods, cumulative time per chamber) in a "
+        "result folder, or in every result folder below OUTDIR. Reads only the stored "
+        "results; the video is not needed.",
+    )
+    p.add_argument("outdir", help="a result folder OUT/<video stem>, or a folder of them")
+    p.set_defaults(handler=_cmd_plot)
+
+
+def _cmd_plot(args) -> int:
+    from .errors import OutputError
+    from .plots import write_qc_figure
+    from .results import find_result_dirs
+
+    dirs = find_result_dirs(args.outdir)
+    if not dirs:
+        raise OutputError(f"{args.outdir}: holds no result folder (no run.json below it)")
+    failed = 0
+    for d in dirs:
+        try:
+            path = write_qc_figure(d)
+        except CppTrackerError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+        else:
+            print(f"{path}")
+    if failed:
+        print(f"{failed} of {len(dirs)} figure(s) could not be drawn", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------------- review
+def _add_review(sub) -> None:
+    p = sub.add_parser(
+        "review",
+        help="cut overlay clips of the doubtful moments, or draw a blind agreement sheet",
+        description="Without --sample: for each result folder in OUTDIR, cut short overlay "
+        "clips (centroid, blob outline, chamber, door lines and hysteresis band) around the "
+        "flagged seconds and the door crossings closest to the decision margin, into "
+        "OUT/<video stem>/review/ with an index clips.csv. With --sample N: draw N random "
+        "seconds and write a contact sheet without the tool's answers "
+        "(agreement_sheet_NN.png), a CSV for a person to fill in (agreement_sheet.csv) and "
+        "the tool's answers apart (agreement_key.csv); then run 'cpp-tracker agreement'.",
+    )
+    p.add_argument("outdir", help="a result folder OUT/<video stem>, or a folder of them")
+    p.add_argument("--max-clips", type=int, default=10,
+                   help="at most this many clips per video (default 10)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="playback speed of the clips (default 1)")
+    p.add_argument("--video", help="the video's path, when it moved since tracking "
+                   "(one result folder only)")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="write a blind agreement sheet of N random seconds instead of clips")
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
+    p.add_argument("--out", help="folder for the agreement sheet (default OUTDIR/agreement)")
+    p.set_defaults(handler=_cmd_review)
+
+
+def _result_folders(outdir: str) -> list:
+    from .errors import OutputError
+    from .results import find_result_dirs
+
+    dirs = find_result_dirs(outdir)
+    if not dirs:
+        raise OutputError(f"{outdir}: holds no result folder (no run.json below it)")
+    return dirs
+
+
+def _cmd_review(args) -> int:
+    from pathlib import Path
+
+    from .results import load_result
+
+    dirs = _result_folders(args.outdir)
+    if args.video and len(dirs) != 1:
+        raise ConfigError("--video", "can only be given for a single result folder")
+    if args.sample is not None:
+        from .agreement import write_agreement_sheet
+
+        results = [load_result(d) for d in dirs]
+        out = Path(args.out) if args.out else Path(args.outdir) / "agreement"
+        written = write_agreement_sheet(results, out, args.sample, seed=args.seed,
+                                        video=args.video)
+        for page in written["pages"]:
+            print(f"contact sheet: {page}")
+        print(f"fill in:       {written['sheet']} (column human_chamber)")
+        print(f"answers:       {written['key']} (do not open it before)")
+        print(f"then run:      cpp-tracker agreement {written['sheet']}")
+        return 0
+    if args.max_clips < 1:
+        raise ConfigError("--max-clips", f"must be at least 1, got {args.max_clips}")
+    from .review import write_review_clips
+
+    failed = 0
+    for d in dirs:
+        try:
+            index = write_review_clips(load_result(d), video=args.video,
+                                       max_clips=args.max_clips, speed=args.speed)
+        except CppTrackerError as e:
+            if isinstance(e, ConfigError):
+                raise
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        print(f"{d / 'review'}: {len(index)} clip(s)")
+        for row in index.itertuples(index=False):
+            print(f"  {row.file}  {row.start_s:8.1f}-{row.end_s:.1f} s  {row.detail}")
+    return 1 if failed else 0
+
+
+# -------------------------------------------------------------------------------- overlay
+def _add_overlay(sub) -> None:
+    p = sub.add_parser(
+        "overlay",
+        help="render the tracking overlay on any stretch of a video",
+        description="Write an H.264 video of VIDEO from --start to --end with the arena, "
+        "door lines, centroid, blob outline and chamber drawn on each frame. With --results "
+        "the stored track is shown; with --config the mouse is detected on the fly.",
+    )
+    p.add_argument("video", help="the video file")
+    p.add_argument("--out", required=True, help="the overlay video to write (.mp4)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--results", help="the video's result folder OUT/<video stem>")
+    src.add_argument("--config", help="a YAML config (detect on the fly)")
+    p.add_argument("--start", type=float, default=0.0, help="start, s (default 0)")
+    p.add_argument("--end", type=float, default=None, help="end, s (default: the end)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="playback speed: 4 keeps every 4th frame (default 1)")
+    p.set_defaults(handler=_cmd_overlay)
+
+
+def _cmd_overlay(args) -> int:
+    from .review import render_overlay
+
+    result = config = None
+    if args.results:
+        from .results import load_result
+
+        result = load_result(args.results)
+    else:
+        from .config import load_config
+
+        config = load_config(args.config)
+    info = render_overlay(args.video, args.out, result=result, config=config,
+                          start_s=args.start, end_s=args.end, speed=args.speed)
+    print(
+        f"{args.out}: {info['frames']} frames, {info['start_s']:.2f}-{info['end_s']:.2f} s of "
+        f"{args.video}, {info['fps']:.3g} fps"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------ agreement
+def _add_agreement(sub) -> None:
+    p = sub.add_parser(
+        "agreement",
+        help="compare a filled-in agreement sheet with the tool's chambers",
+        description="Read agreement_sheet.csv (written by 'review --sample' and filled in by "
+        "a person) and its key, and report percent agreement, Cohen's kappa, the confusion "
+        "table and every disagreement.",
+    )
+    p.add_argument("sheet", help="the filled-in agreement_sheet.csv")
+    p.add_argument("--key", help="the key (default: agreement_key.csv beside the sheet)")
+    p.set_defaults(handler=_cmd_agreement)
+
+
+def _cmd_agreement(args) -> int:
+    from .agreement import compare_sheet
+
+    a = compare_sheet(args.sheet, args.key)
+    kappa = "undefined (one category only)" if a.kappa != a.kappa else f"{a.kappa:.3f}"
+    print(f"{args.sheet}: {a.n} sample(s) compared" +
+          (f", {a.n_blank} left blank" if a.n_blank else ""))
+    print(f"  agreement     {a.n_agree} of {a.n} ({a.percent:.1f} %)")
+    print(f"  Cohen's kappa {kappa}")
+    print("  confusion (rows: tool, columns: person):")
+    for line in a.confusion.to_string().splitlines():
+        print(f"    {line}")
+    if len(a.disagreements):
+        print(f"  {len(a.disagreements)} disagreement(s):")
+        for r in a.disagreements.itertuples(index=False):
+            print(f"    #{r.sample}  {r.video} {r.arena} at {float(r.time_s):.2f} s: tool "
+                  f"{r.tool_chamber}, person {r.human_chamber}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- report
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write report.html over a folder of results",
+        description="Write OUTDIR/report.html: one static page (no server, no internet) with "
+        "one row per video and arena (status, time in each chamber, QC, a thumbnail of "
+        "qc.png, links to the files), the batch totals on top, sortable by any column. "
+        "Uses OUTDIR/batch_status.csv when present, so failed videos are listed too.",
+    )
+    p.add_argument("outdir", help="the --out folder of track or batch")
+    p.add_argument("--out", help="the page to write (default OUTDIR/report.html)")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.outdir, args.out)
+    print(f"{path}")
     return 0
 
 
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
-SUBCOMMANDS: list[Callable] = [_add_track, _add_check_config, _add_reprocess, _add_summarize]
+SUBCOMMANDS: list[Callable] = [
+    _add_track,
+    _add_check_config,
+    _add_reprocess,
+    _add_summarize,
+    _add_plot,
+    _add_review,
+    _add_overlay,
+    _add_agreement,
+    _add_report,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -279,6 +279,23 @@ def _chunk_rows(chunk, detections: list[tuple], arena_names: list[str]) -> pd.Da
     return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
 
 
+def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
+    """Write ``qc.png`` from the results on disk and ``run_info`` (not yet written); on any
+    failure add a warning to ``run_info`` instead of raising."""
+    from .plots import write_qc_figure
+    from .results import StoredResult
+
+    try:
+        write_qc_figure(StoredResult(result_dir, run_info, config))
+    except Exception as e:  # noqa: BLE001 - a figure must never cost the results
+        run_info["warnings"].append(
+            f"the QC figure qc.png could not be drawn ({type(e).__name__}: {e}); the results "
+            f"are complete; retry with 'cpp-tracker plot {result_dir}'"
+        )
+    else:
+        run_info["outputs"].insert(-1, "qc.png")
+
+
 def track_video(
     video: str | Path,
     config: Config,
@@ -288,11 +305,15 @@ def track_video(
     progress: bool = True,
     chunk_size: int = 64,
     progress_position: int | None = None,
+    plots: bool = True,
     command: str = "track",
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
 
-    ``command`` is recorded in ``run.json`` (and its history) as what made the results.
+    With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
+    ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
+    result. ``command`` is recorded in ``run.json`` (and its history) as what made the
+    results.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -431,6 +452,8 @@ def track_video(
             "frames": frames_tracked,
         },
     }
+    if plots:
+        _draw_qc_figure(result_dir, run_info, config)
     run_info["history"] = carry_history(result_dir / "run.json", run_info)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)

@@ -34,6 +34,7 @@ from .config import DETECTION_KEYS, Config, check_against_frame, config_hash, co
 from .errors import ConfigError, OutputError, VideoError
 from .outputs import atomic_path, read_json, write_json
 from .pipeline import (
+    _draw_qc_figure,
     _now,
     analyse_track,
     carry_history,
@@ -310,6 +311,7 @@ def reprocess_result(
     keep_previous: bool = False,
     force: bool = False,
     progress: bool = False,
+    plots: bool = True,
 ) -> ReprocessResult:
     """Bring one result folder up to date with ``config``.
 
@@ -334,6 +336,9 @@ def reprocess_result(
         Recompute even when the config is unchanged (e.g. after a software update).
     progress
         Show a progress bar when the video is tracked again.
+    plots
+        Draw the QC figure ``qc.png`` again, as ``track`` does (it shows the chambers, so
+        the old one would mislead); without, a stale ``qc.png`` is removed.
 
     Raises
     ------
@@ -377,6 +382,7 @@ def reprocess_result(
             result_dir.parent,
             stride=stride,
             progress=progress,
+            plots=plots,
             command="reprocess --retrack",
         )
         return ReprocessResult(
@@ -482,6 +488,12 @@ def reprocess_result(
             "reprocess": {"changed_keys": changed, "previous_config_hash": old_hash},
         }
     )
+    run_info["outputs"] = [o for o in run_info["outputs"] if o != "qc.png"]
+    if plots:
+        _draw_qc_figure(result_dir, run_info, config)
+    else:
+        (result_dir / "qc.png").unlink(missing_ok=True)
+    warnings = run_info["warnings"]
     run_info["history"] = carry_history(result_dir / "run.json", run_info)
     write_json(result_dir / "run.json", run_info)
     return ReprocessResult(

@@ -81,7 +81,7 @@ def test_outputs_are_complete_and_traceable(video_factory, tmp_path):
     code, summary, track, run = run_track(video, config, tmp_path)
     result = tmp_path / video.stem
     assert sorted(p.name for p in result.iterdir()) == [
-        "background.png", "occupancy.csv", "run.json", "summary.csv", "track.parquet"]
+        "background.png", "occupancy.csv", "qc.png", "run.json", "summary.csv", "track.parquet"]
     # track: one row per decoded frame, documented columns
     assert list(track.columns) == [
         "frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "chamber"]

@@ -1,0 +1,346 @@
+"""Read a stored result folder (``OUTDIR/<stem>/``) for pictures, review clips and reports.
+
+A result folder holds ``run.json`` (always, written last), ``track.parquet``,
+``occupancy.csv``, ``summary.csv`` and ``background.png``. Optional parts written by newer
+versions (a ``qc`` block and ``lighting_periods`` in ``run.json``, per-second QC columns in
+``occupancy.csv``) are read defensively: when they are absent the readers here return empty
+tables, never fail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, parse_config
+from .errors import ConfigError, OutputError
+from .outputs import read_json, read_track
+
+__all__ = [
+    "StoredResult",
+    "load_result",
+    "find_result_dirs",
+    "lighting_periods",
+    "flagged_seconds",
+    "has_qc_flags",
+    "resolve_video",
+]
+
+#: Columns of ``occupancy.csv`` (or ``qc.csv``) read as per-second QC flags when present.
+_FLAG_NAMES = ("flagged", "needs_review", "flag")
+_FLAG_PREFIXES = ("flag_", "qc_flag")
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One result folder: its ``run.json`` and resolved configuration, files read on demand."""
+
+    result_dir: Path
+    run_info: dict
+    config: Config
+
+    @property
+    def name(self) -> str:
+        """The video's file stem (the folder's name)."""
+        return self.result_dir.name
+
+    @property
+    def video_label(self) -> str:
+        video = self.run_info.get("video") or {}
+        return str(video.get("path") or self.result_dir.name)
+
+    @property
+    def duration_s(self) -> float | None:
+        tb = self.run_info.get("time_base") or {}
+        value = tb.get("duration_s")
+        return float(value) if _finite(value) else None
+
+    @property
+    def frame_interval_s(self) -> float:
+        tb = self.run_info.get("time_base") or {}
+        value = tb.get("median_interval_s")
+        return float(value) if _finite(value) and value > 0 else 1.0 / 30.0
+
+    def background(self) -> np.ndarray | None:
+        """The stored background image (grayscale uint8), or None when missing."""
+        import cv2
+
+        path = self.result_dir / "background.png"
+        if not path.exists():
+            return None
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        return image
+
+    def track(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """``track.parquet`` (all columns, or ``columns``)."""
+        return read_track(self.result_dir / "track.parquet", columns)
+
+    def occupancy(self) -> pd.DataFrame:
+        return _read_csv(self.result_dir / "occupancy.csv")
+
+    def summary(self) -> pd.DataFrame:
+        return _read_csv(self.result_dir / "summary.csv")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise OutputError(f"{path}: not found; run 'cpp-tracker track' again") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise OutputError(f"{path}: cannot be read ({e}); run 'cpp-tracker track' again") from None
+
+
+def load_result(result_dir: str | Path) -> StoredResult:
+    """Open a result folder written by ``cpp-tracker track``.
+
+    Raises :class:`~cpp_tracker.errors.OutputError` when the folder or its ``run.json`` is
+    missing or unreadable, or its stored configuration is not valid.
+    """
+    result_dir = Path(result_dir)
+    if not result_dir.is_dir():
+        raise OutputError(f"{result_dir}: no such folder; give a folder written by 'track'")
+    run_path = result_dir / "run.json"
+    if not run_path.exists():
+        raise OutputError(
+            f"{result_dir}: has no run.json, so it is not a finished result of 'cpp-tracker "
+            "track'; run track (again) for this video"
+        )
+    run_info = read_json(run_path)
+    resolved = ((run_info.get("config") or {}) if isinstance(run_info, dict) else {}).get(
+        "resolved"
+    )
+    if not isinstance(resolved, dict):
+        raise OutputError(f"{run_path}: has no config.resolved; run 'cpp-tracker track' again")
+    try:
+        config = parse_config(resolved, source=f"{run_path} (config.resolved)")
+    except ConfigError as e:
+        raise OutputError(f"{e}; run 'cpp-tracker track' again") from None
+    return StoredResult(result_dir, run_info, config)
+
+
+def find_result_dirs(folder: str | Path) -> list[Path]:
+    """Result folders in ``folder``: itself when it holds a ``run.json``, else every folder
+    below it that does (sorted by path). Raises :class:`OutputError` when there is none."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise OutputError(f"{folder}: no such folder; give the --out folder of track or batch")
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: is a file; give the --out folder of track or batch")
+    if (folder / "run.json").exists():
+        return [folder]
+    found = sorted(
+        p.parent for p in folder.rglob("run.json") if not any(s.startswith(".") for s in p.parts)
+    )
+    return found
+
+
+def lighting_periods(run_info: dict) -> list[tuple[float, float, str]]:
+    """Lighting periods listed in ``run.json`` as ``(start_s, end_s, label)``; [] if none.
+
+    Accepts a list of mappings with ``start_s``/``end_s`` (or ``start``/``end``) and an
+    optional ``label``/``name``/``level``/``gain_median``, or a list of ``[start, end]``
+    pairs: ``lighting_periods`` at the top level, ``lighting.periods`` (as written by the
+    lighting stage), or ``qc.lighting_periods``.
+    """
+    raw = run_info.get("lighting_periods")
+    if raw is None and isinstance(run_info.get("lighting"), dict):
+        raw = run_info["lighting"].get("periods")
+    if raw is None and isinstance(run_info.get("qc"), dict):
+        raw = run_info["qc"].get("lighting_periods")
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        start = end = None
+        label = f"period {i + 1}"
+        if isinstance(item, dict):
+            start = item.get("start_s", item.get("start"))
+            end = item.get("end_s", item.get("end"))
+            for key in ("label", "name", "level", "kind", "gain_median"):
+                if item.get(key) is not None:
+                    value = item[key]
+                    label = f"{value:.3g}" if isinstance(value, float) else str(value)
+                    if key == "gain_median":
+                        label = f"gain {label}"
+                    break
+        elif isinstance(item, (list, tuple)) and len(item) >= 2:
+            start, end = item[0], item[1]
+        if _finite(start) and _finite(end) and end > start:
+            out.append((float(start), float(end), label))
+    return out
+
+
+def _truthy(series: pd.Series) -> np.ndarray:
+    if series.dtype == bool:
+        return series.to_numpy()
+    if pd.api.types.is_numeric_dtype(series):
+        return series.fillna(0).to_numpy() != 0
+    text = series.astype(str).str.strip().str.lower()
+    return text.isin(["true", "1", "yes", "y"]).to_numpy()
+
+
+def _flags_from_table(table: pd.DataFrame) -> pd.DataFrame:
+    cols = _flag_columns(table.columns)
+    if not cols or "second" not in table.columns:
+        return pd.DataFrame(columns=["arena", "second", "reason"])
+    rows = []
+    if "qc_flag" in cols:
+        cols.remove("qc_flag")
+        rows.extend(_qc_flag_rows(table))
+    if "arena" in table.columns:
+        arena = table["arena"].astype(str)
+    else:
+        arena = pd.Series("", index=table.index)
+    for c in cols:
+        hit = _truthy(table[c])
+        reason = c.removeprefix("qc_").removeprefix("flag_") if c not in _FLAG_NAMES else "QC flag"
+        for a, s in zip(arena[hit], table["second"][hit], strict=True):
+            rows.append((a, int(s), reason.replace("_", " ")))
+    return pd.DataFrame(rows, columns=["arena", "second", "reason"])
+
+
+#: Per-second QC columns (share or count) and the reason each gives when it is non-zero.
+_QC_REASONS = (
+    ("qc_undetected", 0.5, "no detection"),
+    ("qc_multi_blob", 0.0, "competing blobs"),
+    ("qc_jumps", 0.0, "jump"),
+    ("qc_area_outlier", 0.0, "odd blob area"),
+)
+
+
+def _qc_flag_rows(table: pd.DataFrame) -> list[tuple[str, int, str]]:
+    """Rows of seconds with ``qc_flag`` set, each with the reasons its QC columns give."""
+    hit = _truthy(table["qc_flag"])
+    sub = table[hit]
+    arenas = sub["arena"].astype(str) if "arena" in sub.columns else pd.Series("", sub.index)
+    rows = []
+    for i, (a, s) in enumerate(zip(arenas, sub["second"], strict=True)):
+        reasons = [
+            why for col, limit, why in _QC_REASONS
+            if col in sub.columns and pd.notna(sub[col].iloc[i]) and sub[col].iloc[i] > limit
+        ]
+        rows.append((a, int(s), ", ".join(reasons) or "QC flag"))
+    return rows
+
+
+def _flags_from_run_info(run_info: dict, arena_names: list[str]) -> pd.DataFrame:
+    qc = run_info.get("qc")
+    rows: list[tuple[str, int, str]] = []
+    if isinstance(qc, dict):
+        for key in ("flagged_seconds", "flagged", "flags"):
+            items = qc.get(key)
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if _finite(item):
+                    for a in arena_names:
+                        rows.append((a, int(item), "QC flag"))
+                elif isinstance(item, dict):
+                    arenas = [str(item["arena"])] if item.get("arena") else arena_names
+                    reason = str(item.get("reason") or item.get("flag") or "QC flag")
+                    if _finite(item.get("second")):
+                        seconds = [int(item["second"])]
+                    else:
+                        start = item.get("start_s", item.get("start"))
+                        end = item.get("end_s", item.get("end"))
+                        if not (_finite(start) and _finite(end)):
+                            continue
+                        seconds = list(range(int(math.floor(start)), int(math.ceil(end))))
+                    rows.extend((a, s, reason) for a in arenas for s in seconds)
+    return pd.DataFrame(rows, columns=["arena", "second", "reason"])
+
+
+def _flag_columns(columns) -> list[str]:
+    return [
+        c
+        for c in columns
+        if c in _FLAG_NAMES or any(str(c).startswith(p) for p in _FLAG_PREFIXES)
+    ]
+
+
+def has_qc_flags(result: StoredResult) -> bool:
+    """Whether the result carries per-second QC flags of its own (see :func:`flagged_seconds`)."""
+    qc = result.run_info.get("qc")
+    if isinstance(qc, dict) and any(
+        isinstance(qc.get(k), list) for k in ("flagged_seconds", "flagged", "flags")
+    ):
+        return True
+    for name in ("occupancy.csv", "qc.csv"):
+        path = result.result_dir / name
+        if path.exists():
+            try:
+                header = pd.read_csv(path, nrows=0).columns
+            except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+                continue
+            if _flag_columns(header):
+                return True
+    return False
+
+
+def flagged_seconds(result: StoredResult, *, fallback: bool = True) -> pd.DataFrame:
+    """Seconds to look at, as a table ``arena, second, reason`` (one row per flag).
+
+    The QC flags stored by ``track`` are used when present (per-second flag columns in
+    ``occupancy.csv`` or ``qc.csv``, or a list in ``run.json``'s ``qc`` block). Without any,
+    and when ``fallback`` is true, seconds are flagged from the track itself: a frame
+    without a detection after the mouse was first found (``no detection``), or several
+    blobs within the size limits (``competing blobs``).
+    """
+    arena_names = [a.name for a in result.config.arenas]
+    tables = []
+    occ_path = result.result_dir / "occupancy.csv"
+    if occ_path.exists():
+        tables.append(_flags_from_table(_read_csv(occ_path)))
+    qc_path = result.result_dir / "qc.csv"
+    if qc_path.exists():
+        tables.append(_flags_from_table(_read_csv(qc_path)))
+    tables.append(_flags_from_run_info(result.run_info, arena_names))
+    found = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
+        len(t) for t in tables
+    ) else pd.DataFrame(columns=["arena", "second", "reason"])
+    if len(found) or not fallback:
+        return found.drop_duplicates().sort_values(["arena", "second"], ignore_index=True)
+    track = result.track(["time_s", "arena", "detected", "n_blobs"])
+    rows = []
+    for arena, sub in track.groupby("arena", sort=False):
+        detected = sub["detected"].to_numpy(dtype=bool)
+        second = np.floor(sub["time_s"].to_numpy(dtype=float)).astype(np.int64)
+        if detected.any():
+            after_first = np.arange(len(detected)) >= np.argmax(detected)
+            for s in np.unique(second[~detected & after_first]):
+                rows.append((str(arena), int(s), "no detection"))
+        blobs = sub["n_blobs"].to_numpy() > 1
+        for s in np.unique(second[blobs]):
+            rows.append((str(arena), int(s), "competing blobs"))
+    table = pd.DataFrame(rows, columns=["arena", "second", "reason"])
+    return table.sort_values(["arena", "second"], ignore_index=True)
+
+
+def resolve_video(result: StoredResult, override: str | Path | None = None) -> Path:
+    """The video of a result: ``override`` if given, else the path stored in ``run.json``
+    (as given, then absolute). Raises :class:`OutputError` naming what to pass when the file
+    is not there any more."""
+    if override is not None:
+        path = Path(override)
+        if not path.exists():
+            raise OutputError(f"{path}: video not found; check the path given to --video")
+        return path
+    video = result.run_info.get("video") or {}
+    for key in ("path", "absolute_path"):
+        value = video.get(key)
+        if value and Path(value).exists():
+            return Path(value)
+    raise OutputError(
+        f"{result.result_dir}: its video {video.get('absolute_path') or video.get('path')!s} "
+        "is not there any more; pass the video's new path with --video"
+    )
