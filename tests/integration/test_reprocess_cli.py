@@ -11,7 +11,7 @@ import pandas as pd
 from cpp_tracker.cli import main
 from tests.conftest import write_config
 
-RESULT_FILES = ("summary.csv", "occupancy.csv", "summary_bins.csv")
+RESULT_FILES = ("summary.csv", "occupancy.csv", "summary_bins.csv", "qc.png")
 
 
 def moved_door_config(config: dict, dx: float = 10.0) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from cpp_tracker.config import config_to_dict, parse_config
 from cpp_tracker.errors import ConfigError, OutputError, VideoError
 from cpp_tracker.reprocess import config_changes, find_result_dirs, reprocess_result
+from cpp_tracker.results import find_result_dirs as stored_result_dirs
 from tests.handmade_results import TWO_CHAMBERS, config_with, write_result
 
 # (110, 50) is in the right chamber with the door at x = 100, in the left one at x = 120
@@ -106,7 +107,7 @@ def test_moved_door_equals_results_made_with_that_config(tmp_path):
     before = pd.read_parquet(old / "track.parquet")
     assert (before.loc[before["x"] == 110, "chamber"] == "right").all()
     assert (old / "summary.csv").read_bytes() != (fresh / "summary.csv").read_bytes()
-    r = reprocess_result(old, parse_config(moved_door(), source="new.yaml"))
+    r = reprocess_result(old, parse_config(moved_door(), source="new.yaml"), plots=False)
     assert r.status == "reprocessed"
     assert r.changed_keys == ["arenas[0].doors[0].line"]
     for name in ("summary.csv", "occupancy.csv"):
@@ -124,7 +125,7 @@ def test_detection_change_is_refused_and_nothing_is_written(tmp_path):
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     new = config_with(TWO_CHAMBERS, detection={"threshold": 25, "opening_px": 3})
     with pytest.raises(ConfigError) as e:
-        reprocess_result(folder, parse_config(new, source="new.yaml"))
+        reprocess_result(folder, parse_config(new, source="new.yaml"), plots=False)
     message = str(e.value)
     assert "detection.threshold" in message and "detection.opening_px" in message
     assert "new.yaml" in message and "cpp-tracker track" in message and "--retrack" in message
@@ -135,7 +136,7 @@ def test_retrack_needs_the_video(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS, video=str(tmp_path / "gone.mp4"))
     new = config_with(TWO_CHAMBERS, detection={"threshold": 25})
     with pytest.raises(VideoError, match="gone.mp4.*not found"):
-        reprocess_result(folder, parse_config(new), retrack=True)
+        reprocess_result(folder, parse_config(new), retrack=True, plots=False)
 
 
 def test_retrack_of_a_chunked_session_is_refused(tmp_path):
@@ -145,14 +146,14 @@ def test_retrack_of_a_chunked_session_is_refused(tmp_path):
     (folder / "run.json").write_text(json.dumps(run))
     new = config_with(TWO_CHAMBERS, detection={"threshold": 25})
     with pytest.raises(OutputError, match="made from 2 chunk files by batch.*run batch again"):
-        reprocess_result(folder, parse_config(new), retrack=True)
+        reprocess_result(folder, parse_config(new), retrack=True, plots=False)
 
 
 def test_unchanged_config_does_nothing_unless_forced(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     config = parse_config(copy.deepcopy(TWO_CHAMBERS))
-    assert reprocess_result(folder, config).status == "unchanged"
-    r = reprocess_result(folder, config, force=True)
+    assert reprocess_result(folder, config, plots=False).status == "unchanged"
+    r = reprocess_result(folder, config, force=True, plots=False)
     assert r.status == "reprocessed" and r.changed_keys == []
 
 
@@ -161,7 +162,7 @@ def test_history_and_keep_previous(tmp_path):
     first = json.loads((folder / "run.json").read_text())
     old_summary = (folder / "summary.csv").read_bytes()
     new = parse_config(moved_door(), source="moved.yaml")
-    r = reprocess_result(folder, new, keep_previous=True)
+    r = reprocess_result(folder, new, keep_previous=True, plots=False)
     kept = folder / "previous" / first["config"]["hash"]
     assert r.previous_dir == kept
     assert (kept / "summary.csv").read_bytes() == old_summary
@@ -179,26 +180,43 @@ def test_history_and_keep_previous(tmp_path):
     assert run["track"] == first["track"] == run["history"][-1]["track"]
     assert run["history"][0]["config"] == first["config"]["resolved"]
     # back to the first config, and forward again: the kept folder is not overwritten
-    reprocess_result(folder, parse_config(copy.deepcopy(TWO_CHAMBERS)), keep_previous=True)
-    reprocess_result(folder, new, keep_previous=True)
+    reprocess_result(
+        folder, parse_config(copy.deepcopy(TWO_CHAMBERS)), keep_previous=True, plots=False
+    )
+    reprocess_result(folder, new, keep_previous=True, plots=False)
     assert sorted(p.name for p in (folder / "previous").iterdir()) == sorted(
         [first["config"]["hash"], run["config"]["hash"], first["config"]["hash"] + "-2"]
     )
     assert len(json.loads((folder / "run.json").read_text())["history"]) == 4
     # previous results are not taken for results, and are not reprocessed
     assert find_result_dirs([tmp_path]) == [folder]
+    assert stored_result_dirs(tmp_path) == [folder]  # what plot, review and report use
     with pytest.raises(OutputError, match="is an earlier result kept by --keep-previous"):
-        reprocess_result(kept, new, force=True)
+        reprocess_result(kept, new, force=True, plots=False)
+
+
+def test_qc_figure_is_redrawn_or_a_stale_one_removed(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    (folder / "qc.png").write_bytes(b"old picture")
+    run = json.loads((folder / "run.json").read_text())
+    run["outputs"].insert(-1, "qc.png")
+    (folder / "run.json").write_text(json.dumps(run))
+    reprocess_result(folder, parse_config(moved_door(110)))
+    assert (folder / "qc.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((folder / "run.json").read_text())["outputs"].count("qc.png") == 1
+    reprocess_result(folder, parse_config(moved_door(120)), plots=False)
+    assert not (folder / "qc.png").exists()
+    assert "qc.png" not in json.loads((folder / "run.json").read_text())["outputs"]
 
 
 def test_bins_are_added_and_a_stale_bins_file_removed(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     with_bins = config_with(TWO_CHAMBERS, summary={"bin_s": 5})
-    reprocess_result(folder, parse_config(with_bins))
+    reprocess_result(folder, parse_config(with_bins), plots=False)
     bins = pd.read_csv(folder / "summary_bins.csv")
     assert bins["period"].unique().tolist() == ["bin1", "bin2", "bin3"]
     assert "summary_bins.csv" in json.loads((folder / "run.json").read_text())["outputs"]
-    reprocess_result(folder, parse_config(copy.deepcopy(TWO_CHAMBERS)))
+    reprocess_result(folder, parse_config(copy.deepcopy(TWO_CHAMBERS)), plots=False)
     assert not (folder / "summary_bins.csv").exists()
     assert "summary_bins.csv" not in json.loads((folder / "run.json").read_text())["outputs"]
 
@@ -208,32 +226,32 @@ def test_new_geometry_must_fit_the_video_frame(tmp_path):
     raw = copy.deepcopy(TWO_CHAMBERS)
     raw["arenas"][0]["chambers"][1]["point"] = [150, 50]
     raw["arenas"][0]["doors"][0]["line"] = [[100, 0], [100, 300]]
-    reprocess_result(folder, parse_config(raw))  # a door may reach past the frame
+    reprocess_result(folder, parse_config(raw), plots=False)  # a door may reach past the frame
     raw["arenas"][0]["chambers"][1]["point"] = [250, 50]
     raw["arenas"][0]["polygon"] = [[0, 0], [300, 0], [300, 100], [0, 100]]
     with pytest.raises(ConfigError):
-        reprocess_result(folder, parse_config(raw))
+        reprocess_result(folder, parse_config(raw), plots=False)
 
 
 def test_missing_track_is_reported(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     (folder / "track.parquet").unlink()
     with pytest.raises(OutputError, match="track.parquet: not found.*cpp-tracker track"):
-        reprocess_result(folder, parse_config(moved_door()))
+        reprocess_result(folder, parse_config(moved_door()), plots=False)
 
 
 def test_damaged_track_is_reported(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     (folder / "track.parquet").write_bytes(b"not parquet")
     with pytest.raises(OutputError, match="track.parquet: cannot be read .*cpp-tracker track"):
-        reprocess_result(folder, parse_config(moved_door()))
+        reprocess_result(folder, parse_config(moved_door()), plots=False)
 
 
 def test_run_json_without_config_is_reported(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
     (folder / "run.json").write_text("{}")
     with pytest.raises(OutputError, match="run.json: holds no resolved config"):
-        reprocess_result(folder, parse_config(moved_door()))
+        reprocess_result(folder, parse_config(moved_door()), plots=False)
 
 
 # ----------------------------------------------------------------------- find_result_dirs
