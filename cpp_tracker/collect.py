@@ -51,8 +51,9 @@ SESSION_MEASURES = [
 ]
 #: Columns that identify a session of one animal in the collected tables.
 _ID_COLUMNS = ["result", "video", "arena"]
-#: Metadata keys that name settings or files rather than describe the animal or session.
-_METADATA_SKIP = {"video", "arena", "chamber"}
+#: Metadata keys not carried as columns: ``animal_id`` is resolved separately, and keys that
+#: are summary columns (``video``, ...) would overwrite them.
+_METADATA_SKIP = {"animal_id", "video", "arena", "chamber"}
 
 
 def _text(value) -> str | None:
@@ -121,7 +122,12 @@ def collect_results(
         if not isinstance(metadata, dict):
             metadata = {}
         for key in metadata:
-            if key not in metadata_columns and key not in _METADATA_SKIP and key != "animal_id":
+            if (
+                key not in metadata_columns
+                and key not in _METADATA_SKIP
+                and key not in SUMMARY_COLUMNS
+                and key not in summary.columns
+            ):
                 metadata_columns.append(key)
         video_path = (run_info.get("video") or {}).get("path") or folder.name
         arenas = list(dict.fromkeys(summary["arena"].astype(str)))

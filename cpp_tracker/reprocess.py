@@ -415,7 +415,8 @@ def reprocess_result(
         raise OutputError(
             f"{track_path}: lacks the column(s) {', '.join(absent)}; run 'cpp-tracker track' again"
         )
-    track = table.select(needed).to_pandas()
+    # every stored column but the chamber: analyse_track takes what it needs, as in track
+    track = table.drop_columns([c for c in ("chamber",) if c in table.column_names]).to_pandas()
     stored_arenas = set(track["arena"].astype(str).unique())
     missing = [a.name for a in config.arenas if a.name not in stored_arenas]
     if missing:
@@ -488,6 +489,11 @@ def reprocess_result(
             "reprocess": {"changed_keys": changed, "previous_config_hash": old_hash},
         }
     )
+    # Other per-video blocks that analyse_track computes are stored in run.json under the
+    # same name as the Analysis field (e.g. "qc"): replace them too, never leave them stale.
+    for name in _analysis_blocks(analysis):
+        if name in run_info:
+            run_info[name] = getattr(analysis, name)
     run_info["outputs"] = [o for o in run_info["outputs"] if o != "qc.png"]
     if plots:
         _draw_qc_figure(result_dir, run_info, config)
@@ -505,6 +511,25 @@ def reprocess_result(
         round(time.perf_counter() - t0, 3),
         warnings,
     )
+
+
+#: Analysis fields that are not run.json blocks of the same name (handled explicitly).
+_NOT_RUN_INFO_BLOCKS = {
+    "codes",
+    "chamber",
+    "occupancy",
+    "summary",
+    "timebase",
+    "bins",
+    "arena_stats",
+    "warnings",
+}
+
+
+def _analysis_blocks(analysis) -> list[str]:
+    from dataclasses import fields
+
+    return [f.name for f in fields(analysis) if f.name not in _NOT_RUN_INFO_BLOCKS]
 
 
 def _video_to_retrack(result_dir: Path, run_info: dict) -> Path:
