@@ -19,6 +19,7 @@ __all__ = ["main", "build_parser"]
 _EPILOG = """\
 typical use:
   cpp-tracker check-config box.yaml --video night1.mp4
+  cpp-tracker preview night1.mp4 --config box.yaml --out preview.png
   cpp-tracker track night1.mp4 --config box.yaml --out results/
   cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
   cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
@@ -119,9 +120,77 @@ def _add_check_config(sub) -> None:
     p.set_defaults(handler=_cmd_check_config)
 
 
+def _describe_config(config) -> list[str]:
+    """What a valid config defines, a line per arena, chamber, door and mask.
+
+    Areas and lengths are in px, and in cm where the arena has a scale; for a template in
+    cm they are measured on the drawing itself (exact), not with the mean px/cm.
+    """
+    import numpy as np
+    import shapely
+    from shapely.geometry import Polygon
+
+    from .geometry import build_layout
+
+    lines = []
+    for arena in config.arenas:
+        layout = build_layout(arena, config.chambers.hysteresis_px)
+        scale = arena.px_per_cm
+        t = arena.template
+        if t is not None:
+            inverse = np.linalg.inv(t.homography())
+
+            def to_cm(geom, inverse=inverse, factor=t.cm_per_unit):
+                def f(xy):
+                    hom = np.c_[xy, np.ones(len(xy))] @ inverse.T
+                    return hom[:, :2] / hom[:, 2:3] * factor
+
+                return shapely.transform(geom, f)
+        elif scale:
+
+            def to_cm(geom, scale=scale):
+                return shapely.transform(geom, lambda xy: xy / scale)
+        else:
+            to_cm = None
+
+        def area(geom, to_cm=to_cm) -> str:
+            text = f"{geom.area:9.0f} px²"
+            return text + (f" {to_cm(geom).area:8.0f} cm²" if to_cm else " " * 13)
+
+        def length(geom, to_cm=to_cm) -> str:
+            text = f"{geom.length:9.1f} px"
+            return text + (f" {to_cm(geom).length:8.1f} cm" if to_cm else "")
+
+        animal = f" (animal {arena.animal_id})" if arena.animal_id else ""
+        if t is not None:
+            how = (f"{scale:.3g} px/cm on average, from a template in {t.units} fitted by "
+                   "corners_px")
+        elif arena.scale is not None and arena.scale.points is not None:
+            how = f"{scale:.3g} px/cm, from scale.points {arena.scale.distance_cm:g} cm apart"
+        elif scale:
+            how = f"{scale:.3g} px/cm"
+        else:
+            how = "no scale: distances in px only (add px_per_cm, scale or units: cm)"
+        lines.append(f"  arena {arena.name}{animal}: {len(arena.chambers)} chamber(s), "
+                     f"{len(arena.doors)} door(s), {len(arena.masks)} mask(s); {how}")
+        total = layout.polygon.area
+        lines.append(f"    {'outline':<22}{area(layout.polygon)}")
+        for name, piece in zip(layout.chamber_names, layout.pieces, strict=True):
+            lines.append(f"    chamber {name:<14}{area(piece)}  "
+                         f"{100 * piece.area / total:5.1f} % of the arena")
+        for door, seg in zip(arena.doors, layout.door_segments, strict=True):
+            lines.append(f"    door {door.name:<17}{length(seg)} long")
+        for j, mask in enumerate(arena.masks):
+            hidden = Polygon(mask).intersection(layout.polygon)
+            lines.append(f"    mask {j:<17}{area(hidden)}  "
+                         f"{100 * hidden.area / total:5.1f} % of the arena hidden")
+    h = config.chambers.hysteresis_px
+    lines.append(f"  chambers change {h:g} px past a door line (chambers.hysteresis_px)")
+    return [line.rstrip() for line in lines]
+
+
 def _cmd_check_config(args) -> int:
     from .config import check_against_frame, config_hash, load_config
-    from .geometry import build_layout
 
     config = load_config(args.config)
     if args.video:
@@ -131,21 +200,60 @@ def _cmd_check_config(args) -> int:
         check_against_frame(config, info.width, info.height, video=args.video)
         print(f"{args.config}: valid for {args.video} ({info.width}x{info.height} px)")
     else:
-        print(f"{args.config}: valid")
+        print(f"{args.config}: valid (add --video VIDEO to check it against the frame size)")
     print(f"  config hash {config_hash(config)}")
-    for arena in config.arenas:
-        layout = build_layout(arena, config.chambers.hysteresis_px)
-        scale = f", {arena.px_per_cm:.3g} px/cm" if arena.px_per_cm else ""
-        animal = f", animal {arena.animal_id}" if arena.animal_id else ""
-        print(
-            f"  arena {arena.name}{animal}: {layout.polygon.area:.0f} px^2{scale}, "
-            f"{len(arena.doors)} door(s), {len(arena.masks)} mask(s)"
-        )
-        for name, piece in zip(layout.chamber_names, layout.pieces, strict=True):
-            share = 100 * piece.area / layout.polygon.area
-            print(f"    chamber {name:<14} {piece.area:9.0f} px^2 ({share:4.1f} % of the arena)")
-        for door, seg in zip(arena.doors, layout.door_segments, strict=True):
-            print(f"    door {door.name:<17} {seg.length:7.1f} px long")
+    for line in _describe_config(config):
+        print(line)
+    return 0
+
+
+# -------------------------------------------------------------------------------- preview
+def _add_preview(sub) -> None:
+    p = sub.add_parser(
+        "preview",
+        help="draw a config on a video's background image, to check it by eye",
+        description=(
+            "Draw on the video's background image (the empty box, as 'track' computes it) "
+            "each arena outline, the door lines with their hysteresis bands, the chambers "
+            "(tinted and named, with their configured points), the masks (hatched) and a "
+            "scale bar where the arena has a scale. The PNG has the video's size. If the "
+            "config does not fit the video's frame, the picture is still written (to show "
+            "where it misses) and the problems are listed, with exit status 2."
+        ),
+    )
+    p.add_argument("video", help="the video file")
+    p.add_argument("--config", required=True, help="the YAML config to draw")
+    p.add_argument("--out", required=True, help="the PNG file to write, e.g. preview.png")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="frames sampled for the background (default: the config's background.samples)",
+    )
+    p.set_defaults(handler=_cmd_preview)
+
+
+def _cmd_preview(args) -> int:
+    from .config import check_against_frame, load_config
+    from .preview import preview_video
+    from .video import probe_video
+
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError("--samples", "must be a whole number of at least 1")
+    if not str(args.out).lower().endswith(".png"):
+        raise ConfigError("--out", f"'{args.out}' should be a .png file, e.g. preview.png")
+    config = load_config(args.config)
+    info = probe_video(args.video)
+    misfit = None
+    try:
+        check_against_frame(config, info.width, info.height, video=args.video)
+    except ConfigError as e:
+        misfit = e
+    path, (width, height) = preview_video(args.video, config, args.out, samples=args.samples)
+    print(f"{path}: preview of {args.config} on {args.video} ({width}x{height} px)")
+    if misfit is not None:
+        print(f"error: {misfit}", file=sys.stderr)
+        return misfit.exit_code
     return 0
 
 
@@ -566,6 +674,7 @@ def _cmd_report(args) -> int:
 SUBCOMMANDS: list[Callable] = [
     _add_track,
     _add_check_config,
+    _add_preview,
     _add_reprocess,
     _add_summarize,
     _add_plot,

@@ -49,11 +49,15 @@ def _extended(line: tuple[tuple[float, float], tuple[float, float]], by: float) 
 
 
 def split_polygon(polygon: Polygon, lines: list[LineString]) -> list[Polygon]:
-    """Cut ``polygon`` into pieces along ``lines`` (each clipped to the polygon)."""
+    """Cut ``polygon`` into pieces along ``lines`` (the parts outside it are dropped).
+
+    The whole lines are noded together with the outline (not clipped first): a clipped
+    line's end point, computed in floating point, can miss a slanted wall by 1e-14 px and
+    then cuts nothing.
+    """
     if not lines:
         return [polygon]
-    clipped = [polygon.intersection(line) for line in lines]
-    noded = unary_union([polygon.exterior, *clipped])
+    noded = unary_union([polygon.exterior, *lines])
     pieces = [p for p in polygonize(noded) if polygon.contains(p.representative_point())]
     pieces = [p for p in pieces if p.area > 1e-6 * polygon.area]
     return pieces or [polygon]
@@ -69,6 +73,7 @@ class ChamberLayout:
     pieces: tuple[Polygon, ...]
     door_segments: tuple[LineString, ...]
     hysteresis_px: float
+    backdate_crossings: bool = True
 
     def raw_chamber(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The piece each point lies in (nearest piece for points on a line or outside)."""
@@ -92,7 +97,9 @@ def _pieces_for(arena: ArenaConfig) -> tuple[Polygon, list[LineString], list[Pol
     return polygon, lines, split_polygon(polygon, lines)
 
 
-def build_layout(arena: ArenaConfig, hysteresis_px: float) -> ChamberLayout:
+def build_layout(
+    arena: ArenaConfig, hysteresis_px: float, backdate_crossings: bool = True
+) -> ChamberLayout:
     """Cut an arena into its named chambers.
 
     The configuration must have passed :func:`geometry_problems` (``load_config`` does that).
@@ -110,11 +117,51 @@ def build_layout(arena: ArenaConfig, hysteresis_px: float) -> ChamberLayout:
         pieces=tuple(ordered),
         door_segments=segments,
         hysteresis_px=float(hysteresis_px),
+        backdate_crossings=bool(backdate_crossings),
     )
 
 
+def _written(arena: ArenaConfig, kind: str, j: int = 0) -> str:
+    """A coordinate of ``arena`` as the user wrote it (in the template's units, if any)."""
+    source = arena.template if arena.template is not None else arena
+    units = f" {arena.template.units}" if arena.template is not None else ""
+
+    def fmt(pts) -> str:
+        return "[" + ", ".join(f"[{x:g}, {y:g}]" for x, y in pts) + "]"
+
+    if kind == "door":
+        return fmt(source.doors[j].line) + units
+    if kind == "chamber":
+        x, y = source.chambers[j].point
+        return f"[{x:g}, {y:g}]{units}"
+    if kind == "mask":
+        return fmt(source.masks[j]) + units
+    return fmt(source.polygon) + units
+
+
+def _where_invalid(polygon: Polygon) -> str:
+    """Where a polygon is invalid, e.g. ' (it crosses itself near [150, 120])'."""
+    from shapely.validation import explain_validity
+
+    text = explain_validity(polygon)
+    if "[" in text:
+        reason, _, at = text.partition("[")
+        coords = at.rstrip("]").split()
+        if len(coords) == 2:
+            x, y = (float(c) for c in coords)
+            return f" ({reason.strip().lower()} near [{x:.0f}, {y:.0f}] px)"
+    return ""
+
+
 def geometry_problems(config: Config) -> list[tuple[str, str]]:
-    """Every geometric problem of a structurally valid config, as (key path, message)."""
+    """Every geometric problem of a structurally valid config, as (key path, message).
+
+    Checked per arena: the outline is a simple polygon with an area; every door line cuts
+    off a piece of it (a door may end on another door, as in a T); masks are simple,
+    overlap the arena and leave part of every chamber visible; every chamber point lies
+    inside the arena, off the door lines, alone in its piece; and every piece has a
+    chamber. Across arenas: no two share floor.
+    """
     problems: list[tuple[str, str]] = []
     polygons: list[Polygon | None] = []
     for i, arena in enumerate(config.arenas):
@@ -122,48 +169,67 @@ def geometry_problems(config: Config) -> list[tuple[str, str]]:
         polygon = Polygon(arena.polygon)
         if not polygon.is_valid or polygon.area <= 0:
             problems.append(
-                (f"{path}.polygon", "the outline crosses itself or has no area; list the "
-                 "corners in order around the arena")
+                (f"{path}.polygon", f"{_written(arena, 'polygon')}: the outline crosses itself "
+                 f"or has no area{_where_invalid(polygon)}; list the corners in order around "
+                 "the arena")
             )
             polygons.append(None)
             continue
         polygons.append(polygon)
-        for j, door in enumerate(arena.doors):
-            seg = polygon.intersection(_extended(door.line, _DOOR_EXTENSION_PX))
+        lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
+        n_pieces = len(split_polygon(polygon, lines))
+        door_ok = True
+        for j, line in enumerate(lines):
+            seg = polygon.intersection(line)
             if seg.is_empty or seg.length < 1.0:
                 problems.append(
-                    (f"{path}.doors[{j}].line", f"{[list(p) for p in door.line]} does not cross "
+                    (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cross "
                      f"arena '{arena.name}'; draw it from wall to wall across the arena")
                 )
+                door_ok = False
                 continue
-            # Does the line actually divide the polygon?
-            if len(split_polygon(polygon, [_extended(door.line, _DOOR_EXTENSION_PX)])) < 2:
+            others = lines[:j] + lines[j + 1 :]
+            if len(split_polygon(polygon, others)) >= n_pieces:
                 problems.append(
-                    (f"{path}.doors[{j}].line", f"{[list(p) for p in door.line]} does not cut "
-                     f"arena '{arena.name}' in two; extend it from wall to wall")
+                    (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cut "
+                     f"arena '{arena.name}' in two; extend it from wall to wall (or to another "
+                     "door line)")
                 )
+                door_ok = False
+        pieces = split_polygon(polygon, lines)
+        mask_polygons = []
         for j, mask in enumerate(arena.masks):
             m = Polygon(mask)
             if not m.is_valid or m.area <= 0:
-                problems.append((f"{path}.masks[{j}]", "the mask outline crosses itself or has "
-                                 "no area"))
-        if any(p[0].startswith(f"{path}.doors") for p in problems):
+                problems.append(
+                    (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)}: the mask outline "
+                     f"crosses itself or has no area{_where_invalid(m)}; list its corners in "
+                     "order around it")
+                )
+                continue
+            if m.intersection(polygon).area <= 1e-9 * polygon.area:
+                problems.append(
+                    (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)} lies outside arena "
+                     f"'{arena.name}'; a mask hides part of its own arena, so draw it inside")
+                )
+                continue
+            mask_polygons.append(m)
+        if not door_ok:
             continue
-        _, _, pieces = _pieces_for(arena)
         owner: dict[int, str] = {}
         for j, chamber in enumerate(arena.chambers):
             pt = Point(chamber.point)
             if not polygon.covers(pt):
                 problems.append(
-                    (f"{path}.chambers[{j}].point", f"{list(chamber.point)} lies outside arena "
-                     f"'{arena.name}'; put it inside the chamber it names")
+                    (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies "
+                     f"outside arena '{arena.name}'; put it inside the chamber it names")
                 )
                 continue
             inside = [k for k, piece in enumerate(pieces) if piece.buffer(1e-9).covers(pt)]
             if len(inside) != 1:
                 problems.append(
-                    (f"{path}.chambers[{j}].point", f"{list(chamber.point)} lies on a door line; "
-                     "move it into the middle of its chamber")
+                    (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies on "
+                     "a door line; move it into the middle of its chamber")
                 )
                 continue
             k = inside[0]
@@ -176,22 +242,31 @@ def geometry_problems(config: Config) -> list[tuple[str, str]]:
             else:
                 owner[k] = chamber.name
         unnamed = [k for k in range(len(pieces)) if k not in owner]
-        if unnamed and len(owner) == len(
-            [c for c in arena.chambers]
-        ):
+        if unnamed and len(owner) == len(arena.chambers):
             for k in unnamed:
                 c = pieces[k].representative_point()
                 problems.append(
                     (f"{path}.chambers", f"the piece of arena '{arena.name}' around "
-                     f"[{c.x:.0f}, {c.y:.0f}] has no chamber; add a chamber with a point in it")
+                     f"[{c.x:.0f}, {c.y:.0f}] px has no chamber; add a chamber with a point "
+                     "in it")
                 )
+        if mask_polygons and len(owner) == len(arena.chambers) == len(pieces):
+            hidden = unary_union(mask_polygons)
+            names = {k: n for k, n in owner.items()}
+            for k, piece in enumerate(pieces):
+                if piece.difference(hidden).area < 0.01 * piece.area:
+                    problems.append(
+                        (f"{path}.masks", f"the masks cover all of chamber '{names[k]}': the "
+                         "mouse could never be seen there; make the masks smaller")
+                    )
     for i, a in enumerate(polygons):
         for j in range(i + 1, len(polygons)):
             b = polygons[j]
             if a is not None and b is not None and a.intersection(b).area > 1.0:
                 problems.append(
                     (f"arenas[{j}].polygon", f"arena '{config.arenas[j].name}' overlaps arena "
-                     f"'{config.arenas[i].name}'; arenas must not share floor")
+                     f"'{config.arenas[i].name}' by {a.intersection(b).area:.0f} px²; arenas "
+                     "must not share floor")
                 )
     return problems
 
@@ -203,27 +278,37 @@ def assign_chambers(
     layout: ChamberLayout,
     state: int = UNKNOWN,
 ) -> tuple[np.ndarray, int]:
-    """Chamber code per frame, with hysteresis.
+    """Chamber code per frame of a whole track, with hysteresis.
 
     Parameters
     ----------
     x, y, detected
         Centroid per frame (NaN where not detected) and the detection flag.
     layout
-        The arena's chambers.
+        The arena's chambers, hysteresis margin and whether crossings are backdated.
     state
-        The chamber the mouse was last assigned to before these frames (``UNKNOWN`` at the
-        start of a video). Passing the returned state into the next call makes chunked
-        assignment identical to assigning the whole track at once.
+        The chamber the mouse was in before these frames (``UNKNOWN`` at the start of a
+        video).
 
     Returns
     -------
     codes, state
         ``int16`` codes (``-1`` = unknown: no detection, or before the first detection) and
-        the last known chamber, to carry into the next chunk.
+        the last known chamber.
 
-    A frame without a detection is ``unknown`` but does not reset the hysteresis: when the
-    mouse is found again, its chamber is judged against the last known chamber.
+    The chamber changes only once the centroid is more than ``hysteresis_px`` from the
+    current chamber's piece; with ``backdate_crossings`` the frames since the centroid left
+    that piece are then given to the pieces they lie in. A frame without a detection is
+    ``unknown`` but does not reset the hysteresis: when the mouse is found again, its
+    chamber is judged against the last known chamber.
+
+    Examples
+    --------
+    A mouse walks from chamber 0 across a door at x = 100 (margin 5 px)::
+
+        x:        90  98  102  104  106  103  98
+        forward:   0   0    0    0    1    1   1
+        backdated: 0   0    1    1    1    1   1
     """
     detected = np.asarray(detected, dtype=bool)
     n = len(detected)
@@ -234,19 +319,28 @@ def assign_chambers(
     dist = layout.distances(np.asarray(x)[idx], np.asarray(y)[idx])
     raw = np.argmin(dist, axis=1)
     margin = layout.hysteresis_px
-    # Sequential by nature; keep the loop over plain Python lists (fast enough: ~1 µs/frame).
-    raw_l = raw.tolist()
-    # distance of each point to each piece, only needed for the current chamber
-    out = np.empty(len(idx), dtype=np.int16)
-    cur = state
     if margin <= 0:
-        out[:] = raw
-        cur = int(raw[-1])
-    else:
-        dist_l = dist.tolist()
-        for i, r in enumerate(raw_l):
-            if cur == UNKNOWN or (r != cur and dist_l[i][cur] > margin):
-                cur = r
-            out[i] = cur
-    codes[idx] = out
+        codes[idx] = raw
+        return codes, int(raw[-1])
+    # Sequential by nature; a loop over plain Python lists (about 1 µs per frame).
+    raw_l = raw.tolist()
+    dist_l = dist.tolist()
+    out = [0] * len(raw_l)
+    backdate = layout.backdate_crossings
+    cur = state
+    last_in = -1  # last frame whose centroid lay in the current chamber's piece
+    for i, r in enumerate(raw_l):
+        if cur == UNKNOWN:
+            cur = r
+            last_in = i
+        elif r == cur:
+            last_in = i
+        elif dist_l[i][cur] > margin:
+            if backdate:
+                for k in range(last_in + 1, i):
+                    out[k] = raw_l[k]
+            cur = r
+            last_in = i
+        out[i] = cur
+    codes[idx] = np.asarray(out, dtype=np.int16)
     return codes, int(cur)

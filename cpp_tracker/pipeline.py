@@ -22,7 +22,13 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .background import median_background
-from .config import Config, check_against_frame, config_hash, config_to_dict
+from .config import (
+    Config,
+    check_against_frame,
+    config_hash,
+    config_to_dict,
+    geometry_in_pixels,
+)
 from .errors import OutputError
 from .geometry import UNKNOWN, assign_chambers, build_layout
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
@@ -102,7 +108,9 @@ def analyse_track(
         sub = track.iloc[rows]
         if len(sub) != len(frames_time):
             raise ValueError(f"arena {arena.name}: track rows do not match the frames")
-        layout = build_layout(arena, config.chambers.hysteresis_px)
+        layout = build_layout(
+            arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings
+        )
         x = sub["x"].to_numpy(dtype=float)
         y = sub["y"].to_numpy(dtype=float)
         det = sub["detected"].to_numpy(dtype=bool)
@@ -430,6 +438,8 @@ def track_video(
             "source": config.source,
             "hash": config_hash(config),
             "resolved": config_to_dict(config),
+            # the geometry as tracked, in pixels (a template in cm mapped by its corners)
+            "geometry_px": geometry_in_pixels(config),
         },
         "time_base": {
             "timestamp_source": timestamp_source,

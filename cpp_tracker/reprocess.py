@@ -30,7 +30,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .config import DETECTION_KEYS, Config, check_against_frame, config_hash, config_to_dict
+from .config import (
+    DETECTION_KEYS,
+    Config,
+    check_against_frame,
+    config_hash,
+    config_to_dict,
+    geometry_in_pixels,
+)
 from .errors import ConfigError, OutputError, VideoError
 from .outputs import atomic_path, read_json, write_json
 from .pipeline import (
@@ -473,6 +480,7 @@ def reprocess_result(
                 "source": config.source,
                 "hash": new_hash,
                 "resolved": config_to_dict(config),
+                "geometry_px": geometry_in_pixels(config),
             },
             "time_base": time_base,
             "arenas": analysis.arena_stats,

@@ -150,6 +150,10 @@ class SceneSpec:
     distractor : {None, "blink", "cable"}
         A blinking light spot or a swinging thin cable in a corner of box1.
         Its polygon is returned as ``GroundTruth.distractor_polygon``.
+    distractor_scale : float
+        Extension: size factor of the distractor (the light spot's radius, the cable's
+        thickness), 1 by default. At 2 a lit spot outgrows a light mouse, so a tracker
+        without a mask over it jumps to the spot.
     codec : {"h264", "mp4v"}
         libx264 or MPEG-4 part 2.
     crf : int
@@ -178,6 +182,7 @@ class SceneSpec:
     light_steps: tuple[tuple[float, float], ...] = ()
     dropped: tuple[tuple[float, float], ...] = ()
     distractor: str | None = None
+    distractor_scale: float = 1.0
     codec: str = "h264"
     crf: int = 23
     cm_per_box_width: float = 60.0
@@ -208,6 +213,8 @@ class SceneSpec:
             raise ValueError(f"wall must be one of {sorted(_WALL_LEVEL)}")
         if self.distractor not in (None, "blink", "cable"):
             raise ValueError("distractor must be None, 'blink' or 'cable'")
+        if not 0.25 <= float(self.distractor_scale) <= 4.0:
+            raise ValueError("distractor_scale must be within [0.25, 4]")
         if self.codec not in ("h264", "mp4v"):
             raise ValueError("codec must be 'h264' or 'mp4v'")
         if not 0.0 <= self.rest_fraction < 0.95:
@@ -1215,10 +1222,11 @@ def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 404]))
     fx0, fy0, fx1, fy1 = ar.floor
     L = ar.L0
+    k = float(spec.distractor_scale)
     if spec.distractor == "blink":
-        c = np.array([fx0 + 0.35 * L, fy1 - 0.35 * L])
-        r = max(1.5, 0.12 * L)
-        h = 0.32 * L + 2
+        c = np.array([fx0 + 0.35 * L * k, fy1 - 0.35 * L * k])
+        r = max(1.5, 0.12 * L) * k
+        h = 0.32 * L * k + 2
         poly = [[c[0] - h, c[1] - h], [c[0] + h, c[1] - h], [c[0] + h, c[1] + h],
                 [c[0] - h, c[1] + h]]
         info = {"kind": "blink", "c": c, "r": r, "period": rng.uniform(0.8, 1.6),
@@ -1234,7 +1242,7 @@ def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:
         pts.append(anchor)
         hull = cv2.convexHull(np.array(pts, np.float32)).reshape(-1, 2).astype(float)
         cen = hull.mean(axis=0)
-        hull = hull + np.array([_unit(p - cen) * 3.0 for p in hull])
+        hull = hull + np.array([_unit(p - cen) * 3.0 * k for p in hull])
         poly = hull.tolist()
         info = {"kind": "cable", "anchor": anchor, "length": length, "swing": swing,
                 "base": base_ang, "f": rng.uniform(0.3, 0.7), "phase": rng.uniform(0, 2 * math.pi)}
@@ -1383,10 +1391,11 @@ def _draw_distractor(frame: np.ndarray, sc: _Scene, t: float, stage: str) -> Non
         a0 = info["anchor"]
         tip = a0 + info["length"] * np.array([math.cos(ang), math.sin(ang)])
         pts = np.array([a0, tip])
-        rx0, ry0, rx1, ry1 = _roi_of(pts, frame.shape[1], frame.shape[0], pad=3)
+        k = float(sc.spec.distractor_scale)
+        rx0, ry0, rx1, ry1 = _roi_of(pts, frame.shape[1], frame.shape[0], pad=int(3 * k))
         m = np.zeros(((ry1 - ry0) * _SS, (rx1 - rx0) * _SS), np.uint8)
-        cv2.polylines(m, [_to_fixed(pts, rx0, ry0)], False, 255, int(2.0 * _SS), cv2.LINE_8,
-                      _SHIFT)
+        cv2.polylines(m, [_to_fixed(pts, rx0, ry0)], False, 255, int(2.0 * k * _SS),
+                      cv2.LINE_8, _SHIFT)
         a = cv2.resize(m, (rx1 - rx0, ry1 - ry0), interpolation=cv2.INTER_AREA) / 255.0
         col = 40.0 if sc.spec.floor != "dark" else 200.0
         sub = frame[ry0:ry1, rx0:rx1]
@@ -1649,6 +1658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    metavar="T:GAIN")
     p.add_argument("--drop", type=_pair, action="append", default=[], metavar="START:END")
     p.add_argument("--distractor", default=None, choices=("blink", "cable"))
+    p.add_argument("--distractor-scale", type=float, default=1.0)
     p.add_argument("--codec", default="h264", choices=("h264", "mp4v"))
     p.add_argument("--crf", type=int, default=23)
     p.add_argument("--cm-per-box-width", type=float, default=60.0)
@@ -1667,7 +1677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         floor_texture=not args.no_texture, noise_sigma=args.noise,
         rest_fraction=args.rest_fraction, sleep_fraction=args.sleep_fraction,
         light_drift=args.light_drift, light_steps=tuple(args.light_step),
-        dropped=tuple(args.drop), distractor=args.distractor, codec=args.codec, crf=args.crf,
+        dropped=tuple(args.drop), distractor=args.distractor,
+        distractor_scale=args.distractor_scale, codec=args.codec, crf=args.crf,
         cm_per_box_width=args.cm_per_box_width, boli=args.boli,
     )
     out = Path(args.out)

