@@ -93,6 +93,26 @@ def test_arena_renamed_or_added_needs_a_new_track():
     assert config_changes(resolved(TWO_CHAMBERS), resolved(added)) == (["arenas[1]"], [])
 
 
+def test_template_in_cm_door_moves_but_corners_need_a_new_track():
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "template_cm.yaml"
+    raw = yaml.safe_load(path.read_text())
+    door = copy.deepcopy(raw)
+    door["arenas"][0]["doors"][0]["line"] = [[25, 0], [25, 40]]  # 1 cm further
+    assert config_changes(resolved(raw), resolved(door)) == ([], ["arenas[0].doors[0].line"])
+    tilted = copy.deepcopy(raw)
+    tilted["arenas"][0]["corners_px"][0] = [72, 50]
+    # the key that changed, and what it moved in pixels (what detection uses)
+    assert config_changes(resolved(raw), resolved(tilted))[0] == [
+        "arenas[0].corners_px",
+        "arenas[0].polygon",
+        "arenas[0].masks",
+    ]
+
+
 def test_config_changes_does_not_modify_its_input():
     old, new = resolved(TWO_CHAMBERS), resolved(moved_door())
     before = copy.deepcopy((old, new))
