@@ -4,7 +4,7 @@ The public API, in pipeline order::
 
     from cpp_tracker import load_config, VideoReader, median_background, make_detector
     from cpp_tracker import assign_chambers, occupancy_per_second, summarize_arena
-    from cpp_tracker import track_video, analyse_track
+    from cpp_tracker import track_video, track_session, analyse_track
     from cpp_tracker import config_changes, reprocess_result      # a new config, stored tracks
     from cpp_tracker import collect_results, load_design          # the experiment's table
 """
@@ -19,7 +19,7 @@ from .tracker import TRACK_COLUMNS, make_detector  # noqa: E402
 from .geometry import assign_chambers, build_layout  # noqa: E402
 from .occupancy import frame_durations, occupancy_per_second  # noqa: E402
 from .summary import summarize_arena  # noqa: E402
-from .pipeline import analyse_track, track_video  # noqa: E402
+from .pipeline import analyse_track, track_session, track_video  # noqa: E402
 from .reprocess import config_changes, reprocess_result  # noqa: E402
 from .collect import collect_results  # noqa: E402
 from .design import load_design  # noqa: E402
@@ -46,6 +46,7 @@ __all__ = [
     "summarize_arena",
     "analyse_track",
     "track_video",
+    "track_session",
     "config_changes",
     "reprocess_result",
     "collect_results",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, CppTrackerError
@@ -21,6 +22,7 @@ typical use:
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker preview night1.mp4 --config box.yaml --out preview.png
   cpp-tracker track night1.mp4 --config box.yaml --out results/
+  cpp-tracker batch recordings/ manifest.csv --config box.yaml --out results/
   cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
   cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
 
@@ -102,9 +104,138 @@ def _cmd_track(args) -> int:
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    resume = result.run_info.get("resume", {})
+    if resume.get("resumed") and resume.get("resumed_from_time_s") is not None:
+        print(
+            f"{args.video}: continued an interrupted run from {resume['resumed_from_time_s']:.1f} s"
+        )
     print(f"{args.video}: results in {result.result_dir}")
     _print_summary(result.summary)
     return 0
+
+
+# ---------------------------------------------------------------------------------- batch
+def _add_batch(sub) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="track many videos: unattended, in parallel, resumable",
+        description=(
+            "Track every video given (files, folders searched recursively, manifest CSVs) "
+            "into OUT/<video stem or session>/, one worker process per video. A video that "
+            "fails is recorded in OUT/batch_status.csv and the others go on. A rerun skips "
+            "results that are up to date and continues interrupted videos from their last "
+            "checkpoint. Manifest columns: video (required; paths relative to the manifest), "
+            "config, animal_id, session (chunk files of one recording), phase, start_s, "
+            "end_s, and any other columns, which are kept in each result's run.json."
+        ),
+        epilog="exit status: 0 every video succeeded or was up to date, 1 some failed, "
+        "2 usage or configuration error",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders of videos, and manifest .csv files")
+    p.add_argument("--config", required=True,
+                   help="the YAML config for every video without its own in the manifest")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=None,
+                   help="videos tracked at once, each in its own process (default: the "
+                   "number of cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: the address of its scheduler, e.g. "
+                   "tcp://10.0.0.5:8786 (needs pip install 'cpp-tracker[dask]'; the videos "
+                   "and OUT must be on a file system the workers share)")
+    p.add_argument("--force", action="store_true",
+                   help="track every video again, even when its results are up to date")
+    p.add_argument("--session-pattern", metavar="REGEX",
+                   help="join chunk files into one session by file name: a regular "
+                   "expression with a (?P<session>...) group and optionally a "
+                   r"(?P<chunk>...) group for the order, e.g. '^(?P<session>.+)_(?P<chunk>\d+)"
+                   r"\.mp4$'")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_batch)
+
+
+def _failure(row: dict) -> str:
+    """'video: error' for a failed status row, without naming the video twice."""
+    error = row["error"] or row["status"]
+    if error.startswith(row["video"].split(";")[0]):
+        return error
+    return f"{row['video']}: {error}"
+
+
+def _cmd_batch(args) -> int:
+    import signal
+
+    from tqdm.auto import tqdm
+
+    from .batch import STATUS_FILE, collect_jobs, default_workers, run_batch
+    from .config import load_config
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers", "must be a whole number of at least 1")
+    load_config(args.config)  # a broken default config stops the batch before it starts
+    jobs = collect_jobs(
+        args.inputs, args.config, out_dir=args.out, session_pattern=args.session_pattern
+    )
+    n_videos = sum(len(j.videos) for j in jobs)
+    where = (
+        f"on the Dask cluster at {args.scheduler}"
+        if args.scheduler
+        else f"with {args.workers or default_workers()} worker(s)"
+    )
+    sessions = sum(1 for j in jobs if j.session)
+    extra = f" ({sessions} session(s) of chunk files)" if sessions else ""
+    print(f"batch: {len(jobs)} result(s) from {n_videos} video file(s){extra} into "
+          f"{args.out}, {where}")
+
+    def on_row(row: dict) -> None:
+        status = row["status"]
+        if status == "ok":
+            resumed = (
+                f", continued from {float(row['resumed_from_s']):.1f} s"
+                if row["resumed_from_s"] != "" else ""
+            )
+            text = f"ok       {row['video']} -> {row['result_dir']} ({row['duration_s']:.1f} s"
+            text += f"{resumed})"
+        elif status == "skipped":
+            text = f"skipped  {row['video']} ({row['note']})"
+        else:
+            text = f"FAILED   {_failure(row)}"
+        tqdm.write(text)
+
+    def on_term(signum, frame):  # SLURM and kill send SIGTERM: stop like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = run_batch(
+            jobs,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            on_row=on_row,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        from .report import write_report
+
+        print(f"report: {write_report(args.out)}")
+    except Exception as e:  # noqa: BLE001 - the results are complete without the page
+        print(f"warning: the batch report could not be written ({e}); the results are "
+              f"complete; retry with 'cpp-tracker report {args.out}'", file=sys.stderr)
+    ok, skipped, failed = result.count("ok"), result.count("skipped"), len(result.failed)
+    if skipped == len(jobs):
+        print(f"nothing to do: all {skipped} result(s) are up to date (--force redoes them)")
+    else:
+        print(f"batch finished: {ok} ok, {skipped} skipped (up to date), {failed} failed; "
+              f"status in {Path(args.out) / STATUS_FILE}")
+    if failed:
+        print(f"{failed} failed:", file=sys.stderr)
+        for row in result.failed:
+            print(f"  {_failure(row)}", file=sys.stderr)
+    return result.exit_code
 
 
 # --------------------------------------------------------------------------- check-config
@@ -673,6 +804,7 @@ def _cmd_report(args) -> int:
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
 SUBCOMMANDS: list[Callable] = [
     _add_track,
+    _add_batch,
     _add_check_config,
     _add_preview,
     _add_reprocess,

@@ -5,7 +5,7 @@ animal and phase, and which chamber was paired with the drug::
 
     animal_id,group,phase,session,paired_chamber,doors_closed,video
     m01,drug,pre-test,,left,no,
-    m01,drug,conditioning,C1,left,yes,
+    m01,drug,conditioning,m01_C1,left,yes,
     m01,drug,post-test,,left,no,
 
 Columns (names are case-insensitive):
@@ -23,8 +23,9 @@ Columns (names are case-insensitive):
 ``group`` (optional; one per animal)
     Treatment group, carried into the output.
 ``session`` (optional)
-    Tells sessions of one phase apart (``C1``, ``C2``), and is matched with the
-    ``session`` of the batch manifest.
+    Tells sessions of one phase apart, and is matched with the ``session`` of the batch
+    manifest. Batch joins the chunk files that share a session into one recording, so a
+    session names one recording: ``m01_C1``, not ``C1`` for every animal.
 ``doors_closed`` (optional: yes/no, true/false, 1/0; empty = no)
     The doors were closed (confined conditioning): any crossing is flagged.
 ``video`` (optional)
@@ -37,6 +38,10 @@ Any other column (sex, cohort, ...) is carried into the output.
 A design row finds its result by ``video`` when given, otherwise by the result's
 ``animal_id`` and ``session`` (when the row has one) or ``phase``, from the manifest
 metadata stored in ``run.json``.
+
+In the wide table (one row per animal) a session's columns are prefixed ``pre_``,
+``post_``, or for other phases the phase numbered in design order (``cond1_``, ``cond2_``),
+so that they line up across animals whatever the sessions are called.
 
 Measures per session: seconds and percent of the observed time in the paired, unpaired
 (and neutral) chambers; ``preference_s`` = paired - unpaired seconds;
@@ -128,16 +133,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(text).lower()).strip("_")
 
 
-def _prefix(phase: str, session: str) -> str:
-    """Column prefix of a session in the wide table."""
-    if phase == PRE:
-        return "pre"
-    if phase == POST:
-        return "post"
-    if session:
-        slug = _slug(session)
-        return slug if slug and not slug[0].isdigit() else f"{_slug(phase)}_{slug}"
-    return _slug(phase)
+def _prefixes(phases: list[str]) -> list[str]:
+    """Column prefixes of one animal's sessions in the wide table, in design order:
+    ``pre``, ``post``, and for other phases the phase (``cond`` for conditioning) numbered
+    in the order of the design (``cond1``, ``cond2``), so that columns line up across
+    animals whatever the sessions are called."""
+    counts: dict[str, int] = {}
+    out = []
+    for phase in phases:
+        if phase in (PRE, POST):
+            out.append("pre" if phase == PRE else "post")
+            continue
+        short = "cond" if phase == COND else _slug(phase) or "phase"
+        counts[short] = counts.get(short, 0) + 1
+        out.append(f"{short}{counts[short]}")
+    return out
 
 
 def load_design(path: str | Path) -> pd.DataFrame:
@@ -179,6 +189,7 @@ def load_design(path: str | Path) -> pd.DataFrame:
             problems.append(f"line {line}, column doors_closed: expected yes or no, got '{value}'")
         closed.append(v in _YES)
     design["doors_closed"] = closed
+    design["prefix"] = ""
     for line, animal, phase in zip(
         design["line"], design["animal_id"], design["phase"], strict=True
     ):
@@ -208,22 +219,21 @@ def load_design(path: str | Path) -> pd.DataFrame:
                     "the chamber paired with the drug"
                 )
             design.loc[rows.index, column] = values[0] if values else ""
-        prefixes = [_prefix(p, s) for p, s in zip(rows["phase"], rows["session"], strict=True)]
-        seen: dict[str, int] = {}
-        for line, prefix, phase in zip(rows["line"], prefixes, rows["phase"], strict=True):
-            if prefix in seen:
+        seen: dict[tuple, int] = {}
+        for line, phase, session, video in zip(
+            rows["line"], rows["phase"], rows["session"], rows["video"], strict=True
+        ):
+            key = (phase,) if phase in (PRE, POST) else (phase, session, video)
+            if key in seen:
                 problems.append(
-                    f"line {line}: animal {animal} has a second {phase} session (first on "
-                    f"line {seen[prefix]}); give each session its own name in the session "
-                    "column"
-                    if phase not in (PRE, POST)
-                    else f"line {line}: animal {animal} has a second {phase} (first on line "
-                    f"{seen[prefix]}); an animal has one {phase}"
+                    f"line {line}: animal {animal} has a second {phase} (first on line "
+                    f"{seen[key]}); an animal has one {phase}"
+                    if phase in (PRE, POST)
+                    else f"line {line}: animal {animal} has a second {phase} session like the "
+                    f"one on line {seen[key]}; tell them apart in the session (or video) column"
                 )
-            seen.setdefault(prefix, line)
-    design["prefix"] = [
-        _prefix(p, s) for p, s in zip(design["phase"], design["session"], strict=True)
-    ]
+            seen.setdefault(key, line)
+        design.loc[rows.index, "prefix"] = _prefixes(list(rows["phase"]))
     for line, paired, unpaired in zip(
         design["line"], design["paired_chamber"], design["unpaired_chamber"], strict=True
     ):

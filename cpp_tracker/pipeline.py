@@ -1,8 +1,10 @@
-"""The stages wired together for one video.
+"""The stages wired together for one video (or one recording split into chunk files).
 
 ``track_video``: video -> background -> per-frame detections (written in parts as the run
 goes) -> chambers -> per-second occupancy -> summary -> ``OUTDIR/<stem>/`` with
 ``track.parquet``, ``occupancy.csv``, ``summary.csv``, ``background.png`` and ``run.json``.
+``track_session`` does the same for chunk files read as one continuous recording, and for
+a time window of it; both continue an interrupted run from its last checkpoint.
 
 ``analyse_track``: the part after detection, on a stored track; ``track`` and
 ``reprocess`` both use it, so their results agree exactly.
@@ -11,11 +13,15 @@ goes) -> chambers -> per-second occupancy -> summary -> ``OUTDIR/<stem>/`` with
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import pickle
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -29,12 +35,13 @@ from .config import (
     config_to_dict,
     geometry_in_pixels,
 )
-from .errors import OutputError
+from .errors import ConfigError, OutputError, VideoError
 from .geometry import UNKNOWN, assign_chambers, build_layout
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
 from .outputs import (
     TrackPartWriter,
     read_json,
+    write_bytes,
     write_csv,
     write_json,
     write_png,
@@ -42,14 +49,21 @@ from .outputs import (
 )
 from .summary import path_steps, summarize_arena, summarize_periods, time_periods
 from .tracker import TRACK_COLUMNS, detect_chunk, make_detector
-from .video import VideoInfo, VideoReader, probe_video
+from .video import ReadPosition, VideoInfo, VideoReader, probe_video
 
 __all__ = [
     "Analysis",
     "RunResult",
     "analyse_track",
     "track_video",
+    "track_session",
     "result_dir_for",
+    "file_fingerprint",
+    "source_identity",
+    "run_key",
+    "result_status",
+    "update_metadata",
+    "source_time",
     "write_analysis",
     "timebase_info",
     "history_entry",
@@ -57,6 +71,10 @@ __all__ = [
 ]
 
 PARTIAL_DIR = ".partial"
+CHECKPOINT_FILE = "checkpoint.json"
+DETECTORS_FILE = "detectors.pickle"
+CHECKPOINT_FORMAT = 1
+FINGERPRINT_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 def result_dir_for(video: str | Path, out_dir: str | Path) -> Path:
@@ -270,13 +288,246 @@ def video_identity(info: VideoInfo) -> dict:
     }
 
 
-def _chunk_rows(chunk, detections: list[tuple], arena_names: list[str]) -> pd.DataFrame:
+def file_fingerprint(path: str | Path, block_bytes: int = FINGERPRINT_BLOCK_BYTES) -> str:
+    """A content fingerprint of a file that is fast on multi-GB videos.
+
+    sha256 of the file size, the first and the last ``block_bytes`` bytes. A recording
+    copied, re-encoded, truncated or replaced by another one gets a different fingerprint;
+    reading 8 MB takes milliseconds where hashing a 20 GB file would take minutes.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(block_bytes))
+        if size > block_bytes:
+            f.seek(max(block_bytes, size - block_bytes))
+            h.update(f.read(block_bytes))
+    return "sha256-head-tail:" + h.hexdigest()[:32]
+
+
+def source_identity(path: str | Path) -> dict:
+    """Size, modification time and content fingerprint of an input file (no decoding)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise VideoError(f"{path}: file not found; check the path") from None
+    return {
+        "size_bytes": st.st_size,
+        "mtime": st.st_mtime,
+        "fingerprint": file_fingerprint(path),
+    }
+
+
+def _check_window(start_s: float | None, end_s: float | None) -> None:
+    for key, v in (("start_s", start_s), ("end_s", end_s)):
+        if v is not None and (not np.isfinite(v) or v < 0):
+            raise ConfigError(key, f"must be a time in seconds of at least 0, got {v}")
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise ConfigError("end_s", f"({end_s:g} s) must be later than start_s ({start_s:g} s)")
+
+
+def run_key(
+    videos: Sequence[str | Path],
+    config: Config,
+    *,
+    stride: int = 1,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    identities: Sequence[dict] | None = None,
+) -> dict:
+    """What a result depends on: the input files' identity, the config hash, the stride
+    and the time window. Results whose ``run.json`` holds an equal key are up to date."""
+    if identities is None:
+        identities = [source_identity(v) for v in videos]
+    return {
+        "config_hash": config_hash(config),
+        "videos": [
+            {k: ident[k] for k in ("size_bytes", "mtime", "fingerprint")} for ident in identities
+        ],
+        "stride": int(stride),
+        "start_s": None if start_s is None else float(start_s),
+        "end_s": None if end_s is None else float(end_s),
+    }
+
+
+def _key_difference(old: dict, new: dict) -> str:
+    """What differs between two run keys, in words."""
+    if old.get("config_hash") != new.get("config_hash"):
+        return "the config changed"
+    old_v, new_v = old.get("videos") or [], new.get("videos") or []
+    if len(old_v) != len(new_v):
+        return "the list of chunk files changed"
+    for a, b in zip(old_v, new_v, strict=True):
+        if a.get("fingerprint") != b.get("fingerprint") or a.get("size_bytes") != b.get(
+            "size_bytes"
+        ):
+            return "the video file's content changed"
+        if a.get("mtime") != b.get("mtime"):
+            return "the video file's modification time changed"
+    if old.get("stride") != new.get("stride"):
+        return "the stride changed"
+    return "the time window (start_s, end_s) changed"
+
+
+def result_status(result_dir: str | Path, key: dict) -> tuple[bool, str]:
+    """Whether ``result_dir`` holds complete results made with ``key`` (see :func:`run_key`).
+
+    Returns ``(True, "up to date")`` or ``(False, reason)``.
+    """
+    result_dir = Path(result_dir)
+    run_path = result_dir / "run.json"
+    if not run_path.exists():
+        if (result_dir / PARTIAL_DIR).exists():
+            return False, "interrupted before it finished"
+        return False, "no results yet"
+    try:
+        info = read_json(run_path)
+    except OutputError:
+        return False, "its run.json cannot be read"
+    outputs = info.get("outputs") or []
+    missing = [o for o in outputs if not (result_dir / o).exists()]
+    if missing or not outputs:
+        return False, f"output files are missing ({', '.join(missing) or 'all'})"
+    old = info.get("run_key")
+    if not isinstance(old, dict):
+        return False, "its run.json comes from an older version without a run key"
+    if old != key:
+        return False, _key_difference(old, key)
+    return True, "up to date"
+
+
+def update_metadata(result_dir: str | Path, metadata: dict) -> bool:
+    """Replace the ``metadata`` of a finished result's run.json; True if it changed."""
+    path = Path(result_dir) / "run.json"
+    info = read_json(path)
+    if info.get("metadata") == metadata:
+        return False
+    info["metadata"] = dict(metadata)
+    write_json(path, info)
+    return True
+
+
+def source_time(run_info: dict, time_s: float) -> tuple[str, float]:
+    """The video file and the time in it of a result's ``time_s``.
+
+    ``time_s`` in the results counts from the window's ``start_s`` and runs on across the
+    chunk files of a session; this maps it back to ``(path of the file, seconds into it)``,
+    e.g. to cut a clip. Uses the ``window`` and ``videos`` entries of ``run.json``.
+    """
+    window = run_info.get("window") or {}
+    t = float(time_s) + float(window.get("start_s") or 0.0)
+    videos = run_info.get("videos") or [run_info.get("video") or {}]
+    chosen = videos[0]
+    for v in videos:
+        offset = v.get("time_offset_s")
+        if offset is not None and offset <= t:
+            chosen = v
+    return str(chosen.get("path", "")), t - float(chosen.get("time_offset_s") or 0.0)
+
+
+# -------------------------------------------------------------------------- checkpoint
+@dataclass
+class _SourceDone:
+    """A chunk file read to its end (or to the end of the window)."""
+
+    frames_decoded: int
+    timestamps_repaired: int
+    last_time_s: float
+    interval_s: float
+
+
+@dataclass
+class _Checkpoint:
+    """How far a run got; saved as ``.partial/checkpoint.json`` after every part file."""
+
+    key: dict
+    started: str
+    parts: int = 0
+    source: int = 0  # index of the chunk file being read
+    position: ReadPosition | None = None  # last frame handled in that file
+    done: list[_SourceDone] = field(default_factory=list)  # files read to their end
+    frames_tracked: int = 0
+    finished_reading: bool = False
+    luma_direct: bool | None = None
+    attempts: int = 1
+
+    def to_dict(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "key": self.key,
+            "started": self.started,
+            "parts": self.parts,
+            "source": self.source,
+            "position": None if self.position is None else asdict(self.position),
+            "done": [asdict(d) for d in self.done],
+            "frames_tracked": self.frames_tracked,
+            "finished_reading": self.finished_reading,
+            "luma_direct": self.luma_direct,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _Checkpoint:
+        pos = d.get("position")
+        return cls(
+            key=d["key"],
+            started=d["started"],
+            parts=int(d["parts"]),
+            source=int(d["source"]),
+            position=None if pos is None else ReadPosition(**pos),
+            done=[_SourceDone(**x) for x in d.get("done", [])],
+            frames_tracked=int(d["frames_tracked"]),
+            finished_reading=bool(d["finished_reading"]),
+            luma_direct=d.get("luma_direct"),
+            attempts=int(d.get("attempts", 1)),
+        )
+
+
+def _load_checkpoint(partial: Path, key: dict) -> tuple[_Checkpoint, np.ndarray, list] | str:
+    """The saved state in ``partial`` if it was made with ``key``, else why not."""
+    path = partial / CHECKPOINT_FILE
+    if not path.exists():
+        return "no checkpoint"
+    try:
+        raw = read_json(path)
+        if raw.get("format") != CHECKPOINT_FORMAT or raw.get("version") != __version__:
+            return "the checkpoint was written by another version of cpp-tracker"
+        if raw.get("key") != key:
+            return f"the checkpoint does not match: {_key_difference(raw.get('key', {}), key)}"
+        state = _Checkpoint.from_dict(raw)
+        background = cv2.imread(str(partial / "background.png"), cv2.IMREAD_UNCHANGED)
+        with open(partial / DETECTORS_FILE, "rb") as f:
+            detectors = pickle.load(f)
+    except (OutputError, OSError, KeyError, TypeError, ValueError, pickle.PickleError) as e:
+        return f"the checkpoint cannot be read ({e})"
+    if background is None:
+        return "the checkpoint's background image cannot be read"
+    parts = sorted(partial.glob("part-*.parquet"))
+    if len(parts) < state.parts:
+        return "part files of the checkpoint are missing"
+    for extra in parts[state.parts :]:  # written after the last checkpoint: redo them
+        extra.unlink()
+    return state, background, detectors
+
+
+def _save_checkpoint(partial: Path, state: _Checkpoint) -> None:
+    write_json(partial / CHECKPOINT_FILE, state.to_dict())
+
+
+# ------------------------------------------------------------------------------- tracking
+def _chunk_rows(
+    index: np.ndarray, time_s: np.ndarray, detections: list[tuple], arena_names: list[str]
+) -> pd.DataFrame:
     """Frame-major rows (frame, then arena in config order) for one chunk."""
-    n = len(chunk)
+    n = len(index)
     k = len(arena_names)
     cols = {
-        "frame": np.repeat(chunk.index, k),
-        "time_s": np.repeat(chunk.time_s, k),
+        "frame": np.repeat(index, k),
+        "time_s": np.repeat(time_s, k),
         "arena": np.tile(np.array(arena_names, dtype=object), n),
     }
     for j, name in enumerate(("x", "y", "area_px", "n_blobs")):
@@ -304,110 +555,274 @@ def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
         run_info["outputs"].insert(-1, "qc.png")
 
 
-def track_video(
-    video: str | Path,
+def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
+    """Start of each chunk file on the session clock, from the containers' durations."""
+    offsets = [0.0]
+    for info in infos[:-1]:
+        offsets.append(offsets[-1] + (info.nominal_duration_s or 0.0))
+    return offsets
+
+
+def _background_samples(
+    infos: list[VideoInfo], n_samples: int, start_s: float | None, end_s: float | None
+) -> np.ndarray:
+    """About ``n_samples`` frames spread over the analysed part of a session (all its chunk
+    files, in proportion to their length), for the background and the calibration."""
+    offsets = _estimated_offsets_s(infos)
+    ranges: list[tuple[VideoInfo, int, int | None, float]] = []
+    for info, offset in zip(infos, offsets, strict=True):
+        fps, count = info.nominal_fps, info.nominal_frame_count
+        if not fps or not count:
+            ranges.append((info, 0, None, 1.0))
+            continue
+        lo_s = max(0.0, (start_s or 0.0) - offset)
+        hi_s = count / fps if end_s is None else min(count / fps, end_s - offset)
+        if hi_s <= lo_s:
+            continue
+        first = int(lo_s * fps)
+        last = min(count - 1, max(first, int(np.ceil(hi_s * fps)) - 1))
+        ranges.append((info, first, last, float(last - first + 1)))
+    if not ranges:  # the window lies beyond the containers' durations: sample everything
+        ranges = [(info, 0, None, 1.0) for info in infos]
+    total = sum(r[3] for r in ranges)
+    stacks = []
+    for info, first, last, weight in ranges:
+        n = n_samples if len(ranges) == 1 else max(3, int(round(n_samples * weight / total)))
+        with VideoReader(info.path, info) as reader:
+            try:
+                frames, _ = reader.sample_frames(n, first_frame=first, last_frame=last)
+            except VideoError:
+                if len(ranges) == 1:
+                    raise
+                continue
+        stacks.append(frames)
+    if not stacks:
+        raise VideoError(f"{infos[0].path}: no frame could be decoded; check that it plays")
+    return np.concatenate(stacks)
+
+
+def _session_offsets(done: list[_SourceDone]) -> tuple[float, int]:
+    """Session time and frame index at which the next chunk file starts."""
+    time_offset = sum(d.last_time_s + d.interval_s for d in done)
+    frame_offset = sum(d.frames_decoded for d in done)
+    return float(time_offset), int(frame_offset)
+
+
+def track_session(
+    videos: Sequence[str | Path],
     config: Config,
     out_dir: str | Path,
     *,
+    name: str | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    metadata: dict | None = None,
     stride: int = 1,
     progress: bool = True,
     chunk_size: int = 64,
     progress_position: int | None = None,
+    resume: bool = True,
     plots: bool = True,
     command: str = "track",
 ) -> RunResult:
-    """Track one video and write its results to ``out_dir/<video stem>/``.
+    """Track one recording, given as one video or as chunk files, into ``out_dir/<name>/``.
+
+    ``videos`` are read one after the other as one continuous recording: the time of each
+    file continues after the end of the one before (its last frame plus one frame
+    interval), and frame indices continue too. ``name`` defaults to the first file's stem.
+
+    ``start_s`` / ``end_s`` restrict the analysis to that window of the recording's time:
+    frames outside it are not tracked and not counted, and the times in the results count
+    from ``start_s`` (0 s = ``start_s``).
+
+    The track is written in part files every ``config.video.checkpoint_s`` seconds of video
+    together with ``.partial/checkpoint.json`` (how far it got, the background and the
+    detector calibration, the key of the inputs). With ``resume`` a run finding a
+    checkpoint made from the same files, config, stride and window continues after its
+    last part instead of starting again; the results equal those of an uninterrupted run.
+
+    ``metadata`` (e.g. a manifest's columns) is stored under ``"metadata"`` in run.json.
 
     With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
     ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
     result. ``command`` is recorded in ``run.json`` (and its history) as what made the
     results.
 
-    Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
-    :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
+    Raises :class:`~cpp_tracker.errors.VideoError` when a video cannot be read and
+    :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
+    window is not valid.
     """
+    videos = [str(v) for v in videos]
+    if not videos:
+        raise ValueError("track_session needs at least one video")
+    _check_window(start_s, end_s)
     started = _now()
     t0 = time.perf_counter()
-    info = probe_video(video)
-    check_against_frame(config, info.width, info.height, video=str(video))
-    result_dir = result_dir_for(video, out_dir)
+    infos = [probe_video(v) for v in videos]
+    first = infos[0]
+    for v, info in zip(videos, infos, strict=True):
+        check_against_frame(config, info.width, info.height, video=v)
+        if (info.width, info.height) != (first.width, first.height):
+            raise VideoError(
+                f"{v}: frames are {info.width}x{info.height} px but {videos[0]} has "
+                f"{first.width}x{first.height} px; the chunk files of one session must come "
+                "from one camera"
+            )
+    identities = [source_identity(v) for v in videos]
+    key = run_key(videos, config, stride=stride, start_s=start_s, end_s=end_s,
+                  identities=identities)
+    name = name or Path(videos[0]).stem
+    label = videos[0] if len(videos) == 1 else name
+    result_dir = Path(out_dir) / name
     result_dir.mkdir(parents=True, exist_ok=True)
     partial = result_dir / PARTIAL_DIR
-    if partial.exists():
-        shutil.rmtree(partial)
-    parts = TrackPartWriter(partial)
     warnings: list[str] = []
 
-    with VideoReader(video, info) as reader:
-        samples, _ = reader.sample_frames(config.background.samples)
+    loaded = _load_checkpoint(partial, key) if resume else "not resuming"
+    if isinstance(loaded, tuple):
+        state, background, detectors = loaded
+        state.attempts += 1
+        resumed_at = (state.source, state.position, state.finished_reading)
+    else:
+        if partial.exists() and loaded not in ("no checkpoint", "not resuming"):
+            warnings.append(
+                f"an earlier interrupted run could not be continued ({loaded}); "
+                "tracked from the beginning"
+            )
+        shutil.rmtree(partial, ignore_errors=True)
+        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
+        partial.mkdir(parents=True)
+        samples = _background_samples(infos, config.background.samples, start_s, end_s)
         background = median_background(samples)
-        write_png(result_dir / "background.png", background)
         detectors = [
             make_detector(a, config.detection, background, samples) for a in config.arenas
         ]
         del samples
-        arena_names = [a.name for a in config.arenas]
-        buffer: list[pd.DataFrame] = []
-        buffered_until = None
-        bar = tqdm(
-            total=info.nominal_frame_count,
-            unit="frame",
-            desc=Path(video).name,
-            disable=not progress,
-            position=progress_position,
-            leave=progress_position is None,
-            dynamic_ncols=True,
-        )
-        frames_tracked = 0
-        last_decoded = 0
-        try:
-            for chunk in reader.chunks(chunk_size, stride=stride):
-                detections = [detect_chunk(chunk.frames, d) for d in detectors]
-                buffer.append(_chunk_rows(chunk, detections, arena_names))
-                frames_tracked += len(chunk)
-                if buffered_until is None:
-                    buffered_until = float(chunk.time_s[0]) + config.video.checkpoint_s
-                if chunk.time_s[-1] >= buffered_until:
-                    parts.write(pd.concat(buffer, ignore_index=True))
-                    buffer = []
-                    buffered_until = float(chunk.time_s[-1]) + config.video.checkpoint_s
-                bar.update(reader.frames_decoded - last_decoded)
-                last_decoded = reader.frames_decoded
-        finally:
-            bar.close()
+        write_png(partial / "background.png", background)
+        write_bytes(partial / DETECTORS_FILE, pickle.dumps(detectors, pickle.HIGHEST_PROTOCOL))
+        state = _Checkpoint(key=key, started=started)
+        _save_checkpoint(partial, state)
+        resumed_at = None
+    parts = TrackPartWriter(partial)
+
+    arena_names = [a.name for a in config.arenas]
+    origin_s = 0.0 if start_s is None else float(start_s)
+    limit_s = np.inf if end_s is None else float(end_s)
+    counts = [i.nominal_frame_count for i in infos]
+    frames_grabbed = 0
+    seek_confirmed: bool | None = None
+    buffer: list[pd.DataFrame] = []
+
+    def flush() -> None:
         if buffer:
             parts.write(pd.concat(buffer, ignore_index=True))
-        frames_decoded = reader.frames_decoded
-        timestamp_source = reader.timestamp_source
-        timestamps_repaired = reader.timestamps_repaired
-        luma_direct = reader.luma_direct
+            buffer.clear()
+        state.parts = len(parts.parts())
+        _save_checkpoint(partial, state)
+
+    bar = tqdm(
+        total=sum(counts) if all(counts) else None,  # type: ignore[arg-type]
+        unit="frame",
+        desc=name,
+        disable=not progress,
+        position=progress_position,
+        leave=progress_position is None,
+        dynamic_ncols=True,
+    )
+    try:
+        while not state.finished_reading:
+            k = state.source
+            time_offset, frame_offset = _session_offsets(state.done)
+            reached_end = False
+            next_part_s: float | None = None
+            with VideoReader(videos[k], infos[k]) as reader:
+                if state.luma_direct is None:
+                    state.luma_direct = reader.luma_direct
+                for chunk in reader.chunks(
+                    chunk_size, stride=stride, resume_after=state.position
+                ):
+                    if seek_confirmed is None and state.position is not None:
+                        seek_confirmed = bool(reader.resumed_by_seek)
+                    t_session = chunk.time_s + time_offset
+                    keep = np.flatnonzero((t_session >= origin_s) & (t_session < limit_s))
+                    if len(keep):
+                        frames = chunk.frames if len(keep) == len(chunk) else chunk.frames[keep]
+                        detections = [detect_chunk(frames, d) for d in detectors]
+                        buffer.append(
+                            _chunk_rows(
+                                chunk.index[keep] + frame_offset,
+                                t_session[keep] - origin_s,
+                                detections,
+                                arena_names,
+                            )
+                        )
+                        state.frames_tracked += len(keep)
+                    state.position = chunk.end_position
+                    bar.update(frame_offset + reader.frames_decoded - bar.n)
+                    if t_session[-1] >= limit_s:
+                        reached_end = True
+                        break
+                    if next_part_s is None:
+                        next_part_s = float(t_session[0]) + config.video.checkpoint_s
+                    if t_session[-1] >= next_part_s:
+                        flush()
+                        next_part_s = float(t_session[-1]) + config.video.checkpoint_s
+                frames_grabbed += reader.frames_grabbed
+                state.done.append(
+                    _SourceDone(
+                        frames_decoded=reader.frames_decoded,
+                        timestamps_repaired=reader.timestamps_repaired,
+                        last_time_s=reader.last_time_s,
+                        interval_s=reader.nominal_interval_s,
+                    )
+                )
+            state.source += 1
+            state.position = None
+            state.finished_reading = reached_end or state.source == len(videos)
+            flush()
+    finally:
+        bar.close()
     t_tracked = time.perf_counter()
 
-    if frames_tracked == 0:
-        from .errors import VideoError
-
-        raise VideoError(f"{video}: no frame could be decoded; check that the file plays")
+    if state.frames_tracked == 0:
+        if start_s is None and end_s is None:
+            raise VideoError(f"{videos[0]}: no frame could be decoded; check that the file plays")
+        until = "the end" if end_s is None else f"{end_s:g} s"
+        length = _session_offsets(state.done)[0]
+        raise VideoError(
+            f"{label}: no frame in the window from {origin_s:g} s to {until}; the recording is "
+            f"{length:.1f} s long: check start_s and end_s"
+        )
 
     track = parts.read_all(["frame", "time_s", "arena", "x", "y", "detected"])
-    nominal = 1.0 / info.nominal_fps if info.nominal_fps else None
-    analysis = analyse_track(
-        track, config, video_label=str(video), nominal_interval_s=nominal
-    )
+    nominal = 1.0 / first.nominal_fps if first.nominal_fps else None
+    analysis = analyse_track(track, config, video_label=label, nominal_interval_s=nominal)
     del track
     warnings.extend(analysis.warnings)
+    frames_decoded = sum(d.frames_decoded for d in state.done)
+    timestamps_repaired = sum(d.timestamps_repaired for d in state.done)
+    if timestamps_repaired == 0:
+        timestamp_source = "container"
+    elif timestamps_repaired >= frames_decoded - len(state.done):
+        timestamp_source = "frame_index"
+    else:
+        timestamp_source = "mixed"
     if timestamp_source != "container":
         warnings.append(
             f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
             "from the frame rate"
         )
-    nominal_duration = info.nominal_duration_s
+    durations = [i.nominal_duration_s for i in infos]
+    expected_s = None
+    if all(durations):
+        expected_s = min(limit_s, float(sum(durations))) - origin_s  # type: ignore[arg-type]
     read_fraction = None
-    if nominal_duration:
-        read_fraction = analysis.timebase.end_s / nominal_duration
+    if expected_s and expected_s > 0:
+        read_fraction = analysis.timebase.end_s / expected_s
         if read_fraction < 0.98:
             warnings.append(
                 f"only {100 * read_fraction:.1f} % of the nominal length "
-                f"({nominal_duration:.1f} s) could be read: the file may be truncated; "
+                f"({expected_s:.1f} s) could be read: the file may be truncated; "
                 "results cover the part that was read"
             )
 
@@ -423,8 +838,37 @@ def track_video(
 
     write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
     written = write_analysis(result_dir, analysis)
+    write_png(result_dir / "background.png", background)
     finished = _now()
     tb = analysis.timebase
+    sources = []
+    for i, (info, ident) in enumerate(zip(infos, identities, strict=True)):
+        time_offset, frame_offset = _session_offsets(state.done[:i])
+        entry = {**video_identity(info), "fingerprint": ident["fingerprint"]}
+        if i < len(state.done):
+            entry.update(
+                frame_offset=frame_offset,
+                time_offset_s=round(time_offset, 6),
+                frames_decoded=state.done[i].frames_decoded,
+            )
+        else:
+            entry.update(frame_offset=None, time_offset_s=None, frames_decoded=0)
+        sources.append(entry)
+    resume_info: dict = {"attempts": state.attempts, "resumed": resumed_at is not None}
+    if resumed_at is not None:
+        src, pos, was_finished = resumed_at
+        t_off, f_off = _session_offsets(state.done[:src])
+        if pos is None:  # at the start of a chunk file, or after the last one
+            from_frame, from_time = f_off, t_off
+        else:
+            from_frame, from_time = f_off + pos.frame, t_off + pos.time_s
+        resume_info.update(
+            first_started=state.started,
+            resumed_from_frame=from_frame,
+            resumed_from_time_s=round(max(0.0, from_time - origin_s), 6),
+            resumed_after_tracking=was_finished,
+            seek_confirmed=seek_confirmed,
+        )
     run_info = {
         "tool": "cpp-tracker",
         "version": __version__,
@@ -433,7 +877,15 @@ def track_video(
         "finished": finished,
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "tracking_s": round(t_tracked - t0, 3),
-        "video": video_identity(info),
+        "video": sources[0],
+        "videos": sources,
+        "session": name if len(videos) > 1 else None,
+        "window": {
+            "start_s": start_s,
+            "end_s": end_s,
+            "note": "time_s in the results counts from start_s" if start_s else None,
+        },
+        "metadata": dict(metadata or {}),
         "config": {
             "source": config.source,
             "hash": config_hash(config),
@@ -441,15 +893,18 @@ def track_video(
             # the geometry as tracked, in pixels (a template in cm mapped by its corners)
             "geometry_px": geometry_in_pixels(config),
         },
+        "run_key": key,
+        "resume": resume_info,
         "time_base": {
             "timestamp_source": timestamp_source,
             "timestamps_repaired": timestamps_repaired,
             "frames_decoded": frames_decoded,
-            "frames_tracked": frames_tracked,
+            "frames_decoded_this_run": frames_grabbed,
+            "frames_tracked": state.frames_tracked,
             "stride": stride,
             **timebase_info(tb, read_fraction),
         },
-        "reader": {"luma_direct": luma_direct},
+        "reader": {"luma_direct": state.luma_direct},
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,
         "warnings": warnings,
@@ -459,7 +914,7 @@ def track_video(
             "made_by": command,
             "finished": finished,
             "config_hash": config_hash(config),
-            "frames": frames_tracked,
+            "frames": state.frames_tracked,
         },
     }
     if plots:
@@ -469,3 +924,46 @@ def track_video(
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
 
+
+def track_video(
+    video: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    *,
+    stride: int = 1,
+    progress: bool = True,
+    chunk_size: int = 64,
+    progress_position: int | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    metadata: dict | None = None,
+    resume: bool = True,
+    plots: bool = True,
+    command: str = "track",
+) -> RunResult:
+    """Track one video and write its results to ``out_dir/<video stem>/``.
+
+    A run interrupted earlier (``.partial/`` left in that folder) is continued from its
+    last checkpoint when it was made from the same video, config, stride and window. See
+    :func:`track_session` for ``start_s``, ``end_s``, ``metadata``, ``plots`` and
+    ``command``.
+
+    Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
+    :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
+    """
+    return track_session(
+        [video],
+        config,
+        out_dir,
+        name=Path(video).stem,
+        start_s=start_s,
+        end_s=end_s,
+        metadata=metadata,
+        stride=stride,
+        progress=progress,
+        chunk_size=chunk_size,
+        progress_position=progress_position,
+        resume=resume,
+        plots=plots,
+        command=command,
+    )

@@ -45,9 +45,8 @@ from .pipeline import (
     _now,
     analyse_track,
     carry_history,
-    result_dir_for,
     timebase_info,
-    track_video,
+    track_session,
     write_analysis,
 )
 
@@ -335,8 +334,9 @@ def reprocess_result(
     config
         The new configuration.
     retrack
-        When detection keys changed, track the video again (its path is taken from
-        ``run.json``) instead of refusing.
+        When detection keys changed, track the video again instead of refusing: the
+        video(s) (every chunk file of a batch session), time window, stride and metadata
+        are taken from ``run.json``.
     keep_previous
         Keep the current results under ``result_dir/previous/<old config hash>/``.
     force
@@ -380,14 +380,18 @@ def reprocess_result(
 
     video_info = old.get("video") or {}
     if detection:
-        video = _video_to_retrack(result_dir, old)
+        videos = _videos_to_retrack(result_dir, old)
         previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
-        stride = int((old.get("time_base") or {}).get("stride") or 1)
-        run = track_video(
-            video,
+        window = old.get("window") or {}
+        run = track_session(
+            videos,
             config,
             result_dir.parent,
-            stride=stride,
+            name=result_dir.name,
+            start_s=window.get("start_s"),
+            end_s=window.get("end_s"),
+            metadata=old.get("metadata") or None,
+            stride=int((old.get("time_base") or {}).get("stride") or 1),
             progress=progress,
             plots=plots,
             command="reprocess --retrack",
@@ -508,6 +512,9 @@ def reprocess_result(
     else:
         (result_dir / "qc.png").unlink(missing_ok=True)
     warnings = run_info["warnings"]
+    if isinstance(run_info.get("run_key"), dict):
+        # what batch compares to decide whether a result is up to date with a config
+        run_info["run_key"] = {**run_info["run_key"], "config_hash": new_hash}
     run_info["history"] = carry_history(result_dir / "run.json", run_info)
     write_json(result_dir / "run.json", run_info)
     return ReprocessResult(
@@ -540,27 +547,18 @@ def _analysis_blocks(analysis) -> list[str]:
     return [f.name for f in fields(analysis) if f.name not in _NOT_RUN_INFO_BLOCKS]
 
 
-def _video_to_retrack(result_dir: Path, run_info: dict) -> Path:
-    video_info = run_info.get("video") or {}
-    videos = run_info.get("videos") or []
-    window = run_info.get("window") or {}
-    if len(videos) > 1 or window.get("start_s") is not None or window.get("end_s") is not None:
-        what = f"{len(videos)} chunk files" if len(videos) > 1 else "a time window of its video"
-        raise OutputError(
-            f"{result_dir}: was made from {what} by batch, so reprocess cannot track it "
-            "again; run batch again with the new config"
-        )
-    candidates = [video_info.get("absolute_path"), video_info.get("path")]
-    video = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-    if video is None:
-        shown = video_info.get("absolute_path") or video_info.get("path") or "(none recorded)"
-        raise VideoError(
-            f"{result_dir / 'run.json'}: the video {shown} is needed to track again but was "
-            "not found; put it back at that path, or run 'cpp-tracker track' on it"
-        )
-    if result_dir_for(video, result_dir.parent) != result_dir:
-        raise OutputError(
-            f"{result_dir}: the folder is not named after its video {video.name}, so it "
-            "cannot be tracked again in place; run 'cpp-tracker track' (or batch) on it"
-        )
-    return video
+def _videos_to_retrack(result_dir: Path, run_info: dict) -> list[Path]:
+    """The video file(s) of a result, from its run.json (all chunk files of a session)."""
+    sources = run_info.get("videos") or [run_info.get("video") or {}]
+    videos = []
+    for source in sources:
+        candidates = [source.get("absolute_path"), source.get("path")]
+        video = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+        if video is None:
+            shown = source.get("absolute_path") or source.get("path") or "(none recorded)"
+            raise VideoError(
+                f"{result_dir / 'run.json'}: the video {shown} is needed to track again but "
+                "was not found; put it back at that path, or run 'cpp-tracker track' on it"
+            )
+        videos.append(video)
+    return videos

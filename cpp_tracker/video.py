@@ -22,7 +22,14 @@ import numpy as np
 
 from .errors import VideoError
 
-__all__ = ["VideoInfo", "FrameChunk", "VideoReader", "probe_video", "VIDEO_SUFFIXES"]
+__all__ = [
+    "VideoInfo",
+    "FrameChunk",
+    "ReadPosition",
+    "VideoReader",
+    "probe_video",
+    "VIDEO_SUFFIXES",
+]
 
 #: File endings treated as videos when a folder is searched.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264", ".mts")
@@ -57,12 +64,31 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
+class ReadPosition:
+    """Where an earlier read stopped: the last frame it handled and that frame's time.
+
+    ``timestamps_repaired`` is the reader's count of repaired timestamps up to that frame,
+    so that a read resumed here reports the same count as one read from the start.
+    """
+
+    frame: int
+    time_s: float
+    timestamps_repaired: int = 0
+
+
+@dataclass(frozen=True)
 class FrameChunk:
     """A run of consecutive decoded frames."""
 
     index: np.ndarray  # int64, 0-based decode index
     time_s: np.ndarray  # float64, presentation time of each frame
     frames: np.ndarray  # uint8, (n, height, width)
+    timestamps_repaired: int = 0  # repaired timestamps up to the chunk's last frame
+
+    @property
+    def end_position(self) -> ReadPosition:
+        """The position after this chunk, to resume a read from (see ``resume_after``)."""
+        return ReadPosition(int(self.index[-1]), float(self.time_s[-1]), self.timestamps_repaired)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -129,14 +155,20 @@ class VideoReader:
             for chunk in reader.chunks(64):
                 ...
 
-    After iteration, ``frames_decoded``, ``timestamp_source`` and ``timestamps_repaired``
-    describe what was read.
+    After iteration, ``frames_decoded`` (the index of the last frame read, plus one),
+    ``timestamp_source`` and ``timestamps_repaired`` describe what was read;
+    ``frames_grabbed`` counts the frames this reader actually decoded (fewer than
+    ``frames_decoded`` when a resumed read could seek); ``last_time_s`` is the timestamp of
+    the last frame read.
     """
 
     def __init__(self, path: str | Path, info: VideoInfo | None = None):
         self.path = str(path)
         self.info = info if info is not None else probe_video(self.path)
         self.frames_decoded = 0
+        self.frames_grabbed = 0
+        self.last_time_s = float("nan")
+        self.resumed_by_seek: bool | None = None
         self.timestamps_repaired = 0
         self._luma_direct: bool | None = None
         self._cap: cv2.VideoCapture | None = None
@@ -214,6 +246,7 @@ class VideoReader:
         start_frame: int = 0,
         stride: int = 1,
         prefetch: bool = True,
+        resume_after: ReadPosition | None = None,
     ) -> Iterator[FrameChunk]:
         """Yield :class:`FrameChunk` s of up to ``chunk_size`` frames until the video ends.
 
@@ -221,21 +254,78 @@ class VideoReader:
         ``start_frame`` skips that many frames first (decoding them). With ``prefetch``,
         decoding runs in a background thread, overlapping with the caller's work (OpenCV
         releases the GIL while it decodes).
+
+        ``resume_after`` continues an earlier read after its last frame: the first frame
+        yielded is ``resume_after.frame + stride``, and frames, indices and timestamps are
+        exactly those a read from the start would give. The reader seeks near the frame and
+        checks that the frame it lands on has the recorded timestamp (seeking in H.264 can
+        land a few frames off); where it cannot confirm the position it decodes from the
+        start instead (slower, same result).
         """
         self._cap = _open_capture(self.path, raw_luma=self.luma_direct)
-        gen = self._read_chunks(chunk_size, start_frame, max(1, int(stride)))
+        gen = self._read_chunks(
+            chunk_size, start_frame, max(1, int(stride)), resume_after
+        )
         if not prefetch:
             yield from gen
             return
         yield from _prefetched(gen, depth=3)
 
-    def _read_chunks(self, chunk_size: int, start_frame: int, stride: int) -> Iterator[FrameChunk]:
+    def _seek_after(self, position: ReadPosition) -> bool:
+        """Position the capture just after ``position.frame``; False if not confirmed.
+
+        Seeks a little before the frame and grabs forward until a frame carries the recorded
+        timestamp. Whatever the outcome, ``self._cap`` is left ready: after the confirmed
+        frame, or reopened at the start of the video.
+        """
         cap = self._cap
         assert cap is not None
+        fps = self.info.nominal_fps or 30.0
+        tolerance_s = 1e-6
+        for back in (0, int(2 * fps), int(20 * fps)):
+            target = position.frame - back
+            if target <= 0:
+                break
+            if not cap.set(cv2.CAP_PROP_POS_FRAMES, float(target)):
+                break
+            for _ in range(back + int(2 * fps) + 1):
+                if not cap.grab():
+                    break
+                self.frames_grabbed += 1
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if abs(t - position.time_s) <= tolerance_s:
+                    return True
+                if t > position.time_s + tolerance_s:
+                    break  # landed after the frame: seek further back
+        cap.release()
+        self._cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        return False
+
+    def _read_chunks(
+        self,
+        chunk_size: int,
+        start_frame: int,
+        stride: int,
+        resume_after: ReadPosition | None = None,
+    ) -> Iterator[FrameChunk]:
         h, w = self.info.height, self.info.width
         interval = self.nominal_interval_s
         last_t = -np.inf
         i = 0
+        phase = start_frame  # frames kept: start_frame, start_frame + stride, ...
+        if resume_after is not None:
+            phase = resume_after.frame
+            start_frame = resume_after.frame + stride
+            self.resumed_by_seek = resume_after.frame > 0 and self._seek_after(resume_after)
+            if self.resumed_by_seek:
+                i = resume_after.frame + 1
+                last_t = resume_after.time_s
+                self.last_time_s = last_t
+                self.timestamps_repaired = resume_after.timestamps_repaired
+                self.frames_decoded = i
+        cap = self._cap
+        assert cap is not None
+        repaired_at_last = self.timestamps_repaired
         buf = np.empty((chunk_size, h, w), dtype=np.uint8)
         idx = np.empty(chunk_size, dtype=np.int64)
         ts = np.empty(chunk_size, dtype=np.float64)
@@ -243,14 +333,16 @@ class VideoReader:
         while True:
             if not cap.grab():
                 break
+            self.frames_grabbed += 1
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if not np.isfinite(t) or t <= last_t or (t == 0 and i > 0):
                 t = (last_t + interval) if np.isfinite(last_t) else i * interval
                 if i > 0:
                     self.timestamps_repaired += 1
             last_t = t
+            self.last_time_s = t
             self.frames_decoded = i + 1
-            if i >= start_frame and (i - start_frame) % stride == 0:
+            if i >= start_frame and (i - phase) % stride == 0:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:
                     g = self._gray(frame)
@@ -263,27 +355,36 @@ class VideoReader:
                     idx[n] = i
                     ts[n] = t
                     n += 1
+                    repaired_at_last = self.timestamps_repaired
                     if n == chunk_size:
-                        yield FrameChunk(idx.copy(), ts.copy(), buf.copy())
+                        yield FrameChunk(idx.copy(), ts.copy(), buf.copy(), repaired_at_last)
                         n = 0
             i += 1
         if n:
-            yield FrameChunk(idx[:n].copy(), ts[:n].copy(), buf[:n].copy())
+            yield FrameChunk(idx[:n].copy(), ts[:n].copy(), buf[:n].copy(), repaired_at_last)
 
-    def sample_frames(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample_frames(
+        self, n: int, first_frame: int = 0, last_frame: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """About ``n`` grayscale frames spread evenly over the whole video.
 
         Returns (frames (m, h, w) uint8, decode indices). Seeks where the container gives a
         frame count; frames that cannot be read at their position (truncated files) are
-        skipped.
+        skipped. ``first_frame`` / ``last_frame`` (inclusive) restrict the samples to a
+        part of the video.
         """
         cap = _open_capture(self.path, raw_luma=self.luma_direct)
         frames: list[np.ndarray] = []
         indices: list[int] = []
         try:
             count = self.info.nominal_frame_count
-            if count and count > 4 * n:
-                targets = np.linspace(0, count - 1, n + 2)[1:-1].round().astype(int)
+            lo = max(0, int(first_frame))
+            hi = count - 1 if count else None
+            if last_frame is not None:
+                hi = int(last_frame) if hi is None else min(hi, int(last_frame))
+            span = (hi - lo + 1) if hi is not None else 0
+            if count and span > 4 * n:
+                targets = np.linspace(lo, hi, n + 2)[1:-1].round().astype(int)
                 for target in targets:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
                     ok, frame = cap.read()
@@ -292,12 +393,13 @@ class VideoReader:
                         indices.append(int(target))
             else:
                 i = 0
-                step = max(1, (count or 0) // max(n, 1))
-                while True:
+                step = max(1, max(span, 0) // max(n, 1))
+                stop = None if last_frame is None else int(last_frame)
+                while stop is None or i <= stop:
                     ok = cap.grab()
                     if not ok:
                         break
-                    if i % step == 0:
+                    if i >= lo and (i - lo) % step == 0:
                         ok, frame = cap.retrieve()
                         if ok:
                             frames.append(self._gray(frame))

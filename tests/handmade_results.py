@@ -192,7 +192,8 @@ def make_experiment(root):
     for animal, phases in SESSIONS.items():
         for phase, segments in phases.items():
             name = f"{animal}_{SHORT[phase]}"
-            session = "C1" if phase == "conditioning" else ""
+            # a batch manifest's session names one recording: unique per animal and day
+            session = f"{animal}_C1" if phase == "conditioning" else ""
             if animal == "m04":
                 write_result(root / "batch" / name, segments)
                 video = name

@@ -17,7 +17,7 @@ def test_summarize_with_design_writes_one_row_per_animal(tmp_path, capsys):
     assert "4 row(s), one per animal, from 12 result(s)" in printed
     assert "side bias threshold at pre-test: 65 %" in printed
     assert "flag m03: side bias at pre-test" in printed
-    assert "flag m04: 2 crossing(s) in c1 with the doors closed" in printed
+    assert "flag m04: 2 crossing(s) in cond1 with the doors closed" in printed
     table = pd.read_csv(out).set_index("animal_id")
     for animal, (pre, post, _, _) in EXPECTED.items():
         assert table.loc[animal, "change_preference_s"] == pytest.approx(post - pre)

@@ -85,10 +85,10 @@ def test_side_bias_at_pre_test_is_flagged(experiment):
 def test_closed_door_crossing_is_flagged(experiment):
     design, sessions, _ = experiment
     wide = design_wide(sessions).set_index("animal_id")
-    assert wide["c1_crossings"].tolist() == [0, 0, 0, 2]
+    assert wide["cond1_crossings"].tolist() == [0, 0, 0, 2]
     assert wide["closed_door_crossings"].tolist() == [0, 0, 0, 2]
     assert wide["closed_door_flag"].tolist() == [False, False, False, True]
-    assert "2 crossing(s) in c1 with the doors closed" in wide.loc["m04", "flags"]
+    assert "2 crossing(s) in cond1 with the doors closed" in wide.loc["m04", "flags"]
     assert wide.loc["m01", "pre_crossings"] == 3  # open doors: crossings are not flagged
     assert wide.loc["m01", "flags"] == ""
 
@@ -100,7 +100,7 @@ def test_long_form_has_one_row_per_animal_and_session(experiment):
     assert long.columns[:4].tolist() == ["animal_id", "group", "paired_chamber", "unpaired_chamber"]
     m02 = long[long["animal_id"] == "m02"].set_index("phase")
     assert m02.loc["post-test", "preference_s"] == pytest.approx(60.0)
-    assert m02.loc["conditioning", "session"] == "C1"
+    assert m02.loc["conditioning", "session"] == "m02_C1"
     assert bool(m02.loc["conditioning", "doors_closed"])
 
 
@@ -181,6 +181,8 @@ def test_design_file_problems_are_all_named(tmp_path):
         "m02,pre,,drug,no\n"
         "m03,pre,left,,no\n"
         "m03,pre-test,left,,no\n"
+        "m04,cond,left,,yes\n"
+        "m04,conditioning,left,,yes\n"
     )
     with pytest.raises(ConfigError) as e:
         load_design(p)
@@ -191,6 +193,10 @@ def test_design_file_problems_are_all_named(tmp_path):
     assert "line 4, column animal_id: is empty" in text
     assert "animal m02, column paired_chamber: is empty on every line" in text
     assert "line 7: animal m03 has a second pre-test (first on line 6)" in text
+    assert (
+        "line 9: animal m04 has a second conditioning session like the one on line 8; tell "
+        "them apart in the session (or video) column" in text
+    )
 
 
 def test_design_without_required_columns(tmp_path):
@@ -233,4 +239,4 @@ def test_the_shipped_design_example_is_valid():
     design = load_design(example)
     assert design["animal_id"].nunique() == 3
     assert design.groupby("animal_id")["paired_chamber"].nunique().eq(1).all()
-    assert sorted(design["prefix"].unique()) == ["c1", "c2", "post", "pre"]
+    assert sorted(design["prefix"].unique()) == ["cond1", "cond2", "post", "pre"]

@@ -159,13 +159,15 @@ def test_retrack_needs_the_video(tmp_path):
         reprocess_result(folder, parse_config(new), retrack=True, plots=False)
 
 
-def test_retrack_of_a_chunked_session_is_refused(tmp_path):
+def test_retrack_of_a_chunked_session_needs_every_chunk(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS)
+    first = tmp_path / "night_01.mp4"
+    first.write_bytes(b"")
     run = json.loads((folder / "run.json").read_text())
-    run["videos"] = [run["video"], run["video"]]
+    run["videos"] = [{"path": str(first)}, {"path": str(tmp_path / "night_02.mp4")}]
     (folder / "run.json").write_text(json.dumps(run))
     new = config_with(TWO_CHAMBERS, detection={"threshold": 25})
-    with pytest.raises(OutputError, match="made from 2 chunk files by batch.*run batch again"):
+    with pytest.raises(VideoError, match="the video .*night_02.mp4 is needed to track again"):
         reprocess_result(folder, parse_config(new), retrack=True, plots=False)
 
 
@@ -213,6 +215,16 @@ def test_history_and_keep_previous(tmp_path):
     assert stored_result_dirs(tmp_path) == [folder]  # what plot, review and report use
     with pytest.raises(OutputError, match="is an earlier result kept by --keep-previous"):
         reprocess_result(kept, new, force=True, plots=False)
+
+
+def test_run_key_follows_the_new_config(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    run = json.loads((folder / "run.json").read_text())
+    run["run_key"] = {"config_hash": run["config"]["hash"], "videos": [], "stride": 1}
+    (folder / "run.json").write_text(json.dumps(run))
+    r = reprocess_result(folder, parse_config(moved_door()), plots=False)
+    key = json.loads((folder / "run.json").read_text())["run_key"]
+    assert key == {"config_hash": r.config_hash, "videos": [], "stride": 1}
 
 
 def test_qc_figure_is_redrawn_or_a_stale_one_removed(tmp_path):
