@@ -72,6 +72,8 @@ __all__ = [
 
 PARTIAL_DIR = ".partial"
 CHECKPOINT_FILE = "checkpoint.json"
+#: The run.json of the results a new run replaces, kept while it runs (for its history).
+PREVIOUS_RUN_FILE = "previous_run.json"
 DETECTORS_FILE = "detectors.pickle"
 CHECKPOINT_FORMAT = 1
 FINGERPRINT_BLOCK_BYTES = 4 * 1024 * 1024
@@ -690,8 +692,10 @@ def track_session(
                 "tracked from the beginning"
             )
         shutil.rmtree(partial, ignore_errors=True)
-        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
         partial.mkdir(parents=True)
+        if (result_dir / "run.json").exists():  # its history goes on in the new run.json
+            shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
+        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
         samples = _background_samples(infos, config.background.samples, start_s, end_s)
         background = median_background(samples)
         detectors = [
@@ -919,7 +923,7 @@ def track_session(
     }
     if plots:
         _draw_qc_figure(result_dir, run_info, config)
-    run_info["history"] = carry_history(result_dir / "run.json", run_info)
+    run_info["history"] = carry_history(partial / PREVIOUS_RUN_FILE, run_info)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
