@@ -19,7 +19,7 @@ A configuration file looks like this (only ``arenas`` is required)::
             point: [230, 120]
         masks: []                 # polygons inside the arena to ignore
         px_per_cm: 5.0            # or scale: {points: [[x, y], [x, y]], distance_cm: 10}
-    background: {samples: 40}
+    background: {samples: 40, follow_lighting: true, remove_resting_mouse: true}
     detection: {animal: auto, threshold: auto, min_area_px: auto, opening_px: 5}
     chambers: {hysteresis_px: 6}
     video: {gap_factor: 2.5}
@@ -72,6 +72,7 @@ __all__ = [
     "VideoSettings",
     "TimeWindow",
     "SummarySettings",
+    "QcSettings",
     "Config",
     "RESERVED_NAMES",
     "UNITS_CM",
@@ -195,10 +196,16 @@ class BackgroundSettings:
     """How the empty-box image is estimated.
 
     ``samples`` frames are taken at even spacing across the whole video and the per-pixel
-    median is the background.
+    median is the background. ``follow_lighting``: bring the samples to one brightness
+    first, and follow the brightness of every frame while tracking (drift, lights switched).
+    ``remove_resting_mouse``: find a mouse that rests in one spot in most samples (and so
+    is in the median) and rebuild the background there from the samples where it was
+    elsewhere.
     """
 
     samples: int = 40
+    follow_lighting: bool = True
+    remove_resting_mouse: bool = True
 
 
 @dataclass(frozen=True)
@@ -273,6 +280,24 @@ class SummarySettings:
 
 
 @dataclass(frozen=True)
+class QcSettings:
+    """Quality flags: the fastest plausible mouse, and when a video ``needs_review``.
+
+    Shares are of the frames of an arena; ``max_jumps_per_min`` per minute of recording;
+    ``max_unobserved`` a share of the duration lost in gaps; ``min_read_fraction`` of the
+    container's nominal length.
+    """
+
+    max_speed_cm_s: float = 100.0
+    max_undetected: float = 0.05
+    max_multi_blob: float = 0.05
+    max_area_outlier: float = 0.05
+    max_jumps_per_min: float = 0.5
+    max_unobserved: float = 0.02
+    min_read_fraction: float = 0.98
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole, validated configuration."""
 
@@ -282,6 +307,7 @@ class Config:
     chambers: ChamberSettings = field(default_factory=ChamberSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
+    qc: QcSettings = field(default_factory=QcSettings)
     source: str = "<config>"
 
     def arena(self, name: str) -> ArenaConfig:
@@ -383,6 +409,13 @@ def _closest(key: str, allowed: dict[str, str] | list[str]) -> str | None:
     return match[0] if match else None
 
 
+def _flag(v: Any, path: str, problems: _Problems) -> bool:
+    if isinstance(v, bool):
+        return v
+    problems.add(path, f"expected true or false, got {v!r}")
+    return True
+
+
 def _number(
     v: Any,
     path: str,
@@ -416,6 +449,7 @@ _TOP_KEYS = {
     "chambers": "chamber assignment",
     "video": "time base",
     "summary": "summary settings",
+    "qc": "quality flags",
 }
 _ARENA_KEYS = {
     "name": "",
@@ -760,10 +794,15 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
 def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
-    b = _mapping(raw.get("background"), "background", problems, {"samples": ""})
+    b = _mapping(raw.get("background"), "background", problems,
+                 {"samples": "", "follow_lighting": "", "remove_resting_mouse": ""})
     out["background"] = BackgroundSettings(
         samples=_number(b.get("samples", 40), "background.samples", problems, minimum=3,
                         maximum=1000, integer=True) or 40,
+        follow_lighting=_flag(b.get("follow_lighting", True), "background.follow_lighting",
+                              problems),
+        remove_resting_mouse=_flag(b.get("remove_resting_mouse", True),
+                                   "background.remove_resting_mouse", problems),
     )
 
     d = _mapping(
@@ -827,6 +866,19 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
         bin_s=bin_s,
         windows=_parse_windows(s.get("windows"), "summary.windows", problems),
     )
+
+    defaults = QcSettings()
+    q = _mapping(raw.get("qc"), "qc", problems, {k: "" for k in asdict(defaults)})
+    qc_values = {}
+    for key, default in asdict(defaults).items():
+        share = key.startswith(("max_undetected", "max_multi", "max_area", "max_unobserved",
+                                "min_read"))
+        v = _number(q.get(key, default), f"qc.{key}", problems, minimum=0,
+                    maximum=1 if share else None)
+        qc_values[key] = default if v is None else float(v)
+    if qc_values["max_speed_cm_s"] <= 0:
+        problems.add("qc.max_speed_cm_s", "must be positive")
+    out["qc"] = QcSettings(**qc_values)
     return out
 
 
@@ -977,7 +1029,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
                 d["px_per_cm"] = a.scale.px_per_cm
         arenas.append(d)
     out: dict[str, Any] = {"arenas": arenas}
-    for key in ("background", "detection", "chambers", "video", "summary"):
+    for key in ("background", "detection", "chambers", "video", "summary", "qc"):
         out[key] = asdict(getattr(config, key))
     out["summary"]["windows"] = {
         w.name: [w.start_s, "end" if w.end_s is None else w.end_s]

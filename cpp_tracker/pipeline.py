@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__
-from .background import median_background
+from .background import estimate_background
 from .config import (
     Config,
     check_against_frame,
@@ -37,6 +37,7 @@ from .config import (
 )
 from .errors import ConfigError, OutputError, VideoError
 from .geometry import UNKNOWN, assign_chambers, build_layout
+from .lighting import find_lighting_periods, lighting_report
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
 from .outputs import (
     TrackPartWriter,
@@ -47,8 +48,9 @@ from .outputs import (
     write_png,
     write_track_from_parts,
 )
+from .qc import QcThresholds, qc_per_second, qc_summary_columns, video_qc
 from .summary import path_steps, summarize_arena, summarize_periods, time_periods
-from .tracker import TRACK_COLUMNS, detect_chunk, make_detector
+from .tracker import TRACK_COLUMNS, _arena_mask, detect_chunk, make_detector
 from .video import ReadPosition, VideoInfo, VideoReader, probe_video
 
 __all__ = [
@@ -76,6 +78,7 @@ CHECKPOINT_FILE = "checkpoint.json"
 PREVIOUS_RUN_FILE = "previous_run.json"
 DETECTORS_FILE = "detectors.pickle"
 CHECKPOINT_FORMAT = 1
+BACKGROUND_INFO_FILE = "background.json"
 FINGERPRINT_BLOCK_BYTES = 4 * 1024 * 1024
 
 
@@ -95,6 +98,9 @@ class Analysis:
     timebase: TimeBase
     arena_stats: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    qc: dict[str, dict] = field(default_factory=dict)  # per arena, see cpp_tracker.qc
+    lighting: dict | None = None  # lighting periods (tracks with a light_gain column)
+    read_fraction: float | None = None  # of the nominal length, when that is known
     bins: pd.DataFrame | None = None  # summary per time bin / named window, if configured
 
 
@@ -104,11 +110,15 @@ def analyse_track(
     *,
     video_label: str,
     nominal_interval_s: float | None = None,
+    nominal_duration_s: float | None = None,
 ) -> Analysis:
-    """Chambers, per-second occupancy and summary from a track table.
+    """Chambers, per-second occupancy, quality flags and summary from a track table.
 
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
-    each arena in frame order. Returns new tables; ``track`` is not modified.
+    each arena in frame order; ``area_px``, ``n_blobs`` and ``light_gain`` are used for the
+    quality flags and lighting periods where present. ``nominal_duration_s``: the
+    container's length, to say how much of it was read. Returns new tables; ``track`` is
+    not modified.
     """
     arena_col = track["arena"].astype(str).to_numpy()
     frames_time = track.loc[arena_col == config.arenas[0].name, "time_s"].to_numpy()
@@ -201,8 +211,63 @@ def analyse_track(
     warnings.extend(period_warnings)
     occupancy = pd.concat(occupancy_tables, ignore_index=True) if occupancy_tables else None
     summary = pd.concat(summaries, ignore_index=True)
+    read_fraction = timebase.end_s / nominal_duration_s if nominal_duration_s else None
+    occupancy, summary, qc = _add_quality(
+        track, config, occupancy, summary, timebase, read_fraction, warnings
+    )
+    lighting = None
+    if "light_gain" in track.columns and len(frames_time):
+        first = track.loc[arena_col == config.arenas[0].name]
+        gains = (
+            track.groupby("frame", sort=True)["light_gain"].median().to_numpy()
+            if len(config.arenas) > 1
+            else first["light_gain"].to_numpy()
+        )
+        periods = find_lighting_periods(
+            first["frame"].to_numpy(), frames_time, gains, end_s=timebase.end_s
+        )
+        lighting = lighting_report(periods, config.background.follow_lighting)
     bins = pd.concat(bin_tables, ignore_index=True) if bin_tables else None
-    return Analysis(codes, chamber, occupancy, summary, timebase, stats, warnings, bins)
+    return Analysis(
+        codes, chamber, occupancy, summary, timebase, stats, warnings, qc, lighting,
+        read_fraction, bins,
+    )
+
+
+def _add_quality(track, config, occupancy, summary, timebase, read_fraction, warnings):
+    """QC columns for occupancy and summary, and the per-arena QC block (cpp_tracker.qc)."""
+    q = config.qc
+    thresholds = QcThresholds(
+        max_speed_cm_s=q.max_speed_cm_s,
+        max_undetected=q.max_undetected,
+        max_multi_blob=q.max_multi_blob,
+        max_area_outlier=q.max_area_outlier,
+        max_jumps_per_min=q.max_jumps_per_min,
+        max_unobserved=q.max_unobserved,
+        min_read_fraction=q.min_read_fraction,
+    )
+    needed = {"area_px": np.nan, "n_blobs": 0}
+    if any(c not in track.columns for c in needed):
+        track = track.assign(**{c: v for c, v in needed.items() if c not in track.columns})
+    scale = {a.name: a.px_per_cm for a in config.arenas}
+    per_second, info = qc_per_second(track, scale, thresholds, seconds=occupancy)
+    occupancy = pd.concat(
+        [occupancy.reset_index(drop=True), per_second.iloc[:, 2:].reset_index(drop=True)],
+        axis=1,
+    )
+    unobserved = float(sum(b - a for a, b in timebase.gaps))
+    qc = video_qc(
+        track, per_second, info, duration_s=timebase.end_s, unobserved_s=unobserved,
+        read_fraction=read_fraction, thresholds=thresholds,
+    )
+    extra = pd.DataFrame([qc_summary_columns(qc, str(a)) for a in summary["arena"]])
+    summary = pd.concat([summary.reset_index(drop=True), extra], axis=1)
+    for arena, block in qc.items():
+        if block["needs_review"]:
+            warnings.append(
+                f"arena {arena} needs review: " + "; ".join(block["review_reasons"])
+            )
+    return occupancy, summary, qc
 
 
 def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
@@ -439,6 +504,7 @@ class _SourceDone:
     timestamps_repaired: int
     last_time_s: float
     interval_s: float
+    unreadable: list = field(default_factory=list)  # undecodable stretches (file's frames)
 
 
 @dataclass
@@ -532,12 +598,26 @@ def _chunk_rows(
         "time_s": np.repeat(time_s, k),
         "arena": np.tile(np.array(arena_names, dtype=object), n),
     }
-    for j, name in enumerate(("x", "y", "area_px", "n_blobs")):
+    for j, name in enumerate(("x", "y", "area_px", "n_blobs", "light_gain")):
         cols[name] = np.stack([d[j] for d in detections], axis=1).reshape(-1)
     table = pd.DataFrame(cols)
     table["detected"] = np.isfinite(table["x"].to_numpy())
     table["n_blobs"] = table["n_blobs"].astype("int16")
     return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
+
+
+def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: Config):
+    """The background model (lighting-corrected, resting mouse removed) for ``config``."""
+    h, w = samples.shape[1:]
+    regions = {a.name: _arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas}
+    return estimate_background(
+        samples,
+        sample_index,
+        regions,
+        correct_lighting=config.background.follow_lighting,
+        remove_resting=config.background.remove_resting_mouse,
+        min_area_px={a.name: config.detection.min_area_px for a in config.arenas},
+    )
 
 
 def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
@@ -567,9 +647,10 @@ def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
 
 def _background_samples(
     infos: list[VideoInfo], n_samples: int, start_s: float | None, end_s: float | None
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """About ``n_samples`` frames spread over the analysed part of a session (all its chunk
-    files, in proportion to their length), for the background and the calibration."""
+    files, in proportion to their length), for the background and the calibration, and
+    their frame indices in the session (estimated from the containers' frame counts)."""
     offsets = _estimated_offsets_s(infos)
     ranges: list[tuple[VideoInfo, int, int | None, float]] = []
     for info, offset in zip(infos, offsets, strict=True):
@@ -588,19 +669,46 @@ def _background_samples(
         ranges = [(info, 0, None, 1.0) for info in infos]
     total = sum(r[3] for r in ranges)
     stacks = []
+    indices = []
+    frame_offsets = dict(
+        zip([i.path for i in infos],
+            np.cumsum([0] + [i.nominal_frame_count or 0 for i in infos[:-1]]), strict=True)
+    )
     for info, first, last, weight in ranges:
         n = n_samples if len(ranges) == 1 else max(3, int(round(n_samples * weight / total)))
         with VideoReader(info.path, info) as reader:
             try:
-                frames, _ = reader.sample_frames(n, first_frame=first, last_frame=last)
+                frames, index = reader.sample_frames(n, first_frame=first, last_frame=last)
             except VideoError:
                 if len(ranges) == 1:
                     raise
                 continue
         stacks.append(frames)
+        indices.append(index + int(frame_offsets[info.path]))
     if not stacks:
         raise VideoError(f"{infos[0].path}: no frame could be decoded; check that it plays")
-    return np.concatenate(stacks)
+    return np.concatenate(stacks), np.concatenate(indices)
+
+
+def _unreadable_stretches(
+    done: list[_SourceDone], videos: list[str], origin_s: float
+) -> list[dict]:
+    """The undecodable stretches of every file read, in session frames and result time."""
+    out = []
+    for k, d in enumerate(done):
+        time_offset, frame_offset = _session_offsets(done[:k])
+        for u in d.unreadable:
+            def at(t, time_offset=time_offset):
+                return None if t is None else round(t + time_offset - origin_s, 6)
+
+            out.append({
+                "video": videos[k],
+                "first_frame": u["first_frame"] + frame_offset,
+                "resumed_frame": u["resumed_frame"] + frame_offset,
+                "after_s": at(u.get("after_s")),
+                "resumed_s": at(u.get("resumed_s")),
+            })
+    return out
 
 
 def _session_offsets(done: list[_SourceDone]) -> tuple[float, int]:
@@ -683,6 +791,10 @@ def track_session(
     loaded = _load_checkpoint(partial, key) if resume else "not resuming"
     if isinstance(loaded, tuple):
         state, background, detectors = loaded
+        try:
+            background_info = read_json(partial / BACKGROUND_INFO_FILE)
+        except OutputError:
+            background_info = {"model": None, "warnings": []}
         state.attempts += 1
         resumed_at = (state.source, state.position, state.finished_reading)
     else:
@@ -696,12 +808,22 @@ def track_session(
         if (result_dir / "run.json").exists():  # its history goes on in the new run.json
             shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
         (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
-        samples = _background_samples(infos, config.background.samples, start_s, end_s)
-        background = median_background(samples)
+        samples, sample_index = _background_samples(
+            infos, config.background.samples, start_s, end_s
+        )
+        model = _estimate_background(samples, sample_index, config)
+        background = model.image
         detectors = [
-            make_detector(a, config.detection, background, samples) for a in config.arenas
+            make_detector(
+                a, config.detection, background, model.samples,
+                follow_lighting=config.background.follow_lighting,
+            )
+            for a in config.arenas
         ]
         del samples
+        background_info = {"model": model.describe(), "warnings": list(model.warnings)}
+        write_json(partial / BACKGROUND_INFO_FILE, background_info)
+        del model
         write_png(partial / "background.png", background)
         write_bytes(partial / DETECTORS_FILE, pickle.dumps(detectors, pickle.HIGHEST_PROTOCOL))
         state = _Checkpoint(key=key, started=started)
@@ -778,6 +900,7 @@ def track_session(
                         timestamps_repaired=reader.timestamps_repaired,
                         last_time_s=reader.last_time_s,
                         interval_s=reader.nominal_interval_s,
+                        unreadable=list(reader.unreadable),
                     )
                 )
             state.source += 1
@@ -798,11 +921,29 @@ def track_session(
             f"{length:.1f} s long: check start_s and end_s"
         )
 
-    track = parts.read_all(["frame", "time_s", "arena", "x", "y", "detected"])
+    track = parts.read_all(
+        ["frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "light_gain"]
+    )
     nominal = 1.0 / first.nominal_fps if first.nominal_fps else None
-    analysis = analyse_track(track, config, video_label=label, nominal_interval_s=nominal)
+    durations = [i.nominal_duration_s for i in infos]
+    expected_s = None
+    if all(durations):
+        expected_s = min(limit_s, float(sum(durations))) - origin_s  # type: ignore[arg-type]
+    analysis = analyse_track(
+        track, config, video_label=label, nominal_interval_s=nominal,
+        nominal_duration_s=expected_s if expected_s and expected_s > 0 else None,
+    )
     del track
+    warnings.extend(background_info["warnings"])
     warnings.extend(analysis.warnings)
+    unreadable = _unreadable_stretches(state.done, videos, origin_s)
+    for stretch in unreadable:
+        warnings.append(
+            f"{stretch['video']}: frames {stretch['first_frame']} to "
+            f"{stretch['resumed_frame'] - 1} could not be decoded (damaged file?); the time "
+            f"from {stretch['after_s']} s to {stretch['resumed_s']} s counts as unknown and "
+            "the rest was read"
+        )
     frames_decoded = sum(d.frames_decoded for d in state.done)
     timestamps_repaired = sum(d.timestamps_repaired for d in state.done)
     if timestamps_repaired == 0:
@@ -816,13 +957,8 @@ def track_session(
             f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
             "from the frame rate"
         )
-    durations = [i.nominal_duration_s for i in infos]
-    expected_s = None
-    if all(durations):
-        expected_s = min(limit_s, float(sum(durations))) - origin_s  # type: ignore[arg-type]
-    read_fraction = None
-    if expected_s and expected_s > 0:
-        read_fraction = analysis.timebase.end_s / expected_s
+    read_fraction = analysis.read_fraction
+    if read_fraction is not None:
         if read_fraction < 0.98:
             warnings.append(
                 f"only {100 * read_fraction:.1f} % of the nominal length "
@@ -838,7 +974,7 @@ def track_session(
         for c, t in TRACK_COLUMNS.items():
             if t == "string":
                 part[c] = part[c].astype(str)
-        return part
+        return part[[c for c in TRACK_COLUMNS if c in part.columns]]
 
     write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
     written = write_analysis(result_dir, analysis)
@@ -906,8 +1042,14 @@ def track_session(
             "frames_decoded_this_run": frames_grabbed,
             "frames_tracked": state.frames_tracked,
             "stride": stride,
+            "nominal_fps": first.nominal_fps,
+            "expected_duration_s": expected_s,
             **timebase_info(tb, read_fraction),
+            "unreadable": unreadable,
         },
+        "background": background_info["model"],
+        "lighting": analysis.lighting,
+        "qc": analysis.qc,
         "reader": {"luma_direct": state.luma_direct},
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,

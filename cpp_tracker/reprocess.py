@@ -443,6 +443,7 @@ def reprocess_result(
             config,
             video_label=video_label,
             nominal_interval_s=1.0 / nominal_fps if nominal_fps else None,
+            nominal_duration_s=_expected_duration_s(old.get("time_base") or {}),
         )
     except ValueError as e:
         raise OutputError(f"{track_path}: does not fit the config ({e}); run track again") from None
@@ -455,7 +456,7 @@ def reprocess_result(
     kept = [w for w in old.get("warnings") or [] if w not in old_analysis_warnings]
     warnings = [*analysis.warnings, *(w for w in kept if w not in analysis.warnings)]
     time_base = dict(old.get("time_base") or {})
-    read_fraction = time_base.get("read_fraction_of_nominal")
+    read_fraction = analysis.read_fraction
 
     _write_with_chamber(track_path, table, analysis.chamber)
     del table
@@ -538,7 +539,17 @@ _NOT_RUN_INFO_BLOCKS = {
     "bins",
     "arena_stats",
     "warnings",
+    "read_fraction",
 }
+
+
+def _expected_duration_s(time_base: dict) -> float | None:
+    """The length the recording should have had (as track computed it), from run.json."""
+    expected = time_base.get("expected_duration_s")
+    if expected is None:  # run.json of an earlier version: from what was read and its share
+        duration, fraction = time_base.get("duration_s"), time_base.get("read_fraction_of_nominal")
+        expected = duration / fraction if duration and fraction else None
+    return float(expected) if expected and expected > 0 else None
 
 
 def _analysis_blocks(analysis) -> list[str]:

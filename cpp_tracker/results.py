@@ -313,7 +313,8 @@ def flagged_seconds(result: StoredResult, *, fallback: bool = True) -> pd.DataFr
     found = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
         len(t) for t in tables
     ) else pd.DataFrame(columns=["arena", "second", "reason"])
-    if len(found) or not fallback:
+    if len(found) or not fallback or has_qc_flags(result):
+        # stored flags (even none set) are the answer; the track is read only without them
         return found.drop_duplicates().sort_values(["arena", "second"], ignore_index=True)
     track = result.track(["time_s", "arena", "detected", "n_blobs"])
     rows = []

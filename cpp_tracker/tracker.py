@@ -11,7 +11,7 @@ top-left) and area are recorded. With no such blob, ``x`` and ``y`` are NaN and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ TRACK_COLUMNS: dict[str, str] = {
     "detected": "bool",
     "n_blobs": "int16",  # blobs within the size limits (>1: competing blobs)
     "chamber": "string",  # chamber name, or 'unknown'
+    "light_gain": "float32",  # brightness of the arena relative to the background (1 = same)
 }
 
 
@@ -68,6 +69,12 @@ class ArenaDetector:
     blur_px: int
     kernel: np.ndarray | None
     noise_sigma: float
+    # following the lighting (see cpp_tracker.lighting): where it is measured, and the floor
+    follow_lighting: bool = False
+    light_px: np.ndarray | None = None  # (2, k) rows and columns (frame) of measuring pixels
+    light_ref: np.ndarray | None = None  # background values there, float32
+    min_threshold: float = 0.0  # the threshold is scaled with the gain, down to this
+    _lit: dict = field(default_factory=dict, repr=False, compare=False)
 
     def describe(self) -> dict:
         """Values decided for this video (for run.json)."""
@@ -86,27 +93,54 @@ class ArenaDetector:
             return cv2.GaussianBlur(crop, (self.blur_px, self.blur_px), 0)
         return crop
 
-    def difference(self, frame: np.ndarray) -> np.ndarray:
+    def light_gain(self, frame: np.ndarray) -> float:
+        """Brightness of the arena in ``frame`` relative to the background (1.0 when the
+        lighting is not followed)."""
+        if not self.follow_lighting or self.light_px is None:
+            return 1.0
+        values = frame[self.light_px[0], self.light_px[1]]
+        return float(np.median(values / self.light_ref))
+
+    def lit(self, gain: float) -> tuple[np.ndarray, float]:
+        """Background and threshold for a frame of brightness ``gain`` (cached per 1 %)."""
+        key = int(round(gain * 100))
+        if key == 100 or key <= 0:
+            return self.background, self.threshold
+        hit = self._lit.get(key)
+        if hit is None:
+            if len(self._lit) > 16:
+                self._lit.clear()
+            g = key / 100.0
+            bg = cv2.convertScaleAbs(self.background, alpha=g)
+            hit = (bg, max(self.threshold * g, min(self.threshold, self.min_threshold)))
+            self._lit[key] = hit
+        return hit
+
+    def difference(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """The signed-or-absolute difference to the background inside the crop (uint8)."""
         crop = self._blur(frame[self.y0 : self.y1, self.x0 : self.x1])
+        background = self.lit(gain)[0]
         if self.polarity == "dark":
-            return cv2.subtract(self.background, crop)
+            return cv2.subtract(background, crop)
         if self.polarity == "light":
-            return cv2.subtract(crop, self.background)
-        return cv2.absdiff(crop, self.background)
+            return cv2.subtract(crop, background)
+        return cv2.absdiff(crop, background)
 
-    def foreground(self, frame: np.ndarray) -> np.ndarray:
+    def foreground(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """Binary mask (uint8 0/255) of candidate mouse pixels inside the arena."""
-        diff = self.difference(frame)
-        _, binary = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
+        diff = self.difference(frame, gain)
+        _, binary = cv2.threshold(diff, self.lit(gain)[1], 255, cv2.THRESH_BINARY)
         binary = cv2.bitwise_and(binary, self.mask)
         if self.kernel is not None:
             binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
         return binary
 
-    def detect(self, frame: np.ndarray) -> tuple[float, float, float, int]:
-        """(x, y, area_px, n_blobs) of the mouse in a full frame; NaNs when not found."""
-        binary = self.foreground(frame)
+    def detect(self, frame: np.ndarray, gain: float = 1.0) -> tuple[float, float, float, int]:
+        """(x, y, area_px, n_blobs) of the mouse in a full frame; NaNs when not found.
+
+        ``gain``: the frame's brightness relative to the background (:meth:`light_gain`).
+        """
+        binary = self.foreground(frame, gain)
         n, _, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
         if n <= 1:
             return np.nan, np.nan, np.nan, 0
@@ -140,12 +174,17 @@ def make_detector(
     settings: DetectionSettings,
     background: np.ndarray,
     samples: np.ndarray,
+    *,
+    follow_lighting: bool = False,
 ) -> ArenaDetector:
     """Prepare detection for one arena: crop, mask, blurred background, automatic limits.
 
     ``samples`` (n, h, w) are frames spread over the video; they calibrate what is left
     automatic: the polarity (``animal: auto``), the threshold (from the noise of the
-    difference images and the mouse's contrast) and the area limits.
+    difference images and the mouse's contrast) and the area limits. With
+    ``follow_lighting`` the detector measures each frame's brightness (:meth:`light_gain`)
+    and scales the background and threshold to it; ``samples`` should then be at the
+    background's lighting (:func:`cpp_tracker.background.estimate_background`).
     """
     h, w = background.shape
     xs = [p[0] for p in arena.polygon]
@@ -198,6 +237,7 @@ def make_detector(
     )
     k = int(settings.opening_px)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
+    light_px, light_ref = _light_pixels(background[y0:y1, x0:x1], inside, x0, y0)
     return ArenaDetector(
         name=arena.name,
         x0=x0,
@@ -213,22 +253,47 @@ def make_detector(
         blur_px=blur,
         kernel=kernel,
         noise_sigma=sigma,
+        follow_lighting=bool(follow_lighting) and light_px is not None,
+        light_px=light_px,
+        light_ref=light_ref,
+        min_threshold=3.0 * sigma + 3.0,
     )
+
+
+def _light_pixels(
+    background: np.ndarray, inside: np.ndarray, x0: int, y0: int, max_pixels: int = 1000
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A regular grid of about ``max_pixels`` floor pixels of the crop at (x0, y0) on which
+    the brightness of each frame is measured: their (rows, cols) in the frame, and their
+    background values."""
+    usable = inside & (background >= 12)
+    count = int(usable.sum())
+    if count < 50:
+        return None, None
+    step = max(1, int(round(np.sqrt(count / max_pixels))))
+    grid = np.zeros_like(usable)
+    grid[::step, ::step] = True
+    rows, cols = np.nonzero(usable & grid)
+    ref = background[rows, cols].astype(np.float32)
+    return np.stack([rows + y0, cols + x0]).astype(np.intp), ref
 
 
 def detect_chunk(
     frames: np.ndarray, detector: ArenaDetector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run ``detector`` on every frame of a chunk.
 
-    Returns preallocated arrays ``x, y, area_px`` (float64, NaN when not found) and
-    ``n_blobs`` (int16).
+    Returns preallocated arrays ``x, y, area_px`` (float64, NaN when not found),
+    ``n_blobs`` (int16) and ``light_gain`` (float32).
     """
     n = len(frames)
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
     area = np.full(n, np.nan)
     blobs = np.zeros(n, dtype=np.int16)
+    gains = np.ones(n, dtype=np.float32)
     for i in range(n):
-        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i])
-    return x, y, area, blobs
+        g = detector.light_gain(frames[i])
+        gains[i] = g
+        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], g)
+    return x, y, area, blobs, gains

@@ -36,7 +36,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv
 
 
 def _quiet_opencv() -> None:
-    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) off the terminal."""
+    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) and FFmpeg's decoder
+    messages (hundreds per damaged stretch) off the terminal; damage is reported in
+    run.json instead. ``OPENCV_FFMPEG_LOGLEVEL`` set by the user wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     except AttributeError:  # pragma: no cover - older builds
@@ -99,6 +102,13 @@ def _open_capture(path: str, raw_luma: bool) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
+        if _mp4_without_index(path):
+            raise VideoError(
+                f"{path}: the MP4 file has no index ('moov' box): the recording was cut off "
+                "before the recorder closed the file (power failure, full disk?) and cannot "
+                "be read as it is; repair it with a tool such as untrunc and a good file "
+                "from the same camera, or record to MKV or fragmented MP4"
+            )
         raise VideoError(
             f"{path}: cannot be opened as a video (unsupported format, or not a video); "
             "check the file plays, or convert it to H.264 MP4"
@@ -106,6 +116,33 @@ def _open_capture(path: str, raw_luma: bool) -> cv2.VideoCapture:
     if raw_luma:
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
     return cap
+
+
+def _mp4_without_index(path: str) -> bool:
+    """True for an MP4/MOV file whose top-level boxes start well but contain no 'moov'."""
+    import struct
+
+    if not path.lower().endswith((".mp4", ".mov", ".m4v")):
+        return False
+    try:
+        size = os.path.getsize(path)
+        boxes = []
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size and len(boxes) < 64:
+                f.seek(pos)
+                length, kind = struct.unpack(">I4s", f.read(8))
+                if length == 1:
+                    length = struct.unpack(">Q", f.read(8))[0]
+                elif length == 0:
+                    length = size - pos
+                boxes.append(kind)
+                if length < 8:
+                    break
+                pos += length
+    except (OSError, struct.error):
+        return False
+    return bool(boxes) and boxes[0] == b"ftyp" and b"moov" not in boxes
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -158,9 +195,18 @@ class VideoReader:
     After iteration, ``frames_decoded`` (the index of the last frame read, plus one),
     ``timestamp_source`` and ``timestamps_repaired`` describe what was read;
     ``frames_grabbed`` counts the frames this reader actually decoded (fewer than
-    ``frames_decoded`` when a resumed read could seek); ``last_time_s`` is the timestamp of
-    the last frame read.
+    ``frames_decoded`` when a resumed read could seek, or a damaged stretch was skipped);
+    ``last_time_s`` is the timestamp of the last frame read; ``unreadable`` lists the
+    stretches that could not be decoded.
+
+    When the decoder stops before the end the container announces (a damaged stretch:
+    OpenCV's ``grab()`` then fails for good), the reader seeks past the damage and goes
+    on (:meth:`_resume`); each skipped stretch is listed in ``unreadable`` and shows as a
+    gap in the timestamps. It stops where nothing further can be read (a truncated file).
     """
+
+    #: How many times ``grab()`` is retried on the same capture before seeking on.
+    GRAB_RETRIES = 3
 
     def __init__(self, path: str | Path, info: VideoInfo | None = None):
         self.path = str(path)
@@ -170,6 +216,7 @@ class VideoReader:
         self.last_time_s = float("nan")
         self.resumed_by_seek: bool | None = None
         self.timestamps_repaired = 0
+        self.unreadable: list[dict] = []
         self._luma_direct: bool | None = None
         self._cap: cv2.VideoCapture | None = None
 
@@ -330,15 +377,33 @@ class VideoReader:
         idx = np.empty(chunk_size, dtype=np.int64)
         ts = np.empty(chunk_size, dtype=np.float64)
         n = 0
+        resumed = False
         while True:
-            if not cap.grab():
-                break
+            if not resumed and not self._grab(cap):
+                found = self._resume(i)
+                if found is None:
+                    break
+                cap.release()
+                cap, i_next = found  # frame i_next is grabbed
+                self._cap = cap
+                self.unreadable.append(
+                    {"first_frame": i, "resumed_frame": i_next,
+                     "after_s": round(float(last_t), 6) if np.isfinite(last_t) else None}
+                )
+                i = i_next
+                resumed = True
+                continue
             self.frames_grabbed += 1
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if not np.isfinite(t) or t <= last_t or (t == 0 and i > 0):
                 t = (last_t + interval) if np.isfinite(last_t) else i * interval
+                if resumed:  # no usable timestamp after a skipped stretch: keep the gap
+                    t = max(t, i * interval)
                 if i > 0:
                     self.timestamps_repaired += 1
+            if resumed:
+                self.unreadable[-1]["resumed_s"] = round(float(t), 6)
+            resumed = False
             last_t = t
             self.last_time_s = t
             self.frames_decoded = i + 1
@@ -363,19 +428,97 @@ class VideoReader:
         if n:
             yield FrameChunk(idx[:n].copy(), ts[:n].copy(), buf[:n].copy(), repaired_at_last)
 
+    def _grab(self, cap: cv2.VideoCapture) -> bool:
+        """``cap.grab()``, retried :attr:`GRAB_RETRIES` times when it fails."""
+        for _ in range(1 + self.GRAB_RETRIES):
+            if cap.grab():
+                return True
+        return False
+
+    #: Consecutive frames that must decode after a seek for the position to count as
+    #: readable (past the end of a truncated file, a seek "succeeds" on the last frames).
+    RESUME_CHECK_FRAMES = 3
+
+    def _seek_grab(self, target: int, check: int = 1) -> cv2.VideoCapture | None:
+        """A new capture that has just grabbed frame ``target`` (and ``check - 1`` frames
+        after it, each at the position expected), or None."""
+        try:
+            cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        except VideoError:
+            return None
+        if target > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+        for k in range(check):
+            if not cap.grab() or int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) != target + k + 1:
+                cap.release()
+                return None
+        return cap
+
+    def _readable(self, target: int) -> bool:
+        cap = self._seek_grab(target, check=self.RESUME_CHECK_FRAMES)
+        if cap is None:
+            return False
+        cap.release()
+        return True
+
+    def _resume(self, failed_at: int) -> tuple[cv2.VideoCapture, int] | None:
+        """After ``grab()`` failed for good at frame ``failed_at``: a capture that has just
+        grabbed the first readable frame after it, and that frame's index; None at the
+        real end of the readable video.
+
+        Frames further on are tried by seeking (1, 2, 4, ... frames ahead, up to the
+        container's frame count, or an hour of video when it gives none); the first
+        readable one is then narrowed down by bisection.
+        """
+        count = self.info.nominal_frame_count
+        fps = self.info.nominal_fps or 30.0
+        limit = count if count else failed_at + int(3600 * fps)
+        bad = failed_at
+        step = 1
+        good = None
+        while failed_at + step < limit:
+            target = failed_at + step
+            if self._readable(target):
+                good = target
+                break
+            bad = target
+            step *= 2
+        if good is None:
+            return None
+        while good - bad > 1:
+            mid = (good + bad) // 2
+            if self._readable(mid):
+                good = mid
+            else:
+                bad = mid
+        found = self._seek_grab(good)
+        return None if found is None else (found, good)
+
     def sample_frames(
         self, n: int, first_frame: int = 0, last_frame: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """About ``n`` grayscale frames spread evenly over the whole video.
 
         Returns (frames (m, h, w) uint8, decode indices). Seeks where the container gives a
-        frame count; frames that cannot be read at their position (truncated files) are
-        skipped. ``first_frame`` / ``last_frame`` (inclusive) restrict the samples to a
-        part of the video.
+        frame count; frames that cannot be read at their position are skipped (a seek past
+        the end of a truncated file lands on its last frames: checked by the position), and
+        when the end of the file was not readable the samples are spread again over the
+        part that is. ``first_frame`` / ``last_frame`` (inclusive) restrict the samples to
+        a part of the video.
         """
         cap = _open_capture(self.path, raw_luma=self.luma_direct)
         frames: list[np.ndarray] = []
         indices: list[int] = []
+
+        def read_at(targets) -> None:
+            for target in targets:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+                ok, frame = cap.read()
+                at = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES)))
+                if ok and frame is not None and at == int(target) + 1:
+                    frames.append(self._gray(frame))
+                    indices.append(int(target))
+
         try:
             count = self.info.nominal_frame_count
             lo = max(0, int(first_frame))
@@ -385,12 +528,14 @@ class VideoReader:
             span = (hi - lo + 1) if hi is not None else 0
             if count and span > 4 * n:
                 targets = np.linspace(lo, hi, n + 2)[1:-1].round().astype(int)
-                for target in targets:
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
-                    ok, frame = cap.read()
-                    if ok and frame is not None:
-                        frames.append(self._gray(frame))
-                        indices.append(int(target))
+                read_at(targets)
+                if indices and len(indices) < n and max(indices) < targets[-1]:
+                    # the end could not be read (truncated): spread the rest over the start
+                    more = np.linspace(lo, max(indices), n - len(indices) + 2)[1:-1]
+                    read_at(sorted(set(more.round().astype(int)) - set(indices)))
+                    order = np.argsort(indices)
+                    frames = [frames[k] for k in order]
+                    indices = [indices[k] for k in order]
             else:
                 i = 0
                 step = max(1, max(span, 0) // max(n, 1))

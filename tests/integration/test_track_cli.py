@@ -87,13 +87,16 @@ def test_outputs_are_complete_and_traceable(video_factory, tmp_path):
         "background.png", "occupancy.csv", "qc.png", "run.json", "summary.csv", "track.parquet"]
     # track: one row per decoded frame, documented columns
     assert list(track.columns) == [
-        "frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "chamber"]
+        "frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "chamber",
+        "light_gain"]
     assert track["frame"].tolist() == list(range(len(truth.track)))
     assert np.allclose(track["time_s"], truth.track["time_s"], atol=1e-3)
     assert track.loc[~track["detected"], ["x", "y"]].isna().all().all()
     # occupancy: rows sum to 1 s (last one to its length), totals equal the summary
     occ = pd.read_csv(result / "occupancy.csv")
-    assert list(occ.columns) == ["arena", "second", "paired", "unpaired", "unknown"]
+    assert list(occ.columns) == ["arena", "second", "paired", "unpaired", "unknown",
+                                 "qc_frames", "qc_undetected", "qc_multi_blob", "qc_jumps",
+                                 "qc_area_outlier", "qc_flag"]
     sums = occ[["paired", "unpaired", "unknown"]].sum(axis=1)
     assert np.allclose(sums.iloc[:-1], 1.0, atol=1e-6)
     s = summary.set_index("chamber")
