@@ -50,7 +50,13 @@ from .outputs import (
 )
 from .qc import QcThresholds, qc_per_second, qc_summary_columns, video_qc
 from .summary import path_steps, summarize_arena, summarize_periods, time_periods
-from .tracker import TRACK_COLUMNS, _arena_mask, detect_chunk, make_detector
+from .tracker import (
+    ASSIGNED_COLUMNS,
+    TRACK_COLUMNS,
+    _arena_mask,
+    detect_chunk,
+    make_detector,
+)
 from .video import ReadPosition, VideoInfo, VideoReader, probe_video
 
 __all__ = [
@@ -101,6 +107,7 @@ class Analysis:
     qc: dict[str, dict] = field(default_factory=dict)  # per arena, see cpp_tracker.qc
     lighting: dict | None = None  # lighting periods (tracks with a light_gain column)
     read_fraction: float | None = None  # of the nominal length, when that is known
+    position: np.ndarray | None = None  # per track row: the piece the centroid lies in
     bins: pd.DataFrame | None = None  # summary per time bin / named window, if configured
 
 
@@ -125,6 +132,7 @@ def analyse_track(
     timebase = frame_durations(frames_time, config.video.gap_factor, nominal_interval_s)
     codes = np.full(len(track), UNKNOWN, dtype=np.int16)
     chamber = np.empty(len(track), dtype=object)
+    position = np.empty(len(track), dtype=object)
     occupancy_tables = []
     summaries = []
     bin_tables = []
@@ -144,13 +152,22 @@ def analyse_track(
         x = sub["x"].to_numpy(dtype=float)
         y = sub["y"].to_numpy(dtype=float)
         det = sub["detected"].to_numpy(dtype=bool)
+        # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
+        # sitting in a doorway is not counted as entering again and again. Time follows the
+        # piece the centroid lies in: a stop a few px past a door line that never passes
+        # the margin is time in that piece, not in the chamber the mouse came from.
         arena_codes, _ = assign_chambers(x, y, det, layout)
         steps_px = path_steps(x, y, config.summary.min_step_px)
+        position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
+        if det.any():
+            position_codes[det] = layout.raw_chamber(x[det], y[det])
         codes[rows] = arena_codes
         names = np.array([*arena.chamber_names, "unknown"], dtype=object)
         chamber[rows] = names[arena_codes]  # code -1 picks the last name: 'unknown'
+        position[rows] = names[position_codes]
         occ = occupancy_per_second(
-            frames_time, timebase.durations_s, arena_codes, arena.chamber_names, timebase.end_s
+            frames_time, timebase.durations_s, position_codes, arena.chamber_names,
+            timebase.end_s,
         )
         occ.insert(0, "arena", arena.name)
         occupancy_tables.append(occ)
@@ -163,6 +180,7 @@ def analyse_track(
                 time_s=frames_time,
                 durations_s=timebase.durations_s,
                 codes=arena_codes,
+                time_codes=position_codes,
                 x=x,
                 y=y,
                 duration_s=timebase.end_s,
@@ -187,6 +205,7 @@ def analyse_track(
                     px_per_cm=arena.px_per_cm,
                     min_step_px=config.summary.min_step_px,
                     steps_px=steps_px,
+                    time_codes=position_codes,
                 )
             )
         n_missing = int((~det).sum())
@@ -230,7 +249,7 @@ def analyse_track(
     bins = pd.concat(bin_tables, ignore_index=True) if bin_tables else None
     return Analysis(
         codes, chamber, occupancy, summary, timebase, stats, warnings, qc, lighting,
-        read_fraction, bins,
+        read_fraction, position, bins,
     )
 
 
@@ -603,7 +622,7 @@ def _chunk_rows(
     table = pd.DataFrame(cols)
     table["detected"] = np.isfinite(table["x"].to_numpy())
     table["n_blobs"] = table["n_blobs"].astype("int16")
-    return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
+    return table[[c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]]
 
 
 def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: Config):
@@ -967,10 +986,12 @@ def track_session(
             )
 
     chamber_names = analysis.chamber
+    position_names = analysis.position
 
     def add_chamber(part: pd.DataFrame, offset: int) -> pd.DataFrame:
         part = part.copy()
         part["chamber"] = chamber_names[offset : offset + len(part)]
+        part["position_chamber"] = position_names[offset : offset + len(part)]
         for c, t in TRACK_COLUMNS.items():
             if t == "string":
                 part[c] = part[c].astype(str)

@@ -49,6 +49,7 @@ from .pipeline import (
     track_session,
     write_analysis,
 )
+from .tracker import ASSIGNED_COLUMNS
 
 __all__ = [
     "TRACK_STRUCTURE_KEYS",
@@ -285,14 +286,19 @@ def _read_track_table(track_path: Path) -> pa.Table:
         ) from None
 
 
-def _write_with_chamber(track_path: Path, table: pa.Table, chamber) -> None:
-    """Write ``table`` with its ``chamber`` column replaced, atomically."""
-    names = table.column_names
-    column = pa.array(chamber, type=pa.string())
-    if "chamber" in names:
-        table = table.set_column(names.index("chamber"), "chamber", column)
-    else:
-        table = table.append_column("chamber", column)
+def _write_with_assigned(track_path: Path, table: pa.Table, analysis) -> None:
+    """Write ``table`` with the columns assigned from the config (``chamber``,
+    ``position_chamber``) replaced by ``analysis``'s, atomically."""
+    values = {"chamber": analysis.chamber, "position_chamber": analysis.position}
+    for name in ASSIGNED_COLUMNS:
+        if values.get(name) is None:
+            continue
+        column = pa.array(values[name], type=pa.string())
+        names = table.column_names
+        if name in names:
+            table = table.set_column(names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
     atomic_path(track_path, lambda tmp: pq.write_table(table, tmp))
 
 
@@ -426,8 +432,10 @@ def reprocess_result(
         raise OutputError(
             f"{track_path}: lacks the column(s) {', '.join(absent)}; run 'cpp-tracker track' again"
         )
-    # every stored column but the chamber: analyse_track takes what it needs, as in track
-    track = table.drop_columns([c for c in ("chamber",) if c in table.column_names]).to_pandas()
+    # every stored column but those assigned from the config: analyse_track takes what it
+    # needs, as in track
+    assigned = [c for c in ASSIGNED_COLUMNS if c in table.column_names]
+    track = table.drop_columns(assigned).to_pandas()
     stored_arenas = set(track["arena"].astype(str).unique())
     missing = [a.name for a in config.arenas if a.name not in stored_arenas]
     if missing:
@@ -458,7 +466,7 @@ def reprocess_result(
     time_base = dict(old.get("time_base") or {})
     read_fraction = analysis.read_fraction
 
-    _write_with_chamber(track_path, table, analysis.chamber)
+    _write_with_assigned(track_path, table, analysis)
     del table
     written = write_analysis(result_dir, analysis)
 
@@ -540,6 +548,7 @@ _NOT_RUN_INFO_BLOCKS = {
     "arena_stats",
     "warnings",
     "read_fraction",
+    "position",
 }
 
 

@@ -2,11 +2,13 @@
 
 Definitions (the README repeats them):
 
-- ``time_s``: seconds in the chamber (sum of frame durations, see :mod:`occupancy`).
+- ``time_s``: seconds with the centroid in the chamber's piece (sum of frame durations,
+  see :mod:`occupancy`). Time follows position; the hysteresis only decides visits.
 - ``percent``: ``time_s`` as a percentage of the *observed* time (time with a known
   chamber). For the ``unknown`` row: percentage of the whole duration.
-- A *bout* is a maximal run of frames assigned to one chamber; frames without a detection
-  inside a run do not end it. ``entries`` counts the bouts in the chamber, the first one
+- A *bout* is a maximal run of frames assigned to one chamber with hysteresis (a mouse
+  sitting in a doorway does not start new bouts); frames without a detection inside a run
+  do not end it. ``entries`` counts the bouts in the chamber, the first one
   included when the mouse starts there.
 - ``latency_s``: time from the start of the video (0 s) to the first frame of the first bout
   in the chamber; empty (NaN) when the mouse never entered it.
@@ -144,15 +146,19 @@ def summarize_arena(
     px_per_cm: float | None = None,
     min_step_px: float = 2.0,
     steps_px: np.ndarray | None = None,
+    time_codes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per chamber plus one ``unknown`` row, columns :data:`SUMMARY_COLUMNS`.
 
+    ``codes`` (chamber with hysteresis) decide the visits: entries, latency, bouts.
+    ``time_codes`` (the piece the centroid lies in; default ``codes``) decide the time.
     ``steps_px``: the result of :func:`path_steps` when the caller has it already.
     """
     codes = np.asarray(codes)
+    tcodes = codes if time_codes is None else np.asarray(time_codes)
     d = np.asarray(durations_s, dtype=np.float64)
     names = list(chamber_names)
-    per_chamber = np.array([d[codes == k].sum() for k in range(len(names))])
+    per_chamber = np.array([d[tcodes == k].sum() for k in range(len(names))])
     observed = float(per_chamber.sum())
     unknown = float(duration_s) - observed
     unknown = 0.0 if unknown < 1e-9 else unknown
@@ -277,12 +283,15 @@ def summarize_periods(
     px_per_cm: float | None = None,
     min_step_px: float = 2.0,
     steps_px: np.ndarray | None = None,
+    time_codes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The summary of each period: per period one row per chamber plus ``unknown``.
 
     Columns :data:`PERIOD_COLUMNS`; definitions in the module description. For bins that
     cover the recording, ``time_s``, ``entries``, ``distance_px`` and ``frames`` add up to
-    the values of :func:`summarize_arena`. ``steps_px``: as for :func:`summarize_arena`.
+    the values of :func:`summarize_arena`. ``codes`` (with hysteresis) decide entries and
+    latency, ``time_codes`` (the piece the centroid lies in; default ``codes``) the time, and
+    ``steps_px`` is as for :func:`summarize_arena`.
     """
     t = np.asarray(time_s, dtype=np.float64)
     d = np.asarray(durations_s, dtype=np.float64)
@@ -294,8 +303,9 @@ def summarize_periods(
         return pd.DataFrame(columns=PERIOD_COLUMNS)
     starts = np.array([p.start_s for p in periods])
     ends = np.array([p.end_s for p in periods])
-    cum_start = cumulative_time(t, d, codes, k, starts)
-    cum_end = cumulative_time(t, d, codes, k, ends)
+    tcodes = codes if time_codes is None else np.asarray(time_codes)
+    cum_start = cumulative_time(t, d, tcodes, k, starts)
+    cum_end = cumulative_time(t, d, tcodes, k, ends)
     per_chamber = cum_end - cum_start
     bouts = chamber_bouts(t, codes)
     bout_code = bouts["chamber"].to_numpy()

@@ -36,10 +36,14 @@ TRACK_COLUMNS: dict[str, str] = {
     "y": "float64",  # centroid row, px (NaN when not detected)
     "area_px": "float64",  # blob area, px (NaN when not detected)
     "detected": "bool",
-    "n_blobs": "int16",  # blobs within the size limits (>1: competing blobs)
+    "n_blobs": "int16",  # blobs within the size limits and >= 1/4 of the chosen one
     "chamber": "string",  # chamber name, or 'unknown'
     "light_gain": "float32",  # brightness of the arena relative to the background (1 = same)
+    "position_chamber": "string",  # the piece the centroid lies in, no hysteresis, or 'unknown'
 }
+
+#: Track columns computed after detection, from the geometry (recomputed by reprocess).
+ASSIGNED_COLUMNS = ("chamber", "position_chamber")
 
 
 def empty_track() -> pd.DataFrame:
@@ -146,11 +150,13 @@ class ArenaDetector:
             return np.nan, np.nan, np.nan, 0
         areas = stats[1:, cv2.CC_STAT_AREA]
         ok = (areas >= self.min_area_px) & (areas <= self.max_area_px)
-        n_ok = int(ok.sum())
-        if n_ok == 0:
+        if not ok.any():
             return np.nan, np.nan, np.nan, 0
         k = int(np.argmax(np.where(ok, areas, -1)))
         cx, cy = centroids[k + 1]
+        # competitors: blobs at least a quarter the size of the chosen one (a tail or a paw
+        # split off the mouse is not a second candidate)
+        n_ok = int((ok & (areas >= 0.25 * areas[k])).sum())
         return float(cx) + self.x0, float(cy) + self.y0, float(areas[k]), n_ok
 
 
@@ -226,7 +232,10 @@ def make_detector(
     if settings.threshold is not None:
         threshold = float(settings.threshold)
     else:
-        threshold = max(6.0 * sigma, 10.0)
+        # A fixed floor far below a high-contrast mouse keeps the blurred base of the tail,
+        # wider than the opening removes, and pulls the centroid 2-3 px tailwards: the
+        # threshold also scales with the mouse's contrast.
+        threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
         if contrast > 0:
             threshold = min(threshold, 0.5 * contrast)
         threshold = max(threshold, 3.0 * sigma + 3.0)

@@ -108,6 +108,8 @@ def write_result(
     video = video or f"/videos/{folder.name}.mp4"
     analysis = analyse_track(track, cfg, video_label=video, nominal_interval_s=1 / fps)
     track["chamber"] = analysis.chamber.astype(str)
+    if analysis.position is not None:
+        track["position_chamber"] = analysis.position.astype(str)
     write_parquet(folder / "track.parquet", track)
     written = write_analysis(folder, analysis)
     run_info = {

@@ -85,6 +85,24 @@ def test_distance_in_cm_with_scale():
     assert s.loc["a", "distance_cm"] == pytest.approx(20, abs=0.5)
 
 
+def test_time_follows_position_and_visits_follow_hysteresis():
+    # hysteresis keeps the mouse in 'a' while it sits just past the door in 'b' (frames
+    # 10-19) and returns: no entry into 'b', but the time there is 'b' time
+    codes = np.array([0] * 30)
+    position = np.array([0] * 10 + [1] * 10 + [0] * 10)
+    t = np.arange(30) / 10.0
+    tb = frame_durations(t)
+    s = summarize_arena(
+        video="v", arena="box", animal_id=None, chamber_names=["a", "b"], time_s=t,
+        durations_s=tb.durations_s, codes=codes, time_codes=position, x=np.ones(30),
+        y=np.ones(30), duration_s=tb.end_s,
+    ).set_index("chamber")
+    assert s.loc["b", "time_s"] == pytest.approx(1.0)
+    assert s.loc["a", "time_s"] == pytest.approx(2.0)
+    assert s.loc["b", "entries"] == 0
+    assert s.loc["a", "entries"] == 1
+
+
 # ---------------------------------------------------------------- time bins and windows
 def _track_with_gaps():
     """10 fps, 61.3 s: crossings, undetected stretches, a 2 s gap in the timestamps."""
@@ -98,25 +116,31 @@ def _track_with_gaps():
     return t, tb, codes, x, y
 
 
-def _periods_of(t, tb, codes, x, y, periods):
+def _periods_of(t, tb, codes, x, y, periods, time_codes=None):
     return summarize_periods(
         video="v", arena="box", animal_id="m1", chamber_names=["a", "b"], time_s=t,
         durations_s=tb.durations_s, codes=codes, x=x, y=y, periods=periods, px_per_cm=2.0,
+        time_codes=time_codes,
     )
 
 
 @pytest.mark.parametrize("bin_s", [7.0, 10.0, 60.0, 100.0])
 def test_bins_sum_to_the_whole_session(bin_s):
     t, tb, codes, x, y = _track_with_gaps()
+    # time follows the piece the centroid is in, which differs from the hysteresis chamber
+    # in some frames (a mouse turning back in a doorway)
+    position = codes.copy()
+    position[::17] = np.where(codes[::17] >= 0, 1 - codes[::17], -1)
     whole = summarize_arena(
         video="v", arena="box", animal_id="m1", chamber_names=["a", "b"], time_s=t,
         durations_s=tb.durations_s, codes=codes, x=x, y=y, duration_s=tb.end_s, px_per_cm=2.0,
+        time_codes=position,
     ).set_index("chamber")
     periods, warnings = time_periods(tb.end_s, bin_s)
     assert warnings == []
     assert periods[0].start_s == 0 and periods[-1].end_s == tb.end_s
     assert len(periods) == int(np.ceil(tb.end_s / bin_s))
-    bins = _periods_of(t, tb, codes, x, y, periods)
+    bins = _periods_of(t, tb, codes, x, y, periods, time_codes=position)
     assert set(bins["kind"]) == {"bin"}
     for chamber in ("a", "b", "unknown"):
         mine = bins[bins["chamber"] == chamber]
