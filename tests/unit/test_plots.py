@@ -241,6 +241,9 @@ def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
     occ["qc_area_outlier"] = 0.0
     occ["qc_flag"] = occ["second"].isin([5, 7])
     occ.to_csv(copy / "occupancy.csv", index=False)
+    summary = pd.read_csv(copy / "summary.csv")
+    summary["needs_review"] = True
+    summary.to_csv(copy / "summary.csv", index=False)
 
     stored = load_result(copy)
     assert lighting_periods(stored.run_info) == [(0.0, 8.0, "gain 1"), (8.0, 20.0, "gain 0.6")]
