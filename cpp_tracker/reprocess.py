@@ -374,11 +374,20 @@ def reprocess_result(
     new_hash = config_hash(config)
     detection, other = config_changes(old["config"]["resolved"], config_to_dict(config))
     if detection and not retrack:
+        old_flat: dict[str, Any] = {}
+        _flatten(_plain(old["config"]["resolved"]), "", old_flat)
+        new_keys = [k for k in detection if k not in old_flat and not k.startswith("arenas[")]
+        since = (
+            f" ({', '.join(new_keys)} did not exist in the version that made these results)"
+            if new_keys
+            else ""
+        )
         raise ConfigError(
             config.source,
             f"changes {', '.join(detection)} compared with the config of {result_dir} "
-            f"(hash {old_hash}); these change what is detected in the frames, so the stored "
-            "track cannot be reused: run 'cpp-tracker track' again, or reprocess with --retrack",
+            f"(hash {old_hash}){since}; these change what is detected in the frames, so the "
+            "stored track cannot be reused: run 'cpp-tracker track' again, or reprocess with "
+            "--retrack",
         )
     changed = detection + other
     if not changed and not force:

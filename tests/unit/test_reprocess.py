@@ -152,6 +152,19 @@ def test_detection_change_is_refused_and_nothing_is_written(tmp_path):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+def test_keys_added_by_a_newer_version_are_named_as_such(tmp_path):
+    folder = write_result(tmp_path / "v", SEGMENTS)
+    run = json.loads((folder / "run.json").read_text())
+    del run["config"]["resolved"]["detection"]["blur_px"]  # as if made before it existed
+    (folder / "run.json").write_text(json.dumps(run))
+    with pytest.raises(
+        ConfigError,
+        match=r"changes detection.blur_px .*\(detection.blur_px did "
+        r"not exist in the version that made these results\)",
+    ):
+        reprocess_result(folder, parse_config(moved_door()), plots=False)
+
+
 def test_retrack_needs_the_video(tmp_path):
     folder = write_result(tmp_path / "v", SEGMENTS, video=str(tmp_path / "gone.mp4"))
     new = config_with(TWO_CHAMBERS, detection={"threshold": 25})
