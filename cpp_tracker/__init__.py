@@ -6,6 +6,8 @@ The public API, in pipeline order::
     from cpp_tracker import assign_chambers, occupancy_per_second, summarize_arena
     from cpp_tracker import find_lighting_periods, qc_per_second, video_qc
     from cpp_tracker import track_video, track_session, analyse_track
+    from cpp_tracker import config_changes, reprocess_result      # a new config, stored tracks
+    from cpp_tracker import collect_results, load_design          # the experiment's table
 """
 
 __version__ = "0.1.0"
@@ -21,6 +23,9 @@ from .summary import summarize_arena  # noqa: E402
 from .lighting import find_lighting_periods  # noqa: E402
 from .qc import qc_per_second, video_qc  # noqa: E402
 from .pipeline import analyse_track, track_session, track_video  # noqa: E402
+from .reprocess import config_changes, reprocess_result  # noqa: E402
+from .collect import collect_results  # noqa: E402
+from .design import load_design  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -49,4 +54,8 @@ __all__ = [
     "analyse_track",
     "track_video",
     "track_session",
+    "config_changes",
+    "reprocess_result",
+    "collect_results",
+    "load_design",
 ]

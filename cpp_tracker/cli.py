@@ -25,6 +25,8 @@ typical use:
   cpp-tracker preview night1.mp4 --config box.yaml --out preview.png
   cpp-tracker track night1.mp4 --config box.yaml --out results/
   cpp-tracker batch recordings/ manifest.csv --config box.yaml --out results/
+  cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
+  cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
 
 exit status: 0 success, 1 an input failed, 2 usage or configuration error
 """
@@ -386,6 +388,204 @@ def _cmd_preview(args) -> int:
         print(f"error: {misfit}", file=sys.stderr)
         return misfit.exit_code
     return 0
+
+
+# ------------------------------------------------------------------------------ reprocess
+def _add_reprocess(sub) -> None:
+    p = sub.add_parser(
+        "reprocess",
+        help="recompute results from stored tracks with a changed config (no video decoding)",
+        description=(
+            "Bring result folders up to date with a new config. When only geometry (door "
+            "lines, chambers, hysteresis, scale) or summary settings (bins, windows) changed, "
+            "chambers, occupancy.csv, summary.csv and summary_bins.csv are recomputed from "
+            "track.parquet without opening the video; the results equal a fresh track run. "
+            "When detection settings changed (background, detection, arena polygon, masks) "
+            "the folder is refused with the changed keys named, unless --retrack is given. "
+            "run.json keeps the history of configs that produced the results."
+        ),
+    )
+    p.add_argument(
+        "outdir",
+        nargs="+",
+        metavar="OUTDIR",
+        help="result folders (OUT/<video stem>/) or folders above them (the --out folder of "
+        "track or batch), searched for run.json",
+    )
+    p.add_argument("--config", required=True, help="the new YAML config")
+    p.add_argument(
+        "--retrack",
+        action="store_true",
+        help="when detection settings changed, track the video again (its path is taken "
+        "from run.json)",
+    )
+    p.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the current results in OUTDIR/<stem>/previous/<old config hash>/ instead "
+        "of overwriting them",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="recompute even where the config is unchanged"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar when retracking")
+    p.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not draw the QC figure qc.png again (a stale one is removed)",
+    )
+    p.set_defaults(handler=_cmd_reprocess)
+
+
+def _cmd_reprocess(args) -> int:
+    from .config import load_config
+    from .reprocess import find_result_dirs, reprocess_result
+
+    config = load_config(args.config)
+    folders = find_result_dirs(args.outdir)
+    counts: dict[str, int] = {}
+    failures: list[tuple[str, CppTrackerError]] = []
+    for folder in folders:
+        try:
+            r = reprocess_result(
+                folder,
+                config,
+                retrack=args.retrack,
+                keep_previous=args.keep_previous,
+                force=args.force,
+                progress=not args.no_progress,
+                plots=not args.no_plots,
+            )
+        except CppTrackerError as e:
+            if args.debug:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            failures.append((str(folder), e))
+            continue
+        counts[r.status] = counts.get(r.status, 0) + 1
+        for w in r.warnings:
+            print(f"warning: {folder}: {w}", file=sys.stderr)
+        if r.status == "unchanged":
+            print(f"{folder}: already made with this config (hash {r.config_hash}); nothing to do")
+            continue
+        changed = ", ".join(r.changed_keys) if r.changed_keys else "nothing (--force)"
+        kept = f"; previous results kept in {r.previous_dir}" if r.previous_dir else ""
+        print(
+            f"{folder}: {r.status} in {r.elapsed_s:.2f} s (config hash {r.config_hash}; "
+            f"changed: {changed}){kept}"
+        )
+    done = ", ".join(f"{n} {status}" for status, n in counts.items())
+    if failures and len(folders) > 1:
+        print(
+            f"{len(folders) - len(failures)} of {len(folders)} result folder(s) done"
+            f"{' (' + done + ')' if done else ''}; {len(failures)} failed:",
+            file=sys.stderr,
+        )
+        for folder, _ in failures:
+            print(f"  {folder}", file=sys.stderr)
+    if failures:
+        return max(e.exit_code for _, e in failures)
+    if len(folders) > 1:
+        print(f"{len(folders)} result folders: {done}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ summarize
+def _add_summarize(sub) -> None:
+    p = sub.add_parser(
+        "summarize",
+        help="one results table across all result folders (optionally per CPP design)",
+        description=(
+            "Collect every result folder (found by its run.json) below OUTDIR into one CSV: "
+            "one row per animal and session with <chamber>_time_s, <chamber>_percent, ... "
+            "columns, the QC figures and the manifest's metadata columns (--long: one row "
+            "per animal, session and chamber). With --design, one row per animal with time "
+            "and percent in the paired, unpaired (and neutral) chambers per phase, the "
+            "preference score, the change from pre-test to post-test, side bias at pre-test "
+            "and crossings in closed-door sessions flagged."
+        ),
+    )
+    p.add_argument(
+        "outdir", nargs="+", metavar="OUTDIR", help="folders holding results (searched recursively)"
+    )
+    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="one row per animal, session and chamber (with --design: per animal and session)",
+    )
+    p.add_argument(
+        "--design",
+        metavar="DESIGN.csv",
+        help="CSV naming per session the animal, phase, paired chamber, ... (see README)",
+    )
+    p.add_argument(
+        "--side-bias-percent",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="with --design: flag side bias when one conditioning chamber holds more than "
+        "this percent of the two conditioning chambers' time at pre-test (default 65)",
+    )
+    p.set_defaults(handler=_cmd_summarize)
+
+
+def _cmd_summarize(args) -> int:
+    from pathlib import Path
+
+    from .collect import collect_results, results_wide
+    from .outputs import write_csv
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        raise ConfigError("--out", f"'{args.out}' should be a .csv file name")
+    if out.is_dir():
+        raise ConfigError("--out", f"'{args.out}' is a folder; give a .csv file name")
+    results, metadata_columns, warnings = collect_results(args.outdir)
+    n_results = results[["result", "arena"]].drop_duplicates().shape[0]
+    if args.design:
+        from .design import (
+            SIDE_BIAS_PERCENT,
+            design_long,
+            design_sessions,
+            design_wide,
+            load_design,
+        )
+
+        threshold = SIDE_BIAS_PERCENT if args.side_bias_percent is None else args.side_bias_percent
+        if not 50 <= threshold <= 100:
+            raise ConfigError(
+                "--side-bias-percent", f"must be between 50 and 100, got {threshold:g}"
+            )
+        design = load_design(args.design)
+        sessions, more = design_sessions(
+            design,
+            results,
+            design_source=args.design,
+            side_bias_percent=threshold,
+            metadata_columns=metadata_columns,
+        )
+        warnings.extend(more)
+        table = design_long(sessions) if args.long else design_wide(sessions)
+        what = "animal and session" if args.long else "animal"
+    else:
+        if args.side_bias_percent is not None:
+            raise ConfigError("--side-bias-percent", "applies only with --design")
+        table = results if args.long else results_wide(results, metadata_columns)
+        what = "animal, session and chamber" if args.long else "animal and session"
+    write_csv(out, table)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(
+        f"{out}: {len(table)} row(s), one per {what}, from {n_results} result(s) "
+        f"({len(table.columns)} columns)"
+    )
+    if args.design:
+        print(f"  side bias threshold at pre-test: {threshold:g} % of the two conditioning "
+              "chambers' time")
+        flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table[:0]
+        for _, r in flagged.iterrows():
+            print(f"  flag {r['animal_id']}: {r['flags']}")
 
 
 # ----------------------------------------------------------------------------------- plot
@@ -791,6 +991,8 @@ SUBCOMMANDS: list[Callable] = [
     _add_batch,
     _add_check_config,
     _add_preview,
+    _add_reprocess,
+    _add_summarize,
     _add_plot,
     _add_review,
     _add_overlay,

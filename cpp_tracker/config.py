@@ -70,6 +70,7 @@ __all__ = [
     "DetectionSettings",
     "ChamberSettings",
     "VideoSettings",
+    "TimeWindow",
     "SummarySettings",
     "QcSettings",
     "Config",
@@ -254,16 +255,28 @@ class VideoSettings:
 
 
 @dataclass(frozen=True)
+class TimeWindow:
+    """A named stretch of video time, ``[start_s, end_s)``; ``end_s`` None = to the end."""
+
+    name: str
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
 class SummarySettings:
     """Settings of the time-in-chamber summary.
 
     ``min_step_px``: a movement of the centroid counts towards the distance travelled only
     once it reaches this many pixels from the last counted position (resting jitter is
-    ignored). ``bin_s``: optional length of time bins for a binned summary.
+    ignored). ``bin_s``: optional length of consecutive time bins for ``summary_bins.csv``.
+    ``windows``: optional named time windows (e.g. ``habituation: [0, 300]``) summarised in
+    ``summary_bins.csv`` too; they may overlap and need not cover the whole recording.
     """
 
     min_step_px: float = 2.0
     bin_s: float | None = None
+    windows: tuple[TimeWindow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -841,12 +854,18 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
     ckpt = _number(v.get("checkpoint_s", 300.0), "video.checkpoint_s", problems, minimum=1)
     out["video"] = VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
 
-    s = _mapping(raw.get("summary"), "summary", problems, {"min_step_px": "", "bin_s": ""})
+    s = _mapping(
+        raw.get("summary"), "summary", problems, {"min_step_px": "", "bin_s": "", "windows": ""}
+    )
     step = _number(s.get("min_step_px", 2.0), "summary.min_step_px", problems, minimum=0)
     bin_s = None
     if s.get("bin_s") is not None:
         bin_s = _number(s["bin_s"], "summary.bin_s", problems, minimum=1)
-    out["summary"] = SummarySettings(min_step_px=2.0 if step is None else step, bin_s=bin_s)
+    out["summary"] = SummarySettings(
+        min_step_px=2.0 if step is None else step,
+        bin_s=bin_s,
+        windows=_parse_windows(s.get("windows"), "summary.windows", problems),
+    )
 
     defaults = QcSettings()
     q = _mapping(raw.get("qc"), "qc", problems, {k: "" for k in asdict(defaults)})
@@ -861,6 +880,45 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
         problems.add("qc.max_speed_cm_s", "must be positive")
     out["qc"] = QcSettings(**qc_values)
     return out
+
+
+def _parse_windows(raw: Any, path: str, problems: _Problems) -> tuple[TimeWindow, ...]:
+    """``{name: [start_s, end_s], ...}``; ``end_s`` may be ``null`` or ``end`` (to the end)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.add(
+            path,
+            f"expected a mapping of named windows such as {{habituation: [0, 300], "
+            f"test: [300, 1200]}}, got {raw!r}",
+        )
+        return ()
+    windows = []
+    for key, value in raw.items():
+        wpath = f"{path}.{key}"
+        name = _name(key, wpath, problems)
+        if name is not None and name.lower() in RESERVED_NAMES:
+            problems.add(wpath, f"'{name}' is reserved by the tool; choose another name")
+            name = None
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            problems.add(
+                wpath,
+                f"expected [start_s, end_s] (seconds from the start of the video; end_s may "
+                f"be 'end'), got {value!r}",
+            )
+            continue
+        start = _number(value[0], f"{wpath}[0]", problems, minimum=0)
+        end = None
+        if value[1] is not None and value[1] != "end":
+            end = _number(value[1], f"{wpath}[1]", problems, minimum=0)
+            if end is None:
+                continue
+            if start is not None and end <= start:
+                problems.add(wpath, f"ends ({end:g} s) before it starts ({start:g} s)")
+                continue
+        if name is not None and start is not None:
+            windows.append(TimeWindow(name, start, end))
+    return tuple(windows)
 
 
 def parse_config(raw: Any, source: str = "<config>") -> Config:
@@ -973,6 +1031,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"arenas": arenas}
     for key in ("background", "detection", "chambers", "video", "summary", "qc"):
         out[key] = asdict(getattr(config, key))
+    out["summary"]["windows"] = {
+        w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
+        for w in config.summary.windows
+    }
     # 'auto' reads better than null for automatic values
     for k, v in out["detection"].items():
         if v is None:

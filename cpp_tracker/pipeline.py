@@ -49,7 +49,7 @@ from .outputs import (
     write_track_from_parts,
 )
 from .qc import QcThresholds, qc_per_second, qc_summary_columns, video_qc
-from .summary import summarize_arena
+from .summary import path_steps, summarize_arena, summarize_periods, time_periods
 from .tracker import (
     ASSIGNED_COLUMNS,
     TRACK_COLUMNS,
@@ -72,10 +72,16 @@ __all__ = [
     "result_status",
     "update_metadata",
     "source_time",
+    "write_analysis",
+    "timebase_info",
+    "history_entry",
+    "carry_history",
 ]
 
 PARTIAL_DIR = ".partial"
 CHECKPOINT_FILE = "checkpoint.json"
+#: The run.json of the results a new run replaces, kept while it runs (for its history).
+PREVIOUS_RUN_FILE = "previous_run.json"
 DETECTORS_FILE = "detectors.pickle"
 CHECKPOINT_FORMAT = 1
 BACKGROUND_INFO_FILE = "background.json"
@@ -102,6 +108,7 @@ class Analysis:
     lighting: dict | None = None  # lighting periods (tracks with a light_gain column)
     read_fraction: float | None = None  # of the nominal length, when that is known
     position: np.ndarray | None = None  # per track row: the piece the centroid lies in
+    bins: pd.DataFrame | None = None  # summary per time bin / named window, if configured
 
 
 def analyse_track(
@@ -128,8 +135,12 @@ def analyse_track(
     position = np.empty(len(track), dtype=object)
     occupancy_tables = []
     summaries = []
+    bin_tables = []
     stats: dict[str, dict] = {}
     warnings: list[str] = []
+    periods, period_warnings = time_periods(
+        timebase.end_s, config.summary.bin_s, config.summary.windows
+    )
     for arena in config.arenas:
         rows = np.flatnonzero(arena_col == arena.name)
         sub = track.iloc[rows]
@@ -146,6 +157,7 @@ def analyse_track(
         # piece the centroid lies in: a stop a few px past a door line that never passes
         # the margin is time in that piece, not in the chamber the mouse came from.
         arena_codes, _ = assign_chambers(x, y, det, layout)
+        steps_px = path_steps(x, y, config.summary.min_step_px)
         position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
         if det.any():
             position_codes[det] = layout.raw_chamber(x[det], y[det])
@@ -174,8 +186,28 @@ def analyse_track(
                 duration_s=timebase.end_s,
                 px_per_cm=arena.px_per_cm,
                 min_step_px=config.summary.min_step_px,
+                steps_px=steps_px,
             )
         )
+        if periods:
+            bin_tables.append(
+                summarize_periods(
+                    video=video_label,
+                    arena=arena.name,
+                    animal_id=arena.animal_id,
+                    chamber_names=arena.chamber_names,
+                    time_s=frames_time,
+                    durations_s=timebase.durations_s,
+                    codes=arena_codes,
+                    x=x,
+                    y=y,
+                    periods=periods,
+                    px_per_cm=arena.px_per_cm,
+                    min_step_px=config.summary.min_step_px,
+                    steps_px=steps_px,
+                    time_codes=position_codes,
+                )
+            )
         n_missing = int((~det).sum())
         share = n_missing / max(1, len(det))
         stats[arena.name] = {
@@ -195,6 +227,7 @@ def analyse_track(
             f"{len(timebase.gaps)} gap(s) in the frame timestamps, {missing:.2f} s in all, "
             "counted as unknown time"
         )
+    warnings.extend(period_warnings)
     occupancy = pd.concat(occupancy_tables, ignore_index=True) if occupancy_tables else None
     summary = pd.concat(summaries, ignore_index=True)
     read_fraction = timebase.end_s / nominal_duration_s if nominal_duration_s else None
@@ -213,9 +246,10 @@ def analyse_track(
             first["frame"].to_numpy(), frames_time, gains, end_s=timebase.end_s
         )
         lighting = lighting_report(periods, config.background.follow_lighting)
+    bins = pd.concat(bin_tables, ignore_index=True) if bin_tables else None
     return Analysis(
         codes, chamber, occupancy, summary, timebase, stats, warnings, qc, lighting,
-        read_fraction, position,
+        read_fraction, position, bins,
     )
 
 
@@ -253,6 +287,61 @@ def _add_quality(track, config, occupancy, summary, timebase, read_fraction, war
                 f"arena {arena} needs review: " + "; ".join(block["review_reasons"])
             )
     return occupancy, summary, qc
+
+
+def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
+    """Write ``occupancy.csv``, ``summary.csv`` and, when bins or windows are configured,
+    ``summary_bins.csv`` (a stale one from an earlier config is removed); return the names."""
+    write_csv(result_dir / "occupancy.csv", analysis.occupancy)
+    write_csv(result_dir / "summary.csv", analysis.summary)
+    written = ["occupancy.csv", "summary.csv"]
+    bins_path = result_dir / "summary_bins.csv"
+    if analysis.bins is not None:
+        write_csv(bins_path, analysis.bins)
+        written.append(bins_path.name)
+    else:
+        bins_path.unlink(missing_ok=True)
+    return written
+
+
+def timebase_info(tb: TimeBase, read_fraction: float | None) -> dict:
+    """The parts of run.json's ``time_base`` that follow from the frame durations."""
+    return {
+        "median_interval_s": tb.median_interval_s,
+        "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
+        "duration_s": tb.end_s,
+        "observed_s": tb.observed_s,
+        "read_fraction_of_nominal": read_fraction,
+        "gaps": tb.gap_list(),
+    }
+
+
+def history_entry(run_info: dict) -> dict:
+    """What ``run.json``'s history records about one run that wrote results."""
+    config = run_info.get("config", {})
+    return {
+        "command": run_info.get("command"),
+        "finished": run_info.get("finished"),
+        "version": run_info.get("version"),
+        "config_hash": config.get("hash"),
+        "config_source": config.get("source"),
+        "track": run_info.get("track"),
+        "config": config.get("resolved"),
+    }
+
+
+def carry_history(previous_run_json: Path, run_info: dict) -> list[dict]:
+    """The history for a new ``run.json``: the previous file's history (if it exists and can
+    be read), then an entry for ``run_info``. The last entry describes the current results."""
+    history: list[dict] = []
+    if previous_run_json.exists():
+        try:
+            previous = read_json(previous_run_json)
+        except OutputError:
+            previous = None
+        if isinstance(previous, dict):
+            history = list(previous.get("history") or [history_entry(previous)])
+    return [*history, history_entry(run_info)]
 
 
 @dataclass
@@ -662,8 +751,8 @@ def track_session(
     chunk_size: int = 64,
     progress_position: int | None = None,
     resume: bool = True,
-    command: str = "track",
     plots: bool = True,
+    command: str = "track",
 ) -> RunResult:
     """Track one recording, given as one video or as chunk files, into ``out_dir/<name>/``.
 
@@ -685,7 +774,8 @@ def track_session(
 
     With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
     ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
-    result.
+    result. ``command`` is recorded in ``run.json`` (and its history) as what made the
+    results.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when a video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
@@ -733,8 +823,10 @@ def track_session(
                 "tracked from the beginning"
             )
         shutil.rmtree(partial, ignore_errors=True)
-        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
         partial.mkdir(parents=True)
+        if (result_dir / "run.json").exists():  # its history goes on in the new run.json
+            shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
+        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
         samples, sample_index = _background_samples(
             infos, config.background.samples, start_s, end_s
         )
@@ -906,8 +998,7 @@ def track_session(
         return part[[c for c in TRACK_COLUMNS if c in part.columns]]
 
     write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
-    write_csv(result_dir / "occupancy.csv", analysis.occupancy)
-    write_csv(result_dir / "summary.csv", analysis.summary)
+    written = write_analysis(result_dir, analysis)
     write_png(result_dir / "background.png", background)
     finished = _now()
     tb = analysis.timebase
@@ -973,12 +1064,8 @@ def track_session(
             "frames_tracked": state.frames_tracked,
             "stride": stride,
             "nominal_fps": first.nominal_fps,
-            "median_interval_s": tb.median_interval_s,
-            "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
-            "duration_s": tb.end_s,
-            "observed_s": tb.observed_s,
-            "read_fraction_of_nominal": read_fraction,
-            "gaps": tb.gap_list(),
+            "expected_duration_s": expected_s,
+            **timebase_info(tb, read_fraction),
             "unreadable": unreadable,
         },
         "background": background_info["model"],
@@ -988,10 +1075,18 @@ def track_session(
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,
         "warnings": warnings,
-        "outputs": ["track.parquet", "occupancy.csv", "summary.csv", "background.png", "run.json"],
+        "analysis_warnings": analysis.warnings,  # the part of warnings a reprocess redoes
+        "outputs": ["track.parquet", *written, "background.png", "run.json"],
+        "track": {
+            "made_by": command,
+            "finished": finished,
+            "config_hash": config_hash(config),
+            "frames": state.frames_tracked,
+        },
     }
     if plots:
         _draw_qc_figure(result_dir, run_info, config)
+    run_info["history"] = carry_history(partial / PREVIOUS_RUN_FILE, run_info)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
@@ -1011,12 +1106,14 @@ def track_video(
     metadata: dict | None = None,
     resume: bool = True,
     plots: bool = True,
+    command: str = "track",
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
 
     A run interrupted earlier (``.partial/`` left in that folder) is continued from its
     last checkpoint when it was made from the same video, config, stride and window. See
-    :func:`track_session` for ``start_s``, ``end_s``, ``metadata`` and ``plots``.
+    :func:`track_session` for ``start_s``, ``end_s``, ``metadata``, ``plots`` and
+    ``command``.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -1035,4 +1132,5 @@ def track_video(
         progress_position=progress_position,
         resume=resume,
         plots=plots,
+        command=command,
     )

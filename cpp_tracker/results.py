@@ -138,8 +138,13 @@ def find_result_dirs(folder: str | Path) -> list[Path]:
         raise OutputError(f"{folder}: is a file; give the --out folder of track or batch")
     if (folder / "run.json").exists():
         return [folder]
+    # earlier results kept by 'reprocess --keep-previous' (<result>/previous/<hash>/) are not
+    # results of their own
     found = sorted(
-        p.parent for p in folder.rglob("run.json") if not any(s.startswith(".") for s in p.parts)
+        p.parent
+        for p in folder.rglob("run.json")
+        if not any(s.startswith(".") for s in p.parts)
+        and "previous" not in p.relative_to(folder).parts[:-1]
     )
     return found
 
