@@ -36,9 +36,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import Config, load_config
+from .config import Config, config_to_dict, load_config
 from .errors import ConfigError, CppTrackerError, OutputError
-from .outputs import write_csv
+from .outputs import read_json, write_csv
 from .pipeline import _now, result_status, run_key, track_session, update_metadata
 from .video import VIDEO_SUFFIXES
 
@@ -538,6 +538,45 @@ def check_job(job: BatchJob, out_dir: str | Path) -> dict | None:
     )
 
 
+def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path) -> dict | None:
+    """Bring a finished result up to date from its stored track when only settings that a
+    track allows changed (door lines, chambers, hysteresis, scale, summary, QC): the status
+    row, or ``None`` when the job needs a tracking run (see :mod:`cpp_tracker.reprocess`)."""
+    from .reprocess import config_changes, reprocess_result
+
+    result_dir = Path(out_dir) / job.name
+    if not (result_dir / "run.json").exists():
+        return None
+    current, reason = result_status(result_dir, key)
+    if current or reason != "the config changed":
+        return None
+    old = read_json(result_dir / "run.json")
+    old_key = old.get("run_key") or {}
+    same_inputs = {k: v for k, v in old_key.items() if k != "config_hash"} == {
+        k: v for k, v in key.items() if k != "config_hash"
+    }
+    if not same_inputs:
+        return None
+    detection, _ = config_changes(old["config"]["resolved"], config_to_dict(config))
+    if detection:
+        return None
+    started = _now()
+    t0 = time.perf_counter()
+    done = reprocess_result(result_dir, config, plots=True)
+    update_metadata(result_dir, job.metadata)
+    return _row(
+        job,
+        "ok",
+        started=started,
+        finished=_now(),
+        duration_s=round(time.perf_counter() - t0, 3),
+        frames_decoded=0,
+        note="reprocessed from the stored track, no video decoded ("
+        + ", ".join(done.changed_keys)
+        + " changed)",
+    )
+
+
 def run_job(
     job: BatchJob,
     out_dir: str | Path,
@@ -560,6 +599,9 @@ def run_job(
             skipped = check_job(job, out_dir)
             if skipped is not None:
                 return skipped
+            reprocessed = reprocess_job(job, config, key, out_dir)
+            if reprocessed is not None:
+                return reprocessed
         result = track_session(
             job.videos,
             config,
