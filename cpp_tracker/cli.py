@@ -8,8 +8,10 @@ configuration error. User mistakes give one plain message on stderr, no tracebac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, CppTrackerError
@@ -18,9 +20,13 @@ __all__ = ["main", "build_parser"]
 
 _EPILOG = """\
 typical use:
+  cpp-tracker init night1.mp4 --out box.yaml   (or: cpp-tracker draw night1.mp4 --out d.html)
   cpp-tracker check-config box.yaml --video night1.mp4
   cpp-tracker preview night1.mp4 --config box.yaml --out preview.png
   cpp-tracker track night1.mp4 --config box.yaml --out results/
+  cpp-tracker batch recordings/ manifest.csv --config box.yaml --out results/
+  cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
+  cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
 
 exit status: 0 success, 1 an input failed, 2 usage or configuration error
 """
@@ -112,9 +118,138 @@ def _cmd_track(args) -> int:
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    resume = result.run_info.get("resume", {})
+    if resume.get("resumed") and resume.get("resumed_from_time_s") is not None:
+        print(
+            f"{args.video}: continued an interrupted run from {resume['resumed_from_time_s']:.1f} s"
+        )
     print(f"{args.video}: results in {result.result_dir}")
     _print_summary(result.summary)
     return 0
+
+
+# ---------------------------------------------------------------------------------- batch
+def _add_batch(sub) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="track many videos: unattended, in parallel, resumable",
+        description=(
+            "Track every video given (files, folders searched recursively, manifest CSVs) "
+            "into OUT/<video stem or session>/, one worker process per video. A video that "
+            "fails is recorded in OUT/batch_status.csv and the others go on. A rerun skips "
+            "results that are up to date and continues interrupted videos from their last "
+            "checkpoint. Manifest columns: video (required; paths relative to the manifest), "
+            "config, animal_id, session (chunk files of one recording), phase, start_s, "
+            "end_s, and any other columns, which are kept in each result's run.json."
+        ),
+        epilog="exit status: 0 every video succeeded or was up to date, 1 some failed, "
+        "2 usage or configuration error",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders of videos, and manifest .csv files")
+    p.add_argument("--config", required=True,
+                   help="the YAML config for every video without its own in the manifest")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=None,
+                   help="videos tracked at once, each in its own process (default: the "
+                   "number of cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: the address of its scheduler, e.g. "
+                   "tcp://10.0.0.5:8786 (needs pip install 'cpp-tracker[dask]'; the videos "
+                   "and OUT must be on a file system the workers share)")
+    p.add_argument("--force", action="store_true",
+                   help="track every video again, even when its results are up to date")
+    p.add_argument("--session-pattern", metavar="REGEX",
+                   help="join chunk files into one session by file name: a regular "
+                   "expression with a (?P<session>...) group and optionally a "
+                   r"(?P<chunk>...) group for the order, e.g. '^(?P<session>.+)_(?P<chunk>\d+)"
+                   r"\.mp4$'")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_cmd_batch)
+
+
+def _failure(row: dict) -> str:
+    """'video: error' for a failed status row, without naming the video twice."""
+    error = row["error"] or row["status"]
+    if error.startswith(row["video"].split(";")[0]):
+        return error
+    return f"{row['video']}: {error}"
+
+
+def _cmd_batch(args) -> int:
+    import signal
+
+    from tqdm.auto import tqdm
+
+    from .batch import STATUS_FILE, collect_jobs, default_workers, run_batch
+    from .config import load_config
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers", "must be a whole number of at least 1")
+    load_config(args.config)  # a broken default config stops the batch before it starts
+    jobs = collect_jobs(
+        args.inputs, args.config, out_dir=args.out, session_pattern=args.session_pattern
+    )
+    n_videos = sum(len(j.videos) for j in jobs)
+    where = (
+        f"on the Dask cluster at {args.scheduler}"
+        if args.scheduler
+        else f"with {args.workers or default_workers()} worker(s)"
+    )
+    sessions = sum(1 for j in jobs if j.session)
+    extra = f" ({sessions} session(s) of chunk files)" if sessions else ""
+    print(f"batch: {len(jobs)} result(s) from {n_videos} video file(s){extra} into "
+          f"{args.out}, {where}")
+
+    def on_row(row: dict) -> None:
+        status = row["status"]
+        if status == "ok":
+            resumed = (
+                f", continued from {float(row['resumed_from_s']):.1f} s"
+                if row["resumed_from_s"] != "" else ""
+            )
+            text = f"ok       {row['video']} -> {row['result_dir']} ({row['duration_s']:.1f} s"
+            text += f"{resumed})"
+        elif status == "skipped":
+            text = f"skipped  {row['video']} ({row['note']})"
+        else:
+            text = f"FAILED   {_failure(row)}"
+        tqdm.write(text)
+
+    def on_term(signum, frame):  # SLURM and kill send SIGTERM: stop like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = run_batch(
+            jobs,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            on_row=on_row,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        from .report import write_report
+
+        print(f"report: {write_report(args.out)}")
+    except Exception as e:  # noqa: BLE001 - the results are complete without the page
+        print(f"warning: the batch report could not be written ({e}); the results are "
+              f"complete; retry with 'cpp-tracker report {args.out}'", file=sys.stderr)
+    ok, skipped, failed = result.count("ok"), result.count("skipped"), len(result.failed)
+    if skipped == len(jobs):
+        print(f"nothing to do: all {skipped} result(s) are up to date (--force redoes them)")
+    else:
+        print(f"batch finished: {ok} ok, {skipped} skipped (up to date), {failed} failed; "
+              f"status in {Path(args.out) / STATUS_FILE}")
+    if failed:
+        print(f"{failed} failed:", file=sys.stderr)
+        for row in result.failed:
+            print(f"  {_failure(row)}", file=sys.stderr)
+    return result.exit_code
 
 
 # --------------------------------------------------------------------------- check-config
@@ -265,6 +400,204 @@ def _cmd_preview(args) -> int:
         print(f"error: {misfit}", file=sys.stderr)
         return misfit.exit_code
     return 0
+
+
+# ------------------------------------------------------------------------------ reprocess
+def _add_reprocess(sub) -> None:
+    p = sub.add_parser(
+        "reprocess",
+        help="recompute results from stored tracks with a changed config (no video decoding)",
+        description=(
+            "Bring result folders up to date with a new config. When only geometry (door "
+            "lines, chambers, hysteresis, scale) or summary settings (bins, windows) changed, "
+            "chambers, occupancy.csv, summary.csv and summary_bins.csv are recomputed from "
+            "track.parquet without opening the video; the results equal a fresh track run. "
+            "When detection settings changed (background, detection, arena polygon, masks) "
+            "the folder is refused with the changed keys named, unless --retrack is given. "
+            "run.json keeps the history of configs that produced the results."
+        ),
+    )
+    p.add_argument(
+        "outdir",
+        nargs="+",
+        metavar="OUTDIR",
+        help="result folders (OUT/<video stem>/) or folders above them (the --out folder of "
+        "track or batch), searched for run.json",
+    )
+    p.add_argument("--config", required=True, help="the new YAML config")
+    p.add_argument(
+        "--retrack",
+        action="store_true",
+        help="when detection settings changed, track the video again (its path is taken "
+        "from run.json)",
+    )
+    p.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the current results in OUTDIR/<stem>/previous/<old config hash>/ instead "
+        "of overwriting them",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="recompute even where the config is unchanged"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar when retracking")
+    p.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="do not draw the QC figure qc.png again (a stale one is removed)",
+    )
+    p.set_defaults(handler=_cmd_reprocess)
+
+
+def _cmd_reprocess(args) -> int:
+    from .config import load_config
+    from .reprocess import find_result_dirs, reprocess_result
+
+    config = load_config(args.config)
+    folders = find_result_dirs(args.outdir)
+    counts: dict[str, int] = {}
+    failures: list[tuple[str, CppTrackerError]] = []
+    for folder in folders:
+        try:
+            r = reprocess_result(
+                folder,
+                config,
+                retrack=args.retrack,
+                keep_previous=args.keep_previous,
+                force=args.force,
+                progress=not args.no_progress,
+                plots=not args.no_plots,
+            )
+        except CppTrackerError as e:
+            if args.debug:
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            failures.append((str(folder), e))
+            continue
+        counts[r.status] = counts.get(r.status, 0) + 1
+        for w in r.warnings:
+            print(f"warning: {folder}: {w}", file=sys.stderr)
+        if r.status == "unchanged":
+            print(f"{folder}: already made with this config (hash {r.config_hash}); nothing to do")
+            continue
+        changed = ", ".join(r.changed_keys) if r.changed_keys else "nothing (--force)"
+        kept = f"; previous results kept in {r.previous_dir}" if r.previous_dir else ""
+        print(
+            f"{folder}: {r.status} in {r.elapsed_s:.2f} s (config hash {r.config_hash}; "
+            f"changed: {changed}){kept}"
+        )
+    done = ", ".join(f"{n} {status}" for status, n in counts.items())
+    if failures and len(folders) > 1:
+        print(
+            f"{len(folders) - len(failures)} of {len(folders)} result folder(s) done"
+            f"{' (' + done + ')' if done else ''}; {len(failures)} failed:",
+            file=sys.stderr,
+        )
+        for folder, _ in failures:
+            print(f"  {folder}", file=sys.stderr)
+    if failures:
+        return max(e.exit_code for _, e in failures)
+    if len(folders) > 1:
+        print(f"{len(folders)} result folders: {done}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ summarize
+def _add_summarize(sub) -> None:
+    p = sub.add_parser(
+        "summarize",
+        help="one results table across all result folders (optionally per CPP design)",
+        description=(
+            "Collect every result folder (found by its run.json) below OUTDIR into one CSV: "
+            "one row per animal and session with <chamber>_time_s, <chamber>_percent, ... "
+            "columns, the QC figures and the manifest's metadata columns (--long: one row "
+            "per animal, session and chamber). With --design, one row per animal with time "
+            "and percent in the paired, unpaired (and neutral) chambers per phase, the "
+            "preference score, the change from pre-test to post-test, side bias at pre-test "
+            "and crossings in closed-door sessions flagged."
+        ),
+    )
+    p.add_argument(
+        "outdir", nargs="+", metavar="OUTDIR", help="folders holding results (searched recursively)"
+    )
+    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="one row per animal, session and chamber (with --design: per animal and session)",
+    )
+    p.add_argument(
+        "--design",
+        metavar="DESIGN.csv",
+        help="CSV naming per session the animal, phase, paired chamber, ... (see README)",
+    )
+    p.add_argument(
+        "--side-bias-percent",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="with --design: flag side bias when one conditioning chamber holds more than "
+        "this percent of the two conditioning chambers' time at pre-test (default 65)",
+    )
+    p.set_defaults(handler=_cmd_summarize)
+
+
+def _cmd_summarize(args) -> int:
+    from pathlib import Path
+
+    from .collect import collect_results, results_wide
+    from .outputs import write_csv
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        raise ConfigError("--out", f"'{args.out}' should be a .csv file name")
+    if out.is_dir():
+        raise ConfigError("--out", f"'{args.out}' is a folder; give a .csv file name")
+    results, metadata_columns, warnings = collect_results(args.outdir)
+    n_results = results[["result", "arena"]].drop_duplicates().shape[0]
+    if args.design:
+        from .design import (
+            SIDE_BIAS_PERCENT,
+            design_long,
+            design_sessions,
+            design_wide,
+            load_design,
+        )
+
+        threshold = SIDE_BIAS_PERCENT if args.side_bias_percent is None else args.side_bias_percent
+        if not 50 <= threshold <= 100:
+            raise ConfigError(
+                "--side-bias-percent", f"must be between 50 and 100, got {threshold:g}"
+            )
+        design = load_design(args.design)
+        sessions, more = design_sessions(
+            design,
+            results,
+            design_source=args.design,
+            side_bias_percent=threshold,
+            metadata_columns=metadata_columns,
+        )
+        warnings.extend(more)
+        table = design_long(sessions) if args.long else design_wide(sessions)
+        what = "animal and session" if args.long else "animal"
+    else:
+        if args.side_bias_percent is not None:
+            raise ConfigError("--side-bias-percent", "applies only with --design")
+        table = results if args.long else results_wide(results, metadata_columns)
+        what = "animal, session and chamber" if args.long else "animal and session"
+    write_csv(out, table)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(
+        f"{out}: {len(table)} row(s), one per {what}, from {n_results} result(s) "
+        f"({len(table.columns)} columns)"
+    )
+    if args.design:
+        print(f"  side bias threshold at pre-test: {threshold:g} % of the two conditioning "
+              "chambers' time")
+        flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table[:0]
+        for _, r in flagged.iterrows():
+            print(f"  flag {r['animal_id']}: {r['flags']}")
 
 
 # ----------------------------------------------------------------------------------- plot
@@ -481,12 +814,197 @@ def _cmd_report(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- init
+def _add_init(sub) -> None:
+    p = sub.add_parser(
+        "init",
+        help="propose a config from a video: box outline, door lines, chamber points",
+        description=(
+            "Build the empty-box image of VIDEO and propose the geometry from it: the box "
+            "outline (the floor's edge inside the walls), the door lines (the dividing walls "
+            "with their openings) and one point per chamber, named chamber_1, chamber_2, ... "
+            "Writes a commented config (OUT) and a picture of what was found "
+            "(OUT without .yaml + _preview.png), and prints how sure it is of each element. "
+            "Where nothing convincing is found it says so and writes a template to edit. "
+            "Check the picture, rename the chambers, then track."
+        ),
+    )
+    p.add_argument("video", help="a video of the box (any session recorded with this camera)")
+    p.add_argument("--out", required=True, help="the config file to write, e.g. box.yaml")
+    p.add_argument("--chambers", type=int, choices=(2, 3),
+                   help="chambers per box, when known (default: as many as are found)")
+    p.add_argument("--arenas", type=int, default=1, metavar="N",
+                   help="boxes in the view (default 1)")
+    p.add_argument("--samples", type=int, default=120, metavar="N",
+                   help="frames sampled across the video for the empty-box image and the "
+                   "mouse's positions (default 120)")
+    p.add_argument("--preview", help="where to write the picture (default: next to --out)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(handler=_cmd_init)
+
+
+def _cmd_init(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from . import __version__
+    from .background import median_background
+    from .config import check_against_frame, parse_config
+    from .outputs import write_bytes, write_png
+    from .proposal_picture import draw_proposal
+    from .propose import proposal_to_yaml, propose_geometry
+    from .video import VideoReader, probe_video
+
+    out = Path(args.out)
+    if args.arenas < 1 or args.arenas > 16:
+        raise ConfigError("--arenas", "must be a whole number from 1 to 16")
+    if args.samples < 10:
+        raise ConfigError("--samples", "must be at least 10")
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise ConfigError(str(out), "the config file must end in .yaml or .yml")
+    if out.exists() and not args.force:
+        raise ConfigError(str(out), "already exists; choose another --out, or add --force to "
+                          "overwrite it")
+    preview = Path(args.preview) if args.preview else out.with_name(out.stem + "_preview.png")
+    info = probe_video(args.video)
+    # keep the sampled frames to about 300 MB whatever the resolution
+    n = max(10, min(args.samples, int(300e6 // max(1, info.width * info.height))))
+    with VideoReader(args.video, info) as reader:
+        frames, _ = reader.sample_frames(n)
+    background = median_background(frames)
+    proposal = propose_geometry(
+        background, frames, n_chambers=args.chambers, n_arenas=args.arenas
+    )
+    text = proposal_to_yaml(proposal, video=str(args.video), preview=preview.name,
+                            version=__version__)
+    config = parse_config(yaml.safe_load(text), source=str(out))  # as check-config reads it
+    check_against_frame(config, info.width, info.height, video=str(args.video))
+    write_bytes(out, text.encode("utf-8"))
+    write_png(preview, draw_proposal(background, proposal, config))
+
+    print(f"{args.video}: wrote {out} and {preview} ({info.width}x{info.height} px, "
+          f"{len(frames)} frames sampled)")
+    print("  how sure (0-1):")
+    for f in proposal.findings:
+        print(f"    {f.element:<16} {f.level:<6} {f.confidence:4.2f}  {f.evidence}")
+    for arena in proposal.arenas:
+        points = ", ".join(f"{name} [{p[0]:g}, {p[1]:g}]" for name, p in arena.chambers)
+        print(f"    {arena.name} chambers: {points}")
+    for note in proposal.notes:
+        print(f"  note: {note}")
+    if not proposal.outline_found:
+        print("  OUTLINE NOT FOUND for some box: its polygon is a template rectangle; "
+              f"replace it in {out} (or click it: cpp-tracker draw)")
+    if not proposal.doors_found:
+        print("  no doors found: the config has one chamber per box; if the box has doors, "
+              f"add them in {out} (a commented template is in it) or click them with "
+              f"cpp-tracker draw {args.video} --config {out} --out draw.html")
+    print("next: look at the picture, rename the chambers in the config, then")
+    print(f"  cpp-tracker check-config {out} --video {args.video}")
+    print(f"  cpp-tracker track {args.video} --config {out} --out results/")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- draw
+def _add_draw(sub) -> None:
+    p = sub.add_parser(
+        "draw",
+        help="write a page to click the geometry on the video's empty-box image",
+        description=(
+            "Write one HTML file (no server, no internet needed) showing the empty-box image "
+            "of VIDEO. Open it in a browser, click the arena corners, the two ends of each "
+            "door line and a point in each chamber, name the chambers, add masks; the "
+            "chambers are coloured as you click, and the page copies or downloads the YAML "
+            "config. With --config the page starts from that config's geometry."
+        ),
+    )
+    p.add_argument("video", help="a video of the box")
+    p.add_argument("--config", help="start from this config (e.g. one written by init)")
+    p.add_argument("--out", required=True, help="the HTML file to write, e.g. draw.html")
+    p.add_argument("--samples", type=int, default=40, metavar="N",
+                   help="frames sampled for the empty-box image (default: the config's "
+                   "background.samples, else 40)")
+    p.set_defaults(handler=_cmd_draw)
+
+
+def _cmd_draw(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from .background import median_background
+    from .config import check_against_frame, load_config
+    from .draw_page import build_draw_page
+    from .outputs import write_bytes
+    from .video import VideoReader, probe_video
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(str(out), "the page must end in .html")
+    if args.samples < 3:
+        raise ConfigError("--samples", "must be at least 3")
+    raw = None
+    samples = args.samples
+    problems: list[str] = []
+    if args.config:
+        config_path = Path(args.config)
+        try:
+            raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(config_path), "file not found; check the path given to "
+                              "--config") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise ConfigError(str(config_path), f"cannot be read as YAML ({e}); fix it or "
+                              "draw without --config") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(str(config_path), "is not a YAML mapping with an 'arenas' list; "
+                              "draw without --config")
+        try:
+            config = load_config(config_path)
+            samples = config.background.samples if args.samples == 40 else args.samples
+        except ConfigError as e:  # the page is where it gets fixed: show it all the same
+            problems = e.problems
+    info = probe_video(args.video)
+    if raw is not None and not problems:
+        try:
+            check_against_frame(load_config(args.config), info.width, info.height,
+                                video=str(args.video))
+        except ConfigError as e:
+            problems = e.problems
+    with VideoReader(args.video, info) as reader:
+        frames, _ = reader.sample_frames(samples)
+    background = median_background(frames)
+    del frames
+    page = build_draw_page(
+        background,
+        config=raw,
+        video=str(args.video),
+        download_name=(Path(args.config).name if args.config else Path(args.video).stem + ".yaml"),
+    )
+    write_bytes(out, page.encode("utf-8"))
+    print(f"{args.video}: wrote {out} ({info.width}x{info.height} px); open it in a browser")
+    if problems:
+        print(f"  {args.config} has problems to fix on the page:")
+        for p in problems:
+            print(f"    - {p}")
+    print("  click the arena corners, the ends of each door line and a point in each chamber;")
+    print("  name the chambers, then 'download YAML' and check it:")
+    print(f"  cpp-tracker check-config CONFIG.yaml --video {args.video}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ the parser
 #: Subcommands, in the order ``--help`` lists them. Each adds its parser and sets a handler.
 SUBCOMMANDS: list[Callable] = [
+    _add_init,
+    _add_draw,
     _add_track,
+    _add_batch,
     _add_check_config,
     _add_preview,
+    _add_reprocess,
+    _add_summarize,
     _add_plot,
     _add_review,
     _add_overlay,
@@ -524,6 +1042,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # output piped into a command that stopped reading (| head): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue", file=sys.stderr)
         return 130

@@ -19,7 +19,7 @@ A configuration file looks like this (only ``arenas`` is required)::
             point: [230, 120]
         masks: []                 # polygons inside the arena to ignore
         px_per_cm: 5.0            # or scale: {points: [[x, y], [x, y]], distance_cm: 10}
-    background: {samples: 40}
+    background: {samples: 40, follow_lighting: true, remove_resting_mouse: true}
     detection: {animal: auto, threshold: auto, min_area_px: auto, opening_px: 5}
     chambers: {hysteresis_px: 6}
     video: {gap_factor: 2.5}
@@ -70,7 +70,9 @@ __all__ = [
     "DetectionSettings",
     "ChamberSettings",
     "VideoSettings",
+    "TimeWindow",
     "SummarySettings",
+    "QcSettings",
     "Config",
     "RESERVED_NAMES",
     "UNITS_CM",
@@ -194,10 +196,16 @@ class BackgroundSettings:
     """How the empty-box image is estimated.
 
     ``samples`` frames are taken at even spacing across the whole video and the per-pixel
-    median is the background.
+    median is the background. ``follow_lighting``: bring the samples to one brightness
+    first, and follow the brightness of every frame while tracking (drift, lights switched).
+    ``remove_resting_mouse``: find a mouse that rests in one spot in most samples (and so
+    is in the median) and rebuild the background there from the samples where it was
+    elsewhere.
     """
 
     samples: int = 40
+    follow_lighting: bool = True
+    remove_resting_mouse: bool = True
 
 
 @dataclass(frozen=True)
@@ -252,16 +260,46 @@ class VideoSettings:
 
 
 @dataclass(frozen=True)
+class TimeWindow:
+    """A named stretch of video time, ``[start_s, end_s)``; ``end_s`` None = to the end."""
+
+    name: str
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
 class SummarySettings:
     """Settings of the time-in-chamber summary.
 
     ``min_step_px``: a movement of the centroid counts towards the distance travelled only
     once it reaches this many pixels from the last counted position (resting jitter is
-    ignored). ``bin_s``: optional length of time bins for a binned summary.
+    ignored). ``bin_s``: optional length of consecutive time bins for ``summary_bins.csv``.
+    ``windows``: optional named time windows (e.g. ``habituation: [0, 300]``) summarised in
+    ``summary_bins.csv`` too; they may overlap and need not cover the whole recording.
     """
 
     min_step_px: float = 2.0
     bin_s: float | None = None
+    windows: tuple[TimeWindow, ...] = ()
+
+
+@dataclass(frozen=True)
+class QcSettings:
+    """Quality flags: the fastest plausible mouse, and when a video ``needs_review``.
+
+    Shares are of the frames of an arena; ``max_jumps_per_min`` per minute of recording;
+    ``max_unobserved`` a share of the duration lost in gaps; ``min_read_fraction`` of the
+    container's nominal length.
+    """
+
+    max_speed_cm_s: float = 100.0
+    max_undetected: float = 0.05
+    max_multi_blob: float = 0.05
+    max_area_outlier: float = 0.05
+    max_jumps_per_min: float = 0.5
+    max_unobserved: float = 0.02
+    min_read_fraction: float = 0.98
 
 
 @dataclass(frozen=True)
@@ -274,6 +312,7 @@ class Config:
     chambers: ChamberSettings = field(default_factory=ChamberSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
+    qc: QcSettings = field(default_factory=QcSettings)
     source: str = "<config>"
 
     def arena(self, name: str) -> ArenaConfig:
@@ -375,6 +414,13 @@ def _closest(key: str, allowed: dict[str, str] | list[str]) -> str | None:
     return match[0] if match else None
 
 
+def _flag(v: Any, path: str, problems: _Problems) -> bool:
+    if isinstance(v, bool):
+        return v
+    problems.add(path, f"expected true or false, got {v!r}")
+    return True
+
+
 def _number(
     v: Any,
     path: str,
@@ -408,6 +454,7 @@ _TOP_KEYS = {
     "chambers": "chamber assignment",
     "video": "time base",
     "summary": "summary settings",
+    "qc": "quality flags",
 }
 _ARENA_KEYS = {
     "name": "",
@@ -752,10 +799,15 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
 def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
-    b = _mapping(raw.get("background"), "background", problems, {"samples": ""})
+    b = _mapping(raw.get("background"), "background", problems,
+                 {"samples": "", "follow_lighting": "", "remove_resting_mouse": ""})
     out["background"] = BackgroundSettings(
         samples=_number(b.get("samples", 40), "background.samples", problems, minimum=3,
                         maximum=1000, integer=True) or 40,
+        follow_lighting=_flag(b.get("follow_lighting", True), "background.follow_lighting",
+                              problems),
+        remove_resting_mouse=_flag(b.get("remove_resting_mouse", True),
+                                   "background.remove_resting_mouse", problems),
     )
 
     d = _mapping(
@@ -814,13 +866,71 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
     ckpt = _number(v.get("checkpoint_s", 300.0), "video.checkpoint_s", problems, minimum=1)
     out["video"] = VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
 
-    s = _mapping(raw.get("summary"), "summary", problems, {"min_step_px": "", "bin_s": ""})
+    s = _mapping(
+        raw.get("summary"), "summary", problems, {"min_step_px": "", "bin_s": "", "windows": ""}
+    )
     step = _number(s.get("min_step_px", 2.0), "summary.min_step_px", problems, minimum=0)
     bin_s = None
     if s.get("bin_s") is not None:
         bin_s = _number(s["bin_s"], "summary.bin_s", problems, minimum=1)
-    out["summary"] = SummarySettings(min_step_px=2.0 if step is None else step, bin_s=bin_s)
+    out["summary"] = SummarySettings(
+        min_step_px=2.0 if step is None else step,
+        bin_s=bin_s,
+        windows=_parse_windows(s.get("windows"), "summary.windows", problems),
+    )
+
+    defaults = QcSettings()
+    q = _mapping(raw.get("qc"), "qc", problems, {k: "" for k in asdict(defaults)})
+    qc_values = {}
+    for key, default in asdict(defaults).items():
+        share = key.startswith(("max_undetected", "max_multi", "max_area", "max_unobserved",
+                                "min_read"))
+        v = _number(q.get(key, default), f"qc.{key}", problems, minimum=0,
+                    maximum=1 if share else None)
+        qc_values[key] = default if v is None else float(v)
+    if qc_values["max_speed_cm_s"] <= 0:
+        problems.add("qc.max_speed_cm_s", "must be positive")
+    out["qc"] = QcSettings(**qc_values)
     return out
+
+
+def _parse_windows(raw: Any, path: str, problems: _Problems) -> tuple[TimeWindow, ...]:
+    """``{name: [start_s, end_s], ...}``; ``end_s`` may be ``null`` or ``end`` (to the end)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.add(
+            path,
+            f"expected a mapping of named windows such as {{habituation: [0, 300], "
+            f"test: [300, 1200]}}, got {raw!r}",
+        )
+        return ()
+    windows = []
+    for key, value in raw.items():
+        wpath = f"{path}.{key}"
+        name = _name(key, wpath, problems)
+        if name is not None and name.lower() in RESERVED_NAMES:
+            problems.add(wpath, f"'{name}' is reserved by the tool; choose another name")
+            name = None
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            problems.add(
+                wpath,
+                f"expected [start_s, end_s] (seconds from the start of the video; end_s may "
+                f"be 'end'), got {value!r}",
+            )
+            continue
+        start = _number(value[0], f"{wpath}[0]", problems, minimum=0)
+        end = None
+        if value[1] is not None and value[1] != "end":
+            end = _number(value[1], f"{wpath}[1]", problems, minimum=0)
+            if end is None:
+                continue
+            if start is not None and end <= start:
+                problems.add(wpath, f"ends ({end:g} s) before it starts ({start:g} s)")
+                continue
+        if name is not None and start is not None:
+            windows.append(TimeWindow(name, start, end))
+    return tuple(windows)
 
 
 def parse_config(raw: Any, source: str = "<config>") -> Config:
@@ -931,8 +1041,12 @@ def config_to_dict(config: Config) -> dict[str, Any]:
                 d["px_per_cm"] = a.scale.px_per_cm
         arenas.append(d)
     out: dict[str, Any] = {"arenas": arenas}
-    for key in ("background", "detection", "chambers", "video", "summary"):
+    for key in ("background", "detection", "chambers", "video", "summary", "qc"):
         out[key] = asdict(getattr(config, key))
+    out["summary"]["windows"] = {
+        w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
+        for w in config.summary.windows
+    }
     # 'auto' reads better than null for automatic values
     for k, v in out["detection"].items():
         if v is None:

@@ -79,9 +79,17 @@ class ChamberLayout:
     backdate_crossings: bool = True
 
     def raw_chamber(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The piece each point lies in (nearest piece for points on a line or outside)."""
-        dist = self.distances(x, y)
-        return np.argmin(dist, axis=1).astype(np.int16)
+        """The piece each point lies in (nearest piece for points on a line or outside).
+
+        Computed :data:`ASSIGN_BLOCK` points at a time: memory does not grow with the
+        length of the track."""
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        out = np.empty(len(x), dtype=np.int16)
+        for b0 in range(0, len(x), ASSIGN_BLOCK):
+            dist = self.distances(x[b0 : b0 + ASSIGN_BLOCK], y[b0 : b0 + ASSIGN_BLOCK])
+            out[b0 : b0 + ASSIGN_BLOCK] = np.argmin(dist, axis=1)
+        return out
 
     def distances(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance (px) from each point to each piece, shape (n_points, n_chambers)."""

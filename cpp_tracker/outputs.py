@@ -36,8 +36,19 @@ __all__ = [
 ]
 
 
+def _file_mode() -> int:
+    """The mode a newly created file gets under the current umask (mkstemp uses 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` atomically."""
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` atomically.
+
+    The file gets the usual permissions for the user's umask, so colleagues on a shared
+    lab server can read results as they read any other file there.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -46,6 +57,7 @@ def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -1,8 +1,10 @@
-"""The stages wired together for one video.
+"""The stages wired together for one video (or one recording split into chunk files).
 
 ``track_video``: video -> background -> per-frame detections (written in parts as the run
 goes) -> chambers -> per-second occupancy -> summary -> ``OUTDIR/<stem>/`` with
 ``track.parquet``, ``occupancy.csv``, ``summary.csv``, ``background.png`` and ``run.json``.
+``track_session`` does the same for chunk files read as one continuous recording, and for
+a time window of it; both continue an interrupted run from its last checkpoint.
 
 ``analyse_track``: the part after detection, on a stored track; ``track`` and
 ``reprocess`` both use it, so their results agree exactly.
@@ -11,17 +13,21 @@ goes) -> chambers -> per-second occupancy -> summary -> ``OUTDIR/<stem>/`` with
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import pickle
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import __version__, segments
-from .background import median_background
+from . import __version__
+from .background import estimate_background
 from .config import (
     Config,
     check_against_frame,
@@ -29,23 +35,58 @@ from .config import (
     config_to_dict,
     geometry_in_pixels,
 )
+from .errors import ConfigError, OutputError, VideoError
 from .geometry import UNKNOWN, assign_chambers, build_layout
+from .lighting import find_lighting_periods, lighting_report
 from .occupancy import TimeBase, frame_durations, occupancy_per_second
 from .outputs import (
-    read_parts,
+    TrackPartWriter,
+    read_json,
+    write_bytes,
     write_csv,
     write_json,
     write_png,
     write_track_from_parts,
 )
-from .segments import detect_video
-from .summary import summarize_arena
-from .tracker import TRACK_COLUMNS, make_detector
-from .video import VideoInfo, VideoReader, probe_video
+from .qc import QcThresholds, qc_per_second, qc_summary_columns, video_qc
+from .segments import track_segments
+from .summary import path_steps, summarize_arena, summarize_periods, time_periods
+from .tracker import (
+    TRACK_COLUMNS,
+    _arena_mask,
+    detect_chunk,
+    make_detector,
+    track_rows,
+)
+from .video import ReadPosition, VideoInfo, VideoReader, probe_video
 
-__all__ = ["Analysis", "RunResult", "analyse_track", "track_video", "result_dir_for"]
+__all__ = [
+    "Analysis",
+    "RunResult",
+    "analyse_track",
+    "track_video",
+    "track_session",
+    "result_dir_for",
+    "file_fingerprint",
+    "source_identity",
+    "run_key",
+    "result_status",
+    "update_metadata",
+    "source_time",
+    "write_analysis",
+    "timebase_info",
+    "history_entry",
+    "carry_history",
+]
 
 PARTIAL_DIR = ".partial"
+CHECKPOINT_FILE = "checkpoint.json"
+#: The run.json of the results a new run replaces, kept while it runs (for its history).
+PREVIOUS_RUN_FILE = "previous_run.json"
+DETECTORS_FILE = "detectors.pickle"
+CHECKPOINT_FORMAT = 1
+BACKGROUND_INFO_FILE = "background.json"
+FINGERPRINT_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 def _glibc():
@@ -100,6 +141,11 @@ class Analysis:
     timebase: TimeBase
     arena_stats: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    qc: dict[str, dict] = field(default_factory=dict)  # per arena, see cpp_tracker.qc
+    lighting: dict | None = None  # lighting periods (tracks with a light_gain column)
+    read_fraction: float | None = None  # of the nominal length, when that is known
+    position: np.ndarray | None = None  # per track row: the piece the centroid lies in
+    bins: pd.DataFrame | None = None  # summary per time bin / named window, if configured
 
 
 def analyse_track(
@@ -108,21 +154,30 @@ def analyse_track(
     *,
     video_label: str,
     nominal_interval_s: float | None = None,
+    nominal_duration_s: float | None = None,
 ) -> Analysis:
-    """Chambers, per-second occupancy and summary from a track table.
+    """Chambers, per-second occupancy, quality flags and summary from a track table.
 
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
-    each arena in frame order. Returns new tables; ``track`` is not modified.
+    each arena in frame order; ``area_px``, ``n_blobs`` and ``light_gain`` are used for the
+    quality flags and lighting periods where present. ``nominal_duration_s``: the
+    container's length, to say how much of it was read. Returns new tables; ``track`` is
+    not modified.
     """
     arena_col = track["arena"].astype(str).to_numpy()
     frames_time = track.loc[arena_col == config.arenas[0].name, "time_s"].to_numpy()
     timebase = frame_durations(frames_time, config.video.gap_factor, nominal_interval_s)
     codes = np.full(len(track), UNKNOWN, dtype=np.int16)
     chamber = np.empty(len(track), dtype=object)
+    position = np.empty(len(track), dtype=object)
     occupancy_tables = []
     summaries = []
+    bin_tables = []
     stats: dict[str, dict] = {}
     warnings: list[str] = []
+    periods, period_warnings = time_periods(
+        timebase.end_s, config.summary.bin_s, config.summary.windows
+    )
     for arena in config.arenas:
         rows = np.flatnonzero(arena_col == arena.name)
         sub = track.iloc[rows]
@@ -134,12 +189,22 @@ def analyse_track(
         x = sub["x"].to_numpy(dtype=float)
         y = sub["y"].to_numpy(dtype=float)
         det = sub["detected"].to_numpy(dtype=bool)
+        # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
+        # sitting in a doorway is not counted as entering again and again. Time follows the
+        # piece the centroid lies in: a stop a few px past a door line that never passes
+        # the margin is time in that piece, not in the chamber the mouse came from.
         arena_codes, _ = assign_chambers(x, y, det, layout)
+        steps_px = path_steps(x, y, config.summary.min_step_px)
+        position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
+        if det.any():
+            position_codes[det] = layout.raw_chamber(x[det], y[det])
         codes[rows] = arena_codes
         names = np.array([*arena.chamber_names, "unknown"], dtype=object)
         chamber[rows] = names[arena_codes]  # code -1 picks the last name: 'unknown'
+        position[rows] = names[position_codes]
         occ = occupancy_per_second(
-            frames_time, timebase.durations_s, arena_codes, arena.chamber_names, timebase.end_s
+            frames_time, timebase.durations_s, position_codes, arena.chamber_names,
+            timebase.end_s,
         )
         occ.insert(0, "arena", arena.name)
         occupancy_tables.append(occ)
@@ -152,13 +217,34 @@ def analyse_track(
                 time_s=frames_time,
                 durations_s=timebase.durations_s,
                 codes=arena_codes,
+                time_codes=position_codes,
                 x=x,
                 y=y,
                 duration_s=timebase.end_s,
                 px_per_cm=arena.px_per_cm,
                 min_step_px=config.summary.min_step_px,
+                steps_px=steps_px,
             )
         )
+        if periods:
+            bin_tables.append(
+                summarize_periods(
+                    video=video_label,
+                    arena=arena.name,
+                    animal_id=arena.animal_id,
+                    chamber_names=arena.chamber_names,
+                    time_s=frames_time,
+                    durations_s=timebase.durations_s,
+                    codes=arena_codes,
+                    x=x,
+                    y=y,
+                    periods=periods,
+                    px_per_cm=arena.px_per_cm,
+                    min_step_px=config.summary.min_step_px,
+                    steps_px=steps_px,
+                    time_codes=position_codes,
+                )
+            )
         n_missing = int((~det).sum())
         share = n_missing / max(1, len(det))
         stats[arena.name] = {
@@ -178,9 +264,121 @@ def analyse_track(
             f"{len(timebase.gaps)} gap(s) in the frame timestamps, {missing:.2f} s in all, "
             "counted as unknown time"
         )
+    warnings.extend(period_warnings)
     occupancy = pd.concat(occupancy_tables, ignore_index=True) if occupancy_tables else None
     summary = pd.concat(summaries, ignore_index=True)
-    return Analysis(codes, chamber, occupancy, summary, timebase, stats, warnings)
+    read_fraction = timebase.end_s / nominal_duration_s if nominal_duration_s else None
+    occupancy, summary, qc = _add_quality(
+        track, config, occupancy, summary, timebase, read_fraction, warnings
+    )
+    lighting = None
+    if "light_gain" in track.columns and len(frames_time):
+        first = track.loc[arena_col == config.arenas[0].name]
+        gains = (
+            track.groupby("frame", sort=True)["light_gain"].median().to_numpy()
+            if len(config.arenas) > 1
+            else first["light_gain"].to_numpy()
+        )
+        periods = find_lighting_periods(
+            first["frame"].to_numpy(), frames_time, gains, end_s=timebase.end_s
+        )
+        lighting = lighting_report(periods, config.background.follow_lighting)
+    bins = pd.concat(bin_tables, ignore_index=True) if bin_tables else None
+    return Analysis(
+        codes, chamber, occupancy, summary, timebase, stats, warnings, qc, lighting,
+        read_fraction, position, bins,
+    )
+
+
+def _add_quality(track, config, occupancy, summary, timebase, read_fraction, warnings):
+    """QC columns for occupancy and summary, and the per-arena QC block (cpp_tracker.qc)."""
+    q = config.qc
+    thresholds = QcThresholds(
+        max_speed_cm_s=q.max_speed_cm_s,
+        max_undetected=q.max_undetected,
+        max_multi_blob=q.max_multi_blob,
+        max_area_outlier=q.max_area_outlier,
+        max_jumps_per_min=q.max_jumps_per_min,
+        max_unobserved=q.max_unobserved,
+        min_read_fraction=q.min_read_fraction,
+    )
+    needed = {"area_px": np.nan, "n_blobs": 0}
+    if any(c not in track.columns for c in needed):
+        track = track.assign(**{c: v for c, v in needed.items() if c not in track.columns})
+    scale = {a.name: a.px_per_cm for a in config.arenas}
+    per_second, info = qc_per_second(track, scale, thresholds, seconds=occupancy)
+    occupancy = pd.concat(
+        [occupancy.reset_index(drop=True), per_second.iloc[:, 2:].reset_index(drop=True)],
+        axis=1,
+    )
+    unobserved = float(sum(b - a for a, b in timebase.gaps))
+    qc = video_qc(
+        track, per_second, info, duration_s=timebase.end_s, unobserved_s=unobserved,
+        read_fraction=read_fraction, thresholds=thresholds,
+    )
+    extra = pd.DataFrame([qc_summary_columns(qc, str(a)) for a in summary["arena"]])
+    summary = pd.concat([summary.reset_index(drop=True), extra], axis=1)
+    for arena, block in qc.items():
+        if block["needs_review"]:
+            warnings.append(
+                f"arena {arena} needs review: " + "; ".join(block["review_reasons"])
+            )
+    return occupancy, summary, qc
+
+
+def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
+    """Write ``occupancy.csv``, ``summary.csv`` and, when bins or windows are configured,
+    ``summary_bins.csv`` (a stale one from an earlier config is removed); return the names."""
+    write_csv(result_dir / "occupancy.csv", analysis.occupancy)
+    write_csv(result_dir / "summary.csv", analysis.summary)
+    written = ["occupancy.csv", "summary.csv"]
+    bins_path = result_dir / "summary_bins.csv"
+    if analysis.bins is not None:
+        write_csv(bins_path, analysis.bins)
+        written.append(bins_path.name)
+    else:
+        bins_path.unlink(missing_ok=True)
+    return written
+
+
+def timebase_info(tb: TimeBase, read_fraction: float | None) -> dict:
+    """The parts of run.json's ``time_base`` that follow from the frame durations."""
+    return {
+        "median_interval_s": tb.median_interval_s,
+        "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
+        "duration_s": tb.end_s,
+        "observed_s": tb.observed_s,
+        "read_fraction_of_nominal": read_fraction,
+        "gaps": tb.gap_list(),
+    }
+
+
+def history_entry(run_info: dict) -> dict:
+    """What ``run.json``'s history records about one run that wrote results."""
+    config = run_info.get("config", {})
+    return {
+        "command": run_info.get("command"),
+        "finished": run_info.get("finished"),
+        "version": run_info.get("version"),
+        "config_hash": config.get("hash"),
+        "config_source": config.get("source"),
+        "track": run_info.get("track"),
+        "config": config.get("resolved"),
+    }
+
+
+def carry_history(previous_run_json: Path, run_info: dict) -> list[dict]:
+    """The history for a new ``run.json``: the previous file's history (if it exists and can
+    be read), then an entry for ``run_info``. The last entry describes the current results."""
+    history: list[dict] = []
+    if previous_run_json.exists():
+        try:
+            previous = read_json(previous_run_json)
+        except OutputError:
+            previous = None
+        if isinstance(previous, dict):
+            history = list(previous.get("history") or [history_entry(previous)])
+    return [*history, history_entry(run_info)]
 
 
 @dataclass
@@ -213,6 +411,259 @@ def video_identity(info: VideoInfo) -> dict:
     }
 
 
+def file_fingerprint(path: str | Path, block_bytes: int = FINGERPRINT_BLOCK_BYTES) -> str:
+    """A content fingerprint of a file that is fast on multi-GB videos.
+
+    sha256 of the file size, the first and the last ``block_bytes`` bytes. A recording
+    copied, re-encoded, truncated or replaced by another one gets a different fingerprint;
+    reading 8 MB takes milliseconds where hashing a 20 GB file would take minutes.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(block_bytes))
+        if size > block_bytes:
+            f.seek(max(block_bytes, size - block_bytes))
+            h.update(f.read(block_bytes))
+    return "sha256-head-tail:" + h.hexdigest()[:32]
+
+
+def source_identity(path: str | Path) -> dict:
+    """Size, modification time and content fingerprint of an input file (no decoding)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise VideoError(f"{path}: file not found; check the path") from None
+    return {
+        "size_bytes": st.st_size,
+        "mtime": st.st_mtime,
+        "fingerprint": file_fingerprint(path),
+    }
+
+
+def _check_window(start_s: float | None, end_s: float | None) -> None:
+    for key, v in (("start_s", start_s), ("end_s", end_s)):
+        if v is not None and (not np.isfinite(v) or v < 0):
+            raise ConfigError(key, f"must be a time in seconds of at least 0, got {v}")
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise ConfigError("end_s", f"({end_s:g} s) must be later than start_s ({start_s:g} s)")
+
+
+def run_key(
+    videos: Sequence[str | Path],
+    config: Config,
+    *,
+    stride: int = 1,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    identities: Sequence[dict] | None = None,
+) -> dict:
+    """What a result depends on: the input files' identity, the config hash, the stride
+    and the time window. Results whose ``run.json`` holds an equal key are up to date."""
+    if identities is None:
+        identities = [source_identity(v) for v in videos]
+    return {
+        "config_hash": config_hash(config),
+        "videos": [
+            {k: ident[k] for k in ("size_bytes", "mtime", "fingerprint")} for ident in identities
+        ],
+        "stride": int(stride),
+        "start_s": None if start_s is None else float(start_s),
+        "end_s": None if end_s is None else float(end_s),
+    }
+
+
+def _key_difference(old: dict, new: dict) -> str:
+    """What differs between two run keys, in words."""
+    if old.get("config_hash") != new.get("config_hash"):
+        return "the config changed"
+    old_v, new_v = old.get("videos") or [], new.get("videos") or []
+    if len(old_v) != len(new_v):
+        return "the list of chunk files changed"
+    for a, b in zip(old_v, new_v, strict=True):
+        if a.get("fingerprint") != b.get("fingerprint") or a.get("size_bytes") != b.get(
+            "size_bytes"
+        ):
+            return "the video file's content changed"
+        if a.get("mtime") != b.get("mtime"):
+            return "the video file's modification time changed"
+    if old.get("stride") != new.get("stride"):
+        return "the stride changed"
+    return "the time window (start_s, end_s) changed"
+
+
+def result_status(result_dir: str | Path, key: dict) -> tuple[bool, str]:
+    """Whether ``result_dir`` holds complete results made with ``key`` (see :func:`run_key`).
+
+    Returns ``(True, "up to date")`` or ``(False, reason)``.
+    """
+    result_dir = Path(result_dir)
+    run_path = result_dir / "run.json"
+    if not run_path.exists():
+        if (result_dir / PARTIAL_DIR).exists():
+            return False, "interrupted before it finished"
+        return False, "no results yet"
+    try:
+        info = read_json(run_path)
+    except OutputError:
+        return False, "its run.json cannot be read"
+    outputs = info.get("outputs") or []
+    missing = [o for o in outputs if not (result_dir / o).exists()]
+    if missing or not outputs:
+        return False, f"output files are missing ({', '.join(missing) or 'all'})"
+    old = info.get("run_key")
+    if not isinstance(old, dict):
+        return False, "its run.json comes from an older version without a run key"
+    if old != key:
+        return False, _key_difference(old, key)
+    return True, "up to date"
+
+
+def update_metadata(result_dir: str | Path, metadata: dict) -> bool:
+    """Replace the ``metadata`` of a finished result's run.json; True if it changed."""
+    path = Path(result_dir) / "run.json"
+    info = read_json(path)
+    if info.get("metadata") == metadata:
+        return False
+    info["metadata"] = dict(metadata)
+    write_json(path, info)
+    return True
+
+
+def source_time(run_info: dict, time_s: float) -> tuple[str, float]:
+    """The video file and the time in it of a result's ``time_s``.
+
+    ``time_s`` in the results counts from the window's ``start_s`` and runs on across the
+    chunk files of a session; this maps it back to ``(path of the file, seconds into it)``,
+    e.g. to cut a clip. Uses the ``window`` and ``videos`` entries of ``run.json``.
+    """
+    window = run_info.get("window") or {}
+    t = float(time_s) + float(window.get("start_s") or 0.0)
+    videos = run_info.get("videos") or [run_info.get("video") or {}]
+    chosen = videos[0]
+    for v in videos:
+        offset = v.get("time_offset_s")
+        if offset is not None and offset <= t:
+            chosen = v
+    return str(chosen.get("path", "")), t - float(chosen.get("time_offset_s") or 0.0)
+
+
+# -------------------------------------------------------------------------- checkpoint
+@dataclass
+class _SourceDone:
+    """A chunk file read to its end (or to the end of the window)."""
+
+    frames_decoded: int
+    timestamps_repaired: int
+    last_time_s: float
+    interval_s: float
+    unreadable: list = field(default_factory=list)  # undecodable stretches (file's frames)
+
+
+@dataclass
+class _Checkpoint:
+    """How far a run got; saved as ``.partial/checkpoint.json`` after every part file."""
+
+    key: dict
+    started: str
+    parts: int = 0
+    source: int = 0  # index of the chunk file being read
+    position: ReadPosition | None = None  # last frame handled in that file
+    done: list[_SourceDone] = field(default_factory=list)  # files read to their end
+    frames_tracked: int = 0
+    finished_reading: bool = False
+    luma_direct: bool | None = None
+    attempts: int = 1
+
+    def to_dict(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "key": self.key,
+            "started": self.started,
+            "parts": self.parts,
+            "source": self.source,
+            "position": None if self.position is None else asdict(self.position),
+            "done": [asdict(d) for d in self.done],
+            "frames_tracked": self.frames_tracked,
+            "finished_reading": self.finished_reading,
+            "luma_direct": self.luma_direct,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _Checkpoint:
+        pos = d.get("position")
+        return cls(
+            key=d["key"],
+            started=d["started"],
+            parts=int(d["parts"]),
+            source=int(d["source"]),
+            position=None if pos is None else ReadPosition(**pos),
+            done=[_SourceDone(**x) for x in d.get("done", [])],
+            frames_tracked=int(d["frames_tracked"]),
+            finished_reading=bool(d["finished_reading"]),
+            luma_direct=d.get("luma_direct"),
+            attempts=int(d.get("attempts", 1)),
+        )
+
+
+def _load_checkpoint(partial: Path, key: dict) -> tuple[_Checkpoint, np.ndarray, list] | str:
+    """The saved state in ``partial`` if it was made with ``key``, else why not."""
+    path = partial / CHECKPOINT_FILE
+    if not path.exists():
+        return "no checkpoint"
+    try:
+        raw = read_json(path)
+        if raw.get("format") != CHECKPOINT_FORMAT or raw.get("version") != __version__:
+            return "the checkpoint was written by another version of cpp-tracker"
+        if raw.get("key") != key:
+            return f"the checkpoint does not match: {_key_difference(raw.get('key', {}), key)}"
+        state = _Checkpoint.from_dict(raw)
+        background = cv2.imread(str(partial / "background.png"), cv2.IMREAD_UNCHANGED)
+        with open(partial / DETECTORS_FILE, "rb") as f:
+            detectors = pickle.load(f)
+    except (OutputError, OSError, KeyError, TypeError, ValueError, pickle.PickleError) as e:
+        return f"the checkpoint cannot be read ({e})"
+    if background is None:
+        return "the checkpoint's background image cannot be read"
+    parts = sorted(partial.glob("part-*.parquet"))
+    if len(parts) < state.parts:
+        return "part files of the checkpoint are missing"
+    for extra in parts[state.parts :]:  # written after the last checkpoint: redo them
+        extra.unlink()
+    return state, background, detectors
+
+
+def _save_checkpoint(partial: Path, state: _Checkpoint) -> None:
+    write_json(partial / CHECKPOINT_FILE, state.to_dict())
+
+
+# ------------------------------------------------------------------------------- tracking
+def _chunk_rows(
+    index: np.ndarray, time_s: np.ndarray, detections: list[tuple], arena_names: list[str]
+) -> pd.DataFrame:
+    """Frame-major rows (frame, then arena in config order) for one chunk."""
+    return track_rows(index, time_s, detections, arena_names)
+
+
+def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: Config):
+    """The background model (lighting-corrected, resting mouse removed) for ``config``."""
+    h, w = samples.shape[1:]
+    regions = {a.name: _arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas}
+    return estimate_background(
+        samples,
+        sample_index,
+        regions,
+        correct_lighting=config.background.follow_lighting,
+        remove_resting=config.background.remove_resting_mouse,
+        min_area_px={a.name: config.detection.min_area_px for a in config.arenas},
+    )
+
+
 def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
     """Write ``qc.png`` from the results on disk and ``run_info`` (not yet written); on any
     failure add a warning to ``run_info`` instead of raising."""
@@ -230,139 +681,477 @@ def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
         run_info["outputs"].insert(-1, "qc.png")
 
 
-def track_video(
-    video: str | Path,
+def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
+    """Start of each chunk file on the session clock, from the containers' durations."""
+    offsets = [0.0]
+    for info in infos[:-1]:
+        offsets.append(offsets[-1] + (info.nominal_duration_s or 0.0))
+    return offsets
+
+
+def _background_samples(
+    infos: list[VideoInfo], n_samples: int, start_s: float | None, end_s: float | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """About ``n_samples`` frames spread over the analysed part of a session (all its chunk
+    files, in proportion to their length), for the background and the calibration, their
+    frame indices in the session (estimated from the containers' frame counts), and how
+    they were taken (``VideoReader.sampling``)."""
+    offsets = _estimated_offsets_s(infos)
+    ranges: list[tuple[VideoInfo, int, int | None, float]] = []
+    for info, offset in zip(infos, offsets, strict=True):
+        fps, count = info.nominal_fps, info.nominal_frame_count
+        if not fps or not count:
+            ranges.append((info, 0, None, 1.0))
+            continue
+        lo_s = max(0.0, (start_s or 0.0) - offset)
+        hi_s = count / fps if end_s is None else min(count / fps, end_s - offset)
+        if hi_s <= lo_s:
+            continue
+        first = int(lo_s * fps)
+        last = min(count - 1, max(first, int(np.ceil(hi_s * fps)) - 1))
+        ranges.append((info, first, last, float(last - first + 1)))
+    if not ranges:  # the window lies beyond the containers' durations: sample everything
+        ranges = [(info, 0, None, 1.0) for info in infos]
+    total = sum(r[3] for r in ranges)
+    stacks = []
+    indices = []
+    methods = []
+    frame_offsets = dict(
+        zip([i.path for i in infos],
+            np.cumsum([0] + [i.nominal_frame_count or 0 for i in infos[:-1]]), strict=True)
+    )
+    for info, first, last, weight in ranges:
+        n = n_samples if len(ranges) == 1 else max(3, int(round(n_samples * weight / total)))
+        with VideoReader(info.path, info) as reader:
+            try:
+                frames, index = reader.sample_frames(n, first_frame=first, last_frame=last)
+            except VideoError:
+                if len(ranges) == 1:
+                    raise
+                continue
+            methods.append(reader.sampling)
+        stacks.append(frames)
+        indices.append(index + int(frame_offsets[info.path]))
+    if not stacks:
+        raise VideoError(f"{infos[0].path}: no frame could be decoded; check that it plays")
+    method = methods[0] if len(set(methods)) == 1 else "mixed"
+    return np.concatenate(stacks), np.concatenate(indices), method
+
+
+def _unreadable_stretches(
+    done: list[_SourceDone], videos: list[str], origin_s: float
+) -> list[dict]:
+    """The undecodable stretches of every file read, in session frames and result time."""
+    out = []
+    for k, d in enumerate(done):
+        time_offset, frame_offset = _session_offsets(done[:k])
+        for u in d.unreadable:
+            def at(t, time_offset=time_offset):
+                return None if t is None else round(t + time_offset - origin_s, 6)
+
+            out.append({
+                "video": videos[k],
+                "first_frame": u["first_frame"] + frame_offset,
+                "resumed_frame": u["resumed_frame"] + frame_offset,
+                "after_s": at(u.get("after_s")),
+                "resumed_s": at(u.get("resumed_s")),
+            })
+    return out
+
+
+def _session_offsets(done: list[_SourceDone]) -> tuple[float, int]:
+    """Session time and frame index at which the next chunk file starts."""
+    time_offset = sum(d.last_time_s + d.interval_s for d in done)
+    frame_offset = sum(d.frames_decoded for d in done)
+    return float(time_offset), int(frame_offset)
+
+
+def _track_in_segments(
+    videos, infos, config, detectors, partial, parts, state, flush, bar, *, workers, stride,
+    window, resumed, min_segment_s,
+) -> dict:
+    """With ``workers`` > 1, track a fresh single-video run in time segments
+    (:func:`cpp_tracker.segments.track_segments`), move their parts into ``partial`` as
+    if written in one pass, and mark ``state`` as finished reading. Returns the
+    ``parallel`` block of run.json (with ``frames_grabbed`` when segments were used)."""
+    out: dict = {"workers": 1, "segments": [], "one_pass_reason": None}
+    if workers <= 1:
+        return out
+    why = None
+    if len(videos) > 1:
+        why = "the chunk files of a session are tracked one after the other"
+    elif window != (None, None):
+        why = "a time window is tracked in one pass"
+    elif resumed or state.frames_tracked or parts.parts():
+        why = "an interrupted run is continued in one pass"
+    if why is None:
+        with VideoReader(videos[0], infos[0]) as reader:
+            state.luma_direct = reader.luma_direct
+            interval_s = reader.nominal_interval_s
+        run = track_segments(
+            videos[0], infos[0], detectors, partial, workers=workers, stride=stride,
+            checkpoint_s=config.video.checkpoint_s, min_segment_s=min_segment_s,
+            progress=lambda n: bar.update(n - bar.n),
+        )
+        if isinstance(run, str):
+            why = run
+        else:
+            for k, path in enumerate(run.parts):  # in order, named as one pass names them
+                path.rename(partial / f"part-{k + 1:06d}.parquet")
+            for path in partial.glob("segment-*"):
+                shutil.rmtree(path, ignore_errors=True)
+            state.frames_tracked = run.frames_tracked
+            state.done.append(
+                _SourceDone(
+                    frames_decoded=run.frames_decoded,
+                    timestamps_repaired=0,
+                    last_time_s=run.last_time_s,
+                    interval_s=interval_s,
+                    unreadable=[],
+                )
+            )
+            state.source = 1
+            state.position = None
+            state.finished_reading = True
+            flush()
+            return {"workers": run.workers, "segments": run.segments, "one_pass_reason": None,
+                    "frames_grabbed": run.frames_grabbed}
+    out["one_pass_reason"] = why
+    return out
+
+
+def track_session(
+    videos: Sequence[str | Path],
     config: Config,
     out_dir: str | Path,
     *,
+    name: str | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    metadata: dict | None = None,
     stride: int = 1,
     progress: bool = True,
+    chunk_size: int | None = None,
     progress_position: int | None = None,
+    resume: bool = True,
     plots: bool = True,
+    command: str = "track",
     workers: int = 1,
     min_segment_s: float | None = None,
 ) -> RunResult:
-    """Track one video and write its results to ``out_dir/<video stem>/``.
+    """Track one recording, given as one video or as chunk files, into ``out_dir/<name>/``.
+
+    ``videos`` are read one after the other as one continuous recording: the time of each
+    file continues after the end of the one before (its last frame plus one frame
+    interval), and frame indices continue too. ``name`` defaults to the first file's stem.
+
+    ``start_s`` / ``end_s`` restrict the analysis to that window of the recording's time:
+    frames outside it are not tracked and not counted, and the times in the results count
+    from ``start_s`` (0 s = ``start_s``).
+
+    The track is written in part files every ``config.video.checkpoint_s`` seconds of video
+    together with ``.partial/checkpoint.json`` (how far it got, the background and the
+    detector calibration, the key of the inputs). With ``resume`` a run finding a
+    checkpoint made from the same files, config, stride and window continues after its
+    last part instead of starting again; the results equal those of an uninterrupted run.
+
+    ``metadata`` (e.g. a manifest's columns) is stored under ``"metadata"`` in run.json.
 
     With ``plots``, the QC figure ``qc.png`` is drawn from the written results before
     ``run.json`` (which is written last); a failure to draw it is a warning, never a lost
-    result. ``workers`` > 1 tracks time segments of the video in that many processes (see
-    :mod:`cpp_tracker.segments`); the results are the same as with one. Videos shorter than
-    ``workers * min_segment_s`` (default :data:`~cpp_tracker.segments.MIN_SEGMENT_S`) are
-    tracked in one pass.
+    result. ``command`` is recorded in ``run.json`` (and its history) as what made the
+    results.
 
-    Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
-    :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
+    ``workers`` > 1 tracks time segments of a single video in that many processes (see
+    :mod:`cpp_tracker.segments`); the results are the same as with one. Chunk files, a
+    time window, a continued run and videos shorter than ``workers * min_segment_s``
+    (default :data:`~cpp_tracker.segments.MIN_SEGMENT_S`) are tracked in one pass;
+    ``run.json`` says why under ``parallel``.
+
+    Raises :class:`~cpp_tracker.errors.VideoError` when a video cannot be read and
+    :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
+    window is not valid.
     """
+    videos = [str(v) for v in videos]
+    if not videos:
+        raise ValueError("track_session needs at least one video")
+    _check_window(start_s, end_s)
     started = _now()
     t0 = time.perf_counter()
     release_memory()
-    info = probe_video(video)
-    check_against_frame(config, info.width, info.height, video=str(video))
-    result_dir = result_dir_for(video, out_dir)
+    infos = [probe_video(v) for v in videos]
+    first = infos[0]
+    for v, info in zip(videos, infos, strict=True):
+        check_against_frame(config, info.width, info.height, video=v)
+        if (info.width, info.height) != (first.width, first.height):
+            raise VideoError(
+                f"{v}: frames are {info.width}x{info.height} px but {videos[0]} has "
+                f"{first.width}x{first.height} px; the chunk files of one session must come "
+                "from one camera"
+            )
+    identities = [source_identity(v) for v in videos]
+    key = run_key(videos, config, stride=stride, start_s=start_s, end_s=end_s,
+                  identities=identities)
+    name = name or Path(videos[0]).stem
+    label = videos[0] if len(videos) == 1 else name
+    result_dir = Path(out_dir) / name
     result_dir.mkdir(parents=True, exist_ok=True)
     partial = result_dir / PARTIAL_DIR
-    if partial.exists():
-        shutil.rmtree(partial)
     warnings: list[str] = []
 
-    with VideoReader(video, info) as reader:
-        samples, _ = reader.sample_frames(config.background.samples)
-        background = median_background(samples)
-        write_png(result_dir / "background.png", background)
+    loaded = _load_checkpoint(partial, key) if resume else "not resuming"
+    if isinstance(loaded, tuple):
+        state, background, detectors = loaded
+        try:
+            background_info = read_json(partial / BACKGROUND_INFO_FILE)
+        except OutputError:
+            background_info = {"model": None, "warnings": []}
+        state.attempts += 1
+        resumed_at = (state.source, state.position, state.finished_reading)
+    else:
+        if partial.exists() and loaded not in ("no checkpoint", "not resuming"):
+            warnings.append(
+                f"an earlier interrupted run could not be continued ({loaded}); "
+                "tracked from the beginning"
+            )
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        if (result_dir / "run.json").exists():  # its history goes on in the new run.json
+            shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
+        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
+        samples, sample_index, sampling = _background_samples(
+            infos, config.background.samples, start_s, end_s
+        )
+        model = _estimate_background(samples, sample_index, config)
+        background = model.image
         detectors = [
-            make_detector(a, config.detection, background, samples) for a in config.arenas
+            make_detector(
+                a, config.detection, background, model.samples,
+                follow_lighting=config.background.follow_lighting,
+            )
+            for a in config.arenas
         ]
         del samples
-        luma_direct = reader.luma_direct
-        sampling = reader.sampling
+        background_info = {
+            "model": model.describe(),
+            "warnings": list(model.warnings),
+            "sampling": sampling,
+        }
+        write_json(partial / BACKGROUND_INFO_FILE, background_info)
+        del model
+        write_png(partial / "background.png", background)
+        write_bytes(partial / DETECTORS_FILE, pickle.dumps(detectors, pickle.HIGHEST_PROTOCOL))
+        state = _Checkpoint(key=key, started=started)
+        _save_checkpoint(partial, state)
+        resumed_at = None
+    parts = TrackPartWriter(partial)
     release_memory()
+
+    arena_names = [a.name for a in config.arenas]
+    origin_s = 0.0 if start_s is None else float(start_s)
+    limit_s = np.inf if end_s is None else float(end_s)
+    counts = [i.nominal_frame_count for i in infos]
+    frames_grabbed = 0
+    seek_confirmed: bool | None = None
+    buffer: list[pd.DataFrame] = []
+
+    def flush() -> None:
+        if buffer:
+            parts.write(pd.concat(buffer, ignore_index=True))
+            buffer.clear()
+        state.parts = len(parts.parts())
+        _save_checkpoint(partial, state)
+
     bar = tqdm(
-        total=info.nominal_frame_count,
+        total=sum(counts) if all(counts) else None,  # type: ignore[arg-type]
         unit="frame",
-        desc=Path(video).name,
+        desc=name,
         disable=not progress,
         position=progress_position,
         leave=progress_position is None,
         dynamic_ncols=True,
     )
-
-    def show(frames_decoded: int) -> None:
-        bar.update(frames_decoded - bar.n)
-
     try:
-        run = detect_video(
-            video,
-            info,
-            detectors,
-            partial,
-            workers=workers,
-            stride=stride,
-            checkpoint_s=config.video.checkpoint_s,
-            progress=show,
-            min_segment_s=segments.MIN_SEGMENT_S if min_segment_s is None else min_segment_s,
+        parallel = _track_in_segments(
+            videos, infos, config, detectors, partial, parts, state, flush, bar,
+            workers=workers, stride=stride, window=(start_s, end_s),
+            resumed=resumed_at is not None, min_segment_s=min_segment_s,
         )
+        if parallel["workers"] > 1:
+            frames_grabbed += parallel.pop("frames_grabbed")
+        while not state.finished_reading:
+            k = state.source
+            time_offset, frame_offset = _session_offsets(state.done)
+            reached_end = False
+            next_part_s: float | None = None
+            with VideoReader(videos[k], infos[k]) as reader:
+                if state.luma_direct is None:
+                    state.luma_direct = reader.luma_direct
+                for chunk in reader.chunks(
+                    chunk_size, stride=stride, resume_after=state.position
+                ):
+                    if seek_confirmed is None and state.position is not None:
+                        seek_confirmed = bool(reader.resumed_by_seek)
+                    t_session = chunk.time_s + time_offset
+                    keep = np.flatnonzero((t_session >= origin_s) & (t_session < limit_s))
+                    if len(keep):
+                        frames = chunk.frames if len(keep) == len(chunk) else chunk.frames[keep]
+                        detections = [detect_chunk(frames, d) for d in detectors]
+                        buffer.append(
+                            _chunk_rows(
+                                chunk.index[keep] + frame_offset,
+                                t_session[keep] - origin_s,
+                                detections,
+                                arena_names,
+                            )
+                        )
+                        state.frames_tracked += len(keep)
+                    state.position = chunk.end_position
+                    bar.update(frame_offset + reader.frames_decoded - bar.n)
+                    if t_session[-1] >= limit_s:
+                        reached_end = True
+                        break
+                    if next_part_s is None:
+                        next_part_s = float(t_session[0]) + config.video.checkpoint_s
+                    if t_session[-1] >= next_part_s:
+                        flush()
+                        next_part_s = float(t_session[-1]) + config.video.checkpoint_s
+                frames_grabbed += reader.frames_grabbed
+                state.done.append(
+                    _SourceDone(
+                        frames_decoded=reader.frames_decoded,
+                        timestamps_repaired=reader.timestamps_repaired,
+                        last_time_s=reader.last_time_s,
+                        interval_s=reader.nominal_interval_s,
+                        unreadable=list(reader.unreadable),
+                    )
+                )
+            state.source += 1
+            state.position = None
+            state.finished_reading = reached_end or state.source == len(videos)
+            flush()
     finally:
         bar.close()
-    release_memory()  # the frame buffers, before the analysis and the figure
-    frames_tracked = run.frames_tracked
-    frames_decoded = run.frames_decoded
-    timestamp_source = run.timestamp_source
-    timestamps_repaired = run.timestamps_repaired
     t_tracked = time.perf_counter()
+    release_memory()  # the frame buffers, before the analysis and the figure
 
-    if frames_tracked == 0:
-        from .errors import VideoError
+    if state.frames_tracked == 0:
+        if start_s is None and end_s is None:
+            raise VideoError(f"{videos[0]}: no frame could be decoded; check that the file plays")
+        until = "the end" if end_s is None else f"{end_s:g} s"
+        length = _session_offsets(state.done)[0]
+        raise VideoError(
+            f"{label}: no frame in the window from {origin_s:g} s to {until}; the recording is "
+            f"{length:.1f} s long: check start_s and end_s"
+        )
 
-        raise VideoError(f"{video}: no frame could be decoded; check that the file plays")
-
-    track = read_parts(run.parts, ["time_s", "arena", "x", "y", "detected"])
-    nominal = 1.0 / info.nominal_fps if info.nominal_fps else None
+    track = parts.read_all(
+        ["frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "light_gain"]
+    )
+    nominal = 1.0 / first.nominal_fps if first.nominal_fps else None
+    durations = [i.nominal_duration_s for i in infos]
+    expected_s = None
+    if all(durations):
+        expected_s = min(limit_s, float(sum(durations))) - origin_s  # type: ignore[arg-type]
     analysis = analyse_track(
-        track, config, video_label=str(video), nominal_interval_s=nominal
+        track, config, video_label=label, nominal_interval_s=nominal,
+        nominal_duration_s=expected_s if expected_s and expected_s > 0 else None,
     )
     del track
+    warnings.extend(background_info["warnings"])
     warnings.extend(analysis.warnings)
+    unreadable = _unreadable_stretches(state.done, videos, origin_s)
+    for stretch in unreadable:
+        warnings.append(
+            f"{stretch['video']}: frames {stretch['first_frame']} to "
+            f"{stretch['resumed_frame'] - 1} could not be decoded (damaged file?); the time "
+            f"from {stretch['after_s']} s to {stretch['resumed_s']} s counts as unknown and "
+            "the rest was read"
+        )
+    frames_decoded = sum(d.frames_decoded for d in state.done)
+    timestamps_repaired = sum(d.timestamps_repaired for d in state.done)
+    if timestamps_repaired == 0:
+        timestamp_source = "container"
+    elif timestamps_repaired >= frames_decoded - len(state.done):
+        timestamp_source = "frame_index"
+    else:
+        timestamp_source = "mixed"
     if timestamp_source != "container":
         warnings.append(
             f"{timestamps_repaired} frame(s) had no usable timestamp; their time was taken "
             "from the frame rate"
         )
-    nominal_duration = info.nominal_duration_s
-    read_fraction = None
-    if nominal_duration:
-        read_fraction = analysis.timebase.end_s / nominal_duration
+    read_fraction = analysis.read_fraction
+    if read_fraction is not None:
         if read_fraction < 0.98:
             warnings.append(
                 f"only {100 * read_fraction:.1f} % of the nominal length "
-                f"({nominal_duration:.1f} s) could be read: the file may be truncated; "
+                f"({expected_s:.1f} s) could be read: the file may be truncated; "
                 "results cover the part that was read"
             )
 
     chamber_names = analysis.chamber
+    position_names = analysis.position
 
     def add_chamber(part: pd.DataFrame, offset: int) -> pd.DataFrame:
         part = part.copy()
         part["chamber"] = chamber_names[offset : offset + len(part)]
+        part["position_chamber"] = position_names[offset : offset + len(part)]
         for c, t in TRACK_COLUMNS.items():
             if t == "string":
                 part[c] = part[c].astype(str)
-        return part
+        return part[[c for c in TRACK_COLUMNS if c in part.columns]]
 
-    write_track_from_parts(result_dir / "track.parquet", run.parts, add_chamber)
-    write_csv(result_dir / "occupancy.csv", analysis.occupancy)
-    write_csv(result_dir / "summary.csv", analysis.summary)
+    write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
+    written = write_analysis(result_dir, analysis)
+    write_png(result_dir / "background.png", background)
     finished = _now()
     tb = analysis.timebase
+    sources = []
+    for i, (info, ident) in enumerate(zip(infos, identities, strict=True)):
+        time_offset, frame_offset = _session_offsets(state.done[:i])
+        entry = {**video_identity(info), "fingerprint": ident["fingerprint"]}
+        if i < len(state.done):
+            entry.update(
+                frame_offset=frame_offset,
+                time_offset_s=round(time_offset, 6),
+                frames_decoded=state.done[i].frames_decoded,
+            )
+        else:
+            entry.update(frame_offset=None, time_offset_s=None, frames_decoded=0)
+        sources.append(entry)
+    resume_info: dict = {"attempts": state.attempts, "resumed": resumed_at is not None}
+    if resumed_at is not None:
+        src, pos, was_finished = resumed_at
+        t_off, f_off = _session_offsets(state.done[:src])
+        if pos is None:  # at the start of a chunk file, or after the last one
+            from_frame, from_time = f_off, t_off
+        else:
+            from_frame, from_time = f_off + pos.frame, t_off + pos.time_s
+        resume_info.update(
+            first_started=state.started,
+            resumed_from_frame=from_frame,
+            resumed_from_time_s=round(max(0.0, from_time - origin_s), 6),
+            resumed_after_tracking=was_finished,
+            seek_confirmed=seek_confirmed,
+        )
     run_info = {
         "tool": "cpp-tracker",
         "version": __version__,
-        "command": "track",
+        "command": command,
         "started": started,
         "finished": finished,
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "tracking_s": round(t_tracked - t0, 3),
-        "video": video_identity(info),
+        "video": sources[0],
+        "videos": sources,
+        "session": name if len(videos) > 1 else None,
+        "window": {
+            "start_s": start_s,
+            "end_s": end_s,
+            "note": "time_s in the results counts from start_s" if start_s else None,
+        },
+        "metadata": dict(metadata or {}),
         "config": {
             "source": config.source,
             "hash": config_hash(config),
@@ -370,30 +1159,92 @@ def track_video(
             # the geometry as tracked, in pixels (a template in cm mapped by its corners)
             "geometry_px": geometry_in_pixels(config),
         },
+        "run_key": key,
+        "resume": resume_info,
         "time_base": {
             "timestamp_source": timestamp_source,
             "timestamps_repaired": timestamps_repaired,
             "frames_decoded": frames_decoded,
-            "frames_tracked": frames_tracked,
+            "frames_decoded_this_run": frames_grabbed,
+            "frames_tracked": state.frames_tracked,
             "stride": stride,
-            "median_interval_s": tb.median_interval_s,
-            "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
-            "duration_s": tb.end_s,
-            "observed_s": tb.observed_s,
-            "read_fraction_of_nominal": read_fraction,
-            "gaps": tb.gap_list(),
+            "nominal_fps": first.nominal_fps,
+            "expected_duration_s": expected_s,
+            **timebase_info(tb, read_fraction),
+            "unreadable": unreadable,
         },
-        "reader": {"luma_direct": luma_direct, "background_sampling": sampling},
-        "parallel": run.describe(),
+        "background": background_info["model"],
+        "lighting": analysis.lighting,
+        "qc": analysis.qc,
+        "reader": {
+            "luma_direct": state.luma_direct,
+            "background_sampling": background_info.get("sampling"),
+        },
+        "parallel": parallel,
         "detection": [d.describe() for d in detectors],
         "arenas": analysis.arena_stats,
         "warnings": warnings,
-        "outputs": ["track.parquet", "occupancy.csv", "summary.csv", "background.png", "run.json"],
+        "analysis_warnings": analysis.warnings,  # the part of warnings a reprocess redoes
+        "outputs": ["track.parquet", *written, "background.png", "run.json"],
+        "track": {
+            "made_by": command,
+            "finished": finished,
+            "config_hash": config_hash(config),
+            "frames": state.frames_tracked,
+        },
     }
     if plots:
         release_memory()
         _draw_qc_figure(result_dir, run_info, config)
+    run_info["history"] = carry_history(partial / PREVIOUS_RUN_FILE, run_info)
     write_json(result_dir / "run.json", run_info)
     shutil.rmtree(partial, ignore_errors=True)
     return RunResult(result_dir, analysis.summary, run_info, warnings)
 
+
+def track_video(
+    video: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    *,
+    stride: int = 1,
+    progress: bool = True,
+    chunk_size: int | None = None,
+    progress_position: int | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    metadata: dict | None = None,
+    resume: bool = True,
+    plots: bool = True,
+    command: str = "track",
+    workers: int = 1,
+    min_segment_s: float | None = None,
+) -> RunResult:
+    """Track one video and write its results to ``out_dir/<video stem>/``.
+
+    A run interrupted earlier (``.partial/`` left in that folder) is continued from its
+    last checkpoint when it was made from the same video, config, stride and window. See
+    :func:`track_session` for ``start_s``, ``end_s``, ``metadata``, ``plots``, ``command``,
+    ``workers`` and ``min_segment_s``.
+
+    Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
+    :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
+    """
+    return track_session(
+        [video],
+        config,
+        out_dir,
+        name=Path(video).stem,
+        start_s=start_s,
+        end_s=end_s,
+        metadata=metadata,
+        stride=stride,
+        progress=progress,
+        chunk_size=chunk_size,
+        progress_position=progress_position,
+        resume=resume,
+        plots=plots,
+        command=command,
+        workers=workers,
+        min_segment_s=min_segment_s,
+    )

@@ -138,8 +138,13 @@ def find_result_dirs(folder: str | Path) -> list[Path]:
         raise OutputError(f"{folder}: is a file; give the --out folder of track or batch")
     if (folder / "run.json").exists():
         return [folder]
+    # earlier results kept by 'reprocess --keep-previous' (<result>/previous/<hash>/) are not
+    # results of their own
     found = sorted(
-        p.parent for p in folder.rglob("run.json") if not any(s.startswith(".") for s in p.parts)
+        p.parent
+        for p in folder.rglob("run.json")
+        if not any(s.startswith(".") for s in p.parts)
+        and "previous" not in p.relative_to(folder).parts[:-1]
     )
     return found
 
@@ -308,7 +313,8 @@ def flagged_seconds(result: StoredResult, *, fallback: bool = True) -> pd.DataFr
     found = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
         len(t) for t in tables
     ) else pd.DataFrame(columns=["arena", "second", "reason"])
-    if len(found) or not fallback:
+    if len(found) or not fallback or has_qc_flags(result):
+        # stored flags (even none set) are the answer; the track is read only without them
         return found.drop_duplicates().sort_values(["arena", "second"], ignore_index=True)
     track = result.track(["time_s", "arena", "detected", "n_blobs"])
     rows = []

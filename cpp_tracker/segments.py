@@ -1,10 +1,10 @@
-"""Detection over one video, in one pass or in time segments tracked by parallel processes.
+"""Detection over one video in time segments, tracked by parallel processes.
 
-:func:`detect_video` runs the detectors (prepared once, from samples of the whole video)
-over every frame and writes the track in part files as it goes. With ``workers`` > 1 a long
-recording is cut into that many stretches of about equal frame counts, each tracked by its
-own process: it seeks to a little before its stretch, checks that the seek did not
-overshoot, and detects in every frame whose presentation time lies in the stretch (see
+:func:`track_segments` runs the detectors (prepared once, from samples of the whole video)
+over every frame and writes the track in part files as it goes. The recording is cut into
+``workers`` stretches of about equal frame counts, each tracked by its own process: it
+seeks to a little before its stretch, checks that the seek did not overshoot, and detects
+in every frame whose presentation time lies in the stretch (see
 :class:`~cpp_tracker.video.FrameSpan`). Every process uses the same detectors, so the same
 background, threshold and limits. Detection has no memory from one frame to the next, and
 chambers (whose hysteresis does) are assigned afterwards on the joined track, so the joined
@@ -14,9 +14,10 @@ The plan comes from the container's packets (:func:`~cpp_tracker.video.frame_tim
 decoding): the frame times, and so the decode index at which each stretch starts; each
 boundary lies halfway between two frames. After the run the join is checked: every stretch
 holds exactly the planned number of frames, every stretch but the last ended at its
-boundary (not at a decoding failure), and no timestamp was missing or out of order. If a
-check fails the video is tracked again in one pass, and the reason is returned (it goes to
-``run.json``). Videos shorter than ``workers * min_segment_s`` are tracked in one pass.
+boundary (not at a decoding failure), no stretch was damaged, and no timestamp was missing
+or out of order. If a check fails, or the video is shorter than
+``workers * min_segment_s``, the reason is returned instead and the caller tracks the
+video in one pass (``run.json`` says why).
 """
 
 from __future__ import annotations
@@ -38,32 +39,23 @@ from .outputs import TrackPartWriter
 from .tracker import ArenaDetector, track_frames
 from .video import FrameSpan, SpanReport, VideoInfo, VideoReader, frame_times
 
-__all__ = ["DetectionRun", "detect_video", "plan_spans", "MIN_SEGMENT_S"]
+__all__ = ["SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S"]
 
 #: Stretches shorter than this are not worth a process of their own (start-up, seek).
 MIN_SEGMENT_S = 30.0
 
 
 @dataclass
-class DetectionRun:
-    """What :func:`detect_video` did: the track's part files in order, and counts."""
+class SegmentRun:
+    """The joined result of :func:`track_segments`: the track's part files in order."""
 
     parts: list[Path]
     frames_tracked: int
-    frames_decoded: int
-    timestamps_repaired: int
-    timestamp_source: str
-    workers: int  # processes that tracked the video (1: one pass in this process)
+    frames_decoded: int  # decode index of the last frame, plus one
+    frames_grabbed: int  # frames the processes decoded (with the lead-in before each seek)
+    last_time_s: float
+    workers: int
     segments: list[dict] = field(default_factory=list)  # per stretch, for run.json
-    one_pass_reason: str | None = None  # why workers > 1 was asked for but not used
-
-    def describe(self) -> dict:
-        """For run.json."""
-        return {
-            "workers": self.workers,
-            "segments": self.segments,
-            "one_pass_reason": self.one_pass_reason,
-        }
 
 
 @dataclass
@@ -71,9 +63,10 @@ class _SpanResult:
     parts: list[Path]
     frames_tracked: int
     frames_decoded: int
-    timestamps_repaired: int
-    timestamp_source: str
-    report: SpanReport | None
+    frames_grabbed: int
+    last_time_s: float
+    unreadable: list
+    report: SpanReport
 
 
 def _track_span(
@@ -81,7 +74,7 @@ def _track_span(
     info: VideoInfo,
     detectors: Sequence[ArenaDetector],
     part_dir: Path,
-    span: FrameSpan | None,
+    span: FrameSpan,
     stride: int,
     checkpoint_s: float,
     decode_threads: int | None,
@@ -105,8 +98,9 @@ def _track_span(
             parts=writer.parts(),
             frames_tracked=frames,
             frames_decoded=reader.frames_decoded,
-            timestamps_repaired=reader.timestamps_repaired,
-            timestamp_source=reader.timestamp_source,
+            frames_grabbed=reader.frames_grabbed,
+            last_time_s=reader.last_time_s,
+            unreadable=list(reader.unreadable),
             report=reader.span_report,
         )
 
@@ -169,7 +163,8 @@ def _check_join(results: list[_SpanResult], expected: list[int]) -> str | None:
     """Why the stretches do not join into exactly the one-pass frames, or None."""
     for k, (res, n) in enumerate(zip(results, expected, strict=True)):
         rep = res.report
-        assert rep is not None
+        if res.unreadable:
+            return f"segment {k}: a stretch could not be decoded (damaged file?)"
         if rep.non_increasing:
             return f"segment {k}: {rep.non_increasing} timestamp(s) missing or out of order"
         if rep.frames != n:
@@ -179,72 +174,59 @@ def _check_join(results: list[_SpanResult], expected: list[int]) -> str | None:
     return None
 
 
-def detect_video(
+def track_segments(
     video: str | Path,
     info: VideoInfo,
     detectors: Sequence[ArenaDetector],
     part_dir: str | Path,
     *,
-    workers: int = 1,
+    workers: int,
     stride: int = 1,
     checkpoint_s: float = 300.0,
     progress: Callable[[int], None] | None = None,
-    min_segment_s: float = MIN_SEGMENT_S,
-) -> DetectionRun:
-    """Detect the mouse in every frame (every ``stride``-th) of ``video``.
+    min_segment_s: float | None = None,
+) -> SegmentRun | str:
+    """Detect the mouse in every frame (every ``stride``-th) of ``video`` with ``workers``
+    processes; the joined run, or why the video should be tracked in one pass instead.
 
-    Part files go to ``part_dir`` (one pass) or ``part_dir/segment-NN/``. ``progress`` is
-    called now and then with the number of frames decoded so far. See the module
-    description for ``workers``.
+    Part files go to ``part_dir/segment-NN/`` (removed again when the join fails).
+    ``progress`` is called now and then with the number of frames decoded so far.
     """
     video = str(video)
     part_dir = Path(part_dir)
-    workers = max(1, int(workers))
-    reason = None
-    if workers > 1:
-        spans, expected, reason = _plan(video, workers, min_segment_s)
-        if not reason:
-            try:
-                run = _detect_in_segments(
-                    video, info, detectors, part_dir, spans, expected, stride, checkpoint_s,
-                    progress,
-                )
-            except BrokenProcessPool:
-                run = (
-                    "the worker processes could not start or died (a script that calls "
-                    "track_video with workers > 1 needs an `if __name__ == \"__main__\":` "
-                    "guard)"
-                )
-            if isinstance(run, DetectionRun):
-                return run
-            reason = run  # the join failed: track again in one pass
-            for k in range(len(spans)):
-                shutil.rmtree(part_dir / f"segment-{k:02d}", ignore_errors=True)
-    res = _track_span(
-        video, info, detectors, part_dir, None, stride, checkpoint_s, None, progress
-    )
-    return DetectionRun(
-        parts=res.parts,
-        frames_tracked=res.frames_tracked,
-        frames_decoded=res.frames_decoded,
-        timestamps_repaired=res.timestamps_repaired,
-        timestamp_source=res.timestamp_source,
-        workers=1,
-        one_pass_reason=reason,
-    )
+    min_segment_s = MIN_SEGMENT_S if min_segment_s is None else min_segment_s
+    spans, expected, reason = _plan(video, int(workers), min_segment_s)
+    if reason:
+        return reason
+    dirs = [part_dir / f"segment-{k:02d}" for k in range(len(spans))]
+    for d in dirs:  # left by an interrupted run
+        shutil.rmtree(d, ignore_errors=True)
+    try:
+        run = _detect_in_segments(
+            video, info, detectors, dirs, spans, expected, stride, checkpoint_s, progress
+        )
+    except BrokenProcessPool:
+        run = (
+            "the worker processes could not start or died (a script that calls "
+            'track_video with workers > 1 needs an `if __name__ == "__main__":` guard)'
+        )
+    if isinstance(run, str):
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    return run
 
 
 def _detect_in_segments(
     video: str,
     info: VideoInfo,
     detectors: Sequence[ArenaDetector],
-    part_dir: Path,
+    dirs: list[Path],
     spans: list[FrameSpan],
     expected: list[int],
     stride: int,
     checkpoint_s: float,
     progress: Callable[[int], None] | None,
-) -> DetectionRun | str:
+) -> SegmentRun | str:
     """Track the spans in parallel processes; the run, or why the join failed."""
     n = len(spans)
     ctx = multiprocessing.get_context("spawn")
@@ -255,8 +237,8 @@ def _detect_in_segments(
     ) as pool:
         futures = [
             pool.submit(
-                _worker, k, video, info, list(detectors), part_dir / f"segment-{k:02d}",
-                span, stride, checkpoint_s, threads,
+                _worker, k, video, info, list(detectors), dirs[k], span, stride,
+                checkpoint_s, threads,
             )
             for k, span in enumerate(spans)
         ]
@@ -288,12 +270,12 @@ def _detect_in_segments(
                 "lead_in_frames": rep.lead_in_frames,
             }
         )
-    return DetectionRun(
+    return SegmentRun(
         parts=[p for r in results for p in r.parts],
         frames_tracked=sum(r.frames_tracked for r in results),
-        frames_decoded=sum(r.frames_decoded for r in results),
-        timestamps_repaired=0,
-        timestamp_source="container",
+        frames_decoded=results[-1].frames_decoded,
+        frames_grabbed=sum(r.frames_grabbed for r in results),
+        last_time_s=results[-1].last_time_s,
         workers=n,
         segments=segments,
     )

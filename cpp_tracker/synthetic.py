@@ -71,7 +71,11 @@ _TABLE_LEVEL = 138.0
 # mouse: (body base, sheen on the back, tail)
 _MOUSE_LEVEL = {"dark": (30.0, 22.0, 72.0), "light": (204.0, 26.0, 172.0)}
 
-_CHAMBER_NAMES = {2: ("paired", "unpaired"), 3: ("paired", "neutral", "unpaired")}
+_CHAMBER_NAMES = {
+    1: ("open",),
+    2: ("paired", "unpaired"),
+    3: ("paired", "neutral", "unpaired"),
+}
 
 _MOVING_CM_S = 1.0  # planned centroid speed above which the mouse counts as moving
 
@@ -89,7 +93,9 @@ class ArenaSpec:
     ----------
     n_chambers : int
         2 (paired | unpaired) or 3 (paired | neutral | unpaired, the neutral
-        centre chamber narrower). Which side is "paired" is drawn from the seed.
+        centre chamber narrower); 1 gives an open field with no inner walls
+        (one chamber, ``open``), e.g. to test that no door is invented. Which side is
+        "paired" is drawn from the seed.
     door_angle_deg : float
         Tilt of the dividing wall(s) from vertical, in degrees (|angle| <= 30).
     animal_id : str or None
@@ -101,8 +107,8 @@ class ArenaSpec:
     animal_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.n_chambers not in (2, 3):
-            raise ValueError("n_chambers must be 2 or 3")
+        if self.n_chambers not in (1, 2, 3):
+            raise ValueError("n_chambers must be 1, 2 or 3")
         if not -30.0 <= float(self.door_angle_deg) <= 30.0:
             raise ValueError("door_angle_deg must be within [-30, 30]")
 
@@ -427,7 +433,7 @@ def _build_arenas(spec: SceneSpec) -> list[_Arena]:
         gap = 1.5 * W0 + max(4.0, 0.2 * L0)
         ppc = fw / spec.cm_per_box_width
         nch = aspec.n_chambers
-        fracs = [0.5] if nch == 2 else [0.38, 0.62]
+        fracs = {1: [], 2: [0.5], 3: [0.38, 0.62]}[nch]
         ang = math.radians(aspec.door_angle_deg)
         d = np.array([math.sin(ang), math.cos(ang)])
         nrm = np.array([math.cos(ang), -math.sin(ang)])
@@ -1085,8 +1091,8 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
         if spec.floor_texture:
             pos = ar.position_of(X, Y).astype(np.int8)
             nch = ar.n_ch
-            offsets = [-0.04, 0.04, -0.08] if nch == 3 else [-0.04, -0.08]
-            kinds = ["bars", "plain", "dots"] if nch == 3 else ["bars", "dots"]
+            offsets = {1: [-0.04], 2: [-0.04, -0.08], 3: [-0.04, 0.04, -0.08]}[nch]
+            kinds = {1: ["dots"], 2: ["bars", "dots"], 3: ["bars", "plain", "dots"]}[nch]
             pitch = max(3.5, 1.0 * ar.ppc)
             for k in range(nch):
                 sel = pos == k
@@ -1643,7 +1649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--arenas", type=int, default=1, help="number of boxes (1-4)")
-    p.add_argument("--chambers", type=int, default=2, choices=(2, 3))
+    p.add_argument("--chambers", type=int, default=2, choices=(1, 2, 3),
+                   help="chambers per box (1: an open field without inner walls)")
     p.add_argument("--door-angle", type=float, default=0.0, help="degrees")
     p.add_argument("--animal-ids", default=None, help="comma-separated, one per box")
     p.add_argument("--mouse", default="dark", choices=sorted(_MOUSE_LEVEL))

@@ -14,13 +14,17 @@ computes the same result faster:
 - difference, threshold and arena mask are one comparison with a precomputed per-pixel
   limit (``frame < background - threshold`` for a dark mouse), and blobs are labelled only
   inside the bounding box of the foreground, not over the whole arena;
-- with ``scale`` 2 (chosen automatically when the mouse covers at least
-  :data:`DOWNSCALE_MIN_AREA_PX` pixels, see ``detection.downscale``), candidate blobs are
-  found on a half-resolution copy of the arena (2x2 pixel averages, which also smooth the
-  noise), and each candidate is then measured at full resolution with the full-resolution
-  steps in a window around it. The window is widened until the blob lies clear of its edge,
-  so the centroid and area are those the full-resolution steps give for that blob. Only
-  which blobs are candidates, and ``n_blobs``, come from the half-resolution copy.
+- with ``scale`` 2 or 4 (chosen automatically when the mouse covers at least
+  :data:`DOWNSCALE_MIN_AREA_PX` pixels, four times that for 4; see
+  ``detection.downscale``), candidate blobs are found on a half- or quarter-resolution copy
+  of the arena (block averages, which also smooth the noise), and each candidate is then
+  measured at full resolution with the full-resolution steps in a window around it. The
+  window is widened until the blob lies clear of its edge, so the centroid and area are
+  those the full-resolution steps give for that blob. Only which blobs are candidates, and
+  ``n_blobs``, come from the coarse copy.
+
+When the lighting is followed, the background and threshold are scaled to each frame's
+brightness (:meth:`ArenaDetector.lit`); the per-pixel limits are cached with them.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from .config import ArenaConfig, DetectionSettings
 
 __all__ = [
     "TRACK_COLUMNS",
+    "ASSIGNED_COLUMNS",
     "DOWNSCALE_MIN_AREA_PX",
     "ArenaDetector",
     "make_detector",
     "detect_chunk",
     "track_frames",
+    "track_rows",
     "empty_track",
 ]
 
@@ -54,9 +60,15 @@ TRACK_COLUMNS: dict[str, str] = {
     "y": "float64",  # centroid row, px (NaN when not detected)
     "area_px": "float64",  # blob area, px (NaN when not detected)
     "detected": "bool",
-    "n_blobs": "int16",  # blobs within the size limits (>1: competing blobs)
+    "n_blobs": "int16",  # blobs within the size limits and >= 1/4 of the chosen one
     "chamber": "string",  # chamber name, or 'unknown'
+    "light_gain": "float32",  # brightness of the arena relative to the background (1 = same)
+    "position_chamber": "string",  # the piece the centroid lies in, no hysteresis, or 'unknown'
 }
+
+#: Track columns computed after detection, from the geometry (recomputed by reprocess).
+ASSIGNED_COLUMNS = ("chamber", "position_chamber")
+
 
 #: With ``detection.downscale: auto``, blobs are searched at half resolution when the
 #: mouse's median area in the background samples is at least this, at quarter resolution
@@ -88,20 +100,24 @@ def _label(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
-    """(index of the largest blob with lo <= area <= hi, or -1; how many there are).
+    """(index of the largest blob with lo <= area <= hi, or -1; n_blobs).
 
     ``rows`` are the statistics rows (left, top, width, height, area) without the
     background. Equal areas go to the blob whose box starts highest, then leftmost, so the
-    choice does not depend on the labelling order.
+    choice does not depend on the labelling order. ``n_blobs`` counts the competitors:
+    blobs within the limits and at least a quarter the size of the chosen one (a tail or a
+    paw split off the mouse is not a second candidate).
     """
-    best, key, n_ok = -1, None, 0
+    best, key = -1, None
     for k, (left, top, _, _, area) in enumerate(rows):
         if lo <= area <= hi:
-            n_ok += 1
             cand = (-area, top, left)
             if key is None or cand < key:
                 best, key = k, cand
-    return best, n_ok
+    if best < 0:
+        return -1, 0
+    floor = 0.25 * rows[best][4]
+    return best, sum(1 for r in rows if lo <= r[4] <= hi and r[4] >= floor)
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,8 @@ class _Coarse:
     limit: np.ndarray  # uint8 per-pixel comparison limit (see ArenaDetector.limit)
     background: np.ndarray | None  # uint8, only for polarity 'both'
     mask: np.ndarray | None  # uint8 0/255, only for polarity 'both'
+    raw_background: np.ndarray  # uint8, the coarse background (scaled for light gains)
+    inside: np.ndarray  # uint8 0/255, coarse pixels with any pixel in the arena
     kernel: np.ndarray | None
     min_area_px: float  # half-resolution areas
     max_area_px: float
@@ -138,7 +156,13 @@ class ArenaDetector:
     blur_px: int
     kernel: np.ndarray | None
     noise_sigma: float
-    #: 1: blobs are found at full resolution; 2: at half resolution, then measured at full
+    # following the lighting (see cpp_tracker.lighting): where it is measured, and the floor
+    follow_lighting: bool = False
+    light_px: np.ndarray | None = None  # (2, k) rows and columns (frame) of measuring pixels
+    light_ref: np.ndarray | None = None  # background values there, float32
+    min_threshold: float = 0.0  # the threshold is scaled with the gain, down to this
+    _lit: dict = field(default_factory=dict, repr=False, compare=False)
+    #: 1: blobs are found at full resolution; 2 or 4: coarser, then measured at full
     scale: int = 1
     #: median area of the mouse in the background samples (None: not found in any)
     mouse_area_px: float | None = None
@@ -161,33 +185,75 @@ class ArenaDetector:
             "scale": self.scale,
         }
 
+    # -- lighting ----------------------------------------------------------------------
+    def light_gain(self, frame: np.ndarray) -> float:
+        """Brightness of the arena in ``frame`` relative to the background (1.0 when the
+        lighting is not followed)."""
+        if not self.follow_lighting or self.light_px is None:
+            return 1.0
+        values = frame[self.light_px[0], self.light_px[1]]
+        return float(np.median(values / self.light_ref))
+
+    def lit(self, gain: float) -> tuple[np.ndarray, float]:
+        """Background and threshold for a frame of brightness ``gain`` (cached per 1 %)."""
+        hit = self._lit_inputs(gain)
+        return hit[0], hit[1]
+
+    def _lit_inputs(self, gain: float) -> tuple:
+        """(background, threshold, comparison limit, coarse limit, coarse background) for a
+        frame of brightness ``gain``, cached per 1 % of gain."""
+        key = int(round(gain * 100))
+        if key == 100 or key <= 0:
+            c = self.coarse
+            return (self.background, self.threshold, self.limit,
+                    None if c is None else c.limit, None if c is None else c.background)
+        hit = self._lit.get(key)
+        if hit is None:
+            if len(self._lit) > 16:
+                self._lit.clear()
+            g = key / 100.0
+            bg = cv2.convertScaleAbs(self.background, alpha=g)
+            thr = max(self.threshold * g, min(self.threshold, self.min_threshold))
+            limit = _comparison_limit(bg, self.mask, self.polarity, thr)
+            c_limit = c_bg = None
+            c = self.coarse
+            if c is not None:
+                c_bg = cv2.convertScaleAbs(c.raw_background, alpha=g)
+                c_limit = _comparison_limit(c_bg, c.inside, self.polarity, thr)
+            hit = (bg, thr, limit, c_limit, c_bg)
+            self._lit[key] = hit
+        return hit
+
     # -- the steps, spelled out (reference; detect() gives the same result faster) -------
     def _blur(self, crop: np.ndarray) -> np.ndarray:
         if self.blur_px > 1:
             return cv2.GaussianBlur(crop, (self.blur_px, self.blur_px), 0)
         return crop
 
-    def difference(self, frame: np.ndarray) -> np.ndarray:
+    def difference(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """The signed-or-absolute difference to the background inside the crop (uint8)."""
         crop = self._blur(frame[self.y0 : self.y1, self.x0 : self.x1])
+        background = self.lit(gain)[0]
         if self.polarity == "dark":
-            return cv2.subtract(self.background, crop)
+            return cv2.subtract(background, crop)
         if self.polarity == "light":
-            return cv2.subtract(crop, self.background)
-        return cv2.absdiff(crop, self.background)
+            return cv2.subtract(crop, background)
+        return cv2.absdiff(crop, background)
 
-    def foreground(self, frame: np.ndarray) -> np.ndarray:
+    def foreground(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """Binary mask (uint8 0/255) of candidate mouse pixels inside the arena."""
-        diff = self.difference(frame)
-        _, binary = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
+        diff = self.difference(frame, gain)
+        _, binary = cv2.threshold(diff, self.lit(gain)[1], 255, cv2.THRESH_BINARY)
         binary = cv2.bitwise_and(binary, self.mask)
         if self.kernel is not None:
             binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
         return binary
 
-    def detect_reference(self, frame: np.ndarray) -> tuple[float, float, float, int]:
+    def detect_reference(
+        self, frame: np.ndarray, gain: float = 1.0
+    ) -> tuple[float, float, float, int]:
         """:meth:`detect` by the plain steps of :meth:`foreground` over the whole crop."""
-        binary = self.foreground(frame)
+        binary = self.foreground(frame, gain)
         n, _, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
         k, n_ok = _largest(stats[1:, :5].tolist(), self.min_area_px, self.max_area_px)
         if k < 0:
@@ -196,16 +262,16 @@ class ArenaDetector:
         return float(cx) + self.x0, float(cy) + self.y0, float(stats[k + 1, 4]), n_ok
 
     # -- fast path -------------------------------------------------------------------------
-    def _binary(self, crop: np.ndarray, ys: slice, xs: slice) -> np.ndarray:
+    def _binary(self, crop: np.ndarray, ys: slice, xs: slice, lit: tuple) -> np.ndarray:
         """Thresholded, masked foreground of ``crop`` = crop[ys, xs] (full resolution),
-        not yet opened."""
+        not yet opened; ``lit`` from :meth:`_lit_inputs`."""
         crop = self._blur(crop)
         if self.polarity == "dark":
-            return cv2.compare(crop, self.limit[ys, xs], cv2.CMP_LT)
+            return cv2.compare(crop, lit[2][ys, xs], cv2.CMP_LT)
         if self.polarity == "light":
-            return cv2.compare(crop, self.limit[ys, xs], cv2.CMP_GT)
-        diff = cv2.absdiff(crop, self.background[ys, xs])
-        _, binary = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
+            return cv2.compare(crop, lit[2][ys, xs], cv2.CMP_GT)
+        diff = cv2.absdiff(crop, lit[0][ys, xs])
+        _, binary = cv2.threshold(diff, lit[1], 255, cv2.THRESH_BINARY)
         return cv2.bitwise_and(binary, self.mask[ys, xs])
 
     def _pick(self, binary: np.ndarray, ox: int, oy: int) -> tuple[float, float, float, int]:
@@ -225,31 +291,34 @@ class ArenaDetector:
         cx, cy = centroids[k + 1].tolist()
         return cx + bx + ox + self.x0, cy + by + oy + self.y0, float(rows[k + 1][4]), n_ok
 
-    def detect(self, frame: np.ndarray) -> tuple[float, float, float, int]:
+    def detect(self, frame: np.ndarray, gain: float = 1.0) -> tuple[float, float, float, int]:
         """(x, y, area_px, n_blobs) of the mouse in a full frame; NaNs when not found.
 
-        The same as :meth:`detect_reference` (at ``scale`` 1 exactly; at ``scale`` 2 see
-        the module description), faster.
+        ``gain``: the frame's brightness relative to the background (:meth:`light_gain`).
+        The same as :meth:`detect_reference` (at ``scale`` 1 exactly; at ``scale`` 2 and 4
+        see the module description), faster.
         """
+        lit = self._lit_inputs(gain)
         if self.coarse is not None:
-            return self._detect_coarse(frame)
+            return self._detect_coarse(frame, lit)
         full = slice(None)
-        binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full)
+        binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full, lit)
         ox, oy, binary = _opened(binary, self.kernel)
         return self._pick(binary, ox, oy)
 
-    def _detect_coarse(self, frame: np.ndarray) -> tuple[float, float, float, int]:
+    def _detect_coarse(self, frame: np.ndarray, lit: tuple) -> tuple[float, float, float, int]:
         c = self.coarse
         assert c is not None
         f = c.factor
-        small = _shrink(frame[self.y0 : self.y0 + f * c.height, self.x0 : self.x0 + f * c.width], f)
+        y0, x0 = self.y0, self.x0
+        small = _shrink(frame[y0 : y0 + f * c.height, x0 : x0 + f * c.width], f)
         if self.polarity == "dark":
-            binary = cv2.compare(small, c.limit, cv2.CMP_LT)
+            binary = cv2.compare(small, lit[3], cv2.CMP_LT)
         elif self.polarity == "light":
-            binary = cv2.compare(small, c.limit, cv2.CMP_GT)
+            binary = cv2.compare(small, lit[3], cv2.CMP_GT)
         else:
             _, binary = cv2.threshold(
-                cv2.absdiff(small, c.background), self.threshold, 255, cv2.THRESH_BINARY
+                cv2.absdiff(small, lit[4]), lit[1], 255, cv2.THRESH_BINARY
             )
             binary = cv2.bitwise_and(binary, c.mask)
         bx, by, bw, bh = cv2.boundingRect(binary)
@@ -267,23 +336,24 @@ class ArenaDetector:
         n, stats, _ = _label(binary[by : by + bh, bx : bx + bw])
         ox, oy = ox + bx, oy + by
         lo, hi = c.min_area_px, c.max_area_px
-        n_ok = 0
-        candidates = []
-        for k, (left, top, w, h, area) in enumerate(stats.tolist()):
-            if k == 0:
-                continue
-            if lo <= area <= hi:
-                n_ok += 1
-            # anything that could be the mouse at full resolution is measured there
-            if 0.5 * lo <= area <= 2.0 * hi:
-                candidates.append((-area, top, left, w, h))
-        for _, top, left, w, h in sorted(candidates):
-            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h)
+        rows = stats.tolist()[1:]
+        # anything that could be the mouse at full resolution is measured there
+        candidates = sorted(
+            (-area, top, left, w, h)
+            for left, top, w, h, area in rows
+            if 0.5 * lo <= area <= 2.0 * hi
+        )
+        for neg_area, top, left, w, h in candidates:
+            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h, lit)
             if found is not None:
-                return found[0], found[1], found[2], max(1, n_ok)
+                # competitors, as at full resolution: within the limits and at least a
+                # quarter of the chosen blob (here by their half-resolution areas)
+                floor = -0.25 * neg_area
+                n_blobs = sum(1 for r in rows if lo <= r[4] <= hi and r[4] >= floor)
+                return found[0], found[1], found[2], max(1, n_blobs)
         return _NOT_FOUND
 
-    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int):
+    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int, lit: tuple):
         """Measure the blob near crop box (x, y, w, h) at full resolution.
 
         Runs the full-resolution steps in a window around the box. Blur and opening are
@@ -300,7 +370,7 @@ class ArenaDetector:
         while True:
             ys, xs = slice(wy0, wy1), slice(wx0, wx1)
             crop = frame[self.y0 + wy0 : self.y0 + wy1, self.x0 + wx0 : self.x0 + wx1]
-            binary = self._binary(crop, ys, xs)
+            binary = self._binary(crop, ys, xs, lit)
             if self.kernel is not None:
                 binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
             n, stats, centroids = _label(binary)
@@ -426,6 +496,8 @@ def _coarse_inputs(
         limit=_comparison_limit(bg, m, polarity, threshold),
         background=bg if polarity == "both" else None,
         mask=m if polarity == "both" else None,
+        raw_background=bg,
+        inside=m,
         kernel=kernel,
         min_area_px=min_area_px / f**2,
         max_area_px=max_area_px / f**2,
@@ -468,6 +540,8 @@ def make_detector(
     settings: DetectionSettings,
     background: np.ndarray,
     samples: np.ndarray,
+    *,
+    follow_lighting: bool = False,
 ) -> ArenaDetector:
     """Prepare detection for one arena: crop, mask, blurred background, automatic limits.
 
@@ -475,7 +549,10 @@ def make_detector(
     automatic: the polarity (``animal: auto``), the threshold (from the noise of the
     difference images and the mouse's contrast), the area limits and, with
     ``downscale: auto``, the resolution blobs are searched at (from the mouse's area in the
-    samples). Memory: one sample's difference image at a time.
+    samples). Memory: one sample's difference image at a time. With ``follow_lighting``
+    the detector measures each frame's brightness (:meth:`ArenaDetector.light_gain`) and
+    scales the background and threshold to it; ``samples`` should then be at the
+    background's lighting (:func:`cpp_tracker.background.estimate_background`).
     """
     h, w = background.shape
     xs = [p[0] for p in arena.polygon]
@@ -523,7 +600,10 @@ def make_detector(
     if settings.threshold is not None:
         threshold = float(settings.threshold)
     else:
-        threshold = max(6.0 * sigma, 10.0)
+        # A fixed floor far below a high-contrast mouse keeps the blurred base of the tail,
+        # wider than the opening removes, and pulls the centroid 2-3 px tailwards: the
+        # threshold also scales with the mouse's contrast.
+        threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
         if contrast > 0:
             threshold = min(threshold, 0.5 * contrast)
         threshold = max(threshold, 3.0 * sigma + 3.0)
@@ -532,6 +612,7 @@ def make_detector(
     max_area = settings.max_area_px or max(2 * min_area, 0.25 * arena_area)
     k = int(settings.opening_px)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
+    light_px, light_ref = _light_pixels(raw_bg, inside, x0, y0)
     full = ArenaDetector(
         name=arena.name,
         x0=x0,
@@ -547,6 +628,10 @@ def make_detector(
         blur_px=blur,
         kernel=kernel,
         noise_sigma=sigma,
+        follow_lighting=bool(follow_lighting) and light_px is not None,
+        light_px=light_px,
+        light_ref=light_ref,
+        min_threshold=3.0 * sigma + 3.0,
         limit=_comparison_limit(bg, mask, polarity, threshold),
     )
     areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
@@ -564,7 +649,7 @@ def make_detector(
         )
     else:
         scale = 1
-    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse)
+    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
 
 
 def _replace(detector: ArenaDetector, **changes) -> ArenaDetector:
@@ -573,22 +658,43 @@ def _replace(detector: ArenaDetector, **changes) -> ArenaDetector:
     return dataclasses.replace(detector, **changes)
 
 
+def _light_pixels(
+    background: np.ndarray, inside: np.ndarray, x0: int, y0: int, max_pixels: int = 1000
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A regular grid of about ``max_pixels`` floor pixels of the crop at (x0, y0) on which
+    the brightness of each frame is measured: their (rows, cols) in the frame, and their
+    background values."""
+    usable = inside & (background >= 12)
+    count = int(usable.sum())
+    if count < 50:
+        return None, None
+    step = max(1, int(round(np.sqrt(count / max_pixels))))
+    grid = np.zeros_like(usable)
+    grid[::step, ::step] = True
+    rows, cols = np.nonzero(usable & grid)
+    ref = background[rows, cols].astype(np.float32)
+    return np.stack([rows + y0, cols + x0]).astype(np.intp), ref
+
+
 def detect_chunk(
     frames: np.ndarray, detector: ArenaDetector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run ``detector`` on every frame of a chunk.
 
-    Returns preallocated arrays ``x, y, area_px`` (float64, NaN when not found) and
-    ``n_blobs`` (int16).
+    Returns preallocated arrays ``x, y, area_px`` (float64, NaN when not found),
+    ``n_blobs`` (int16) and ``light_gain`` (float32).
     """
     n = len(frames)
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
     area = np.full(n, np.nan)
     blobs = np.zeros(n, dtype=np.int16)
+    gains = np.ones(n, dtype=np.float32)
     for i in range(n):
-        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i])
-    return x, y, area, blobs
+        g = detector.light_gain(frames[i])
+        gains[i] = g
+        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], g)
+    return x, y, area, blobs, gains
 
 
 def track_frames(
@@ -603,8 +709,7 @@ def track_frames(
 
     ``chunks`` yields :class:`~cpp_tracker.video.FrameChunk` s. Detections accumulate in
     per-chunk arrays; every ``checkpoint_s`` of video time (and at the end) they become one
-    track table, rows frame-major (each frame, then each arena in ``detectors`` order),
-    columns :data:`TRACK_COLUMNS` but ``chamber``, passed to ``write_part``. ``on_chunk``
+    track table (:func:`track_rows`) passed to ``write_part``. ``on_chunk``
     is called after each chunk (for progress). Returns the number of frames tracked.
     """
     names = [d.name for d in detectors]
@@ -629,20 +734,32 @@ def track_frames(
 
 
 def _track_table(pending: list, names: list[str]) -> pd.DataFrame:
-    """Frame-major track rows from accumulated (index, time_s, detections) per chunk."""
-    k = len(names)
+    """Track rows from accumulated (index, time_s, detections) per chunk."""
     index = np.concatenate([p[0] for p in pending])
     time_s = np.concatenate([p[1] for p in pending])
+    detections = [
+        tuple(np.concatenate([p[2][a][j] for p in pending]) for j in range(5))
+        for a in range(len(names))
+    ]
+    return track_rows(index, time_s, detections, names)
+
+
+def track_rows(
+    index: np.ndarray, time_s: np.ndarray, detections: list[tuple], arena_names: list[str]
+) -> pd.DataFrame:
+    """Frame-major track rows (each frame, then each arena in config order) from the frame
+    indices, times and per-arena :func:`detect_chunk` results; the columns of
+    :data:`TRACK_COLUMNS` but those assigned after detection."""
     n = len(index)
-    cols: dict[str, np.ndarray] = {
+    k = len(arena_names)
+    cols = {
         "frame": np.repeat(index, k),
         "time_s": np.repeat(time_s, k),
-        "arena": np.tile(np.array(names, dtype=object), n),
+        "arena": np.tile(np.array(arena_names, dtype=object), n),
     }
-    for j, name in enumerate(("x", "y", "area_px", "n_blobs")):
-        per_arena = [np.concatenate([p[2][a][j] for p in pending]) for a in range(k)]
-        cols[name] = np.stack(per_arena, axis=1).reshape(-1)
+    for j, name in enumerate(("x", "y", "area_px", "n_blobs", "light_gain")):
+        cols[name] = np.stack([d[j] for d in detections], axis=1).reshape(-1)
     table = pd.DataFrame(cols)
-    table["detected"] = np.isfinite(cols["x"])
+    table["detected"] = np.isfinite(table["x"].to_numpy())
     table["n_blobs"] = table["n_blobs"].astype("int16")
-    return table[[c for c in TRACK_COLUMNS if c != "chamber"]]
+    return table[[c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]]

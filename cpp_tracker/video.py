@@ -28,6 +28,7 @@ __all__ = [
     "FrameChunk",
     "FrameSpan",
     "SpanReport",
+    "ReadPosition",
     "VideoReader",
     "probe_video",
     "frame_times",
@@ -47,7 +48,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv
 
 
 def _quiet_opencv() -> None:
-    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) off the terminal."""
+    """Keep OpenCV's per-frame warnings (e.g. about raw luma output) and FFmpeg's decoder
+    messages (hundreds per damaged stretch) off the terminal; damage is reported in
+    run.json instead. ``OPENCV_FFMPEG_LOGLEVEL`` set by the user wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     except AttributeError:  # pragma: no cover - older builds
@@ -75,12 +79,31 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
+class ReadPosition:
+    """Where an earlier read stopped: the last frame it handled and that frame's time.
+
+    ``timestamps_repaired`` is the reader's count of repaired timestamps up to that frame,
+    so that a read resumed here reports the same count as one read from the start.
+    """
+
+    frame: int
+    time_s: float
+    timestamps_repaired: int = 0
+
+
+@dataclass(frozen=True)
 class FrameChunk:
     """A run of consecutive decoded frames."""
 
     index: np.ndarray  # int64, 0-based decode index
     time_s: np.ndarray  # float64, presentation time of each frame
     frames: np.ndarray  # uint8, (n, height, width)
+    timestamps_repaired: int = 0  # repaired timestamps up to the chunk's last frame
+
+    @property
+    def end_position(self) -> ReadPosition:
+        """The position after this chunk, to resume a read from (see ``resume_after``)."""
+        return ReadPosition(int(self.index[-1]), float(self.time_s[-1]), self.timestamps_repaired)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -129,6 +152,13 @@ def _open_capture(path: str, raw_luma: bool, threads: int | None = None) -> cv2.
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
+        if _mp4_without_index(path):
+            raise VideoError(
+                f"{path}: the MP4 file has no index ('moov' box): the recording was cut off "
+                "before the recorder closed the file (power failure, full disk?) and cannot "
+                "be read as it is; repair it with a tool such as untrunc and a good file "
+                "from the same camera, or record to MKV or fragmented MP4"
+            )
         raise VideoError(
             f"{path}: cannot be opened as a video (unsupported format, or not a video); "
             "check the file plays, or convert it to H.264 MP4"
@@ -136,6 +166,33 @@ def _open_capture(path: str, raw_luma: bool, threads: int | None = None) -> cv2.
     if raw_luma:
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
     return cap
+
+
+def _mp4_without_index(path: str) -> bool:
+    """True for an MP4/MOV file whose top-level boxes start well but contain no 'moov'."""
+    import struct
+
+    if not path.lower().endswith((".mp4", ".mov", ".m4v")):
+        return False
+    try:
+        size = os.path.getsize(path)
+        boxes = []
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size and len(boxes) < 64:
+                f.seek(pos)
+                length, kind = struct.unpack(">I4s", f.read(8))
+                if length == 1:
+                    length = struct.unpack(">Q", f.read(8))[0]
+                elif length == 0:
+                    length = size - pos
+                boxes.append(kind)
+                if length < 8:
+                    break
+                pos += length
+    except (OSError, struct.error):
+        return False
+    return bool(boxes) and boxes[0] == b"ftyp" and b"moov" not in boxes
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -185,25 +242,43 @@ class VideoReader:
             for chunk in reader.chunks(64):
                 ...
 
-    After iteration, ``frames_decoded``, ``timestamp_source`` and ``timestamps_repaired``
-    describe what was read. ``decode_threads`` sets the decoder's threads for
-    :meth:`chunks` (None: FFmpeg's choice, one per core).
+    After iteration, ``frames_decoded`` (the index of the last frame read, plus one),
+    ``timestamp_source`` and ``timestamps_repaired`` describe what was read;
+    ``frames_grabbed`` counts the frames this reader actually decoded (fewer than
+    ``frames_decoded`` when a resumed read could seek, or a damaged stretch was skipped);
+    ``last_time_s`` is the timestamp of the last frame read; ``unreadable`` lists the
+    stretches that could not be decoded.
+
+    When the decoder stops before the end the container announces (a damaged stretch:
+    OpenCV's ``grab()`` then fails for good), the reader seeks past the damage and goes
+    on (:meth:`_resume`); each skipped stretch is listed in ``unreadable`` and shows as a
+    gap in the timestamps. It stops where nothing further can be read (a truncated file).
+
+    ``decode_threads`` sets the decoder's threads for :meth:`chunks` (None: FFmpeg's
+    choice, one per core).
     """
+
+    #: How many times ``grab()`` is retried on the same capture before seeking on.
+    GRAB_RETRIES = 3
 
     def __init__(
         self, path: str | Path, info: VideoInfo | None = None, decode_threads: int | None = None
     ):
         self.path = str(path)
-        self.decode_threads = decode_threads
         self.info = info if info is not None else probe_video(self.path)
-        self.frames_decoded = 0
-        self.timestamps_repaired = 0
-        self._luma_direct: bool | None = None
-        self._first_luma: np.ndarray | None = None
-        self._cap: cv2.VideoCapture | None = None
+        self.decode_threads = decode_threads
         self.span_report: SpanReport | None = None
         #: how the background samples were taken: 'keyframes', 'seek' or 'sequential'
         self.sampling: str | None = None
+        self._first_luma: np.ndarray | None = None
+        self.frames_decoded = 0
+        self.frames_grabbed = 0
+        self.last_time_s = float("nan")
+        self.resumed_by_seek: bool | None = None
+        self.timestamps_repaired = 0
+        self.unreadable: list[dict] = []
+        self._luma_direct: bool | None = None
+        self._cap: cv2.VideoCapture | None = None
 
     # -- context management -------------------------------------------------------------
     def __enter__(self) -> VideoReader:
@@ -279,32 +354,48 @@ class VideoReader:
         start_frame: int = 0,
         stride: int = 1,
         prefetch: bool = True,
+        resume_after: ReadPosition | None = None,
         span: FrameSpan | None = None,
     ) -> Iterator[FrameChunk]:
         """Yield :class:`FrameChunk` s of up to ``chunk_size`` frames until the video ends.
 
         ``chunk_size`` defaults to :func:`chunk_frames_for` the frame size. ``stride`` keeps
-        every n-th frame (counted from decode index 0; the others are still decoded: H.264
-        cannot skip). ``start_frame`` skips that many frames first (decoding them). ``span``
-        reads only one stretch of the video, after a checked seek (see :class:`FrameSpan`;
-        :attr:`span_report` describes it afterwards). With ``prefetch``, decoding runs in a
+        every n-th frame (others are still decoded: H.264 cannot skip). ``start_frame``
+        skips that many frames first (decoding them). With ``prefetch``, decoding runs in a
         background thread, overlapping with the caller's work (OpenCV releases the GIL while
-        it decodes).
+        it decodes). Each chunk's frames are decoded straight into its own buffer.
+
+        ``resume_after`` continues an earlier read after its last frame: the first frame
+        yielded is ``resume_after.frame + stride``, and frames, indices and timestamps are
+        exactly those a read from the start would give. The reader seeks near the frame and
+        checks that the frame it lands on has the recorded timestamp (seeking in H.264 can
+        land a few frames off); where it cannot confirm the position it decodes from the
+        start instead (slower, same result).
+
+        ``span`` reads only one stretch of the video, by time, after a checked seek (see
+        :class:`FrameSpan`; :attr:`span_report` describes it afterwards); the stride then
+        counts from decode index 0 as in a whole read.
         """
+        if resume_after is not None and span is not None:
+            raise ValueError("resume_after and span cannot be combined")
         if chunk_size is None:
             chunk_size = chunk_frames_for(self.info.width, self.info.height)
         self._cap = _open_capture(self.path, self.luma_direct, self.decode_threads)
-        gen = self._read_chunks(chunk_size, start_frame, max(1, int(stride)), span)
+        gen = self._read_chunks(
+            chunk_size, start_frame, max(1, int(stride)), resume_after, span
+        )
         if not prefetch:
             yield from gen
             return
         yield from _prefetched(gen, depth=PREFETCH_CHUNKS)
 
-    def _seek_before(self, span: FrameSpan, report: SpanReport) -> tuple[bool, float]:
-        """Position the capture before ``span.start_s``; return (grabbed, time of frame).
+    def _seek_before(self, span: FrameSpan, report: SpanReport) -> bool:
+        """Position the capture before ``span.start_s``; True when a frame is grabbed.
 
         The frame grabbed last is the first one to process. Seeks aim ``lead_s`` before the
-        span, then twice as far, ..., and finally the file is read from its start.
+        span, then four times as far, ..., and finally the file is read from its start: a
+        seek counts only when the frame it lands on lies before the span, so that no frame
+        of the span can have been skipped.
         """
         lead = span.lead_s
         while True:
@@ -313,40 +404,82 @@ class VideoReader:
                 self._cap.release()
                 self._cap = _open_capture(self.path, self.luma_direct, self.decode_threads)
                 report.seek_s = None
-                return self._cap.grab(), self._frame_time()
+                return self._cap.grab()
             report.seeks += 1
             self._cap.set(cv2.CAP_PROP_POS_MSEC, target * 1000.0)
             ok = self._cap.grab()
-            t = self._frame_time()
-            if ok and np.isfinite(t) and t < span.start_s and t > 0:
+            t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if ok and math.isfinite(t) and 0 < t < span.start_s:
                 report.seek_s = target
-                return True, t
-            lead *= 4
+                return True
+            lead = 4 * max(lead, 0.5)
 
-    def _frame_time(self) -> float:
-        return self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+    def _seek_after(self, position: ReadPosition) -> bool:
+        """Position the capture just after ``position.frame``; False if not confirmed.
 
-    def _read_chunks(
-        self, chunk_size: int, start_frame: int, stride: int, span: FrameSpan | None = None
-    ) -> Iterator[FrameChunk]:
+        Seeks a little before the frame and grabs forward until a frame carries the recorded
+        timestamp. Whatever the outcome, ``self._cap`` is left ready: after the confirmed
+        frame, or reopened at the start of the video.
+        """
         cap = self._cap
         assert cap is not None
+        fps = self.info.nominal_fps or 30.0
+        tolerance_s = 1e-6
+        for back in (0, int(2 * fps), int(20 * fps)):
+            target = position.frame - back
+            if target <= 0:
+                break
+            if not cap.set(cv2.CAP_PROP_POS_FRAMES, float(target)):
+                break
+            for _ in range(back + int(2 * fps) + 1):
+                if not cap.grab():
+                    break
+                self.frames_grabbed += 1
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if abs(t - position.time_s) <= tolerance_s:
+                    return True
+                if t > position.time_s + tolerance_s:
+                    break  # landed after the frame: seek further back
+        cap.release()
+        self._cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        return False
+
+    def _read_chunks(
+        self,
+        chunk_size: int,
+        start_frame: int,
+        stride: int,
+        resume_after: ReadPosition | None = None,
+        span: FrameSpan | None = None,
+    ) -> Iterator[FrameChunk]:
         h, w = self.info.height, self.info.width
         interval = self.nominal_interval_s
+        last_t = -math.inf
+        i = 0
+        phase = start_frame  # frames kept: start_frame, start_frame + stride, ...
+        if resume_after is not None:
+            phase = resume_after.frame
+            start_frame = resume_after.frame + stride
+            self.resumed_by_seek = resume_after.frame > 0 and self._seek_after(resume_after)
+            if self.resumed_by_seek:
+                i = resume_after.frame + 1
+                last_t = resume_after.time_s
+                self.last_time_s = last_t
+                self.timestamps_repaired = resume_after.timestamps_repaired
+                self.frames_decoded = i
         start_s, end_s = -math.inf, math.inf
-        i = 0  # decode index of the next frame of the span (or of the video)
-        grabbed, pending = 0, False
         report = SpanReport()
+        pending = False  # a frame is grabbed already (by the seek before a span)
         if span is not None:
             self.span_report = report
             start_s, end_s, i = span.start_s, span.end_s, span.first_index
             if start_s > 0:
-                ok, _ = self._seek_before(span, report)
-                cap = self._cap
-                pending = ok
-                if not ok:
+                pending = self._seek_before(span, report)
+                if not pending:
                     return
-        last_t = -math.inf
+        cap = self._cap
+        assert cap is not None
+        repaired_at_last = self.timestamps_repaired
         luma_direct = self.luma_direct
 
         def new_buffers():
@@ -358,21 +491,39 @@ class VideoReader:
 
         buf, idx, ts = new_buffers()
         n = 0
+        grabbed_here = 0
+        resumed = False
         while True:
             if pending:
                 pending = False
-            elif not cap.grab():
-                break
+            elif not resumed and not self._grab(cap):
+                found = self._resume(i)
+                if found is None:
+                    break
+                cap.release()
+                cap, i_next = found  # frame i_next is grabbed
+                self._cap = cap
+                self.unreadable.append(
+                    {"first_frame": i, "resumed_frame": i_next,
+                     "after_s": round(float(last_t), 6) if math.isfinite(last_t) else None}
+                )
+                i = i_next
+                resumed = True
+                continue
+            self.frames_grabbed += 1
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            if not math.isfinite(t) or t <= last_t or (t == 0 and grabbed > 0):
+            first = i == 0 if span is None else grabbed_here == 0
+            grabbed_here += 1
+            if not math.isfinite(t) or t <= last_t or (t == 0 and not first):
                 report.non_increasing += 1
                 t = (last_t + interval) if math.isfinite(last_t) else i * interval
-                if grabbed > 0:
+                if resumed:  # no usable timestamp after a skipped stretch: keep the gap
+                    t = max(t, i * interval)
+                if i > 0:
                     self.timestamps_repaired += 1
-            grabbed += 1
-            last_t = t
-            if t < start_s:
+            if t < start_s:  # decoded after the seek, before the span: not read
                 report.lead_in_frames += 1
+                last_t = t
                 continue
             if t >= end_s:
                 report.reached_end = True
@@ -381,72 +532,169 @@ class VideoReader:
                 report.first_time_s = t
             report.last_time_s = t
             report.frames += 1
-            self.frames_decoded += 1
-            if i >= start_frame and (i - start_frame) % stride == 0:
+            if resumed:
+                self.unreadable[-1]["resumed_s"] = round(float(t), 6)
+            resumed = False
+            last_t = t
+            self.last_time_s = t
+            self.frames_decoded = i + 1
+            if i >= start_frame and (i - phase) % stride == 0:
                 out = buf[n]
                 # the luma plane is written straight into the chunk (OpenCV returns `out`
                 # itself); anything else (a colour frame, a changed size) comes back new
                 ok, frame = cap.retrieve(out) if luma_direct else cap.retrieve()
                 if ok and frame is not None:
                     if frame is not out:
+                        frame = self._gray(frame)
                         if frame.ndim == 3:
                             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
                         if frame.shape != (h, w):
                             raise VideoError(
                                 f"{self.path}: frame {i} has size {frame.shape[1]}x"
-                                f"{frame.shape[0]}, the video said {w}x{h}; re-encode the file "
-                                "with a fixed frame size"
+                                f"{frame.shape[0]}, the video said {w}x{h}; re-encode the "
+                                "file with a fixed frame size"
                             )
                         out[...] = frame
                     idx[n] = i
                     ts[n] = t
                     n += 1
+                    repaired_at_last = self.timestamps_repaired
                     if n == chunk_size:
-                        yield FrameChunk(idx, ts, buf)
+                        yield FrameChunk(idx, ts, buf, repaired_at_last)
                         buf, idx, ts = new_buffers()
                         n = 0
             i += 1
         if n:
-            yield FrameChunk(idx[:n], ts[:n], buf[:n])
+            yield FrameChunk(idx[:n], ts[:n], buf[:n], repaired_at_last)
 
-    def sample_frames(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _grab(self, cap: cv2.VideoCapture) -> bool:
+        """``cap.grab()``, retried :attr:`GRAB_RETRIES` times when it fails."""
+        for _ in range(1 + self.GRAB_RETRIES):
+            if cap.grab():
+                return True
+        return False
+
+    #: Consecutive frames that must decode after a seek for the position to count as
+    #: readable (past the end of a truncated file, a seek "succeeds" on the last frames).
+    RESUME_CHECK_FRAMES = 3
+
+    def _seek_grab(self, target: int, check: int = 1) -> cv2.VideoCapture | None:
+        """A new capture that has just grabbed frame ``target`` (and ``check - 1`` frames
+        after it, each at the position expected), or None."""
+        try:
+            cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        except VideoError:
+            return None
+        if target > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+        for k in range(check):
+            if not cap.grab() or int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) != target + k + 1:
+                cap.release()
+                return None
+        return cap
+
+    def _readable(self, target: int) -> bool:
+        cap = self._seek_grab(target, check=self.RESUME_CHECK_FRAMES)
+        if cap is None:
+            return False
+        cap.release()
+        return True
+
+    def _resume(self, failed_at: int) -> tuple[cv2.VideoCapture, int] | None:
+        """After ``grab()`` failed for good at frame ``failed_at``: a capture that has just
+        grabbed the first readable frame after it, and that frame's index; None at the
+        real end of the readable video.
+
+        Frames further on are tried by seeking (1, 2, 4, ... frames ahead, up to the
+        container's frame count, or an hour of video when it gives none); the first
+        readable one is then narrowed down by bisection.
+        """
+        count = self.info.nominal_frame_count
+        fps = self.info.nominal_fps or 30.0
+        limit = count if count else failed_at + int(3600 * fps)
+        bad = failed_at
+        step = 1
+        good = None
+        while failed_at + step < limit:
+            target = failed_at + step
+            if self._readable(target):
+                good = target
+                break
+            bad = target
+            step *= 2
+        if good is None:
+            return None
+        while good - bad > 1:
+            mid = (good + bad) // 2
+            if self._readable(mid):
+                good = mid
+            else:
+                bad = mid
+        found = self._seek_grab(good)
+        return None if found is None else (found, good)
+
+    def sample_frames(
+        self, n: int, first_frame: int = 0, last_frame: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """About ``n`` grayscale frames spread evenly over the whole video.
 
-        Returns (frames (m, h, w) uint8, decode indices). Where the video has at least
-        ``n`` keyframes, the keyframes nearest to ``n`` evenly spaced times are decoded
-        (each on its own, from a seek: cheap whatever the keyframe interval; their indices
-        are estimated from time and frame rate). Otherwise the frames are taken at their
-        positions by seeking where the container gives a frame count (each seek decodes
-        from the previous keyframe), or in one pass. Frames that cannot be read at their
-        position (truncated files) are skipped. :attr:`sampling` says which way was used.
+        Returns (frames (m, h, w) uint8, decode indices). Over a whole video with at least
+        ``n`` keyframes, the keyframes nearest to ``n`` evenly spaced times are decoded, each
+        on its own after a seek: cheap whatever the keyframe interval (their indices are
+        estimated from time and frame rate). Otherwise: seeks where the container gives a
+        frame count; frames that cannot be read at their position are skipped (a seek past
+        the end of a truncated file lands on its last frames: checked by the position), and
+        when the end of the file was not readable the samples are spread again over the
+        part that is. ``first_frame`` / ``last_frame`` (inclusive) restrict the samples to
+        a part of the video.
         """
-        sampled = self._sample_keyframes(n)
-        if sampled is not None:
-            self.sampling = "keyframes"
-            return sampled
+        count = self.info.nominal_frame_count
+        if first_frame <= 0 and (last_frame is None or (count and last_frame >= count - 1)):
+            sampled = self._sample_keyframes(n)
+            if sampled is not None:
+                self.sampling = "keyframes"
+                return sampled
         cap = _open_capture(self.path, raw_luma=self.luma_direct)
         frames: list[np.ndarray] = []
         indices: list[int] = []
+
+        def read_at(targets) -> None:
+            for target in targets:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+                ok, frame = cap.read()
+                at = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES)))
+                if ok and frame is not None and at == int(target) + 1:
+                    frames.append(self._gray(frame))
+                    indices.append(int(target))
+
         try:
             count = self.info.nominal_frame_count
-            if count and count > 4 * n:
+            lo = max(0, int(first_frame))
+            hi = count - 1 if count else None
+            if last_frame is not None:
+                hi = int(last_frame) if hi is None else min(hi, int(last_frame))
+            span = (hi - lo + 1) if hi is not None else 0
+            if count and span > 4 * n:
                 self.sampling = "seek"
-                targets = np.linspace(0, count - 1, n + 2)[1:-1].round().astype(int)
-                for target in targets:
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
-                    ok, frame = cap.read()
-                    if ok and frame is not None:
-                        frames.append(self._gray(frame))
-                        indices.append(int(target))
+                targets = np.linspace(lo, hi, n + 2)[1:-1].round().astype(int)
+                read_at(targets)
+                if indices and len(indices) < n and max(indices) < targets[-1]:
+                    # the end could not be read (truncated): spread the rest over the start
+                    more = np.linspace(lo, max(indices), n - len(indices) + 2)[1:-1]
+                    read_at(sorted(set(more.round().astype(int)) - set(indices)))
+                    order = np.argsort(indices)
+                    frames = [frames[k] for k in order]
+                    indices = [indices[k] for k in order]
             else:
                 self.sampling = "sequential"
                 i = 0
-                step = max(1, (count or 0) // max(n, 1))
-                while True:
+                step = max(1, max(span, 0) // max(n, 1))
+                stop = None if last_frame is None else int(last_frame)
+                while stop is None or i <= stop:
                     ok = cap.grab()
                     if not ok:
                         break
-                    if i % step == 0:
+                    if i >= lo and (i - lo) % step == 0:
                         ok, frame = cap.retrieve()
                         if ok:
                             frames.append(self._gray(frame))
@@ -461,6 +709,7 @@ class VideoReader:
         if not frames:
             raise VideoError(f"{self.path}: no frame could be decoded; check that it plays")
         return np.stack(frames), np.asarray(indices)
+
 
     def _sample_keyframes(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``n`` keyframes spread over the video, decoded with PyAV; None when the video

@@ -27,7 +27,7 @@ TWO_BOXES = dict(width=480, height=160, duration_s=40.0, seed=33)
 # a light mouse on a dark floor with a blinking light in box1 twice the usual size: when
 # lit, the spot is a bigger blob than the mouse
 BLINK = dict(duration_s=30.0, seed=40, mouse="light", floor="dark", distractor="blink",
-             distractor_scale=2.0)
+             distractor_scale=3.0)
 
 
 @pytest.fixture(scope="module")

@@ -616,3 +616,30 @@ def test_diagonal_doors_corner_to_corner_and_steep(line):
 
     layout = build_layout(parse_config(raw).arenas[0], 6)
     assert sum(p.area for p in layout.pieces) == pytest.approx(280 * 200)
+
+
+def test_time_windows_parse_and_round_trip():
+    raw = {"arenas": [ARENA],
+           "summary": {"bin_s": 300, "windows": {"habituation": [0, 300], "test": [300, "end"]}}}
+    config = parse_config(raw)
+    windows = config.summary.windows
+    assert [(w.name, w.start_s, w.end_s) for w in windows] == [
+        ("habituation", 0.0, 300.0), ("test", 300.0, None)]
+    resolved = config_to_dict(config)
+    assert resolved["summary"]["windows"] == {"habituation": [0.0, 300.0], "test": [300.0, "end"]}
+    assert parse_config(resolved).summary == config.summary
+
+
+def test_bad_time_windows_are_named():
+    raw = {"arenas": [ARENA], "summary": {"bin_s": 0, "windows": {
+        "late": [600, 300], "short": [10], "unknown": [0, 5], "text": ["a", 5]}}}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw)
+    text = str(e.value)
+    assert "summary.bin_s: must be at least 1" in text
+    assert "summary.windows.late: ends (300 s) before it starts (600 s)" in text
+    assert "summary.windows.short: expected [start_s, end_s]" in text
+    assert "summary.windows.unknown: 'unknown' is reserved" in text
+    assert "summary.windows.text[0]: expected a number, got 'a'" in text
+    with pytest.raises(ConfigError, match="summary.windows: expected a mapping of named windows"):
+        parse_config({"arenas": [ARENA], "summary": {"windows": [[0, 300]]}})

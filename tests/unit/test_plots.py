@@ -146,11 +146,9 @@ def test_no_plots_option_and_plot_failure_keep_results(video_factory, tmp_path, 
 
 def test_qc_flags_and_lighting_periods_are_read_and_drawn(result, tmp_path):
     """Optional fields of newer runs (QC block, lighting periods, flag columns) are used."""
-    import shutil
 
     _, _, result_dir = result
-    copy = tmp_path / result_dir.name
-    shutil.copytree(result_dir, copy)
+    copy = _without_qc_fields(result_dir, tmp_path)
     run = json.loads((copy / "run.json").read_text())
     assert lighting_periods(run) == []
     assert not has_qc_flags(load_result(copy))
@@ -173,9 +171,36 @@ def test_qc_flags_and_lighting_periods_are_read_and_drawn(result, tmp_path):
         assert image.size == plots.QC_FIGURE_SIZE_PX
 
 
-def test_fallback_flags_come_from_the_track(result):
+def _without_qc_fields(result_dir, tmp_path):
+    """A copy of a result as an older run wrote it: no lighting, QC block or qc_ columns."""
+    import shutil
+
+    copy = tmp_path / result_dir.name
+    shutil.copytree(result_dir, copy)
+    run = json.loads((copy / "run.json").read_text())
+    run.pop("lighting", None)
+    run.pop("qc", None)
+    (copy / "run.json").write_text(json.dumps(run))
+    occ = pd.read_csv(copy / "occupancy.csv")
+    occ = occ[[c for c in occ.columns if not c.startswith("qc_")]]
+    occ.to_csv(copy / "occupancy.csv", index=False)
+    return copy
+
+
+def test_stored_flags_and_lighting_of_a_current_run(result):
     _, _, result_dir = result
     stored = load_result(result_dir)
+    assert has_qc_flags(stored)
+    occ = pd.read_csv(result_dir / "occupancy.csv")
+    flags = flagged_seconds(stored)
+    assert set(flags["second"]) == set(occ.loc[occ["qc_flag"], "second"])
+    ((start, end, _),) = lighting_periods(stored.run_info)  # one period: no light change
+    assert start == 0.0 and end == pytest.approx(20.0, abs=0.1)
+
+
+def test_fallback_flags_come_from_the_track(result, tmp_path):
+    _, _, result_dir = result
+    stored = load_result(_without_qc_fields(result_dir, tmp_path))
     track = stored.track()
     flags = flagged_seconds(stored)
     undetected = np.floor(track.loc[~track["detected"], "time_s"]).astype(int)
@@ -216,6 +241,9 @@ def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
     occ["qc_area_outlier"] = 0.0
     occ["qc_flag"] = occ["second"].isin([5, 7])
     occ.to_csv(copy / "occupancy.csv", index=False)
+    summary = pd.read_csv(copy / "summary.csv")
+    summary["needs_review"] = True
+    summary.to_csv(copy / "summary.csv", index=False)
 
     stored = load_result(copy)
     assert lighting_periods(stored.run_info) == [(0.0, 8.0, "gain 1"), (8.0, 20.0, "gain 0.6")]

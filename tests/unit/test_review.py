@@ -104,7 +104,9 @@ def _hand_result(tmp_path, xs, ys, hysteresis_px=6.0):
     track = pd.DataFrame({
         "frame": np.arange(n), "time_s": np.arange(n) / 10.0, "arena": "box",
         "x": np.asarray(xs, float), "y": np.asarray(ys, float),
-        "area_px": 50.0, "detected": np.isfinite(xs), "n_blobs": np.int16(1),
+        # a blob of 2500 px: at 1 cm = sqrt(2500 / 20) px the hand-made steps stay below
+        # the QC's 100 cm/s, so only the stretch without detection is flagged
+        "area_px": 2500.0, "detected": np.isfinite(xs), "n_blobs": np.int16(1),
     })
     analysis = analyse_track(track, config, video_label="hand.mp4")
     track["chamber"] = analysis.chamber.astype(str)

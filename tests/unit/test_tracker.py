@@ -17,6 +17,7 @@ import pytest
 from cpp_tracker.background import median_background
 from cpp_tracker.config import parse_config
 from cpp_tracker.tracker import (
+    ASSIGNED_COLUMNS,
     DOWNSCALE_MIN_AREA_PX,
     TRACK_COLUMNS,
     _Histogram,
@@ -157,9 +158,10 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
     assert len(parts) >= 3  # 8 s of video, a part every 2 s
     table = np.concatenate([p["frame"].to_numpy() for p in parts])
     assert np.array_equal(table, np.repeat(np.arange(len(frames)), 2))
-    assert list(parts[0].columns) == [c for c in TRACK_COLUMNS if c != "chamber"]
+    assert list(parts[0].columns) == [c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]
     assert list(parts[0]["arena"][:4]) == ["box1", "copy", "box1", "copy"]
     first = parts[0].iloc[0]
-    x, y, area, n_blobs = det.detect(frames[0])
+    x, y, area, n_blobs = det.detect(frames[0], det.light_gain(frames[0]))
     assert first["x"] == x and first["area_px"] == area and first["n_blobs"] == n_blobs
+    assert first["light_gain"] == np.float32(det.light_gain(frames[0]))
     assert first["detected"] == np.isfinite(x)

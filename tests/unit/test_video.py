@@ -1,4 +1,5 @@
-"""video: chunked reading, stretches after a checked seek, frame times, keyframe sampling."""
+"""The reader: chunks, timestamps, resuming a read after a position, stretches read after
+a checked seek (FrameSpan), frame times from the packets, keyframe background samples."""
 
 from __future__ import annotations
 
@@ -11,14 +12,73 @@ import pytest
 from cpp_tracker.video import (
     CHUNK_BYTES,
     FrameSpan,
+    ReadPosition,
     VideoReader,
     chunk_frames_for,
     frame_times,
 )
 
 
+def read_all(reader, **kwargs):
+    chunks = list(reader.chunks(32, prefetch=False, **kwargs))
+    return (
+        np.concatenate([c.index for c in chunks]),
+        np.concatenate([c.time_s for c in chunks]),
+        np.concatenate([c.frames for c in chunks]),
+        chunks,
+    )
+
+
 @pytest.fixture(scope="module")
 def clip(video_factory):
+    video, truth, config = video_factory("reader_clip", duration_s=8.0, seed=5)
+    return video
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_resume_after_a_chunk_seeks_and_continues_exactly(clip, stride):
+    with VideoReader(clip) as reader:
+        index, time_s, frames, chunks = read_all(reader, stride=stride)
+        total_frames = reader.frames_decoded
+    position = chunks[1].end_position
+    with VideoReader(clip) as reader:
+        index2, time2, frames2, _ = read_all(reader, stride=stride, resume_after=position)
+        assert reader.resumed_by_seek is True
+        # the seek lands at the frame: the frames before it are not decoded again
+        assert reader.frames_grabbed < total_frames - position.frame // 2
+        assert reader.frames_decoded == total_frames
+    start = 2 * 32
+    assert index2[0] == position.frame + stride
+    np.testing.assert_array_equal(index2, index[start:])
+    np.testing.assert_array_equal(time2, time_s[start:])
+    np.testing.assert_array_equal(frames2, frames[start:])
+
+
+def test_resume_falls_back_to_decoding_from_the_start(clip):
+    """A recorded time no frame has (e.g. a repaired timestamp): decode forward instead."""
+    with VideoReader(clip) as reader:
+        index, time_s, frames, chunks = read_all(reader)
+    pos = chunks[2].end_position
+    wrong = ReadPosition(pos.frame, pos.time_s + 0.0123, 0)
+    with VideoReader(clip) as reader:
+        index2, time2, frames2, _ = read_all(reader, resume_after=wrong)
+        assert reader.resumed_by_seek is False
+        assert reader.frames_decoded == len(index)
+    np.testing.assert_array_equal(index2, index[3 * 32 :])
+    np.testing.assert_array_equal(time2, time_s[3 * 32 :])
+    np.testing.assert_array_equal(frames2, frames[3 * 32 :])
+
+
+def test_sample_frames_within_a_range(clip):
+    with VideoReader(clip) as reader:
+        frames, indices = reader.sample_frames(10, first_frame=60, last_frame=180)
+    assert len(frames) == 10
+    assert indices.min() >= 60 and indices.max() <= 180
+
+
+# -- stretches, frame times, keyframe samples --------------------------------------------
+@pytest.fixture(scope="module")
+def spans_clip(video_factory):
     """20 s at 30 fps, a keyframe every 2 s (10 keyframes), H.264 with B-frames."""
     video, truth, _ = video_factory("video_clip", duration_s=20.0, seed=41)
     with VideoReader(video) as reader:
@@ -42,8 +102,8 @@ def _read(video, **kwargs):
     )
 
 
-def test_frames_are_the_luma_plane_with_container_times(clip):
-    video, truth, frames, index, times = clip
+def test_frames_are_the_luma_plane_with_container_times(spans_clip):
+    video, truth, frames, index, times = spans_clip
     assert len(frames) == len(truth.track) == 600
     assert np.array_equal(index, np.arange(600))
     assert np.allclose(times, truth.track["time_s"], atol=1e-9)
@@ -60,8 +120,8 @@ def test_chunks_hold_a_bounded_number_of_bytes():
     assert chunk_frames_for(8000, 8000) == 1
 
 
-def test_frame_times_from_packets_equal_the_decoded_times(clip):
-    video, _, _, _, times = clip
+def test_frame_times_from_packets_equal_the_decoded_times(spans_clip):
+    video, _, _, _, times = spans_clip
     assert np.array_equal(frame_times(video), times)
 
 
@@ -73,8 +133,8 @@ def test_frame_times_from_packets_equal_the_decoded_times(clip):
         [19.9],  # a last stretch of a few frames
     ],
 )
-def test_stretches_read_separately_join_exactly(clip, cuts):
-    video, _, frames, index, times = clip
+def test_stretches_read_separately_join_exactly(spans_clip, cuts):
+    video, _, frames, index, times = spans_clip
     bounds = [-math.inf, *cuts, math.inf]
     got_f, got_i, got_t = [], [], []
     first = 0
@@ -95,8 +155,8 @@ def test_stretches_read_separately_join_exactly(clip, cuts):
     assert np.array_equal(np.concatenate(got_t), times)
 
 
-def test_a_seek_that_overshoots_is_retried_earlier(clip):
-    video, _, frames, _, times = clip
+def test_a_seek_that_overshoots_is_retried_earlier(spans_clip):
+    video, _, frames, _, times = spans_clip
     start = float(times[300] + times[301]) / 2
     # lead_s 0: the first seek aims at the stretch itself; landing on or after its start
     # cannot prove that no frame was skipped, so the reader seeks farther back
@@ -106,8 +166,8 @@ def test_a_seek_that_overshoots_is_retried_earlier(clip):
     assert i[0] == 301
 
 
-def test_stride_counts_from_the_global_index(clip):
-    video, _, frames, _, times = clip
+def test_stride_counts_from_the_global_index(spans_clip):
+    video, _, frames, _, times = spans_clip
     start = float(times[299] + times[300]) / 2
     _, f, i, _ = _read(video, stride=7, span=FrameSpan(start_s=start, first_index=300))
     expected = np.arange(301, 600, 7)  # 301 is the first multiple of 7 from 300
@@ -115,8 +175,8 @@ def test_stride_counts_from_the_global_index(clip):
     assert np.array_equal(f, frames[expected])
 
 
-def test_background_samples_are_keyframes_when_there_are_enough(clip):
-    video, _, frames, _, _ = clip
+def test_background_samples_are_keyframes_when_there_are_enough(spans_clip):
+    video, _, frames, _, _ = spans_clip
     reader = VideoReader(video)
     samples, indices = reader.sample_frames(8)
     assert reader.sampling == "keyframes"

@@ -1,0 +1,593 @@
+"""New results from a stored track when only geometry or summary settings changed.
+
+A reviewer asks for the door line 1 cm further left, or for 5-minute bins: the mouse's
+positions (``track.parquet``) do not change, only what is made of them. :func:`reprocess_result`
+reads the stored track and recomputes chambers, occupancy, summary and bins with
+:func:`~cpp_tracker.pipeline.analyse_track` (the same function ``track`` uses), so the results
+equal a fresh ``track`` run with the new config, without decoding the video.
+
+Whether a stored track can be reused is decided by :func:`config_changes`, which compares the
+resolved config in ``run.json`` with the new one key by key. Keys that change what is
+detected in the frames (:data:`~cpp_tracker.config.DETECTION_KEYS`: background, detection,
+arena polygons and masks) or the track's structure (arenas added, removed, renamed or
+reordered) need a new tracking run; everything else (door lines, chambers, hysteresis,
+scale, time base, summary settings, animal ids) does not.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .config import (
+    DETECTION_KEYS,
+    Config,
+    check_against_frame,
+    config_hash,
+    config_to_dict,
+    geometry_in_pixels,
+)
+from .errors import ConfigError, OutputError, VideoError
+from .outputs import atomic_path, read_json, write_json
+from .pipeline import (
+    _draw_qc_figure,
+    _now,
+    analyse_track,
+    carry_history,
+    timebase_info,
+    track_session,
+    write_analysis,
+)
+from .tracker import ASSIGNED_COLUMNS
+
+__all__ = [
+    "TRACK_STRUCTURE_KEYS",
+    "ReprocessResult",
+    "config_changes",
+    "find_result_dirs",
+    "keep_previous_results",
+    "reprocess_result",
+]
+
+#: Key paths whose change means the stored track no longer matches the arenas: its rows are
+#: labelled by arena name in config order.
+TRACK_STRUCTURE_KEYS = ("arenas[]", "arenas[].name")
+
+PREVIOUS_DIR = "previous"
+
+
+# --------------------------------------------------------------------------------------
+# comparing configs
+
+
+def _plain(value: Any) -> Any:
+    """JSON-normalised copy (tuples -> lists, ints and floats as JSON has them)."""
+    return json.loads(json.dumps(value))
+
+
+def _flatten(value: Any, path: str, out: dict[str, Any]) -> None:
+    """Key path -> leaf value. Lists of mappings are entered by index; other lists (points,
+    polygons) are leaves."""
+    if isinstance(value, dict):
+        for key, v in value.items():
+            _flatten(v, f"{path}.{key}" if path else str(key), out)
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        for i, v in enumerate(value):
+            _flatten(v, f"{path}[{i}]", out)
+        if not value:
+            out[path] = []
+    else:
+        out[path] = value
+
+
+def _pattern(path: str) -> str:
+    return re.sub(r"\[\d+\]", "[]", path)
+
+
+def _matches(pattern_path: str, keys: tuple[str, ...]) -> bool:
+    return any(
+        pattern_path == k or pattern_path.startswith(k + ".") or pattern_path.startswith(k + "[")
+        for k in keys
+    )
+
+
+def _needs_new_track(path: str) -> bool:
+    p = _pattern(path)
+    return _matches(p, DETECTION_KEYS) or p in TRACK_STRUCTURE_KEYS
+
+
+def config_changes(old_resolved: dict, new_resolved: dict) -> tuple[list[str], list[str]]:
+    """Which keys differ between two resolved configs, split by what they need.
+
+    Parameters
+    ----------
+    old_resolved, new_resolved
+        Resolved configs as :func:`~cpp_tracker.config.config_to_dict` gives them (and as
+        ``run.json`` stores them under ``config.resolved``).
+
+    Returns
+    -------
+    detection_keys_changed, other_keys_changed
+        Key paths such as ``detection.threshold``, ``arenas[0].polygon`` or
+        ``arenas[0].doors[1].line``, in config order. The first list holds keys that need
+        a new tracking run (detection settings, arena polygons and masks, arenas added,
+        removed, renamed or reordered); the second the keys that a reprocess from the
+        stored track can apply. Both empty: the configs give the same results.
+
+    Examples
+    --------
+    >>> old = {"detection": {"threshold": "auto"}, "chambers": {"hysteresis_px": 6.0}}
+    >>> new = {"detection": {"threshold": 30}, "chambers": {"hysteresis_px": 8.0}}
+    >>> config_changes(old, new)
+    (['detection.threshold'], ['chambers.hysteresis_px'])
+    """
+    old_flat: dict[str, Any] = {}
+    new_flat: dict[str, Any] = {}
+    _flatten(_plain(old_resolved), "", old_flat)
+    _flatten(_plain(new_resolved), "", new_flat)
+    missing = object()
+    detection: list[str] = []
+    other: list[str] = []
+    seen: set[str] = set()
+    for path in [*new_flat, *old_flat]:
+        if path in seen:
+            continue
+        seen.add(path)
+        if old_flat.get(path, missing) == new_flat.get(path, missing):
+            continue
+        # an arena that exists in only one of the configs is reported once, as arenas[i]
+        arena = re.match(r"^arenas\[\d+\]", path)
+        old_has = arena and any(k.startswith(arena.group(0) + ".") for k in old_flat)
+        new_has = arena and any(k.startswith(arena.group(0) + ".") for k in new_flat)
+        if arena and old_has != new_has:
+            if arena.group(0) not in detection:
+                detection.append(arena.group(0))
+            continue
+        (detection if _needs_new_track(path) else other).append(path)
+    for path in _pixel_outline_changes(old_resolved, new_resolved):
+        if not any(p == path or p.startswith(path + "[") for p in detection):
+            detection.append(path)
+    return detection, other
+
+
+def _pixel_outline_changes(old_resolved: dict, new_resolved: dict) -> list[str]:
+    """``arenas[i].polygon`` / ``.masks`` where the outlines *in pixels* differ.
+
+    A safety net under the key-by-key comparison: however a config writes its geometry
+    (e.g. in centimetres mapped onto the frame), what detection uses is the pixel outline
+    and masks of each arena. Configs that do not parse are left to the key comparison.
+    """
+    from .config import parse_config
+
+    try:
+        old = parse_config(copy.deepcopy(old_resolved), source="run.json")
+        new = parse_config(copy.deepcopy(new_resolved), source="new config")
+    except (ConfigError, TypeError, ValueError, KeyError):
+        return []
+    changed = []
+    for i, (a, b) in enumerate(zip(old.arenas, new.arenas, strict=False)):
+        if a.polygon != b.polygon:
+            changed.append(f"arenas[{i}].polygon")
+        if a.masks != b.masks:
+            changed.append(f"arenas[{i}].masks")
+    return changed
+
+
+# --------------------------------------------------------------------------------------
+# finding result folders
+
+
+def _is_result_dir(folder: Path) -> bool:
+    return (folder / "run.json").is_file() and (folder / "summary.csv").is_file()
+
+
+def find_result_dirs(paths: list[str | Path]) -> list[Path]:
+    """Result folders (holding ``run.json`` and ``summary.csv``) at or below ``paths``.
+
+    A path may be one result folder (``OUT/<stem>/``) or any folder above result folders
+    (a ``track`` or ``batch`` output folder); folders named ``previous`` (kept earlier
+    results) and hidden folders are not searched. Raises :class:`OutputError` for a path
+    that does not exist or holds no results.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise OutputError(f"{path}: not found; give a result folder made by track or batch")
+        if not path.is_dir():
+            raise OutputError(f"{path}: is a file; give the result folder that holds run.json")
+        if _is_result_dir(path):
+            here = [path]
+        else:
+            here = []
+            for root, dirs, _files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d != PREVIOUS_DIR and not d.startswith("."))
+                if _is_result_dir(Path(root)):
+                    here.append(Path(root))
+        if not here:
+            raise OutputError(
+                f"{path}: holds no results (no folder with run.json and summary.csv); give "
+                "the --out folder of track or batch"
+            )
+        found.extend(p for p in here if p not in found)
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# reprocessing one result folder
+
+
+@dataclass
+class ReprocessResult:
+    """What :func:`reprocess_result` did to one result folder."""
+
+    result_dir: Path
+    status: str  # 'reprocessed', 'retracked' or 'unchanged'
+    changed_keys: list[str]
+    config_hash: str
+    previous_dir: Path | None = None
+    elapsed_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def keep_previous_results(result_dir: Path, old_hash: str) -> Path:
+    """Keep the current results under ``result_dir/previous/<old_hash>/`` before they are
+    replaced (``-2``, ``-3`` ... is appended when that folder exists already).
+
+    Files are hard-linked where the file system allows (no extra space: every result file
+    is replaced by renaming a new file over it, so the link keeps the old content), copied
+    otherwise. Returns the folder.
+    """
+    base = result_dir / PREVIOUS_DIR
+    dest = base / old_hash
+    n = 2
+    while dest.exists():
+        dest = base / f"{old_hash}-{n}"
+        n += 1
+    dest.mkdir(parents=True)
+    for src in sorted(result_dir.iterdir()):
+        if not src.is_file() or src.name.startswith("."):
+            continue
+        try:
+            os.link(src, dest / src.name)
+        except OSError:
+            shutil.copy2(src, dest / src.name)
+    return dest
+
+
+def _read_run_info(result_dir: Path) -> dict:
+    run_info = read_json(result_dir / "run.json")
+    resolved = run_info.get("config", {}).get("resolved") if isinstance(run_info, dict) else None
+    if not isinstance(resolved, dict):
+        raise OutputError(
+            f"{result_dir / 'run.json'}: holds no resolved config; these results were not "
+            "made by cpp-tracker track: run track again"
+        )
+    return run_info
+
+
+def _read_track_table(track_path: Path) -> pa.Table:
+    try:
+        return pq.read_table(track_path)
+    except (OSError, pa.ArrowException) as e:
+        raise OutputError(
+            f"{track_path}: cannot be read ({e}); run 'cpp-tracker track' again"
+        ) from None
+
+
+def _write_with_assigned(track_path: Path, table: pa.Table, analysis) -> None:
+    """Write ``table`` with the columns assigned from the config (``chamber``,
+    ``position_chamber``) replaced by ``analysis``'s, atomically."""
+    values = {"chamber": analysis.chamber, "position_chamber": analysis.position}
+    for name in ASSIGNED_COLUMNS:
+        if values.get(name) is None:
+            continue
+        column = pa.array(values[name], type=pa.string())
+        names = table.column_names
+        if name in names:
+            table = table.set_column(names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    atomic_path(track_path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _video_label(result_dir: Path, video_info: dict) -> str:
+    """The ``video`` column of the stored summary (so that it stays as it was)."""
+    try:
+        import pandas as pd
+
+        stored = pd.read_csv(result_dir / "summary.csv", usecols=["video"], nrows=1, dtype=str)
+        if len(stored) and isinstance(stored["video"].iloc[0], str):
+            return stored["video"].iloc[0]
+    except (OSError, ValueError):
+        pass
+    return str(video_info.get("path") or result_dir.name)
+
+
+def reprocess_result(
+    result_dir: str | Path,
+    config: Config,
+    *,
+    retrack: bool = False,
+    keep_previous: bool = False,
+    force: bool = False,
+    progress: bool = False,
+    plots: bool = True,
+) -> ReprocessResult:
+    """Bring one result folder up to date with ``config``.
+
+    When only keys that a stored track allows changed (see :func:`config_changes`), the
+    chambers (``track.parquet``'s ``chamber`` column), ``occupancy.csv``, ``summary.csv``
+    and ``summary_bins.csv`` are recomputed from ``track.parquet`` without opening the
+    video; the results equal a fresh ``track`` run with ``config``. ``run.json`` is
+    updated and its ``history`` gains an entry.
+
+    Parameters
+    ----------
+    result_dir
+        ``OUT/<video stem>/`` as written by ``track``.
+    config
+        The new configuration.
+    retrack
+        When detection keys changed, track the video again instead of refusing: the
+        video(s) (every chunk file of a batch session), time window, stride and metadata
+        are taken from ``run.json``.
+    keep_previous
+        Keep the current results under ``result_dir/previous/<old config hash>/``.
+    force
+        Recompute even when the config is unchanged (e.g. after a software update).
+    progress
+        Show a progress bar when the video is tracked again.
+    plots
+        Draw the QC figure ``qc.png`` again, as ``track`` does (it shows the chambers, so
+        the old one would mislead); without, a stale ``qc.png`` is removed.
+
+    Raises
+    ------
+    ConfigError
+        Detection keys changed and ``retrack`` is False (the message names the keys), or
+        the new geometry does not fit the video's frame.
+    OutputError, VideoError
+        The stored results cannot be read, or the video is needed but missing.
+    """
+    t0 = time.perf_counter()
+    started = _now()
+    result_dir = Path(result_dir)
+    if result_dir.parent.name == PREVIOUS_DIR and _is_result_dir(result_dir.parent.parent):
+        raise OutputError(
+            f"{result_dir}: is an earlier result kept by --keep-previous and is left as it "
+            f"was; reprocess {result_dir.parent.parent} instead"
+        )
+    old = _read_run_info(result_dir)
+    old_hash = old["config"].get("hash") or "unknown"
+    new_hash = config_hash(config)
+    detection, other = config_changes(old["config"]["resolved"], config_to_dict(config))
+    if detection and not retrack:
+        old_flat: dict[str, Any] = {}
+        _flatten(_plain(old["config"]["resolved"]), "", old_flat)
+        new_keys = [k for k in detection if k not in old_flat and not k.startswith("arenas[")]
+        since = (
+            f" ({', '.join(new_keys)} did not exist in the version that made these results)"
+            if new_keys
+            else ""
+        )
+        raise ConfigError(
+            config.source,
+            f"changes {', '.join(detection)} compared with the config of {result_dir} "
+            f"(hash {old_hash}){since}; these change what is detected in the frames, so the "
+            "stored track cannot be reused: run 'cpp-tracker track' again, or reprocess with "
+            "--retrack",
+        )
+    changed = detection + other
+    if not changed and not force:
+        return ReprocessResult(result_dir, "unchanged", [], new_hash)
+
+    video_info = old.get("video") or {}
+    if detection:
+        videos = _videos_to_retrack(result_dir, old)
+        previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
+        window = old.get("window") or {}
+        run = track_session(
+            videos,
+            config,
+            result_dir.parent,
+            name=result_dir.name,
+            start_s=window.get("start_s"),
+            end_s=window.get("end_s"),
+            metadata=old.get("metadata") or None,
+            stride=int((old.get("time_base") or {}).get("stride") or 1),
+            progress=progress,
+            plots=plots,
+            command="reprocess --retrack",
+        )
+        return ReprocessResult(
+            result_dir,
+            "retracked",
+            changed,
+            new_hash,
+            previous,
+            round(time.perf_counter() - t0, 3),
+            run.warnings,
+        )
+
+    track_path = result_dir / "track.parquet"
+    if not track_path.is_file():
+        raise OutputError(
+            f"{track_path}: not found, so these results cannot be reprocessed; run "
+            "'cpp-tracker track' again"
+        )
+    if video_info.get("width") and video_info.get("height"):
+        check_against_frame(
+            config,
+            int(video_info["width"]),
+            int(video_info["height"]),
+            video=str(video_info.get("path", "")),
+        )
+    table = _read_track_table(track_path)
+    needed = ["frame", "time_s", "arena", "x", "y", "detected"]
+    absent = [c for c in needed if c not in table.column_names]
+    if absent:
+        raise OutputError(
+            f"{track_path}: lacks the column(s) {', '.join(absent)}; run 'cpp-tracker track' again"
+        )
+    # every stored column but those assigned from the config: analyse_track takes what it
+    # needs, as in track
+    assigned = [c for c in ASSIGNED_COLUMNS if c in table.column_names]
+    track = table.drop_columns(assigned).to_pandas()
+    stored_arenas = set(track["arena"].astype(str).unique())
+    missing = [a.name for a in config.arenas if a.name not in stored_arenas]
+    if missing:
+        raise OutputError(
+            f"{track_path}: has no rows for arena(s) {', '.join(missing)}; run "
+            "'cpp-tracker track' again"
+        )
+    nominal_fps = video_info.get("nominal_fps")
+    video_label = _video_label(result_dir, video_info)
+    try:
+        analysis = analyse_track(
+            track,
+            config,
+            video_label=video_label,
+            nominal_interval_s=1.0 / nominal_fps if nominal_fps else None,
+            nominal_duration_s=_expected_duration_s(old.get("time_base") or {}),
+        )
+    except ValueError as e:
+        raise OutputError(f"{track_path}: does not fit the config ({e}); run track again") from None
+    del track
+    previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
+
+    # Warnings about the recording (timestamps, truncation) stay; the analysis's are redone.
+    # The end of the recording, and so the fraction read, does not depend on the config.
+    old_analysis_warnings = old.get("analysis_warnings") or []
+    kept = [w for w in old.get("warnings") or [] if w not in old_analysis_warnings]
+    warnings = [*analysis.warnings, *(w for w in kept if w not in analysis.warnings)]
+    time_base = dict(old.get("time_base") or {})
+    read_fraction = analysis.read_fraction
+
+    _write_with_assigned(track_path, table, analysis)
+    del table
+    written = write_analysis(result_dir, analysis)
+
+    run_info = copy.deepcopy(old)
+    run_info.pop("history", None)
+    old_outputs = [o for o in run_info.get("outputs", []) if o != "summary_bins.csv"]
+    for name in written:
+        if name not in old_outputs:
+            old_outputs.insert(
+                old_outputs.index("summary.csv") + 1
+                if "summary.csv" in old_outputs
+                else len(old_outputs),
+                name,
+            )
+    time_base.update(timebase_info(analysis.timebase, read_fraction))
+    run_info.update(
+        {
+            "version": __version__,
+            "command": "reprocess",
+            "started": started,
+            "finished": _now(),
+            "elapsed_s": round(time.perf_counter() - t0, 3),
+            "config": {
+                "source": config.source,
+                "hash": new_hash,
+                "resolved": config_to_dict(config),
+                "geometry_px": geometry_in_pixels(config),
+            },
+            "time_base": time_base,
+            "arenas": analysis.arena_stats,
+            "warnings": warnings,
+            "analysis_warnings": analysis.warnings,
+            "outputs": old_outputs,
+            "track": old.get("track")
+            or {
+                "made_by": old.get("command"),
+                "finished": old.get("finished"),
+                "config_hash": old_hash,
+                "frames": time_base.get("frames_tracked"),
+            },
+            "reprocess": {"changed_keys": changed, "previous_config_hash": old_hash},
+        }
+    )
+    # Other per-video blocks that analyse_track computes are stored in run.json under the
+    # same name as the Analysis field (e.g. "qc"): replace them too, never leave them stale.
+    for name in _analysis_blocks(analysis):
+        if name in run_info:
+            run_info[name] = getattr(analysis, name)
+    run_info["outputs"] = [o for o in run_info["outputs"] if o != "qc.png"]
+    if plots:
+        _draw_qc_figure(result_dir, run_info, config)
+    else:
+        (result_dir / "qc.png").unlink(missing_ok=True)
+    warnings = run_info["warnings"]
+    if isinstance(run_info.get("run_key"), dict):
+        # what batch compares to decide whether a result is up to date with a config
+        run_info["run_key"] = {**run_info["run_key"], "config_hash": new_hash}
+    run_info["history"] = carry_history(result_dir / "run.json", run_info)
+    write_json(result_dir / "run.json", run_info)
+    return ReprocessResult(
+        result_dir,
+        "reprocessed",
+        changed,
+        new_hash,
+        previous,
+        round(time.perf_counter() - t0, 3),
+        warnings,
+    )
+
+
+#: Analysis fields that are not run.json blocks of the same name (handled explicitly).
+_NOT_RUN_INFO_BLOCKS = {
+    "codes",
+    "chamber",
+    "occupancy",
+    "summary",
+    "timebase",
+    "bins",
+    "arena_stats",
+    "warnings",
+    "read_fraction",
+    "position",
+}
+
+
+def _expected_duration_s(time_base: dict) -> float | None:
+    """The length the recording should have had (as track computed it), from run.json."""
+    expected = time_base.get("expected_duration_s")
+    if expected is None:  # run.json of an earlier version: from what was read and its share
+        duration, fraction = time_base.get("duration_s"), time_base.get("read_fraction_of_nominal")
+        expected = duration / fraction if duration and fraction else None
+    return float(expected) if expected and expected > 0 else None
+
+
+def _analysis_blocks(analysis) -> list[str]:
+    from dataclasses import fields
+
+    return [f.name for f in fields(analysis) if f.name not in _NOT_RUN_INFO_BLOCKS]
+
+
+def _videos_to_retrack(result_dir: Path, run_info: dict) -> list[Path]:
+    """The video file(s) of a result, from its run.json (all chunk files of a session)."""
+    sources = run_info.get("videos") or [run_info.get("video") or {}]
+    videos = []
+    for source in sources:
+        candidates = [source.get("absolute_path"), source.get("path")]
+        video = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+        if video is None:
+            shown = source.get("absolute_path") or source.get("path") or "(none recorded)"
+            raise VideoError(
+                f"{result_dir / 'run.json'}: the video {shown} is needed to track again but "
+                "was not found; put it back at that path, or run 'cpp-tracker track' on it"
+            )
+        videos.append(video)
+    return videos

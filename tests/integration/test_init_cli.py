@@ -1,0 +1,155 @@
+"""End to end: `cpp-tracker init` on generated videos, compared with their ground truth.
+
+The proposed outline and door lines must lie within a few pixels of the truth (3 px: what a
+careful person clicking would achieve), and tracking with the proposed config must give the
+same time in each chamber as tracking with the true config, within 1 % of the video's
+duration (the issue's tolerance).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from shapely.geometry import LineString, Polygon
+
+from cpp_tracker.cli import main
+from cpp_tracker.config import load_config
+from cpp_tracker.synthetic import ArenaSpec, chamber_of
+from tests.conftest import REAL_VIDEOS
+
+TOLERANCE_PX = 3.0
+
+CASES = {
+    "init_2ch_light_floor_dark_walls": dict(floor="light", wall="dark", seed=21),
+    "init_3ch_grey_floor_light_walls": dict(floor="grey", wall="light", seed=22,
+                                            arenas=(ArenaSpec(n_chambers=3),)),
+    "init_2ch_dark_floor_light_walls_angled": dict(
+        floor="dark", wall="light", mouse="light", seed=23,
+        arenas=(ArenaSpec(n_chambers=2, door_angle_deg=15),)),
+}
+
+
+def run_init(video, out, *extra) -> tuple[int, dict]:
+    code = main(["init", str(video), "--out", str(out), *extra])
+    return code, yaml.safe_load(out.read_text()) if out.exists() else {}
+
+
+def chamber_times(video, config, out) -> pd.DataFrame:
+    assert main(["track", str(video), "--config", str(config), "--out", str(out),
+                 "--no-progress"]) == 0
+    summary = pd.read_csv(out / video.stem / "summary.csv")
+    return summary[summary["chamber"] != "unknown"]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_init_finds_the_geometry_and_gives_the_same_chamber_times(
+        video_factory, tmp_path, capsys, case):
+    video, truth, true_config = video_factory(case, duration_s=15.0, **CASES[case])
+    out = tmp_path / "box.yaml"
+    code, proposed = run_init(video, out, "--samples", "80")
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert (tmp_path / "box_preview.png").exists()
+    assert "how sure" in printed and "door_1" in printed and "high" in printed
+    load_config(out)  # passes check-config as written
+    assert main(["check-config", str(out), "--video", str(video)]) == 0
+
+    true_arena = truth.config["arenas"][0]
+    arena = proposed["arenas"][0]
+    for t in true_arena["polygon"]:
+        assert min(abs(p[0] - t[0]) + abs(p[1] - t[1]) for p in arena["polygon"]) <= (
+            TOLERANCE_PX), (arena["polygon"], true_arena["polygon"])
+    poly = Polygon(true_arena["polygon"])
+    assert len(arena["doors"]) == len(true_arena["doors"])
+    for td in true_arena["doors"]:
+        true_line = poly.intersection(LineString(td["line"]))
+        err = min(true_line.hausdorff_distance(poly.intersection(LineString(d["line"])))
+                  for d in arena["doors"])
+        assert err <= TOLERANCE_PX, (td["line"], arena["doors"])
+
+    # the same chamber times as with the true config (chambers matched by their points)
+    mine = chamber_times(video, out, tmp_path / "proposed")
+    theirs = chamber_times(video, true_config, tmp_path / "true").set_index("chamber")
+    duration = truth.spec.duration_s
+    for _, row in mine.iterrows():
+        point = next(c["point"] for c in arena["chambers"] if c["name"] == row["chamber"])
+        name = chamber_of(point[0], point[1], true_arena)[0]
+        print(f"{case} {row['chamber']} ({name}): {row['time_s']:.3f} s proposed, "
+              f"{theirs.loc[name, 'time_s']:.3f} s true config")
+        assert abs(row["time_s"] - theirs.loc[name, "time_s"]) <= 0.01 * duration, (
+            row["chamber"], name, row["time_s"], theirs.loc[name, "time_s"])
+
+
+def test_init_with_the_chamber_count_and_two_boxes(video_factory, tmp_path):
+    video, truth, _ = video_factory(
+        "init_two_boxes", duration_s=10.0, floor="grey", wall="dark", seed=24,
+        arenas=(ArenaSpec(n_chambers=3), ArenaSpec(n_chambers=3)))
+    out = tmp_path / "boxes.yaml"
+    code, proposed = run_init(video, out, "--arenas", "2", "--chambers", "3")
+    assert code == 0
+    assert [a["name"] for a in proposed["arenas"]] == ["box1", "box2"]
+    for arena, true in zip(proposed["arenas"], truth.config["arenas"], strict=True):
+        assert len(arena["doors"]) == 2 and len(arena["chambers"]) == 3
+        for t in true["polygon"]:
+            assert min(abs(p[0] - t[0]) + abs(p[1] - t[1]) for p in arena["polygon"]) <= (
+                TOLERANCE_PX)
+
+
+def test_an_open_field_gets_no_doors_and_a_template(video_factory, tmp_path, capsys):
+    video, truth, _ = video_factory("init_open_field", duration_s=8.0, seed=25,
+                                    arenas=(ArenaSpec(n_chambers=1),))
+    out = tmp_path / "open.yaml"
+    code, proposed = run_init(video, out, "--chambers", "2")
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "no doors found" in printed
+    assert proposed["arenas"][0]["doors"] == []
+    assert len(proposed["arenas"][0]["chambers"]) == 1
+    text = out.read_text()
+    assert "NO DOORS FOUND" in text and "#   - name: door_1" in text  # a template to edit
+    load_config(out)
+
+
+@pytest.mark.skipif(not (REAL_VIDEOS / "openfield_black_mouse.mp4").exists(),
+                    reason="the real open-field video (../shared/real_videos) is not here")
+def test_the_real_open_field_video_has_no_doors(tmp_path, capsys):
+    video = REAL_VIDEOS / "openfield_black_mouse.mp4"
+    out = tmp_path / "open.yaml"
+    code, proposed = run_init(video, out, "--samples", "40")
+    assert code == 0
+    assert "no doors found" in capsys.readouterr().out
+    assert proposed["arenas"][0]["doors"] == []
+    load_config(out)
+
+
+def test_init_refuses_to_overwrite_a_config(video_factory, tmp_path, capsys):
+    video, _, _ = video_factory("init_open_field", duration_s=8.0, seed=25,
+                                arenas=(ArenaSpec(n_chambers=1),))
+    out = tmp_path / "mine.yaml"
+    out.write_text("# hand-edited\n")
+    assert main(["init", str(video), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert out.read_text() == "# hand-edited\n"
+    assert main(["init", str(video), "--out", str(out), "--force", "--samples", "20"]) == 0
+    assert "arenas:" in out.read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--out", "box.txt"], "must end in .yaml"),
+    (["--out", "box.yaml", "--arenas", "0"], "--arenas"),
+    (["--out", "box.yaml", "--samples", "3"], "--samples"),
+])
+def test_init_usage_errors(video_factory, tmp_path, capsys, args, message):
+    video, _, _ = video_factory("init_open_field", duration_s=8.0, seed=25,
+                                arenas=(ArenaSpec(n_chambers=1),))
+    args = [a if not a.startswith("box") else str(tmp_path / a) for a in args]
+    assert main(["init", str(video), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_init_on_a_missing_video(tmp_path, capsys):
+    assert main(["init", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "b.yaml")]) == 1
+    assert "file not found" in capsys.readouterr().err
+    assert not (tmp_path / "b.yaml").exists()
