@@ -53,9 +53,11 @@ def small_scene(video_factory):
 
 @pytest.fixture(scope="module")
 def large_scene(video_factory):
-    """640x480: the mouse covers ~1500 px, large enough for the coarse search."""
+    """640x480: the mouse covers ~1500 px, large enough for the coarse search; the light
+    drops by 15 % half-way."""
     return _frames_and_config(
-        video_factory, "tracker_640", width=640, height=480, duration_s=6.0, seed=32
+        video_factory, "tracker_640", width=640, height=480, duration_s=6.0, seed=32,
+        light_steps=((3.0, 0.85),),
     )
 
 
@@ -63,12 +65,17 @@ def large_scene(video_factory):
 def test_fast_detection_equals_the_plain_steps(small_scene, polarity):
     frames, samples, config, _ = small_scene
     background = median_background(samples)
-    det = make_detector(config.arenas[0], config.detection, background, samples)
+    det = make_detector(
+        config.arenas[0], config.detection, background, samples, follow_lighting=True
+    )
     assert det.scale == 1  # a 320x240 mouse is too small for the coarse search
     if polarity == "both":
-        det = dataclasses.replace(det, polarity="both", limit=None)
-    fast = [det.detect(f) for f in frames]
-    ref = [det.detect_reference(f) for f in frames]
+        det = dataclasses.replace(det, polarity="both", limit=None, _lit={})
+    gains = [det.light_gain(f) for f in frames]
+    # the lighting step at 4 s: the limits are scaled to gains other than 1
+    assert min(gains) < 0.95 and max(gains) > 1.05
+    fast = [det.detect(f, g) for f, g in zip(frames, gains, strict=True)]
+    ref = [det.detect_reference(f, g) for f, g in zip(frames, gains, strict=True)]
     assert _same(fast, ref).all()
     assert [r[3] for r in fast] == [r[3] for r in ref]  # n_blobs too
     assert np.isfinite(np.asarray(ref, float)[:, 0]).mean() > 0.95  # the test has teeth
@@ -79,10 +86,13 @@ def test_coarse_search_measures_the_same_blob(large_scene, scale):
     frames, samples, config, truth = large_scene
     background = median_background(samples)
     settings = dataclasses.replace(config.detection, downscale=scale)
-    det = make_detector(config.arenas[0], settings, background, samples)
+    det = make_detector(config.arenas[0], settings, background, samples, follow_lighting=True)
     assert det.scale == scale and det.coarse is not None
-    fast = np.asarray([det.detect(f) for f in frames], float)
-    ref = np.asarray([det.detect_reference(f) for f in frames], float)
+    gains = [det.light_gain(f) for f in frames]
+    fast = np.asarray([det.detect(f, g) for f, g in zip(frames, gains, strict=True)], float)
+    ref = np.asarray(
+        [det.detect_reference(f, g) for f, g in zip(frames, gains, strict=True)], float
+    )
     same = _same(fast[:, :3], ref[:, :3])
     assert same.mean() >= 0.99, np.flatnonzero(~same)[:5]
     assert np.isfinite(fast[:, 0]).mean() > 0.97
