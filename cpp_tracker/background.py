@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "IntHistogram",
     "BackgroundModel",
     "median_background",
     "sample_gains",
@@ -40,6 +41,35 @@ _MIN_GAIN_LEVEL = 12
 
 #: Gains within this distance of 1 count as "no lighting difference".
 _GAIN_TOLERANCE = 0.02
+
+
+class IntHistogram:
+    """Exact median and median absolute deviation of integer differences in [-255, 255]."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(511, dtype=np.int64)
+
+    def add(self, values: np.ndarray) -> None:
+        self.counts += np.bincount(values.astype(np.int64) + 255, minlength=511)
+
+    @staticmethod
+    def _median(values: np.ndarray, counts: np.ndarray) -> float:
+        """np.median of the multiset (sorted ``values`` with ``counts``)."""
+        n = int(counts.sum())
+        cum = np.cumsum(counts)
+        lo = values[np.searchsorted(cum, (n - 1) // 2 + 1)]
+        hi = values[np.searchsorted(cum, n // 2 + 1)]
+        return (float(lo) + float(hi)) / 2.0
+
+    def median_and_mad(self) -> tuple[float, float]:
+        if self.counts.sum() == 0:
+            return 0.0, 0.0
+        values = np.arange(-255, 256, dtype=np.float64)
+        med = self._median(values, self.counts)
+        dev = np.abs(values - med)
+        order = np.argsort(dev, kind="stable")
+        mad = self._median(dev[order], self.counts[order])
+        return med, mad
 
 
 def median_background(frames: np.ndarray) -> np.ndarray:
@@ -202,10 +232,10 @@ def _blobs(diff_abs: np.ndarray, threshold: float, region: np.ndarray, min_area:
     binary = ((diff_abs > threshold) & region).astype(np.uint8)
     binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
-    small = small[small > 0]
-    if len(small):
-        labels[np.isin(labels, small)] = 0
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = True  # the background label is 0 anyway
+    if not keep.all():
+        labels = np.where(keep[labels], labels, 0)
     return labels
 
 
@@ -243,16 +273,28 @@ def remove_resting_mouse(
     min_area = float(min_area_px) if min_area_px else max(10.0, 0.0005 * area)
     bg = cv2.GaussianBlur(background[y0:y1, x0:x1], (3, 3), 0).astype(np.int16)
     crops = np.stack([cv2.GaussianBlur(s[y0:y1, x0:x1], (3, 3), 0) for s in samples])
-    signed = crops.astype(np.int16) - bg  # (n, h, w)
-    vals = signed[:, reg]
-    sigma = max(0.5, 1.4826 * float(np.median(np.abs(vals - np.median(vals)))))
+
+    # Memory: one sample's difference and labels at a time (a stack of them for 40 samples
+    # of a 720p arena, with float copies for the median, took ~700 MB).
+    def signed_of(i: int) -> np.ndarray:
+        return crops[i].astype(np.int16) - bg
+
+    hist = IntHistogram()
+    for i in range(len(crops)):
+        hist.add(signed_of(i)[reg])
+    sigma = max(0.5, 1.4826 * hist.median_and_mad()[1])
     threshold = max(6.0 * sigma, 12.0)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    labels = [_blobs(np.abs(d), threshold, reg, min_area, kernel) for d in signed]
-    fg = np.stack([lab > 0 for lab in labels])  # (n, h, w)
+
+    def labels_of(i: int) -> np.ndarray:
+        return _blobs(np.abs(signed_of(i)), threshold, reg, min_area, kernel)
+
     n = len(samples)
+    fg = np.empty((n,) + reg.shape, dtype=bool)
+    for i in range(n):
+        fg[i] = labels_of(i) > 0
     where = f"arena {arena}: " if arena else ""
-    empty = int(sum(lab.max() == 0 for lab in labels))
+    empty = int(sum(not fg[i].any() for i in range(n)))
 
     candidates = ((fg.mean(axis=0) >= min_share) & reg).astype(np.uint8)
     n_c, comp_labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
@@ -271,12 +313,13 @@ def remove_resting_mouse(
         # in each sample where it shows: is the mouse elsewhere (a blob not touching it)?
         elsewhere = np.zeros((len(showing),) + reg.shape, dtype=bool)
         for k, i in enumerate(showing):
-            touching = np.unique(labels[i][comp])
-            elsewhere[k] = (labels[i] > 0) & ~np.isin(labels[i], touching)
+            labels = labels_of(i)
+            touching = np.unique(labels[comp])
+            elsewhere[k] = (labels > 0) & ~np.isin(labels, touching)
         has_other = elsewhere.reshape(len(showing), -1).any(axis=1)
         if has_other.mean() < 0.8:
             continue  # the mouse itself, resting there in a minority of the samples
-        shown = signed[showing]
+        shown = np.stack([signed_of(i) for i in showing])
         ghost_sign = float(np.sign(np.median(shown[:, comp])))
         mouse_vals = shown[elsewhere]
         mouse_sign = float(np.sign(np.median(mouse_vals))) if mouse_vals.size else 0.0

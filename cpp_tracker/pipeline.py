@@ -56,7 +56,7 @@ from .tracker import (
     _arena_mask,
     detect_chunk,
     make_detector,
-    track_rows,
+    rows_from_chunks,
 )
 from .video import ReadPosition, VideoInfo, VideoReader, probe_video
 
@@ -643,13 +643,6 @@ def _save_checkpoint(partial: Path, state: _Checkpoint) -> None:
 
 
 # ------------------------------------------------------------------------------- tracking
-def _chunk_rows(
-    index: np.ndarray, time_s: np.ndarray, detections: list[tuple], arena_names: list[str]
-) -> pd.DataFrame:
-    """Frame-major rows (frame, then arena in config order) for one chunk."""
-    return track_rows(index, time_s, detections, arena_names)
-
-
 def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: Config):
     """The background model (lighting-corrected, resting mouse removed) for ``config``."""
     h, w = samples.shape[1:]
@@ -953,11 +946,11 @@ def track_session(
     counts = [i.nominal_frame_count for i in infos]
     frames_grabbed = 0
     seek_confirmed: bool | None = None
-    buffer: list[pd.DataFrame] = []
+    buffer: list[tuple] = []  # (frame index, time_s, detections) per chunk
 
     def flush() -> None:
         if buffer:
-            parts.write(pd.concat(buffer, ignore_index=True))
+            parts.write(rows_from_chunks(buffer, arena_names))
             buffer.clear()
         state.parts = len(parts.parts())
         _save_checkpoint(partial, state)
@@ -998,12 +991,8 @@ def track_session(
                         frames = chunk.frames if len(keep) == len(chunk) else chunk.frames[keep]
                         detections = [detect_chunk(frames, d) for d in detectors]
                         buffer.append(
-                            _chunk_rows(
-                                chunk.index[keep] + frame_offset,
-                                t_session[keep] - origin_s,
-                                detections,
-                                arena_names,
-                            )
+                            (chunk.index[keep] + frame_offset, t_session[keep] - origin_s,
+                             detections)
                         )
                         state.frames_tracked += len(keep)
                     state.position = chunk.end_position

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from .background import IntHistogram
 from .config import ArenaConfig, DetectionSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "detect_chunk",
     "track_frames",
     "track_rows",
+    "rows_from_chunks",
     "empty_track",
 ]
 
@@ -506,35 +508,6 @@ def _coarse_inputs(
     )
 
 
-class _Histogram:
-    """Exact median and median absolute deviation of integer differences in [-255, 255]."""
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(511, dtype=np.int64)
-
-    def add(self, values: np.ndarray) -> None:
-        self.counts += np.bincount(values.astype(np.int64) + 255, minlength=511)
-
-    @staticmethod
-    def _median(values: np.ndarray, counts: np.ndarray) -> float:
-        """np.median of the multiset (sorted ``values`` with ``counts``)."""
-        n = int(counts.sum())
-        cum = np.cumsum(counts)
-        lo = values[np.searchsorted(cum, (n - 1) // 2 + 1)]
-        hi = values[np.searchsorted(cum, n // 2 + 1)]
-        return (float(lo) + float(hi)) / 2.0
-
-    def median_and_mad(self) -> tuple[float, float]:
-        if self.counts.sum() == 0:
-            return 0.0, 0.0
-        values = np.arange(-255, 256, dtype=np.float64)
-        med = self._median(values, self.counts)
-        dev = np.abs(values - med)
-        order = np.argsort(dev, kind="stable")
-        mad = self._median(dev[order], self.counts[order])
-        return med, mad
-
-
 def make_detector(
     arena: ArenaConfig,
     settings: DetectionSettings,
@@ -570,7 +543,7 @@ def make_detector(
 
     # noise (robust sigma of all differences) and the mouse's contrast (the extreme tail,
     # top 0.1 %, of each sample's differences: a mouse covers more than 0.1 % of its arena)
-    hist = _Histogram()
+    hist = IntHistogram()
     dark_tail, light_tail = [], []
     q = 99.9
     bg16 = bg.astype(np.int16)
@@ -723,18 +696,19 @@ def track_frames(
         if until is None:
             until = float(chunk.time_s[0]) + checkpoint_s
         if chunk.time_s[-1] >= until:
-            write_part(_track_table(pending, names))
+            write_part(rows_from_chunks(pending, names))
             pending = []
             until = float(chunk.time_s[-1]) + checkpoint_s
         if on_chunk is not None:
             on_chunk()
     if pending:
-        write_part(_track_table(pending, names))
+        write_part(rows_from_chunks(pending, names))
     return frames
 
 
-def _track_table(pending: list, names: list[str]) -> pd.DataFrame:
-    """Track rows from accumulated (index, time_s, detections) per chunk."""
+def rows_from_chunks(pending: list, names: list[str]) -> pd.DataFrame:
+    """Track rows (:func:`track_rows`) from (frame index, time_s, :func:`detect_chunk`
+    results per arena) gathered chunk by chunk: one table per part, not one per chunk."""
     index = np.concatenate([p[0] for p in pending])
     time_s = np.concatenate([p[1] for p in pending])
     detections = [

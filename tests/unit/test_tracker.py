@@ -14,13 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from cpp_tracker.background import median_background
+from cpp_tracker.background import IntHistogram, median_background
 from cpp_tracker.config import parse_config
 from cpp_tracker.tracker import (
     ASSIGNED_COLUMNS,
     DOWNSCALE_MIN_AREA_PX,
     TRACK_COLUMNS,
-    _Histogram,
     _opened,
     make_detector,
     track_frames,
@@ -121,7 +120,7 @@ def test_histogram_median_and_mad_equal_numpy():
     rng = np.random.default_rng(0)
     for size in (1, 2, 7, 1000, 1001):
         values = rng.integers(-255, 256, size)
-        hist = _Histogram()
+        hist = IntHistogram()
         hist.add(values[: size // 2])
         hist.add(values[size // 2 :])
         med, mad = hist.median_and_mad()
