@@ -58,7 +58,13 @@ from .tracker import (
     make_detector,
     rows_from_chunks,
 )
-from .video import ReadPosition, VideoInfo, VideoReader, probe_video
+from .video import (
+    ReadPosition,
+    VideoInfo,
+    VideoReader,
+    probe_video,
+    tracking_decode_threads,
+)
 
 __all__ = [
     "Analysis",
@@ -964,6 +970,11 @@ def track_session(
         leave=progress_position is None,
         dynamic_ncols=True,
     )
+    # one thread decodes (with the cores beyond two), the main thread detects; OpenCV's own
+    # thread pool only adds overhead to the small per-frame calls of detection
+    decode_threads = tracking_decode_threads()
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     try:
         parallel = _track_in_segments(
             videos, infos, config, detectors, partial, parts, state, flush, bar,
@@ -977,7 +988,7 @@ def track_session(
             time_offset, frame_offset = _session_offsets(state.done)
             reached_end = False
             next_part_s: float | None = None
-            with VideoReader(videos[k], infos[k]) as reader:
+            with VideoReader(videos[k], infos[k], decode_threads=decode_threads) as reader:
                 if state.luma_direct is None:
                     state.luma_direct = reader.luma_direct
                 for chunk in reader.chunks(
@@ -1021,6 +1032,7 @@ def track_session(
             flush()
     finally:
         bar.close()
+        cv2.setNumThreads(cv_threads)
     t_tracked = time.perf_counter()
     release_memory()  # the frame buffers, before the analysis and the figure
 
@@ -1168,6 +1180,7 @@ def track_session(
         "reader": {
             "luma_direct": state.luma_direct,
             "background_sampling": background_info.get("sampling"),
+            "decode_threads": decode_threads,
         },
         "parallel": parallel,
         "detection": [d.describe() for d in detectors],

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -37,7 +36,14 @@ import numpy as np
 from .errors import VideoError
 from .outputs import TrackPartWriter
 from .tracker import ArenaDetector, track_frames
-from .video import FrameSpan, SpanReport, VideoInfo, VideoReader, frame_times
+from .video import (
+    FrameSpan,
+    SpanReport,
+    VideoInfo,
+    VideoReader,
+    frame_times,
+    tracking_decode_threads,
+)
 
 __all__ = ["SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S"]
 
@@ -231,7 +237,7 @@ def _detect_in_segments(
     n = len(spans)
     ctx = multiprocessing.get_context("spawn")
     counters = ctx.Array("q", n, lock=False)
-    threads = max(1, (os.cpu_count() or 1) // n)
+    threads = tracking_decode_threads(n)
     with ProcessPoolExecutor(
         max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(counters,)
     ) as pool:

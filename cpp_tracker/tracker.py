@@ -193,8 +193,18 @@ class ArenaDetector:
         lighting is not followed)."""
         if not self.follow_lighting or self.light_px is None:
             return 1.0
-        values = frame[self.light_px[0], self.light_px[1]]
-        return float(np.median(values / self.light_ref))
+        # np.median(frame[rows, cols] / light_ref), without np.median's general machinery
+        # and with a flat gather (about half the time per frame; the same value)
+        key = ("flat", frame.shape[1])
+        flat = self._lit.get(key)
+        if flat is None:
+            flat = self._lit[key] = self.light_px[0] * frame.shape[1] + self.light_px[1]
+        ratios = frame.reshape(-1).take(flat) / self.light_ref
+        k = len(ratios) // 2
+        if len(ratios) % 2:
+            return float(np.partition(ratios, k)[k])
+        part = np.partition(ratios, (k - 1, k))
+        return float(np.mean(part[k - 1 : k + 1]))
 
     def lit(self, gain: float) -> tuple[np.ndarray, float]:
         """Background and threshold for a frame of brightness ``gain`` (cached per 1 %)."""

@@ -643,3 +643,17 @@ def test_bad_time_windows_are_named():
     assert "summary.windows.text[0]: expected a number, got 'a'" in text
     with pytest.raises(ConfigError, match="summary.windows: expected a mapping of named windows"):
         parse_config({"arenas": [ARENA], "summary": {"windows": [[0, 300]]}})
+
+
+def test_detection_downscale_auto_or_a_factor():
+    raw = two_chambers()
+    assert parse_config(raw).detection.downscale is None
+    assert config_to_dict(parse_config(raw))["detection"]["downscale"] == "auto"
+    for factor in (1, 2, 4):
+        raw["detection"] = {"downscale": factor}
+        assert parse_config(raw).detection.downscale == factor
+    for bad in (3, "half", True, 0.5):
+        raw["detection"] = {"downscale": bad}
+        with pytest.raises(ConfigError) as e:
+            parse_config(raw)
+        assert f"detection.downscale: expected auto, 1, 2 or 4, got {bad!r}" in str(e.value)
