@@ -214,43 +214,25 @@ def analyse_track(
         )
         occ.insert(0, "arena", arena.name)
         occupancy_tables.append(occ)
-        summaries.append(
-            summarize_arena(
-                video=video_label,
-                arena=arena.name,
-                animal_id=arena.animal_id,
-                chamber_names=arena.chamber_names,
-                time_s=frames_time,
-                durations_s=timebase.durations_s,
-                codes=arena_codes,
-                time_codes=position_codes,
-                x=x,
-                y=y,
-                duration_s=timebase.end_s,
-                px_per_cm=arena.px_per_cm,
-                min_step_px=config.summary.min_step_px,
-                steps_px=steps_px,
-            )
+        # the same track, figures and settings for the whole session and for the bins
+        figures = dict(
+            video=video_label,
+            arena=arena.name,
+            animal_id=arena.animal_id,
+            chamber_names=arena.chamber_names,
+            time_s=frames_time,
+            durations_s=timebase.durations_s,
+            codes=arena_codes,
+            time_codes=position_codes,
+            x=x,
+            y=y,
+            px_per_cm=arena.px_per_cm,
+            min_step_px=config.summary.min_step_px,
+            steps_px=steps_px,
         )
+        summaries.append(summarize_arena(**figures, duration_s=timebase.end_s))
         if periods:
-            bin_tables.append(
-                summarize_periods(
-                    video=video_label,
-                    arena=arena.name,
-                    animal_id=arena.animal_id,
-                    chamber_names=arena.chamber_names,
-                    time_s=frames_time,
-                    durations_s=timebase.durations_s,
-                    codes=arena_codes,
-                    x=x,
-                    y=y,
-                    periods=periods,
-                    px_per_cm=arena.px_per_cm,
-                    min_step_px=config.summary.min_step_px,
-                    steps_px=steps_px,
-                    time_codes=position_codes,
-                )
-            )
+            bin_tables.append(summarize_periods(**figures, periods=periods))
         n_missing = int((~det).sum())
         share = n_missing / max(1, len(det))
         stats[arena.name] = {
