@@ -14,8 +14,8 @@ Sections (all by default):
 - ``memory``: peak memory of ``track`` on the 3-min and the 30-min 1280x720 file.
 - ``segments``: ``track --workers 2`` against ``--workers 1`` on the 30-min 1280x720 file,
   and whether their tracks and summaries are identical.
-- ``scaling``: two ``track`` processes on two files at once against one after the other
-  (640x480, 30 min).
+- ``scaling``: ``batch --workers 2`` against ``batch --workers 1`` on two 30-min 640x480
+  files: throughput ratio.
 - ``stride``: ``track --stride 5`` against ``--stride 1`` (time, and time in chambers).
 
 Make the files first (``python benchmarks/make_videos.py``), then::
@@ -231,27 +231,32 @@ def segments(repeat: int, work: Path) -> dict:
     }
 
 
+def batch_cmd(videos: list[Path], out: Path, workers: int) -> list[str]:
+    return [
+        PY, "-m", "cpp_tracker", "batch", *map(str, videos), "--config",
+        str(videos[0].with_suffix(".yaml")), "--out", str(out), "--workers", str(workers),
+        "--force", "--no-progress",
+    ]
+
+
 def scaling(repeat: int, work: Path) -> dict:
+    """``batch --workers 1`` against ``batch --workers 2`` on the same two files."""
     a = video("640x480", 30)
     b = work / "scaling_copy.mp4"  # a second file (same content, another name)
     if not b.exists():
         b.write_bytes(a.read_bytes())
-        b.with_suffix(".yaml").write_text(a.with_suffix(".yaml").read_text())
     rows = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        run(track_cmd(a, work / "scaling_seq"))
-        run(track_cmd(b, work / "scaling_seq"))
-        sequential = time.perf_counter() - t0
-        parallel = run_parallel([track_cmd(a, work / "scaling_par"),
-                                 track_cmd(b, work / "scaling_par")])
-        rows.append({"sequential_s": sequential, "parallel_s": parallel,
-                     "throughput_ratio": sequential / parallel})
-        print(f"  scaling: one after the other {sequential:.1f} s, both at once "
-              f"{parallel:.1f} s", flush=True)
+        one = run(batch_cmd([a, b], work / "scaling_1", 1))
+        two = run(batch_cmd([a, b], work / "scaling_2", 2))
+        rows.append({"one_worker_s": one["wall_s"], "two_workers_s": two["wall_s"],
+                     "throughput_ratio": one["wall_s"] / two["wall_s"],
+                     "two_workers_peak_mb": two["peak_mb"]})
+        print(f"  scaling: batch --workers 1 {one['wall_s']:.1f} s, --workers 2 "
+              f"{two['wall_s']:.1f} s", flush=True)
     return {
-        "sequential_s": med([r["sequential_s"] for r in rows]),
-        "parallel_s": med([r["parallel_s"] for r in rows]),
+        "one_worker_s": med([r["one_worker_s"] for r in rows]),
+        "two_workers_s": med([r["two_workers_s"] for r in rows]),
         "throughput_ratio": med([r["throughput_ratio"] for r in rows]),
         "runs": rows,
     }

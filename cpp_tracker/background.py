@@ -272,15 +272,19 @@ def remove_resting_mouse(
     area = float(reg.sum())
     min_area = float(min_area_px) if min_area_px else max(10.0, 0.0005 * area)
     bg = cv2.GaussianBlur(background[y0:y1, x0:x1], (3, 3), 0).astype(np.int16)
-    crops = np.stack([cv2.GaussianBlur(s[y0:y1, x0:x1], (3, 3), 0) for s in samples])
+    n = len(samples)
 
-    # Memory: one sample's difference and labels at a time (a stack of them for 40 samples
-    # of a 720p arena, with float copies for the median, took ~700 MB).
+    # Memory: one sample's blurred crop, difference and labels at a time, the foreground
+    # masks bit-packed (stacks of them for 40 samples of a 720p arena, with float copies
+    # for the median, took ~700 MB).
+    def crop_of(i: int) -> np.ndarray:
+        return cv2.GaussianBlur(samples[i][y0:y1, x0:x1], (3, 3), 0)
+
     def signed_of(i: int) -> np.ndarray:
-        return crops[i].astype(np.int16) - bg
+        return crop_of(i).astype(np.int16) - bg
 
     hist = IntHistogram()
-    for i in range(len(crops)):
+    for i in range(n):
         hist.add(signed_of(i)[reg])
     sigma = max(0.5, 1.4826 * hist.median_and_mad()[1])
     threshold = max(6.0 * sigma, 12.0)
@@ -289,14 +293,27 @@ def remove_resting_mouse(
     def labels_of(i: int) -> np.ndarray:
         return _blobs(np.abs(signed_of(i)), threshold, reg, min_area, kernel)
 
-    n = len(samples)
-    fg = np.empty((n,) + reg.shape, dtype=bool)
+    packed = []  # each sample's foreground, 8 pixels a byte
+    count = np.zeros(reg.shape, dtype=np.uint16)  # samples in which a pixel is foreground
     for i in range(n):
-        fg[i] = labels_of(i) > 0
-    where = f"arena {arena}: " if arena else ""
-    empty = int(sum(not fg[i].any() for i in range(n)))
+        f = labels_of(i) > 0
+        count += f
+        packed.append(np.packbits(f, axis=None))
 
-    candidates = ((fg.mean(axis=0) >= min_share) & reg).astype(np.uint8)
+    def fg(i: int) -> np.ndarray:
+        return np.unpackbits(packed[i], count=reg.size).reshape(reg.shape).view(bool)
+
+    def share(indices: list[int]) -> np.ndarray:
+        """Per pixel, the share of ``indices`` samples in which it is foreground."""
+        acc = np.zeros(reg.shape, dtype=np.uint16)
+        for i in indices:
+            acc += fg(i)
+        return acc / len(indices)
+
+    where = f"arena {arena}: " if arena else ""
+    empty = int(sum(not packed[i].any() for i in range(n)))
+
+    candidates = (((count / n) >= min_share) & reg).astype(np.uint8)
     n_c, comp_labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     out = background.copy()
     crop_out = out[y0:y1, x0:x1]
@@ -307,7 +324,7 @@ def remove_resting_mouse(
             continue
         comp = comp_labels == c
         near = cv2.dilate(comp.astype(np.uint8), kernel, iterations=3).astype(bool)
-        showing = [i for i in range(n) if fg[i][comp].mean() >= 0.5]
+        showing = [i for i in range(n) if fg(i)[comp].mean() >= 0.5]
         if len(showing) < 3:
             continue
         # in each sample where it shows: is the mouse elsewhere (a blob not touching it)?
@@ -325,7 +342,7 @@ def remove_resting_mouse(
         mouse_sign = float(np.sign(np.median(mouse_vals))) if mouse_vals.size else 0.0
         if mouse_sign != 0 and ghost_sign == mouse_sign:
             continue  # same contrast as the mouse: not the imprint of a mouse
-        ghost = (fg[showing].mean(axis=0) > 0.5) & near & reg
+        ghost = (share(showing) > 0.5) & near & reg
         ghost = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=2).astype(bool) & reg
         raw = np.stack([samples[i][y0:y1, x0:x1] for i in showing]).astype(np.float32)
         masked = raw.copy()
@@ -365,7 +382,7 @@ def remove_resting_mouse(
     bg2 = cv2.GaussianBlur(crop_out, (3, 3), 0).astype(np.int16)
     empty_after = sum(
         _blobs(np.abs(c.astype(np.int16) - bg2), threshold, reg, min_area, kernel).max() == 0
-        for c in crops
+        for c in (crop_of(i) for i in range(n))
     )
     main_spot = max(found, key=lambda d: d["samples_mouse_there"])
     report = {

@@ -49,6 +49,7 @@ from .outputs import (
     write_track_from_parts,
 )
 from .qc import QcThresholds, qc_per_second, qc_summary_columns, video_qc
+from .segments import PLAN_FILE as SEGMENT_PLAN_FILE
 from .segments import track_segments
 from .summary import path_steps, summarize_arena, summarize_periods, time_periods
 from .tracker import (
@@ -100,23 +101,21 @@ def _glibc():
 
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim, libc.mallopt  # noqa: B018 - glibc only
+        libc.malloc_trim  # noqa: B018 - glibc only
         return libc
     except (OSError, AttributeError):  # pragma: no cover - not glibc
         return None
 
 
 def release_memory() -> None:
-    """Hand memory freed by Python back to the system; a no-op where the C library is not
-    glibc.
+    """Hand memory freed between the stages of a run back to the system.
 
-    glibc raises its threshold for serving a request from ``mmap`` to the largest block
-    freed so far, so once an 8 MB chunk of frames has been freed, later chunks come from
-    the heap of the thread that decodes and stay there after they are freed. Fixing the
-    threshold at 1 MB keeps chunk buffers in ``mmap`` (given back when freed);
-    ``malloc_trim`` returns the free pages of every heap. Arrow's own allocator (mimalloc)
-    keeps whole segments for reuse; the tables here are small, so Arrow is switched to the
-    system allocator.
+    glibc keeps freed heap pages (frame buffers, samples) for reuse; ``malloc_trim``
+    returns the free pages of every heap (a no-op where the C library is not glibc).
+    Arrow's own allocator (mimalloc) keeps whole segments for reuse; the tables here are
+    small, so Arrow is switched to the system allocator. (Forcing large blocks into
+    ``mmap`` instead would give memory back sooner, but costs a quarter of the tracking
+    speed in page faults.)
     """
     import gc
 
@@ -127,7 +126,6 @@ def release_memory() -> None:
     gc.collect()
     libc = _glibc()
     if libc is not None:
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
         libc.malloc_trim(0)
 
 
@@ -763,8 +761,8 @@ def _track_in_segments(
         why = "the chunk files of a session are tracked one after the other"
     elif window != (None, None):
         why = "a time window is tracked in one pass"
-    elif resumed or state.frames_tracked or parts.parts():
-        why = "an interrupted run is continued in one pass"
+    elif state.frames_tracked or parts.parts() or state.position is not None:
+        why = "an interrupted one-pass run is continued in one pass"
     if why is None:
         with VideoReader(videos[0], infos[0]) as reader:
             state.luma_direct = reader.luma_direct
@@ -781,6 +779,7 @@ def _track_in_segments(
                 path.rename(partial / f"part-{k + 1:06d}.parquet")
             for path in partial.glob("segment-*"):
                 shutil.rmtree(path, ignore_errors=True)
+            (partial / SEGMENT_PLAN_FILE).unlink(missing_ok=True)
             state.frames_tracked = run.frames_tracked
             state.done.append(
                 _SourceDone(
@@ -1118,6 +1117,9 @@ def track_session(
             resumed_after_tracking=was_finished,
             seek_confirmed=seek_confirmed,
         )
+        kept = [s.get("frames_from_interrupted_run", 0) for s in parallel.get("segments", [])]
+        if any(kept):  # time segments continue each from its own last part
+            resume_info["segment_frames_kept"] = kept
     run_info = {
         "tool": "cpp-tracker",
         "version": __version__,

@@ -22,6 +22,7 @@ video in one pass (``run.json`` says why).
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import shutil
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VideoError
-from .outputs import TrackPartWriter
+from .outputs import TrackPartWriter, write_json
 from .tracker import ArenaDetector, track_frames
 from .video import (
     FrameSpan,
@@ -147,27 +148,107 @@ def plan_spans(times: np.ndarray, n_segments: int) -> list[FrameSpan]:
 
 def _plan(
     video: str, workers: int, min_segment_s: float
-) -> tuple[list[FrameSpan], list[int], str | None]:
-    """Spans and their planned frame counts, or ([], [], why not)."""
+) -> tuple[list[FrameSpan], list[int], np.ndarray | None, str | None]:
+    """Spans, their planned frame counts and the frame times, or ([], [], None, why not)."""
     try:
         times = frame_times(video)
     except VideoError as e:
-        return [], [], f"the video's frames could not be indexed ({e})"
+        return [], [], None, f"the video's frames could not be indexed ({e})"
     if len(times) < 2 or not np.all(np.diff(times) > 0):
-        return [], [], "the video's timestamps are not strictly increasing"
+        return [], [], None, "the video's timestamps are not strictly increasing"
     duration = float(times[-1] - times[0])
     if duration < workers * min_segment_s:
-        return [], [], (
+        return [], [], None, (
             f"the video is shorter than {workers} x {min_segment_s:g} s; one pass is as fast"
         )
     spans = plan_spans(times, workers)
     bounds = [s.first_index for s in spans] + [len(times)]
-    return spans, [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)], None
+    return spans, [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)], times, None
 
 
-def _check_join(results: list[_SpanResult], expected: list[int]) -> str | None:
-    """Why the stretches do not join into exactly the one-pass frames, or None."""
-    for k, (res, n) in enumerate(zip(results, expected, strict=True)):
+PLAN_FILE = "segments.json"
+
+
+def _plan_record(spans: list[FrameSpan], expected: list[int], stride: int, n: int) -> dict:
+    return {
+        "frames": int(n),
+        "stride": int(stride),
+        "first_index": [int(s.first_index) for s in spans],
+        "expected": [int(e) for e in expected],
+    }
+
+
+def _done_so_far(folder: Path) -> tuple[int, int] | None:
+    """(last frame index, frames) of the part files an interrupted run left in a segment's
+    folder, or None when it has none."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(folder.glob("part-*.parquet"))
+    if not parts:
+        return None
+    frames = 0
+    last = -1
+    for path in parts:
+        column = pq.read_table(path, columns=["frame"]).column("frame").to_numpy()
+        unique = np.unique(column)
+        frames += len(unique)
+        last = max(last, int(unique[-1]))
+    return last, frames
+
+
+def _continued_spans(
+    spans: list[FrameSpan], expected: list[int], times: np.ndarray, dirs: list[Path],
+    stride: int,
+) -> tuple[list[FrameSpan | None], list[int], list[int], list[int]]:
+    """Where each segment goes on after an interrupted run: its span from the frame after
+    the last one in its part files (None when it is complete), the frames still to read,
+    the frames already tracked and the frames already covered (whatever the stride)."""
+    out_spans: list[FrameSpan | None] = []
+    remaining, tracked_before, covered = [], [], []
+    for span, n, folder in zip(spans, expected, dirs, strict=True):
+        done = _done_so_far(folder)
+        if done is None:
+            out_spans.append(span)
+            remaining.append(n)
+            tracked_before.append(0)
+            covered.append(0)
+            continue
+        last, tracked = done
+        end_index = span.first_index + n  # first frame of the next segment
+        nxt = last + 1
+        # with a stride, the frames after the last tracked one up to the next tracked
+        # one are not in the parts but were read; the span restarts right after ``last``
+        covered_n = nxt - span.first_index
+        if nxt >= end_index or (stride > 1 and nxt + (-nxt % stride) >= end_index):
+            out_spans.append(None)
+            remaining.append(0)
+            covered.append(n)
+        else:
+            start_s = float(times[last] + times[nxt]) / 2.0
+            out_spans.append(
+                FrameSpan(start_s=start_s, end_s=span.end_s, first_index=nxt,
+                          lead_s=span.lead_s)
+            )
+            remaining.append(end_index - nxt)
+            covered.append(covered_n)
+        tracked_before.append(tracked)
+    return out_spans, remaining, tracked_before, covered
+
+
+def _check_join(
+    results: list[_SpanResult],
+    expected: list[int],
+    last: list[bool] | None = None,
+    numbers: list[int] | None = None,
+) -> str | None:
+    """Why the stretches do not join into exactly the one-pass frames, or None. ``last``
+    says which of them runs to the end of the video (default: the final one), ``numbers``
+    their segment numbers (default: 0, 1, ...)."""
+    if last is None:
+        last = [j == len(results) - 1 for j in range(len(results))]
+    if numbers is None:
+        numbers = list(range(len(results)))
+    for res, n, is_last, k in zip(results, expected, last, numbers, strict=True):
         rep = res.report
         if res.unreadable:
             return f"segment {k}: a stretch could not be decoded (damaged file?)"
@@ -175,7 +256,7 @@ def _check_join(results: list[_SpanResult], expected: list[int]) -> str | None:
             return f"segment {k}: {rep.non_increasing} timestamp(s) missing or out of order"
         if rep.frames != n:
             return f"segment {k}: {rep.frames} frames decoded, {n} expected from the index"
-        if k < len(results) - 1 and not rep.reached_end:
+        if not is_last and not rep.reached_end:
             return f"segment {k}: decoding stopped before its end at frame {rep.frames}"
     return None
 
@@ -201,15 +282,27 @@ def track_segments(
     video = str(video)
     part_dir = Path(part_dir)
     min_segment_s = MIN_SEGMENT_S if min_segment_s is None else min_segment_s
-    spans, expected, reason = _plan(video, int(workers), min_segment_s)
+    spans, expected, times, reason = _plan(video, int(workers), min_segment_s)
     if reason:
         return reason
     dirs = [part_dir / f"segment-{k:02d}" for k in range(len(spans))]
-    for d in dirs:  # left by an interrupted run
-        shutil.rmtree(d, ignore_errors=True)
+    plan = _plan_record(spans, expected, stride, len(times))
+    plan_path = part_dir / PLAN_FILE
+    try:
+        previous = json.loads(plan_path.read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous != plan:  # segments of another plan (or none): start afresh
+        for d in sorted(part_dir.glob("segment-*")):
+            shutil.rmtree(d, ignore_errors=True)
+        write_json(plan_path, plan)
+    todo, remaining, tracked_before, covered = _continued_spans(
+        spans, expected, times, dirs, stride
+    )
     try:
         run = _detect_in_segments(
-            video, info, detectors, dirs, spans, expected, stride, checkpoint_s, progress
+            video, info, detectors, dirs, todo, remaining, stride, checkpoint_s, progress,
+            tracked_before=tracked_before, covered=covered, planned=spans, times=times,
         )
     except BrokenProcessPool:
         run = (
@@ -219,6 +312,7 @@ def track_segments(
     if isinstance(run, str):
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
+        plan_path.unlink(missing_ok=True)
     return run
 
 
@@ -227,61 +321,80 @@ def _detect_in_segments(
     info: VideoInfo,
     detectors: Sequence[ArenaDetector],
     dirs: list[Path],
-    spans: list[FrameSpan],
+    spans: list[FrameSpan | None],
     expected: list[int],
     stride: int,
     checkpoint_s: float,
     progress: Callable[[int], None] | None,
+    *,
+    tracked_before: list[int],
+    covered: list[int],
+    planned: list[FrameSpan],
+    times: np.ndarray,
 ) -> SegmentRun | str:
-    """Track the spans in parallel processes; the run, or why the join failed."""
-    n = len(spans)
-    ctx = multiprocessing.get_context("spawn")
-    counters = ctx.Array("q", n, lock=False)
-    threads = tracking_decode_threads(n)
-    with ProcessPoolExecutor(
-        max_workers=n, mp_context=ctx, initializer=_init_worker, initargs=(counters,)
-    ) as pool:
-        futures = [
-            pool.submit(
-                _worker, k, video, info, list(detectors), dirs[k], span, stride,
-                checkpoint_s, threads,
-            )
-            for k, span in enumerate(spans)
-        ]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-            if progress is not None:
-                progress(int(sum(counters)))
-            for f in done:
-                if f.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise f.exception()
-        results: list[_SpanResult] = [f.result() for f in futures]
-    why = _check_join(results, expected)
+    """Track the spans (None: done by an interrupted run) in parallel processes; the run,
+    or why the join failed."""
+    todo = [k for k, span in enumerate(spans) if span is not None]
+    results: dict[int, _SpanResult] = {}
+    if todo:
+        ctx = multiprocessing.get_context("spawn")
+        counters = ctx.Array("q", len(spans), lock=False)
+        base = int(sum(covered))
+        threads = tracking_decode_threads(len(todo))
+        with ProcessPoolExecutor(
+            max_workers=len(todo), mp_context=ctx, initializer=_init_worker,
+            initargs=(counters,),
+        ) as pool:
+            futures = {
+                pool.submit(
+                    _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
+                    checkpoint_s, threads,
+                ): k
+                for k in todo
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                if progress is not None:
+                    progress(base + int(sum(counters)))
+                for f in done:
+                    if f.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise f.exception()
+            results = {k: f.result() for f, k in futures.items()}
+    why = _check_join([results[k] for k in todo], [expected[k] for k in todo],
+                      last=[k == len(spans) - 1 for k in todo], numbers=todo)
     if why:
         return why
     segments = []
-    for k, (span, res) in enumerate(zip(spans, results, strict=True)):
-        rep = res.report
+    parts: list[Path] = []
+    for k, span in enumerate(planned):
+        res = results.get(k)
+        rep = res.report if res is not None else None
+        first_frame = span.first_index
         segments.append(
             {
                 "segment": k,
-                "first_frame": span.first_index,
-                "frames": rep.frames,
-                "start_s": rep.first_time_s,
-                "end_s": rep.last_time_s,
-                "seek_s": None if rep.seek_s is None else round(float(rep.seek_s), 6),
-                "lead_in_frames": rep.lead_in_frames,
+                "first_frame": first_frame,
+                "frames": covered[k] + (rep.frames if rep else 0),
+                "start_s": float(times[first_frame]),
+                "end_s": float(times[first_frame + covered[k] + (rep.frames if rep else 0) - 1]),
+                "seek_s": None if rep is None or rep.seek_s is None
+                else round(float(rep.seek_s), 6),
+                "lead_in_frames": rep.lead_in_frames if rep else 0,
+                "frames_from_interrupted_run": covered[k],
             }
         )
+        parts.extend(sorted(dirs[k].glob("part-*.parquet")))
+    last = results.get(len(planned) - 1)
     return SegmentRun(
-        parts=[p for r in results for p in r.parts],
-        frames_tracked=sum(r.frames_tracked for r in results),
-        frames_decoded=results[-1].frames_decoded,
-        frames_grabbed=sum(r.frames_grabbed for r in results),
-        last_time_s=results[-1].last_time_s,
-        workers=n,
+        parts=parts,
+        frames_tracked=int(sum(tracked_before))
+        + sum(r.frames_tracked for r in results.values()),
+        frames_decoded=last.frames_decoded if last is not None else len(times),
+        frames_grabbed=sum(r.frames_grabbed for r in results.values()),
+        last_time_s=last.last_time_s if last is not None else float(times[-1]),
+        workers=len(planned),
         segments=segments,
     )

@@ -41,7 +41,7 @@ __all__ = [
 
 #: Frames per chunk are chosen so that one chunk holds about this many bytes of pixels:
 #: with the prefetch queue, a few chunks are alive at once, whatever the frame size.
-CHUNK_BYTES = 8_000_000
+CHUNK_BYTES = 4_000_000
 
 #: Chunks decoded ahead of the one being tracked.
 PREFETCH_CHUNKS = 3

@@ -107,3 +107,56 @@ def test_a_failed_join_is_reported_and_cleaned_up(prepared, tmp_path, monkeypatc
     why = track_segments(video, info, detectors, tmp_path, workers=2, min_segment_s=2.0)
     assert why == "segment 0: 239 frames decoded, 240 expected from the index"
     assert not list(tmp_path.glob("segment-*"))  # the segments' parts are gone
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_an_interrupted_segment_run_continues_where_each_segment_stopped(
+    prepared, tmp_path, stride
+):
+    """Killed mid-way, each segment has written some parts (or none): the rerun keeps them,
+    tracks only the rest of each segment, and the joined track equals one pass."""
+    video, info, detectors = prepared
+    one = _one_pass(video, info, detectors, tmp_path / "one", stride)
+    folder = tmp_path / "many"
+    first = track_segments(video, info, detectors, folder, workers=3, stride=stride,
+                           checkpoint_s=1, min_segment_s=2.0)
+    assert isinstance(first, SegmentRun), first
+    # what a kill would have left: segment 0 complete, segment 1 its first 50 frames in
+    # part files, segment 2 nothing
+    seg = sorted(folder.glob("segment-*"))
+    assert len(seg) == 3
+    start1 = first.segments[1]["first_frame"]
+    rows = read_parts(sorted(seg[1].glob("part-*")))
+    for part in seg[1].glob("part-*"):
+        part.unlink()
+    rows = rows[rows["frame"] < start1 + 50].astype({"arena": str})
+    TrackPartWriter(seg[1]).write(rows.reset_index(drop=True))
+    for part in seg[2].glob("part-*"):
+        part.unlink()
+    kept = len(read_parts(sorted(seg[0].glob("part-*")) + sorted(seg[1].glob("part-*"))))
+    again = track_segments(video, info, detectors, folder, workers=3, stride=stride,
+                           checkpoint_s=1, min_segment_s=2.0)
+    assert isinstance(again, SegmentRun), again
+    assert _track(again).equals(one)
+    assert again.frames_tracked == len(one) // len(detectors)
+    assert again.frames_decoded == 480
+    done = [s["frames_from_interrupted_run"] for s in again.segments]
+    assert done[0] == again.segments[0]["frames"] and done[2] == 0
+    assert 0 < done[1] < again.segments[1]["frames"]
+    assert [s["frames"] for s in again.segments] == [s["frames"] for s in first.segments]
+    # only the rest was decoded again: at most the two unfinished segments and lead-ins
+    assert again.frames_grabbed < first.frames_grabbed - kept // len(detectors) // 2
+
+
+def test_segments_of_another_plan_are_not_continued(prepared, tmp_path):
+    video, info, detectors = prepared
+    one = _one_pass(video, info, detectors, tmp_path / "one")
+    folder = tmp_path / "many"
+    assert isinstance(track_segments(video, info, detectors, folder, workers=3,
+                                     checkpoint_s=1, min_segment_s=2.0), SegmentRun)
+    two = track_segments(video, info, detectors, folder, workers=2, checkpoint_s=1,
+                         min_segment_s=2.0)
+    assert isinstance(two, SegmentRun), two
+    assert sorted(p.name for p in folder.glob("segment-*")) == ["segment-00", "segment-01"]
+    assert all(s["frames_from_interrupted_run"] == 0 for s in two.segments)
+    assert _track(two).equals(one)
