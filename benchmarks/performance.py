@@ -8,9 +8,9 @@ sampled every 20 ms.
 
 Sections (all by default):
 
-- ``speed``: ``track`` against a bare OpenCV ``grab()`` loop (benchmarks/grab_loop.py) over
-  the same 30-min file, 640x480 and 1280x720: wall time ratio, and the track's accuracy
-  against the ground truth.
+- ``speed``: ``track`` and ``track --workers 2`` against a bare OpenCV ``grab()`` loop
+  (benchmarks/grab_loop.py) over the same 30-min file, 640x480 and 1280x720: wall time
+  ratios, peak memory, and the track's accuracy against the ground truth.
 - ``memory``: peak memory of ``track`` on the 3-min and the 30-min 1280x720 file.
 - ``segments``: ``track --workers 2`` against ``--workers 1`` on the 30-min 1280x720 file,
   and whether their tracks and summaries are identical.
@@ -160,10 +160,15 @@ def speed(repeat: int, work: Path) -> dict:
         for _ in range(repeat):
             g = run(grab_cmd(v))
             t = run(track_cmd(v, work / f"speed_{size}"))
+            t2 = run(track_cmd(v, work / f"speed2_{size}", "--workers", "2"))
             rows.append({"grab_s": g["wall_s"], "track_s": t["wall_s"],
-                         "ratio": t["wall_s"] / g["wall_s"]})
-            print(f"  speed {size}: grab {g['wall_s']:.1f} s, track {t['wall_s']:.1f} s, "
-                  f"ratio {rows[-1]['ratio']:.2f}", flush=True)
+                         "ratio": t["wall_s"] / g["wall_s"],
+                         "track_workers2_s": t2["wall_s"],
+                         "ratio_workers2": t2["wall_s"] / g["wall_s"],
+                         "track_peak_mb": t["peak_mb"], "workers2_peak_mb": t2["peak_mb"]})
+            print(f"  speed {size}: grab {g['wall_s']:.1f} s, track {t['wall_s']:.1f} s "
+                  f"(ratio {rows[-1]['ratio']:.2f}), track --workers 2 {t2['wall_s']:.1f} s "
+                  f"(ratio {rows[-1]['ratio_workers2']:.2f})", flush=True)
         result = work / f"speed_{size}" / v.stem
         run_json = json.loads((result / "run.json").read_text())
         out[size] = {
@@ -171,6 +176,10 @@ def speed(repeat: int, work: Path) -> dict:
             "grab_s": med([r["grab_s"] for r in rows]),
             "track_s": med([r["track_s"] for r in rows]),
             "track_over_grab": med([r["ratio"] for r in rows]),
+            "track_workers2_s": med([r["track_workers2_s"] for r in rows]),
+            "workers2_over_grab": med([r["ratio_workers2"] for r in rows]),
+            "track_peak_mb": med([r["track_peak_mb"] for r in rows]),
+            "workers2_peak_mb": med([r["workers2_peak_mb"] for r in rows]),
             "runs": rows,
             "detection": run_json["detection"],
             "background_sampling": run_json["reader"].get("background_sampling"),

@@ -87,9 +87,10 @@ def _add_track(sub) -> None:
         type=int,
         default=1,
         help="track the video in N time segments, one process each (default 1). For long "
-        "recordings on a machine with N or more cores; the results are identical to one "
-        "pass. Videos shorter than N x 30 s, or whose frames cannot be indexed, are "
-        "tracked in one pass (run.json says why)",
+        "recordings on a machine with N or more cores: about N times faster, N times the "
+        "memory; the results are identical to one pass, and an interrupted run continues "
+        "each segment from its last checkpoint. Videos shorter than N x 30 s, or whose "
+        "frames cannot be indexed, are tracked in one pass (run.json says why)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

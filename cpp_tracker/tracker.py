@@ -191,20 +191,26 @@ class ArenaDetector:
     def light_gain(self, frame: np.ndarray) -> float:
         """Brightness of the arena in ``frame`` relative to the background (1.0 when the
         lighting is not followed)."""
+        return float(self.light_gains(frame[np.newaxis])[0])
+
+    def light_gains(self, frames: np.ndarray) -> np.ndarray:
+        """:meth:`light_gain` of each frame of a stack (n, h, w), float64: the median over
+        the measuring pixels of frame / background, for all frames at once (one gather and
+        one partition per stack instead of per frame)."""
+        n = len(frames)
         if not self.follow_lighting or self.light_px is None:
-            return 1.0
-        # np.median(frame[rows, cols] / light_ref), without np.median's general machinery
-        # and with a flat gather (about half the time per frame; the same value)
-        key = ("flat", frame.shape[1])
+            return np.ones(n)
+        key = ("flat", frames.shape[2])
         flat = self._lit.get(key)
         if flat is None:
-            flat = self._lit[key] = self.light_px[0] * frame.shape[1] + self.light_px[1]
-        ratios = frame.reshape(-1).take(flat) / self.light_ref
-        k = len(ratios) // 2
-        if len(ratios) % 2:
-            return float(np.partition(ratios, k)[k])
-        part = np.partition(ratios, (k - 1, k))
-        return float(np.mean(part[k - 1 : k + 1]))
+            flat = self._lit[key] = self.light_px[0] * frames.shape[2] + self.light_px[1]
+        ratios = frames.reshape(n, -1).take(flat, axis=1) / self.light_ref
+        m = ratios.shape[1]
+        k = m // 2
+        if m % 2:
+            return np.partition(ratios, k, axis=1)[:, k]
+        part = np.partition(ratios, (k - 1, k), axis=1)
+        return (part[:, k - 1] + part[:, k]) / 2.0
 
     def lit(self, gain: float) -> tuple[np.ndarray, float]:
         """Background and threshold for a frame of brightness ``gain`` (cached per 1 %)."""
@@ -672,11 +678,10 @@ def detect_chunk(
     y = np.full(n, np.nan)
     area = np.full(n, np.nan)
     blobs = np.zeros(n, dtype=np.int16)
-    gains = np.ones(n, dtype=np.float32)
+    measured = detector.light_gains(frames)
+    gains = measured.astype(np.float32)
     for i in range(n):
-        g = detector.light_gain(frames[i])
-        gains[i] = g
-        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], g)
+        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], float(measured[i]))
     return x, y, area, blobs, gains
 
 
