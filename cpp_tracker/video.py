@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import os
 import queue
+import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -744,69 +746,31 @@ class VideoReader:
 
 
     def _sample_keyframes(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """``n`` keyframes spread over the video, decoded with PyAV; None when the video
-        has fewer keyframes in its index, or PyAV's frames are not OpenCV's."""
+        """``n`` keyframes spread over the video, decoded with PyAV in a separate process
+        (:mod:`cpp_tracker.keyframes`); None when the video has fewer keyframes in its
+        index, PyAV's frames are not OpenCV's, or the process fails."""
         if not self.luma_direct or self._first_luma is None:
             return None
-        try:
-            import av
-        except ImportError:  # pragma: no cover - a dependency
-            return None
         h, w = self.info.height, self.info.width
-        try:
-            with av.open(self.path) as container:
-                stream = container.streams.video[0]
-                keys = np.array(
-                    [e.timestamp for e in stream.index_entries if e.is_keyframe], dtype=np.int64
+        with tempfile.TemporaryDirectory(prefix="cpp_tracker_keyframes_") as tmp:
+            out = Path(tmp) / "keyframes.npz"
+            try:
+                done = subprocess.run(
+                    [sys.executable, str(Path(__file__).with_name("keyframes.py")), self.path,
+                     str(int(n)), str(h), str(w), str(out)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, timeout=600, check=False,
                 )
-                keys = np.unique(keys)
-                if len(keys) < n:
-                    return None
-                first = next(container.decode(stream))
-                if not np.array_equal(_luma_plane(first, h, w), self._first_luma):
-                    return None
-                wanted = np.linspace(keys[0], keys[-1], n + 2)[1:-1]
-                picks = np.unique(np.abs(keys[None, :] - wanted[:, None]).argmin(axis=1))
-                if len(picks) < max(3, (4 * n) // 5):
-                    return None
-                frames = np.empty((len(picks), h, w), dtype=np.uint8)
-                times = np.empty(len(picks))
-                m = 0
-                for k in picks:
-                    container.seek(int(keys[k]), stream=stream, backward=True, any_frame=False)
-                    frame = next(container.decode(stream), None)
-                    if frame is None or frame.pts is None:
-                        continue
-                    luma = _luma_plane(frame, h, w)
-                    if luma is None:
-                        return None
-                    frames[m] = luma
-                    times[m] = float((frame.pts - (stream.start_time or 0)) * stream.time_base)
-                    m += 1
-        except (av.FFmpegError, StopIteration, IndexError, ValueError):
-            return None
-        if m < max(3, (4 * n) // 5):
+            except (OSError, subprocess.SubprocessError):
+                return None
+            if done.returncode != 0 or not out.exists():
+                return None
+            with np.load(out) as data:
+                first, frames, times = data["first"], data["frames"], data["times"]
+        if not np.array_equal(first, self._first_luma):
             return None
         fps = self.info.nominal_fps or 1.0 / self.nominal_interval_s
-        return frames[:m], np.round(times[:m] * fps).astype(np.int64)
-
-
-#: 8-bit pixel formats whose first plane is the luma (or gray) plane.
-_LUMA_FORMATS = frozenset(
-    "yuv420p yuvj420p yuv422p yuvj422p yuv444p yuvj444p yuv440p yuvj440p yuv411p yuv410p "
-    "gray nv12 nv21".split()
-)
-
-
-def _luma_plane(frame, height: int, width: int) -> np.ndarray | None:
-    """The luma plane of a PyAV frame in a planar YUV or gray format (a copy), else None."""
-    if frame.format.name not in _LUMA_FORMATS:
-        return None
-    if frame.width != width or frame.height != height:
-        return None
-    plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-    return np.ascontiguousarray(rows[:height, :width])
+        return frames, np.round(times * fps).astype(np.int64)
 
 
 def frame_times(path: str | Path) -> np.ndarray:

@@ -4,6 +4,7 @@ a checked seek (FrameSpan), frame times from the packets, keyframe background sa
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import av
 import numpy as np
@@ -189,3 +190,37 @@ def test_background_samples_are_keyframes_when_there_are_enough(spans_clip):
     samples, indices = reader.sample_frames(40)
     assert reader.sampling == "seek" and len(samples) == 40
     assert np.array_equal(samples[3], frames[indices[3]])
+
+
+def test_keyframes_are_decoded_in_a_lean_separate_process(spans_clip, tmp_path):
+    """PyAV's FFmpeg libraries stay out of the tracking process: the keyframe sampler runs
+    as a script that imports neither the package nor OpenCV, pandas or matplotlib."""
+    import subprocess
+    import sys
+
+    import cpp_tracker.video as video_module
+
+    video = spans_clip[0]
+    script = Path(video_module.__file__).with_name("keyframes.py")
+    out = tmp_path / "k.npz"
+    probe = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "code = 0\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "heavy = sorted(m for m in ('cv2', 'pandas', 'matplotlib', 'cpp_tracker') "
+        "if m in sys.modules)\n"
+        "print(code, heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(script), str(video), "8", "240", "320", str(out)],
+        capture_output=True, text=True, check=True,
+    )
+    assert done.stdout.strip() == "0 []"
+    with np.load(out) as data:
+        assert data["frames"].shape == (8, 240, 320)
+    # fewer keyframes than asked: exit 1, nothing written
+    out.unlink()
+    code = subprocess.run([sys.executable, str(script), str(video), "40", "240", "320",
+                           str(out)], check=False).returncode
+    assert code == 1 and not out.exists()
