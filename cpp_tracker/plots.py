@@ -66,8 +66,10 @@ QC_FIGURE_SIZE_PX = (1600, 1000)
 _DPI = 100
 #: PNG text key holding the trajectory panel's video-pixel -> figure-pixel mapping.
 TRAJECTORY_KEY = "cpp_tracker_trajectory"
-#: At most this many points per arena are drawn in the trajectory (evenly thinned).
-_MAX_TRAJECTORY_POINTS = 40_000
+#: At most this many points per arena are drawn in the trajectory (evenly thinned): a
+#: panel ~750 px wide shows no more, and every segment costs matplotlib ~1.5 kB while drawing
+#: (40,000 took ~40 MB more for a 30-min video than for a 3-min one).
+_MAX_TRAJECTORY_POINTS = 10_000
 
 
 def chamber_colors(names: list[str] | tuple[str, ...]) -> dict[str, str]:
