@@ -28,7 +28,7 @@ import pandas as pd
 from .errors import OutputError
 from .outputs import read_json
 from .reprocess import find_result_dirs
-from .summary import SUMMARY_COLUMNS
+from .summary import CHAMBER_MEASURES, SESSION_MEASURES, SUMMARY_COLUMNS
 
 __all__ = [
     "CHAMBER_MEASURES",
@@ -37,18 +37,6 @@ __all__ = [
     "results_wide",
 ]
 
-#: Summary columns that differ by chamber (become ``<chamber>_<measure>`` in the wide table).
-CHAMBER_MEASURES = ["time_s", "percent", "entries", "latency_s", "mean_bout_s"]
-#: Summary columns with one value per arena and session.
-SESSION_MEASURES = [
-    "duration_s",
-    "observed_s",
-    "unknown_s",
-    "distance_px",
-    "distance_cm",
-    "frames",
-    "frames_detected",
-]
 #: Columns that identify a session of one animal in the collected tables.
 _ID_COLUMNS = ["result", "video", "arena"]
 #: Metadata keys not carried as columns: ``animal_id`` is resolved separately, and keys that

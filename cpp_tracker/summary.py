@@ -43,6 +43,8 @@ from .occupancy import cumulative_time
 __all__ = [
     "SUMMARY_COLUMNS",
     "PERIOD_COLUMNS",
+    "CHAMBER_MEASURES",
+    "SESSION_MEASURES",
     "Period",
     "chamber_bouts",
     "path_steps",
@@ -52,16 +54,10 @@ __all__ = [
     "summarize_periods",
 ]
 
-SUMMARY_COLUMNS = [
-    "video",
-    "arena",
-    "animal_id",
-    "chamber",
-    "time_s",
-    "percent",
-    "entries",
-    "latency_s",
-    "mean_bout_s",
+#: Summary columns that differ by chamber (become ``<chamber>_<measure>`` in the wide table).
+CHAMBER_MEASURES = ["time_s", "percent", "entries", "latency_s", "mean_bout_s"]
+#: Summary columns with one value per arena and session.
+SESSION_MEASURES = [
     "duration_s",
     "observed_s",
     "unknown_s",
@@ -70,6 +66,32 @@ SUMMARY_COLUMNS = [
     "frames",
     "frames_detected",
 ]
+SUMMARY_COLUMNS = ["video", "arena", "animal_id", "chamber", *CHAMBER_MEASURES, *SESSION_MEASURES]
+
+
+def _chamber_measures(
+    time_s: float, observed_s: float, entries: int, latency_s: float
+) -> dict:
+    """The :data:`CHAMBER_MEASURES` of one chamber."""
+    return {
+        "time_s": time_s,
+        "percent": 100.0 * time_s / observed_s if observed_s > 0 else np.nan,
+        "entries": entries,
+        "latency_s": latency_s,
+        "mean_bout_s": time_s / entries if entries else np.nan,
+    }
+
+
+def _unknown_measures(unknown_s: float, length_s: float) -> dict:
+    """The :data:`CHAMBER_MEASURES` of the ``unknown`` row: its percent is of the whole
+    length, not of the observed time; no entries."""
+    return {
+        "time_s": unknown_s,
+        "percent": 100.0 * unknown_s / length_s if length_s > 0 else np.nan,
+        "entries": np.nan,
+        "latency_s": np.nan,
+        "mean_bout_s": np.nan,
+    }
 
 
 def chamber_bouts(time_s: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
@@ -191,11 +213,10 @@ def summarize_arena(
                 "arena": arena,
                 "animal_id": animal_id,
                 "chamber": name,
-                "time_s": float(per_chamber[k]),
-                "percent": 100.0 * per_chamber[k] / observed if observed > 0 else np.nan,
-                "entries": entries,
-                "latency_s": float(mine["start_s"].iloc[0]) if entries else np.nan,
-                "mean_bout_s": float(per_chamber[k] / entries) if entries else np.nan,
+                **_chamber_measures(
+                    float(per_chamber[k]), observed, entries,
+                    float(mine["start_s"].iloc[0]) if entries else np.nan,
+                ),
                 **common,
             }
         )
@@ -205,11 +226,7 @@ def summarize_arena(
             "arena": arena,
             "animal_id": animal_id,
             "chamber": "unknown",
-            "time_s": unknown,
-            "percent": 100.0 * unknown / duration_s if duration_s > 0 else np.nan,
-            "entries": np.nan,
-            "latency_s": np.nan,
-            "mean_bout_s": np.nan,
+            **_unknown_measures(unknown, duration_s),
             **common,
         }
     )
@@ -358,22 +375,17 @@ def summarize_periods(
                 {
                     **common,
                     "chamber": name,
-                    "time_s": time_j,
-                    "percent": 100.0 * time_j / observed if observed > 0 else np.nan,
-                    "entries": entries,
-                    "latency_s": float(overlap_t[hits[0]] - p.start_s) if len(hits) else np.nan,
-                    "mean_bout_s": time_j / entries if entries else np.nan,
+                    **_chamber_measures(
+                        time_j, observed, entries,
+                        float(overlap_t[hits[0]] - p.start_s) if len(hits) else np.nan,
+                    ),
                 }
             )
         rows.append(
             {
                 **common,
                 "chamber": "unknown",
-                "time_s": unknown,
-                "percent": 100.0 * unknown / length if length > 0 else np.nan,
-                "entries": np.nan,
-                "latency_s": np.nan,
-                "mean_bout_s": np.nan,
+                **_unknown_measures(unknown, length),
             }
         )
     table = pd.DataFrame(rows, columns=PERIOD_COLUMNS)
