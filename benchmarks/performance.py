@@ -3,15 +3,20 @@
 Every measurement runs a separate process (as a user would) and is repeated ``--repeat``
 times; the measurements of one repetition run back to back, so a ratio compares runs made
 under the same load. The figure reported is the median over repetitions of each ratio.
-Peak memory is the largest sum of the resident memory of the process and its children,
-sampled every 20 ms.
+Peak memory is the largest sum of the resident memory (RSS) of the process and its
+children, sampled every 20 ms. Where a run has several processes (``--workers``), RSS counts
+the pages they share (the libraries: Python, NumPy, OpenCV, Arrow) once per process; the
+memory sections also give the peak sum of their proportional set size (PSS: each shared
+page divided among the processes that map it), which is what the tree takes from the
+machine.
 
 Sections (all by default):
 
 - ``speed``: ``track`` and ``track --workers 2`` against a bare OpenCV ``grab()`` loop
   (benchmarks/grab_loop.py) over the same 30-min file, 640x480 and 1280x720: wall time
   ratios, peak memory, and the track's accuracy against the ground truth.
-- ``memory``: peak memory of ``track`` on the 3-min and the 30-min 1280x720 file.
+- ``memory``: peak memory of ``track`` on the 3-min and the 30-min files, one process and
+  ``--workers 2``.
 - ``segments``: ``track --workers 2`` against ``--workers 1`` on the 30-min 1280x720 file,
   and whether their tracks and summaries are identical.
 - ``scaling``: ``batch --workers 2`` against ``batch --workers 1`` on two 30-min 640x480
@@ -52,18 +57,26 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTH
 
 
 # -- measuring a process ---------------------------------------------------------------------
-def _rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, kB."""
+def _rss_kb(pid: int, field: str = "rss") -> int:
+    """Resident memory (``rss``) or proportional set size (``pss``) of ``pid`` and all its
+    descendants, kB."""
     total = 0
     stack = [pid]
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
+            if field == "pss":
+                with open(f"/proc/{p}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            total += int(line.split()[1])
+                            break
+            else:
+                with open(f"/proc/{p}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                            break
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     stack.extend(int(c) for c in f.read().split())
@@ -72,17 +85,21 @@ def _rss_kb(pid: int) -> int:
     return total
 
 
-def run(cmd: list[str]) -> dict:
-    """Run ``cmd``; its wall time (s), peak memory of its process tree (MB), exit code."""
+def run(cmd: list[str], pss: bool = False) -> dict:
+    """Run ``cmd``; its wall time (s), peak memory of its process tree (MB: RSS, and PSS
+    when ``pss``), exit code."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
+    peak_pss = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not done.is_set():
             peak = max(peak, _rss_kb(proc.pid))
+            if pss:
+                peak_pss = max(peak_pss, _rss_kb(proc.pid, "pss"))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -93,7 +110,8 @@ def run(cmd: list[str]) -> dict:
     sampler.join()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
-    return {"wall_s": wall, "peak_mb": peak / 1024.0, "stdout": out.decode()}
+    return {"wall_s": wall, "peak_mb": peak / 1024.0, "peak_pss_mb": peak_pss / 1024.0,
+            "stdout": out.decode()}
 
 
 def run_parallel(cmds: list[list[str]]) -> float:
@@ -195,16 +213,28 @@ def memory(repeat: int, work: Path) -> dict:
         for _ in range(repeat):
             row = {}
             for minutes in (3, 30):
-                r = run(track_cmd(video(size, minutes), work / f"memory_{size}"))
-                row[f"{minutes}min_mb"] = r["peak_mb"]
+                for label, extra in (("", ()), ("workers2_", ("--workers", "2"))):
+                    r = run(track_cmd(video(size, minutes), work / f"memory_{size}", *extra),
+                            pss=True)
+                    row[f"{label}{minutes}min_mb"] = r["peak_mb"]
+                    row[f"{label}{minutes}min_pss_mb"] = r["peak_pss_mb"]
             row["ratio"] = row["30min_mb"] / row["3min_mb"]
             rows.append(row)
-            print(f"  memory {size}: 3 min {row['3min_mb']:.0f} MB, 30 min "
-                  f"{row['30min_mb']:.0f} MB", flush=True)
+            print(f"  memory {size}: one process 3 min {row['3min_mb']:.0f} MB "
+                  f"(PSS {row['3min_pss_mb']:.0f}), 30 min {row['30min_mb']:.0f} MB "
+                  f"(PSS {row['30min_pss_mb']:.0f}); --workers 2: 3 min "
+                  f"{row['workers2_3min_mb']:.0f} MB (PSS {row['workers2_3min_pss_mb']:.0f}), "
+                  f"30 min {row['workers2_30min_mb']:.0f} MB "
+                  f"(PSS {row['workers2_30min_pss_mb']:.0f})", flush=True)
         out[size] = {
             "peak_3min_mb": med([r["3min_mb"] for r in rows]),
             "peak_30min_mb": med([r["30min_mb"] for r in rows]),
             "30min_over_3min": med([r["ratio"] for r in rows]),
+            **{
+                f"{label}peak_{m}min_{kind}mb": med([r[f"{label}{m}min_{kind}mb"] for r in rows])
+                for label in ("", "workers2_") for m in (3, 30) for kind in ("pss_", "")
+                if label or kind
+            },
             "runs": rows,
         }
     return out

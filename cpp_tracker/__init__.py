@@ -12,20 +12,56 @@ The public API, in pipeline order::
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, CppTrackerError, OutputError, VideoError  # noqa: E402
-from .config import Config, load_config, parse_config  # noqa: E402
-from .video import VideoInfo, VideoReader, probe_video  # noqa: E402
-from .background import estimate_background, median_background  # noqa: E402
-from .tracker import TRACK_COLUMNS, make_detector  # noqa: E402
-from .geometry import assign_chambers, build_layout  # noqa: E402
-from .occupancy import frame_durations, occupancy_per_second  # noqa: E402
-from .summary import summarize_arena  # noqa: E402
-from .lighting import find_lighting_periods  # noqa: E402
-from .qc import qc_per_second, video_qc  # noqa: E402
-from .pipeline import analyse_track, track_session, track_video  # noqa: E402
-from .reprocess import config_changes, reprocess_result  # noqa: E402
-from .collect import collect_results  # noqa: E402
-from .design import load_design  # noqa: E402
+# The names below are imported on first use (PEP 562), so that ``import cpp_tracker.video``
+# (the segment worker processes, the CLI before a run starts) does not load pandas, shapely
+# and matplotlib: ~90 MB per process that never uses them.
+_EXPORTS = {
+    "ConfigError": ".errors",
+    "CppTrackerError": ".errors",
+    "OutputError": ".errors",
+    "VideoError": ".errors",
+    "Config": ".config",
+    "load_config": ".config",
+    "parse_config": ".config",
+    "VideoInfo": ".video",
+    "VideoReader": ".video",
+    "probe_video": ".video",
+    "estimate_background": ".background",
+    "median_background": ".background",
+    "TRACK_COLUMNS": ".tracker",
+    "make_detector": ".tracker",
+    "assign_chambers": ".geometry",
+    "build_layout": ".geometry",
+    "frame_durations": ".occupancy",
+    "occupancy_per_second": ".occupancy",
+    "summarize_arena": ".summary",
+    "find_lighting_periods": ".lighting",
+    "qc_per_second": ".qc",
+    "video_qc": ".qc",
+    "analyse_track": ".pipeline",
+    "track_session": ".pipeline",
+    "track_video": ".pipeline",
+    "config_changes": ".reprocess",
+    "reprocess_result": ".reprocess",
+    "collect_results": ".collect",
+    "load_design": ".design",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cpp_tracker' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "__version__",

@@ -9,6 +9,11 @@ decoding with it inside the tracking process would keep both mapped for the whol
 ``.npz`` file and exits.
 
     python keyframes.py VIDEO N HEIGHT WIDTH OUT.npz
+    python keyframes.py --times VIDEO OUT.npy
+
+The second form writes the presentation time of every frame from the container's packets
+(no decoding), for :func:`cpp_tracker.video.frame_times`; on failure it prints the reason
+and exits with status 2.
 
 ``OUT.npz`` holds ``first`` (the luma plane of the first frame, to check that PyAV's frames
 are OpenCV's), ``frames`` (m, h, w) and ``times`` (s since the stream's start). Exit status
@@ -82,7 +87,37 @@ def keyframes(path: str, n: int, height: int, width: int):
     return first, frames[:m], times[:m]
 
 
+def packet_times(path: str) -> np.ndarray:
+    """Presentation time (s since the stream's start) of every frame, in presentation
+    order, from the packets. Raises ValueError when there are none."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            start = stream.start_time or 0
+            tb = stream.time_base
+            pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+    except (av.FFmpegError, IndexError) as e:
+        raise ValueError(f"its frames cannot be indexed ({e})") from None
+    if not pts:
+        raise ValueError("its packets carry no timestamps")
+    ticks = np.sort(np.asarray(pts, dtype=np.int64)) - start
+    # the same arithmetic as OpenCV's CAP_PROP_POS_MSEC, then / 1000 as the reader does
+    return ticks.astype(np.float64) * (tb.numerator / tb.denominator) * 1000.0 / 1000.0
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--times":
+        path, out = argv[1:]
+        try:
+            times = packet_times(path)
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 2
+        with open(out, "wb") as f:
+            np.save(f, times)
+        return 0
     path, n, height, width, out = argv
     found = keyframes(path, int(n), int(height), int(width))
     if found is None:

@@ -12,12 +12,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # imported where used: the tracking processes need no pandas
+    import pandas as pd
 
 from .errors import OutputError
 
@@ -111,6 +113,8 @@ def write_parquet(path: str | Path, table: pd.DataFrame) -> Path:
 
 
 def read_track(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_parquet(path, columns=columns)
     except FileNotFoundError:
@@ -143,9 +147,11 @@ class TrackPartWriter:
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet"))
 
-    def write(self, table: pd.DataFrame) -> Path:
+    def write(self, table: pa.Table | pd.DataFrame) -> Path:
         self.count += 1
         path = self.folder / f"part-{self.count:06d}.parquet"
+        if isinstance(table, pa.Table):
+            return atomic_path(path, lambda tmp: pq.write_table(table, tmp))
         return write_parquet(path, table)
 
     def read_all(self, columns: list[str] | None = None) -> pd.DataFrame:
@@ -157,10 +163,13 @@ def read_parts(parts: list[Path], columns: list[str] | None = None) -> pd.DataFr
 
     String columns come back as categoricals: one copy of each arena name, not one per row.
     """
+    import pandas as pd
+
     if not parts:
         return pd.DataFrame()
     tables = [pq.read_table(p, columns=columns) for p in parts]
-    table = pa.concat_tables(tables)
+    # parts written by pandas (older runs, tests) and by Arrow differ in string types
+    table = pa.concat_tables(tables, promote_options="permissive")
     del tables
     return table.to_pandas(strings_to_categorical=True, self_destruct=True)
 
@@ -172,6 +181,8 @@ def write_track_from_parts(
 
     ``add_columns(part_table, row_offset)`` returns the part with any computed columns.
     """
+
+    import pandas as pd
 
     def w(tmp: str) -> None:
         writer = None

@@ -125,9 +125,11 @@ def _init_worker(counters) -> None:
 
 
 def _worker(k: int, *args) -> _SpanResult:
+    first = args[4].first_index  # the span's first frame: decode indices count from there
+
     def progress(n: int) -> None:
         if _COUNTERS is not None:
-            _COUNTERS[k] = n
+            _COUNTERS[k] = max(0, n - first)
 
     return _track_span(*args, on_progress=progress)
 

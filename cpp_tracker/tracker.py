@@ -32,13 +32,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from .background import IntHistogram
 from .config import ArenaConfig, DetectionSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "TRACK_COLUMNS",
@@ -80,6 +84,8 @@ DOWNSCALE_MIN_AREA_PX = 400.0
 
 def empty_track() -> pd.DataFrame:
     """A track table with no rows and the right columns and dtypes."""
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRACK_COLUMNS.items()})
 
 
@@ -688,7 +694,7 @@ def detect_chunk(
 def track_frames(
     chunks: Iterable,
     detectors: Sequence[ArenaDetector],
-    write_part: Callable[[pd.DataFrame], object],
+    write_part: Callable[[pa.Table], object],
     *,
     checkpoint_s: float,
     on_chunk: Callable[[], None] | None = None,
@@ -721,7 +727,7 @@ def track_frames(
     return frames
 
 
-def rows_from_chunks(pending: list, names: list[str]) -> pd.DataFrame:
+def rows_from_chunks(pending: list, names: list[str]) -> pa.Table:
     """Track rows (:func:`track_rows`) from (frame index, time_s, :func:`detect_chunk`
     results per arena) gathered chunk by chunk: one table per part, not one per chunk."""
     index = np.concatenate([p[0] for p in pending])
@@ -735,20 +741,53 @@ def rows_from_chunks(pending: list, names: list[str]) -> pd.DataFrame:
 
 def track_rows(
     index: np.ndarray, time_s: np.ndarray, detections: list[tuple], arena_names: list[str]
-) -> pd.DataFrame:
+) -> pa.Table:
     """Frame-major track rows (each frame, then each arena in config order) from the frame
     indices, times and per-arena :func:`detect_chunk` results; the columns of
-    :data:`TRACK_COLUMNS` but those assigned after detection."""
+    :data:`TRACK_COLUMNS` but those assigned after detection, as an Arrow table (what the
+    part files hold)."""
     n = len(index)
     k = len(arena_names)
     cols = {
-        "frame": np.repeat(index, k),
-        "time_s": np.repeat(time_s, k),
-        "arena": np.tile(np.array(arena_names, dtype=object), n),
+        "frame": np.repeat(np.asarray(index, dtype=np.int64), k),
+        "time_s": np.repeat(np.asarray(time_s, dtype=np.float64), k),
     }
     for j, name in enumerate(("x", "y", "area_px", "n_blobs", "light_gain")):
         cols[name] = np.stack([d[j] for d in detections], axis=1).reshape(-1)
-    table = pd.DataFrame(cols)
-    table["detected"] = np.isfinite(table["x"].to_numpy())
-    table["n_blobs"] = table["n_blobs"].astype("int16")
-    return table[[c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]]
+    cols["detected"] = np.isfinite(cols["x"])
+    arrays = {name: _arrow_array(cols[name], TRACK_COLUMNS[name]) for name in cols}
+    arrays["arena"] = _repeated_strings(arena_names, n)
+    names = [c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]
+    return pa.Table.from_arrays([arrays[c] for c in names], names=names)
+
+
+_ARROW_TYPES = {
+    "int64": pa.int64(), "int16": pa.int16(), "float64": pa.float64(), "float32": pa.float32()
+}
+
+
+# The arrays are built from their buffers: ``pa.array`` on a NumPy array imports pandas
+# (~50 MB) to check whether it was given a pandas object, and the tracking processes
+# have no other use for pandas.
+def _arrow_array(values: np.ndarray, dtype: str) -> pa.Array:
+    """An Arrow array (no nulls) of ``values`` as ``dtype`` (a :data:`TRACK_COLUMNS` type)."""
+    if dtype == "bool":
+        bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    data = np.ascontiguousarray(values, dtype=np.dtype(dtype))
+    return pa.Array.from_buffers(_ARROW_TYPES[dtype], len(data), [None, pa.py_buffer(data)])
+
+
+def _repeated_strings(names: list[str], n: int) -> pa.Array:
+    """``names`` repeated ``n`` times, as one Arrow large_string array."""
+    encoded = [name.encode() for name in names]
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    within = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    total = int(lengths.sum())
+    offsets = (np.arange(n, dtype=np.int64)[:, None] * total + within[None, :]).reshape(-1)
+    offsets = np.append(offsets, np.int64(n * total))
+    data = b"".join(encoded) * n
+    return pa.Array.from_buffers(
+        pa.large_string(), n * len(names),
+        [None, pa.py_buffer(offsets), pa.py_buffer(data)],
+    )

@@ -776,23 +776,28 @@ class VideoReader:
 def frame_times(path: str | Path) -> np.ndarray:
     """Presentation time (s) of every frame, in presentation order, from the container's
     packets (no decoding), as :class:`VideoReader` reports them (time since the stream's
-    start). Raises :class:`VideoError` when the packets carry no timestamps."""
-    import av
+    start). Raises :class:`VideoError` when the packets carry no timestamps.
 
+    Read with PyAV in a separate short-lived process (:mod:`cpp_tracker.keyframes`), so
+    that PyAV's copy of the FFmpeg libraries (~20 MB) is not loaded into a process that
+    then waits for the segment workers.
+    """
     path = str(path)
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            start = stream.start_time or 0
-            tb = stream.time_base
-            pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
-    except (av.FFmpegError, IndexError) as e:
-        raise VideoError(f"{path}: its frames cannot be indexed ({e})") from None
-    if not pts:
-        raise VideoError(f"{path}: its packets carry no timestamps")
-    ticks = np.sort(np.asarray(pts, dtype=np.int64)) - start
-    # the same arithmetic as OpenCV's CAP_PROP_POS_MSEC, then / 1000 as the reader does
-    return ticks.astype(np.float64) * (tb.numerator / tb.denominator) * 1000.0 / 1000.0
+    with tempfile.TemporaryDirectory(prefix="cpp_tracker_times_") as tmp:
+        out = Path(tmp) / "times.npy"
+        try:
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).with_name("keyframes.py")), "--times",
+                 path, str(out)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                timeout=3600, check=False, text=True,
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            raise VideoError(f"{path}: its frames cannot be indexed ({e})") from None
+        if done.returncode != 0 or not out.exists():
+            why = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+            raise VideoError(f"{path}: {why[0]}")
+        return np.load(out)
 
 
 _END = object()

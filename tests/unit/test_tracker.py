@@ -161,9 +161,17 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
             return len(self.index)
 
     chunks = [Chunk(s, min(20, len(frames) - s)) for s in range(0, len(frames), 20)]
-    parts = []
-    n = track_frames(chunks, [det, other], parts.append, checkpoint_s=2.0)
+    tables = []
+    n = track_frames(chunks, [det, other], tables.append, checkpoint_s=2.0)
     assert n == len(frames)
+    # the part tables carry the track's dtypes (no pandas in the tracking processes)
+    types = {f.name: str(f.type) for f in tables[0].schema}
+    assert types == {
+        "frame": "int64", "time_s": "double", "arena": "large_string", "x": "double",
+        "y": "double", "area_px": "double", "detected": "bool", "n_blobs": "int16",
+        "light_gain": "float",
+    }
+    parts = [t.to_pandas() for t in tables]
     assert len(parts) >= 3  # 8 s of video, a part every 2 s
     table = np.concatenate([p["frame"].to_numpy() for p in parts])
     assert np.array_equal(table, np.repeat(np.arange(len(frames)), 2))
