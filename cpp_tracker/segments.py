@@ -2,7 +2,8 @@
 
 :func:`track_segments` runs the detectors (prepared once, from samples of the whole video)
 over every frame and writes the track in part files as it goes. The recording is cut into
-``workers`` stretches of about equal frame counts, each tracked by its own process: it
+``workers`` stretches of about equal frame counts, each tracked by its own process (the
+first by the calling process itself, the others by new ones): it
 seeks to a little before its stretch, checks that the seek did not overshoot, and detects
 in every frame whose presentation time lies in the stretch (see
 :class:`~cpp_tracker.video.FrameSpan`). Every process uses the same detectors, so the same
@@ -22,10 +23,12 @@ video in one pass (``run.json`` says why).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -343,17 +346,41 @@ def _detect_in_segments(
         counters = ctx.Array("q", len(spans), lock=False)
         base = int(sum(covered))
         threads = tracking_decode_threads(len(todo))
-        with ProcessPoolExecutor(
-            max_workers=len(todo), mp_context=ctx, initializer=_init_worker,
-            initargs=(counters,),
-        ) as pool:
-            futures = {
-                pool.submit(
-                    _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
-                    checkpoint_s, threads,
-                ): k
-                for k in todo
-            }
+        # this process tracks the first stretch itself, one new process each of the others:
+        # one process fewer to start and to hold in memory
+        own, others = todo[0], todo[1:]
+        with contextlib.ExitStack() as stack:
+            futures: dict = {}
+            if others:
+                pool = stack.enter_context(ProcessPoolExecutor(
+                    max_workers=len(others), mp_context=ctx, initializer=_init_worker,
+                    initargs=(counters,),
+                ))
+                futures = {
+                    pool.submit(
+                        _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
+                        checkpoint_s, threads,
+                    ): k
+                    for k in others
+                }
+            shown = [0.0]
+
+            def own_progress(n: int) -> None:
+                counters[own] = max(0, n - spans[own].first_index)
+                now = time.monotonic()
+                if now - shown[0] < 0.5:
+                    return
+                shown[0] = now
+                for f in futures:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()
+                if progress is not None:
+                    progress(base + int(sum(counters)))
+
+            results[own] = _track_span(
+                video, info, detectors, dirs[own], spans[own], stride, checkpoint_s,
+                threads, own_progress,
+            )
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
@@ -364,7 +391,9 @@ def _detect_in_segments(
                         for other in pending:
                             other.cancel()
                         raise f.exception()
-            results = {k: f.result() for f, k in futures.items()}
+            results.update({k: f.result() for f, k in futures.items()})
+            if progress is not None:
+                progress(base + int(sum(counters)))
     why = _check_join([results[k] for k in todo], [expected[k] for k in todo],
                       last=[k == len(spans) - 1 for k in todo], numbers=todo)
     if why:
