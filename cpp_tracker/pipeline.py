@@ -632,7 +632,10 @@ def _load_checkpoint(partial: Path, key: dict) -> tuple[_Checkpoint, np.ndarray,
     if background is None:
         return "the checkpoint's background image cannot be read"
     parts = sorted(partial.glob("part-*.parquet"))
-    if len(parts) < state.parts:
+    # the checkpoint's parts are part-000001 ... part-<state.parts>, every one of them (a
+    # count alone would take later parts for deleted earlier ones)
+    expected = [f"part-{i:06d}.parquet" for i in range(1, state.parts + 1)]
+    if [p.name for p in parts[: state.parts]] != expected:
         return "part files of the checkpoint are missing"
     for extra in parts[state.parts :]:  # written after the last checkpoint: redo them
         extra.unlink()

@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -117,11 +118,13 @@ def _track_span(
 
 # -- worker processes ------------------------------------------------------------------------
 _COUNTERS = None
+_PARENT = None
 
 
 def _init_worker(counters) -> None:
-    global _COUNTERS
+    global _COUNTERS, _PARENT
     _COUNTERS = counters
+    _PARENT = os.getppid()
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism
@@ -133,6 +136,9 @@ def _worker(k: int, *args) -> _SpanResult:
     def progress(n: int) -> None:
         if _COUNTERS is not None:
             _COUNTERS[k] = max(0, n - first)
+        if _PARENT is not None and os.getppid() != _PARENT:
+            # the run was stopped (its main process killed alone): do not track on for hours
+            os._exit(1)  # part files are whole (written atomically)
 
     return _track_span(*args, on_progress=progress)
 
@@ -190,6 +196,10 @@ def _done_so_far(folder: Path) -> tuple[int, int] | None:
 
     parts = sorted(folder.glob("part-*.parquet"))
     if not parts:
+        return None
+    if [p.name for p in parts] != [f"part-{i:06d}.parquet" for i in range(1, len(parts) + 1)]:
+        for path in parts:  # a part is missing: this segment starts again
+            path.unlink()
         return None
     frames = 0
     last = -1

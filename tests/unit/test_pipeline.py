@@ -107,6 +107,29 @@ def test_checkpoint_of_another_config_is_not_used(clip, fresh, tmp_path, monkeyp
     assert_same_results(result.result_dir, fresh.result_dir)
 
 
+def test_checkpoint_with_a_part_file_gone_is_not_used(clip, fresh, tmp_path, monkeypatch):
+    """A part file deleted under an interrupted run (its frames would count as unknown) is
+    noticed even when a later part takes its place in the count."""
+    video, truth, config_path = clip
+    config = load_config(config_path)
+    interrupt_after(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        track_video(video, config, tmp_path, progress=False)
+    monkeypatch.undo()
+    partial = tmp_path / video.stem / ".partial"
+    state = json.loads((partial / "checkpoint.json").read_text())
+    assert state["parts"] >= 2
+    first = partial / "part-000001.parquet"
+    first.rename(partial / f"part-{state['parts'] + 1:06d}.parquet")  # same count, a gap
+    result = track_video(video, config, tmp_path, progress=False)
+    assert result.run_info["resume"]["resumed"] is False
+    assert result.warnings[0] == (
+        "an earlier interrupted run could not be continued (part files of the checkpoint "
+        "are missing); tracked from the beginning"
+    )
+    assert_same_results(result.result_dir, fresh.result_dir)
+
+
 def test_time_window_counts_only_its_frames(clip, fresh, tmp_path):
     video, truth, config_path = clip
     result = track_video(

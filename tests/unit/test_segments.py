@@ -164,6 +164,27 @@ def test_segments_of_another_plan_are_not_continued(prepared, tmp_path):
     assert _track(two).equals(one)
 
 
+def test_a_segment_with_a_part_file_gone_is_tracked_again(prepared, tmp_path):
+    """A segment whose parts have a gap (a file deleted under the interrupted run) is not
+    continued after its last part (its frames would be missing): it starts again."""
+    video, info, detectors = prepared
+    one = _one_pass(video, info, detectors, tmp_path / "one", 1)
+    folder = tmp_path / "many"
+    first = track_segments(video, info, detectors, folder, workers=2, checkpoint_s=1,
+                           min_segment_s=2.0)
+    assert isinstance(first, SegmentRun), first
+    parts0 = sorted((folder / "segment-00").glob("part-*"))
+    assert len(parts0) >= 2
+    parts0[0].unlink()
+    again = track_segments(video, info, detectors, folder, workers=2, checkpoint_s=1,
+                           min_segment_s=2.0)
+    assert isinstance(again, SegmentRun), again
+    assert [s["frames_from_interrupted_run"] for s in again.segments] == [
+        0, again.segments[1]["frames"]
+    ]
+    assert _track(again).equals(one)
+
+
 def test_tracking_needs_neither_pandas_nor_matplotlib():
     """The segment processes import the tracking modules and write part files; they stay
     small only if that loads no analysis library (pandas alone is ~50 MB per process)."""
