@@ -33,6 +33,8 @@ __all__ = [
     "read_track",
     "write_png",
     "TrackPartWriter",
+    "part_name",
+    "parts_are_complete",
     "read_parts",
     "write_track_from_parts",
 ]
@@ -132,6 +134,17 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return write_bytes(path, buf.tobytes())
 
 
+def part_name(number: int) -> str:
+    """File name of the ``number``-th part (from 1) of a track written in parts."""
+    return f"part-{number:06d}.parquet"
+
+
+def parts_are_complete(parts: list[Path]) -> bool:
+    """Whether ``parts`` (sorted) are exactly the first ``len(parts)`` part files, none
+    missing: a count alone would take a later part for a deleted earlier one."""
+    return [p.name for p in parts] == [part_name(i) for i in range(1, len(parts) + 1)]
+
+
 class TrackPartWriter:
     """Writes the per-frame track as numbered part files while tracking runs.
 
@@ -149,7 +162,7 @@ class TrackPartWriter:
 
     def write(self, table: pa.Table | pd.DataFrame) -> Path:
         self.count += 1
-        path = self.folder / f"part-{self.count:06d}.parquet"
+        path = self.folder / part_name(self.count)
         if isinstance(table, pa.Table):
             return atomic_path(path, lambda tmp: pq.write_table(table, tmp))
         return write_parquet(path, table)

@@ -42,6 +42,8 @@ from .config import (
 from .errors import ConfigError, OutputError, VideoError
 from .outputs import (
     TrackPartWriter,
+    part_name,
+    parts_are_complete,
     read_json,
     write_bytes,
     write_csv,
@@ -632,10 +634,7 @@ def _load_checkpoint(partial: Path, key: dict) -> tuple[_Checkpoint, np.ndarray,
     if background is None:
         return "the checkpoint's background image cannot be read"
     parts = sorted(partial.glob("part-*.parquet"))
-    # the checkpoint's parts are part-000001 ... part-<state.parts>, every one of them (a
-    # count alone would take later parts for deleted earlier ones)
-    expected = [f"part-{i:06d}.parquet" for i in range(1, state.parts + 1)]
-    if [p.name for p in parts[: state.parts]] != expected:
+    if len(parts) < state.parts or not parts_are_complete(parts[: state.parts]):
         return "part files of the checkpoint are missing"
     for extra in parts[state.parts :]:  # written after the last checkpoint: redo them
         extra.unlink()
@@ -794,7 +793,7 @@ def _track_in_segments(
             why = run
         else:
             for k, path in enumerate(run.parts):  # in order, named as one pass names them
-                path.rename(partial / f"part-{k + 1:06d}.parquet")
+                path.rename(partial / part_name(k + 1))
             for path in partial.glob("segment-*"):
                 shutil.rmtree(path, ignore_errors=True)
             (partial / SEGMENT_PLAN_FILE).unlink(missing_ok=True)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VideoError
-from .outputs import TrackPartWriter, write_json
+from .outputs import TrackPartWriter, parts_are_complete, write_json
 from .tracker import ArenaDetector, track_frames
 from .video import (
     FrameSpan,
@@ -197,7 +197,7 @@ def _done_so_far(folder: Path) -> tuple[int, int] | None:
     parts = sorted(folder.glob("part-*.parquet"))
     if not parts:
         return None
-    if [p.name for p in parts] != [f"part-{i:06d}.parquet" for i in range(1, len(parts) + 1)]:
+    if not parts_are_complete(parts):
         for path in parts:  # a part is missing: this segment starts again
             path.unlink()
         return None
