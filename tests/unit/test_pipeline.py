@@ -50,6 +50,17 @@ def interrupt_after(monkeypatch, n_chunks: int) -> None:
     monkeypatch.setattr(pipeline, "detect_chunk", detect)
 
 
+def interrupted_run(monkeypatch, video, config, out, n_chunks: int = 5) -> tuple:
+    """Track ``video`` until it is stopped after ``n_chunks`` chunks; the ``.partial``
+    folder it leaves and its checkpoint."""
+    interrupt_after(monkeypatch, n_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        track_video(video, config, out, progress=False)
+    monkeypatch.undo()
+    partial = out / video.stem / ".partial"
+    return partial, json.loads((partial / "checkpoint.json").read_text())
+
+
 def assert_same_results(a, b):
     pd.testing.assert_frame_equal(
         pd.read_parquet(a / "track.parquet"), pd.read_parquet(b / "track.parquet")
@@ -62,14 +73,8 @@ def test_interrupted_track_resumes_and_equals_an_uninterrupted_run(
     clip, fresh, tmp_path, monkeypatch, capsys
 ):
     video, truth, config_path = clip
-    config = load_config(config_path)
-    interrupt_after(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        track_video(video, config, tmp_path, progress=False)
-    monkeypatch.undo()
+    partial, state = interrupted_run(monkeypatch, video, load_config(config_path), tmp_path)
     result_dir = tmp_path / video.stem
-    partial = result_dir / ".partial"
-    state = json.loads((partial / "checkpoint.json").read_text())
     assert state["parts"] >= 2 and not (result_dir / "run.json").exists()
 
     code = main(["track", str(video), "--config", str(config_path), "--out", str(tmp_path),
@@ -112,12 +117,7 @@ def test_checkpoint_with_a_part_file_gone_is_not_used(clip, fresh, tmp_path, mon
     noticed even when a later part takes its place in the count."""
     video, truth, config_path = clip
     config = load_config(config_path)
-    interrupt_after(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        track_video(video, config, tmp_path, progress=False)
-    monkeypatch.undo()
-    partial = tmp_path / video.stem / ".partial"
-    state = json.loads((partial / "checkpoint.json").read_text())
+    partial, state = interrupted_run(monkeypatch, video, config, tmp_path)
     assert state["parts"] >= 2
     first = partial / "part-000001.parquet"
     first.rename(partial / f"part-{state['parts'] + 1:06d}.parquet")  # same count, a gap
