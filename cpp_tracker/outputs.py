@@ -160,12 +160,11 @@ class TrackPartWriter:
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet"))
 
-    def write(self, table: pa.Table | pd.DataFrame) -> Path:
+    def write(self, table: pa.Table) -> Path:
+        """Write ``table`` (:func:`cpp_tracker.tracker.track_rows`) as the next part."""
         self.count += 1
         path = self.folder / part_name(self.count)
-        if isinstance(table, pa.Table):
-            return atomic_path(path, lambda tmp: pq.write_table(table, tmp))
-        return write_parquet(path, table)
+        return atomic_path(path, lambda tmp: pq.write_table(table, tmp))
 
     def read_all(self, columns: list[str] | None = None) -> pd.DataFrame:
         return read_parts(self.parts(), columns)
@@ -181,8 +180,7 @@ def read_parts(parts: list[Path], columns: list[str] | None = None) -> pd.DataFr
     if not parts:
         return pd.DataFrame()
     tables = [pq.read_table(p, columns=columns) for p in parts]
-    # parts written by pandas (older runs, tests) and by Arrow differ in string types
-    table = pa.concat_tables(tables, promote_options="permissive")
+    table = pa.concat_tables(tables)
     del tables
     return table.to_pandas(strings_to_categorical=True, self_destruct=True)
 

@@ -752,21 +752,12 @@ class VideoReader:
         if not self.luma_direct or self._first_luma is None:
             return None
         h, w = self.info.height, self.info.width
-        with tempfile.TemporaryDirectory(prefix="cpp_tracker_keyframes_") as tmp:
-            out = Path(tmp) / "keyframes.npz"
-            try:
-                done = subprocess.run(
-                    [sys.executable, str(Path(__file__).with_name("keyframes.py")), self.path,
-                     str(int(n)), str(h), str(w), str(out)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, timeout=600, check=False,
-                )
-            except (OSError, subprocess.SubprocessError):
-                return None
-            if done.returncode != 0 or not out.exists():
-                return None
-            with np.load(out) as data:
-                first, frames, times = data["first"], data["frames"], data["times"]
+        found, _ = _run_pyav_script(
+            [self.path, str(int(n)), str(h), str(w)], "keyframes.npz", 600, _load_keyframes
+        )
+        if found is None:
+            return None
+        first, frames, times = found
         if not np.array_equal(first, self._first_luma):
             return None
         fps = self.info.nominal_fps or 1.0 / self.nominal_interval_s
@@ -783,21 +774,35 @@ def frame_times(path: str | Path) -> np.ndarray:
     then waits for the segment workers.
     """
     path = str(path)
-    with tempfile.TemporaryDirectory(prefix="cpp_tracker_times_") as tmp:
-        out = Path(tmp) / "times.npy"
+    times, why = _run_pyav_script(["--times", path], "times.npy", 3600, np.load)
+    if times is None:
+        raise VideoError(f"{path}: {why}")
+    return times
+
+
+def _load_keyframes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with np.load(path) as data:
+        return data["first"], data["frames"], data["times"]
+
+
+def _run_pyav_script(args: list[str], out_name: str, timeout_s: float, load):
+    """Run :mod:`cpp_tracker.keyframes` by path in a fresh interpreter with ``args`` and an
+    output file; (``load(output file)``, "") or (None, why it failed)."""
+    with tempfile.TemporaryDirectory(prefix="cpp_tracker_pyav_") as tmp:
+        out = Path(tmp) / out_name
         try:
             done = subprocess.run(
-                [sys.executable, str(Path(__file__).with_name("keyframes.py")), "--times",
-                 path, str(out)],
+                [sys.executable, str(Path(__file__).with_name("keyframes.py")), *args,
+                 str(out)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                timeout=3600, check=False, text=True,
+                timeout=timeout_s, check=False, text=True,
             )
         except (OSError, subprocess.SubprocessError) as e:
-            raise VideoError(f"{path}: its frames cannot be indexed ({e})") from None
+            return None, f"its frames cannot be indexed ({e})"
         if done.returncode != 0 or not out.exists():
-            why = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-            raise VideoError(f"{path}: {why[0]}")
-        return np.load(out)
+            lines = done.stderr.strip().splitlines()
+            return None, lines[-1] if lines else f"exit status {done.returncode}"
+        return load(out), ""
 
 
 _END = object()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from cpp_tracker.background import median_background
@@ -132,7 +133,7 @@ def test_an_interrupted_segment_run_continues_where_each_segment_stopped(
     for part in seg[1].glob("part-*"):
         part.unlink()
     rows = rows[rows["frame"] < start1 + 50].astype({"arena": str})
-    TrackPartWriter(seg[1]).write(rows.reset_index(drop=True))
+    TrackPartWriter(seg[1]).write(pa.Table.from_pandas(rows, preserve_index=False))
     for part in seg[2].glob("part-*"):
         part.unlink()
     kept = len(read_parts(sorted(seg[0].glob("part-*")) + sorted(seg[1].glob("part-*"))))
