@@ -54,6 +54,7 @@ of the time spent in the two of them.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -303,12 +304,58 @@ def design_sessions(
         A design row matches several results, a result matches several design rows, or a
         named chamber is not in the result's box.
     """
+    sessions = _result_sessions(results)
+    has_session = "session" in results
+    used: dict[tuple[str, str], int] = {}
+    out_rows, problems, warnings = [], [], []
+    for _, row in design.iterrows():
+        try:
+            hit = _claim_result(row, sessions, has_session, used)
+            out_rows.append(
+                _session_record(row, design.columns, hit, results, side_bias_percent,
+                                metadata_columns)
+            )
+        except _RowProblem as e:
+            problems.append(str(e))
+            continue
+        if hit is None:
+            warnings.append(f"{design_source} {_row_label(row)}: no result found")
+    if problems:
+        raise ConfigError(design_source, problems)
+    return _session_table(out_rows), warnings + _unmatched_warnings(sessions, used)
+
+
+class _RowProblem(Exception):
+    """A design row that cannot be matched or measured: collected with the others, so that
+    one error lists them all."""
+
+
+@dataclass(frozen=True)
+class _BoxTimes:
+    """One result's chamber times (s, chambers in the box's order) and entries (all
+    chambers; ``unknown`` left out of both)."""
+
+    time_s: dict[str, float]
+    entries: int
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """The chambers of one session's box by their role in the design."""
+
+    paired: str
+    unpaired: str
+    neutral: list[str]
+
+
+def _result_sessions(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per result folder and arena, with the keys design rows are matched on
+    (missing metadata as empty text, the phase normalised)."""
     sessions = results.drop_duplicates(["result", "arena"]).copy()
     sessions["folder"] = [Path(r).name for r in sessions["result"]]
-    has_session = "session" in sessions
     sessions["session"] = (
         sessions["session"].map(lambda v: "" if pd.isna(v) else str(v).strip())
-        if has_session
+        if "session" in sessions
         else ""
     )
     sessions["phase_meta"] = (
@@ -317,142 +364,198 @@ def design_sessions(
         else ""
     )
     sessions["animal_id"] = sessions["animal_id"].map(lambda v: "" if pd.isna(v) else str(v))
-    problems: list[str] = []
-    warnings: list[str] = []
-    used: dict[tuple[str, str], int] = {}
-    out_rows = []
-    for _, row in design.iterrows():
-        found = _match(row, sessions, has_session)
-        what = f"line {row['line']} ({row['animal_id']} {row['phase']}" + (
-            f" {row['session']})" if row["session"] else ")"
-        )
-        record = {c: row[c] for c in design.columns if c not in ("video", "arena")}
-        record.update(
-            {"result": None, "video": row["video"] or None, "arena": row["arena"] or None}
-        )
-        flags: list[str] = []
-        if len(found) > 1:
-            problems.append(
-                f"{what} matches {len(found)} results ({', '.join(found['result'])}); add a "
-                "session or video column to tell them apart"
-            )
-            continue
-        if len(found) == 0:
-            warnings.append(f"{design_source} {what}: no result found")
-            flags.append(f"no result for {row['prefix']}")
-            out_rows.append({**record, "flags": flags})
-            continue
-        hit = found.iloc[0]
-        key = (hit["result"], hit["arena"])
-        if key in used:
-            problems.append(
-                f"{what} and line {used[key]} both match {hit['result']} (arena "
-                f"{hit['arena']}); give each its session or video"
-            )
-            continue
-        used[key] = row["line"]
-        chambers_rows = results[
-            (results["result"] == hit["result"])
-            & (results["arena"] == hit["arena"])
-            & (results["chamber"] != "unknown")
-        ]
-        time_by = dict(
-            zip(chambers_rows["chamber"], chambers_rows["time_s"].astype(float), strict=True)
-        )
-        entries = chambers_rows["entries"].fillna(0).astype(int).sum()
-        names = list(time_by)
-        paired = row["paired_chamber"]
-        unpaired = row["unpaired_chamber"]
-        if paired not in time_by:
-            problems.append(
-                f"{what}: paired_chamber '{paired}' is not a chamber of "
-                f"{hit['result']} (chambers: {', '.join(names)})"
-            )
-            continue
-        if not unpaired:
-            others = [n for n in names if n != paired]
-            if len(others) != 1:
-                problems.append(
-                    f"{what}: the box of {hit['result']} has {len(names)} chambers "
-                    f"({', '.join(names)}); give unpaired_chamber in the design"
-                )
-                continue
-            unpaired = others[0]
-        elif unpaired not in time_by:
-            problems.append(
-                f"{what}: unpaired_chamber '{unpaired}' is not a chamber of "
-                f"{hit['result']} (chambers: {', '.join(names)})"
-            )
-            continue
-        neutral = [n for n in names if n not in (paired, unpaired)]
-        observed = float(hit["observed_s"])
-        paired_s, unpaired_s = time_by[paired], time_by[unpaired]
-        neutral_s = float(sum(time_by[n] for n in neutral)) if neutral else np.nan
-        sides = paired_s + unpaired_s
+    return sessions
 
-        def pct(t: float, of: float) -> float:
-            return 100.0 * t / of if of > 0 else np.nan
 
-        crossings = max(0, int(entries) - 1)
-        for c in metadata_columns:
-            if c not in record and c not in ("session", "phase"):
-                record[c] = hit.get(c)
-        record.update(
-            {
-                "unpaired_chamber": unpaired,
-                "neutral_chamber": "+".join(neutral) if neutral else None,
-                "result": hit["result"],
-                "video": hit["video"],
-                "arena": hit["arena"],
-                "paired_s": paired_s,
-                "unpaired_s": unpaired_s,
-                "neutral_s": neutral_s,
-                "paired_percent": pct(paired_s, observed),
-                "unpaired_percent": pct(unpaired_s, observed),
-                "neutral_percent": pct(neutral_s, observed) if neutral else np.nan,
-                "preference_s": paired_s - unpaired_s,
-                "paired_share_percent": pct(paired_s, sides),
-                "crossings": crossings,
-                "observed_s": observed,
-                "unknown_s": float(hit["unknown_s"]),
-                "closed_door_crossing": bool(row["doors_closed"] and crossings > 0),
-            }
+def _row_label(row: pd.Series) -> str:
+    """How messages name a design row: ``line 3 (m01 pre-test)``."""
+    return f"line {row['line']} ({row['animal_id']} {row['phase']}" + (
+        f" {row['session']})" if row["session"] else ")"
+    )
+
+
+def _claim_result(
+    row: pd.Series,
+    sessions: pd.DataFrame,
+    has_session: bool,
+    used: dict[tuple[str, str], int],
+) -> pd.Series | None:
+    """The one result session a design row names (None: none), entered in ``used`` (result,
+    arena -> design line) so that no second row can take it; :class:`_RowProblem` when the
+    row names several, or one that another row took."""
+    found = _match(row, sessions, has_session)
+    what = _row_label(row)
+    if len(found) > 1:
+        raise _RowProblem(
+            f"{what} matches {len(found)} results ({', '.join(found['result'])}); add a "
+            "session or video column to tell them apart"
         )
-        if record["closed_door_crossing"]:
-            flags.append(
-                f"{crossings} crossing(s) in {row['prefix']} with the doors closed: a "
-                "tracking error or a door left open"
-            )
-        if row["phase"] == PRE and sides > 0:
-            share = record["paired_share_percent"]
-            biased_to = (
-                "paired"
-                if share > side_bias_percent
-                else ("unpaired" if 100 - share > side_bias_percent else None)
-            )
-            record["side_bias"] = biased_to is not None
-            record["preferred_side"] = "paired" if share >= 50 else "unpaired"
-            if biased_to:
-                flags.append(
-                    f"side bias at pre-test: {max(share, 100 - share):.1f} % of the time in "
-                    f"the {biased_to} chamber (threshold {side_bias_percent:g} %)"
-                )
-        out_rows.append({**record, "flags": flags})
-    if problems:
-        raise ConfigError(design_source, problems)
-    matched = {k for k in used}
-    unmatched = sessions[
-        [(r, a) not in matched for r, a in zip(sessions["result"], sessions["arena"], strict=True)]
+    if len(found) == 0:
+        return None
+    hit = found.iloc[0]
+    key = (hit["result"], hit["arena"])
+    if key in used:
+        raise _RowProblem(
+            f"{what} and line {used[key]} both match {hit['result']} (arena "
+            f"{hit['arena']}); give each its session or video"
+        )
+    used[key] = row["line"]
+    return hit
+
+
+def _box_times(results: pd.DataFrame, hit: pd.Series) -> _BoxTimes:
+    """The chamber times and entries of the result session ``hit``."""
+    chambers_rows = results[
+        (results["result"] == hit["result"])
+        & (results["arena"] == hit["arena"])
+        & (results["chamber"] != "unknown")
     ]
-    if len(unmatched):
-        listed = ", ".join(
-            f"{r} ({a})" if (sessions["result"] == r).sum() > 1 else str(r)
-            for r, a in zip(unmatched["result"][:5], unmatched["arena"][:5], strict=True)
+    time_by = dict(
+        zip(chambers_rows["chamber"], chambers_rows["time_s"].astype(float), strict=True)
+    )
+    return _BoxTimes(time_by, chambers_rows["entries"].fillna(0).astype(int).sum())
+
+
+def _chamber_roles(row: pd.Series, names: list[str], result: str) -> _Roles:
+    """Paired, unpaired and neutral chambers of a box with chambers ``names``; the unpaired
+    one is the only other chamber when the design gives none. :class:`_RowProblem` when a
+    named chamber is not in the box, or a box of three or more lacks the unpaired one."""
+    what = _row_label(row)
+    paired = row["paired_chamber"]
+    unpaired = row["unpaired_chamber"]
+    if paired not in names:
+        raise _RowProblem(
+            f"{what}: paired_chamber '{paired}' is not a chamber of "
+            f"{result} (chambers: {', '.join(names)})"
         )
-        more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
-        warnings.append(
-            f"{len(unmatched)} result(s) are not in the design and were left out: {listed}{more}"
+    if not unpaired:
+        others = [n for n in names if n != paired]
+        if len(others) != 1:
+            raise _RowProblem(
+                f"{what}: the box of {result} has {len(names)} chambers "
+                f"({', '.join(names)}); give unpaired_chamber in the design"
+            )
+        unpaired = others[0]
+    elif unpaired not in names:
+        raise _RowProblem(
+            f"{what}: unpaired_chamber '{unpaired}' is not a chamber of "
+            f"{result} (chambers: {', '.join(names)})"
         )
+    return _Roles(paired, unpaired, [n for n in names if n not in (paired, unpaired)])
+
+
+def _percent(t: float, of: float) -> float:
+    return 100.0 * t / of if of > 0 else np.nan
+
+
+def _session_measures(hit: pd.Series, box: _BoxTimes, roles: _Roles) -> dict:
+    """The matched result and the CPP measures of one session (see the module text)."""
+    time_by, neutral = box.time_s, roles.neutral
+    observed = float(hit["observed_s"])
+    paired_s, unpaired_s = time_by[roles.paired], time_by[roles.unpaired]
+    neutral_s = float(sum(time_by[n] for n in neutral)) if neutral else np.nan
+    return {
+        "unpaired_chamber": roles.unpaired,
+        "neutral_chamber": "+".join(neutral) if neutral else None,
+        "result": hit["result"],
+        "video": hit["video"],
+        "arena": hit["arena"],
+        "paired_s": paired_s,
+        "unpaired_s": unpaired_s,
+        "neutral_s": neutral_s,
+        "paired_percent": _percent(paired_s, observed),
+        "unpaired_percent": _percent(unpaired_s, observed),
+        "neutral_percent": _percent(neutral_s, observed) if neutral else np.nan,
+        "preference_s": paired_s - unpaired_s,
+        "paired_share_percent": _percent(paired_s, paired_s + unpaired_s),
+        "crossings": max(0, int(box.entries) - 1),
+        "observed_s": observed,
+        "unknown_s": float(hit["unknown_s"]),
+    }
+
+
+def _session_record(
+    row: pd.Series,
+    columns,
+    hit: pd.Series | None,
+    results: pd.DataFrame,
+    side_bias_percent: float,
+    metadata_columns,
+) -> dict:
+    """A design row's output: its own ``columns``, and its result ``hit`` with the manifest
+    metadata the row lacks, the measures, and the closed-door and side-bias flags (a flag
+    alone when it has no result)."""
+    record = {c: row[c] for c in columns if c not in ("video", "arena")}
+    record.update({"result": None, "video": row["video"] or None, "arena": row["arena"] or None})
+    if hit is None:
+        return {**record, "flags": [f"no result for {row['prefix']}"]}
+    box = _box_times(results, hit)
+    roles = _chamber_roles(row, list(box.time_s), hit["result"])
+    for c in metadata_columns:
+        if c not in record and c not in ("session", "phase"):
+            record[c] = hit.get(c)
+    record.update(_session_measures(hit, box, roles))
+    crossings = record["crossings"]
+    record["closed_door_crossing"] = bool(row["doors_closed"] and crossings > 0)
+    flags: list[str] = []
+    if record["closed_door_crossing"]:
+        flags.append(
+            f"{crossings} crossing(s) in {row['prefix']} with the doors closed: a "
+            "tracking error or a door left open"
+        )
+    if row["phase"] == PRE and record["paired_s"] + record["unpaired_s"] > 0:
+        bias = _side_bias(record["paired_share_percent"], side_bias_percent)
+        record["side_bias"] = bias.biased
+        record["preferred_side"] = bias.preferred_side
+        flags += [bias.flag] if bias.flag else []
+    return {**record, "flags": flags}
+
+
+@dataclass(frozen=True)
+class _SideBias:
+    """Side bias at pre-test: whether one conditioning chamber holds more than the
+    threshold, the chamber preferred, and the flag for a biased animal."""
+
+    biased: bool
+    preferred_side: str
+    flag: str | None
+
+
+def _side_bias(share: float, side_bias_percent: float) -> _SideBias:
+    """The side bias of a pre-test whose paired chamber holds ``share`` % of the two
+    conditioning chambers' time."""
+    biased_to = (
+        "paired"
+        if share > side_bias_percent
+        else ("unpaired" if 100 - share > side_bias_percent else None)
+    )
+    flag = (
+        f"side bias at pre-test: {max(share, 100 - share):.1f} % of the time in "
+        f"the {biased_to} chamber (threshold {side_bias_percent:g} %)"
+        if biased_to
+        else None
+    )
+    return _SideBias(biased_to is not None, "paired" if share >= 50 else "unpaired", flag)
+
+
+def _unmatched_warnings(sessions: pd.DataFrame, used: dict[tuple[str, str], int]) -> list[str]:
+    """The sentence naming the results (the first five) that no design row matched."""
+    unmatched = sessions[
+        [(r, a) not in used for r, a in zip(sessions["result"], sessions["arena"], strict=True)]
+    ]
+    if not len(unmatched):
+        return []
+    listed = ", ".join(
+        f"{r} ({a})" if (sessions["result"] == r).sum() > 1 else str(r)
+        for r, a in zip(unmatched["result"][:5], unmatched["arena"][:5], strict=True)
+    )
+    more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
+    return [f"{len(unmatched)} result(s) are not in the design and were left out: {listed}{more}"]
+
+
+def _session_table(out_rows: list[dict]) -> pd.DataFrame:
+    """The sessions table: every measure column present (NaN where no row has it), flags
+    joined, nullable dtypes, and no neutral columns when no box has a neutral chamber."""
     table = pd.DataFrame(out_rows)
     for c in [
         *SESSION_MEASURES,
@@ -469,7 +572,7 @@ def design_sessions(
     table["side_bias"] = table["side_bias"].astype("boolean")
     if table["neutral_s"].isna().all():
         table = table.drop(columns=["neutral_s", "neutral_percent", "neutral_chamber"])
-    return table, warnings
+    return table
 
 
 def design_long(sessions: pd.DataFrame) -> pd.DataFrame:
