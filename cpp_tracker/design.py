@@ -160,6 +160,20 @@ def load_design(path: str | Path) -> pd.DataFrame:
     :class:`~cpp_tracker.errors.ConfigError` listing every problem with its line and column.
     """
     path = Path(path)
+    cells = _design_cells(_read_design_csv(path))
+    problems = [*_doors_closed_problems(cells), *_empty_cell_problems(cells)]
+    design = _normalised_cells(cells)
+    problems += _per_animal_problems(design)
+    design = _filled_per_animal(design)
+    problems += _same_chamber_problems(design)
+    if problems:
+        raise ConfigError(str(path), sorted(set(problems), key=problems.index))
+    return design
+
+
+def _read_design_csv(path: Path) -> pd.DataFrame:
+    """The design CSV as text cells, column names lower-cased; ConfigError when it cannot
+    be read, lacks a required column or has no rows."""
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except FileNotFoundError:
@@ -167,7 +181,6 @@ def load_design(path: str | Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ConfigError(str(path), f"cannot be read as CSV ({e})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
-    problems: list[str] = []
     missing = [c for c, required in DESIGN_COLUMNS.items() if required and c not in raw]
     if missing:
         raise ConfigError(
@@ -177,20 +190,30 @@ def load_design(path: str | Path) -> pd.DataFrame:
         )
     if raw.empty:
         raise ConfigError(str(path), "has no rows; add one row per session of each animal")
+    return raw
+
+
+def _design_cells(raw: pd.DataFrame) -> pd.DataFrame:
+    """``raw`` with its cells stripped, every known column (empty where not given) and
+    ``line``, the line of each row in the file."""
     design = raw.apply(lambda col: col.str.strip())
     for c in DESIGN_COLUMNS:
         if c not in design:
             design[c] = ""
     design.insert(0, "line", np.arange(len(design)) + 2)
+    return design
 
-    closed = []
-    for line, value in zip(design["line"], design["doors_closed"], strict=True):
-        v = value.lower()
-        if v not in _YES | _NO:
-            problems.append(f"line {line}, column doors_closed: expected yes or no, got '{value}'")
-        closed.append(v in _YES)
-    design["doors_closed"] = closed
-    design["prefix"] = ""
+
+def _doors_closed_problems(design: pd.DataFrame) -> list[str]:
+    return [
+        f"line {line}, column doors_closed: expected yes or no, got '{value}'"
+        for line, value in zip(design["line"], design["doors_closed"], strict=True)
+        if value.lower() not in _YES | _NO
+    ]
+
+
+def _empty_cell_problems(design: pd.DataFrame) -> list[str]:
+    problems = []
     for line, animal, phase in zip(
         design["line"], design["animal_id"], design["phase"], strict=True
     ):
@@ -200,12 +223,32 @@ def load_design(path: str | Path) -> pd.DataFrame:
             problems.append(
                 f"line {line}, column phase: is empty (pre-test, conditioning, post-test)"
             )
+    return problems
+
+
+def _normalised_cells(design: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``design`` with ``doors_closed`` as bool, the phase normalised, a video
+    file name as its stem, and an empty ``prefix``."""
+    design = design.copy()
+    design["doors_closed"] = [v.lower() in _YES for v in design["doors_closed"]]
+    design["prefix"] = ""
     design["phase"] = [normalise_phase(p) if p else "" for p in design["phase"]]
     design["video"] = [
         Path(v).stem if Path(v).suffix.lower() in _VIDEO_SUFFIXES else v for v in design["video"]
     ]
+    return design
 
-    for animal, rows in design[design["animal_id"] != ""].groupby("animal_id", sort=False):
+
+def _animals(design: pd.DataFrame):
+    """(animal, its rows) in design order, rows without an animal left out."""
+    return design[design["animal_id"] != ""].groupby("animal_id", sort=False)
+
+
+def _per_animal_problems(design: pd.DataFrame) -> list[str]:
+    """Per animal, in design order: per-animal columns with several values (or no paired
+    chamber), then phases or sessions given twice."""
+    problems: list[str] = []
+    for animal, rows in _animals(design):
         for column in _PER_ANIMAL:
             values = sorted(set(rows[column]) - {""})
             if len(values) > 1:
@@ -219,30 +262,51 @@ def load_design(path: str | Path) -> pd.DataFrame:
                     f"animal {animal}, column paired_chamber: is empty on every line; give "
                     "the chamber paired with the drug"
                 )
-            design.loc[rows.index, column] = values[0] if values else ""
-        seen: dict[tuple, int] = {}
-        for line, phase, session, video in zip(
-            rows["line"], rows["phase"], rows["session"], rows["video"], strict=True
-        ):
-            key = (phase,) if phase in (PRE, POST) else (phase, session, video)
-            if key in seen:
-                problems.append(
-                    f"line {line}: animal {animal} has a second {phase} (first on line "
-                    f"{seen[key]}); an animal has one {phase}"
-                    if phase in (PRE, POST)
-                    else f"line {line}: animal {animal} has a second {phase} session like the "
-                    f"one on line {seen[key]}; tell them apart in the session (or video) column"
-                )
-            seen.setdefault(key, line)
-        design.loc[rows.index, "prefix"] = _prefixes(list(rows["phase"]))
-    for line, paired, unpaired in zip(
-        design["line"], design["paired_chamber"], design["unpaired_chamber"], strict=True
+        problems += _repeated_session_problems(animal, rows)
+    return problems
+
+
+def _repeated_session_problems(animal: str, rows: pd.DataFrame) -> list[str]:
+    """A second pre-test or post-test of one animal, or a second session of another phase
+    that neither its session nor its video tells apart."""
+    problems = []
+    seen: dict[tuple, int] = {}
+    for line, phase, session, video in zip(
+        rows["line"], rows["phase"], rows["session"], rows["video"], strict=True
     ):
-        if paired and paired == unpaired:
-            problems.append(f"line {line}: paired_chamber and unpaired_chamber are both '{paired}'")
-    if problems:
-        raise ConfigError(str(path), sorted(set(problems), key=problems.index))
+        key = (phase,) if phase in (PRE, POST) else (phase, session, video)
+        if key in seen:
+            problems.append(
+                f"line {line}: animal {animal} has a second {phase} (first on line "
+                f"{seen[key]}); an animal has one {phase}"
+                if phase in (PRE, POST)
+                else f"line {line}: animal {animal} has a second {phase} session like the "
+                f"one on line {seen[key]}; tell them apart in the session (or video) column"
+            )
+        seen.setdefault(key, line)
+    return problems
+
+
+def _filled_per_animal(design: pd.DataFrame) -> pd.DataFrame:
+    """``design`` with each per-animal value (paired chamber, ...) on every row of the
+    animal (the first of several, in sorted order) and each session's column prefix."""
+    design = design.copy()
+    for _animal, rows in _animals(design):
+        for column in _PER_ANIMAL:
+            values = sorted(set(rows[column]) - {""})
+            design.loc[rows.index, column] = values[0] if values else ""
+        design.loc[rows.index, "prefix"] = _prefixes(list(rows["phase"]))
     return design
+
+
+def _same_chamber_problems(design: pd.DataFrame) -> list[str]:
+    return [
+        f"line {line}: paired_chamber and unpaired_chamber are both '{paired}'"
+        for line, paired, unpaired in zip(
+            design["line"], design["paired_chamber"], design["unpaired_chamber"], strict=True
+        )
+        if paired and paired == unpaired
+    ]
 
 
 _VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".h264", ".mts"}
