@@ -75,7 +75,7 @@ def main() -> None:
     t0 = time.perf_counter()
     run = track_video(video, config, work / "out", progress=False)
     track_s = time.perf_counter() - t0
-    frames = run.run_info["time_base"]["frames_tracked"]
+    frames = run.record.time_base.frames_tracked
     result = result_dir_for(video, work / "out")
 
     def median_time(plots: bool, first: int) -> float:

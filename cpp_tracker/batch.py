@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 
 from .config import Config, config_to_dict, load_config
 from .errors import ConfigError, CppTrackerError, OutputError
-from .outputs import read_json, write_csv
-from .pipeline import _now, result_status, run_key, track_session, update_metadata
+from .outputs import write_csv
+from .pipeline import result_status, run_key, track_session, update_metadata
+from .record import now_iso, read_run_record
 from .video import VIDEO_SUFFIXES
 
 __all__ = [
@@ -511,7 +512,7 @@ def _failure_text(e: BaseException) -> str:
 def check_job(job: BatchJob, out_dir: str | Path) -> dict | None:
     """The status row of a job that needs no run (up to date, or failing before it
     starts), else ``None``. Refreshes the metadata of up-to-date results."""
-    started = _now()
+    started = now_iso()
     t0 = time.perf_counter()
     try:
         _, key = _prepare(job)
@@ -525,14 +526,14 @@ def check_job(job: BatchJob, out_dir: str | Path) -> dict | None:
             "failed",
             error=_failure_text(e),
             started=started,
-            finished=_now(),
+            finished=now_iso(),
             duration_s=round(time.perf_counter() - t0, 3),
         )
     return _row(
         job,
         "skipped",
         started=started,
-        finished=_now(),
+        finished=now_iso(),
         duration_s=round(time.perf_counter() - t0, 3),
         note="up to date" + ("; metadata updated from the manifest" if changed else ""),
     )
@@ -550,17 +551,17 @@ def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path)
     current, reason = result_status(result_dir, key)
     if current or reason != "the config changed":
         return None
-    old = read_json(result_dir / "run.json")
-    old_key = old.get("run_key") or {}
+    old = read_run_record(result_dir)
+    old_key = old.run_key or {}
     same_inputs = {k: v for k, v in old_key.items() if k != "config_hash"} == {
         k: v for k, v in key.items() if k != "config_hash"
     }
     if not same_inputs:
         return None
-    detection, _ = config_changes(old["config"]["resolved"], config_to_dict(config))
+    detection, _ = config_changes(old.config.resolved, config_to_dict(config))
     if detection:
         return None
-    started = _now()
+    started = now_iso()
     t0 = time.perf_counter()
     done = reprocess_result(result_dir, config, plots=True)
     update_metadata(result_dir, job.metadata)
@@ -568,7 +569,7 @@ def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path)
         job,
         "ok",
         started=started,
-        finished=_now(),
+        finished=now_iso(),
         duration_s=round(time.perf_counter() - t0, 3),
         frames_decoded=0,
         note="reprocessed from the stored track, no video decoded ("
@@ -591,7 +592,7 @@ def run_job(
     its checkpoint unless ``force``. An unexpected error's traceback is returned under the
     extra key ``_traceback``.
     """
-    started = _now()
+    started = now_iso()
     t0 = time.perf_counter()
     try:
         config, key = _prepare(job)
@@ -621,22 +622,21 @@ def run_job(
             "failed",
             error=_failure_text(e),
             started=started,
-            finished=_now(),
+            finished=now_iso(),
             duration_s=round(time.perf_counter() - t0, 3),
         )
         if not isinstance(e, CppTrackerError):
             row["_traceback"] = traceback.format_exc()
         return row
-    info = result.run_info
-    resume = info.get("resume", {})
+    record = result.record
     return _row(
         job,
         "ok",
         started=started,
-        finished=_now(),
+        finished=now_iso(),
         duration_s=round(time.perf_counter() - t0, 3),
-        frames_decoded=info["time_base"]["frames_decoded_this_run"],
-        resumed_from_s=resume.get("resumed_from_time_s") if resume.get("resumed") else None,
+        frames_decoded=record.time_base.frames_decoded_this_run,
+        resumed_from_s=record.resume.resumed_from_s,
         note="; ".join(result.warnings),
     )
 
@@ -735,7 +735,7 @@ def _result_row(fut: Future, job: BatchJob) -> dict | None:
     except BrokenProcessPool:
         return None
     except Exception as e:  # noqa: BLE001 - the task itself failed: record it
-        row = _row(job, "failed", error=_failure_text(e), finished=_now())
+        row = _row(job, "failed", error=_failure_text(e), finished=now_iso())
         row["_traceback"] = "".join(traceback.format_exception(e))
         return row
 
@@ -747,7 +747,7 @@ def _crash_row(job: BatchJob) -> dict:
         error="the worker process died while tracking this video (a crash in the video "
         "decoder, or killed for using too much memory); check that the file plays, or "
         "run it alone with 'cpp-tracker track'",
-        finished=_now(),
+        finished=now_iso(),
     )
 
 
@@ -898,7 +898,7 @@ def _run_dask(
                         "failed",
                         error=f"the Dask worker running it failed ({type(e).__name__}: {e}); "
                         "check the worker logs, or run it alone with 'cpp-tracker track'",
-                        finished=_now(),
+                        finished=now_iso(),
                     )
                 on_done(index, row)
         except BaseException:

@@ -121,17 +121,15 @@ def _cmd_track(args) -> int:
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    resume = result.run_info.get("resume", {})
-    if resume.get("segment_frames_kept"):
-        kept = resume["segment_frames_kept"]
+    resume = result.record.resume
+    if resume.segment_frames_kept:
+        kept = resume.segment_frames_kept
         print(
             f"{args.video}: continued an interrupted run: {sum(kept)} frames of its "
             f"{len(kept)} time segments were already tracked"
         )
-    elif resume.get("resumed") and resume.get("resumed_from_time_s") is not None:
-        print(
-            f"{args.video}: continued an interrupted run from {resume['resumed_from_time_s']:.1f} s"
-        )
+    elif resume.resumed_from_s is not None:
+        print(f"{args.video}: continued an interrupted run from {resume.resumed_from_s:.1f} s")
     print(f"{args.video}: results in {result.result_dir}")
     _print_summary(result.summary)
     return 0

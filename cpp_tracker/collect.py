@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import OutputError
-from .outputs import read_json
+from .record import RunRecord, read_run_record
 from .reprocess import find_result_dirs
 from .summary import CHAMBER_MEASURES, SESSION_MEASURES, SUMMARY_COLUMNS
 
@@ -67,17 +67,17 @@ def _read_summary(path: Path) -> pd.DataFrame:
     return table
 
 
-def _qc_columns(run_info: dict, arena: str) -> dict:
-    """QC figures from run.json for one arena."""
-    time_base = run_info.get("time_base") or {}
-    gaps = time_base.get("gaps") or []
-    stats = (run_info.get("arenas") or {}).get(arena) or {}
+def _qc_columns(record: RunRecord, arena: str) -> dict:
+    """QC figures from the run record for one arena."""
+    stats = record.arena_stats(arena)
+    share = stats.share_without_detection if stats is not None else None
+    read_fraction = record.time_base.read_fraction_of_nominal
     return {
-        "share_without_detection": stats.get("share_without_detection", np.nan),
-        "gaps_missing_s": float(sum(g.get("missing_s", 0.0) for g in gaps)),
-        "read_fraction_of_nominal": time_base.get("read_fraction_of_nominal", np.nan),
-        "n_warnings": len(run_info.get("warnings") or []),
-        "config_hash": (run_info.get("config") or {}).get("hash"),
+        "share_without_detection": np.nan if share is None else share,
+        "gaps_missing_s": record.time_base.gaps_missing_s,
+        "read_fraction_of_nominal": np.nan if read_fraction is None else read_fraction,
+        "n_warnings": len(record.warnings),
+        "config_hash": record.config.hash,
     }
 
 
@@ -102,13 +102,9 @@ def collect_results(
     frames = []
     metadata_columns: list[str] = []
     for folder in find_result_dirs(paths):
-        run_info = read_json(folder / "run.json")
-        if not isinstance(run_info, dict):
-            raise OutputError(f"{folder / 'run.json'}: is not a cpp-tracker run record")
+        record = read_run_record(folder)
         summary = _read_summary(folder / "summary.csv")
-        metadata = run_info.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            metadata = {}
+        metadata = record.metadata
         for key in metadata:
             if (
                 key not in metadata_columns
@@ -117,7 +113,7 @@ def collect_results(
                 and key not in summary.columns
             ):
                 metadata_columns.append(key)
-        video_path = (run_info.get("video") or {}).get("path") or folder.name
+        video_path = record.video_label or folder.name
         arenas = list(dict.fromkeys(summary["arena"].astype(str)))
         manifest_animal = _text(metadata.get("animal_id"))
         for arena in arenas:
@@ -136,7 +132,7 @@ def collect_results(
                 if key in metadata:
                     value = metadata[key]
                     rows[key] = value if not isinstance(value, (list, dict)) else str(value)
-            for key, value in _qc_columns(run_info, arena).items():
+            for key, value in _qc_columns(record, arena).items():
                 rows[key] = value
             frames.append(rows)
     table = pd.concat(frames, ignore_index=True)

@@ -22,7 +22,7 @@ import pickle
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,26 @@ from .outputs import (
     write_json,
     write_png,
     write_track_from_parts,
+)
+from .record import (
+    ArenaQC,
+    ArenaStats,
+    ConfigRecord,
+    DetectionRecord,
+    LightingRecord,
+    ParallelRecord,
+    ReaderRecord,
+    ResumeRecord,
+    RunRecord,
+    TimeBaseRecord,
+    TimingRecord,
+    TrackOrigin,
+    VideoSource,
+    Window,
+    now_iso,
+    read_previous_record,
+    read_run_record,
+    write_run_record,
 )
 from .segments import PLAN_FILE as SEGMENT_PLAN_FILE
 from .segments import track_segments
@@ -85,11 +105,12 @@ __all__ = [
     "run_key",
     "result_status",
     "update_metadata",
-    "source_time",
     "write_analysis",
-    "timebase_info",
-    "history_entry",
-    "carry_history",
+    "config_record",
+    "timing_record",
+    "analysis_records",
+    "video_source",
+    "draw_qc_figure_for",
 ]
 
 PARTIAL_DIR = ".partial"
@@ -329,6 +350,17 @@ def _add_quality(track, config, occupancy, summary, timebase, read_fraction, war
     return occupancy, summary, qc
 
 
+def config_record(config: Config) -> ConfigRecord:
+    """The record of the config that makes the results."""
+    return ConfigRecord(
+        source=config.source,
+        hash=config_hash(config),
+        resolved=config_to_dict(config),
+        # the geometry as tracked, in pixels (a template in cm mapped by its corners)
+        geometry_px=geometry_in_pixels(config),
+    )
+
+
 def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
     """Write ``occupancy.csv``, ``summary.csv`` and, when bins or windows are configured,
     ``summary_bins.csv`` (a stale one from an earlier config is removed); return the names."""
@@ -344,44 +376,25 @@ def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
     return written
 
 
-def timebase_info(tb: TimeBase, read_fraction: float | None) -> dict:
-    """The parts of run.json's ``time_base`` that follow from the frame durations."""
+def timing_record(tb: TimeBase, read_fraction: float | None) -> TimingRecord:
+    """The parts of the record's time base that follow from the frame durations."""
+    return TimingRecord(
+        median_interval_s=tb.median_interval_s,
+        measured_fps=1.0 / tb.median_interval_s if tb.median_interval_s else None,
+        duration_s=tb.end_s,
+        observed_s=tb.observed_s,
+        read_fraction_of_nominal=read_fraction,
+        gaps=tuple(tb.gap_list()),
+    )
+
+
+def analysis_records(analysis: Analysis) -> dict:
+    """The record blocks an analysis decides: per-arena frame counts, QC and lighting."""
     return {
-        "median_interval_s": tb.median_interval_s,
-        "measured_fps": 1.0 / tb.median_interval_s if tb.median_interval_s else None,
-        "duration_s": tb.end_s,
-        "observed_s": tb.observed_s,
-        "read_fraction_of_nominal": read_fraction,
-        "gaps": tb.gap_list(),
+        "arenas": {a: ArenaStats.from_dict(s) for a, s in analysis.arena_stats.items()},
+        "qc": {a: ArenaQC.from_dict(q) for a, q in analysis.qc.items()},
+        "lighting": LightingRecord.from_dict(analysis.lighting),
     }
-
-
-def history_entry(run_info: dict) -> dict:
-    """What ``run.json``'s history records about one run that wrote results."""
-    config = run_info.get("config", {})
-    return {
-        "command": run_info.get("command"),
-        "finished": run_info.get("finished"),
-        "version": run_info.get("version"),
-        "config_hash": config.get("hash"),
-        "config_source": config.get("source"),
-        "track": run_info.get("track"),
-        "config": config.get("resolved"),
-    }
-
-
-def carry_history(previous_run_json: Path, run_info: dict) -> list[dict]:
-    """The history for a new ``run.json``: the previous file's history (if it exists and can
-    be read), then an entry for ``run_info``. The last entry describes the current results."""
-    history: list[dict] = []
-    if previous_run_json.exists():
-        try:
-            previous = read_json(previous_run_json)
-        except OutputError:
-            previous = None
-        if isinstance(previous, dict):
-            history = list(previous.get("history") or [history_entry(previous)])
-    return [*history, history_entry(run_info)]
 
 
 @dataclass
@@ -390,28 +403,30 @@ class RunResult:
 
     result_dir: Path
     summary: pd.DataFrame
-    run_info: dict
+    record: RunRecord
     warnings: list[str]
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+_now = now_iso
 
 
-def video_identity(info: VideoInfo) -> dict:
-    return {
-        "path": info.path,
-        "absolute_path": str(Path(info.path).resolve()),
-        "size_bytes": info.size_bytes,
-        "mtime": info.mtime,
-        "mtime_iso": _dt.datetime.fromtimestamp(info.mtime, _dt.timezone.utc).isoformat(),
-        "codec": info.codec,
-        "width": info.width,
-        "height": info.height,
-        "nominal_fps": info.nominal_fps,
-        "nominal_frame_count": info.nominal_frame_count,
-        "nominal_duration_s": info.nominal_duration_s,
-    }
+def video_source(info: VideoInfo, fingerprint: str, **placement) -> VideoSource:
+    """The record of one input file; ``placement``: its offsets in the session."""
+    return VideoSource(
+        path=info.path,
+        absolute_path=str(Path(info.path).resolve()),
+        size_bytes=info.size_bytes,
+        mtime=info.mtime,
+        mtime_iso=_dt.datetime.fromtimestamp(info.mtime, _dt.timezone.utc).isoformat(),
+        codec=info.codec,
+        width=info.width,
+        height=info.height,
+        nominal_fps=info.nominal_fps,
+        nominal_frame_count=info.nominal_frame_count,
+        nominal_duration_s=info.nominal_duration_s,
+        fingerprint=fingerprint,
+        **placement,
+    )
 
 
 def file_fingerprint(path: str | Path, block_bytes: int = FINGERPRINT_BLOCK_BYTES) -> str:
@@ -510,14 +525,13 @@ def result_status(result_dir: str | Path, key: dict) -> tuple[bool, str]:
             return False, "interrupted before it finished"
         return False, "no results yet"
     try:
-        info = read_json(run_path)
+        record = read_run_record(result_dir)
     except OutputError:
         return False, "its run.json cannot be read"
-    outputs = info.get("outputs") or []
-    missing = [o for o in outputs if not (result_dir / o).exists()]
-    if missing or not outputs:
+    missing = record.missing_outputs(result_dir)
+    if missing or not record.outputs:
         return False, f"output files are missing ({', '.join(missing) or 'all'})"
-    old = info.get("run_key")
+    old = record.run_key
     if not isinstance(old, dict):
         return False, "its run.json comes from an older version without a run key"
     if old != key:
@@ -527,31 +541,11 @@ def result_status(result_dir: str | Path, key: dict) -> tuple[bool, str]:
 
 def update_metadata(result_dir: str | Path, metadata: dict) -> bool:
     """Replace the ``metadata`` of a finished result's run.json; True if it changed."""
-    path = Path(result_dir) / "run.json"
-    info = read_json(path)
-    if info.get("metadata") == metadata:
+    record = read_run_record(result_dir)
+    if record.metadata == metadata:
         return False
-    info["metadata"] = dict(metadata)
-    write_json(path, info)
+    write_run_record(result_dir, record.with_metadata(metadata))
     return True
-
-
-def source_time(run_info: dict, time_s: float) -> tuple[str, float]:
-    """The video file and the time in it of a result's ``time_s``.
-
-    ``time_s`` in the results counts from the window's ``start_s`` and runs on across the
-    chunk files of a session; this maps it back to ``(path of the file, seconds into it)``,
-    e.g. to cut a clip. Uses the ``window`` and ``videos`` entries of ``run.json``.
-    """
-    window = run_info.get("window") or {}
-    t = float(time_s) + float(window.get("start_s") or 0.0)
-    videos = run_info.get("videos") or [run_info.get("video") or {}]
-    chosen = videos[0]
-    for v in videos:
-        offset = v.get("time_offset_s")
-        if offset is not None and offset <= t:
-            chosen = v
-    return str(chosen.get("path", "")), t - float(chosen.get("time_offset_s") or 0.0)
 
 
 # -------------------------------------------------------------------------- checkpoint
@@ -660,21 +654,21 @@ def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: 
     )
 
 
-def _draw_qc_figure(result_dir: Path, run_info: dict, config: Config) -> None:
-    """Write ``qc.png`` from the results on disk and ``run_info`` (not yet written); on any
-    failure add a warning to ``run_info`` instead of raising."""
+def draw_qc_figure_for(record: RunRecord, result_dir: Path, config: Config) -> RunRecord:
+    """Write ``qc.png`` from the results on disk and ``record`` (not yet written); the
+    record with ``qc.png`` listed, or with a warning when it could not be drawn (a figure
+    must never cost the results)."""
     from .plots import write_qc_figure
     from .results import StoredResult
 
     try:
-        write_qc_figure(StoredResult(result_dir, run_info, config))
+        write_qc_figure(StoredResult(result_dir, record, config))
     except Exception as e:  # noqa: BLE001 - a figure must never cost the results
-        run_info["warnings"].append(
+        return record.with_figure(False, (
             f"the QC figure qc.png could not be drawn ({type(e).__name__}: {e}); the results "
             f"are complete; retry with 'cpp-tracker plot {result_dir}'"
-        )
-    else:
-        run_info["outputs"].insert(-1, "qc.png")
+        ))
+    return record.with_figure(True)
 
 
 def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
@@ -1108,18 +1102,17 @@ def track_session(
     tb = analysis.timebase
     sources = []
     for i, (info, ident) in enumerate(zip(infos, identities, strict=True)):
-        time_offset, frame_offset = _session_offsets(state.done[:i])
-        entry = {**video_identity(info), "fingerprint": ident["fingerprint"]}
         if i < len(state.done):
-            entry.update(
+            time_offset, frame_offset = _session_offsets(state.done[:i])
+            placement = dict(
                 frame_offset=frame_offset,
                 time_offset_s=round(time_offset, 6),
                 frames_decoded=state.done[i].frames_decoded,
             )
-        else:
-            entry.update(frame_offset=None, time_offset_s=None, frames_decoded=0)
-        sources.append(entry)
-    resume_info: dict = {"attempts": state.attempts, "resumed": resumed_at is not None}
+        else:  # the window ended before this file
+            placement = dict(frame_offset=None, time_offset_s=None, frames_decoded=0)
+        sources.append(video_source(info, ident["fingerprint"], **placement))
+    resume_info = ResumeRecord(attempts=state.attempts, resumed=resumed_at is not None)
     if resumed_at is not None:
         src, pos, was_finished = resumed_at
         t_off, f_off = _session_offsets(state.done[:src])
@@ -1127,82 +1120,72 @@ def track_session(
             from_frame, from_time = f_off, t_off
         else:
             from_frame, from_time = f_off + pos.frame, t_off + pos.time_s
-        resume_info.update(
+        kept = ParallelRecord.from_dict(parallel).frames_kept()
+        resume_info = replace(
+            resume_info,
             first_started=state.started,
             resumed_from_frame=from_frame,
             resumed_from_time_s=round(max(0.0, from_time - origin_s), 6),
             resumed_after_tracking=was_finished,
             seek_confirmed=seek_confirmed,
+            # time segments continue each from its own last part
+            segment_frames_kept=kept if any(kept) else None,
         )
-        kept = [s.get("frames_from_interrupted_run", 0) for s in parallel.get("segments", [])]
-        if any(kept):  # time segments continue each from its own last part
-            resume_info["segment_frames_kept"] = kept
-    run_info = {
-        "tool": "cpp-tracker",
-        "version": __version__,
-        "command": command,
-        "started": started,
-        "finished": finished,
-        "elapsed_s": round(time.perf_counter() - t0, 3),
-        "tracking_s": round(t_tracked - t0, 3),
-        "video": sources[0],
-        "videos": sources,
-        "session": name if len(videos) > 1 else None,
-        "window": {
-            "start_s": start_s,
-            "end_s": end_s,
-            "note": "time_s in the results counts from start_s" if start_s else None,
-        },
-        "metadata": dict(metadata or {}),
-        "config": {
-            "source": config.source,
-            "hash": config_hash(config),
-            "resolved": config_to_dict(config),
-            # the geometry as tracked, in pixels (a template in cm mapped by its corners)
-            "geometry_px": geometry_in_pixels(config),
-        },
-        "run_key": key,
-        "resume": resume_info,
-        "time_base": {
-            "timestamp_source": timestamp_source,
-            "timestamps_repaired": timestamps_repaired,
-            "frames_decoded": frames_decoded,
-            "frames_decoded_this_run": frames_grabbed,
-            "frames_tracked": state.frames_tracked,
-            "stride": stride,
-            "nominal_fps": first.nominal_fps,
-            "expected_duration_s": expected_s,
-            **timebase_info(tb, read_fraction),
-            "unreadable": unreadable,
-        },
-        "background": background_info["model"],
-        "lighting": analysis.lighting,
-        "qc": analysis.qc,
-        "reader": {
-            "luma_direct": state.luma_direct,
-            "background_sampling": background_info.get("sampling"),
-            "decode_threads": decode_threads,
-        },
-        "parallel": parallel,
-        "detection": [d.describe() for d in detectors],
-        "arenas": analysis.arena_stats,
-        "warnings": warnings,
-        "analysis_warnings": analysis.warnings,  # the part of warnings a reprocess redoes
-        "outputs": ["track.parquet", *written, "background.png", "run.json"],
-        "track": {
-            "made_by": command,
-            "finished": finished,
-            "config_hash": config_hash(config),
-            "frames": state.frames_tracked,
-        },
-    }
+    record = RunRecord(
+        version=__version__,
+        command=command,
+        started=started,
+        finished=finished,
+        elapsed_s=round(time.perf_counter() - t0, 3),
+        tracking_s=round(t_tracked - t0, 3),
+        videos=tuple(sources),
+        session=name if len(videos) > 1 else None,
+        window=Window(
+            start_s=start_s,
+            end_s=end_s,
+            note="time_s in the results counts from start_s" if start_s else None,
+        ),
+        metadata=dict(metadata or {}),
+        config=config_record(config),
+        run_key=key,
+        resume=resume_info,
+        time_base=TimeBaseRecord(
+            timestamp_source=timestamp_source,
+            timestamps_repaired=timestamps_repaired,
+            frames_decoded=frames_decoded,
+            frames_decoded_this_run=frames_grabbed,
+            frames_tracked=state.frames_tracked,
+            stride=stride,
+            nominal_fps=first.nominal_fps,
+            expected_duration_s=expected_s,
+            unreadable=tuple(unreadable),
+        ).with_timing(timing_record(tb, read_fraction)),
+        background=background_info["model"],
+        reader=ReaderRecord(
+            luma_direct=state.luma_direct,
+            background_sampling=background_info.get("sampling"),
+            decode_threads=decode_threads,
+        ),
+        parallel=ParallelRecord.from_dict(parallel),
+        detection=tuple(DetectionRecord.from_dict(d.describe()) for d in detectors),
+        warnings=tuple(warnings),
+        analysis_warnings=tuple(analysis.warnings),  # the part of warnings a reprocess redoes
+        outputs=("track.parquet", *written, "background.png", "run.json"),
+        track=TrackOrigin(
+            made_by=command,
+            finished=finished,
+            config_hash=config_hash(config),
+            frames=state.frames_tracked,
+        ),
+        **analysis_records(analysis),
+    )
     if plots:
         release_memory()
-        _draw_qc_figure(result_dir, run_info, config)
-    run_info["history"] = carry_history(partial / PREVIOUS_RUN_FILE, run_info)
-    write_json(result_dir / "run.json", run_info)
+        record = draw_qc_figure_for(record, result_dir, config)
+    record = record.with_history_after(read_previous_record(partial / PREVIOUS_RUN_FILE))
+    write_run_record(result_dir, record)
     shutil.rmtree(partial, ignore_errors=True)
-    return RunResult(result_dir, analysis.summary, run_info, warnings)
+    return RunResult(result_dir, analysis.summary, record, list(record.warnings))
 
 
 def track_video(

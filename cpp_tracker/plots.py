@@ -36,7 +36,7 @@ import pandas as pd
 from .errors import OutputError
 from .geometry import build_layout
 from .outputs import write_bytes
-from .results import StoredResult, flagged_seconds, has_qc_flags, lighting_periods, load_result
+from .results import StoredResult, flagged_seconds, has_qc_flags, load_result
 
 __all__ = [
     "OKABE_ITO",
@@ -308,7 +308,7 @@ def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
     from matplotlib.patches import Patch
 
     arenas = result.config.arenas
-    periods = lighting_periods(result.run_info)
+    periods = result.record.lighting_periods()
     row_h, flag_h, gap = 1.0, 0.3, 0.35
     y = 0.0
     yticks, ylabels = [], []
@@ -390,22 +390,15 @@ def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s):
 
 
 def _header(result: StoredResult, flags: pd.DataFrame, duration_s: float) -> str:
-    info = result.run_info
+    record = result.record
     parts = [f"{result.name}", f"{duration_s / 60:.1f} min"]
-    config = info.get("config") or {}
-    if config.get("hash"):
-        parts.append(f"config {config['hash']}")
-    if info.get("version"):
-        parts.append(f"cpp-tracker {info['version']}")
-    warnings = info.get("warnings") or []
-    parts.append(f"{len(warnings)} warning(s)")
-    qc = info.get("qc")
-    if isinstance(qc, dict):
-        # one QC block for the video, or one per arena
-        blocks = [qc] if "needs_review" in qc else [v for v in qc.values() if isinstance(v, dict)]
-        verdicts = [bool(b["needs_review"]) for b in blocks if "needs_review" in b]
-        if verdicts:
-            parts.append("NEEDS REVIEW" if any(verdicts) else "QC passed")
+    if record.config.hash:
+        parts.append(f"config {record.config.hash}")
+    if record.version:
+        parts.append(f"cpp-tracker {record.version}")
+    parts.append(f"{len(record.warnings)} warning(s)")
+    if record.needs_review is not None:
+        parts.append("NEEDS REVIEW" if record.needs_review else "QC passed")
     return "   |   ".join(parts)
 
 
@@ -421,10 +414,10 @@ def draw_qc_figure(result: StoredResult | str | Path):
     if not isinstance(result, StoredResult):
         result = load_result(result)
     background = result.background()
-    video = result.run_info.get("video") or {}
+    video = result.record.video
     if background is None:
-        w = int(video.get("width") or 640)
-        h = int(video.get("height") or 480)
+        w = int(video.width or 640)
+        h = int(video.height or 480)
         background = np.full((h, w), 128, dtype=np.uint8)
     track = result.track(["time_s", "arena", "x", "y", "detected"])
     occupancy = result.occupancy()

@@ -76,9 +76,7 @@ def _rows_for_result(result_dir: Path, status: str) -> list[ReportRow]:
     except CppTrackerError as e:
         return [ReportRow(video=result_dir.name, status="unreadable", error=str(e),
                           result_dir=result_dir)]
-    info = result.run_info
-    qc = info.get("qc") if isinstance(info.get("qc"), dict) else {}
-    warnings = [str(w) for w in (info.get("warnings") or [])]
+    warnings = list(result.record.warnings)
     rows = []
     for arena in result.config.arenas:
         sub = summary[summary["arena"].astype(str) == arena.name]
@@ -100,14 +98,11 @@ def _rows_for_result(result_dir: Path, status: str) -> list[ReportRow]:
             if "needs_review" in sub.columns:
                 values = sub["needs_review"].astype(str).str.lower()
                 row.needs_review = bool(values.isin(["true", "1", "yes"]).any())
-        # the QC block: per arena ({arena: {...}}) or for the whole video
-        arena_qc = qc.get(arena.name) if isinstance(qc.get(arena.name), dict) else qc
-        if row.needs_review is None and "needs_review" in arena_qc:
-            row.needs_review = bool(arena_qc["needs_review"])
-        for key in ("review_reasons", "reasons"):
-            value = arena_qc.get(key)
-            if isinstance(value, list):
-                row.qc_notes.extend(str(v) for v in value if not isinstance(v, (dict, list)))
+        arena_qc = result.record.arena_qc(arena.name)
+        if arena_qc is not None:
+            if row.needs_review is None:
+                row.needs_review = arena_qc.needs_review
+            row.qc_notes.extend(arena_qc.review_reasons)
         if not row.qc_notes and len(sub) and "review_reasons" in sub.columns:
             text = sub["review_reasons"].iloc[0]
             if isinstance(text, str) and text.strip():

@@ -36,19 +36,19 @@ from .config import (
     check_against_frame,
     config_hash,
     config_to_dict,
-    geometry_in_pixels,
 )
 from .errors import ConfigError, OutputError, VideoError
-from .outputs import atomic_path, read_json, write_json
+from .outputs import atomic_path
 from .pipeline import (
-    _draw_qc_figure,
-    _now,
     analyse_track,
-    carry_history,
-    timebase_info,
+    analysis_records,
+    config_record,
+    draw_qc_figure_for,
+    timing_record,
     track_session,
     write_analysis,
 )
+from .record import RunRecord, VideoSource, now_iso, read_run_record, write_run_record
 from .tracker import ASSIGNED_COLUMNS
 
 __all__ = [
@@ -266,15 +266,14 @@ def keep_previous_results(result_dir: Path, old_hash: str) -> Path:
     return dest
 
 
-def _read_run_info(result_dir: Path) -> dict:
-    run_info = read_json(result_dir / "run.json")
-    resolved = run_info.get("config", {}).get("resolved") if isinstance(run_info, dict) else None
-    if not isinstance(resolved, dict):
+def _read_record(result_dir: Path) -> RunRecord:
+    record = read_run_record(result_dir)
+    if not isinstance(record.config.resolved, dict):
         raise OutputError(
             f"{result_dir / 'run.json'}: holds no resolved config; these results were not "
             "made by cpp-tracker track: run track again"
         )
-    return run_info
+    return record
 
 
 def _read_track_table(track_path: Path) -> pa.Table:
@@ -302,7 +301,7 @@ def _write_with_assigned(track_path: Path, table: pa.Table, analysis) -> None:
     atomic_path(track_path, lambda tmp: pq.write_table(table, tmp))
 
 
-def _video_label(result_dir: Path, video_info: dict) -> str:
+def _video_label(result_dir: Path, video: VideoSource) -> str:
     """The ``video`` column of the stored summary (so that it stays as it was)."""
     try:
         import pandas as pd
@@ -312,7 +311,7 @@ def _video_label(result_dir: Path, video_info: dict) -> str:
             return stored["video"].iloc[0]
     except (OSError, ValueError):
         pass
-    return str(video_info.get("path") or result_dir.name)
+    return video.path or result_dir.name
 
 
 def reprocess_result(
@@ -362,78 +361,123 @@ def reprocess_result(
         The stored results cannot be read, or the video is needed but missing.
     """
     t0 = time.perf_counter()
-    started = _now()
+    started = now_iso()
     result_dir = Path(result_dir)
+    _refuse_kept_results(result_dir)
+    old = _read_record(result_dir)
+    new_hash = config_hash(config)
+    detection, other = config_changes(old.config.resolved, config_to_dict(config))
+    if detection and not retrack:
+        raise _detection_changed(config, old, detection, result_dir)
+    changed = detection + other
+    if not changed and not force:
+        return ReprocessResult(result_dir, "unchanged", [], new_hash)
+    if detection:
+        videos = _videos_to_retrack(result_dir, old)
+        previous = _keep_previous(result_dir, old) if keep_previous else None
+        run = _track_again(videos, result_dir, old, config, progress=progress, plots=plots)
+        return ReprocessResult(
+            result_dir, "retracked", changed, new_hash, previous,
+            round(time.perf_counter() - t0, 3), run.warnings,
+        )
+    stored = _read_stored_track(result_dir, old, config)
+    analysis = _analyse_stored_track(stored, result_dir, old, config)
+    previous = _keep_previous(result_dir, old) if keep_previous else None
+    _write_with_assigned(stored.path, stored.table, analysis)
+    written = write_analysis(result_dir, analysis)
+    record = old.reprocessed(
+        version=__version__,
+        config=config_record(config),
+        timing=timing_record(analysis.timebase, analysis.read_fraction),
+        analysis_warnings=analysis.warnings,
+        written=written,
+        changed_keys=changed,
+        started=started,
+        finished=now_iso(),
+        elapsed_s=round(time.perf_counter() - t0, 3),
+        **analysis_records(analysis),
+    )
+    if plots:
+        record = draw_qc_figure_for(record, result_dir, config)
+    else:
+        (result_dir / "qc.png").unlink(missing_ok=True)
+    write_run_record(result_dir, record.with_history_after(old))
+    return ReprocessResult(
+        result_dir, "reprocessed", changed, new_hash, previous,
+        round(time.perf_counter() - t0, 3), list(record.warnings),
+    )
+
+
+def _refuse_kept_results(result_dir: Path) -> None:
     if result_dir.parent.name == PREVIOUS_DIR and _is_result_dir(result_dir.parent.parent):
         raise OutputError(
             f"{result_dir}: is an earlier result kept by --keep-previous and is left as it "
             f"was; reprocess {result_dir.parent.parent} instead"
         )
-    old = _read_run_info(result_dir)
-    old_hash = old["config"].get("hash") or "unknown"
-    new_hash = config_hash(config)
-    detection, other = config_changes(old["config"]["resolved"], config_to_dict(config))
-    if detection and not retrack:
-        old_flat: dict[str, Any] = {}
-        _flatten(_plain(old["config"]["resolved"]), "", old_flat)
-        new_keys = [k for k in detection if k not in old_flat and not k.startswith("arenas[")]
-        since = (
-            f" ({', '.join(new_keys)} did not exist in the version that made these results)"
-            if new_keys
-            else ""
-        )
-        raise ConfigError(
-            config.source,
-            f"changes {', '.join(detection)} compared with the config of {result_dir} "
-            f"(hash {old_hash}){since}; these change what is detected in the frames, so the "
-            "stored track cannot be reused: run 'cpp-tracker track' again, or reprocess with "
-            "--retrack",
-        )
-    changed = detection + other
-    if not changed and not force:
-        return ReprocessResult(result_dir, "unchanged", [], new_hash)
 
-    video_info = old.get("video") or {}
-    if detection:
-        videos = _videos_to_retrack(result_dir, old)
-        previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
-        window = old.get("window") or {}
-        run = track_session(
-            videos,
-            config,
-            result_dir.parent,
-            name=result_dir.name,
-            start_s=window.get("start_s"),
-            end_s=window.get("end_s"),
-            metadata=old.get("metadata") or None,
-            stride=int((old.get("time_base") or {}).get("stride") or 1),
-            progress=progress,
-            plots=plots,
-            command="reprocess --retrack",
-        )
-        return ReprocessResult(
-            result_dir,
-            "retracked",
-            changed,
-            new_hash,
-            previous,
-            round(time.perf_counter() - t0, 3),
-            run.warnings,
-        )
 
+def _detection_changed(
+    config: Config, old: RunRecord, detection: list[str], result_dir: Path
+) -> ConfigError:
+    """The error for a config whose detection keys changed (new keys named as such)."""
+    old_flat: dict[str, Any] = {}
+    _flatten(_plain(old.config.resolved), "", old_flat)
+    new_keys = [k for k in detection if k not in old_flat and not k.startswith("arenas[")]
+    since = (
+        f" ({', '.join(new_keys)} did not exist in the version that made these results)"
+        if new_keys
+        else ""
+    )
+    return ConfigError(
+        config.source,
+        f"changes {', '.join(detection)} compared with the config of {result_dir} "
+        f"(hash {old.config.hash or 'unknown'}){since}; these change what is detected in the "
+        "frames, so the stored track cannot be reused: run 'cpp-tracker track' again, or "
+        "reprocess with --retrack",
+    )
+
+
+def _keep_previous(result_dir: Path, old: RunRecord) -> Path:
+    return keep_previous_results(result_dir, old.config.hash or "unknown")
+
+
+def _track_again(
+    videos: list[Path], result_dir: Path, old: RunRecord, config: Config, *,
+    progress: bool, plots: bool,
+):
+    """Track the video(s) again with the window, stride and metadata of ``old``."""
+    return track_session(
+        videos,
+        config,
+        result_dir.parent,
+        name=result_dir.name,
+        start_s=old.window.start_s,
+        end_s=old.window.end_s,
+        metadata=dict(old.metadata) or None,
+        stride=int(old.time_base.stride or 1),
+        progress=progress,
+        plots=plots,
+        command="reprocess --retrack",
+    )
+
+
+@dataclass(frozen=True)
+class _StoredTrack:
+    path: Path
+    table: pa.Table
+
+
+def _read_stored_track(result_dir: Path, old: RunRecord, config: Config) -> _StoredTrack:
+    """``track.parquet``, checked against the new config before anything is written."""
     track_path = result_dir / "track.parquet"
     if not track_path.is_file():
         raise OutputError(
             f"{track_path}: not found, so these results cannot be reprocessed; run "
             "'cpp-tracker track' again"
         )
-    if video_info.get("width") and video_info.get("height"):
-        check_against_frame(
-            config,
-            int(video_info["width"]),
-            int(video_info["height"]),
-            video=str(video_info.get("path", "")),
-        )
+    video = old.video
+    if video.width and video.height:
+        check_against_frame(config, int(video.width), int(video.height), video=video.path)
     table = _read_track_table(track_path)
     needed = ["frame", "time_s", "arena", "x", "y", "detected"]
     absent = [c for c in needed if c not in table.column_names]
@@ -441,153 +485,48 @@ def reprocess_result(
         raise OutputError(
             f"{track_path}: lacks the column(s) {', '.join(absent)}; run 'cpp-tracker track' again"
         )
+    return _StoredTrack(track_path, table)
+
+
+def _analyse_stored_track(stored: _StoredTrack, result_dir: Path, old: RunRecord, config: Config):
+    """:func:`analyse_track` on the stored positions, as ``track`` ran it."""
     # every stored column but those assigned from the config: analyse_track takes what it
     # needs, as in track
-    assigned = [c for c in ASSIGNED_COLUMNS if c in table.column_names]
-    track = table.drop_columns(assigned).to_pandas()
+    assigned = [c for c in ASSIGNED_COLUMNS if c in stored.table.column_names]
+    track = stored.table.drop_columns(assigned).to_pandas()
     stored_arenas = set(track["arena"].astype(str).unique())
     missing = [a.name for a in config.arenas if a.name not in stored_arenas]
     if missing:
         raise OutputError(
-            f"{track_path}: has no rows for arena(s) {', '.join(missing)}; run "
+            f"{stored.path}: has no rows for arena(s) {', '.join(missing)}; run "
             "'cpp-tracker track' again"
         )
-    nominal_fps = video_info.get("nominal_fps")
-    video_label = _video_label(result_dir, video_info)
+    nominal_fps = old.video.nominal_fps
     try:
-        analysis = analyse_track(
+        return analyse_track(
             track,
             config,
-            video_label=video_label,
+            video_label=_video_label(result_dir, old.video),
             nominal_interval_s=1.0 / nominal_fps if nominal_fps else None,
-            nominal_duration_s=_expected_duration_s(old.get("time_base") or {}),
+            # the end of the recording, and so the fraction read, does not depend on the config
+            nominal_duration_s=old.time_base.expected_s,
         )
     except ValueError as e:
-        raise OutputError(f"{track_path}: does not fit the config ({e}); run track again") from None
-    del track
-    previous = keep_previous_results(result_dir, old_hash) if keep_previous else None
-
-    # Warnings about the recording (timestamps, truncation) stay; the analysis's are redone.
-    # The end of the recording, and so the fraction read, does not depend on the config.
-    old_analysis_warnings = old.get("analysis_warnings") or []
-    kept = [w for w in old.get("warnings") or [] if w not in old_analysis_warnings]
-    warnings = [*analysis.warnings, *(w for w in kept if w not in analysis.warnings)]
-    time_base = dict(old.get("time_base") or {})
-    read_fraction = analysis.read_fraction
-
-    _write_with_assigned(track_path, table, analysis)
-    del table
-    written = write_analysis(result_dir, analysis)
-
-    run_info = copy.deepcopy(old)
-    run_info.pop("history", None)
-    old_outputs = [o for o in run_info.get("outputs", []) if o != "summary_bins.csv"]
-    for name in written:
-        if name not in old_outputs:
-            old_outputs.insert(
-                old_outputs.index("summary.csv") + 1
-                if "summary.csv" in old_outputs
-                else len(old_outputs),
-                name,
-            )
-    time_base.update(timebase_info(analysis.timebase, read_fraction))
-    run_info.update(
-        {
-            "version": __version__,
-            "command": "reprocess",
-            "started": started,
-            "finished": _now(),
-            "elapsed_s": round(time.perf_counter() - t0, 3),
-            "config": {
-                "source": config.source,
-                "hash": new_hash,
-                "resolved": config_to_dict(config),
-                "geometry_px": geometry_in_pixels(config),
-            },
-            "time_base": time_base,
-            "arenas": analysis.arena_stats,
-            "warnings": warnings,
-            "analysis_warnings": analysis.warnings,
-            "outputs": old_outputs,
-            "track": old.get("track")
-            or {
-                "made_by": old.get("command"),
-                "finished": old.get("finished"),
-                "config_hash": old_hash,
-                "frames": time_base.get("frames_tracked"),
-            },
-            "reprocess": {"changed_keys": changed, "previous_config_hash": old_hash},
-        }
-    )
-    # Other per-video blocks that analyse_track computes are stored in run.json under the
-    # same name as the Analysis field (e.g. "qc"): replace them too, never leave them stale.
-    for name in _analysis_blocks(analysis):
-        if name in run_info:
-            run_info[name] = getattr(analysis, name)
-    run_info["outputs"] = [o for o in run_info["outputs"] if o != "qc.png"]
-    if plots:
-        _draw_qc_figure(result_dir, run_info, config)
-    else:
-        (result_dir / "qc.png").unlink(missing_ok=True)
-    warnings = run_info["warnings"]
-    if isinstance(run_info.get("run_key"), dict):
-        # what batch compares to decide whether a result is up to date with a config
-        run_info["run_key"] = {**run_info["run_key"], "config_hash": new_hash}
-    run_info["history"] = carry_history(result_dir / "run.json", run_info)
-    write_json(result_dir / "run.json", run_info)
-    return ReprocessResult(
-        result_dir,
-        "reprocessed",
-        changed,
-        new_hash,
-        previous,
-        round(time.perf_counter() - t0, 3),
-        warnings,
-    )
+        raise OutputError(
+            f"{stored.path}: does not fit the config ({e}); run track again"
+        ) from None
 
 
-#: Analysis fields that are not run.json blocks of the same name (handled explicitly).
-_NOT_RUN_INFO_BLOCKS = {
-    "codes",
-    "chamber",
-    "occupancy",
-    "summary",
-    "timebase",
-    "bins",
-    "arena_stats",
-    "warnings",
-    "read_fraction",
-    "position",
-}
-
-
-def _expected_duration_s(time_base: dict) -> float | None:
-    """The length the recording should have had (as track computed it), from run.json."""
-    expected = time_base.get("expected_duration_s")
-    if expected is None:  # run.json of an earlier version: from what was read and its share
-        duration, fraction = time_base.get("duration_s"), time_base.get("read_fraction_of_nominal")
-        expected = duration / fraction if duration and fraction else None
-    return float(expected) if expected and expected > 0 else None
-
-
-def _analysis_blocks(analysis) -> list[str]:
-    from dataclasses import fields
-
-    return [f.name for f in fields(analysis) if f.name not in _NOT_RUN_INFO_BLOCKS]
-
-
-def _videos_to_retrack(result_dir: Path, run_info: dict) -> list[Path]:
-    """The video file(s) of a result, from its run.json (all chunk files of a session)."""
-    sources = run_info.get("videos") or [run_info.get("video") or {}]
+def _videos_to_retrack(result_dir: Path, old: RunRecord) -> list[Path]:
+    """The video file(s) of a result, from its record (all chunk files of a session)."""
     videos = []
-    for source in sources:
-        candidates = [source.get("absolute_path"), source.get("path")]
-        video = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+    for source in old.videos or (old.video,):
+        video = source.existing_path(prefer_absolute=True)
         if video is None:
-            shown = source.get("absolute_path") or source.get("path") or "(none recorded)"
             raise VideoError(
-                f"{result_dir / 'run.json'}: the video {shown} is needed to track again but "
-                "was not found; put it back at that path, or run 'cpp-tracker track' on it"
+                f"{result_dir / 'run.json'}: the video {source.shown_path} is needed to track "
+                "again but was not found; put it back at that path, or run 'cpp-tracker track' "
+                "on it"
             )
         videos.append(video)
     return videos

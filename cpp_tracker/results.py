@@ -1,10 +1,10 @@
 """Read a stored result folder (``OUTDIR/<stem>/``) for pictures, review clips and reports.
 
-A result folder holds ``run.json`` (always, written last), ``track.parquet``,
-``occupancy.csv``, ``summary.csv`` and ``background.png``. Optional parts written by newer
-versions (a ``qc`` block and ``lighting_periods`` in ``run.json``, per-second QC columns in
-``occupancy.csv``) are read defensively: when they are absent the readers here return empty
-tables, never fail.
+A result folder holds ``run.json`` (always, written last; read as a
+:class:`~cpp_tracker.record.RunRecord`), ``track.parquet``, ``occupancy.csv``,
+``summary.csv`` and ``background.png``. Parts that older versions did not write (the ``qc``
+and ``lighting`` blocks of the record, per-second QC columns in ``occupancy.csv``) are read
+defensively: when they are absent the readers here return empty tables, never fail.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import pandas as pd
 
 from .config import Config, parse_config
 from .errors import ConfigError, OutputError
-from .outputs import read_json, read_track
+from .outputs import read_track
+from .record import RUN_FILE, RunRecord, read_run_record
 
 __all__ = [
     "StoredResult",
     "load_result",
     "find_result_dirs",
-    "lighting_periods",
     "flagged_seconds",
     "has_qc_flags",
     "resolve_video",
@@ -38,10 +38,10 @@ _FLAG_PREFIXES = ("flag_", "qc_flag")
 
 @dataclass(frozen=True)
 class StoredResult:
-    """One result folder: its ``run.json`` and resolved configuration, files read on demand."""
+    """One result folder: its run record and resolved configuration, files read on demand."""
 
     result_dir: Path
-    run_info: dict
+    record: RunRecord
     config: Config
 
     @property
@@ -51,19 +51,16 @@ class StoredResult:
 
     @property
     def video_label(self) -> str:
-        video = self.run_info.get("video") or {}
-        return str(video.get("path") or self.result_dir.name)
+        return self.record.video_label or self.result_dir.name
 
     @property
     def duration_s(self) -> float | None:
-        tb = self.run_info.get("time_base") or {}
-        value = tb.get("duration_s")
+        value = self.record.time_base.duration_s
         return float(value) if _finite(value) else None
 
     @property
     def frame_interval_s(self) -> float:
-        tb = self.run_info.get("time_base") or {}
-        value = tb.get("median_interval_s")
+        value = self.record.time_base.median_interval_s
         return float(value) if _finite(value) and value > 0 else 1.0 / 30.0
 
     def background(self) -> np.ndarray | None:
@@ -109,23 +106,21 @@ def load_result(result_dir: str | Path) -> StoredResult:
     result_dir = Path(result_dir)
     if not result_dir.is_dir():
         raise OutputError(f"{result_dir}: no such folder; give a folder written by 'track'")
-    run_path = result_dir / "run.json"
+    run_path = result_dir / RUN_FILE
     if not run_path.exists():
         raise OutputError(
             f"{result_dir}: has no run.json, so it is not a finished result of 'cpp-tracker "
             "track'; run track (again) for this video"
         )
-    run_info = read_json(run_path)
-    resolved = ((run_info.get("config") or {}) if isinstance(run_info, dict) else {}).get(
-        "resolved"
-    )
+    record = read_run_record(result_dir)
+    resolved = record.config.resolved
     if not isinstance(resolved, dict):
         raise OutputError(f"{run_path}: has no config.resolved; run 'cpp-tracker track' again")
     try:
-        config = parse_config(resolved, source=f"{run_path} (config.resolved)")
+        config = parse_config(dict(resolved), source=f"{run_path} (config.resolved)")
     except ConfigError as e:
         raise OutputError(f"{e}; run 'cpp-tracker track' again") from None
-    return StoredResult(result_dir, run_info, config)
+    return StoredResult(result_dir, record, config)
 
 
 def find_result_dirs(folder: str | Path) -> list[Path]:
@@ -147,42 +142,6 @@ def find_result_dirs(folder: str | Path) -> list[Path]:
         and "previous" not in p.relative_to(folder).parts[:-1]
     )
     return found
-
-
-def lighting_periods(run_info: dict) -> list[tuple[float, float, str]]:
-    """Lighting periods listed in ``run.json`` as ``(start_s, end_s, label)``; [] if none.
-
-    Accepts a list of mappings with ``start_s``/``end_s`` (or ``start``/``end``) and an
-    optional ``label``/``name``/``level``/``gain_median``, or a list of ``[start, end]``
-    pairs: ``lighting_periods`` at the top level, ``lighting.periods`` (as written by the
-    lighting stage), or ``qc.lighting_periods``.
-    """
-    raw = run_info.get("lighting_periods")
-    if raw is None and isinstance(run_info.get("lighting"), dict):
-        raw = run_info["lighting"].get("periods")
-    if raw is None and isinstance(run_info.get("qc"), dict):
-        raw = run_info["qc"].get("lighting_periods")
-    if not isinstance(raw, list):
-        return []
-    out = []
-    for i, item in enumerate(raw):
-        start = end = None
-        label = f"period {i + 1}"
-        if isinstance(item, dict):
-            start = item.get("start_s", item.get("start"))
-            end = item.get("end_s", item.get("end"))
-            for key in ("label", "name", "level", "kind", "gain_median"):
-                if item.get(key) is not None:
-                    value = item[key]
-                    label = f"{value:.3g}" if isinstance(value, float) else str(value)
-                    if key == "gain_median":
-                        label = f"gain {label}"
-                    break
-        elif isinstance(item, (list, tuple)) and len(item) >= 2:
-            start, end = item[0], item[1]
-        if _finite(start) and _finite(end) and end > start:
-            out.append((float(start), float(end), label))
-    return out
 
 
 def _truthy(series: pd.Series) -> np.ndarray:
@@ -238,33 +197,6 @@ def _qc_flag_rows(table: pd.DataFrame) -> list[tuple[str, int, str]]:
     return rows
 
 
-def _flags_from_run_info(run_info: dict, arena_names: list[str]) -> pd.DataFrame:
-    qc = run_info.get("qc")
-    rows: list[tuple[str, int, str]] = []
-    if isinstance(qc, dict):
-        for key in ("flagged_seconds", "flagged", "flags"):
-            items = qc.get(key)
-            if not isinstance(items, list):
-                continue
-            for item in items:
-                if _finite(item):
-                    for a in arena_names:
-                        rows.append((a, int(item), "QC flag"))
-                elif isinstance(item, dict):
-                    arenas = [str(item["arena"])] if item.get("arena") else arena_names
-                    reason = str(item.get("reason") or item.get("flag") or "QC flag")
-                    if _finite(item.get("second")):
-                        seconds = [int(item["second"])]
-                    else:
-                        start = item.get("start_s", item.get("start"))
-                        end = item.get("end_s", item.get("end"))
-                        if not (_finite(start) and _finite(end)):
-                            continue
-                        seconds = list(range(int(math.floor(start)), int(math.ceil(end))))
-                    rows.extend((a, s, reason) for a in arenas for s in seconds)
-    return pd.DataFrame(rows, columns=["arena", "second", "reason"])
-
-
 def _flag_columns(columns) -> list[str]:
     return [
         c
@@ -275,11 +207,6 @@ def _flag_columns(columns) -> list[str]:
 
 def has_qc_flags(result: StoredResult) -> bool:
     """Whether the result carries per-second QC flags of its own (see :func:`flagged_seconds`)."""
-    qc = result.run_info.get("qc")
-    if isinstance(qc, dict) and any(
-        isinstance(qc.get(k), list) for k in ("flagged_seconds", "flagged", "flags")
-    ):
-        return True
     for name in ("occupancy.csv", "qc.csv"):
         path = result.result_dir / name
         if path.exists():
@@ -301,7 +228,6 @@ def flagged_seconds(result: StoredResult, *, fallback: bool = True) -> pd.DataFr
     without a detection after the mouse was first found (``no detection``), or several
     blobs within the size limits (``competing blobs``).
     """
-    arena_names = [a.name for a in result.config.arenas]
     tables = []
     occ_path = result.result_dir / "occupancy.csv"
     if occ_path.exists():
@@ -309,7 +235,6 @@ def flagged_seconds(result: StoredResult, *, fallback: bool = True) -> pd.DataFr
     qc_path = result.result_dir / "qc.csv"
     if qc_path.exists():
         tables.append(_flags_from_table(_read_csv(qc_path)))
-    tables.append(_flags_from_run_info(result.run_info, arena_names))
     found = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
         len(t) for t in tables
     ) else pd.DataFrame(columns=["arena", "second", "reason"])
@@ -341,12 +266,11 @@ def resolve_video(result: StoredResult, override: str | Path | None = None) -> P
         if not path.exists():
             raise OutputError(f"{path}: video not found; check the path given to --video")
         return path
-    video = result.run_info.get("video") or {}
-    for key in ("path", "absolute_path"):
-        value = video.get(key)
-        if value and Path(value).exists():
-            return Path(value)
+    video = result.record.video
+    found = video.existing_path()
+    if found is not None:
+        return found
     raise OutputError(
-        f"{result.result_dir}: its video {video.get('absolute_path') or video.get('path')!s} "
+        f"{result.result_dir}: its video {video.absolute_path or video.path or None!s} "
         "is not there any more; pass the video's new path with --video"
     )

@@ -114,23 +114,24 @@ def _video_rate(video: str | Path) -> float:
 def detectors_for_result(result: StoredResult, background: np.ndarray) -> list[ArenaDetector]:
     """Rebuild each arena's detector from ``background.png`` and the values ``run.json``
     recorded (polarity, threshold, area limits), so blob outlines match the run."""
-    recorded = {
-        d.get("arena"): d for d in (result.run_info.get("detection") or []) if isinstance(d, dict)
-    }
     out = []
     for arena in result.config.arenas:
-        rec = recorded.get(arena.name, {})
         settings = result.config.detection
-        polarity = rec.get("polarity")
-        settings = replace(
-            settings,
-            animal=polarity if polarity in ("dark", "light") else settings.animal,
-            threshold=rec.get("threshold", settings.threshold),
-            min_area_px=rec.get("min_area_px", settings.min_area_px),
-            max_area_px=rec.get("max_area_px", settings.max_area_px),
-        )
+        rec = result.record.detection_for(arena.name)
+        if rec is not None:
+            settings = replace(
+                settings,
+                animal=rec.polarity if rec.polarity in ("dark", "light") else settings.animal,
+                threshold=_recorded(rec.threshold, settings.threshold),
+                min_area_px=_recorded(rec.min_area_px, settings.min_area_px),
+                max_area_px=_recorded(rec.max_area_px, settings.max_area_px),
+            )
         out.append(make_detector(arena, settings, background, background[None]))
     return out
+
+
+def _recorded(value, default):
+    return default if value is None else value
 
 
 def _blob_contour(detector: ArenaDetector, gray: np.ndarray, x: float, y: float):

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from cpp_tracker.config import config_hash, config_to_dict, parse_config
-from cpp_tracker.outputs import write_json, write_parquet
-from cpp_tracker.pipeline import analyse_track, carry_history, write_analysis
+from cpp_tracker.outputs import write_parquet
+from cpp_tracker.pipeline import analyse_track, write_analysis
+from cpp_tracker.record import RunRecord, write_run_record
 
 TWO_CHAMBERS = {
     "arenas": [
@@ -144,8 +145,8 @@ def write_result(
     }
     if metadata is not None:
         run_info["metadata"] = metadata
-    run_info["history"] = carry_history(folder / "run.json", run_info)
-    write_json(folder / "run.json", run_info)
+    # only the blocks a summary needs; the record gives the others their empty values
+    write_run_record(folder, RunRecord.from_dict(run_info).with_history_after(None))
     return folder
 
 

@@ -16,6 +16,7 @@ from cpp_tracker.config import load_config, parse_config
 from cpp_tracker.errors import ConfigError, VideoError
 from cpp_tracker.outputs import write_json
 from cpp_tracker.pipeline import result_status, run_key, track_video
+from cpp_tracker.record import RunRecord
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +86,12 @@ def test_interrupted_track_resumes_and_equals_an_uninterrupted_run(
     run = json.loads((result_dir / "run.json").read_text())
     assert run["resume"]["resumed"] and run["resume"]["seek_confirmed"]
     assert run["resume"]["attempts"] == 2
-    assert run["time_base"]["frames_decoded"] == fresh.run_info["time_base"]["frames_decoded"]
+    assert run["time_base"]["frames_decoded"] == fresh.record.time_base.frames_decoded
     # the continued run decoded from (about) the checkpoint on, not from the start
     this_run = run["time_base"]["frames_decoded_this_run"]
     done_before = state["position"]["frame"] + 1
     assert done_before > 0
-    assert this_run < fresh.run_info["time_base"]["frames_decoded_this_run"] - done_before + 10
+    assert this_run < fresh.record.time_base.frames_decoded_this_run - done_before + 10
     assert not partial.exists()
     assert_same_results(result_dir, fresh.result_dir)
 
@@ -104,7 +105,7 @@ def test_checkpoint_of_another_config_is_not_used(clip, fresh, tmp_path, monkeyp
         track_video(video, other, tmp_path, progress=False)
     monkeypatch.undo()
     result = track_video(video, load_config(config_path), tmp_path, progress=False)
-    assert result.run_info["resume"]["resumed"] is False
+    assert result.record.resume.resumed is False
     assert result.warnings[0] == (
         "an earlier interrupted run could not be continued (the checkpoint does not match: "
         "the config changed); tracked from the beginning"
@@ -122,7 +123,7 @@ def test_checkpoint_with_a_part_file_gone_is_not_used(clip, fresh, tmp_path, mon
     first = partial / "part-000001.parquet"
     first.rename(partial / f"part-{state['parts'] + 1:06d}.parquet")  # same count, a gap
     result = track_video(video, config, tmp_path, progress=False)
-    assert result.run_info["resume"]["resumed"] is False
+    assert result.record.resume.resumed is False
     assert result.warnings[0] == (
         "an earlier interrupted run could not be continued (part files of the checkpoint "
         "are missing); tracked from the beginning"
@@ -140,8 +141,8 @@ def test_time_window_counts_only_its_frames(clip, fresh, tmp_path):
     assert track["frame"].iloc[0] == round(5.0 * fps)
     assert track["frame"].iloc[-1] == round(15.0 * fps) - 1
     assert track["time_s"].iloc[0] == pytest.approx(0.0, abs=1e-6)  # 0 s = start_s
-    assert result.run_info["time_base"]["duration_s"] == pytest.approx(10.0, abs=1e-6)
-    assert result.run_info["window"]["start_s"] == 5.0
+    assert result.record.time_base.duration_s == pytest.approx(10.0, abs=1e-6)
+    assert result.record.window.start_s == 5.0
     # the frames inside the window get the chambers the whole-video run gave them (the
     # background, sampled inside the window only, differs a little: allow 2 frames)
     whole = pd.read_parquet(fresh.result_dir / "track.parquet")
@@ -210,7 +211,8 @@ def test_source_time_maps_result_time_to_the_file():
             {"path": "n_3.mp4", "time_offset_s": 7200.0},
         ],
     }
-    assert pipeline.source_time(run_info, 0.0) == ("n_1.mp4", 5.0)
-    assert pipeline.source_time(run_info, 3600.0) == ("n_2.mp4", 5.0)
-    assert pipeline.source_time(run_info, 7194.0) == ("n_2.mp4", 3599.0)
-    assert pipeline.source_time({"video": {"path": "v.mp4"}}, 12.5) == ("v.mp4", 12.5)
+    record = RunRecord.from_dict(run_info)
+    assert record.source_time(0.0) == ("n_1.mp4", 5.0)
+    assert record.source_time(3600.0) == ("n_2.mp4", 5.0)
+    assert record.source_time(7194.0) == ("n_2.mp4", 3599.0)
+    assert RunRecord.from_dict({"video": {"path": "v.mp4"}}).source_time(12.5) == ("v.mp4", 12.5)

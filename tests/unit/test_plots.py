@@ -13,7 +13,7 @@ from PIL import Image
 
 from cpp_tracker import plots
 from cpp_tracker.cli import main
-from cpp_tracker.results import flagged_seconds, has_qc_flags, lighting_periods, load_result
+from cpp_tracker.results import flagged_seconds, has_qc_flags, load_result
 from tests.results_helpers import tracked
 
 
@@ -145,23 +145,24 @@ def test_no_plots_option_and_plot_failure_keep_results(video_factory, tmp_path, 
 
 
 def test_qc_flags_and_lighting_periods_are_read_and_drawn(result, tmp_path):
-    """Optional fields of newer runs (QC block, lighting periods, flag columns) are used."""
+    """A result of an older run (no QC block, lighting or qc_ columns) reads as having none;
+    flag columns and lighting periods, once there, are used and drawn."""
 
     _, _, result_dir = result
     copy = _without_qc_fields(result_dir, tmp_path)
-    run = json.loads((copy / "run.json").read_text())
-    assert lighting_periods(run) == []
+    assert load_result(copy).record.lighting_periods() == []
     assert not has_qc_flags(load_result(copy))
-    run["lighting_periods"] = [{"start_s": 0, "end_s": 12.5, "level": 0.9},
-                               {"start_s": 12.5, "end_s": 20.0, "level": 0.4}]
-    run["qc"] = {"needs_review": True, "flagged_seconds": [3, 4]}
+    run = json.loads((copy / "run.json").read_text())
+    run["lighting"] = {"followed": True, "abrupt_changes": 1, "periods": [
+        {"start_s": 0, "end_s": 12.5, "gain_median": 0.9},
+        {"start_s": 12.5, "end_s": 20.0, "gain_median": 0.4}]}
     (copy / "run.json").write_text(json.dumps(run))
     occ = pd.read_csv(copy / "occupancy.csv")
-    occ["flag_jump"] = occ["second"] == 10
+    occ["flag_jump"] = occ["second"].isin([3, 4, 10])
     occ.to_csv(copy / "occupancy.csv", index=False)
 
     stored = load_result(copy)
-    assert lighting_periods(stored.run_info) == [(0.0, 12.5, "0.9"), (12.5, 20.0, "0.4")]
+    assert stored.record.lighting_periods() == [(0.0, 12.5, "gain 0.9"), (12.5, 20.0, "gain 0.4")]
     assert has_qc_flags(stored)
     flags = flagged_seconds(stored)
     assert set(flags["second"]) == {3, 4, 10}
@@ -194,7 +195,7 @@ def test_stored_flags_and_lighting_of_a_current_run(result):
     occ = pd.read_csv(result_dir / "occupancy.csv")
     flags = flagged_seconds(stored)
     assert set(flags["second"]) == set(occ.loc[occ["qc_flag"], "second"])
-    ((start, end, _),) = lighting_periods(stored.run_info)  # one period: no light change
+    ((start, end, _),) = stored.record.lighting_periods()  # one period: no light change
     assert start == 0.0 and end == pytest.approx(20.0, abs=0.1)
 
 
@@ -246,7 +247,7 @@ def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
     summary.to_csv(copy / "summary.csv", index=False)
 
     stored = load_result(copy)
-    assert lighting_periods(stored.run_info) == [(0.0, 8.0, "gain 1"), (8.0, 20.0, "gain 0.6")]
+    assert stored.record.lighting_periods() == [(0.0, 8.0, "gain 1"), (8.0, 20.0, "gain 0.6")]
     assert has_qc_flags(stored)
     flags = flagged_seconds(stored)
     assert list(zip(flags["second"], flags["reason"], strict=True)) == [(5, "no detection"),
