@@ -264,136 +264,288 @@ def remove_resting_mouse(
     shows, leaving out where the mouse itself was in each, and kept only if the rebuilt
     patch matches the floor around it better than before (a blinking light, say, does not).
     """
-    ys, xs = np.nonzero(region)
-    if len(ys) == 0 or len(samples) < 5:
+    if not region.any() or len(samples) < 5:
         return background, None, None
+    crop = _arena_crop(samples, region, background)
+    area = float(crop.floor.sum())
+    finder = _BlobFinder(
+        crop,
+        threshold=_difference_threshold(crop),
+        min_area=float(min_area_px) if min_area_px else max(10.0, 0.0005 * area),
+        kernel=cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)),
+    )
+    fg = _foreground_of(finder)
+    repair = _rebuild_ghosts(background, finder, fg, min_share, sample_index)
+    if not repair.spots:
+        return background, None, _hidden_mouse_warning(arena, fg.empty_samples, len(samples))
+    return repair.image, _resting_report(arena, finder, fg, repair), None
+
+
+@dataclass(frozen=True)
+class _ArenaCrop:
+    """The samples and the background inside one arena's bounding box ``y0:y1, x0:x1``,
+    where ``floor`` is the arena.
+
+    Memory: one sample's blurred crop, difference and labels are made at a time, when
+    needed (stacks of them for 40 samples of a 720p arena, with float copies for the
+    median, took ~700 MB).
+    """
+
+    samples: np.ndarray
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    floor: np.ndarray
+    background: np.ndarray  # the background's crop, blurred as the samples are, int16
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        return image[self.y0 : self.y1, self.x0 : self.x1]
+
+    def blurred(self, i: int) -> np.ndarray:
+        """Sample ``i``'s crop, blurred (3x3) against pixel noise."""
+        return cv2.GaussianBlur(self.cut(self.samples[i]), (3, 3), 0)
+
+    def difference(self, i: int) -> np.ndarray:
+        """Sample ``i`` minus the background (blurred crops, int16, signed)."""
+        return self.blurred(i).astype(np.int16) - self.background
+
+
+def _arena_crop(samples: np.ndarray, region: np.ndarray, background: np.ndarray) -> _ArenaCrop:
+    """The crop of the bounding box of ``region`` (not empty)."""
+    ys, xs = np.nonzero(region)
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    reg = region[y0:y1, x0:x1]
-    area = float(reg.sum())
-    min_area = float(min_area_px) if min_area_px else max(10.0, 0.0005 * area)
-    bg = cv2.GaussianBlur(background[y0:y1, x0:x1], (3, 3), 0).astype(np.int16)
-    n = len(samples)
+    blurred = cv2.GaussianBlur(background[y0:y1, x0:x1], (3, 3), 0).astype(np.int16)
+    return _ArenaCrop(samples, y0, y1, x0, x1, region[y0:y1, x0:x1], blurred)
 
-    # Memory: one sample's blurred crop, difference and labels at a time, the foreground
-    # masks bit-packed (stacks of them for 40 samples of a 720p arena, with float copies
-    # for the median, took ~700 MB).
-    def crop_of(i: int) -> np.ndarray:
-        return cv2.GaussianBlur(samples[i][y0:y1, x0:x1], (3, 3), 0)
 
-    def signed_of(i: int) -> np.ndarray:
-        return crop_of(i).astype(np.int16) - bg
-
+def _difference_threshold(crop: _ArenaCrop) -> float:
+    """Foreground threshold: 6 noise sigmas (from the MAD of all samples' differences on
+    the floor, robust to the mouse), at least 12 grey levels."""
     hist = IntHistogram()
-    for i in range(n):
-        hist.add(signed_of(i)[reg])
+    for i in range(len(crop.samples)):
+        hist.add(crop.difference(i)[crop.floor])
     sigma = max(0.5, 1.4826 * hist.median_and_mad()[1])
-    threshold = max(6.0 * sigma, 12.0)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    return max(6.0 * sigma, 12.0)
 
-    def labels_of(i: int) -> np.ndarray:
-        return _blobs(np.abs(signed_of(i)), threshold, reg, min_area, kernel)
 
-    packed = []  # each sample's foreground, 8 pixels a byte
-    count = np.zeros(reg.shape, dtype=np.uint16)  # samples in which a pixel is foreground
-    for i in range(n):
-        f = labels_of(i) > 0
-        count += f
-        packed.append(np.packbits(f, axis=None))
+@dataclass(frozen=True)
+class _BlobFinder:
+    """Blobs of at least ``min_area`` px that differ from the background by more than
+    ``threshold``, on the floor of ``crop``."""
 
-    def fg(i: int) -> np.ndarray:
-        return np.unpackbits(packed[i], count=reg.size).reshape(reg.shape).view(bool)
+    crop: _ArenaCrop
+    threshold: float
+    min_area: float
+    kernel: np.ndarray
 
-    def share(indices: list[int]) -> np.ndarray:
+    def labels(self, i: int) -> np.ndarray:
+        """Label image of sample ``i``'s blobs."""
+        return self.labels_against(self.crop.blurred(i), self.crop.background)
+
+    def labels_against(self, blurred: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """Label image of the blobs of a blurred crop against a blurred background."""
+        diff = np.abs(blurred.astype(np.int16) - background)
+        return _blobs(diff, self.threshold, self.crop.floor, self.min_area, self.kernel)
+
+
+@dataclass(frozen=True)
+class _Foreground:
+    """Each sample's foreground, bit-packed (8 pixels a byte), and per pixel the number of
+    samples in which it is foreground."""
+
+    packed: list[np.ndarray]
+    count: np.ndarray
+
+    def of(self, i: int) -> np.ndarray:
+        shape = self.count.shape
+        return np.unpackbits(self.packed[i], count=self.count.size).reshape(shape).view(bool)
+
+    def share(self, indices: list[int]) -> np.ndarray:
         """Per pixel, the share of ``indices`` samples in which it is foreground."""
-        acc = np.zeros(reg.shape, dtype=np.uint16)
+        acc = np.zeros(self.count.shape, dtype=np.uint16)
         for i in indices:
-            acc += fg(i)
+            acc += self.of(i)
         return acc / len(indices)
 
-    where = f"arena {arena}: " if arena else ""
-    empty = int(sum(not packed[i].any() for i in range(n)))
+    @property
+    def empty_samples(self) -> int:
+        """Samples without any foreground."""
+        return int(sum(not p.any() for p in self.packed))
 
-    candidates = (((count / n) >= min_share) & reg).astype(np.uint8)
+
+def _foreground_of(finder: _BlobFinder) -> _Foreground:
+    """Where each sample has a blob."""
+    packed = []
+    count = np.zeros(finder.crop.floor.shape, dtype=np.uint16)
+    for i in range(len(finder.crop.samples)):
+        f = finder.labels(i) > 0
+        count += f
+        packed.append(np.packbits(f, axis=None))
+    return _Foreground(packed, count)
+
+
+@dataclass(frozen=True)
+class _Repair:
+    """The background with its ghosts rebuilt, one report per ghost (``spots``), and all
+    rebuilt pixels of the crop (``rebuilt``)."""
+
+    image: np.ndarray
+    spots: list[dict]
+    rebuilt: np.ndarray
+
+
+def _rebuild_ghosts(
+    background: np.ndarray,
+    finder: _BlobFinder,
+    fg: _Foreground,
+    min_share: float,
+    sample_index: np.ndarray | None,
+) -> _Repair:
+    """Rebuild every ghost among the places that are foreground in at least ``min_share``
+    of the samples (the test and the rebuilding in :func:`remove_resting_mouse`)."""
+    crop, min_area, n = finder.crop, finder.min_area, len(finder.crop.samples)
+    candidates = (((fg.count / n) >= min_share) & crop.floor).astype(np.uint8)
     n_c, comp_labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     out = background.copy()
-    crop_out = out[y0:y1, x0:x1]
+    crop_out = crop.cut(out)
     found: list[dict] = []
-    ghost_all = np.zeros_like(reg)
+    ghost_all = np.zeros_like(crop.floor)
     for c in range(1, n_c):
         if stats[c, cv2.CC_STAT_AREA] < min_area:
             continue
         comp = comp_labels == c
-        near = cv2.dilate(comp.astype(np.uint8), kernel, iterations=3).astype(bool)
-        showing = [i for i in range(n) if fg(i)[comp].mean() >= 0.5]
-        if len(showing) < 3:
+        showing = _ghost_showings(comp, finder, fg)
+        if showing is None:
             continue
-        # in each sample where it shows: is the mouse elsewhere (a blob not touching it)?
-        elsewhere = np.zeros((len(showing),) + reg.shape, dtype=bool)
-        for k, i in enumerate(showing):
-            labels = labels_of(i)
-            touching = np.unique(labels[comp])
-            elsewhere[k] = (labels > 0) & ~np.isin(labels, touching)
-        has_other = elsewhere.reshape(len(showing), -1).any(axis=1)
-        if has_other.mean() < 0.8:
-            continue  # the mouse itself, resting there in a minority of the samples
-        shown = np.stack([signed_of(i) for i in showing])
-        ghost_sign = float(np.sign(np.median(shown[:, comp])))
-        mouse_vals = shown[elsewhere]
-        mouse_sign = float(np.sign(np.median(mouse_vals))) if mouse_vals.size else 0.0
-        if mouse_sign != 0 and ghost_sign == mouse_sign:
-            continue  # same contrast as the mouse: not the imprint of a mouse
-        ghost = (share(showing) > 0.5) & near & reg
-        ghost = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=2).astype(bool) & reg
-        raw = np.stack([samples[i][y0:y1, x0:x1] for i in showing]).astype(np.float32)
-        masked = raw.copy()
-        masked[elsewhere] = np.nan
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rebuilt = np.nanmedian(masked[:, ghost], axis=0)
-        rebuilt = np.where(np.isnan(rebuilt), np.median(raw[:, ghost], axis=0), rebuilt)
-        ring = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=3).astype(bool)
-        ring &= reg & ~ghost
-        if ring.any():
-            floor = float(np.median(crop_out[ring]))
-            before = abs(float(np.median(crop_out[ghost])) - floor)
-            after = abs(float(np.median(rebuilt)) - floor)
-            if after >= before:
-                continue  # does not look like floor: a light, an object, not a mouse
+        ghost = _ghost_mask(comp, showing.samples, fg, crop.floor, finder.kernel)
+        rebuilt = _rebuilt_patch(crop, showing, ghost)
+        # judged against the background with the ghosts rebuilt so far
+        if not _looks_like_floor(rebuilt, crop_out, ghost, crop.floor, finder.kernel):
+            continue  # does not look like floor: a light, an object, not a mouse
         crop_out[ghost] = np.clip(np.round(rebuilt), 0, 255).astype(np.uint8)
         ghost_all |= ghost
-        ys_g, xs_g = np.nonzero(ghost)
-        hidden = [i for i in range(n) if i not in set(showing)]
-        found.append({
-            "where_xy": [round(float(xs_g.mean()) + x0, 1), round(float(ys_g.mean()) + y0, 1)],
-            "rebuilt_px": int(ghost.sum()),
-            "samples_mouse_there": len(hidden),
-            "frames_mouse_there": (
-                [] if sample_index is None else [int(sample_index[i]) for i in hidden]
-            ),
-        })
-    if not found:
-        if empty >= 0.5 * n:
-            return background, None, (
-                f"{where}no mouse is visible in {empty} of {n} background samples: it may "
-                "rest in one place for nearly the whole video and be part of the background; "
-                "check background.png and raise background.samples"
-            )
-        return background, None, None
-    bg2 = cv2.GaussianBlur(crop_out, (3, 3), 0).astype(np.int16)
-    empty_after = sum(
-        _blobs(np.abs(c.astype(np.int16) - bg2), threshold, reg, min_area, kernel).max() == 0
-        for c in (crop_of(i) for i in range(n))
+        found.append(_spot_report(ghost, showing.samples, crop, sample_index))
+    return _Repair(out, found, ghost_all)
+
+
+@dataclass(frozen=True)
+class _Showings:
+    """The samples in which a ghost candidate shows, and in each, the mouse elsewhere
+    (foreground not touching the candidate; ``(len(samples), h, w)`` bool)."""
+
+    samples: list[int]
+    mouse: np.ndarray
+
+
+def _ghost_showings(comp: np.ndarray, finder: _BlobFinder, fg: _Foreground) -> _Showings | None:
+    """Where the candidate ``comp`` shows, if it is the ghost of a mouse: it shows in at
+    least 3 samples, in at least 80 % of them the mouse is elsewhere, and it has the
+    opposite contrast of the mouse. None otherwise."""
+    showing = [i for i in range(len(finder.crop.samples)) if fg.of(i)[comp].mean() >= 0.5]
+    if len(showing) < 3:
+        return None
+    # in each sample where it shows: is the mouse elsewhere (a blob not touching it)?
+    elsewhere = np.zeros((len(showing),) + comp.shape, dtype=bool)
+    for k, i in enumerate(showing):
+        labels = finder.labels(i)
+        touching = np.unique(labels[comp])
+        elsewhere[k] = (labels > 0) & ~np.isin(labels, touching)
+    has_other = elsewhere.reshape(len(showing), -1).any(axis=1)
+    if has_other.mean() < 0.8:
+        return None  # the mouse itself, resting there in a minority of the samples
+    shown = np.stack([finder.crop.difference(i) for i in showing])
+    ghost_sign = float(np.sign(np.median(shown[:, comp])))
+    mouse_vals = shown[elsewhere]
+    mouse_sign = float(np.sign(np.median(mouse_vals))) if mouse_vals.size else 0.0
+    if mouse_sign != 0 and ghost_sign == mouse_sign:
+        return None  # same contrast as the mouse: not the imprint of a mouse
+    return _Showings(showing, elsewhere)
+
+
+def _ghost_mask(comp: np.ndarray, showing: list[int], fg: _Foreground, floor: np.ndarray,
+                kernel: np.ndarray) -> np.ndarray:
+    """The pixels to rebuild: foreground in most samples where the ghost shows, near the
+    candidate, widened by two pixels (the ghost's blurred edge)."""
+    near = cv2.dilate(comp.astype(np.uint8), kernel, iterations=3).astype(bool)
+    ghost = (fg.share(showing) > 0.5) & near & floor
+    return cv2.dilate(ghost.astype(np.uint8), kernel, iterations=2).astype(bool) & floor
+
+
+def _rebuilt_patch(crop: _ArenaCrop, showing: _Showings, ghost: np.ndarray) -> np.ndarray:
+    """The ghost's pixels as the median of the samples in which it shows, leaving out
+    where the mouse was in each (the plain median where that leaves nothing)."""
+    raw = np.stack([crop.cut(crop.samples[i]) for i in showing.samples]).astype(np.float32)
+    masked = raw.copy()
+    masked[showing.mouse] = np.nan
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rebuilt = np.nanmedian(masked[:, ghost], axis=0)
+    return np.where(np.isnan(rebuilt), np.median(raw[:, ghost], axis=0), rebuilt)
+
+
+def _looks_like_floor(rebuilt: np.ndarray, crop_out: np.ndarray, ghost: np.ndarray,
+                      floor: np.ndarray, kernel: np.ndarray) -> bool:
+    """Whether the rebuilt patch matches the floor around the ghost (a ring of 3 px)
+    better than the background there did; True where there is no floor around it."""
+    ring = cv2.dilate(ghost.astype(np.uint8), kernel, iterations=3).astype(bool)
+    ring &= floor & ~ghost
+    if not ring.any():
+        return True
+    around = float(np.median(crop_out[ring]))
+    before = abs(float(np.median(crop_out[ghost])) - around)
+    after = abs(float(np.median(rebuilt)) - around)
+    return after < before
+
+
+def _spot_report(ghost: np.ndarray, showing: list[int], crop: _ArenaCrop,
+                 sample_index: np.ndarray | None) -> dict:
+    """One rebuilt ghost for run.json: where (frame pixels), how large, and the samples in
+    which the mouse rested there (those where the ghost did not show)."""
+    ys_g, xs_g = np.nonzero(ghost)
+    hidden = [i for i in range(len(crop.samples)) if i not in set(showing)]
+    return {
+        "where_xy": [round(float(xs_g.mean()) + crop.x0, 1),
+                     round(float(ys_g.mean()) + crop.y0, 1)],
+        "rebuilt_px": int(ghost.sum()),
+        "samples_mouse_there": len(hidden),
+        "frames_mouse_there": (
+            [] if sample_index is None else [int(sample_index[i]) for i in hidden]
+        ),
+    }
+
+
+def _hidden_mouse_warning(arena: str, empty: int, n: int) -> str | None:
+    """A warning when no resting mouse was found but no mouse shows in half the samples or
+    more: it may rest in one place for nearly the whole video."""
+    if empty < 0.5 * n:
+        return None
+    where = f"arena {arena}: " if arena else ""
+    return (
+        f"{where}no mouse is visible in {empty} of {n} background samples: it may "
+        "rest in one place for nearly the whole video and be part of the background; "
+        "check background.png and raise background.samples"
     )
-    main_spot = max(found, key=lambda d: d["samples_mouse_there"])
-    report = {
+
+
+def _resting_report(arena: str, finder: _BlobFinder, fg: _Foreground, repair: _Repair) -> dict:
+    """The arena's report for run.json: samples without a mouse before and after the repair
+    (the check that it worked), and the spot where the mouse rested in most samples."""
+    crop = finder.crop
+    n = len(crop.samples)
+    repaired = cv2.GaussianBlur(crop.cut(repair.image), (3, 3), 0).astype(np.int16)
+    empty_after = sum(
+        finder.labels_against(crop.blurred(i), repaired).max() == 0 for i in range(n)
+    )
+    main_spot = max(repair.spots, key=lambda d: d["samples_mouse_there"])
+    return {
         "arena": arena,
         "samples": n,
-        "samples_without_mouse": empty,
+        "samples_without_mouse": fg.empty_samples,
         "samples_without_mouse_after": int(empty_after),
         "samples_mouse_there": main_spot["samples_mouse_there"],
         "frames_mouse_there": main_spot["frames_mouse_there"],
         "where_xy": main_spot["where_xy"],
-        "rebuilt_px": int(ghost_all.sum()),
-        "spots": len(found),
+        "rebuilt_px": int(repair.rebuilt.sum()),
+        "spots": len(repair.spots),
     }
-    return out, report, None
