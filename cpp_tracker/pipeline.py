@@ -407,9 +407,6 @@ class RunResult:
     warnings: list[str]
 
 
-_now = now_iso
-
-
 def video_source(info: VideoInfo, fingerprint: str, **placement) -> VideoSource:
     """The record of one input file; ``placement``: its offsets in the session."""
     return VideoSource(
@@ -863,13 +860,97 @@ def track_session(
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
     window is not valid.
     """
+    clock = _Clock(now_iso(), time.perf_counter())
+    release_memory()
+    inputs = _open_inputs(videos, config, out_dir, name, start_s, end_s, stride)
+    start = _start_run(inputs, config, resume, clock.started)
+    parts = TrackPartWriter(inputs.partial)
+    release_memory()
+    reading = _read_frames(
+        inputs, config, start, parts, workers=workers, chunk_size=chunk_size,
+        progress=progress, progress_position=progress_position, min_segment_s=min_segment_s,
+    )
+    release_memory()  # the frame buffers, before the analysis and the figure
+    _check_frames_tracked(inputs, start.state)
+    analysis = _analyse_parts(inputs, config, parts)
+    _write_track(inputs.result_dir, parts, analysis)
+    written = write_analysis(inputs.result_dir, analysis)
+    write_png(inputs.result_dir / "background.png", start.background)
+    record = _session_record(
+        inputs, config, start, reading, analysis, written,
+        command=command, metadata=metadata, clock=clock,
+    )
+    previous = read_previous_record(inputs.partial / PREVIOUS_RUN_FILE)
+    record = finish_result(inputs.result_dir, record, config, plots=plots, previous=previous)
+    shutil.rmtree(inputs.partial, ignore_errors=True)
+    return RunResult(inputs.result_dir, analysis.summary, record, list(record.warnings))
+
+
+def finish_result(
+    result_dir: Path, record: RunRecord, config: Config, *, plots: bool,
+    previous: RunRecord | None,
+) -> RunRecord:
+    """The last step of ``track`` and ``reprocess``, once the tables are written: the QC
+    figure ``qc.png`` from them (or a stale one removed), the history carried on from
+    ``previous`` (the results replaced), and ``run.json``, written last: its presence marks
+    a complete result folder."""
+    if plots:
+        release_memory()
+        record = draw_qc_figure_for(record, result_dir, config)
+    else:
+        (result_dir / "qc.png").unlink(missing_ok=True)
+    record = record.with_history_after(previous)
+    write_run_record(result_dir, record)
+    return record
+
+
+# ----------------------------------------------------------------- the stages of a session
+@dataclass(frozen=True)
+class _Inputs:
+    """The recording of one run: its files, their identity, the window and the folder."""
+
+    videos: list[str]
+    infos: list[VideoInfo]
+    identities: list[dict]
+    key: dict
+    name: str
+    result_dir: Path
+    start_s: float | None
+    end_s: float | None
+    stride: int
+
+    @property
+    def label(self) -> str:
+        """How messages name the recording."""
+        return self.videos[0] if len(self.videos) == 1 else self.name
+
+    @property
+    def partial(self) -> Path:
+        return self.result_dir / PARTIAL_DIR
+
+    @property
+    def origin_s(self) -> float:
+        return 0.0 if self.start_s is None else float(self.start_s)
+
+    @property
+    def limit_s(self) -> float:
+        return np.inf if self.end_s is None else float(self.end_s)
+
+    @property
+    def expected_s(self) -> float | None:
+        """The length of the analysed part by the containers' durations, when all know it."""
+        durations = [i.nominal_duration_s for i in self.infos]
+        if not all(durations):
+            return None
+        return min(self.limit_s, float(sum(durations))) - self.origin_s  # type: ignore[arg-type]
+
+
+def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inputs:
+    """Probe the files, check them against the config and each other, and make the folder."""
     videos = [str(v) for v in videos]
     if not videos:
         raise ValueError("track_session needs at least one video")
     _check_window(start_s, end_s)
-    started = _now()
-    t0 = time.perf_counter()
-    release_memory()
     infos = [probe_video(v) for v in videos]
     first = infos[0]
     for v, info in zip(videos, infos, strict=True):
@@ -884,79 +965,127 @@ def track_session(
     key = run_key(videos, config, stride=stride, start_s=start_s, end_s=end_s,
                   identities=identities)
     name = name or Path(videos[0]).stem
-    label = videos[0] if len(videos) == 1 else name
     result_dir = Path(out_dir) / name
     result_dir.mkdir(parents=True, exist_ok=True)
-    partial = result_dir / PARTIAL_DIR
-    warnings: list[str] = []
+    return _Inputs(videos, infos, identities, key, name, result_dir, start_s, end_s, stride)
 
-    loaded = _load_checkpoint(partial, key) if resume else "not resuming"
+
+@dataclass
+class _Start:
+    """What tracking starts from: a fresh background and calibration, or a checkpoint."""
+
+    state: _Checkpoint
+    background: np.ndarray
+    detectors: list
+    background_info: dict
+    resumed_at: tuple | None  # (source, position, finished reading) of a continued run
+    warnings: list[str]
+
+
+def _start_run(inputs: _Inputs, config: Config, resume: bool, started: str) -> _Start:
+    """Continue from the checkpoint in ``.partial/`` when it was made from the same inputs,
+    else start afresh (keeping the replaced results' run.json for the history)."""
+    loaded = _load_checkpoint(inputs.partial, inputs.key) if resume else "not resuming"
     if isinstance(loaded, tuple):
         state, background, detectors = loaded
         try:
-            background_info = read_json(partial / BACKGROUND_INFO_FILE)
+            background_info = read_json(inputs.partial / BACKGROUND_INFO_FILE)
         except OutputError:
             background_info = {"model": None, "warnings": []}
         state.attempts += 1
         resumed_at = (state.source, state.position, state.finished_reading)
-    else:
-        if partial.exists() and loaded not in ("no checkpoint", "not resuming"):
-            warnings.append(
-                f"an earlier interrupted run could not be continued ({loaded}); "
-                "tracked from the beginning"
-            )
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        if (result_dir / "run.json").exists():  # its history goes on in the new run.json
-            shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
-        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
-        samples, sample_index, sampling = _background_samples(
-            infos, config.background.samples, start_s, end_s
+        return _Start(state, background, detectors, background_info, resumed_at, [])
+    warnings = []
+    if inputs.partial.exists() and loaded not in ("no checkpoint", "not resuming"):
+        warnings.append(
+            f"an earlier interrupted run could not be continued ({loaded}); "
+            "tracked from the beginning"
         )
-        model = _estimate_background(samples, sample_index, config)
-        background = model.image
-        detectors = [
-            make_detector(
-                a, config.detection, background, model.samples,
-                follow_lighting=config.background.follow_lighting,
-            )
-            for a in config.arenas
-        ]
-        del samples
-        background_info = {
-            "model": model.describe(),
-            "warnings": list(model.warnings),
-            "sampling": sampling,
-        }
-        write_json(partial / BACKGROUND_INFO_FILE, background_info)
-        del model
-        write_png(partial / "background.png", background)
-        write_bytes(partial / DETECTORS_FILE, pickle.dumps(detectors, pickle.HIGHEST_PROTOCOL))
-        state = _Checkpoint(key=key, started=started)
-        _save_checkpoint(partial, state)
-        resumed_at = None
-    parts = TrackPartWriter(partial)
-    release_memory()
+    return _fresh_start(inputs, config, warnings, started)
 
-    arena_names = [a.name for a in config.arenas]
-    origin_s = 0.0 if start_s is None else float(start_s)
-    limit_s = np.inf if end_s is None else float(end_s)
-    counts = [i.nominal_frame_count for i in infos]
-    frames_grabbed = 0
-    seek_confirmed: bool | None = None
-    buffer: list[tuple] = []  # (frame index, time_s, detections) per chunk
 
-    def flush() -> None:
-        if buffer:
-            parts.write(rows_from_chunks(buffer, arena_names))
-            buffer.clear()
-        state.parts = len(parts.parts())
-        _save_checkpoint(partial, state)
+def _fresh_start(inputs: _Inputs, config: Config, warnings: list[str], started: str) -> _Start:
+    """Background and detectors from samples of the recording, saved as the first
+    checkpoint."""
+    partial, result_dir = inputs.partial, inputs.result_dir
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    if (result_dir / "run.json").exists():  # its history goes on in the new run.json
+        shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
+    (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
+    samples, sample_index, sampling = _background_samples(
+        inputs.infos, config.background.samples, inputs.start_s, inputs.end_s
+    )
+    model = _estimate_background(samples, sample_index, config)
+    background = model.image
+    detectors = [
+        make_detector(
+            a, config.detection, background, model.samples,
+            follow_lighting=config.background.follow_lighting,
+        )
+        for a in config.arenas
+    ]
+    del samples
+    background_info = {
+        "model": model.describe(),
+        "warnings": list(model.warnings),
+        "sampling": sampling,
+    }
+    write_json(partial / BACKGROUND_INFO_FILE, background_info)
+    del model
+    write_png(partial / "background.png", background)
+    write_bytes(partial / DETECTORS_FILE, pickle.dumps(detectors, pickle.HIGHEST_PROTOCOL))
+    state = _Checkpoint(key=inputs.key, started=started)
+    _save_checkpoint(partial, state)
+    return _Start(state, background, detectors, background_info, None, warnings)
 
+
+class _PartBuffer:
+    """Detections of the chunks read since the last part file; :meth:`flush` writes them
+    as the next part and saves the checkpoint."""
+
+    def __init__(self, parts: TrackPartWriter, partial: Path, state: _Checkpoint, arenas):
+        self.parts, self.partial, self.state = parts, partial, state
+        self.arena_names = [a.name for a in arenas]
+        self.chunks: list[tuple] = []  # (frame index, time_s, detections) per chunk
+
+    def add(self, frame_index: np.ndarray, time_s: np.ndarray, detections: list) -> None:
+        self.chunks.append((frame_index, time_s, detections))
+
+    def flush(self) -> None:
+        if self.chunks:
+            self.parts.write(rows_from_chunks(self.chunks, self.arena_names))
+            self.chunks.clear()
+        self.state.parts = len(self.parts.parts())
+        _save_checkpoint(self.partial, self.state)
+
+
+@dataclass
+class _Reading:
+    """How the frames were read: the ``parallel`` block, frames decoded by this run,
+    whether a continued run could seek, the decoder threads, and when reading ended."""
+
+    parallel: dict
+    frames_grabbed: int
+    seek_confirmed: bool | None
+    decode_threads: int
+    tracked_at: float
+
+
+def _read_frames(
+    inputs: _Inputs, config: Config, start: _Start, parts: TrackPartWriter, *,
+    workers: int, chunk_size: int | None, progress: bool, progress_position: int | None,
+    min_segment_s: float | None,
+) -> _Reading:
+    """Detect the mouse in every frame still to do (in time segments when asked for and
+    possible, else one file after the other), writing part files as it goes."""
+    state = start.state
+    buffer = _PartBuffer(parts, inputs.partial, state, config.arenas)
+    counts = [i.nominal_frame_count for i in inputs.infos]
     bar = tqdm(
         total=sum(counts) if all(counts) else None,  # type: ignore[arg-type]
         unit="frame",
-        desc=name,
+        desc=inputs.name,
         disable=not progress,
         position=progress_position,
         leave=progress_position is None,
@@ -967,93 +1096,212 @@ def track_session(
     decode_threads = tracking_decode_threads()
     cv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    frames_grabbed = 0
+    seek_confirmed: bool | None = None
     try:
         parallel = _track_in_segments(
-            videos, infos, config, detectors, partial, parts, state, flush, bar,
-            workers=workers, stride=stride, window=(start_s, end_s),
-            resumed=resumed_at is not None, min_segment_s=min_segment_s,
+            inputs.videos, inputs.infos, config, start.detectors, inputs.partial, parts, state,
+            buffer.flush, bar, workers=workers, stride=inputs.stride,
+            window=(inputs.start_s, inputs.end_s), resumed=start.resumed_at is not None,
+            min_segment_s=min_segment_s,
         )
         if parallel["workers"] > 1:
             frames_grabbed += parallel.pop("frames_grabbed")
         while not state.finished_reading:
-            k = state.source
-            time_offset, frame_offset = _session_offsets(state.done)
-            reached_end = False
-            next_part_s: float | None = None
-            with VideoReader(videos[k], infos[k], decode_threads=decode_threads) as reader:
-                if state.luma_direct is None:
-                    state.luma_direct = reader.luma_direct
-                for chunk in reader.chunks(
-                    chunk_size, stride=stride, resume_after=state.position
-                ):
-                    if seek_confirmed is None and state.position is not None:
-                        seek_confirmed = bool(reader.resumed_by_seek)
-                    t_session = chunk.time_s + time_offset
-                    keep = np.flatnonzero((t_session >= origin_s) & (t_session < limit_s))
-                    if len(keep):
-                        frames = chunk.frames if len(keep) == len(chunk) else chunk.frames[keep]
-                        detections = [detect_chunk(frames, d) for d in detectors]
-                        buffer.append(
-                            (chunk.index[keep] + frame_offset, t_session[keep] - origin_s,
-                             detections)
-                        )
-                        state.frames_tracked += len(keep)
-                    state.position = chunk.end_position
-                    bar.update(frame_offset + reader.frames_decoded - bar.n)
-                    if t_session[-1] >= limit_s:
-                        reached_end = True
-                        break
-                    if next_part_s is None:
-                        next_part_s = float(t_session[0]) + config.video.checkpoint_s
-                    if t_session[-1] >= next_part_s:
-                        flush()
-                        next_part_s = float(t_session[-1]) + config.video.checkpoint_s
-                frames_grabbed += reader.frames_grabbed
-                state.done.append(
-                    _SourceDone(
-                        frames_decoded=reader.frames_decoded,
-                        timestamps_repaired=reader.timestamps_repaired,
-                        last_time_s=reader.last_time_s,
-                        interval_s=reader.nominal_interval_s,
-                        unreadable=list(reader.unreadable),
-                    )
-                )
-            state.source += 1
-            state.position = None
-            state.finished_reading = reached_end or state.source == len(videos)
-            flush()
+            grabbed, seeked = _read_source(
+                inputs, config, start, buffer, bar, decode_threads, chunk_size
+            )
+            frames_grabbed += grabbed
+            seek_confirmed = seeked if seek_confirmed is None else seek_confirmed
     finally:
         bar.close()
         cv2.setNumThreads(cv_threads)
-    t_tracked = time.perf_counter()
-    release_memory()  # the frame buffers, before the analysis and the figure
+    return _Reading(parallel, frames_grabbed, seek_confirmed, decode_threads,
+                    time.perf_counter())
 
-    if state.frames_tracked == 0:
-        if start_s is None and end_s is None:
-            raise VideoError(f"{videos[0]}: no frame could be decoded; check that the file plays")
-        until = "the end" if end_s is None else f"{end_s:g} s"
-        length = _session_offsets(state.done)[0]
-        raise VideoError(
-            f"{label}: no frame in the window from {origin_s:g} s to {until}; the recording is "
-            f"{length:.1f} s long: check start_s and end_s"
+
+def _read_source(
+    inputs: _Inputs, config: Config, start: _Start, buffer: _PartBuffer, bar,
+    decode_threads: int, chunk_size: int | None,
+) -> tuple[int, bool | None]:
+    """Read chunk file ``state.source`` from where the state says (to its end or the end of
+    the window); the frames it grabbed and, for a continued file, whether it seeked."""
+    state, detectors = start.state, start.detectors
+    k = state.source
+    time_offset, frame_offset = _session_offsets(state.done)
+    origin_s, limit_s = inputs.origin_s, inputs.limit_s
+    reached_end = False
+    seek_confirmed: bool | None = None
+    next_part_s: float | None = None
+    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads) as reader:
+        if state.luma_direct is None:
+            state.luma_direct = reader.luma_direct
+        for chunk in reader.chunks(chunk_size, stride=inputs.stride, resume_after=state.position):
+            if seek_confirmed is None and state.position is not None:
+                seek_confirmed = bool(reader.resumed_by_seek)
+            t_session = chunk.time_s + time_offset
+            keep = np.flatnonzero((t_session >= origin_s) & (t_session < limit_s))
+            if len(keep):
+                frames = chunk.frames if len(keep) == len(chunk) else chunk.frames[keep]
+                detections = [detect_chunk(frames, d) for d in detectors]
+                buffer.add(chunk.index[keep] + frame_offset, t_session[keep] - origin_s,
+                           detections)
+                state.frames_tracked += len(keep)
+            state.position = chunk.end_position
+            bar.update(frame_offset + reader.frames_decoded - bar.n)
+            if t_session[-1] >= limit_s:
+                reached_end = True
+                break
+            if next_part_s is None:
+                next_part_s = float(t_session[0]) + config.video.checkpoint_s
+            if t_session[-1] >= next_part_s:
+                buffer.flush()
+                next_part_s = float(t_session[-1]) + config.video.checkpoint_s
+        grabbed = reader.frames_grabbed
+        state.done.append(
+            _SourceDone(
+                frames_decoded=reader.frames_decoded,
+                timestamps_repaired=reader.timestamps_repaired,
+                last_time_s=reader.last_time_s,
+                interval_s=reader.nominal_interval_s,
+                unreadable=list(reader.unreadable),
+            )
         )
+    state.source += 1
+    state.position = None
+    state.finished_reading = reached_end or state.source == len(inputs.videos)
+    buffer.flush()
+    return grabbed, seek_confirmed
 
+
+def _check_frames_tracked(inputs: _Inputs, state: _Checkpoint) -> None:
+    if state.frames_tracked:
+        return
+    if inputs.start_s is None and inputs.end_s is None:
+        raise VideoError(
+            f"{inputs.videos[0]}: no frame could be decoded; check that the file plays"
+        )
+    until = "the end" if inputs.end_s is None else f"{inputs.end_s:g} s"
+    length = _session_offsets(state.done)[0]
+    raise VideoError(
+        f"{inputs.label}: no frame in the window from {inputs.origin_s:g} s to {until}; the "
+        f"recording is {length:.1f} s long: check start_s and end_s"
+    )
+
+
+def _analyse_parts(inputs: _Inputs, config: Config, parts: TrackPartWriter) -> Analysis:
+    """:func:`analyse_track` on the part files (the columns the analysis reads)."""
     track = parts.read_all(
         ["frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "light_gain"]
     )
-    nominal = 1.0 / first.nominal_fps if first.nominal_fps else None
-    durations = [i.nominal_duration_s for i in infos]
-    expected_s = None
-    if all(durations):
-        expected_s = min(limit_s, float(sum(durations))) - origin_s  # type: ignore[arg-type]
-    analysis = analyse_track(
-        track, config, video_label=label, nominal_interval_s=nominal,
+    first = inputs.infos[0]
+    expected_s = inputs.expected_s
+    return analyse_track(
+        track, config, video_label=inputs.label,
+        nominal_interval_s=1.0 / first.nominal_fps if first.nominal_fps else None,
         nominal_duration_s=expected_s if expected_s and expected_s > 0 else None,
     )
-    del track
-    warnings.extend(background_info["warnings"])
-    warnings.extend(analysis.warnings)
-    unreadable = _unreadable_stretches(state.done, videos, origin_s)
+
+
+def _write_track(result_dir: Path, parts: TrackPartWriter, analysis: Analysis) -> None:
+    """``track.parquet``: the part files with the chambers the analysis assigned."""
+    chamber_names = analysis.chamber
+    position_names = analysis.position
+
+    def add_chamber(part: pd.DataFrame, offset: int) -> pd.DataFrame:
+        part = part.copy()
+        part["chamber"] = chamber_names[offset : offset + len(part)]
+        part["position_chamber"] = position_names[offset : offset + len(part)]
+        for c, t in TRACK_COLUMNS.items():
+            if t == "string":
+                part[c] = part[c].astype(str)
+        return part[[c for c in TRACK_COLUMNS if c in part.columns]]
+
+    write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """When the run started (wall clock, and the counter its durations are measured on)."""
+
+    started: str
+    t0: float
+
+
+def _session_record(
+    inputs: _Inputs, config: Config, start: _Start, reading: _Reading, analysis: Analysis,
+    written: list[str], *, command: str, metadata: dict | None, clock: _Clock,
+) -> RunRecord:
+    """The run record of a tracked session."""
+    state = start.state
+    finished = now_iso()
+    time_base, recording_warnings = _session_time_base(inputs, state, reading, analysis)
+    return RunRecord(
+        version=__version__,
+        command=command,
+        started=clock.started,
+        finished=finished,
+        elapsed_s=round(time.perf_counter() - clock.t0, 3),
+        tracking_s=round(reading.tracked_at - clock.t0, 3),
+        videos=_session_sources(inputs, state),
+        session=inputs.name if len(inputs.videos) > 1 else None,
+        window=Window(
+            start_s=inputs.start_s,
+            end_s=inputs.end_s,
+            note="time_s in the results counts from start_s" if inputs.start_s else None,
+        ),
+        metadata=dict(metadata or {}),
+        config=config_record(config),
+        run_key=inputs.key,
+        resume=_resume_record(inputs, start, reading),
+        time_base=time_base,
+        background=start.background_info["model"],
+        reader=ReaderRecord(
+            luma_direct=state.luma_direct,
+            background_sampling=start.background_info.get("sampling"),
+            decode_threads=reading.decode_threads,
+        ),
+        parallel=ParallelRecord.from_dict(reading.parallel),
+        detection=tuple(DetectionRecord.from_dict(d.describe()) for d in start.detectors),
+        warnings=(
+            *start.warnings, *start.background_info["warnings"], *analysis.warnings,
+            *recording_warnings,
+        ),
+        analysis_warnings=tuple(analysis.warnings),  # the part of warnings a reprocess redoes
+        outputs=("track.parquet", *written, "background.png", "run.json"),
+        track=TrackOrigin(
+            made_by=command,
+            finished=finished,
+            config_hash=config_hash(config),
+            frames=state.frames_tracked,
+        ),
+        **analysis_records(analysis),
+    )
+
+
+def _session_sources(inputs: _Inputs, state: _Checkpoint) -> tuple[VideoSource, ...]:
+    sources = []
+    for i, (info, ident) in enumerate(zip(inputs.infos, inputs.identities, strict=True)):
+        if i < len(state.done):
+            time_offset, frame_offset = _session_offsets(state.done[:i])
+            placement = dict(
+                frame_offset=frame_offset,
+                time_offset_s=round(time_offset, 6),
+                frames_decoded=state.done[i].frames_decoded,
+            )
+        else:  # the window ended before this file
+            placement = dict(frame_offset=None, time_offset_s=None, frames_decoded=0)
+        sources.append(video_source(info, ident["fingerprint"], **placement))
+    return tuple(sources)
+
+
+def _session_time_base(
+    inputs: _Inputs, state: _Checkpoint, reading: _Reading, analysis: Analysis
+) -> tuple[TimeBaseRecord, list[str]]:
+    """The time base of the record, and the warnings about the recording (damaged
+    stretches, repaired timestamps, a short file)."""
+    warnings = []
+    unreadable = _unreadable_stretches(state.done, inputs.videos, inputs.origin_s)
     for stretch in unreadable:
         warnings.append(
             f"{stretch['video']}: frames {stretch['first_frame']} to "
@@ -1075,117 +1323,49 @@ def track_session(
             "from the frame rate"
         )
     read_fraction = analysis.read_fraction
-    if read_fraction is not None:
-        if read_fraction < 0.98:
-            warnings.append(
-                f"only {100 * read_fraction:.1f} % of the nominal length "
-                f"({expected_s:.1f} s) could be read: the file may be truncated; "
-                "results cover the part that was read"
-            )
-
-    chamber_names = analysis.chamber
-    position_names = analysis.position
-
-    def add_chamber(part: pd.DataFrame, offset: int) -> pd.DataFrame:
-        part = part.copy()
-        part["chamber"] = chamber_names[offset : offset + len(part)]
-        part["position_chamber"] = position_names[offset : offset + len(part)]
-        for c, t in TRACK_COLUMNS.items():
-            if t == "string":
-                part[c] = part[c].astype(str)
-        return part[[c for c in TRACK_COLUMNS if c in part.columns]]
-
-    write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
-    written = write_analysis(result_dir, analysis)
-    write_png(result_dir / "background.png", background)
-    finished = _now()
-    tb = analysis.timebase
-    sources = []
-    for i, (info, ident) in enumerate(zip(infos, identities, strict=True)):
-        if i < len(state.done):
-            time_offset, frame_offset = _session_offsets(state.done[:i])
-            placement = dict(
-                frame_offset=frame_offset,
-                time_offset_s=round(time_offset, 6),
-                frames_decoded=state.done[i].frames_decoded,
-            )
-        else:  # the window ended before this file
-            placement = dict(frame_offset=None, time_offset_s=None, frames_decoded=0)
-        sources.append(video_source(info, ident["fingerprint"], **placement))
-    resume_info = ResumeRecord(attempts=state.attempts, resumed=resumed_at is not None)
-    if resumed_at is not None:
-        src, pos, was_finished = resumed_at
-        t_off, f_off = _session_offsets(state.done[:src])
-        if pos is None:  # at the start of a chunk file, or after the last one
-            from_frame, from_time = f_off, t_off
-        else:
-            from_frame, from_time = f_off + pos.frame, t_off + pos.time_s
-        kept = ParallelRecord.from_dict(parallel).frames_kept()
-        resume_info = replace(
-            resume_info,
-            first_started=state.started,
-            resumed_from_frame=from_frame,
-            resumed_from_time_s=round(max(0.0, from_time - origin_s), 6),
-            resumed_after_tracking=was_finished,
-            seek_confirmed=seek_confirmed,
-            # time segments continue each from its own last part
-            segment_frames_kept=kept if any(kept) else None,
+    if read_fraction is not None and read_fraction < 0.98:
+        warnings.append(
+            f"only {100 * read_fraction:.1f} % of the nominal length "
+            f"({inputs.expected_s:.1f} s) could be read: the file may be truncated; "
+            "results cover the part that was read"
         )
-    record = RunRecord(
-        version=__version__,
-        command=command,
-        started=started,
-        finished=finished,
-        elapsed_s=round(time.perf_counter() - t0, 3),
-        tracking_s=round(t_tracked - t0, 3),
-        videos=tuple(sources),
-        session=name if len(videos) > 1 else None,
-        window=Window(
-            start_s=start_s,
-            end_s=end_s,
-            note="time_s in the results counts from start_s" if start_s else None,
-        ),
-        metadata=dict(metadata or {}),
-        config=config_record(config),
-        run_key=key,
-        resume=resume_info,
-        time_base=TimeBaseRecord(
-            timestamp_source=timestamp_source,
-            timestamps_repaired=timestamps_repaired,
-            frames_decoded=frames_decoded,
-            frames_decoded_this_run=frames_grabbed,
-            frames_tracked=state.frames_tracked,
-            stride=stride,
-            nominal_fps=first.nominal_fps,
-            expected_duration_s=expected_s,
-            unreadable=tuple(unreadable),
-        ).with_timing(timing_record(tb, read_fraction)),
-        background=background_info["model"],
-        reader=ReaderRecord(
-            luma_direct=state.luma_direct,
-            background_sampling=background_info.get("sampling"),
-            decode_threads=decode_threads,
-        ),
-        parallel=ParallelRecord.from_dict(parallel),
-        detection=tuple(DetectionRecord.from_dict(d.describe()) for d in detectors),
-        warnings=tuple(warnings),
-        analysis_warnings=tuple(analysis.warnings),  # the part of warnings a reprocess redoes
-        outputs=("track.parquet", *written, "background.png", "run.json"),
-        track=TrackOrigin(
-            made_by=command,
-            finished=finished,
-            config_hash=config_hash(config),
-            frames=state.frames_tracked,
-        ),
-        **analysis_records(analysis),
+    time_base = TimeBaseRecord(
+        timestamp_source=timestamp_source,
+        timestamps_repaired=timestamps_repaired,
+        frames_decoded=frames_decoded,
+        frames_decoded_this_run=reading.frames_grabbed,
+        frames_tracked=state.frames_tracked,
+        stride=inputs.stride,
+        nominal_fps=inputs.infos[0].nominal_fps,
+        expected_duration_s=inputs.expected_s,
+        unreadable=tuple(unreadable),
     )
-    if plots:
-        release_memory()
-        record = draw_qc_figure_for(record, result_dir, config)
-    record = record.with_history_after(read_previous_record(partial / PREVIOUS_RUN_FILE))
-    write_run_record(result_dir, record)
-    shutil.rmtree(partial, ignore_errors=True)
-    return RunResult(result_dir, analysis.summary, record, list(record.warnings))
+    return time_base.with_timing(timing_record(analysis.timebase, read_fraction)), warnings
+
+
+def _resume_record(inputs: _Inputs, start: _Start, reading: _Reading) -> ResumeRecord:
+    """Whether the run continued an interrupted one, and from which frame and time."""
+    state = start.state
+    record = ResumeRecord(attempts=state.attempts, resumed=start.resumed_at is not None)
+    if start.resumed_at is None:
+        return record
+    src, pos, was_finished = start.resumed_at
+    t_off, f_off = _session_offsets(state.done[:src])
+    if pos is None:  # at the start of a chunk file, or after the last one
+        from_frame, from_time = f_off, t_off
+    else:
+        from_frame, from_time = f_off + pos.frame, t_off + pos.time_s
+    kept = ParallelRecord.from_dict(reading.parallel).frames_kept()
+    return replace(
+        record,
+        first_started=state.started,
+        resumed_from_frame=from_frame,
+        resumed_from_time_s=round(max(0.0, from_time - inputs.origin_s), 6),
+        resumed_after_tracking=was_finished,
+        seek_confirmed=reading.seek_confirmed,
+        # time segments continue each from its own last part
+        segment_frames_kept=kept if any(kept) else None,
+    )
 
 
 def track_video(
