@@ -43,12 +43,12 @@ from .pipeline import (
     analyse_track,
     analysis_records,
     config_record,
-    draw_qc_figure_for,
+    finish_result,
     timing_record,
     track_session,
     write_analysis,
 )
-from .record import RunRecord, VideoSource, now_iso, read_run_record, write_run_record
+from .record import RunRecord, VideoSource, now_iso, read_run_record
 from .tracker import ASSIGNED_COLUMNS
 
 __all__ = [
@@ -397,11 +397,7 @@ def reprocess_result(
         elapsed_s=round(time.perf_counter() - t0, 3),
         **analysis_records(analysis),
     )
-    if plots:
-        record = draw_qc_figure_for(record, result_dir, config)
-    else:
-        (result_dir / "qc.png").unlink(missing_ok=True)
-    write_run_record(result_dir, record.with_history_after(old))
+    record = finish_result(result_dir, record, config, plots=plots, previous=old)
     return ReprocessResult(
         result_dir, "reprocessed", changed, new_hash, previous,
         round(time.perf_counter() - t0, 3), list(record.warnings),
