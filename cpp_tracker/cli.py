@@ -458,7 +458,8 @@ def _add_reprocess(sub) -> None:
 
 def _cmd_reprocess(args) -> int:
     from .config import load_config
-    from .reprocess import find_result_dirs, reprocess_result
+    from .reprocess import reprocess_result
+    from .results import find_result_dirs
 
     config = load_config(args.config)
     folders = find_result_dirs(args.outdir)
@@ -622,13 +623,10 @@ def _add_plot(sub) -> None:
 
 
 def _cmd_plot(args) -> int:
-    from .errors import OutputError
     from .plots import write_qc_figure
     from .results import find_result_dirs
 
     dirs = find_result_dirs(args.outdir)
-    if not dirs:
-        raise OutputError(f"{args.outdir}: holds no result folder (no run.json below it)")
     failed = 0
     for d in dirs:
         try:
@@ -671,13 +669,9 @@ def _add_review(sub) -> None:
 
 
 def _result_folders(outdir: str) -> list:
-    from .errors import OutputError
     from .results import find_result_dirs
 
-    dirs = find_result_dirs(outdir)
-    if not dirs:
-        raise OutputError(f"{outdir}: holds no result folder (no run.json below it)")
-    return dirs
+    return find_result_dirs(outdir)
 
 
 def _cmd_review(args) -> int:

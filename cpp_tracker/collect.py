@@ -27,7 +27,7 @@ import pandas as pd
 
 from .errors import OutputError
 from .record import RunRecord, read_run_record
-from .reprocess import find_result_dirs
+from .results import find_result_dirs
 from .summary import CHAMBER_MEASURES, SESSION_MEASURES, SUMMARY_COLUMNS
 
 __all__ = [

@@ -123,7 +123,7 @@ def collect_report_rows(batch_dir: str | Path) -> list[ReportRow]:
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
         raise OutputError(f"{batch_dir}: no such folder; give the --out folder of a batch")
-    dirs = find_result_dirs(batch_dir)
+    dirs = find_result_dirs(batch_dir, allow_empty=True)
     status = _read_status(batch_dir)
     rows: list[ReportRow] = []
     used: set[Path] = set()

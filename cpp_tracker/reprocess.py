@@ -49,13 +49,13 @@ from .pipeline import (
     write_analysis,
 )
 from .record import RunRecord, VideoSource, now_iso, read_run_record
+from .results import PREVIOUS_DIR, is_result_dir
 from .tracker import ASSIGNED_COLUMNS
 
 __all__ = [
     "TRACK_STRUCTURE_KEYS",
     "ReprocessResult",
     "config_changes",
-    "find_result_dirs",
     "keep_previous_results",
     "reprocess_result",
 ]
@@ -64,7 +64,6 @@ __all__ = [
 #: labelled by arena name in config order.
 TRACK_STRUCTURE_KEYS = ("arenas[]", "arenas[].name")
 
-PREVIOUS_DIR = "previous"
 
 
 # --------------------------------------------------------------------------------------
@@ -182,46 +181,6 @@ def _pixel_outline_changes(old_resolved: dict, new_resolved: dict) -> list[str]:
         if a.masks != b.masks:
             changed.append(f"arenas[{i}].masks")
     return changed
-
-
-# --------------------------------------------------------------------------------------
-# finding result folders
-
-
-def _is_result_dir(folder: Path) -> bool:
-    return (folder / "run.json").is_file() and (folder / "summary.csv").is_file()
-
-
-def find_result_dirs(paths: list[str | Path]) -> list[Path]:
-    """Result folders (holding ``run.json`` and ``summary.csv``) at or below ``paths``.
-
-    A path may be one result folder (``OUT/<stem>/``) or any folder above result folders
-    (a ``track`` or ``batch`` output folder); folders named ``previous`` (kept earlier
-    results) and hidden folders are not searched. Raises :class:`OutputError` for a path
-    that does not exist or holds no results.
-    """
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise OutputError(f"{path}: not found; give a result folder made by track or batch")
-        if not path.is_dir():
-            raise OutputError(f"{path}: is a file; give the result folder that holds run.json")
-        if _is_result_dir(path):
-            here = [path]
-        else:
-            here = []
-            for root, dirs, _files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d != PREVIOUS_DIR and not d.startswith("."))
-                if _is_result_dir(Path(root)):
-                    here.append(Path(root))
-        if not here:
-            raise OutputError(
-                f"{path}: holds no results (no folder with run.json and summary.csv); give "
-                "the --out folder of track or batch"
-            )
-        found.extend(p for p in here if p not in found)
-    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -405,7 +364,7 @@ def reprocess_result(
 
 
 def _refuse_kept_results(result_dir: Path) -> None:
-    if result_dir.parent.name == PREVIOUS_DIR and _is_result_dir(result_dir.parent.parent):
+    if result_dir.parent.name == PREVIOUS_DIR and is_result_dir(result_dir.parent.parent):
         raise OutputError(
             f"{result_dir}: is an earlier result kept by --keep-previous and is left as it "
             f"was; reprocess {result_dir.parent.parent} instead"

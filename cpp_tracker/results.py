@@ -10,6 +10,8 @@ defensively: when they are absent the readers here return empty tables, never fa
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,15 @@ __all__ = [
     "StoredResult",
     "load_result",
     "find_result_dirs",
+    "is_result_dir",
+    "PREVIOUS_DIR",
     "flagged_seconds",
     "has_qc_flags",
     "resolve_video",
 ]
+
+#: Where ``reprocess --keep-previous`` keeps earlier results inside a result folder.
+PREVIOUS_DIR = "previous"
 
 #: Columns of ``occupancy.csv`` (or ``qc.csv``) read as per-second QC flags when present.
 _FLAG_NAMES = ("flagged", "needs_review", "flag")
@@ -123,25 +130,47 @@ def load_result(result_dir: str | Path) -> StoredResult:
     return StoredResult(result_dir, record, config)
 
 
-def find_result_dirs(folder: str | Path) -> list[Path]:
-    """Result folders in ``folder``: itself when it holds a ``run.json``, else every folder
-    below it that does (sorted by path). Raises :class:`OutputError` when there is none."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise OutputError(f"{folder}: no such folder; give the --out folder of track or batch")
-    if not folder.is_dir():
-        raise OutputError(f"{folder}: is a file; give the --out folder of track or batch")
-    if (folder / "run.json").exists():
-        return [folder]
-    # earlier results kept by 'reprocess --keep-previous' (<result>/previous/<hash>/) are not
-    # results of their own
-    found = sorted(
-        p.parent
-        for p in folder.rglob("run.json")
-        if not any(s.startswith(".") for s in p.parts)
-        and "previous" not in p.relative_to(folder).parts[:-1]
-    )
+def is_result_dir(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished result (``run.json`` is written last)."""
+    return (folder / RUN_FILE).is_file()
+
+
+def find_result_dirs(
+    paths: str | Path | Sequence[str | Path], *, allow_empty: bool = False
+) -> list[Path]:
+    """Result folders at or below ``paths``, each once, in the order of ``paths`` and, below
+    each, of a sorted walk.
+
+    A path may be one result folder (``OUT/<stem>/``) or any folder above result folders
+    (a ``track`` or ``batch`` output folder). Earlier results kept by ``reprocess
+    --keep-previous`` (``<result>/previous/<hash>/``) and hidden folders (``.partial``) are
+    not searched. Raises :class:`OutputError` for a path that does not exist or is a file,
+    and (unless ``allow_empty``) for one that holds no result.
+    """
+    found: list[Path] = []
+    for raw in [paths] if isinstance(paths, (str, Path)) else paths:
+        path = Path(raw)
+        if not path.exists():
+            raise OutputError(f"{path}: no such folder; give the --out folder of track or batch")
+        if not path.is_dir():
+            raise OutputError(f"{path}: is a file; give the result folder that holds run.json")
+        here = [path] if is_result_dir(path) else _result_dirs_below(path)
+        if not here and not allow_empty:
+            raise OutputError(
+                f"{path}: holds no result folder (no run.json below it); give the --out "
+                "folder of track or batch"
+            )
+        found.extend(p for p in here if p not in found)
     return found
+
+
+def _result_dirs_below(folder: Path) -> list[Path]:
+    here = []
+    for root, dirs, _files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != PREVIOUS_DIR and not d.startswith("."))
+        if is_result_dir(Path(root)):
+            here.append(Path(root))
+    return here
 
 
 def _truthy(series: pd.Series) -> np.ndarray:

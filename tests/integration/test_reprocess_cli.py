@@ -138,4 +138,4 @@ def test_bad_inputs_give_one_line(tmp_path, capsys):
     )
     assert main(["reprocess", str(tmp_path / "none"), "--config", str(config)]) == 1
     err = capsys.readouterr().err
-    assert "none: not found" in err and "Traceback" not in err
+    assert "none: no such folder" in err and "Traceback" not in err

@@ -53,7 +53,7 @@ def test_summarize_errors_are_one_line(tmp_path, capsys):
     assert "paired_chamber 'kitchen' is not a chamber of" in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
     assert main(["summarize", str(tmp_path / "nothing"), "--out", str(tmp_path / "r.csv")]) == 1
-    assert "nothing: not found" in capsys.readouterr().err
+    assert "nothing: no such folder" in capsys.readouterr().err
     assert main(["summarize", str(batch), "--out", str(tmp_path / "r.txt")]) == 2
     assert "should be a .csv file" in capsys.readouterr().err
     assert (

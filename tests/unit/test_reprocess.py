@@ -10,8 +10,8 @@ import pytest
 
 from cpp_tracker.config import config_to_dict, parse_config
 from cpp_tracker.errors import ConfigError, OutputError, VideoError
-from cpp_tracker.reprocess import config_changes, find_result_dirs, reprocess_result
-from cpp_tracker.results import find_result_dirs as stored_result_dirs
+from cpp_tracker.reprocess import config_changes, reprocess_result
+from cpp_tracker.results import find_result_dirs
 from tests.handmade_results import TWO_CHAMBERS, config_with, write_result
 
 # (110, 50) is in the right chamber with the door at x = 100, in the left one at x = 120
@@ -225,7 +225,7 @@ def test_history_and_keep_previous(tmp_path):
     assert len(json.loads((folder / "run.json").read_text())["history"]) == 4
     # previous results are not taken for results, and are not reprocessed
     assert find_result_dirs([tmp_path]) == [folder]
-    assert stored_result_dirs(tmp_path) == [folder]  # what plot, review and report use
+    assert find_result_dirs(tmp_path) == [folder]  # one folder, as plot and review give it
     with pytest.raises(OutputError, match="is an earlier result kept by --keep-previous"):
         reprocess_result(kept, new, force=True, plots=False)
 
@@ -306,8 +306,11 @@ def test_find_result_dirs(tmp_path):
     (tmp_path / "batch" / ".partial").mkdir()
     assert find_result_dirs([tmp_path / "batch"]) == [a, b]
     assert find_result_dirs([a, tmp_path / "batch"]) == [a, b]
-    with pytest.raises(OutputError, match="nowhere: not found"):
+    with pytest.raises(OutputError, match="nowhere: no such folder"):
         find_result_dirs([tmp_path / "nowhere"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(OutputError, match="empty: holds no results"):
+    with pytest.raises(OutputError, match="empty: holds no result folder"):
         find_result_dirs([tmp_path / "empty"])
+    assert find_result_dirs(tmp_path / "empty", allow_empty=True) == []  # a failed batch
+    with pytest.raises(OutputError, match="run.json: is a file; give the result folder"):
+        find_result_dirs(a / "run.json")
