@@ -28,11 +28,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from cpp_tracker.pipeline import file_fingerprint  # noqa: E402
-from cpp_tracker.synthetic import SceneSpec, generate_video  # noqa: E402
+from cpp_tracker.pipeline import file_fingerprint
+from cpp_tracker.synthetic import SceneSpec, generate_video
 
 
 def batch(args: list[str], env: dict) -> tuple[float, pd.Series]:
@@ -60,7 +57,7 @@ def main() -> None:
                                             duration_s=a.duration, seed=7))
     config = root / "box.yaml"
     config.write_text(yaml.safe_dump(dict(truth.config, video={"checkpoint_s": a.checkpoint})))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ)
     common = [str(video), "--config", str(config), "--workers", "1", "--no-progress"]
 
     t0 = time.perf_counter()

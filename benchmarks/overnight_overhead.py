@@ -13,7 +13,7 @@ import sys
 import time
 
 from cpp_tracker.config import load_config
-from cpp_tracker.pipeline import _estimate_background
+from cpp_tracker.pipeline import estimate_background_for
 from cpp_tracker.tracker import make_detector
 from cpp_tracker.video import VideoReader
 
@@ -23,7 +23,7 @@ def main(video: str, config_path: str, repeats: int = 5) -> None:
     with VideoReader(video) as reader:
         samples, index = reader.sample_frames(config.background.samples)
     t0 = time.process_time()
-    model = _estimate_background(samples, index, config)
+    model = estimate_background_for(samples, index, config)
     t_background = time.process_time() - t0
     print(f"{video}: {samples.shape[2]}x{samples.shape[1]} px, {len(samples)} samples")
     print(f"  background estimate (gains, median, resting mouse): {t_background:.2f} s CPU")

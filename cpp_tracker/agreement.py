@@ -99,7 +99,7 @@ def _thumbnail(result: StoredResult, arena_name: str, time_s: float, video: Path
     """The frame at ``time_s`` cropped to one arena, with its geometry drawn (RGB)."""
     import cv2
 
-    from .review import _draw_static, _geometry, iter_frames
+    from .review import draw_geometry_overlay, iter_frames, overlay_geometry
 
     half = 0.5 * result.frame_interval_s
     frame = next(iter(iter_frames(video, max(0.0, time_s - half), time_s + half)), None)
@@ -115,7 +115,7 @@ def _thumbnail(result: StoredResult, arena_name: str, time_s: float, video: Path
     img = cv2.resize(bgr, (w * int(scale), h * int(scale)), interpolation=cv2.INTER_LINEAR)
     # geometry blended at 60 %, so that a label never hides the mouse
     drawn = img.copy()
-    _draw_static(drawn, _geometry(result.config), scale)
+    draw_geometry_overlay(drawn, overlay_geometry(result.config), scale)
     img = cv2.addWeighted(drawn, 0.6, img, 0.4, 0)
     x0 = int(max(0, (min(xs) - margin) * scale))
     x1 = int(min(w * scale, (max(xs) + margin) * scale))

@@ -75,7 +75,7 @@ from .segments import PLAN_FILE as SEGMENT_PLAN_FILE
 from .segments import track_segments
 from .tracker import (
     TRACK_COLUMNS,
-    _arena_mask,
+    arena_mask,
     detect_chunk,
     make_detector,
     rows_from_chunks,
@@ -107,6 +107,8 @@ __all__ = [
     "update_metadata",
     "write_analysis",
     "config_record",
+    "estimate_background_for",
+    "finish_result",
     "timing_record",
     "analysis_records",
     "video_source",
@@ -637,10 +639,10 @@ def _save_checkpoint(partial: Path, state: _Checkpoint) -> None:
 
 
 # ------------------------------------------------------------------------------- tracking
-def _estimate_background(samples: np.ndarray, sample_index: np.ndarray, config: Config):
+def estimate_background_for(samples: np.ndarray, sample_index: np.ndarray, config: Config):
     """The background model (lighting-corrected, resting mouse removed) for ``config``."""
     h, w = samples.shape[1:]
-    regions = {a.name: _arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas}
+    regions = {a.name: arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas}
     return estimate_background(
         samples,
         sample_index,
@@ -1016,7 +1018,7 @@ def _fresh_start(inputs: _Inputs, config: Config, warnings: list[str], started: 
     samples, sample_index, sampling = _background_samples(
         inputs.infos, config.background.samples, inputs.start_s, inputs.end_s
     )
-    model = _estimate_background(samples, sample_index, config)
+    model = estimate_background_for(samples, sample_index, config)
     background = model.image
     detectors = [
         make_detector(

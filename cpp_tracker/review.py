@@ -46,6 +46,9 @@ from .tracker import ArenaDetector, make_detector
 __all__ = [
     "ReviewMoment",
     "iter_frames",
+    "OverlayGeometry",
+    "overlay_geometry",
+    "draw_geometry_overlay",
     "detectors_for_result",
     "door_close_calls",
     "review_moments",
@@ -164,19 +167,22 @@ def _bgr(hex_color: str) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class OverlayGeometry:
+    """What an overlay draws on every frame: arena outlines, door lines, chamber colours."""
+
     arenas: tuple[ArenaConfig, ...]
     layouts: tuple[ChamberLayout, ...]
     colors: dict[str, tuple[int, int, int]]
 
 
-def _geometry(config: Config) -> _Geometry:
+def overlay_geometry(config: Config) -> OverlayGeometry:
+    """The geometry of ``config`` as overlays draw it (colours by chamber name)."""
     names: list[str] = []
     for a in config.arenas:
         names.extend(n for n in a.chamber_names if n not in names)
     colors = {k: _bgr(v) for k, v in chamber_colors(names).items()}
     layouts = tuple(build_layout(a, config.chambers.hysteresis_px) for a in config.arenas)
-    return _Geometry(config.arenas, layouts, colors)
+    return OverlayGeometry(config.arenas, layouts, colors)
 
 
 def _pts(coords, scale: float) -> np.ndarray:
@@ -192,7 +198,8 @@ def _text(img, text, org, color, scale_f: float) -> None:
     cv2.putText(img, text, (x, y), font, size, color, 1, cv2.LINE_AA)
 
 
-def _draw_static(img: np.ndarray, geo: _Geometry, scale: float) -> None:
+def draw_geometry_overlay(img: np.ndarray, geo: OverlayGeometry, scale: float) -> None:
+    """Draw ``geo`` on the BGR image ``img`` (video pixels times ``scale``), in place."""
     line = cv2.LINE_AA
     for arena, layout in zip(geo.arenas, geo.layouts, strict=True):
         cv2.polylines(img, [_pts(arena.polygon, scale)], True, (255, 255, 255), 1, line, 4)
@@ -267,7 +274,7 @@ class _TrackLookup:
 class _LiveTracker:
     """Centroid and chamber computed on the fly (overlay from a config alone)."""
 
-    def __init__(self, detectors: list[ArenaDetector], geo: _Geometry):
+    def __init__(self, detectors: list[ArenaDetector], geo: OverlayGeometry):
         self.detectors = detectors
         self.geo = geo
         self.state = [UNKNOWN] * len(detectors)
@@ -337,7 +344,7 @@ def render_overlay(
         detectors = [make_detector(a, config.detection, background, samples) for a in config.arenas]
         lookup = None
     assert config is not None
-    geo = _geometry(config)
+    geo = overlay_geometry(config)
     if lookup is None:
         lookup = _LiveTracker(detectors, geo)
 
@@ -370,7 +377,7 @@ def render_overlay(
                     )
                 img = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_NEAREST) \
                     if scale != 1 else bgr.copy()
-                _draw_static(img, geo, scale)
+                draw_geometry_overlay(img, geo, scale)
                 for k, detector in enumerate(detectors):
                     x, y, chamber = lookup(k, t, gray)
                     contour = _blob_contour(detector, gray, x, y) if math.isfinite(x) else None

@@ -50,6 +50,7 @@ __all__ = [
     "DOWNSCALE_MIN_AREA_PX",
     "ArenaDetector",
     "make_detector",
+    "arena_mask",
     "detect_chunk",
     "track_frames",
     "track_rows",
@@ -445,7 +446,9 @@ def _opened(binary: np.ndarray, kernel: np.ndarray | None) -> tuple[int, int, np
     return x0, y0, cv2.morphologyEx(binary[y0:y1, x0:x1], cv2.MORPH_OPEN, kernel)
 
 
-def _arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+def arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """The arena polygon minus its masks as a uint8 mask (255 inside) of the ``w`` x ``h``
+    window whose top-left corner is (``x0``, ``y0``) in the frame."""
     mask = np.zeros((h, w), dtype=np.uint8)
     # sub-pixel accurate polygon fill: 8x fixed point
     shift = 3
@@ -556,7 +559,7 @@ def make_detector(
     y0 = max(0, int(np.floor(min(ys))))
     x1 = min(w, int(np.ceil(max(xs))) + 1)
     y1 = min(h, int(np.ceil(max(ys))) + 1)
-    mask = _arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
+    mask = arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
     blur = _odd(settings.blur_px) if settings.blur_px > 1 else 0
     raw_bg = background[y0:y1, x0:x1]
     bg = cv2.GaussianBlur(raw_bg, (blur, blur), 0) if blur else raw_bg
