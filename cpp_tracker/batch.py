@@ -347,27 +347,33 @@ def collect_jobs(
     default_config = str(Path(config).resolve())
     rx = compile_session_pattern(session_pattern)
     exclude = Path(out_dir).resolve() if out_dir is not None else None
-    entries: list[_Entry] = []
-    for raw in inputs:
-        item = Path(raw)
-        shown = os.path.normpath(str(raw))
-        if item.is_dir():
-            videos = _find_videos(item, exclude)
-            if not videos:
-                entries.append(
-                    _Entry(item.resolve(), shown, default_config, shown, problem=(
-                        f"{shown}: no video files in this folder (looked for "
-                        f"{', '.join(VIDEO_SUFFIXES)})"
-                    ))
-                )
-            for v in videos:
-                entries.append(_Entry(v.resolve(), os.path.normpath(v), default_config, shown))
-        elif item.suffix.lower() == ".csv":
-            entries.extend(read_manifest(item, default_config))
-        else:
-            entries.append(_Entry(item.resolve(), shown, default_config, "command line"))
+    entries = [e for raw in inputs for e in _entries_of(raw, default_config, exclude)]
+    entries = _listed_once(entries)
+    _mark_missing_files(entries)
+    if rx is not None:
+        _sessions_from_names(entries, rx)
+    return _checked_names(_jobs_by_session(entries))
 
-    # a video listed several times is tracked once, preferring its manifest row
+
+def _entries_of(raw: str | Path, default_config: str, exclude: Path | None) -> list[_Entry]:
+    """The entries of one input: a folder's videos, a manifest's rows, or one video."""
+    item = Path(raw)
+    shown = os.path.normpath(str(raw))
+    if item.suffix.lower() == ".csv" and not item.is_dir():
+        return read_manifest(item, default_config)
+    if not item.is_dir():
+        return [_Entry(item.resolve(), shown, default_config, "command line")]
+    videos = _find_videos(item, exclude)
+    if not videos:
+        return [_Entry(item.resolve(), shown, default_config, shown, problem=(
+            f"{shown}: no video files in this folder (looked for {', '.join(VIDEO_SUFFIXES)})"
+        ))]
+    return [_Entry(v.resolve(), os.path.normpath(v), default_config, shown) for v in videos]
+
+
+def _listed_once(entries: list[_Entry]) -> list[_Entry]:
+    """A video listed several times is tracked once, preferring its manifest row; a second
+    manifest row for it becomes a problem."""
     by_path: dict[Path, list[int]] = {}
     for i, e in enumerate(entries):
         if e.problem is None or e.from_manifest:
@@ -388,9 +394,10 @@ def collect_jobs(
                 )
             elif not entries[i].from_manifest:
                 dropped.add(i)
-    entries = [e for i, e in enumerate(entries) if i not in dropped]
+    return [e for i, e in enumerate(entries) if i not in dropped]
 
-    # missing files
+
+def _mark_missing_files(entries: list[_Entry]) -> None:
     for e in entries:
         if e.problem is None and not e.path.exists():
             e.problem = f"{e.shown}: file not found; check the path" + (
@@ -399,36 +406,38 @@ def collect_jobs(
         elif e.problem is None and e.path.is_dir():
             e.problem = f"{e.shown}: is a folder; give it on the command line, not in a manifest"
 
-    # sessions from the file name pattern
-    if rx is not None:
-        for e in entries:
-            if e.from_manifest:
-                continue
-            m = rx.search(e.path.name)
-            if m and m.group("session"):
-                e.session = m.group("session")
-                e.chunk_key = _chunk_key(e.path.name, m)
 
-    # group: sessions into one job each (at the place of their first chunk)
-    jobs: list[BatchJob] = []
+def _sessions_from_names(entries: list[_Entry], rx: re.Pattern) -> None:
+    """The session (and chunk order) of videos not from a manifest, from their file name."""
+    for e in entries:
+        if e.from_manifest:
+            continue
+        m = rx.search(e.path.name)
+        if m and m.group("session"):
+            e.session = m.group("session")
+            e.chunk_key = _chunk_key(e.path.name, m)
+
+
+def _jobs_by_session(entries: list[_Entry]) -> list[BatchJob]:
+    """One job per session (at the place of its first chunk) and per single video."""
     sessions: dict[tuple, list[_Entry]] = {}
-    order: list[tuple] = []
     for i, e in enumerate(entries):
         key: tuple = ("session", e.session) if e.session else ("single", i)
-        if key not in sessions:
-            sessions[key] = []
-            order.append(key)
-        sessions[key].append(e)
-    for key in order:
-        group = sessions[key]
+        sessions.setdefault(key, []).append(e)
+    jobs: list[BatchJob] = []
+    for key, group in sessions.items():
         if key[0] == "session":
             if not group[0].from_manifest:
                 group = sorted(group, key=lambda e: e.chunk_key)
             jobs.append(_job_from(group, key[1], key[1]))
         else:
             jobs.append(_job_from(group, group[0].path.stem, None))
+    return jobs
 
-    # result folder names must be usable and distinct
+
+def _checked_names(jobs: list[BatchJob]) -> list[BatchJob]:
+    """Result folder names must be usable and distinct: a job that breaks this fails."""
+    jobs = list(jobs)
     by_name: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
         bad = (
