@@ -780,61 +780,14 @@ def _run_local(
     ctx = _process_context()
     lock = ctx.RLock()  # shared by the progress bars of all processes
     tqdm.set_lock(lock)
-    cores = default_workers()
+    pool_args = _PoolArgs(ctx, lock, default_workers(), task, out_dir, force, progress)
     queue = list(jobs)
     suspects: list[tuple[int, BatchJob]] = []
     while queue or suspects:
         alone = bool(suspects)
         todo = [suspects.pop(0)] if alone else queue
         n = 1 if alone else max(1, min(workers, len(todo)))
-        slots = ctx.Queue()
-        for i in range(n):
-            slots.put(i + 1)
-        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-        pool = ProcessPoolExecutor(
-            max_workers=n,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(lock, slots, max(1, cores // n), os.getpid()),
-            **fresh,  # a new process per video: nothing a video leaves behind accumulates
-        )
-        running: dict[Future, tuple[int, BatchJob]] = {}
-        waiting = list(todo)
-        broken: list[tuple[int, BatchJob]] = []
-        try:
-            while waiting or running:
-                while waiting and len(running) < n:
-                    index, job = waiting.pop(0)
-                    try:
-                        fut = pool.submit(_run_in_worker, task, job, out_dir, force, progress)
-                    except BrokenProcessPool:
-                        waiting.insert(0, (index, job))
-                        break
-                    running[fut] = (index, job)
-                    on_start(index)
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    index, job = running.pop(fut)
-                    row = _result_row(fut, job)
-                    if row is None:
-                        broken.append((index, job))
-                    else:
-                        on_done(index, row)
-                if broken:
-                    for fut, (index, job) in running.items():
-                        row = _result_row(fut, job)
-                        if row is None:
-                            broken.append((index, job))
-                        else:
-                            on_done(index, row)
-                    running.clear()
-                    break
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown(wait=True)
+        waiting, broken = _run_pool(todo, n, pool_args, on_start, on_done)
         if alone:
             for index, job in broken:
                 on_done(index, _crash_row(job))
@@ -844,6 +797,82 @@ def _run_local(
                 on_done(broken[0][0], _crash_row(broken[0][1]))
             else:
                 suspects.extend(broken)
+
+
+@dataclass(frozen=True)
+class _PoolArgs:
+    """What every worker pool of a local batch is made with and runs."""
+
+    ctx: object
+    lock: object
+    cores: int
+    task: Callable
+    out_dir: str
+    force: bool
+    progress: bool
+
+
+def _run_pool(
+    todo: list[tuple[int, BatchJob]], n: int, args: _PoolArgs,
+    on_start: Callable[[int], None], on_done: Callable[[int, dict], None],
+) -> tuple[list[tuple[int, BatchJob]], list[tuple[int, BatchJob]]]:
+    """Run ``todo`` in a pool of ``n`` processes until done or the pool breaks; returns the
+    jobs not started and those whose process died with the pool."""
+    slots = args.ctx.Queue()  # type: ignore[attr-defined]
+    for i in range(n):
+        slots.put(i + 1)
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+    pool = ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=args.ctx,  # type: ignore[arg-type]
+        initializer=_init_worker,
+        initargs=(args.lock, slots, max(1, args.cores // n), os.getpid()),
+        **fresh,  # a new process per video: nothing a video leaves behind accumulates
+    )
+    running: dict[Future, tuple[int, BatchJob]] = {}
+    waiting = list(todo)
+    broken: list[tuple[int, BatchJob]] = []
+    try:
+        while waiting or running:
+            _submit_while_free(pool, waiting, running, n, args, on_start)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                _collect(fut, running.pop(fut), broken, on_done)
+            if broken:  # the pool is gone: what else ran in it ended with it
+                for fut, entry in running.items():
+                    _collect(fut, entry, broken, on_done)
+                running.clear()
+                break
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+    return waiting, broken
+
+
+def _submit_while_free(pool, waiting, running, n, args: _PoolArgs, on_start) -> None:
+    while waiting and len(running) < n:
+        index, job = waiting.pop(0)
+        try:
+            fut = pool.submit(_run_in_worker, args.task, job, args.out_dir, args.force,
+                              args.progress)
+        except BrokenProcessPool:
+            waiting.insert(0, (index, job))
+            return
+        running[fut] = (index, job)
+        on_start(index)
+
+
+def _collect(fut: Future, entry: tuple[int, BatchJob], broken: list, on_done) -> None:
+    """Report a finished job, or note it as broken when its process died."""
+    index, job = entry
+    row = _result_row(fut, job)
+    if row is None:
+        broken.append(entry)
+    else:
+        on_done(index, row)
 
 
 # ------------------------------------------------------------------------------- Dask
@@ -942,65 +971,87 @@ def run_batch(
     """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    status_path = out / STATUS_FILE
-    rows = [_row(job, "pending") for job in jobs]
-
-    def save() -> None:
-        table = pd.DataFrame(rows, columns=STATUS_COLUMNS)
-        try:
-            write_csv(status_path, table)
-        except OSError as e:
-            raise OutputError(f"{status_path}: cannot be written ({e})") from None
-
+    book = _StatusBook(out, [_row(job, "pending") for job in jobs], on_row,
+                       start_status="queued" if scheduler is not None else "running")
     bar = tqdm(
         total=len(jobs), unit="video", desc="videos", disable=not progress, position=0,
         dynamic_ncols=True,
     )
-
-    def finish(index: int, row: dict) -> None:
-        trace = row.pop("_traceback", None)
-        if trace:
-            with open(out / "batch_errors.log", "a", encoding="utf-8") as f:
-                f.write(f"--- {row['finished']} {row['video']}\n{trace}\n")
-        rows[index] = {c: row.get(c, "") for c in STATUS_COLUMNS}
-        save()
-        bar.update(1)
-        if on_row is not None:
-            on_row(rows[index])
-
-    def start(index: int) -> None:
-        rows[index]["status"] = "queued" if scheduler is not None else "running"
-        save()
-
-    save()
-    to_run: list[tuple[int, BatchJob]] = []
+    book.on_finish = lambda: bar.update(1)
+    book.save()
     try:
-        for index, job in enumerate(jobs):
-            row = None
-            if not force or job.problem:
-                row = check_job(job, out)
-            if row is not None:
-                finish(index, row)
-            else:
-                to_run.append((index, job))
-        if to_run:
-            if scheduler is not None:
-                _run_dask(
-                    to_run, str(out), scheduler, force=force, task=task,
-                    on_start=start, on_done=finish,
-                )
-            else:
-                _run_local(
-                    to_run, str(out), workers or default_workers(), force=force,
-                    progress=progress, task=task, on_start=start, on_done=finish,
-                )
+        to_run = _jobs_to_run(jobs, out, force, book)
+        if to_run and scheduler is not None:
+            _run_dask(
+                to_run, str(out), scheduler, force=force, task=task,
+                on_start=book.start, on_done=book.finish,
+            )
+        elif to_run:
+            _run_local(
+                to_run, str(out), workers or default_workers(), force=force,
+                progress=progress, task=task, on_start=book.start, on_done=book.finish,
+            )
     except BaseException:
-        for row in rows:
-            if row["status"] in ("pending", "running", "queued"):
-                row["status"] = "interrupted"
-                row["note"] = "the batch was stopped; rerun it to continue"
-        save()
+        book.mark_interrupted()
         raise
     finally:
         bar.close()
-    return BatchResult(rows, status_path)
+    return BatchResult(book.rows, book.path)
+
+
+def _jobs_to_run(
+    jobs: Sequence[BatchJob], out: Path, force: bool, book: _StatusBook
+) -> list[tuple[int, BatchJob]]:
+    """The jobs that need a worker; the others (up to date, or unable to start) are
+    finished in the book at once."""
+    to_run = []
+    for index, job in enumerate(jobs):
+        row = check_job(job, out) if not force or job.problem else None
+        if row is not None:
+            book.finish(index, row)
+        else:
+            to_run.append((index, job))
+    return to_run
+
+
+class _StatusBook:
+    """The rows of ``batch_status.csv``, rewritten atomically whenever a job starts or
+    finishes; tracebacks of unexpected failures go to ``batch_errors.log``."""
+
+    def __init__(self, out: Path, rows: list[dict], on_row, start_status: str):
+        self.out, self.rows, self.on_row = out, rows, on_row
+        self.path = out / STATUS_FILE
+        self.start_status = start_status
+        self.on_finish: Callable[[], None] = lambda: None
+
+    def save(self) -> None:
+        table = pd.DataFrame(self.rows, columns=STATUS_COLUMNS)
+        try:
+            write_csv(self.path, table)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot be written ({e})") from None
+
+    def start(self, index: int) -> None:
+        self.rows[index]["status"] = self.start_status
+        self.save()
+
+    def finish(self, index: int, row: dict) -> None:
+        trace = row.pop("_traceback", None)
+        if trace:
+            with open(self.out / "batch_errors.log", "a", encoding="utf-8") as f:
+                f.write(f"--- {row['finished']} {row['video']}\n{trace}\n")
+        self.rows[index] = {c: row.get(c, "") for c in STATUS_COLUMNS}
+        self.save()
+        self.on_finish()
+        if self.on_row is not None:
+            self.on_row(self.rows[index])
+
+    def mark_interrupted(self) -> None:
+        for row in self.rows:
+            if row["status"] in ("pending", "running", "queued"):
+                row["status"] = "interrupted"
+                row["note"] = "the batch was stopped; rerun it to continue"
+        self.save()
+
+
+
