@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -474,79 +474,103 @@ class VideoReader:
         resume_after: ReadPosition | None = None,
         span: FrameSpan | None = None,
     ) -> Iterator[FrameChunk]:
+        """The chunks of :meth:`chunks`: the kept frames of :meth:`_timed_frames`, each
+        retrieved straight into its chunk's buffer."""
+        start = self._start_read(start_frame, stride, resume_after, span)
+        if start is None:
+            return  # the seek before the span found no frame
         h, w = self.info.height, self.info.width
-        interval = self.nominal_interval_s
-        last_t = -math.inf
-        i = 0
+        keep_from, phase = start.keep_from, start.phase
+        luma_direct = self.luma_direct
+        repaired_at_last = self.timestamps_repaired
+        next_buffers = _chunk_buffers(chunk_size, h, w)
+        buf, idx, ts = next_buffers()
+        n = 0
+        for cap, i, t in self._timed_frames(start):
+            if i < keep_from or (i - phase) % stride != 0:
+                continue
+            out = buf[n]
+            # the luma plane is written straight into the chunk (OpenCV returns `out`
+            # itself); anything else (a colour frame, a changed size) comes back new
+            ok, frame = cap.retrieve(out) if luma_direct else cap.retrieve()
+            if not ok or frame is None:
+                continue
+            if frame is not out:
+                out[...] = self._as_gray_frame(frame, i)
+            idx[n] = i
+            ts[n] = t
+            n += 1
+            repaired_at_last = self.timestamps_repaired
+            if n == chunk_size:
+                yield FrameChunk(idx, ts, buf, repaired_at_last)
+                buf, idx, ts = next_buffers()
+                n = 0
+        if n:
+            yield FrameChunk(idx[:n], ts[:n], buf[:n], repaired_at_last)
+
+    def _start_read(
+        self,
+        start_frame: int,
+        stride: int,
+        resume_after: ReadPosition | None,
+        span: FrameSpan | None,
+    ) -> _ReadStart | None:
+        """Position the capture where the read begins (after ``resume_after``, or before
+        ``span``) and say where that is; None when the seek before the span finds no
+        frame. A resumed read takes over the position's counts."""
+        frame, last_t = 0, -math.inf
         phase = start_frame  # frames kept: start_frame, start_frame + stride, ...
         if resume_after is not None:
             phase = resume_after.frame
             start_frame = resume_after.frame + stride
             self.resumed_by_seek = resume_after.frame > 0 and self._seek_after(resume_after)
             if self.resumed_by_seek:
-                i = resume_after.frame + 1
+                frame = resume_after.frame + 1
                 last_t = resume_after.time_s
                 self.last_time_s = last_t
                 self.timestamps_repaired = resume_after.timestamps_repaired
-                self.frames_decoded = i
-        start_s, end_s = -math.inf, math.inf
+                self.frames_decoded = frame
         report = SpanReport()
-        pending = False  # a frame is grabbed already (by the seek before a span)
-        if span is not None:
-            self.span_report = report
-            start_s, end_s, i = span.start_s, span.end_s, span.first_index
-            if start_s > 0:
-                pending = self._seek_before(span, report)
-                if not pending:
-                    return
+        if span is None:
+            return _ReadStart(frame, last_t, start_frame, phase, report)
+        self.span_report = report
+        grabbed = False
+        if span.start_s > 0:
+            grabbed = self._seek_before(span, report)
+            if not grabbed:
+                return None
+        return _ReadStart(span.first_index, last_t, start_frame, phase, report,
+                          span.start_s, span.end_s, grabbed, in_span=True)
+
+    def _timed_frames(self, start: _ReadStart) -> Iterator[tuple[cv2.VideoCapture, int, float]]:
+        """The frames of the read in decode order, as (the capture, which has just grabbed
+        the frame, its decode index, its time), a span's lead-in left out.
+
+        Missing or non-increasing timestamps are repaired (counted in
+        ``timestamps_repaired``); where the decoder fails for good, the read goes on after
+        the damage (:meth:`_skip_unreadable`). The reader's counts and ``start.report``
+        follow each frame.
+        """
+        report, interval = start.report, self.nominal_interval_s
+        i, last_t, pending = start.frame, start.last_time_s, start.grabbed
+        start_s, end_s, in_span = start.start_s, start.end_s, start.in_span
         cap = self._cap
         assert cap is not None
-        repaired_at_last = self.timestamps_repaired
-        luma_direct = self.luma_direct
-
-        # Chunk buffers are recycled once the consumer has let go of them (nothing but the
-        # pool refers to them any more): fresh 8 MB buffers for every chunk would be
-        # zero-filled by the system page by page, about a sixth of the tracking time.
-        pool: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-        def new_buffers():
-            for trio in pool:
-                # references: the pool's tuple and getrefcount's argument
-                if all(sys.getrefcount(a) == 2 for a in trio):
-                    return trio
-            trio = (
-                np.empty((chunk_size, h, w), dtype=np.uint8),
-                np.empty(chunk_size, dtype=np.int64),
-                np.empty(chunk_size, dtype=np.float64),
-            )
-            if len(pool) < PREFETCH_CHUNKS + 3:
-                pool.append(trio)
-            return trio
-
-        buf, idx, ts = new_buffers()
-        n = 0
         grabbed_here = 0
         resumed = False
         while True:
             if pending:
                 pending = False
             elif not resumed and not self._grab(cap):
-                found = self._resume(i)
+                found = self._skip_unreadable(cap, i, last_t)
                 if found is None:
-                    break
-                cap.release()
-                cap, i_next = found  # frame i_next is grabbed
-                self._cap = cap
-                self.unreadable.append(
-                    {"first_frame": i, "resumed_frame": i_next,
-                     "after_s": round(float(last_t), 6) if math.isfinite(last_t) else None}
-                )
-                i = i_next
+                    return
+                cap, i = found  # frame i is grabbed
                 resumed = True
                 continue
             self.frames_grabbed += 1
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            first = i == 0 if span is None else grabbed_here == 0
+            first = grabbed_here == 0 if in_span else i == 0
             grabbed_here += 1
             if not math.isfinite(t) or t <= last_t or (t == 0 and not first):
                 report.non_increasing += 1
@@ -561,7 +585,7 @@ class VideoReader:
                 continue
             if t >= end_s:
                 report.reached_end = True
-                break
+                return
             if report.first_time_s is None:
                 report.first_time_s = t
             report.last_time_s = t
@@ -572,34 +596,40 @@ class VideoReader:
             last_t = t
             self.last_time_s = t
             self.frames_decoded = i + 1
-            if i >= start_frame and (i - phase) % stride == 0:
-                out = buf[n]
-                # the luma plane is written straight into the chunk (OpenCV returns `out`
-                # itself); anything else (a colour frame, a changed size) comes back new
-                ok, frame = cap.retrieve(out) if luma_direct else cap.retrieve()
-                if ok and frame is not None:
-                    if frame is not out:
-                        frame = self._gray(frame)
-                        if frame.ndim == 3:
-                            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                        if frame.shape != (h, w):
-                            raise VideoError(
-                                f"{self.path}: frame {i} has size {frame.shape[1]}x"
-                                f"{frame.shape[0]}, the video said {w}x{h}; re-encode the "
-                                "file with a fixed frame size"
-                            )
-                        out[...] = frame
-                    idx[n] = i
-                    ts[n] = t
-                    n += 1
-                    repaired_at_last = self.timestamps_repaired
-                    if n == chunk_size:
-                        yield FrameChunk(idx, ts, buf, repaired_at_last)
-                        buf, idx, ts = new_buffers()
-                        n = 0
+            yield cap, i, t
             i += 1
-        if n:
-            yield FrameChunk(idx[:n], ts[:n], buf[:n], repaired_at_last)
+
+    def _skip_unreadable(
+        self, cap: cv2.VideoCapture, i: int, last_t: float
+    ) -> tuple[cv2.VideoCapture, int] | None:
+        """After ``grab()`` failed for good at frame ``i``: the capture that replaces ``cap``
+        past the damage, having grabbed the first readable frame, and that frame's index
+        (the stretch is listed in :attr:`unreadable`); None at the end of what can be read."""
+        found = self._resume(i)
+        if found is None:
+            return None
+        cap.release()
+        cap, i_next = found
+        self._cap = cap
+        self.unreadable.append(
+            {"first_frame": i, "resumed_frame": i_next,
+             "after_s": round(float(last_t), 6) if math.isfinite(last_t) else None}
+        )
+        return cap, i_next
+
+    def _as_gray_frame(self, frame: np.ndarray, i: int) -> np.ndarray:
+        """Frame ``i`` as the decoder returned it in a new array (not the luma plane), as
+        grayscale; VideoError when its size is not the video's."""
+        h, w = self.info.height, self.info.width
+        frame = self._gray(frame)
+        if frame.ndim == 3:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if frame.shape != (h, w):
+            raise VideoError(
+                f"{self.path}: frame {i} has size {frame.shape[1]}x{frame.shape[0]}, the "
+                f"video said {w}x{h}; re-encode the file with a fixed frame size"
+            )
+        return frame
 
     def _grab(self, cap: cv2.VideoCapture) -> bool:
         """``cap.grab()``, retried :attr:`GRAB_RETRIES` times when it fails."""
@@ -803,6 +833,49 @@ def _run_pyav_script(args: list[str], out_name: str, timeout_s: float, load):
             lines = done.stderr.strip().splitlines()
             return None, lines[-1] if lines else f"exit status {done.returncode}"
         return load(out), ""
+
+
+@dataclass(frozen=True)
+class _ReadStart:
+    """Where a read begins once the capture is positioned (see ``VideoReader._start_read``)."""
+
+    frame: int  # decode index of the next frame the capture grabs (or has grabbed)
+    last_time_s: float  # time of the frame before it (-inf: none)
+    keep_from: int  # the first frame kept
+    phase: int  # frames kept: from keep_from on, those with (frame - phase) % stride == 0
+    report: SpanReport
+    start_s: float = -math.inf  # frames before this time are decoded, not read
+    end_s: float = math.inf
+    grabbed: bool = False  # the seek before a span has grabbed the first frame already
+    in_span: bool = False  # a span: its first frame is the first one grabbed, not index 0
+
+
+def _chunk_buffers(
+    chunk_size: int, h: int, w: int
+) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A source of (frames, index, time) buffers for one chunk each.
+
+    Buffers are recycled once the consumer has let go of them (nothing but the pool refers
+    to them any more): fresh 8 MB buffers for every chunk would be zero-filled by the
+    system page by page, about a sixth of the tracking time.
+    """
+    pool: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def new_buffers():
+        for trio in pool:
+            # references: the pool's tuple and getrefcount's argument
+            if all(sys.getrefcount(a) == 2 for a in trio):
+                return trio
+        trio = (
+            np.empty((chunk_size, h, w), dtype=np.uint8),
+            np.empty(chunk_size, dtype=np.int64),
+            np.empty(chunk_size, dtype=np.float64),
+        )
+        if len(pool) < PREFETCH_CHUNKS + 3:
+            pool.append(trio)
+        return trio
+
+    return new_buffers
 
 
 _END = object()
