@@ -199,87 +199,30 @@ def analyse_track(
     """
     import pandas as pd
 
-    from .geometry import UNKNOWN, assign_chambers, build_layout
-    from .lighting import find_lighting_periods, lighting_report
-    from .occupancy import frame_durations, occupancy_per_second
-    from .summary import path_steps, summarize_arena, summarize_periods, time_periods
+    from .geometry import UNKNOWN
+    from .occupancy import frame_durations
+    from .summary import time_periods
 
     arena_col = track["arena"].astype(str).to_numpy()
     frames_time = track.loc[arena_col == config.arenas[0].name, "time_s"].to_numpy()
     timebase = frame_durations(frames_time, config.video.gap_factor, nominal_interval_s)
-    codes = np.full(len(track), UNKNOWN, dtype=np.int16)
-    chamber = np.empty(len(track), dtype=object)
-    position = np.empty(len(track), dtype=object)
-    occupancy_tables = []
-    summaries = []
-    bin_tables = []
-    stats: dict[str, dict] = {}
-    warnings: list[str] = []
     periods, period_warnings = time_periods(
         timebase.end_s, config.summary.bin_s, config.summary.windows
     )
+    codes = np.full(len(track), UNKNOWN, dtype=np.int16)
+    chamber = np.empty(len(track), dtype=object)
+    position = np.empty(len(track), dtype=object)
+    arenas = []
     for arena in config.arenas:
         rows = np.flatnonzero(arena_col == arena.name)
-        sub = track.iloc[rows]
-        if len(sub) != len(frames_time):
+        if len(rows) != len(frames_time):
             raise ValueError(f"arena {arena.name}: track rows do not match the frames")
-        layout = build_layout(
-            arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings
+        done = _analyse_arena(
+            track.iloc[rows], arena, config, frames_time, timebase, periods, video_label
         )
-        x = sub["x"].to_numpy(dtype=float)
-        y = sub["y"].to_numpy(dtype=float)
-        det = sub["detected"].to_numpy(dtype=bool)
-        # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
-        # sitting in a doorway is not counted as entering again and again. Time follows the
-        # piece the centroid lies in: a stop a few px past a door line that never passes
-        # the margin is time in that piece, not in the chamber the mouse came from.
-        arena_codes, _ = assign_chambers(x, y, det, layout)
-        steps_px = path_steps(x, y, config.summary.min_step_px)
-        position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
-        if det.any():
-            position_codes[det] = layout.raw_chamber(x[det], y[det])
-        codes[rows] = arena_codes
-        names = np.array([*arena.chamber_names, "unknown"], dtype=object)
-        chamber[rows] = names[arena_codes]  # code -1 picks the last name: 'unknown'
-        position[rows] = names[position_codes]
-        occ = occupancy_per_second(
-            frames_time, timebase.durations_s, position_codes, arena.chamber_names,
-            timebase.end_s,
-        )
-        occ.insert(0, "arena", arena.name)
-        occupancy_tables.append(occ)
-        # the same track, figures and settings for the whole session and for the bins
-        figures = dict(
-            video=video_label,
-            arena=arena.name,
-            animal_id=arena.animal_id,
-            chamber_names=arena.chamber_names,
-            time_s=frames_time,
-            durations_s=timebase.durations_s,
-            codes=arena_codes,
-            time_codes=position_codes,
-            x=x,
-            y=y,
-            px_per_cm=arena.px_per_cm,
-            min_step_px=config.summary.min_step_px,
-            steps_px=steps_px,
-        )
-        summaries.append(summarize_arena(**figures, duration_s=timebase.end_s))
-        if periods:
-            bin_tables.append(summarize_periods(**figures, periods=periods))
-        n_missing = int((~det).sum())
-        share = n_missing / max(1, len(det))
-        stats[arena.name] = {
-            "frames": int(len(det)),
-            "frames_without_detection": n_missing,
-            "share_without_detection": round(share, 6),
-        }
-        if share > 0.05:
-            warnings.append(
-                f"arena {arena.name}: no mouse detected in {100 * share:.1f} % of frames "
-                f"({n_missing} of {len(det)}); check the threshold and the arena outline "
-                "in the preview"
-            )
+        codes[rows], chamber[rows], position[rows] = done.codes, done.chamber, done.position
+        arenas.append(done)
+    warnings = [a.warning for a in arenas if a.warning]
     if timebase.gaps:
         missing = sum(b - a for a, b in timebase.gaps)
         warnings.append(
@@ -287,29 +230,116 @@ def analyse_track(
             "counted as unknown time"
         )
     warnings.extend(period_warnings)
-    occupancy = pd.concat(occupancy_tables, ignore_index=True) if occupancy_tables else None
-    summary = pd.concat(summaries, ignore_index=True)
+    occupancy = pd.concat([a.occupancy for a in arenas], ignore_index=True) if arenas else None
+    summary = pd.concat([a.summary for a in arenas], ignore_index=True)
     read_fraction = timebase.end_s / nominal_duration_s if nominal_duration_s else None
     occupancy, summary, qc = _add_quality(
         track, config, occupancy, summary, timebase, read_fraction, warnings
     )
-    lighting = None
-    if "light_gain" in track.columns and len(frames_time):
-        first = track.loc[arena_col == config.arenas[0].name]
-        gains = (
-            track.groupby("frame", sort=True)["light_gain"].median().to_numpy()
-            if len(config.arenas) > 1
-            else first["light_gain"].to_numpy()
-        )
-        periods = find_lighting_periods(
-            first["frame"].to_numpy(), frames_time, gains, end_s=timebase.end_s
-        )
-        lighting = lighting_report(periods, config.background.follow_lighting)
-    bins = pd.concat(bin_tables, ignore_index=True) if bin_tables else None
+    bin_tables = [a.bins for a in arenas if a.bins is not None]
     return Analysis(
-        codes, chamber, occupancy, summary, timebase, stats, warnings, qc, lighting,
-        read_fraction, position, bins,
+        codes, chamber, occupancy, summary, timebase, {a.name: a.stats for a in arenas},
+        warnings, qc, _lighting_of(track, arena_col, config, frames_time, timebase),
+        read_fraction, position, pd.concat(bin_tables, ignore_index=True) if bin_tables else None,
     )
+
+
+@dataclass
+class _ArenaAnalysis:
+    """One arena's part of an :class:`Analysis`."""
+
+    name: str
+    codes: np.ndarray  # chamber code per frame, with hysteresis (-1 = unknown)
+    chamber: np.ndarray  # its name per frame
+    position: np.ndarray  # the piece the centroid lies in, per frame
+    occupancy: pd.DataFrame
+    summary: pd.DataFrame
+    bins: pd.DataFrame | None
+    stats: dict
+    warning: str | None
+
+
+def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_label):
+    """Chambers, occupancy, summary (and bins) of one arena's rows of the track."""
+    from .geometry import UNKNOWN, assign_chambers, build_layout
+    from .occupancy import occupancy_per_second
+    from .summary import path_steps, summarize_arena, summarize_periods
+
+    layout = build_layout(arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings)
+    x = sub["x"].to_numpy(dtype=float)
+    y = sub["y"].to_numpy(dtype=float)
+    det = sub["detected"].to_numpy(dtype=bool)
+    # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
+    # sitting in a doorway is not counted as entering again and again. Time follows the
+    # piece the centroid lies in: a stop a few px past a door line that never passes
+    # the margin is time in that piece, not in the chamber the mouse came from.
+    arena_codes, _ = assign_chambers(x, y, det, layout)
+    position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
+    if det.any():
+        position_codes[det] = layout.raw_chamber(x[det], y[det])
+    names = np.array([*arena.chamber_names, "unknown"], dtype=object)
+    occ = occupancy_per_second(
+        frames_time, timebase.durations_s, position_codes, arena.chamber_names, timebase.end_s,
+    )
+    occ.insert(0, "arena", arena.name)
+    # the same track, figures and settings for the whole session and for the bins
+    figures = dict(
+        video=video_label,
+        arena=arena.name,
+        animal_id=arena.animal_id,
+        chamber_names=arena.chamber_names,
+        time_s=frames_time,
+        durations_s=timebase.durations_s,
+        codes=arena_codes,
+        time_codes=position_codes,
+        x=x,
+        y=y,
+        px_per_cm=arena.px_per_cm,
+        min_step_px=config.summary.min_step_px,
+        steps_px=path_steps(x, y, config.summary.min_step_px),
+    )
+    n_missing = int((~det).sum())
+    share = n_missing / max(1, len(det))
+    warning = None
+    if share > 0.05:
+        warning = (
+            f"arena {arena.name}: no mouse detected in {100 * share:.1f} % of frames "
+            f"({n_missing} of {len(det)}); check the threshold and the arena outline "
+            "in the preview"
+        )
+    return _ArenaAnalysis(
+        name=arena.name,
+        codes=arena_codes,
+        chamber=names[arena_codes],  # code -1 picks the last name: 'unknown'
+        position=names[position_codes],
+        occupancy=occ,
+        summary=summarize_arena(**figures, duration_s=timebase.end_s),
+        bins=summarize_periods(**figures, periods=periods) if periods else None,
+        stats={
+            "frames": int(len(det)),
+            "frames_without_detection": n_missing,
+            "share_without_detection": round(share, 6),
+        },
+        warning=warning,
+    )
+
+
+def _lighting_of(track, arena_col, config, frames_time, timebase) -> dict | None:
+    """The lighting periods of a track with a ``light_gain`` column (median over arenas)."""
+    from .lighting import find_lighting_periods, lighting_report
+
+    if "light_gain" not in track.columns or not len(frames_time):
+        return None
+    first = track.loc[arena_col == config.arenas[0].name]
+    gains = (
+        track.groupby("frame", sort=True)["light_gain"].median().to_numpy()
+        if len(config.arenas) > 1
+        else first["light_gain"].to_numpy()
+    )
+    periods = find_lighting_periods(
+        first["frame"].to_numpy(), frames_time, gains, end_s=timebase.end_s
+    )
+    return lighting_report(periods, config.background.follow_lighting)
 
 
 def _add_quality(track, config, occupancy, summary, timebase, read_fraction, warnings):
