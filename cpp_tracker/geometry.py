@@ -13,16 +13,14 @@ well-tested standard for planar geometry and vectorises point queries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import shapely
 from shapely.geometry import LineString, Point, Polygon
 from shapely.ops import polygonize, unary_union
-
-if TYPE_CHECKING:
-    from .config import ArenaConfig, Config
 
 __all__ = [
     "UNKNOWN",
@@ -31,7 +29,62 @@ __all__ = [
     "geometry_problems",
     "assign_chambers",
     "split_polygon",
+    "ArenaDrawing",
+    "ArenasDrawing",
 ]
+
+# What this module reads of a config, described by shape (``config.ArenaConfig``,
+# ``config.Template`` and ``config.Config`` fit): geometry imports nothing from the config,
+# which imports geometry to check a file's drawing.
+_XY = tuple[float, float]
+
+
+class _DoorLine(Protocol):
+    @property
+    def line(self) -> tuple[_XY, _XY]: ...
+
+
+class _ChamberPoint(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def point(self) -> _XY: ...
+
+
+class _Drawing(Protocol):
+    @property
+    def polygon(self) -> Sequence[_XY]: ...
+    @property
+    def doors(self) -> Sequence[_DoorLine]: ...
+    @property
+    def chambers(self) -> Sequence[_ChamberPoint]: ...
+    @property
+    def masks(self) -> Sequence[Sequence[_XY]]: ...
+
+
+class _UnitsDrawing(_Drawing, Protocol):
+    @property
+    def units(self) -> str: ...
+
+
+class ArenaDrawing(_Drawing, Protocol):
+    """An arena's outline, door lines, chambers and masks in pixels, and the drawing as
+    written when it was given in other units (:class:`cpp_tracker.config.ArenaConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def chamber_names(self) -> tuple[str, ...]: ...
+    @property
+    def template(self) -> _UnitsDrawing | None: ...
+
+
+class ArenasDrawing(Protocol):
+    """Arenas in file order (:class:`cpp_tracker.config.Config`)."""
+
+    @property
+    def arenas(self) -> Sequence[ArenaDrawing]: ...
+
 
 #: Code of the ``unknown`` chamber.
 UNKNOWN = -1
@@ -102,14 +155,14 @@ class ChamberLayout:
         return out
 
 
-def _pieces_for(arena: ArenaConfig) -> tuple[Polygon, list[LineString], list[Polygon]]:
+def _pieces_for(arena: ArenaDrawing) -> tuple[Polygon, list[LineString], list[Polygon]]:
     polygon = Polygon(arena.polygon)
     lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
     return polygon, lines, split_polygon(polygon, lines)
 
 
 def build_layout(
-    arena: ArenaConfig, hysteresis_px: float, backdate_crossings: bool = True
+    arena: ArenaDrawing, hysteresis_px: float, backdate_crossings: bool = True
 ) -> ChamberLayout:
     """Cut an arena into its named chambers.
 
@@ -132,7 +185,7 @@ def build_layout(
     )
 
 
-def _written(arena: ArenaConfig, kind: str, j: int = 0) -> str:
+def _written(arena: ArenaDrawing, kind: str, j: int = 0) -> str:
     """A coordinate of ``arena`` as the user wrote it (in the template's units, if any)."""
     source = arena.template if arena.template is not None else arena
     units = f" {arena.template.units}" if arena.template is not None else ""
@@ -164,7 +217,7 @@ def _where_invalid(polygon: Polygon) -> str:
     return ""
 
 
-def geometry_problems(config: Config) -> list[tuple[str, str]]:
+def geometry_problems(config: ArenasDrawing) -> list[tuple[str, str]]:
     """Every geometric problem of a structurally valid config, as (key path, message).
 
     Checked per arena: the outline is a simple polygon with an area; every door line cuts
