@@ -652,7 +652,8 @@ def _load_checkpoint(partial: Path, key: dict) -> tuple[_Checkpoint, np.ndarray,
         background = cv2.imread(str(partial / "background.png"), cv2.IMREAD_UNCHANGED)
         with open(partial / DETECTORS_FILE, "rb") as f:
             detectors = pickle.load(f)
-    except (OutputError, OSError, KeyError, TypeError, ValueError, pickle.PickleError) as e:
+    except (OutputError, OSError, KeyError, TypeError, ValueError, pickle.PickleError,
+            ImportError, AttributeError) as e:  # the pickle names a module or class now gone
         return f"the checkpoint cannot be read ({e})"
     if background is None:
         return "the checkpoint's background image cannot be read"

@@ -131,6 +131,24 @@ def test_checkpoint_with_a_part_file_gone_is_not_used(clip, fresh, tmp_path, mon
     assert_same_results(result.result_dir, fresh.result_dir)
 
 
+def test_checkpoint_whose_detectors_name_a_module_gone_is_not_used(
+    clip, fresh, tmp_path, monkeypatch
+):
+    """The detectors are pickled by module path: a checkpoint written before a module moved
+    (or a class was renamed) starts the run again instead of failing."""
+    video, truth, config_path = clip
+    config = load_config(config_path)
+    partial, state = interrupted_run(monkeypatch, video, config, tmp_path)
+    (partial / pipeline.DETECTORS_FILE).write_bytes(b"ccpp_tracker.gone\nArenaDetector\n.")
+    result = track_video(video, config, tmp_path, progress=False)
+    assert result.record.resume.resumed is False
+    assert result.warnings[0] == (
+        "an earlier interrupted run could not be continued (the checkpoint cannot be read "
+        "(No module named 'cpp_tracker.gone')); tracked from the beginning"
+    )
+    assert_same_results(result.result_dir, fresh.result_dir)
+
+
 def test_time_window_counts_only_its_frames(clip, fresh, tmp_path):
     video, truth, config_path = clip
     result = track_video(
