@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cpp_tracker.pipeline import file_fingerprint
+from cpp_tracker.runs.pipeline import file_fingerprint
 from cpp_tracker.synthetic import SceneSpec, generate_video
 
 

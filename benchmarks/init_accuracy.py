@@ -19,7 +19,7 @@ import time
 import numpy as np
 from shapely.geometry import LineString, Polygon
 
-from cpp_tracker.propose import propose_geometry
+from cpp_tracker.setup.propose import propose_geometry
 from cpp_tracker.synthetic import ArenaSpec, SceneSpec, make_scene
 
 

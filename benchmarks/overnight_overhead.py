@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 import time
 
-from cpp_tracker.config import load_config
-from cpp_tracker.pipeline import estimate_background_for
-from cpp_tracker.tracker import make_detector
-from cpp_tracker.video import VideoReader
+from cpp_tracker.config.settings import load_config
+from cpp_tracker.runs.pipeline import estimate_background_for
+from cpp_tracker.tracking.tracker import make_detector
+from cpp_tracker.video.reader import VideoReader
 
 
 def main(video: str, config_path: str, repeats: int = 5) -> None:

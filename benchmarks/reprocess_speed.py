@@ -8,10 +8,10 @@ first (``--width``, ``--height``, ``--duration``).
     python benchmarks/reprocess_speed.py                       # 640x480, 5 min synthetic
     python benchmarks/reprocess_speed.py --video night1.mp4 --config box.yaml
 
-The reprocess time is the wall time of :func:`cpp_tracker.reprocess.reprocess_result`
+The reprocess time is the wall time of :func:`cpp_tracker.runs.reprocess.reprocess_result`
 (read the track, chambers, occupancy, summary and bins, write them and run.json), shown
 without and with drawing the QC figure ``qc.png`` again (a constant second or so, matplotlib);
-the track time is that of :func:`cpp_tracker.pipeline.track_video` (which draws ``qc.png``
+the track time is that of :func:`cpp_tracker.runs.pipeline.track_video` (which draws ``qc.png``
 too), both in this process.
 """
 
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from cpp_tracker.config import parse_config
-from cpp_tracker.pipeline import result_dir_for, track_video
-from cpp_tracker.reprocess import reprocess_result
+from cpp_tracker.config.settings import parse_config
+from cpp_tracker.runs.pipeline import result_dir_for, track_video
+from cpp_tracker.runs.reprocess import reprocess_result
 
 
 def moved(config: dict, dx: float) -> dict:

@@ -12,7 +12,7 @@ The public API, in pipeline order::
 
 __version__ = "0.1.0"
 
-# The names below are imported on first use (PEP 562), so that ``import cpp_tracker.video``
+# The names below are imported on first use (PEP 562), so that ``import cpp_tracker.video.reader``
 # (the segment worker processes, the CLI before a run starts) does not load pandas, shapely
 # and matplotlib: measured 84 MB instead of 132 MB of libraries in a segment process.
 _EXPORTS = {
@@ -20,31 +20,31 @@ _EXPORTS = {
     "CppTrackerError": ".errors",
     "OutputError": ".errors",
     "VideoError": ".errors",
-    "Config": ".config",
-    "load_config": ".config",
-    "parse_config": ".config",
-    "VideoInfo": ".video",
-    "VideoReader": ".video",
-    "probe_video": ".video",
-    "estimate_background": ".background",
-    "median_background": ".background",
-    "TRACK_COLUMNS": ".tracker",
-    "make_detector": ".tracker",
-    "assign_chambers": ".geometry",
-    "build_layout": ".geometry",
-    "frame_durations": ".occupancy",
-    "occupancy_per_second": ".occupancy",
-    "summarize_arena": ".summary",
-    "find_lighting_periods": ".lighting",
-    "qc_per_second": ".qc",
-    "video_qc": ".qc",
-    "analyse_track": ".pipeline",
-    "track_session": ".pipeline",
-    "track_video": ".pipeline",
-    "config_changes": ".reprocess",
-    "reprocess_result": ".reprocess",
-    "collect_results": ".collect",
-    "load_design": ".design",
+    "Config": ".config.settings",
+    "load_config": ".config.settings",
+    "parse_config": ".config.settings",
+    "VideoInfo": ".video.reader",
+    "VideoReader": ".video.reader",
+    "probe_video": ".video.reader",
+    "estimate_background": ".tracking.background",
+    "median_background": ".tracking.background",
+    "TRACK_COLUMNS": ".tracking.tracker",
+    "make_detector": ".tracking.tracker",
+    "assign_chambers": ".geometry.chambers",
+    "build_layout": ".geometry.chambers",
+    "frame_durations": ".analysis.occupancy",
+    "occupancy_per_second": ".analysis.occupancy",
+    "summarize_arena": ".analysis.summary",
+    "find_lighting_periods": ".analysis.lighting",
+    "qc_per_second": ".analysis.qc",
+    "video_qc": ".analysis.qc",
+    "analyse_track": ".runs.pipeline",
+    "track_session": ".runs.pipeline",
+    "track_video": ".runs.pipeline",
+    "config_changes": ".runs.reprocess",
+    "reprocess_result": ".runs.reprocess",
+    "collect_results": ".experiment.collect",
+    "load_design": ".experiment.design",
 }
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cpp_tracker.config import config_hash, config_to_dict, parse_config
-from cpp_tracker.outputs import write_parquet
-from cpp_tracker.pipeline import analyse_track, write_analysis
-from cpp_tracker.record import RunRecord, write_run_record
+from cpp_tracker.config.settings import config_hash, config_to_dict, parse_config
+from cpp_tracker.results.outputs import write_parquet
+from cpp_tracker.results.record import RunRecord, write_run_record
+from cpp_tracker.runs.pipeline import analyse_track, write_analysis
 
 TWO_CHAMBERS = {
     "arenas": [

@@ -19,8 +19,8 @@ def tracked(video_factory, tmp_path_factory, name: str = "checking", **spec):
         "not on this branch yet"
     )
     if name not in _CACHE:
-        from cpp_tracker.config import load_config
-        from cpp_tracker.pipeline import track_video
+        from cpp_tracker.config.settings import load_config
+        from cpp_tracker.runs.pipeline import track_video
 
         video, truth, config_path = video_factory(name, **{**SPEC, **spec})
         out = tmp_path_factory.mktemp(f"results_{name}")

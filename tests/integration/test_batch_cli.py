@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 import cpp_tracker
-from cpp_tracker.batch import STATUS_COLUMNS
 from cpp_tracker.cli import main
+from cpp_tracker.runs.batch import STATUS_COLUMNS
 
 REPO = Path(cpp_tracker.__file__).resolve().parents[1]
 TIMING = ["started", "finished", "duration_s"]

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from cpp_tracker.cli import main
-from cpp_tracker.config import load_config, parse_config
-from cpp_tracker.draw_page import build_draw_page
+from cpp_tracker.config.settings import load_config, parse_config
+from cpp_tracker.setup.draw_page import build_draw_page
 from cpp_tracker.synthetic import ArenaSpec
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,7 +14,7 @@ import yaml
 from shapely.geometry import LineString, Polygon
 
 from cpp_tracker.cli import main
-from cpp_tracker.config import load_config
+from cpp_tracker.config.settings import load_config
 from cpp_tracker.synthetic import ArenaSpec, chamber_of
 from tests.conftest import REAL_VIDEOS
 

@@ -19,7 +19,7 @@ import pytest
 import shapely
 
 from cpp_tracker.cli import main
-from cpp_tracker.config import load_config
+from cpp_tracker.config.settings import load_config
 from tests.conftest import REAL_VIDEOS
 
 FOLDER = Path(os.environ.get("CPP_TRACKER_REAL_VIDEOS", REAL_VIDEOS))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cpp_tracker.cli import main
-from cpp_tracker.report import collect_report_rows, write_report
+from cpp_tracker.visual.report import collect_report_rows, write_report
 from tests.results_helpers import tracked
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import cpp_tracker.segments as segments
+import cpp_tracker.tracking.segments as segments
 from cpp_tracker.cli import main
 from tests.integration.test_track_cli import check_against_truth
 

@@ -1,0 +1,1 @@
+"""Track -> occupancy -> summary, bins, QC, lighting: pure functions on tables."""

@@ -1,0 +1,1 @@
+"""The configuration: YAML -> frozen dataclasses, every problem with its key path."""

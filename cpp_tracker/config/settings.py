@@ -1,0 +1,1124 @@
+"""YAML configuration -> frozen dataclasses, with validation that reports every problem.
+
+Coordinates are pixels of the video frame: ``x`` is the column, ``y`` the row, origin at the
+top-left corner, as in OpenCV.
+
+A configuration file looks like this (only ``arenas`` is required)::
+
+    arenas:
+      - name: box1
+        animal_id: m01            # optional, carried into summary.csv
+        polygon: [[20, 20], [300, 20], [300, 220], [20, 220]]
+        doors:
+          - name: door1
+            line: [[160, 20], [160, 220]]
+        chambers:
+          - name: paired
+            point: [90, 120]
+          - name: unpaired
+            point: [230, 120]
+        masks: []                 # polygons inside the arena to ignore
+        px_per_cm: 5.0            # or scale: {points: [[x, y], [x, y]], distance_cm: 10}
+    background: {samples: 40, follow_lighting: true, remove_resting_mouse: true}
+    detection: {animal: auto, threshold: auto, min_area_px: auto, opening_px: 5}
+    chambers: {hysteresis_px: 6}
+    video: {gap_factor: 2.5}
+
+Every key but ``arenas`` has a default; :func:`load_config` fills them in, so the resolved
+configuration written to ``run.json`` shows every value that was used.
+
+An arena may instead be drawn in the box's own units, with the four corners of the box in
+this video's pixels; a perspective transform maps the drawing to pixels at load time::
+
+    arenas:
+      - name: box1
+        units: cm                 # or mm
+        corners_px: [[70, 50], [570, 50], [600, 430], [40, 430]]   # TL, TR, BR, BL
+        polygon: [[0, 0], [60, 0], [60, 40], [0, 40]]               # in cm
+        doors: [{name: door1, line: [[30, 0], [30, 40]]}]
+        chambers: [{name: paired, point: [15, 20]}, {name: unpaired, point: [45, 20]}]
+
+Problems are collected, never raised one by one: a :class:`ConfigError` lists every one,
+each with its key path and the value found.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from ..errors import ConfigError
+
+__all__ = [
+    "Point",
+    "Door",
+    "Chamber",
+    "Scale",
+    "Template",
+    "ArenaConfig",
+    "BackgroundSettings",
+    "DetectionSettings",
+    "ChamberSettings",
+    "VideoSettings",
+    "TimeWindow",
+    "SummarySettings",
+    "QcSettings",
+    "Config",
+    "RESERVED_NAMES",
+    "UNITS_CM",
+    "DETECTION_KEYS",
+    "load_config",
+    "parse_config",
+    "config_to_dict",
+    "config_hash",
+    "geometry_in_pixels",
+    "check_against_frame",
+]
+
+Point = tuple[float, float]
+
+#: Chamber names that the tool uses itself and that a config may not take.
+RESERVED_NAMES = frozenset({"unknown"})
+
+#: Units a template (``units`` of an arena) may be drawn in, and their size in cm.
+UNITS_CM = {"cm": 1.0, "mm": 0.1}
+
+#: Top-level sections whose values change what is detected in the frames (changing them
+#: needs a new tracking run; everything else can be recomputed from a stored track). With a
+#: template, ``units``, ``corners_px`` and ``template_corners`` move the polygon and masks.
+DETECTION_KEYS = (
+    "background",
+    "detection",
+    "arenas[].polygon",
+    "arenas[].masks",
+    "arenas[].units",
+    "arenas[].corners_px",
+    "arenas[].template_corners",
+)
+
+
+@dataclass(frozen=True)
+class Door:
+    """A door line from wall to wall; it is clipped to the arena polygon."""
+
+    name: str
+    line: tuple[Point, Point]
+
+
+@dataclass(frozen=True)
+class Chamber:
+    """A named piece of the arena, identified by a point inside it."""
+
+    name: str
+    point: Point
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Pixels per centimetre, given directly or from two points a known distance apart."""
+
+    px_per_cm: float
+    points: tuple[Point, Point] | None = None
+    distance_cm: float | None = None
+
+
+@dataclass(frozen=True)
+class Template:
+    """Geometry drawn in the box's own units, fitted to this video by four corners.
+
+    ``polygon``, ``doors``, ``chambers`` and ``masks`` are as written in the file, in
+    ``units`` (``cm`` or ``mm``; x to the right, y down, origin where the drawing puts it).
+    ``template_corners`` are four points of the drawing (by default the corners of its
+    bounding rectangle: top-left, top-right, bottom-right, bottom-left) and ``corners_px``
+    where those four points are in this video. The perspective transform that takes the
+    first four onto the second maps the whole drawing into pixels
+    (:attr:`ArenaConfig.polygon` etc. hold the result).
+    """
+
+    units: str
+    corners_px: tuple[Point, Point, Point, Point]
+    template_corners: tuple[Point, Point, Point, Point]
+    polygon: tuple[Point, ...]
+    doors: tuple[Door, ...]
+    chambers: tuple[Chamber, ...]
+    masks: tuple[tuple[Point, ...], ...] = ()
+
+    @property
+    def cm_per_unit(self) -> float:
+        return UNITS_CM[self.units]
+
+    def homography(self) -> np.ndarray:
+        """3x3 matrix mapping template units to video pixels."""
+        return cv2.getPerspectiveTransform(
+            np.asarray(self.template_corners, dtype=np.float32),
+            np.asarray(self.corners_px, dtype=np.float32),
+        ).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class ArenaConfig:
+    """One CPP box: its floor outline, door lines, chambers, masks and scale, in pixels.
+
+    When the file gives the geometry in cm with the box's corners in pixels, the mapped
+    pixel geometry is stored here and the drawing as written in :attr:`template`.
+    """
+
+    name: str
+    polygon: tuple[Point, ...]
+    doors: tuple[Door, ...]
+    chambers: tuple[Chamber, ...]
+    masks: tuple[tuple[Point, ...], ...] = ()
+    animal_id: str | None = None
+    scale: Scale | None = None
+    template: Template | None = None
+
+    @property
+    def chamber_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.chambers)
+
+    @property
+    def px_per_cm(self) -> float | None:
+        return None if self.scale is None else self.scale.px_per_cm
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """How the empty-box image is estimated.
+
+    ``samples`` frames are taken at even spacing across the whole video and the per-pixel
+    median is the background. ``follow_lighting``: bring the samples to one brightness
+    first, and follow the brightness of every frame while tracking (drift, lights switched).
+    ``remove_resting_mouse``: find a mouse that rests in one spot in most samples (and so
+    is in the median) and rebuild the background there from the samples where it was
+    elsewhere.
+    """
+
+    samples: int = 40
+    follow_lighting: bool = True
+    remove_resting_mouse: bool = True
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How the mouse is found in the difference to the background.
+
+    ``animal``: ``dark`` (dark mouse on a lighter floor), ``light`` (light mouse on a darker
+    floor) or ``auto`` (absolute difference, either way). ``threshold``: grey levels, or
+    ``None`` for automatic (from the noise of the difference images). ``min_area_px`` /
+    ``max_area_px``: blob size limits, ``None`` for automatic (0.05 % and 25 % of the arena
+    area). ``opening_px``: diameter of the morphological opening that removes the tail and
+    noise. ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
+    ``downscale``: 1 (search blobs at full resolution), 2 or 4 (search at half or quarter
+    resolution, then measure each candidate at full resolution; faster) or ``None`` for
+    automatic (2 when the mouse covers at least 400 px in the background samples, 4 from
+    1600 px).
+    """
+
+    animal: str = "auto"
+    threshold: float | None = None
+    min_area_px: float | None = None
+    max_area_px: float | None = None
+    opening_px: int = 5
+    blur_px: int = 3
+    downscale: int | None = None
+
+
+@dataclass(frozen=True)
+class ChamberSettings:
+    """Chamber assignment: the chamber changes only once the centroid is farther than
+    ``hysteresis_px`` past a door line, so a mouse sitting in a doorway does not flicker.
+
+    ``backdate_crossings``: once a crossing is confirmed (the centroid passed the margin),
+    the new chamber starts at the frame where the centroid left the old chamber's piece,
+    not at the frame where it passed the margin. The margin then decides *whether* the mouse
+    changed chamber, the door line *when*; without it, every crossing is counted late by the
+    time the mouse needs to walk ``hysteresis_px``. Excursions that return before passing
+    the margin stay in the old chamber either way.
+    """
+
+    hysteresis_px: float = 6.0
+    backdate_crossings: bool = True
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Time base: an interval longer than ``gap_factor`` times the median frame interval is a
+    gap (dropped or lost frames); its time beyond one median interval counts as unknown."""
+
+    gap_factor: float = 2.5
+    checkpoint_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A named stretch of video time, ``[start_s, end_s)``; ``end_s`` None = to the end."""
+
+    name: str
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SummarySettings:
+    """Settings of the time-in-chamber summary.
+
+    ``min_step_px``: a movement of the centroid counts towards the distance travelled only
+    once it reaches this many pixels from the last counted position (resting jitter is
+    ignored). ``bin_s``: optional length of consecutive time bins for ``summary_bins.csv``.
+    ``windows``: optional named time windows (e.g. ``habituation: [0, 300]``) summarised in
+    ``summary_bins.csv`` too; they may overlap and need not cover the whole recording.
+    """
+
+    min_step_px: float = 2.0
+    bin_s: float | None = None
+    windows: tuple[TimeWindow, ...] = ()
+
+
+@dataclass(frozen=True)
+class QcSettings:
+    """Quality flags: the fastest plausible mouse, and when a video ``needs_review``.
+
+    Shares are of the frames of an arena; ``max_jumps_per_min`` per minute of recording;
+    ``max_unobserved`` a share of the duration lost in gaps; ``min_read_fraction`` of the
+    container's nominal length.
+    """
+
+    max_speed_cm_s: float = 100.0
+    max_undetected: float = 0.05
+    max_multi_blob: float = 0.05
+    max_area_outlier: float = 0.05
+    max_jumps_per_min: float = 0.5
+    max_unobserved: float = 0.02
+    min_read_fraction: float = 0.98
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated configuration."""
+
+    arenas: tuple[ArenaConfig, ...]
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    chambers: ChamberSettings = field(default_factory=ChamberSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
+    summary: SummarySettings = field(default_factory=SummarySettings)
+    qc: QcSettings = field(default_factory=QcSettings)
+    source: str = "<config>"
+
+    def arena(self, name: str) -> ArenaConfig:
+        for a in self.arenas:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------
+# parsing and validation
+
+
+class _Problems:
+    """Collects problems with their key paths so that all are reported at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}" if path else message)
+
+
+def _show(v: Any, limit: int = 70) -> str:
+    """A value as the user wrote it, shortened for a one-line message."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    text = repr(v) if isinstance(v, str) else json.dumps(v, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _point(v: Any, path: str, problems: _Problems, unit: str = "") -> Point | None:
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(c) for c in v):
+        return (float(v[0]), float(v[1]))
+    where = f" in {unit}" if unit and unit != "px" else ""
+    problems.add(path, f"expected a point [x, y] of two numbers{where}, got {_show(v)}")
+    return None
+
+
+def _points(
+    v: Any, path: str, problems: _Problems, min_points: int, unit: str = ""
+) -> tuple[Point, ...] | None:
+    if not isinstance(v, (list, tuple)):
+        problems.add(path, f"expected a list of points [[x, y], ...], got {_show(v)}")
+        return None
+    if len(v) < min_points:
+        problems.add(
+            path, f"needs at least {min_points} points [x, y], got {len(v)}: {_show(v)}"
+        )
+        return None
+    pts = [_point(p, f"{path}[{i}]", problems, unit) for i, p in enumerate(v)]
+    if any(p is None for p in pts):
+        return None
+    return tuple(pts)  # type: ignore[arg-type]
+
+
+def _name(v: Any, path: str, problems: _Problems) -> str | None:
+    if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
+        return str(v).strip()
+    problems.add(path, f"expected a non-empty name (text), got {_show(v)}")
+    return None
+
+
+def _mapping(v: Any, path: str, problems: _Problems, allowed: dict[str, str]) -> dict:
+    """Check that ``v`` is a mapping with only ``allowed`` keys; return it (or {})."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        keys = ", ".join(allowed)
+        problems.add(path, f"expected a mapping with keys {keys}; got {_show(v)}")
+        return {}
+    for key in v:
+        if key not in allowed:
+            close = _closest(str(key), allowed)
+            hint = f"; did you mean '{close}'?" if close else ""
+            where = f"{path}.{key}" if path else str(key)
+            problems.add(where, f"unknown key{hint} (allowed: {', '.join(allowed)})")
+    return v
+
+
+def _list(v: Any, path: str, problems: _Problems, what: str) -> list:
+    """``v`` as a list (``None`` -> empty); a problem and an empty list otherwise."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        problems.add(path, f"expected a list of {what}, got {_show(v)}")
+        return []
+    return v
+
+
+def _closest(key: str, allowed: dict[str, str] | list[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _flag(v: Any, path: str, problems: _Problems) -> bool:
+    if isinstance(v, bool):
+        return v
+    problems.add(path, f"expected true or false, got {v!r}")
+    return True
+
+
+def _number(
+    v: Any,
+    path: str,
+    problems: _Problems,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allow_auto: bool = False,
+    integer: bool = False,
+) -> float | None:
+    if allow_auto and (v is None or v == "auto"):
+        return None
+    if not _is_number(v) or (integer and float(v) != int(v)):
+        kind = "a whole number" if integer else "a number"
+        auto = " or 'auto'" if allow_auto else ""
+        problems.add(path, f"expected {kind}{auto}, got {_show(v)}")
+        return None
+    if minimum is not None and v < minimum:
+        problems.add(path, f"must be at least {minimum:g}, got {_show(v)}")
+        return None
+    if maximum is not None and v > maximum:
+        problems.add(path, f"must be at most {maximum:g}, got {_show(v)}")
+        return None
+    return int(v) if integer else float(v)
+
+
+_TOP_KEYS = {
+    "arenas": "list of arenas",
+    "background": "background estimation",
+    "detection": "mouse detection",
+    "chambers": "chamber assignment",
+    "video": "time base",
+    "summary": "summary settings",
+    "qc": "quality flags",
+}
+_ARENA_KEYS = {
+    "name": "",
+    "animal_id": "",
+    "polygon": "",
+    "doors": "",
+    "chambers": "",
+    "masks": "",
+    "px_per_cm": "",
+    "scale": "",
+    "units": "",
+    "corners_px": "",
+    "template_corners": "",
+}
+
+
+def _parse_scale(raw: dict, path: str, problems: _Problems) -> Scale | None:
+    if "px_per_cm" in raw and "scale" in raw:
+        problems.add(f"{path}.scale", "give either px_per_cm or scale, not both")
+        return None
+    if raw.get("px_per_cm") is not None:
+        v = _number(raw["px_per_cm"], f"{path}.px_per_cm", problems)
+        if v is not None and v <= 0:
+            problems.add(f"{path}.px_per_cm", f"must be a positive number, got {_show(v)}")
+            return None
+        return None if v is None else Scale(px_per_cm=v)
+    if raw.get("scale") is not None:
+        spath = f"{path}.scale"
+        if not isinstance(raw["scale"], dict):
+            problems.add(
+                spath,
+                "expected a mapping {points: [[x1, y1], [x2, y2]], distance_cm: D}, got "
+                f"{_show(raw['scale'])}",
+            )
+            return None
+        s = _mapping(raw["scale"], spath, problems, {"points": "", "distance_cm": ""})
+        for key in ("points", "distance_cm"):
+            if key not in s:
+                problems.add(f"{spath}.{key}", "is required")
+        if "points" not in s or "distance_cm" not in s:
+            return None
+        pts = _points(s["points"], f"{spath}.points", problems, 2)
+        dist = _number(s["distance_cm"], f"{spath}.distance_cm", problems)
+        if dist is not None and dist <= 0:
+            problems.add(f"{spath}.distance_cm", f"must be a positive number, got {_show(dist)}")
+            dist = None
+        if pts is not None and len(pts) != 2:
+            problems.add(f"{spath}.points", f"needs exactly 2 points, got {len(pts)}")
+            pts = None
+        if pts is None or dist is None:
+            return None
+        d_px = math.dist(pts[0], pts[1])
+        if d_px == 0:
+            problems.add(f"{spath}.points", "the two points are the same point; "
+                         "pick two points a known distance apart")
+            return None
+        return Scale(px_per_cm=d_px / dist, points=(pts[0], pts[1]), distance_cm=dist)
+    return None
+
+
+def _parse_doors(raw: dict, path: str, problems: _Problems, unit: str) -> list[Door]:
+    doors: list[Door] = []
+    for j, d in enumerate(_list(raw.get("doors"), f"{path}.doors", problems, "doors")):
+        dpath = f"{path}.doors[{j}]"
+        if not isinstance(d, dict):
+            problems.add(
+                dpath, f"expected a door {{name: ..., line: [[x1, y1], [x2, y2]]}}, got {_show(d)}"
+            )
+            continue
+        _mapping(d, dpath, problems, {"name": "", "line": ""})
+        if "line" not in d:
+            problems.add(f"{dpath}.line", "is required: [[x1, y1], [x2, y2]]")
+            continue
+        dname = _name(d.get("name", f"door{j + 1}"), f"{dpath}.name", problems)
+        line = _points(d["line"], f"{dpath}.line", problems, 2, unit)
+        if line is not None and len(line) != 2:
+            problems.add(
+                f"{dpath}.line", f"needs exactly 2 points (its two ends), got {len(line)}: "
+                f"{_show(d['line'])}"
+            )
+            line = None
+        if line is not None and math.dist(line[0], line[1]) == 0:
+            problems.add(
+                f"{dpath}.line", f"its two end points are the same point: {_show(d['line'])}"
+            )
+            line = None
+        if dname is not None and line is not None:
+            doors.append(Door(dname, (line[0], line[1])))
+    return doors
+
+
+def _parse_chambers(raw: dict, path: str, problems: _Problems, unit: str) -> list[Chamber]:
+    chambers: list[Chamber] = []
+    raw_ch = _list(raw.get("chambers"), f"{path}.chambers", problems, "chambers")
+    for j, c in enumerate(raw_ch):
+        cpath = f"{path}.chambers[{j}]"
+        if not isinstance(c, dict):
+            problems.add(cpath, f"expected a chamber {{name: ..., point: [x, y]}}, got {_show(c)}")
+            continue
+        _mapping(c, cpath, problems, {"name": "", "point": ""})
+        for key in ("name", "point"):
+            if key not in c:
+                problems.add(f"{cpath}.{key}", "is required")
+        if "name" not in c or "point" not in c:
+            continue
+        cname = _name(c["name"], f"{cpath}.name", problems)
+        point = _point(c["point"], f"{cpath}.point", problems, unit)
+        if cname is not None and cname.lower() in RESERVED_NAMES:
+            problems.add(
+                f"{cpath}.name", f"'{cname}' is reserved by the tool (time with no known "
+                "chamber); choose another name"
+            )
+            cname = None
+        if cname is not None and point is not None:
+            chambers.append(Chamber(cname, point))
+    if "chambers" in raw and isinstance(raw.get("chambers"), list) and not raw_ch:
+        problems.add(f"{path}.chambers", "needs at least one chamber {name: ..., point: [x, y]}")
+    return chambers
+
+
+def _parse_masks(raw: dict, path: str, problems: _Problems, unit: str) -> list[tuple[Point, ...]]:
+    masks: list[tuple[Point, ...]] = []
+    raw_masks = _list(raw.get("masks"), f"{path}.masks", problems, "polygons")
+    if raw_masks and all(isinstance(p, list) and len(p) == 2 and all(_is_number(c) for c in p)
+                         for p in raw_masks):
+        problems.add(
+            f"{path}.masks", "is a list of polygons, and this looks like a single polygon; "
+            f"write it inside another pair of brackets: [{_show(raw_masks, 40)}]"
+        )
+        return masks
+    for j, m in enumerate(raw_masks):
+        pts = _points(m, f"{path}.masks[{j}]", problems, 3, unit)
+        if pts is not None:
+            masks.append(pts)
+    return masks
+
+
+def _quad_problem(corners: tuple[Point, ...]) -> str | None:
+    """Why four corners cannot define a perspective fit, or ``None`` when they can."""
+    pts = np.asarray(corners, dtype=float)
+    edges = np.roll(pts, -1, axis=0) - pts
+    following = np.roll(edges, -1, axis=0)
+    cross = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]
+    size = max(1e-12, float(np.ptp(pts, axis=0).max()) ** 2)
+    if np.any(np.abs(cross) < 1e-6 * size):
+        return "three of the four corners lie on one line (or two are the same point)"
+    if np.all(cross > 0) or np.all(cross < 0):
+        return None
+    from shapely.geometry import Polygon as _Polygon
+
+    if not _Polygon(corners).is_valid:
+        return ("the outline through the corners crosses itself: list them in order around "
+                "the box (top-left, top-right, bottom-right, bottom-left)")
+    return "the four corners do not form a convex shape; a box floor seen by a camera does"
+
+
+def _map_points(h: np.ndarray, pts: tuple[Point, ...]) -> tuple[tuple[Point, ...], np.ndarray]:
+    """Points through the homography ``h``; also the homogeneous scale of each point."""
+    a = np.asarray(pts, dtype=float).reshape(-1, 2)
+    hom = np.c_[a, np.ones(len(a))] @ h.T
+    w = hom[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xy = hom[:, :2] / w[:, None]
+    # 1e-4 px is far below anything measurable and keeps the numbers readable in run.json
+    return tuple((round(float(x), 4), round(float(y), 4)) for x, y in xy), w
+
+
+def _polygon_area(pts: tuple[Point, ...]) -> float:
+    a = np.asarray(pts, dtype=float)
+    x, y = a[:, 0], a[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _apply_template(
+    template: Template, path: str, problems: _Problems
+) -> tuple[tuple[Point, ...], list[Door], list[Chamber], list[tuple[Point, ...]], Scale] | None:
+    """Map a template into pixels; ``None`` (with problems) where the fit folds it over."""
+    h = template.homography()
+    # A perspective map is one-to-one only on one side of its "horizon" line, where the
+    # homogeneous scale w changes sign; the corners fix the side.
+    _, w_corners = _map_points(h, template.template_corners)
+    side = np.sign(w_corners[0])
+    ok = True
+
+    def mapped(pts: tuple[Point, ...], key: str) -> tuple[Point, ...]:
+        nonlocal ok
+        out, w = _map_points(h, pts)
+        if np.any(np.sign(w) != side) or np.any(np.abs(w) < 1e-9):
+            problems.add(
+                key, f"{_show([list(p) for p in pts])} {template.units} lies too far outside "
+                "template_corners: the perspective fit cannot map it; check corners_px"
+            )
+            ok = False
+        return out
+
+    polygon = mapped(template.polygon, f"{path}.polygon")
+    doors = [
+        Door(d.name, mapped(d.line, f"{path}.doors[{j}].line"))  # type: ignore[arg-type]
+        for j, d in enumerate(template.doors)
+    ]
+    chambers = [
+        Chamber(c.name, mapped((c.point,), f"{path}.chambers[{j}].point")[0])
+        for j, c in enumerate(template.chambers)
+    ]
+    masks = [mapped(m, f"{path}.masks[{j}]") for j, m in enumerate(template.masks)]
+    if not ok:
+        return None
+    area_cm2 = _polygon_area(template.polygon) * template.cm_per_unit**2
+    area_px = _polygon_area(polygon)
+    if area_cm2 <= 0 or area_px <= 0:
+        problems.add(f"{path}.polygon", "has no area; list the corners in order around the arena")
+        return None
+    # The mean scale over the arena: perspective makes it vary across the floor.
+    return polygon, doors, chambers, masks, Scale(px_per_cm=math.sqrt(area_px / area_cm2))
+
+
+def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None:
+    if not isinstance(raw, dict):
+        problems.add(
+            path, f"expected a mapping with name, polygon, doors, chambers; got {_show(raw)}"
+        )
+        return None
+    _mapping(raw, path, problems, _ARENA_KEYS)
+    n_before = len(problems.items)
+    for key in ("name", "polygon", "chambers"):
+        if key not in raw:
+            problems.add(f"{path}.{key}", "is required")
+
+    units = raw.get("units", "px")
+    if units not in ("px", *UNITS_CM):
+        problems.add(
+            f"{path}.units",
+            f"expected px (the default), {' or '.join(UNITS_CM)}; got {_show(units)}",
+        )
+        units = "px"
+    unit = str(units)
+
+    name = _name(raw.get("name"), f"{path}.name", problems) if "name" in raw else None
+    polygon = (
+        _points(raw["polygon"], f"{path}.polygon", problems, 3, unit) if "polygon" in raw else None
+    )
+    doors = _parse_doors(raw, path, problems, unit)
+    chambers = _parse_chambers(raw, path, problems, unit)
+    masks = _parse_masks(raw, path, problems, unit)
+
+    scale = None
+    corners_px = template_corners = None
+    if unit == "px":
+        for key in ("corners_px", "template_corners"):
+            if key in raw:
+                problems.add(
+                    f"{path}.{key}", "is used only with a template drawn in cm or mm; add "
+                    "'units: cm' (polygon, doors, chambers and masks are then read in cm) or "
+                    "remove it"
+                )
+    else:
+        for key in ("px_per_cm", "scale"):
+            if key in raw:
+                problems.add(
+                    f"{path}.{key}", f"is not used with 'units: {unit}': the scale follows from "
+                    "corners_px; remove it"
+                )
+        if "corners_px" not in raw:
+            problems.add(
+                f"{path}.corners_px", f"is required with 'units: {unit}': the four corners of "
+                "the box in this video's pixels, [[x, y], ...] (top-left, top-right, "
+                "bottom-right, bottom-left)"
+            )
+        for key in ("corners_px", "template_corners"):
+            if key not in raw:
+                continue
+            kpath = f"{path}.{key}"
+            pts = _points(raw[key], kpath, problems, 4, "px" if key == "corners_px" else unit)
+            if pts is not None and len(pts) != 4:
+                problems.add(kpath, f"needs exactly 4 points, got {len(pts)}: {_show(raw[key])}")
+                pts = None
+            if pts is not None and (why := _quad_problem(pts)) is not None:
+                problems.add(kpath, f"{_show(raw[key])}: {why}")
+                pts = None
+            if key == "corners_px":
+                corners_px = pts
+            else:
+                template_corners = pts
+        if "template_corners" not in raw and polygon is not None:
+            xs = [p[0] for p in polygon]
+            ys = [p[1] for p in polygon]
+            template_corners = (
+                (min(xs), min(ys)), (max(xs), min(ys)), (max(xs), max(ys)), (min(xs), max(ys))
+            )
+            if _quad_problem(template_corners) is not None:
+                problems.add(f"{path}.polygon", "has no area; list the corners in order around "
+                             "the arena")
+                template_corners = None
+
+    for what, items in (("door", doors), ("chamber", chambers)):
+        seen: set[str] = set()
+        for k, item in enumerate(items):
+            if item.name in seen:
+                key = "doors" if what == "door" else "chambers"
+                problems.add(f"{path}.{key}[{k}].name", f"duplicate {what} name '{item.name}'; "
+                             f"each {what} of an arena needs its own name")
+            seen.add(item.name)
+
+    # problems so far concern the geometry; the animal and the scale do not, so an arena
+    # with only those wrong is still built, to have its geometry checked too
+    geometry_ok = len(problems.items) == n_before
+    animal_id = None
+    if raw.get("animal_id") is not None:
+        animal_id = _name(raw["animal_id"], f"{path}.animal_id", problems)
+    if unit == "px":
+        scale = _parse_scale(raw, path, problems)
+    if not geometry_ok or name is None or polygon is None:
+        return None
+    template = None
+    if unit != "px":
+        assert corners_px is not None and template_corners is not None
+        template = Template(
+            units=unit,
+            corners_px=corners_px,  # type: ignore[arg-type]
+            template_corners=template_corners,  # type: ignore[arg-type]
+            polygon=polygon,
+            doors=tuple(doors),
+            chambers=tuple(chambers),
+            masks=tuple(masks),
+        )
+        fitted = _apply_template(template, path, problems)
+        if fitted is None:
+            return None
+        polygon, doors, chambers, masks, scale = fitted
+    return ArenaConfig(
+        name=name,
+        polygon=polygon,
+        doors=tuple(doors),
+        chambers=tuple(chambers),
+        masks=tuple(masks),
+        animal_id=animal_id,
+        scale=scale,
+        template=template,
+    )
+
+
+def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    b = _mapping(raw.get("background"), "background", problems,
+                 {"samples": "", "follow_lighting": "", "remove_resting_mouse": ""})
+    out["background"] = BackgroundSettings(
+        samples=_number(b.get("samples", 40), "background.samples", problems, minimum=3,
+                        maximum=1000, integer=True) or 40,
+        follow_lighting=_flag(b.get("follow_lighting", True), "background.follow_lighting",
+                              problems),
+        remove_resting_mouse=_flag(b.get("remove_resting_mouse", True),
+                                   "background.remove_resting_mouse", problems),
+    )
+
+    d = _mapping(
+        raw.get("detection"),
+        "detection",
+        problems,
+        {"animal": "", "threshold": "", "min_area_px": "", "max_area_px": "", "opening_px": "",
+         "blur_px": "", "downscale": ""},
+    )
+    animal = d.get("animal", "auto")
+    if animal not in ("auto", "dark", "light"):
+        problems.add("detection.animal", f"expected auto, dark or light, got {animal!r}")
+        animal = "auto"
+    opening = _number(d.get("opening_px", 5), "detection.opening_px", problems, minimum=0,
+                      maximum=51, integer=True)
+    blur = _number(d.get("blur_px", 3), "detection.blur_px", problems, minimum=0, maximum=51,
+                   integer=True)
+    downscale = d.get("downscale", "auto")
+    if downscale == "auto" or downscale is None:
+        downscale = None
+    elif downscale not in (1, 2, 4) or isinstance(downscale, bool):
+        problems.add("detection.downscale", f"expected auto, 1, 2 or 4, got {downscale!r}")
+        downscale = None
+    out["detection"] = DetectionSettings(
+        animal=animal,
+        threshold=_number(d.get("threshold"), "detection.threshold", problems, minimum=1,
+                          maximum=254, allow_auto=True),
+        min_area_px=_number(d.get("min_area_px"), "detection.min_area_px", problems, minimum=1,
+                            allow_auto=True),
+        max_area_px=_number(d.get("max_area_px"), "detection.max_area_px", problems, minimum=1,
+                            allow_auto=True),
+        opening_px=5 if opening is None else int(opening),
+        blur_px=3 if blur is None else int(blur),
+        downscale=None if downscale is None else int(downscale),
+    )
+    det = out["detection"]
+    if det.min_area_px and det.max_area_px and det.min_area_px >= det.max_area_px:
+        problems.add("detection.max_area_px", "must be larger than detection.min_area_px")
+
+    c = _mapping(
+        raw.get("chambers"), "chambers", problems, {"hysteresis_px": "", "backdate_crossings": ""}
+    )
+    hyst = _number(c.get("hysteresis_px", 6.0), "chambers.hysteresis_px", problems, minimum=0)
+    backdate = c.get("backdate_crossings", True)
+    if not isinstance(backdate, bool):
+        problems.add(
+            "chambers.backdate_crossings", f"expected true or false, got {backdate!r}"
+        )
+        backdate = True
+    out["chambers"] = ChamberSettings(
+        hysteresis_px=6.0 if hyst is None else hyst, backdate_crossings=backdate
+    )
+
+    v = _mapping(raw.get("video"), "video", problems, {"gap_factor": "", "checkpoint_s": ""})
+    gap = _number(v.get("gap_factor", 2.5), "video.gap_factor", problems, minimum=1.1)
+    ckpt = _number(v.get("checkpoint_s", 300.0), "video.checkpoint_s", problems, minimum=1)
+    out["video"] = VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
+
+    s = _mapping(
+        raw.get("summary"), "summary", problems, {"min_step_px": "", "bin_s": "", "windows": ""}
+    )
+    step = _number(s.get("min_step_px", 2.0), "summary.min_step_px", problems, minimum=0)
+    bin_s = None
+    if s.get("bin_s") is not None:
+        bin_s = _number(s["bin_s"], "summary.bin_s", problems, minimum=1)
+    out["summary"] = SummarySettings(
+        min_step_px=2.0 if step is None else step,
+        bin_s=bin_s,
+        windows=_parse_windows(s.get("windows"), "summary.windows", problems),
+    )
+
+    defaults = QcSettings()
+    q = _mapping(raw.get("qc"), "qc", problems, {k: "" for k in asdict(defaults)})
+    qc_values = {}
+    for key, default in asdict(defaults).items():
+        share = key.startswith(("max_undetected", "max_multi", "max_area", "max_unobserved",
+                                "min_read"))
+        v = _number(q.get(key, default), f"qc.{key}", problems, minimum=0,
+                    maximum=1 if share else None)
+        qc_values[key] = default if v is None else float(v)
+    if qc_values["max_speed_cm_s"] <= 0:
+        problems.add("qc.max_speed_cm_s", "must be positive")
+    out["qc"] = QcSettings(**qc_values)
+    return out
+
+
+def _parse_windows(raw: Any, path: str, problems: _Problems) -> tuple[TimeWindow, ...]:
+    """``{name: [start_s, end_s], ...}``; ``end_s`` may be ``null`` or ``end`` (to the end)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.add(
+            path,
+            f"expected a mapping of named windows such as {{habituation: [0, 300], "
+            f"test: [300, 1200]}}, got {raw!r}",
+        )
+        return ()
+    windows = []
+    for key, value in raw.items():
+        wpath = f"{path}.{key}"
+        name = _name(key, wpath, problems)
+        if name is not None and name.lower() in RESERVED_NAMES:
+            problems.add(wpath, f"'{name}' is reserved by the tool; choose another name")
+            name = None
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            problems.add(
+                wpath,
+                f"expected [start_s, end_s] (seconds from the start of the video; end_s may "
+                f"be 'end'), got {value!r}",
+            )
+            continue
+        start = _number(value[0], f"{wpath}[0]", problems, minimum=0)
+        end = None
+        if value[1] is not None and value[1] != "end":
+            end = _number(value[1], f"{wpath}[1]", problems, minimum=0)
+            if end is None:
+                continue
+            if start is not None and end <= start:
+                problems.add(wpath, f"ends ({end:g} s) before it starts ({start:g} s)")
+                continue
+        if name is not None and start is not None:
+            windows.append(TimeWindow(name, start, end))
+    return tuple(windows)
+
+
+def parse_config(raw: Any, source: str = "<config>") -> Config:
+    """Validate a configuration mapping (as loaded from YAML) and return a :class:`Config`.
+
+    Every problem found is collected; a :class:`~cpp_tracker.errors.ConfigError` lists them
+    all, each with its key path (``arenas[0].doors[1].line``).
+    """
+    problems = _Problems()
+    if raw is None:
+        raise ConfigError(source, "the file is empty; it needs at least an 'arenas' list")
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            source, f"the file must be a YAML mapping with an 'arenas' list, got {_show(raw)}"
+        )
+    _mapping(raw, "", problems, _TOP_KEYS)
+    raw_arenas = raw.get("arenas")
+    arenas: list[ArenaConfig | None] = []
+    if "arenas" not in raw:
+        problems.add("arenas", "is required: a list with at least one arena")
+    elif not isinstance(raw_arenas, list) or not raw_arenas:
+        problems.add(
+            "arenas",
+            f"expected a list with at least one arena (- name: ...), got {_show(raw_arenas)}",
+        )
+        raw_arenas = []
+    for i, a in enumerate(raw_arenas or []):
+        arenas.append(_parse_arena(a, f"arenas[{i}]", problems))
+    for what in ("name", "animal_id"):
+        seen: dict[str, int] = {}
+        for i, arena in enumerate(arenas):
+            value = None if arena is None else getattr(arena, what)
+            if value is None:
+                continue
+            if value in seen:
+                problems.add(
+                    f"arenas[{i}].{what}", f"duplicate {what} '{value}': arenas[{seen[value]}] "
+                    f"has it too; each arena needs its own {what}"
+                )
+            else:
+                seen[value] = i
+    settings = _parse_settings(raw, problems)
+
+    config = Config(arenas=tuple(a for a in arenas if a is not None), source=source, **settings)
+    # Geometry (simple polygons, doors crossing, one point per piece, overlaps) needs
+    # well-formed values: it is checked for every arena that parsed, whatever else is wrong,
+    # and its key paths are put back on the arenas' places in the file.
+    from ..geometry.chambers import geometry_problems
+
+    places = [i for i, a in enumerate(arenas) if a is not None]
+    for path, message in geometry_problems(config):
+        match = re.match(r"arenas\[(\d+)\]", path)
+        if match:
+            path = f"arenas[{places[int(match.group(1))]}]" + path[match.end():]
+        problems.add(path, message)
+    if problems.items:
+        raise ConfigError(source, problems.items)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file not found; check the path given to --config") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), f"cannot be read ({e})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(
+            str(path), f"is not valid YAML ({where}{problem}); check indentation and brackets"
+        ) from None
+    return parse_config(raw, source=str(path))
+
+
+# --------------------------------------------------------------------------------------
+# serialisation
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The resolved configuration as plain data (every default filled in), YAML-ready."""
+    arenas = []
+    for a in config.arenas:
+        d: dict[str, Any] = {"name": a.name}
+        if a.animal_id is not None:
+            d["animal_id"] = a.animal_id
+        # a template is written as the user wrote it (in its units), so that the resolved
+        # config reads back to the same config; geometry_in_pixels() gives the mapped form
+        t = a.template
+        if t is not None:
+            d["units"] = t.units
+            d["corners_px"] = [list(p) for p in t.corners_px]
+            d["template_corners"] = [list(p) for p in t.template_corners]
+        d.update(_geometry_dict(t if t is not None else a))
+        if a.scale is not None and t is None:
+            if a.scale.points is not None:
+                d["scale"] = {
+                    "points": [list(p) for p in a.scale.points],
+                    "distance_cm": a.scale.distance_cm,
+                }
+            else:
+                d["px_per_cm"] = a.scale.px_per_cm
+        arenas.append(d)
+    out: dict[str, Any] = {"arenas": arenas}
+    for key in ("background", "detection", "chambers", "video", "summary", "qc"):
+        out[key] = asdict(getattr(config, key))
+    out["summary"]["windows"] = {
+        w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
+        for w in config.summary.windows
+    }
+    # 'auto' reads better than null for automatic values
+    for k, v in out["detection"].items():
+        if v is None:
+            out["detection"][k] = "auto"
+    return copy.deepcopy(out)
+
+
+def _geometry_dict(g: ArenaConfig | Template) -> dict[str, Any]:
+    return {
+        "polygon": [list(p) for p in g.polygon],
+        "doors": [{"name": door.name, "line": [list(p) for p in door.line]} for door in g.doors],
+        "chambers": [{"name": c.name, "point": list(c.point)} for c in g.chambers],
+        "masks": [[list(p) for p in m] for m in g.masks],
+    }
+
+
+def geometry_in_pixels(config: Config) -> list[dict[str, Any]]:
+    """Per arena, the geometry in video pixels as used for tracking (for run.json).
+
+    For arenas drawn in pixels this repeats the config; for a template in cm it is the
+    result of the perspective fit, with the mean ``px_per_cm`` over the arena.
+    """
+    out = []
+    for a in config.arenas:
+        d: dict[str, Any] = {"name": a.name, **_geometry_dict(a)}
+        d["px_per_cm"] = a.px_per_cm
+        out.append(d)
+    return copy.deepcopy(out)
+
+
+def config_hash(config: Config) -> str:
+    """A short, stable hash of the resolved configuration (sha256 of canonical JSON)."""
+    text = json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_against_frame(config: Config, width: int, height: int, video: str = "") -> None:
+    """Raise :class:`ConfigError` naming every coordinate that lies outside the video frame.
+
+    Checked: the arena outlines, chamber points, scale points and a template's corners.
+    Masks may reach over the wall and out of the picture (only their part inside the
+    arena counts; :func:`~cpp_tracker.geometry.chambers.geometry_problems` rejects a mask that
+    misses its arena).
+    """
+    problems = _Problems()
+    frame = f"(0..{width} x 0..{height} px{' of ' + video if video else ''})"
+
+    def check(p: Point, path: str, written: Point | None = None, units: str = "") -> None:
+        x, y = p
+        if not (0 <= x <= width and 0 <= y <= height):
+            if written is None:
+                problems.add(path, f"point [{x:g}, {y:g}] lies outside the video frame {frame}")
+            else:
+                problems.add(
+                    path, f"point [{written[0]:g}, {written[1]:g}] {units} maps to "
+                    f"[{x:.1f}, {y:.1f}] px, outside the video frame {frame}; check corners_px"
+                )
+
+    for i, a in enumerate(config.arenas):
+        t = a.template
+        if t is not None:
+            for k, p in enumerate(t.corners_px):
+                check(p, f"arenas[{i}].corners_px[{k}]")
+        for k, p in enumerate(a.polygon):
+            check(p, f"arenas[{i}].polygon[{k}]", *((t.polygon[k], t.units) if t else ()))
+        for j, c in enumerate(a.chambers):
+            check(
+                c.point, f"arenas[{i}].chambers[{j}].point",
+                *((t.chambers[j].point, t.units) if t else ()),
+            )
+        if a.scale is not None and a.scale.points is not None:
+            for k, p in enumerate(a.scale.points):
+                check(p, f"arenas[{i}].scale.points[{k}]")
+    if problems.items:
+        raise ConfigError(config.source, problems.items)

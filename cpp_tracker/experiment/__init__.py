@@ -1,0 +1,1 @@
+"""Many results and a design -> the experiment's table; agreement with raters."""

@@ -1,0 +1,1 @@
+"""Arenas, door lines and chambers as polygons; chambers with hysteresis."""

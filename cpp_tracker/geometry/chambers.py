@@ -1,0 +1,427 @@
+"""Arenas, door lines and chambers; assign a track to chambers with hysteresis.
+
+The arena polygon is cut into pieces by its door lines (each clipped to the polygon); every
+piece is named by the chamber whose ``point`` lies in it. A centroid's chamber is the piece
+it lies in, with hysteresis: once in chamber C the assignment stays C until the centroid is
+farther than ``hysteresis_px`` from C's piece. Chamber codes are integers: ``-1`` is
+``unknown`` (no detection, or before the first detection), ``0..k-1`` index the chambers in
+config order.
+
+Shapely is used for the polygon work (splitting by lines, validity, distances): it is the
+well-tested standard for planar geometry and vectorises point queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, Point, Polygon
+from shapely.ops import polygonize, unary_union
+
+__all__ = [
+    "UNKNOWN",
+    "ChamberLayout",
+    "build_layout",
+    "geometry_problems",
+    "assign_chambers",
+    "split_polygon",
+    "ArenaDrawing",
+    "ArenasDrawing",
+]
+
+# What this module reads of a config, described by shape (``config.ArenaConfig``,
+# ``config.Template`` and ``config.Config`` fit): geometry imports nothing from the config,
+# which imports geometry to check a file's drawing.
+_XY = tuple[float, float]
+
+
+class _DoorLine(Protocol):
+    @property
+    def line(self) -> tuple[_XY, _XY]: ...
+
+
+class _ChamberPoint(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def point(self) -> _XY: ...
+
+
+class _Drawing(Protocol):
+    @property
+    def polygon(self) -> Sequence[_XY]: ...
+    @property
+    def doors(self) -> Sequence[_DoorLine]: ...
+    @property
+    def chambers(self) -> Sequence[_ChamberPoint]: ...
+    @property
+    def masks(self) -> Sequence[Sequence[_XY]]: ...
+
+
+class _UnitsDrawing(_Drawing, Protocol):
+    @property
+    def units(self) -> str: ...
+
+
+class ArenaDrawing(_Drawing, Protocol):
+    """An arena's outline, door lines, chambers and masks in pixels, and the drawing as
+    written when it was given in other units (:class:`cpp_tracker.config.settings.ArenaConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def chamber_names(self) -> tuple[str, ...]: ...
+    @property
+    def template(self) -> _UnitsDrawing | None: ...
+
+
+class ArenasDrawing(Protocol):
+    """Arenas in file order (:class:`cpp_tracker.config.settings.Config`)."""
+
+    @property
+    def arenas(self) -> Sequence[ArenaDrawing]: ...
+
+
+#: Code of the ``unknown`` chamber.
+UNKNOWN = -1
+
+#: Frames whose distances to the chambers are computed at once in :func:`assign_chambers`.
+ASSIGN_BLOCK = 65536
+
+# Door lines drawn "from wall to wall" by hand often stop a pixel or two short of the wall;
+# they are extended by this many pixels at both ends before the polygon is cut.
+_DOOR_EXTENSION_PX = 6.0
+
+
+def _extended(line: tuple[tuple[float, float], tuple[float, float]], by: float) -> LineString:
+    (x1, y1), (x2, y2) = line
+    d = np.hypot(x2 - x1, y2 - y1)
+    ux, uy = (x2 - x1) / d, (y2 - y1) / d
+    return LineString([(x1 - ux * by, y1 - uy * by), (x2 + ux * by, y2 + uy * by)])
+
+
+def split_polygon(polygon: Polygon, lines: list[LineString]) -> list[Polygon]:
+    """Cut ``polygon`` into pieces along ``lines`` (the parts outside it are dropped).
+
+    The whole lines are noded together with the outline (not clipped first): a clipped
+    line's end point, computed in floating point, can miss a slanted wall by 1e-14 px and
+    then cuts nothing.
+    """
+    if not lines:
+        return [polygon]
+    noded = unary_union([polygon.exterior, *lines])
+    pieces = [p for p in polygonize(noded) if polygon.contains(p.representative_point())]
+    pieces = [p for p in pieces if p.area > 1e-6 * polygon.area]
+    return pieces or [polygon]
+
+
+@dataclass(frozen=True)
+class ChamberLayout:
+    """The pieces of one arena, in chamber (config) order."""
+
+    arena: str
+    polygon: Polygon
+    chamber_names: tuple[str, ...]
+    pieces: tuple[Polygon, ...]
+    door_segments: tuple[LineString, ...]
+    hysteresis_px: float
+    backdate_crossings: bool = True
+
+    def raw_chamber(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The piece each point lies in (nearest piece for points on a line or outside).
+
+        Computed :data:`ASSIGN_BLOCK` points at a time: memory does not grow with the
+        length of the track."""
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        out = np.empty(len(x), dtype=np.int16)
+        for b0 in range(0, len(x), ASSIGN_BLOCK):
+            dist = self.distances(x[b0 : b0 + ASSIGN_BLOCK], y[b0 : b0 + ASSIGN_BLOCK])
+            out[b0 : b0 + ASSIGN_BLOCK] = np.argmin(dist, axis=1)
+        return out
+
+    def distances(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Distance (px) from each point to each piece, shape (n_points, n_chambers)."""
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        pts = shapely.points(x, y)
+        out = np.empty((len(x), len(self.pieces)))
+        for k, piece in enumerate(self.pieces):
+            out[:, k] = shapely.distance(piece, pts)
+        return out
+
+
+def _pieces_for(arena: ArenaDrawing) -> tuple[Polygon, list[LineString], list[Polygon]]:
+    polygon = Polygon(arena.polygon)
+    lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
+    return polygon, lines, split_polygon(polygon, lines)
+
+
+def build_layout(
+    arena: ArenaDrawing, hysteresis_px: float, backdate_crossings: bool = True
+) -> ChamberLayout:
+    """Cut an arena into its named chambers.
+
+    The configuration must have passed :func:`geometry_problems` (``load_config`` does that).
+    """
+    polygon, lines, pieces = _pieces_for(arena)
+    ordered = []
+    for chamber in arena.chambers:
+        p = Point(chamber.point)
+        ordered.append(min(pieces, key=lambda piece: piece.distance(p)))
+    segments = tuple(polygon.intersection(line) for line in lines)
+    return ChamberLayout(
+        arena=arena.name,
+        polygon=polygon,
+        chamber_names=arena.chamber_names,
+        pieces=tuple(ordered),
+        door_segments=segments,
+        hysteresis_px=float(hysteresis_px),
+        backdate_crossings=bool(backdate_crossings),
+    )
+
+
+def _written(arena: ArenaDrawing, kind: str, j: int = 0) -> str:
+    """A coordinate of ``arena`` as the user wrote it (in the template's units, if any)."""
+    source = arena.template if arena.template is not None else arena
+    units = f" {arena.template.units}" if arena.template is not None else ""
+
+    def fmt(pts) -> str:
+        return "[" + ", ".join(f"[{x:g}, {y:g}]" for x, y in pts) + "]"
+
+    if kind == "door":
+        return fmt(source.doors[j].line) + units
+    if kind == "chamber":
+        x, y = source.chambers[j].point
+        return f"[{x:g}, {y:g}]{units}"
+    if kind == "mask":
+        return fmt(source.masks[j]) + units
+    return fmt(source.polygon) + units
+
+
+def _where_invalid(polygon: Polygon) -> str:
+    """Where a polygon is invalid, e.g. ' (it crosses itself near [150, 120])'."""
+    from shapely.validation import explain_validity
+
+    text = explain_validity(polygon)
+    if "[" in text:
+        reason, _, at = text.partition("[")
+        coords = at.rstrip("]").split()
+        if len(coords) == 2:
+            x, y = (float(c) for c in coords)
+            return f" ({reason.strip().lower()} near [{x:.0f}, {y:.0f}] px)"
+    return ""
+
+
+def geometry_problems(config: ArenasDrawing) -> list[tuple[str, str]]:
+    """Every geometric problem of a structurally valid config, as (key path, message).
+
+    Checked per arena: the outline is a simple polygon with an area; every door line cuts
+    off a piece of it (a door may end on another door, as in a T); masks are simple,
+    overlap the arena and leave part of every chamber visible; every chamber point lies
+    inside the arena, off the door lines, alone in its piece; and every piece has a
+    chamber. Across arenas: no two share floor.
+    """
+    problems: list[tuple[str, str]] = []
+    polygons: list[Polygon | None] = []
+    for i, arena in enumerate(config.arenas):
+        path = f"arenas[{i}]"
+        polygon = Polygon(arena.polygon)
+        if not polygon.is_valid or polygon.area <= 0:
+            problems.append(
+                (f"{path}.polygon", f"{_written(arena, 'polygon')}: the outline crosses itself "
+                 f"or has no area{_where_invalid(polygon)}; list the corners in order around "
+                 "the arena")
+            )
+            polygons.append(None)
+            continue
+        polygons.append(polygon)
+        lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
+        n_pieces = len(split_polygon(polygon, lines))
+        door_ok = True
+        for j, line in enumerate(lines):
+            seg = polygon.intersection(line)
+            if seg.is_empty or seg.length < 1.0:
+                problems.append(
+                    (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cross "
+                     f"arena '{arena.name}'; draw it from wall to wall across the arena")
+                )
+                door_ok = False
+                continue
+            others = lines[:j] + lines[j + 1 :]
+            if len(split_polygon(polygon, others)) >= n_pieces:
+                problems.append(
+                    (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cut "
+                     f"arena '{arena.name}' in two; extend it from wall to wall (or to another "
+                     "door line)")
+                )
+                door_ok = False
+        pieces = split_polygon(polygon, lines)
+        mask_polygons = []
+        for j, mask in enumerate(arena.masks):
+            m = Polygon(mask)
+            if not m.is_valid or m.area <= 0:
+                problems.append(
+                    (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)}: the mask outline "
+                     f"crosses itself or has no area{_where_invalid(m)}; list its corners in "
+                     "order around it")
+                )
+                continue
+            if m.intersection(polygon).area <= 1e-9 * polygon.area:
+                problems.append(
+                    (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)} lies outside arena "
+                     f"'{arena.name}'; a mask hides part of its own arena, so draw it inside")
+                )
+                continue
+            mask_polygons.append(m)
+        if not door_ok:
+            continue
+        owner: dict[int, str] = {}
+        for j, chamber in enumerate(arena.chambers):
+            pt = Point(chamber.point)
+            if not polygon.covers(pt):
+                problems.append(
+                    (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies "
+                     f"outside arena '{arena.name}'; put it inside the chamber it names")
+                )
+                continue
+            inside = [k for k, piece in enumerate(pieces) if piece.buffer(1e-9).covers(pt)]
+            if len(inside) != 1:
+                problems.append(
+                    (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies on "
+                     "a door line; move it into the middle of its chamber")
+                )
+                continue
+            k = inside[0]
+            if k in owner:
+                problems.append(
+                    (f"{path}.chambers[{j}].point", f"chambers '{owner[k]}' and '{chamber.name}' "
+                     "have their points in the same piece of the arena; move one point across "
+                     "the door line, or add the missing door line")
+                )
+            else:
+                owner[k] = chamber.name
+        unnamed = [k for k in range(len(pieces)) if k not in owner]
+        if unnamed and len(owner) == len(arena.chambers):
+            for k in unnamed:
+                c = pieces[k].representative_point()
+                problems.append(
+                    (f"{path}.chambers", f"the piece of arena '{arena.name}' around "
+                     f"[{c.x:.0f}, {c.y:.0f}] px has no chamber; add a chamber with a point "
+                     "in it")
+                )
+        if mask_polygons and len(owner) == len(arena.chambers) == len(pieces):
+            hidden = unary_union(mask_polygons)
+            names = {k: n for k, n in owner.items()}
+            for k, piece in enumerate(pieces):
+                if piece.difference(hidden).area < 0.01 * piece.area:
+                    problems.append(
+                        (f"{path}.masks", f"the masks cover all of chamber '{names[k]}': the "
+                         "mouse could never be seen there; make the masks smaller")
+                    )
+    for i, a in enumerate(polygons):
+        for j in range(i + 1, len(polygons)):
+            b = polygons[j]
+            if a is not None and b is not None and a.intersection(b).area > 1.0:
+                problems.append(
+                    (f"arenas[{j}].polygon", f"arena '{config.arenas[j].name}' overlaps arena "
+                     f"'{config.arenas[i].name}' by {a.intersection(b).area:.0f} px²; arenas "
+                     "must not share floor")
+                )
+    return problems
+
+
+def assign_chambers(
+    x: np.ndarray,
+    y: np.ndarray,
+    detected: np.ndarray,
+    layout: ChamberLayout,
+    state: int = UNKNOWN,
+) -> tuple[np.ndarray, int]:
+    """Chamber code per frame of a whole track, with hysteresis.
+
+    Parameters
+    ----------
+    x, y, detected
+        Centroid per frame (NaN where not detected) and the detection flag.
+    layout
+        The arena's chambers, hysteresis margin and whether crossings are backdated.
+    state
+        The chamber the mouse was in before these frames (``UNKNOWN`` at the start of a
+        video).
+
+    Returns
+    -------
+    codes, state
+        ``int16`` codes (``-1`` = unknown: no detection, or before the first detection) and
+        the last known chamber.
+
+    The chamber changes only once the centroid is more than ``hysteresis_px`` from the
+    current chamber's piece; with ``backdate_crossings`` the frames since the centroid left
+    that piece are then given to the pieces they lie in. A frame without a detection is
+    ``unknown`` but does not reset the hysteresis: when the mouse is found again, its
+    chamber is judged against the last known chamber.
+
+    Examples
+    --------
+    A mouse walks from chamber 0 across a door at x = 100 (margin 5 px)::
+
+        x:        90  98  102  104  106  103  98
+        forward:   0   0    0    0    1    1   1
+        backdated: 0   0    1    1    1    1   1
+    """
+    detected = np.asarray(detected, dtype=bool)
+    n = len(detected)
+    codes = np.full(n, UNKNOWN, dtype=np.int16)
+    idx = np.flatnonzero(detected)
+    if len(idx) == 0:
+        return codes, state
+    xs = np.asarray(x)[idx]
+    ys = np.asarray(y)[idx]
+    m = len(idx)
+    margin = layout.hysteresis_px
+    backdate = layout.backdate_crossings
+    raw_all = np.empty(m, dtype=np.int16)
+    out = np.empty(m, dtype=np.int16)
+    cur = state
+    last_in = -1  # last frame whose centroid lay in the current chamber's piece
+    # Distances (and their Python lists) for a block of frames at a time, so that memory
+    # does not grow with the length of the recording; the state carries over.
+    for b0 in range(0, m, ASSIGN_BLOCK):
+        b1 = min(m, b0 + ASSIGN_BLOCK)
+        dist = layout.distances(xs[b0:b1], ys[b0:b1])
+        raw = np.argmin(dist, axis=1)
+        raw_all[b0:b1] = raw
+        if margin <= 0:
+            out[b0:b1] = raw
+            cur = int(raw[-1])
+            continue
+        # Sequential by nature; a loop over plain Python lists (about 1 µs per frame).
+        raw_l = raw.tolist()
+        dist_l = dist.tolist()
+        out_l = [0] * len(raw_l)
+        for j, r in enumerate(raw_l):
+            i = b0 + j
+            if cur == UNKNOWN:
+                cur = r
+                last_in = i
+            elif r == cur:
+                last_in = i
+            elif dist_l[j][cur] > margin:
+                if backdate:
+                    lo = last_in + 1
+                    if lo < b0:  # the crossing began in an earlier block
+                        out[lo:b0] = raw_all[lo:b0]
+                        lo = b0
+                    for k in range(lo, i):
+                        out_l[k - b0] = raw_l[k - b0]
+                cur = r
+                last_in = i
+            out_l[j] = cur
+        out[b0:b1] = out_l
+    codes[idx] = out
+    return codes, int(cur)

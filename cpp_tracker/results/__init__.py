@@ -1,0 +1,1 @@
+"""The result folder: atomic writes, part files, the run record, stored results."""

@@ -1,0 +1,1 @@
+"""track, reprocess, batch: the stages of a run in order, one finish step."""

@@ -1,0 +1,1 @@
+"""Making a config: init's proposed geometry, its picture, the draw page."""

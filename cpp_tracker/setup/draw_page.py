@@ -1,0 +1,96 @@
+"""A page to draw a config by clicking: one static HTML file, no server, no internet.
+
+``cpp-tracker draw`` writes it. The empty-box image is embedded as a base64 PNG and all
+script and style are inline, so the file opens in any browser, can be mailed, and works
+offline. On it a person clicks the arena's corners, the two ends of each door line and a
+point in each chamber, names the chambers, adds exclusion masks and a scale; the pieces are
+coloured as they are clicked (the outline is cut by the door lines on a pixel grid and each
+piece flood-filled from its chamber point, as the tool cuts it), problems are listed (a piece
+without a point, two points in one piece, an open outline), and the YAML is shown, copied or
+downloaded. Coordinates are video pixels whatever the zoom.
+
+Opened with an existing config the page starts from its geometry, and keeps its other
+settings (``detection``, ``background``, ...) in the YAML it writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import OutputError
+
+__all__ = ["build_draw_page"]
+
+_TEMPLATE = "draw_page.html"
+
+
+def _png_base64(image: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - a uint8 image always encodes
+        raise OutputError("the background image could not be encoded as PNG")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _json_for_script(data: Any) -> str:
+    """JSON that is safe inside a <script> element (no '</' sequence can end it)."""
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _html_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def build_draw_page(
+    background: np.ndarray,
+    *,
+    config: dict | None = None,
+    video: str = "",
+    download_name: str = "config.yaml",
+) -> str:
+    """The HTML text of the drawing page.
+
+    Parameters
+    ----------
+    background
+        The empty-box image (grayscale or BGR, uint8), shown at its own pixel size.
+    config
+        A config mapping (as loaded from YAML) whose geometry the page starts from; its
+        other top-level sections are carried into the YAML the page writes.
+    video
+        The video's name, shown on the page and written into the YAML's header.
+    download_name
+        File name offered by the page's download button.
+    """
+    background = np.asarray(background)
+    if background.dtype != np.uint8 or background.ndim not in (2, 3):
+        raise ValueError("build_draw_page needs a uint8 image (h, w) or (h, w, 3)")
+    h, w = background.shape[:2]
+    extra = {}
+    if config:
+        extra = {k: v for k, v in config.items() if k != "arenas"}
+    data = {
+        "width": int(w),
+        "height": int(h),
+        "background": _png_base64(background),
+        "config": {"arenas": list(config.get("arenas") or [])} if config else None,
+        "extra": extra,
+        "video": Path(video).name if video else "the video",
+        "download_name": download_name,
+    }
+    template = resources.files("cpp_tracker.setup").joinpath(_TEMPLATE).read_text(encoding="utf-8")
+    name = _html_text(Path(video).name if video else "video")
+    subtitle = (f"{name}, {w}x{h} px. " + ("Starting from the given config: drag a point to "
+                "move it." if config else "Click to add; drag a point to move it."))
+    return (
+        template.replace("__TITLE__", name)
+        .replace("__SUBTITLE__", subtitle)
+        .replace("__VIDEO__", name)
+        .replace("__DATA__", _json_for_script(data))
+    )

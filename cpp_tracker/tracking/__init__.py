@@ -1,0 +1,1 @@
+"""Frames -> background -> per-frame track, in segments (no pandas/matplotlib)."""

@@ -1,0 +1,441 @@
+"""Detection over one video in time segments, tracked by parallel processes.
+
+:func:`track_segments` runs the detectors (prepared once, from samples of the whole video)
+over every frame and writes the track in part files as it goes. The recording is cut into
+``workers`` stretches of about equal frame counts, each tracked by its own process (the
+first by the calling process itself, the others by new ones): it
+seeks to a little before its stretch, checks that the seek did not overshoot, and detects
+in every frame whose presentation time lies in the stretch (see
+:class:`~cpp_tracker.video.reader.FrameSpan`). Every process uses the same detectors, so the same
+background, threshold and limits. Detection has no memory from one frame to the next, and
+chambers (whose hysteresis does) are assigned afterwards on the joined track, so the joined
+result is the one a single pass gives.
+
+The plan comes from the container's packets (:func:`~cpp_tracker.video.reader.frame_times`, no
+decoding): the frame times, and so the decode index at which each stretch starts; each
+boundary lies halfway between two frames. After the run the join is checked: every stretch
+holds exactly the planned number of frames, every stretch but the last ended at its
+boundary (not at a decoding failure), no stretch was damaged, and no timestamp was missing
+or out of order. If a check fails, or the video is shorter than
+``workers * min_segment_s``, the reason is returned instead and the caller tracks the
+video in one pass (``run.json`` says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VideoError
+from ..results.outputs import TrackPartWriter, parts_are_complete, write_json
+from ..video.reader import (
+    FrameSpan,
+    SpanReport,
+    VideoInfo,
+    VideoReader,
+    frame_times,
+    tracking_decode_threads,
+)
+from .tracker import ArenaDetector, track_frames
+
+__all__ = ["SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S"]
+
+#: Stretches shorter than this are not worth a process of their own (start-up, seek).
+MIN_SEGMENT_S = 30.0
+
+
+@dataclass
+class SegmentRun:
+    """The joined result of :func:`track_segments`: the track's part files in order."""
+
+    parts: list[Path]
+    frames_tracked: int
+    frames_decoded: int  # decode index of the last frame, plus one
+    frames_grabbed: int  # frames the processes decoded (with the lead-in before each seek)
+    last_time_s: float
+    workers: int
+    segments: list[dict] = field(default_factory=list)  # per stretch, for run.json
+
+
+@dataclass
+class _SpanResult:
+    parts: list[Path]
+    frames_tracked: int
+    frames_decoded: int
+    frames_grabbed: int
+    last_time_s: float
+    unreadable: list
+    report: SpanReport
+
+
+def _track_span(
+    video: str,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    part_dir: Path,
+    span: FrameSpan,
+    stride: int,
+    checkpoint_s: float,
+    decode_threads: int | None,
+    on_progress: Callable[[int], None] | None,
+) -> _SpanResult:
+    writer = TrackPartWriter(part_dir)
+    with VideoReader(video, info, decode_threads=decode_threads) as reader:
+
+        def tick() -> None:
+            if on_progress is not None:
+                on_progress(reader.frames_decoded)
+
+        frames = track_frames(
+            reader.chunks(stride=stride, span=span),
+            detectors,
+            writer.write,
+            checkpoint_s=checkpoint_s,
+            on_chunk=tick,
+        )
+        return _SpanResult(
+            parts=writer.parts(),
+            frames_tracked=frames,
+            frames_decoded=reader.frames_decoded,
+            frames_grabbed=reader.frames_grabbed,
+            last_time_s=reader.last_time_s,
+            unreadable=list(reader.unreadable),
+            report=reader.span_report,
+        )
+
+
+# -- worker processes ------------------------------------------------------------------------
+_COUNTERS = None
+_PARENT = None
+
+
+def _init_worker(counters) -> None:
+    global _COUNTERS, _PARENT
+    _COUNTERS = counters
+    _PARENT = os.getppid()
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+
+
+def _worker(k: int, *args) -> _SpanResult:
+    first = args[4].first_index  # the span's first frame: decode indices count from there
+
+    def progress(n: int) -> None:
+        if _COUNTERS is not None:
+            _COUNTERS[k] = max(0, n - first)
+        if _PARENT is not None and os.getppid() != _PARENT:
+            # the run was stopped (its main process killed alone): do not track on for hours
+            os._exit(1)  # part files are whole (written atomically)
+
+    return _track_span(*args, on_progress=progress)
+
+
+def plan_spans(times: np.ndarray, n_segments: int) -> list[FrameSpan]:
+    """Cut frames with strictly increasing ``times`` into ``n_segments`` stretches of about
+    equal frame counts; boundaries lie halfway between two frames."""
+    n = len(times)
+    starts = [round(k * n / n_segments) for k in range(n_segments)] + [n]
+    spans = []
+    for k in range(n_segments):
+        a, b = starts[k], starts[k + 1]
+        start_s = -math.inf if k == 0 else float(times[a - 1] + times[a]) / 2.0
+        end_s = math.inf if k == n_segments - 1 else float(times[b - 1] + times[b]) / 2.0
+        spans.append(FrameSpan(start_s=start_s, end_s=end_s, first_index=a))
+    return spans
+
+
+def _plan(
+    video: str, workers: int, min_segment_s: float
+) -> tuple[list[FrameSpan], list[int], np.ndarray | None, str | None]:
+    """Spans, their planned frame counts and the frame times, or ([], [], None, why not)."""
+    try:
+        times = frame_times(video)
+    except VideoError as e:
+        return [], [], None, f"the video's frames could not be indexed ({e})"
+    if len(times) < 2 or not np.all(np.diff(times) > 0):
+        return [], [], None, "the video's timestamps are not strictly increasing"
+    duration = float(times[-1] - times[0])
+    if duration < workers * min_segment_s:
+        return [], [], None, (
+            f"the video is shorter than {workers} x {min_segment_s:g} s; one pass is as fast"
+        )
+    spans = plan_spans(times, workers)
+    bounds = [s.first_index for s in spans] + [len(times)]
+    return spans, [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)], times, None
+
+
+PLAN_FILE = "segments.json"
+
+
+def _plan_record(spans: list[FrameSpan], expected: list[int], stride: int, n: int) -> dict:
+    return {
+        "frames": int(n),
+        "stride": int(stride),
+        "first_index": [int(s.first_index) for s in spans],
+        "expected": [int(e) for e in expected],
+    }
+
+
+def _done_so_far(folder: Path) -> tuple[int, int] | None:
+    """(last frame index, frames) of the part files an interrupted run left in a segment's
+    folder, or None when it has none."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(folder.glob("part-*.parquet"))
+    if not parts:
+        return None
+    if not parts_are_complete(parts):
+        for path in parts:  # a part is missing: this segment starts again
+            path.unlink()
+        return None
+    frames = 0
+    last = -1
+    for path in parts:
+        column = pq.read_table(path, columns=["frame"]).column("frame").to_numpy()
+        unique = np.unique(column)
+        frames += len(unique)
+        last = max(last, int(unique[-1]))
+    return last, frames
+
+
+def _continued_spans(
+    spans: list[FrameSpan], expected: list[int], times: np.ndarray, dirs: list[Path],
+    stride: int,
+) -> tuple[list[FrameSpan | None], list[int], list[int], list[int]]:
+    """Where each segment goes on after an interrupted run: its span from the frame after
+    the last one in its part files (None when it is complete), the frames still to read,
+    the frames already tracked and the frames already covered (whatever the stride)."""
+    out_spans: list[FrameSpan | None] = []
+    remaining, tracked_before, covered = [], [], []
+    for span, n, folder in zip(spans, expected, dirs, strict=True):
+        done = _done_so_far(folder)
+        if done is None:
+            out_spans.append(span)
+            remaining.append(n)
+            tracked_before.append(0)
+            covered.append(0)
+            continue
+        last, tracked = done
+        end_index = span.first_index + n  # first frame of the next segment
+        nxt = last + 1
+        # with a stride, the frames after the last tracked one up to the next tracked
+        # one are not in the parts but were read; the span restarts right after ``last``
+        covered_n = nxt - span.first_index
+        if nxt >= end_index or (stride > 1 and nxt + (-nxt % stride) >= end_index):
+            out_spans.append(None)
+            remaining.append(0)
+            covered.append(n)
+        else:
+            start_s = float(times[last] + times[nxt]) / 2.0
+            out_spans.append(
+                FrameSpan(start_s=start_s, end_s=span.end_s, first_index=nxt,
+                          lead_s=span.lead_s)
+            )
+            remaining.append(end_index - nxt)
+            covered.append(covered_n)
+        tracked_before.append(tracked)
+    return out_spans, remaining, tracked_before, covered
+
+
+def _check_join(
+    results: list[_SpanResult],
+    expected: list[int],
+    last: list[bool] | None = None,
+    numbers: list[int] | None = None,
+) -> str | None:
+    """Why the stretches do not join into exactly the one-pass frames, or None. ``last``
+    says which of them runs to the end of the video (default: the final one), ``numbers``
+    their segment numbers (default: 0, 1, ...)."""
+    if last is None:
+        last = [j == len(results) - 1 for j in range(len(results))]
+    if numbers is None:
+        numbers = list(range(len(results)))
+    for res, n, is_last, k in zip(results, expected, last, numbers, strict=True):
+        rep = res.report
+        if res.unreadable:
+            return f"segment {k}: a stretch could not be decoded (damaged file?)"
+        if rep.non_increasing:
+            return f"segment {k}: {rep.non_increasing} timestamp(s) missing or out of order"
+        if rep.frames != n:
+            return f"segment {k}: {rep.frames} frames decoded, {n} expected from the index"
+        if not is_last and not rep.reached_end:
+            return f"segment {k}: decoding stopped before its end at frame {rep.frames}"
+    return None
+
+
+def track_segments(
+    video: str | Path,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    part_dir: str | Path,
+    *,
+    workers: int,
+    stride: int = 1,
+    checkpoint_s: float = 300.0,
+    progress: Callable[[int], None] | None = None,
+    min_segment_s: float | None = None,
+) -> SegmentRun | str:
+    """Detect the mouse in every frame (every ``stride``-th) of ``video`` with ``workers``
+    processes; the joined run, or why the video should be tracked in one pass instead.
+
+    Part files go to ``part_dir/segment-NN/`` (removed again when the join fails).
+    ``progress`` is called now and then with the number of frames decoded so far.
+    """
+    video = str(video)
+    part_dir = Path(part_dir)
+    min_segment_s = MIN_SEGMENT_S if min_segment_s is None else min_segment_s
+    spans, expected, times, reason = _plan(video, int(workers), min_segment_s)
+    if reason:
+        return reason
+    dirs = [part_dir / f"segment-{k:02d}" for k in range(len(spans))]
+    plan = _plan_record(spans, expected, stride, len(times))
+    plan_path = part_dir / PLAN_FILE
+    try:
+        previous = json.loads(plan_path.read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous != plan:  # segments of another plan (or none): start afresh
+        for d in sorted(part_dir.glob("segment-*")):
+            shutil.rmtree(d, ignore_errors=True)
+        write_json(plan_path, plan)
+    todo, remaining, tracked_before, covered = _continued_spans(
+        spans, expected, times, dirs, stride
+    )
+    try:
+        run = _detect_in_segments(
+            video, info, detectors, dirs, todo, remaining, stride, checkpoint_s, progress,
+            tracked_before=tracked_before, covered=covered, planned=spans, times=times,
+        )
+    except BrokenProcessPool:
+        run = (
+            "the worker processes could not start or died (a script that calls "
+            'track_video with workers > 1 needs an `if __name__ == "__main__":` guard)'
+        )
+    if isinstance(run, str):
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        plan_path.unlink(missing_ok=True)
+    return run
+
+
+def _detect_in_segments(
+    video: str,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    dirs: list[Path],
+    spans: list[FrameSpan | None],
+    expected: list[int],
+    stride: int,
+    checkpoint_s: float,
+    progress: Callable[[int], None] | None,
+    *,
+    tracked_before: list[int],
+    covered: list[int],
+    planned: list[FrameSpan],
+    times: np.ndarray,
+) -> SegmentRun | str:
+    """Track the spans (None: done by an interrupted run) in parallel processes; the run,
+    or why the join failed."""
+    todo = [k for k, span in enumerate(spans) if span is not None]
+    results: dict[int, _SpanResult] = {}
+    if todo:
+        ctx = multiprocessing.get_context("spawn")
+        counters = ctx.Array("q", len(spans), lock=False)
+        base = int(sum(covered))
+        threads = tracking_decode_threads(len(todo))
+        # this process tracks the first stretch itself, one new process each of the others:
+        # one process fewer to start and to hold in memory
+        own, others = todo[0], todo[1:]
+        with contextlib.ExitStack() as stack:
+            futures: dict = {}
+            if others:
+                pool = stack.enter_context(ProcessPoolExecutor(
+                    max_workers=len(others), mp_context=ctx, initializer=_init_worker,
+                    initargs=(counters,),
+                ))
+                futures = {
+                    pool.submit(
+                        _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
+                        checkpoint_s, threads,
+                    ): k
+                    for k in others
+                }
+            shown = [0.0]
+
+            def own_progress(n: int) -> None:
+                counters[own] = max(0, n - spans[own].first_index)
+                now = time.monotonic()
+                if now - shown[0] < 0.5:
+                    return
+                shown[0] = now
+                for f in futures:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()
+                if progress is not None:
+                    progress(base + int(sum(counters)))
+
+            results[own] = _track_span(
+                video, info, detectors, dirs[own], spans[own], stride, checkpoint_s,
+                threads, own_progress,
+            )
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                if progress is not None:
+                    progress(base + int(sum(counters)))
+                for f in done:
+                    if f.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise f.exception()
+            results.update({k: f.result() for f, k in futures.items()})
+            if progress is not None:
+                progress(base + int(sum(counters)))
+    why = _check_join([results[k] for k in todo], [expected[k] for k in todo],
+                      last=[k == len(spans) - 1 for k in todo], numbers=todo)
+    if why:
+        return why
+    segments = []
+    parts: list[Path] = []
+    for k, span in enumerate(planned):
+        res = results.get(k)
+        rep = res.report if res is not None else None
+        first_frame = span.first_index
+        segments.append(
+            {
+                "segment": k,
+                "first_frame": first_frame,
+                "frames": covered[k] + (rep.frames if rep else 0),
+                "start_s": float(times[first_frame]),
+                "end_s": float(times[first_frame + covered[k] + (rep.frames if rep else 0) - 1]),
+                "seek_s": None if rep is None or rep.seek_s is None
+                else round(float(rep.seek_s), 6),
+                "lead_in_frames": rep.lead_in_frames if rep else 0,
+                "frames_from_interrupted_run": covered[k],
+            }
+        )
+        parts.extend(sorted(dirs[k].glob("part-*.parquet")))
+    last = results.get(len(planned) - 1)
+    return SegmentRun(
+        parts=parts,
+        frames_tracked=int(sum(tracked_before))
+        + sum(r.frames_tracked for r in results.values()),
+        frames_decoded=last.frames_decoded if last is not None else len(times),
+        frames_grabbed=sum(r.frames_grabbed for r in results.values()),
+        last_time_s=last.last_time_s if last is not None else float(times[-1]),
+        workers=len(planned),
+        segments=segments,
+    )

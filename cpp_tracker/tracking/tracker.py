@@ -1,0 +1,797 @@
+"""Frame - background -> blob -> centroid, one arena at a time; the per-frame track table.
+
+For each arena the frame is cropped to the arena's bounding box, blurred a little, compared
+with the background (the sign of the difference set by the mouse's colour, or absolute),
+thresholded, restricted to the arena polygon minus its masks, and opened with a small
+elliptical kernel that removes the tail and pixel noise. The largest remaining blob whose
+area lies within the limits is the mouse; its centroid (x = column, y = row, pixels, origin
+top-left) and area are recorded. With no such blob, ``x`` and ``y`` are NaN and
+``detected`` is False: never a made-up coordinate.
+
+:meth:`ArenaDetector.foreground` spells this out step by step; :meth:`ArenaDetector.detect`
+computes the same result faster:
+
+- difference, threshold and arena mask are one comparison with a precomputed per-pixel
+  limit (``frame < background - threshold`` for a dark mouse), and blobs are labelled only
+  inside the bounding box of the foreground, not over the whole arena;
+- with ``scale`` 2 or 4 (chosen automatically when the mouse covers at least
+  :data:`DOWNSCALE_MIN_AREA_PX` pixels, four times that for 4; see
+  ``detection.downscale``), candidate blobs are found on a half- or quarter-resolution copy
+  of the arena (block averages, which also smooth the noise), and each candidate is then
+  measured at full resolution with the full-resolution steps in a window around it. The
+  window is widened until the blob lies clear of its edge, so the centroid and area are
+  those the full-resolution steps give for that blob. Only which blobs are candidates, and
+  ``n_blobs``, come from the coarse copy.
+
+When the lighting is followed, the background and threshold are scaled to each frame's
+brightness (:meth:`ArenaDetector.lit`); the per-pixel limits are cached with them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import pyarrow as pa
+
+from ..config.settings import ArenaConfig, DetectionSettings
+from .background import IntHistogram
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "TRACK_COLUMNS",
+    "ASSIGNED_COLUMNS",
+    "DOWNSCALE_MIN_AREA_PX",
+    "ArenaDetector",
+    "make_detector",
+    "arena_mask",
+    "detect_chunk",
+    "track_frames",
+    "track_rows",
+    "rows_from_chunks",
+    "empty_track",
+]
+
+#: Columns of the per-frame track table, in order, with their dtypes.
+TRACK_COLUMNS: dict[str, str] = {
+    "frame": "int64",  # 0-based decode index in the video
+    "time_s": "float64",  # presentation time of the frame
+    "arena": "string",
+    "x": "float64",  # centroid column, px (NaN when not detected)
+    "y": "float64",  # centroid row, px (NaN when not detected)
+    "area_px": "float64",  # blob area, px (NaN when not detected)
+    "detected": "bool",
+    "n_blobs": "int16",  # blobs within the size limits and >= 1/4 of the chosen one
+    "chamber": "string",  # chamber name, or 'unknown'
+    "light_gain": "float32",  # brightness of the arena relative to the background (1 = same)
+    "position_chamber": "string",  # the piece the centroid lies in, no hysteresis, or 'unknown'
+}
+
+#: Track columns computed after detection, from the geometry (recomputed by reprocess).
+ASSIGNED_COLUMNS = ("chamber", "position_chamber")
+
+
+#: With ``detection.downscale: auto``, blobs are searched at half resolution when the
+#: mouse's median area in the background samples is at least this, at quarter resolution
+#: from four times this: the mouse keeps at least 100 coarse pixels.
+DOWNSCALE_MIN_AREA_PX = 400.0
+
+
+def empty_track() -> pd.DataFrame:
+    """A track table with no rows and the right columns and dtypes."""
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRACK_COLUMNS.items()})
+
+
+def _odd(n: int) -> int:
+    return n if n % 2 == 1 else n + 1
+
+
+_NOT_FOUND = (np.nan, np.nan, np.nan, 0)
+
+
+def _label(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Connected components (8-connected) of ``binary``: (count incl. background, stats,
+    centroids). Grana's block-based algorithm, 16-bit labels where they cannot overflow:
+    on small images about twice as fast as the default; the statistics are the same."""
+    ltype = cv2.CV_16U if binary.size < 65535 else cv2.CV_32S
+    n, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+        binary, 8, ltype, cv2.CCL_BBDT
+    )
+    return n, stats, centroids
+
+
+def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
+    """(index of the largest blob with lo <= area <= hi, or -1; n_blobs).
+
+    ``rows`` are the statistics rows (left, top, width, height, area) without the
+    background. Equal areas go to the blob whose box starts highest, then leftmost, so the
+    choice does not depend on the labelling order. ``n_blobs`` counts the competitors:
+    blobs within the limits and at least a quarter the size of the chosen one (a tail or a
+    paw split off the mouse is not a second candidate).
+    """
+    best, key = -1, None
+    for k, (left, top, _, _, area) in enumerate(rows):
+        if lo <= area <= hi:
+            cand = (-area, top, left)
+            if key is None or cand < key:
+                best, key = k, cand
+    if best < 0:
+        return -1, 0
+    floor = 0.25 * rows[best][4]
+    return best, sum(1 for r in rows if lo <= r[4] <= hi and r[4] >= floor)
+
+
+@dataclass(frozen=True)
+class _Coarse:
+    """The half-resolution copy of an arena's detection inputs."""
+
+    factor: int  # 2 or 4: full-resolution pixels per coarse pixel, along x and y
+    width: int  # of the coarse crop; it covers factor * width full-resolution columns
+    height: int
+    limit: np.ndarray  # uint8 per-pixel comparison limit (see ArenaDetector.limit)
+    background: np.ndarray | None  # uint8, only for polarity 'both'
+    mask: np.ndarray | None  # uint8 0/255, only for polarity 'both'
+    raw_background: np.ndarray  # uint8, the coarse background (scaled for light gains)
+    inside: np.ndarray  # uint8 0/255, coarse pixels with any pixel in the arena
+    kernel: np.ndarray | None
+    min_area_px: float  # half-resolution areas
+    max_area_px: float
+    open_above_px: float  # open before labelling when the foreground's box is larger
+
+
+@dataclass(frozen=True)
+class ArenaDetector:
+    """Everything needed to find the mouse in one arena, computed once per video."""
+
+    name: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    mask: np.ndarray  # uint8 0/255, crop-sized: arena polygon minus masks
+    background: np.ndarray  # uint8, crop-sized, blurred like the frames
+    polarity: str  # 'dark', 'light' or 'both'
+    threshold: float
+    min_area_px: float
+    max_area_px: float
+    blur_px: int
+    kernel: np.ndarray | None
+    noise_sigma: float
+    # following the lighting (see cpp_tracker.analysis.lighting):
+    # where it is measured, and the floor
+    follow_lighting: bool = False
+    light_px: np.ndarray | None = None  # (2, k) rows and columns (frame) of measuring pixels
+    light_ref: np.ndarray | None = None  # background values there, float32
+    min_threshold: float = 0.0  # the threshold is scaled with the gain, down to this
+    _lit: dict = field(default_factory=dict, repr=False, compare=False)
+    #: 1: blobs are found at full resolution; 2 or 4: coarser, then measured at full
+    scale: int = 1
+    #: median area of the mouse in the background samples (None: not found in any)
+    mouse_area_px: float | None = None
+    #: per-pixel limit: 'dark' -> foreground where frame < limit; 'light' -> frame > limit;
+    #: masked-out pixels get a limit no pixel passes. None for 'both'.
+    limit: np.ndarray | None = field(default=None, repr=False)
+    coarse: _Coarse | None = field(default=None, repr=False)
+
+    def describe(self) -> dict:
+        """Values decided for this video (for run.json)."""
+        return {
+            "arena": self.name,
+            "crop": [self.x0, self.y0, self.x1, self.y1],
+            "polarity": self.polarity,
+            "threshold": round(float(self.threshold), 2),
+            "min_area_px": round(float(self.min_area_px), 1),
+            "max_area_px": round(float(self.max_area_px), 1),
+            "noise_sigma": round(float(self.noise_sigma), 3),
+            "mouse_area_px": None if self.mouse_area_px is None else round(self.mouse_area_px, 1),
+            "scale": self.scale,
+        }
+
+    # -- lighting ----------------------------------------------------------------------
+    def light_gain(self, frame: np.ndarray) -> float:
+        """Brightness of the arena in ``frame`` relative to the background (1.0 when the
+        lighting is not followed)."""
+        return float(self.light_gains(frame[np.newaxis])[0])
+
+    def light_gains(self, frames: np.ndarray) -> np.ndarray:
+        """:meth:`light_gain` of each frame of a stack (n, h, w), float64: the median over
+        the measuring pixels of frame / background, for all frames at once (one gather and
+        one partition per stack instead of per frame)."""
+        n = len(frames)
+        if not self.follow_lighting or self.light_px is None:
+            return np.ones(n)
+        key = ("flat", frames.shape[2])
+        flat = self._lit.get(key)
+        if flat is None:
+            flat = self._lit[key] = self.light_px[0] * frames.shape[2] + self.light_px[1]
+        ratios = frames.reshape(n, -1).take(flat, axis=1) / self.light_ref
+        m = ratios.shape[1]
+        k = m // 2
+        if m % 2:
+            return np.partition(ratios, k, axis=1)[:, k]
+        part = np.partition(ratios, (k - 1, k), axis=1)
+        return (part[:, k - 1] + part[:, k]) / 2.0
+
+    def lit(self, gain: float) -> tuple[np.ndarray, float]:
+        """Background and threshold for a frame of brightness ``gain`` (cached per 1 %)."""
+        hit = self._lit_inputs(gain)
+        return hit[0], hit[1]
+
+    def _lit_inputs(self, gain: float) -> tuple:
+        """(background, threshold, comparison limit, coarse limit, coarse background) for a
+        frame of brightness ``gain``, cached per 1 % of gain."""
+        key = int(round(gain * 100))
+        if key == 100 or key <= 0:
+            c = self.coarse
+            return (self.background, self.threshold, self.limit,
+                    None if c is None else c.limit, None if c is None else c.background)
+        hit = self._lit.get(key)
+        if hit is None:
+            if len(self._lit) > 16:
+                self._lit.clear()
+            g = key / 100.0
+            bg = cv2.convertScaleAbs(self.background, alpha=g)
+            thr = max(self.threshold * g, min(self.threshold, self.min_threshold))
+            limit = _comparison_limit(bg, self.mask, self.polarity, thr)
+            c_limit = c_bg = None
+            c = self.coarse
+            if c is not None:
+                c_bg = cv2.convertScaleAbs(c.raw_background, alpha=g)
+                c_limit = _comparison_limit(c_bg, c.inside, self.polarity, thr)
+            hit = (bg, thr, limit, c_limit, c_bg)
+            self._lit[key] = hit
+        return hit
+
+    # -- the steps, spelled out (reference; detect() gives the same result faster) -------
+    def _blur(self, crop: np.ndarray) -> np.ndarray:
+        if self.blur_px > 1:
+            return cv2.GaussianBlur(crop, (self.blur_px, self.blur_px), 0)
+        return crop
+
+    def difference(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
+        """The signed-or-absolute difference to the background inside the crop (uint8)."""
+        crop = self._blur(frame[self.y0 : self.y1, self.x0 : self.x1])
+        background = self.lit(gain)[0]
+        if self.polarity == "dark":
+            return cv2.subtract(background, crop)
+        if self.polarity == "light":
+            return cv2.subtract(crop, background)
+        return cv2.absdiff(crop, background)
+
+    def foreground(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
+        """Binary mask (uint8 0/255) of candidate mouse pixels inside the arena."""
+        diff = self.difference(frame, gain)
+        _, binary = cv2.threshold(diff, self.lit(gain)[1], 255, cv2.THRESH_BINARY)
+        binary = cv2.bitwise_and(binary, self.mask)
+        if self.kernel is not None:
+            binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
+        return binary
+
+    def detect_reference(
+        self, frame: np.ndarray, gain: float = 1.0
+    ) -> tuple[float, float, float, int]:
+        """:meth:`detect` by the plain steps of :meth:`foreground` over the whole crop."""
+        binary = self.foreground(frame, gain)
+        n, _, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        k, n_ok = _largest(stats[1:, :5].tolist(), self.min_area_px, self.max_area_px)
+        if k < 0:
+            return _NOT_FOUND
+        cx, cy = centroids[k + 1]
+        return float(cx) + self.x0, float(cy) + self.y0, float(stats[k + 1, 4]), n_ok
+
+    # -- fast path -------------------------------------------------------------------------
+    def _binary(self, crop: np.ndarray, ys: slice, xs: slice, lit: tuple) -> np.ndarray:
+        """Thresholded, masked foreground of ``crop`` = crop[ys, xs] (full resolution),
+        not yet opened; ``lit`` from :meth:`_lit_inputs`."""
+        crop = self._blur(crop)
+        if self.polarity == "dark":
+            return cv2.compare(crop, lit[2][ys, xs], cv2.CMP_LT)
+        if self.polarity == "light":
+            return cv2.compare(crop, lit[2][ys, xs], cv2.CMP_GT)
+        diff = cv2.absdiff(crop, lit[0][ys, xs])
+        _, binary = cv2.threshold(diff, lit[1], 255, cv2.THRESH_BINARY)
+        return cv2.bitwise_and(binary, self.mask[ys, xs])
+
+    def _pick(self, binary: np.ndarray, ox: int, oy: int) -> tuple[float, float, float, int]:
+        """The largest blob of an opened ``binary`` within the area limits.
+
+        ``(ox, oy)`` is the position of ``binary`` in the crop. Blobs are labelled only
+        inside the bounding box of the foreground.
+        """
+        bx, by, bw, bh = cv2.boundingRect(binary)
+        if bw == 0:
+            return _NOT_FOUND
+        n, stats, centroids = _label(binary[by : by + bh, bx : bx + bw])
+        rows = stats.tolist()
+        k, n_ok = _largest(rows[1:], self.min_area_px, self.max_area_px)
+        if k < 0:
+            return _NOT_FOUND
+        cx, cy = centroids[k + 1].tolist()
+        return cx + bx + ox + self.x0, cy + by + oy + self.y0, float(rows[k + 1][4]), n_ok
+
+    def detect(self, frame: np.ndarray, gain: float = 1.0) -> tuple[float, float, float, int]:
+        """(x, y, area_px, n_blobs) of the mouse in a full frame; NaNs when not found.
+
+        ``gain``: the frame's brightness relative to the background (:meth:`light_gain`).
+        The same as :meth:`detect_reference` (at ``scale`` 1 exactly; at ``scale`` 2 and 4
+        see the module description), faster.
+        """
+        lit = self._lit_inputs(gain)
+        if self.coarse is not None:
+            return self._detect_coarse(frame, lit)
+        full = slice(None)
+        binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full, lit)
+        ox, oy, binary = _opened(binary, self.kernel)
+        return self._pick(binary, ox, oy)
+
+    def _detect_coarse(self, frame: np.ndarray, lit: tuple) -> tuple[float, float, float, int]:
+        c = self.coarse
+        assert c is not None
+        f = c.factor
+        y0, x0 = self.y0, self.x0
+        small = _shrink(frame[y0 : y0 + f * c.height, x0 : x0 + f * c.width], f)
+        if self.polarity == "dark":
+            binary = cv2.compare(small, lit[3], cv2.CMP_LT)
+        elif self.polarity == "light":
+            binary = cv2.compare(small, lit[3], cv2.CMP_GT)
+        else:
+            _, binary = cv2.threshold(
+                cv2.absdiff(small, lit[4]), lit[1], 255, cv2.THRESH_BINARY
+            )
+            binary = cv2.bitwise_and(binary, c.mask)
+        bx, by, bw, bh = cv2.boundingRect(binary)
+        if bw == 0:
+            return _NOT_FOUND
+        ox = oy = 0
+        if c.kernel is not None and bw * bh > c.open_above_px:
+            # scattered specks: open (at half resolution) before labelling. When the
+            # foreground is one compact box, specks inside it are too small to be
+            # candidates, and the candidates are opened at full resolution anyway.
+            ox, oy, binary = _opened(binary, c.kernel)
+            bx, by, bw, bh = cv2.boundingRect(binary)
+            if bw == 0:
+                return _NOT_FOUND
+        n, stats, _ = _label(binary[by : by + bh, bx : bx + bw])
+        ox, oy = ox + bx, oy + by
+        lo, hi = c.min_area_px, c.max_area_px
+        rows = stats.tolist()[1:]
+        # anything that could be the mouse at full resolution is measured there
+        candidates = sorted(
+            (-area, top, left, w, h)
+            for left, top, w, h, area in rows
+            if 0.5 * lo <= area <= 2.0 * hi
+        )
+        for neg_area, top, left, w, h in candidates:
+            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h, lit)
+            if found is not None:
+                # competitors, as at full resolution: within the limits and at least a
+                # quarter of the chosen blob (here by their half-resolution areas)
+                floor = -0.25 * neg_area
+                n_blobs = sum(1 for r in rows if lo <= r[4] <= hi and r[4] >= floor)
+                return found[0], found[1], found[2], max(1, n_blobs)
+        return _NOT_FOUND
+
+    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int, lit: tuple):
+        """Measure the blob near crop box (x, y, w, h) at full resolution.
+
+        Runs the full-resolution steps in a window around the box. Blur and opening are
+        exact only farther than ``margin`` from a window edge inside the crop, so a blob
+        closer than that makes the window grow; the result is then the blob the steps give
+        over the whole crop. Returns (x, y, area_px) of the largest blob in the window, or
+        None when there is none within the area limits.
+        """
+        cw, ch = self.x1 - self.x0, self.y1 - self.y0
+        margin = self._margin
+        pad = margin + 4
+        wx0, wy0 = max(0, x - pad), max(0, y - pad)
+        wx1, wy1 = min(cw, x + w + pad), min(ch, y + h + pad)
+        while True:
+            ys, xs = slice(wy0, wy1), slice(wx0, wx1)
+            crop = frame[self.y0 + wy0 : self.y0 + wy1, self.x0 + wx0 : self.x0 + wx1]
+            binary = self._binary(crop, ys, xs, lit)
+            if self.kernel is not None:
+                binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
+            n, stats, centroids = _label(binary)
+            rows = stats.tolist()
+            k, _ = _largest(rows[1:], 1, math.inf)
+            if k < 0:
+                return None
+            k += 1
+            left, top, bw, bh, area = rows[k]
+            # grow the window where the blob comes within `margin` of an inner edge
+            nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
+            ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
+            nx1 = min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1
+            ny1 = min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1
+            if (nx0, ny0, nx1, ny1) == (wx0, wy0, wx1, wy1):
+                break
+            wx0, wy0, wx1, wy1 = nx0, ny0, nx1, ny1
+            pad *= 2
+        if not (self.min_area_px <= area <= self.max_area_px):
+            return None
+        cx, cy = centroids[k].tolist()
+        return cx + wx0 + self.x0, cy + wy0 + self.y0, float(area)
+
+    @property
+    def _margin(self) -> int:
+        """Pixels next to a window edge that blur and opening can change."""
+        r_open = 0 if self.kernel is None else self.kernel.shape[0] // 2
+        return self.blur_px // 2 + 2 * r_open + 1
+
+
+def _opened(binary: np.ndarray, kernel: np.ndarray | None) -> tuple[int, int, np.ndarray]:
+    """Morphological opening of ``binary``, computed only around its foreground.
+
+    Returns (x, y, opened) where ``opened`` is the part of the opened image at (x, y) that
+    holds all of its foreground: the foreground's bounding box widened by twice the kernel
+    radius (what erosion and dilation can reach), so the result equals the opening of the
+    whole image there, and is zero elsewhere.
+    """
+    if kernel is None:
+        return 0, 0, binary
+    bx, by, bw, bh = cv2.boundingRect(binary)
+    if bw == 0:
+        return 0, 0, binary[:0, :0]
+    r = 2 * (kernel.shape[0] // 2) + 1
+    h, w = binary.shape
+    x0, y0 = max(0, bx - r), max(0, by - r)
+    x1, y1 = min(w, bx + bw + r), min(h, by + bh + r)
+    return x0, y0, cv2.morphologyEx(binary[y0:y1, x0:x1], cv2.MORPH_OPEN, kernel)
+
+
+def arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """The arena polygon minus its masks as a uint8 mask (255 inside) of the ``w`` x ``h``
+    window whose top-left corner is (``x0``, ``y0``) in the frame."""
+    mask = np.zeros((h, w), dtype=np.uint8)
+    # sub-pixel accurate polygon fill: 8x fixed point
+    shift = 3
+
+    def pts(poly) -> np.ndarray:
+        a = (np.asarray(poly, dtype=np.float64) - [x0, y0]) * (1 << shift)
+        return a.round().astype(np.int32).reshape(-1, 1, 2)
+
+    cv2.fillPoly(mask, [pts(arena.polygon)], 255, lineType=cv2.LINE_8, shift=shift)
+    for m in arena.masks:
+        cv2.fillPoly(mask, [pts(m)], 0, lineType=cv2.LINE_8, shift=shift)
+    return mask
+
+
+def _comparison_limit(
+    background: np.ndarray, mask: np.ndarray, polarity: str, threshold: float
+) -> np.ndarray | None:
+    """Per-pixel limit that makes difference, threshold and mask one comparison.
+
+    ``cv2.threshold`` on 8-bit images keeps ``diff > floor(threshold)``; for a dark mouse
+    ``background - frame > t`` is ``frame < background - t`` (t = floor(threshold)), for a
+    light one ``frame > background + t``. Outside the mask the limit is one no pixel passes.
+    """
+    t = int(np.floor(threshold))
+    bg = background.astype(np.int16)
+    inside = mask > 0
+    if polarity == "dark":
+        return np.where(inside, np.clip(bg - t, 0, 255), 0).astype(np.uint8)
+    if polarity == "light":
+        return np.where(inside, np.clip(bg + t, 0, 255), 255).astype(np.uint8)
+    return None
+
+
+def _shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks (factor 2 or 4; sides divisible by it).
+
+    By 4 as two halvings: OpenCV's one-step INTER_AREA by 4 is some 20 times slower.
+    """
+    while factor > 1:
+        h, w = image.shape
+        image = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        factor //= 2
+    return image
+
+
+def _coarse_inputs(
+    factor: int,
+    raw_background: np.ndarray,
+    mask: np.ndarray,
+    polarity: str,
+    threshold: float,
+    opening_px: int,
+    min_area_px: float,
+    max_area_px: float,
+    mouse_area_px: float | None,
+) -> _Coarse:
+    f = factor
+    h, w = raw_background.shape
+    w2, h2 = w // f, h // f
+    bg = _shrink(raw_background[: f * h2, : f * w2], f)
+    # a coarse pixel is inside when any of its pixels is: candidates are measured with the
+    # exact mask at full resolution
+    m = _shrink(mask[: f * h2, : f * w2], f)
+    m = np.where(m > 0, 255, 0).astype(np.uint8)
+    k = opening_px // f
+    k = k + 1 if k % 2 == 0 else k
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 3 else None
+    return _Coarse(
+        factor=f,
+        width=w2,
+        height=h2,
+        limit=_comparison_limit(bg, m, polarity, threshold),
+        background=bg if polarity == "both" else None,
+        mask=m if polarity == "both" else None,
+        raw_background=bg,
+        inside=m,
+        kernel=kernel,
+        min_area_px=min_area_px / f**2,
+        max_area_px=max_area_px / f**2,
+        # a box of 8 coarse mouse areas holds the mouse with its tail
+        open_above_px=8.0 * mouse_area_px / f**2 if mouse_area_px else 0.0,
+    )
+
+
+def make_detector(
+    arena: ArenaConfig,
+    settings: DetectionSettings,
+    background: np.ndarray,
+    samples: np.ndarray,
+    *,
+    follow_lighting: bool = False,
+) -> ArenaDetector:
+    """Prepare detection for one arena: crop, mask, blurred background, automatic limits.
+
+    ``samples`` (n, h, w) are frames spread over the video; they calibrate what is left
+    automatic: the polarity (``animal: auto``), the threshold (from the noise of the
+    difference images and the mouse's contrast), the area limits and, with
+    ``downscale: auto``, the resolution blobs are searched at (from the mouse's area in the
+    samples). Memory: one sample's difference image at a time. With ``follow_lighting``
+    the detector measures each frame's brightness (:meth:`ArenaDetector.light_gain`) and
+    scales the background and threshold to it; ``samples`` should then be at the
+    background's lighting (:func:`cpp_tracker.tracking.background.estimate_background`).
+    """
+    h, w = background.shape
+    xs = [p[0] for p in arena.polygon]
+    ys = [p[1] for p in arena.polygon]
+    x0 = max(0, int(np.floor(min(xs))))
+    y0 = max(0, int(np.floor(min(ys))))
+    x1 = min(w, int(np.ceil(max(xs))) + 1)
+    y1 = min(h, int(np.ceil(max(ys))) + 1)
+    mask = arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
+    blur = _odd(settings.blur_px) if settings.blur_px > 1 else 0
+    raw_bg = background[y0:y1, x0:x1]
+    bg = cv2.GaussianBlur(raw_bg, (blur, blur), 0) if blur else raw_bg
+    inside = mask > 0
+    arena_area = float(inside.sum())
+
+    # noise (robust sigma of all differences) and the mouse's contrast (the extreme tail,
+    # top 0.1 %, of each sample's differences: a mouse covers more than 0.1 % of its arena)
+    hist = IntHistogram()
+    dark_tail, light_tail = [], []
+    q = 99.9
+    bg16 = bg.astype(np.int16)
+    for frame in samples:
+        crop = frame[y0:y1, x0:x1]
+        if blur:
+            crop = cv2.GaussianBlur(crop, (blur, blur), 0)
+        vals = (crop.astype(np.int16) - bg16)[inside]
+        if vals.size == 0:
+            continue
+        hist.add(vals)
+        dark_tail.append(float(np.percentile(-vals, q)))
+        light_tail.append(float(np.percentile(vals, q)))
+    med, mad = hist.median_and_mad()
+    sigma = max(float(1.4826 * mad), 0.5) if dark_tail else 1.0
+    dark_c = float(np.median(dark_tail)) if dark_tail else 0.0
+    light_c = float(np.median(light_tail)) if light_tail else 0.0
+
+    polarity = {"dark": "dark", "light": "light"}.get(settings.animal, "both")
+    if settings.animal == "auto":
+        if dark_c > 1.5 * light_c and dark_c > 4 * sigma:
+            polarity = "dark"
+        elif light_c > 1.5 * dark_c and light_c > 4 * sigma:
+            polarity = "light"
+    contrast = {"dark": dark_c, "light": light_c}.get(polarity, max(dark_c, light_c))
+
+    if settings.threshold is not None:
+        threshold = float(settings.threshold)
+    else:
+        # A fixed floor far below a high-contrast mouse keeps the blurred base of the tail,
+        # wider than the opening removes, and pulls the centroid 2-3 px tailwards: the
+        # threshold also scales with the mouse's contrast.
+        threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
+        if contrast > 0:
+            threshold = min(threshold, 0.5 * contrast)
+        threshold = max(threshold, 3.0 * sigma + 3.0)
+
+    min_area = settings.min_area_px if settings.min_area_px else max(10.0, 0.0005 * arena_area)
+    max_area = settings.max_area_px or max(2 * min_area, 0.25 * arena_area)
+    k = int(settings.opening_px)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
+    light_px, light_ref = _light_pixels(raw_bg, inside, x0, y0)
+    full = ArenaDetector(
+        name=arena.name,
+        x0=x0,
+        y0=y0,
+        x1=x1,
+        y1=y1,
+        mask=mask,
+        background=np.ascontiguousarray(bg),
+        polarity=polarity,
+        threshold=threshold,
+        min_area_px=float(min_area),
+        max_area_px=float(max_area),
+        blur_px=blur,
+        kernel=kernel,
+        noise_sigma=sigma,
+        follow_lighting=bool(follow_lighting) and light_px is not None,
+        light_px=light_px,
+        light_ref=light_ref,
+        min_threshold=3.0 * sigma + 3.0,
+        limit=_comparison_limit(bg, mask, polarity, threshold),
+    )
+    areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
+    mouse_area = float(np.median(areas)) if areas else None
+    scale = settings.downscale
+    if scale is None:  # auto: the largest factor at which the mouse keeps 100 px
+        scale = 1
+        for f in (2, 4):
+            if (mouse_area or 0.0) >= DOWNSCALE_MIN_AREA_PX * (f / 2) ** 2:
+                scale = f
+    coarse = None
+    if scale > 1 and min(x1 - x0, y1 - y0) >= 4 * scale:
+        coarse = _coarse_inputs(
+            scale, raw_bg, mask, polarity, threshold, k, min_area, max_area, mouse_area
+        )
+    else:
+        scale = 1
+    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
+
+
+def _replace(detector: ArenaDetector, **changes) -> ArenaDetector:
+    import dataclasses
+
+    return dataclasses.replace(detector, **changes)
+
+
+def _light_pixels(
+    background: np.ndarray, inside: np.ndarray, x0: int, y0: int, max_pixels: int = 1000
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A regular grid of about ``max_pixels`` floor pixels of the crop at (x0, y0) on which
+    the brightness of each frame is measured: their (rows, cols) in the frame, and their
+    background values."""
+    usable = inside & (background >= 12)
+    count = int(usable.sum())
+    if count < 50:
+        return None, None
+    step = max(1, int(round(np.sqrt(count / max_pixels))))
+    grid = np.zeros_like(usable)
+    grid[::step, ::step] = True
+    rows, cols = np.nonzero(usable & grid)
+    ref = background[rows, cols].astype(np.float32)
+    return np.stack([rows + y0, cols + x0]).astype(np.intp), ref
+
+
+def detect_chunk(
+    frames: np.ndarray, detector: ArenaDetector
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``detector`` on every frame of a chunk.
+
+    Returns preallocated arrays ``x, y, area_px`` (float64, NaN when not found),
+    ``n_blobs`` (int16) and ``light_gain`` (float32).
+    """
+    n = len(frames)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    area = np.full(n, np.nan)
+    blobs = np.zeros(n, dtype=np.int16)
+    measured = detector.light_gains(frames)
+    gains = measured.astype(np.float32)
+    for i in range(n):
+        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], float(measured[i]))
+    return x, y, area, blobs, gains
+
+
+def track_frames(
+    chunks: Iterable,
+    detectors: Sequence[ArenaDetector],
+    write_part: Callable[[pa.Table], object],
+    *,
+    checkpoint_s: float,
+    on_chunk: Callable[[], None] | None = None,
+) -> int:
+    """Detect the mouse in every frame of ``chunks``, handing the track on in parts.
+
+    ``chunks`` yields :class:`~cpp_tracker.video.reader.FrameChunk` s. Detections accumulate in
+    per-chunk arrays; every ``checkpoint_s`` of video time (and at the end) they become one
+    track table (:func:`track_rows`) passed to ``write_part``. ``on_chunk``
+    is called after each chunk (for progress). Returns the number of frames tracked.
+    """
+    names = [d.name for d in detectors]
+    pending: list[tuple[np.ndarray, np.ndarray, list]] = []
+    frames = 0
+    until = None
+    for chunk in chunks:
+        detections = [detect_chunk(chunk.frames, d) for d in detectors]
+        pending.append((chunk.index, chunk.time_s, detections))
+        frames += len(chunk)
+        if until is None:
+            until = float(chunk.time_s[0]) + checkpoint_s
+        if chunk.time_s[-1] >= until:
+            write_part(rows_from_chunks(pending, names))
+            pending = []
+            until = float(chunk.time_s[-1]) + checkpoint_s
+        if on_chunk is not None:
+            on_chunk()
+    if pending:
+        write_part(rows_from_chunks(pending, names))
+    return frames
+
+
+def rows_from_chunks(pending: list, names: list[str]) -> pa.Table:
+    """Track rows (:func:`track_rows`) from (frame index, time_s, :func:`detect_chunk`
+    results per arena) gathered chunk by chunk: one table per part, not one per chunk."""
+    index = np.concatenate([p[0] for p in pending])
+    time_s = np.concatenate([p[1] for p in pending])
+    detections = [
+        tuple(np.concatenate([p[2][a][j] for p in pending]) for j in range(5))
+        for a in range(len(names))
+    ]
+    return track_rows(index, time_s, detections, names)
+
+
+def track_rows(
+    index: np.ndarray, time_s: np.ndarray, detections: list[tuple], arena_names: list[str]
+) -> pa.Table:
+    """Frame-major track rows (each frame, then each arena in config order) from the frame
+    indices, times and per-arena :func:`detect_chunk` results; the columns of
+    :data:`TRACK_COLUMNS` but those assigned after detection, as an Arrow table (what the
+    part files hold)."""
+    n = len(index)
+    k = len(arena_names)
+    cols = {
+        "frame": np.repeat(np.asarray(index, dtype=np.int64), k),
+        "time_s": np.repeat(np.asarray(time_s, dtype=np.float64), k),
+    }
+    for j, name in enumerate(("x", "y", "area_px", "n_blobs", "light_gain")):
+        cols[name] = np.stack([d[j] for d in detections], axis=1).reshape(-1)
+    cols["detected"] = np.isfinite(cols["x"])
+    arrays = {name: _arrow_array(cols[name], TRACK_COLUMNS[name]) for name in cols}
+    arrays["arena"] = _repeated_strings(arena_names, n)
+    names = [c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]
+    return pa.Table.from_arrays([arrays[c] for c in names], names=names)
+
+
+_ARROW_TYPES = {
+    "int64": pa.int64(), "int16": pa.int16(), "float64": pa.float64(), "float32": pa.float32()
+}
+
+
+# The arrays are built from their buffers: ``pa.array`` on a NumPy array imports pandas
+# (~50 MB) to check whether it was given a pandas object, and the tracking processes
+# have no other use for pandas.
+def _arrow_array(values: np.ndarray, dtype: str) -> pa.Array:
+    """An Arrow array (no nulls) of ``values`` as ``dtype`` (a :data:`TRACK_COLUMNS` type)."""
+    if dtype == "bool":
+        bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    data = np.ascontiguousarray(values, dtype=np.dtype(dtype))
+    return pa.Array.from_buffers(_ARROW_TYPES[dtype], len(data), [None, pa.py_buffer(data)])
+
+
+def _repeated_strings(names: list[str], n: int) -> pa.Array:
+    """``names`` repeated ``n`` times, as one Arrow large_string array."""
+    encoded = [name.encode() for name in names]
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    within = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    total = int(lengths.sum())
+    offsets = (np.arange(n, dtype=np.int64)[:, None] * total + within[None, :]).reshape(-1)
+    offsets = np.append(offsets, np.int64(n * total))
+    data = b"".join(encoded) * n
+    return pa.Array.from_buffers(
+        pa.large_string(), n * len(names),
+        [None, pa.py_buffer(offsets), pa.py_buffer(data)],
+    )

@@ -1,0 +1,1 @@
+"""Open a video: frames in decode order, luma, timestamps; the PyAV keyframe script."""

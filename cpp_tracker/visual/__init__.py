@@ -1,0 +1,1 @@
+"""Pictures and pages: preview, QC figure, review clips and overlays, report."""

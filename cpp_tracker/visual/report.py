@@ -1,0 +1,358 @@
+"""The batch report: one static ``report.html`` over a folder of results.
+
+One row per video and arena (one row for a video that failed, with its error): status,
+recorded length, time and percent in each chamber, unknown time, distance, QC, a thumbnail
+of ``qc.png`` and links to the files. The batch totals are on top. Clicking a column header
+sorts by it (a few lines of inline JavaScript); the page needs no server and no internet:
+images and files are linked relative to the report, so the folder can be moved or shared
+as a whole.
+
+Rows come from the result folders found below the batch folder (each has a ``run.json``)
+and, when present, from ``batch_status.csv`` (``video, status, error, started, finished,
+duration_s, result_dir``) written by ``cpp-tracker batch``, which also lists the videos
+that failed.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CppTrackerError, OutputError
+from ..results.outputs import write_bytes
+from ..results.stored import find_result_dirs, load_result
+
+__all__ = ["ReportRow", "collect_report_rows", "write_report", "render_report"]
+
+_STATUS_FILE = "batch_status.csv"
+_FILES = ("qc.png", "summary.csv", "occupancy.csv", "track.parquet", "run.json", "review")
+
+
+@dataclass
+class ReportRow:
+    """One row of the report: a video's arena, or a video without results."""
+
+    video: str
+    status: str
+    arena: str = ""
+    animal_id: str = ""
+    duration_s: float = math.nan
+    chamber_s: dict[str, float] = field(default_factory=dict)
+    chamber_percent: dict[str, float] = field(default_factory=dict)
+    unknown_s: float = math.nan
+    distance: float = math.nan
+    distance_unit: str = ""
+    needs_review: bool | None = None
+    qc_notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+    result_dir: Path | None = None
+
+
+def _read_status(batch_dir: Path) -> pd.DataFrame | None:
+    path = batch_dir / _STATUS_FILE
+    if not path.exists():
+        return None
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise OutputError(f"{path}: cannot be read ({e}); rerun the batch") from None
+    if "video" not in table.columns:
+        raise OutputError(f"{path}: has no 'video' column; is it a batch status file?")
+    return table
+
+
+def _rows_for_result(result_dir: Path, status: str) -> list[ReportRow]:
+    try:
+        result = load_result(result_dir)
+        summary = result.summary()
+    except CppTrackerError as e:
+        return [ReportRow(video=result_dir.name, status="unreadable", error=str(e),
+                          result_dir=result_dir)]
+    warnings = list(result.record.warnings)
+    rows = []
+    for arena in result.config.arenas:
+        sub = summary[summary["arena"].astype(str) == arena.name]
+        row = ReportRow(video=result.name, status=status, arena=arena.name,
+                        result_dir=result_dir, warnings=warnings)
+        if len(sub):
+            first = sub.iloc[0]
+            row.animal_id = "" if pd.isna(first.get("animal_id")) else str(first["animal_id"])
+            row.duration_s = float(first["duration_s"])
+            row.unknown_s = float(first["unknown_s"])
+            if "distance_cm" in sub.columns and pd.notna(first.get("distance_cm")):
+                row.distance, row.distance_unit = float(first["distance_cm"]), "cm"
+            elif "distance_px" in sub.columns:
+                row.distance, row.distance_unit = float(first["distance_px"]), "px"
+            for r in sub.itertuples(index=False):
+                if r.chamber != "unknown":
+                    row.chamber_s[str(r.chamber)] = float(r.time_s)
+                    row.chamber_percent[str(r.chamber)] = float(r.percent)
+            if "needs_review" in sub.columns:
+                values = sub["needs_review"].astype(str).str.lower()
+                row.needs_review = bool(values.isin(["true", "1", "yes"]).any())
+        arena_qc = result.record.arena_qc(arena.name)
+        if arena_qc is not None:
+            if row.needs_review is None:
+                row.needs_review = arena_qc.needs_review
+            row.qc_notes.extend(arena_qc.review_reasons)
+        if not row.qc_notes and len(sub) and "review_reasons" in sub.columns:
+            text = sub["review_reasons"].iloc[0]
+            if isinstance(text, str) and text.strip():
+                row.qc_notes.extend(t.strip() for t in text.split(";") if t.strip())
+        rows.append(row)
+    return rows
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def collect_report_rows(batch_dir: str | Path) -> list[ReportRow]:
+    """Every row of the report of ``batch_dir`` (see the module description)."""
+    batch_dir = Path(batch_dir)
+    if not batch_dir.is_dir():
+        raise OutputError(f"{batch_dir}: no such folder; give the --out folder of a batch")
+    dirs = find_result_dirs(batch_dir, allow_empty=True)
+    status = _read_status(batch_dir)
+    rows: list[ReportRow] = []
+    used: set[Path] = set()
+    if status is not None:
+        for rec in status.to_dict("records"):
+            video = str(rec.get("video", ""))
+            state = str(rec.get("status", "")) or "unknown"
+            found = None
+            rdir = str(rec.get("result_dir", "") or "")
+            if rdir:
+                p = Path(rdir)
+                p = p if p.is_absolute() else batch_dir / p
+                found = next((d for d in dirs if _same_dir(d, p)), None)
+            if found is None:
+                stem = Path(video).stem
+                found = next((d for d in dirs if d.name == stem and d not in used), None)
+            if found is not None and state.lower() not in ("failed", "error"):
+                used.add(found)
+                rows.extend(_rows_for_result(found, state))
+            else:
+                if found is not None:
+                    used.add(found)
+                rows.append(ReportRow(video=Path(video).stem or video, status=state,
+                                      error=str(rec.get("error", "")), result_dir=found))
+    for d in dirs:
+        if d not in used:
+            rows.extend(_rows_for_result(d, "done"))
+    return rows
+
+
+# ------------------------------------------------------------------------------- HTML
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em;margin:0 0 .3em}
+.totals{display:flex;flex-wrap:wrap;gap:.6em 2.2em;margin:.8em 0 1.2em;padding:.8em 1em;
+ background:#f4f4f4;border-radius:6px}
+.totals div b{display:block;font-size:1.3em}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
+th{background:#eee;cursor:pointer;user-select:none;position:sticky;top:0;white-space:nowrap}
+th[aria-sort=ascending]::after{content:' \\25B2'}
+th[aria-sort=descending]::after{content:' \\25BC'}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.failed td{background:#fde8e0}
+.review{color:#a33;font-weight:bold}
+.ok{color:#075}
+.err{color:#a33;max-width:30em;white-space:pre-wrap}
+img.thumb{width:220px;border:1px solid #ccc}
+.small{color:#666;font-size:.85em}
+details{max-width:26em}
+"""
+
+_JS = """
+(function(){
+  function key(td){
+    var v = td.getAttribute('data-v');
+    if (v === null) v = td.textContent.trim();
+    if (v === '') return null;
+    var n = Number(v);
+    return isNaN(n) ? v.toLowerCase() : n;
+  }
+  function sortBy(th){
+    var table = th.closest('table'), body = table.tBodies[0];
+    var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var asc = th.getAttribute('aria-sort') !== 'ascending';
+    Array.prototype.forEach.call(th.parentNode.children, function(h){
+      h.removeAttribute('aria-sort');});
+    th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function(a, b){
+      var x = key(a.cells[col]), y = key(b.cells[col]);
+      if (x === null && y === null) return 0;
+      if (x === null) return 1;
+      if (y === null) return -1;
+      var c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0)
+                                      : (typeof x === 'number' ? -1 : 1);
+      return asc ? c : -c;
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+  }
+  document.querySelectorAll('th[data-sort]').forEach(function(th){
+    th.addEventListener('click', function(){ sortBy(th); });
+  });
+})();
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _href(target: Path, base: Path) -> str:
+    rel = os.path.relpath(target, base)
+    return quote(Path(rel).as_posix())
+
+
+def _num(value: float, fmt: str) -> tuple[str, str]:
+    """(display text, sort value) for a number that may be NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "", ""
+    return format(value, fmt), repr(float(value))
+
+
+def _cell(text: str, sort_value: str | None = None, cls: str = "") -> str:
+    attrs = f' class="{cls}"' if cls else ""
+    if sort_value is not None:
+        attrs += f' data-v="{_e(sort_value)}"'
+    return f"<td{attrs}>{text}</td>"
+
+
+def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
+    """The report's HTML for ``rows``, with links relative to ``base``."""
+    chambers: list[str] = []
+    for r in rows:
+        chambers.extend(c for c in r.chamber_s if c not in chambers)
+    videos = sorted({r.video for r in rows})
+    failed = sorted({r.video for r in rows if r.error})
+    done = [r for r in rows if not r.error and r.result_dir is not None]
+    hours = sum(r.duration_s for r in done if not math.isnan(r.duration_s)) / 3600
+    review = sorted({r.video for r in rows if r.needs_review})
+    statuses: dict[str, int] = {}
+    for v in videos:
+        states = {r.status for r in rows if r.video == v}
+        s = "failed" if v in failed else sorted(states)[0]
+        statuses[s] = statuses.get(s, 0) + 1
+    totals = [("videos", str(len(videos)))]
+    totals += [(s, str(n)) for s, n in sorted(statuses.items())]
+    totals.append(("hours recorded", f"{hours:.2f}" if hours < 10 else f"{hours:.1f}"))
+    totals.append(("arenas analysed", str(len(done))))
+    for c in chambers:
+        vals = np.array([r.chamber_percent.get(c, np.nan) for r in done], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            sd = f" ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else ""
+            totals.append((f"{c}: mean % (± SD)", f"{vals.mean():.1f}{sd}"))
+    totals.append(("need review", str(len(review))))
+    totals.append(("with warnings", str(len({r.video for r in done if r.warnings}))))
+
+    head = ["video", "arena", "animal", "status", "length (min)"]
+    head += [f"{c} (%)" for c in chambers] + [f"{c} (min)" for c in chambers]
+    head += ["unknown (min)", "distance", "QC", "qc.png", "files"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        '<p class="small">Click a column header to sort. Percentages are of the time with a '
+        "known chamber; unknown time is shown apart. Each thumbnail opens the video's QC "
+        "figure.</p>",
+        '<div class="totals" id="totals">',
+        *[f"<div><b>{_e(v)}</b>{_e(k)}</div>" for k, v in totals],
+        "</div>",
+    ]
+    if failed:
+        out.append(f'<p class="review">Failed: {_e(", ".join(failed))}</p>')
+    out.append('<table id="videos"><thead><tr>')
+    out += [f'<th data-sort="1" scope="col">{_e(h)}</th>' for h in head]
+    out.append("</tr></thead><tbody>")
+    for r in rows:
+        cls = ' class="failed"' if r.error else ""
+        cells = []
+        if r.result_dir is not None:
+            cells.append(_cell(f'<a href="{_href(r.result_dir, base)}/">{_e(r.video)}</a>',
+                               r.video))
+        else:
+            cells.append(_cell(_e(r.video), r.video))
+        cells.append(_cell(_e(r.arena)))
+        cells.append(_cell(_e(r.animal_id)))
+        cells.append(_cell(_e(r.status)))
+        text, v = _num(r.duration_s / 60 if not math.isnan(r.duration_s) else math.nan, ".1f")
+        cells.append(_cell(text, v, "num"))
+        for c in chambers:
+            text, v = _num(r.chamber_percent.get(c, math.nan), ".1f")
+            cells.append(_cell(text, v, "num"))
+        for c in chambers:
+            text, v = _num(r.chamber_s.get(c, math.nan) / 60, ".1f")
+            cells.append(_cell(text, v, "num"))
+        text, v = _num(r.unknown_s / 60 if not math.isnan(r.unknown_s) else math.nan, ".2f")
+        cells.append(_cell(text, v, "num"))
+        text, v = _num(r.distance, ".0f")
+        cells.append(_cell(f"{text} {r.distance_unit}" if text else "", v, "num"))
+        if r.error:
+            cells.append(_cell(f'<div class="err">{_e(r.error)}</div>', "3"))
+        else:
+            parts, rank = [], 0
+            if r.needs_review:
+                parts.append('<span class="review">needs review</span>')
+                rank = 2
+            elif r.needs_review is False:
+                parts.append('<span class="ok">passed</span>')
+            parts += [_e(n) for n in r.qc_notes]
+            if r.warnings:
+                rank = max(rank, 1)
+                items = "".join(f"<li>{_e(w)}</li>" for w in r.warnings)
+                parts.append(f"<details><summary>{len(r.warnings)} warning(s)</summary>"
+                             f"<ul>{items}</ul></details>")
+            cells.append(_cell("<br>".join(parts) or "-", str(rank)))
+        qc_png = r.result_dir / "qc.png" if r.result_dir is not None else None
+        if qc_png is not None and qc_png.exists():
+            h = _href(qc_png, base)
+            cells.append(_cell(f'<a href="{h}"><img class="thumb" src="{h}" loading="lazy" '
+                               f'alt="QC figure of {_e(r.video)}"></a>', "1"))
+        else:
+            cells.append(_cell("", ""))
+        links = []
+        if r.result_dir is not None:
+            for name in _FILES:
+                if (r.result_dir / name).exists():
+                    links.append(f'<a href="{_href(r.result_dir / name, base)}">{_e(name)}</a>')
+        cells.append(_cell(" ".join(links), str(len(links))))
+        out.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    out += ["</tbody></table>", f"<script>{_JS}</script>", "</body></html>", ""]
+    return "\n".join(out)
+
+
+def write_report(batch_dir: str | Path, path: str | Path | None = None) -> Path:
+    """Write ``report.html`` (or ``path``) for the results in ``batch_dir``; return its path.
+
+    Works on any folder of results; uses ``batch_status.csv`` when present. Raises
+    :class:`OutputError` when the folder holds neither results nor a status file.
+    """
+    batch_dir = Path(batch_dir)
+    rows = collect_report_rows(batch_dir)
+    if not rows:
+        raise OutputError(
+            f"{batch_dir}: holds no result folder (no run.json below it) and no "
+            f"{_STATUS_FILE}; give the --out folder of track or batch"
+        )
+    target = Path(path) if path is not None else batch_dir / "report.html"
+    title = f"cpp-tracker results: {batch_dir.resolve().name}"
+    page = render_report(rows, target.parent, title)
+    return write_bytes(target, page.encode("utf-8"))

@@ -1,0 +1,181 @@
+"""Geometry: which piece a point is in, hysteresis, clipping of door lines."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cpp_tracker.config.settings import parse_config
+from cpp_tracker.geometry.chambers import UNKNOWN, assign_chambers, build_layout
+
+
+def two_chamber(door_line=((100, 0), (100, 100)), hysteresis=5.0, backdate=True):
+    raw = {
+        "arenas": [
+            {
+                "name": "box",
+                "polygon": [[0, 0], [200, 0], [200, 100], [0, 100]],
+                "doors": [{"name": "d", "line": [list(p) for p in door_line]}],
+                "chambers": [{"name": "a", "point": [50, 50]}, {"name": "b", "point": [150, 50]}],
+            }
+        ],
+        "chambers": {"hysteresis_px": hysteresis, "backdate_crossings": backdate},
+    }
+    config = parse_config(raw)
+    return build_layout(
+        config.arenas[0], config.chambers.hysteresis_px, config.chambers.backdate_crossings
+    )
+
+
+def test_points_fall_in_their_piece():
+    layout = two_chamber(hysteresis=0)
+    x = np.array([10.0, 99.0, 101.0, 190.0])
+    y = np.array([50.0, 50.0, 50.0, 99.0])
+    assert layout.raw_chamber(x, y).tolist() == [0, 0, 1, 1]
+
+
+def test_pieces_follow_config_order_not_geometry_order():
+    raw_layout = two_chamber()
+    assert raw_layout.chamber_names == ("a", "b")
+    # chamber 'a' is the left piece
+    assert raw_layout.pieces[0].centroid.x < 100 < raw_layout.pieces[1].centroid.x
+
+
+def test_door_line_short_of_the_walls_still_cuts_the_arena():
+    # drawn by hand 3 px short of both walls: it is extended before cutting
+    layout = two_chamber(door_line=((100, 3), (100, 97)))
+    assert len(layout.pieces) == 2
+    assert layout.pieces[0].area == pytest.approx(100 * 100)
+
+
+def test_door_line_longer_than_the_arena_is_clipped():
+    layout = two_chamber(door_line=((100, -50), (100, 150)))
+    assert layout.door_segments[0].length == pytest.approx(100)
+
+
+def test_angled_door_line():
+    layout = two_chamber(door_line=((80, 0), (120, 100)))
+    # (95, 20) is left of the slanted line x = 80 + 0.4*y -> at y=20 the line is x=88: right side
+    assert layout.raw_chamber(np.array([95.0, 85.0]), np.array([20.0, 80.0])).tolist() == [1, 0]
+
+
+def test_hysteresis_keeps_chamber_until_margin_is_passed():
+    layout = two_chamber(hysteresis=5.0, backdate=False)
+    xs = np.array([90, 98, 102, 104, 106, 103, 98, 96, 94], dtype=float)
+    ys = np.full(len(xs), 50.0)
+    codes, state = assign_chambers(xs, ys, np.ones(len(xs), bool), layout)
+    # crosses to b only beyond 105, back to a only below 95
+    assert codes.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0]
+    assert state == 0
+
+
+def test_backdated_crossing_starts_where_the_line_was_crossed():
+    layout = two_chamber(hysteresis=5.0)
+    xs = np.array([90, 98, 102, 104, 106, 103, 98, 96, 94], dtype=float)
+    codes, _ = assign_chambers(xs, np.full(len(xs), 50.0), np.ones(len(xs), bool), layout)
+    # the crossing is confirmed at 106 and dated back to 102; the return at 94 back to 98
+    assert codes.tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_excursion_short_of_the_margin_is_ignored_even_when_backdating():
+    layout = two_chamber(hysteresis=5.0)
+    xs = np.array([95, 99, 101, 103, 104, 101, 99, 95], dtype=float)
+    codes, _ = assign_chambers(xs, np.full(len(xs), 50.0), np.ones(len(xs), bool), layout)
+    assert codes.tolist() == [0] * len(xs)
+
+
+def test_backdating_keeps_undetected_frames_unknown():
+    layout = two_chamber(hysteresis=5.0)
+    xs = np.array([90, 102, np.nan, 104, 108], dtype=float)
+    codes, _ = assign_chambers(xs, np.full(5, 50.0), np.isfinite(xs), layout)
+    assert codes.tolist() == [0, 1, UNKNOWN, 1, 1]
+
+
+def test_no_hysteresis_switches_at_the_line():
+    layout = two_chamber(hysteresis=0.0)
+    xs = np.array([99.0, 101.0, 99.0])
+    codes, _ = assign_chambers(xs, np.full(3, 50.0), np.ones(3, bool), layout)
+    assert codes.tolist() == [0, 1, 0]
+
+
+def test_unknown_before_first_detection_and_when_not_detected():
+    layout = two_chamber()
+    xs = np.array([np.nan, np.nan, 50.0, np.nan, 150.0])
+    det = np.isfinite(xs)
+    codes, _ = assign_chambers(xs, np.full(5, 50.0), det, layout)
+    assert codes.tolist() == [UNKNOWN, UNKNOWN, 0, UNKNOWN, 1]
+
+
+def test_missing_frames_do_not_reset_hysteresis():
+    layout = two_chamber(hysteresis=5.0)
+    # in a, lost, then found 3 px past the door: still a (within the margin)
+    xs = np.array([90.0, np.nan, 103.0])
+    codes, _ = assign_chambers(xs, np.full(3, 50.0), np.isfinite(xs), layout)
+    assert codes.tolist() == [0, UNKNOWN, 0]
+
+
+def test_state_carries_the_last_chamber_into_the_next_call():
+    layout = two_chamber(hysteresis=5.0)
+    first, state = assign_chambers(np.array([150.0]), np.array([50.0]), np.ones(1, bool), layout)
+    assert state == 1
+    # 3 px into 'a' is within the margin of 'b': still 'b' after the state is carried over
+    codes, _ = assign_chambers(np.array([97.0]), np.array([50.0]), np.ones(1, bool), layout, state)
+    assert codes.tolist() == [1]
+
+
+def test_three_chambers_with_neutral_centre():
+    config = parse_config(
+        {
+            "arenas": [
+                {
+                    "name": "box",
+                    "polygon": [[0, 0], [300, 0], [300, 100], [0, 100]],
+                    "doors": [
+                        {"name": "d1", "line": [[100, 0], [100, 100]]},
+                        {"name": "d2", "line": [[200, 0], [200, 100]]},
+                    ],
+                    "chambers": [
+                        {"name": "paired", "point": [50, 50]},
+                        {"name": "neutral", "point": [150, 50]},
+                        {"name": "unpaired", "point": [250, 50]},
+                    ],
+                }
+            ],
+            "chambers": {"hysteresis_px": 0},
+        }
+    )
+    layout = build_layout(config.arenas[0], 0)
+    got = layout.raw_chamber(np.array([20.0, 150.0, 280.0]), np.array([50.0, 50.0, 50.0]))
+    assert got.tolist() == [0, 1, 2]
+
+
+def test_assignment_in_blocks_equals_one_block(monkeypatch):
+    """Distances are computed a block of frames at a time; a crossing whose backdated
+    frames reach into the previous block must come out as with one block."""
+    import cpp_tracker.geometry.chambers as geometry
+    from cpp_tracker.config.settings import parse_config
+
+    config = parse_config({"arenas": [{
+        "name": "a", "polygon": [[0, 0], [200, 0], [200, 100], [0, 100]],
+        "doors": [{"name": "d", "line": [[100, 0], [100, 100]]}],
+        "chambers": [{"name": "l", "point": [50, 50]}, {"name": "r", "point": [150, 50]}],
+    }]})
+    rng = np.random.default_rng(3)
+    # a slow walk back and forth across the door, with rests inside the margin
+    x = 100 + 30 * np.sin(np.arange(3000) / 97.0) + rng.normal(0, 2, 3000)
+    y = np.full(3000, 50.0)
+    det = rng.random(3000) > 0.05
+    x[~det] = np.nan
+    results = {}
+    for block in (65536, 7, 64):
+        monkeypatch.setattr(geometry, "ASSIGN_BLOCK", block)
+        for backdate in (True, False):
+            layout = geometry.build_layout(config.arenas[0], 6.0)
+            layout = dataclasses.replace(layout, backdate_crossings=backdate)
+            results[block, backdate] = geometry.assign_chambers(x, y, det, layout)
+    for backdate in (True, False):
+        one = results[65536, backdate]
+        assert (one[0] >= 0).sum() > 2000 and len(set(one[0].tolist())) == 3  # has teeth
+        for block in (7, 64):
+            got = results[block, backdate]
+            assert np.array_equal(got[0], one[0]) and got[1] == one[1]

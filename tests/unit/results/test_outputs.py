@@ -1,0 +1,36 @@
+"""Atomic writes: a failed write leaves the old file whole and no temporary behind."""
+
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from cpp_tracker.results.outputs import atomic_path, read_json, write_csv, write_json
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "summary.csv"
+    write_csv(target, pd.DataFrame({"a": [1, 2]}))
+    before = target.read_bytes()
+
+    def crash(tmp):
+        with open(tmp, "w") as f:
+            f.write("half a fi")
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        atomic_path(target, crash)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_files_are_readable_by_the_group_under_a_normal_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "run.json", {"x": 1})
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == 0o644
+    assert read_json(path) == {"x": 1}
