@@ -78,6 +78,9 @@ def _qc_columns(record: RunRecord, arena: str) -> dict:
         "read_fraction_of_nominal": np.nan if read_fraction is None else read_fraction,
         "n_warnings": len(record.warnings),
         "config_hash": record.config.hash,
+        # doubt travels: a session its QC flags is marked wherever its numbers go
+        "usable": record.usable(arena),
+        "doubts": "; ".join(record.doubts(arena)),
     }
 
 
@@ -93,7 +96,8 @@ def collect_results(
         the metadata columns, ``result`` (the folder), ``video`` (the video file's stem),
         ``arena``, ``chamber``, the summary columns, any extra summary columns, and QC
         figures from ``run.json`` (``share_without_detection``, ``gaps_missing_s``,
-        ``read_fraction_of_nominal``, ``n_warnings``, ``config_hash``).
+        ``read_fraction_of_nominal``, ``n_warnings``, ``config_hash``), and whether the
+        session is ``usable`` (its QC verdict passed) with the ``doubts`` when it is not.
     metadata_columns
         The metadata column names, in the order first seen.
     warnings

@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 
 __all__ = [
     "DESIGN_COLUMNS",
@@ -71,6 +71,8 @@ __all__ = [
     "design_sessions",
     "design_long",
     "design_wide",
+    "design_groups",
+    "GROUP_SCORES",
 ]
 
 PRE, COND, POST = "pre-test", "conditioning", "post-test"
@@ -386,7 +388,22 @@ def design_sessions(
             warnings.append(f"{design_source} {_row_label(row)}: no result found")
     if problems:
         raise ConfigError(design_source, problems)
+    if out_rows and not used:
+        raise OutputError(
+            f"{design_source}: none of its {len(out_rows)} rows matches a result (results "
+            f"have animal_id {_listed(sessions['animal_id'])} and phase "
+            f"{_listed(sessions['phase_meta'])}); check its animal_id, phase, session or "
+            "video columns against the batch manifest"
+        )
     return _session_table(out_rows), warnings + _unmatched_warnings(sessions, used)
+
+
+def _listed(values: pd.Series, n: int = 5) -> str:
+    """Up to ``n`` distinct values for a message, or '(none)'."""
+    shown = [str(v) for v in dict.fromkeys(values) if str(v)]
+    if not shown:
+        return "(none)"
+    return ", ".join(shown[:n]) + (f" and {len(shown) - n} more" if len(shown) > n else "")
 
 
 class _RowProblem(Exception):
@@ -552,7 +569,8 @@ def _session_record(
     record = {c: row[c] for c in columns if c not in ("video", "arena")}
     record.update({"result": None, "video": row["video"] or None, "arena": row["arena"] or None})
     if hit is None:
-        return {**record, "flags": [f"no result for {row['prefix']}"]}
+        return {**record, "usable": False, "doubts": "no result",
+                "flags": [f"no result for {row['prefix']}"]}
     box = _box_times(results, hit)
     roles = _chamber_roles(row, list(box.time_s), hit["result"])
     for c in metadata_columns:
@@ -562,6 +580,9 @@ def _session_record(
     crossings = record["crossings"]
     record["closed_door_crossing"] = bool(row["doors_closed"] and crossings > 0)
     flags: list[str] = []
+    record["usable"], record["doubts"] = _session_doubt(hit)
+    if not record["usable"]:
+        flags.append(f"{row['prefix']} needs review: {record['doubts']}")
     if record["closed_door_crossing"]:
         flags.append(
             f"{crossings} crossing(s) in {row['prefix']} with the doors closed: a "
@@ -573,6 +594,15 @@ def _session_record(
         record["preferred_side"] = bias.preferred_side
         flags += [bias.flag] if bias.flag else []
     return {**record, "flags": flags}
+
+
+def _session_doubt(hit: pd.Series) -> tuple[bool, str]:
+    """Whether a matched result may go into the animal's scores, and why not (results
+    collected by an older version carry no verdict and count as usable)."""
+    usable = hit.get("usable", True)
+    usable = True if pd.isna(usable) else bool(usable)
+    doubts = hit.get("doubts", "")
+    return usable, "" if pd.isna(doubts) else str(doubts)
 
 
 @dataclass(frozen=True)
@@ -656,12 +686,14 @@ def design_long(sessions: pd.DataFrame) -> pd.DataFrame:
         "arena",
     ]
     measures = [m for m in SESSION_MEASURES if m in sessions]
-    tail = ["closed_door_crossing", "side_bias", "preferred_side", "flags"]
+    tail = ["closed_door_crossing", "side_bias", "preferred_side", "usable", "doubts", "flags"]
     cols = [c for c in [*front, *measures, *tail] if c in sessions]
     return sessions[cols].reset_index(drop=True)
 
 
 _INTERNAL = {
+    "usable",
+    "doubts",
     "line",
     "prefix",
     "result",
@@ -687,12 +719,17 @@ def _order(prefixes_phases: list[tuple[str, str]]) -> list[str]:
     return list(dict.fromkeys(p for p, _ in ordered))
 
 
-def design_wide(sessions: pd.DataFrame) -> pd.DataFrame:
+def design_wide(sessions: pd.DataFrame, *, include_flagged: bool = False) -> pd.DataFrame:
     """One row per animal: animal columns, ``<session>_<measure>`` per session
-    (``pre_``, ``post_``, ``<session name>_``), ``change_*`` (post-test - pre-test),
-    ``pre_side_bias``, ``closed_door_crossings``, ``closed_door_flag`` and ``flags``."""
+    (``pre_``, ``post_``, ``<session name>_``) with ``<session>_usable``, ``change_*``
+    (post-test - pre-test), ``usable`` and ``doubts``, ``pre_side_bias``,
+    ``closed_door_crossings``, ``closed_door_flag`` and ``flags``.
+
+    The ``change_*`` scores are computed from usable sessions only: when the pre- or
+    post-test needs review (or has no result) they are empty, unless ``include_flagged``.
+    ``usable`` is true when every session of the animal is usable; ``doubts`` says why not.
+    """
     extra = _extra_columns(sessions)
-    animal_cols = ["animal_id", "group", "paired_chamber", "unpaired_chamber", "neutral_chamber"]
     per_animal_extra = [
         c
         for c in extra
@@ -703,37 +740,107 @@ def design_wide(sessions: pd.DataFrame) -> pd.DataFrame:
     prefixes = _order(list(zip(sessions["prefix"], sessions["phase"], strict=True)))
     rows = []
     for _animal, rows_a in sessions.groupby("animal_id", sort=False):
-        out: dict = {}
-        for c in [*animal_cols, *per_animal_extra]:
-            if c in rows_a:
-                values = [v for v in rows_a[c] if not pd.isna(v) and v != ""]
-                out[c] = values[0] if values else None
         by_prefix = {r["prefix"]: r for _, r in rows_a.iterrows()}
+        out = _animal_columns(rows_a, per_animal_extra)
         for prefix in prefixes:
             r = by_prefix.get(prefix)
-            for m in [*measures, *per_session_extra, "video"]:
+            for m in [*measures, *per_session_extra, "video", "usable"]:
                 out[f"{prefix}_{m}"] = np.nan if r is None else r.get(m, np.nan)
-        pre, post = by_prefix.get("pre"), by_prefix.get("post")
-        for m in _CHANGE_MEASURES:
-            if pre is not None and post is not None and m in sessions:
-                out[f"change_{m}"] = post[m] - pre[m]
-            else:
-                out[f"change_{m}"] = np.nan
-        out["pre_side_bias"] = pre["side_bias"] if pre is not None else pd.NA
-        out["pre_preferred_side"] = pre["preferred_side"] if pre is not None else None
-        closed = rows_a[rows_a["doors_closed"].astype(bool)]
-        out["closed_door_crossings"] = (
-            int(closed["crossings"].fillna(0).sum()) if len(closed) else pd.NA
-        )
-        out["closed_door_flag"] = (
-            bool(closed["closed_door_crossing"].fillna(False).any()) if len(closed) else pd.NA
-        )
+        out.update(_changes(by_prefix.get("pre"), by_prefix.get("post"), sessions,
+                            include_flagged))
+        out.update(_animal_doubt(rows_a))
+        out.update(_pre_and_closed_doors(by_prefix.get("pre"), rows_a))
         out["flags"] = "; ".join(f for f in rows_a["flags"] if f)
         rows.append(out)
-    table = pd.DataFrame(rows)
+    return _typed_wide(pd.DataFrame(rows))
+
+
+def _animal_columns(rows_a: pd.DataFrame, per_animal_extra: list[str]) -> dict:
+    out: dict = {}
+    animal_cols = ["animal_id", "group", "paired_chamber", "unpaired_chamber", "neutral_chamber"]
+    for c in [*animal_cols, *per_animal_extra]:
+        if c in rows_a:
+            values = [v for v in rows_a[c] if not pd.isna(v) and v != ""]
+            out[c] = values[0] if values else None
+    return out
+
+
+def _changes(pre, post, sessions: pd.DataFrame, include_flagged: bool) -> dict:
+    """post-test - pre-test of each change measure, from usable sessions only (unless
+    ``include_flagged``)."""
+    both = pre is not None and post is not None
+    if both and not include_flagged:
+        both = bool(pre.get("usable", True)) and bool(post.get("usable", True))
+    return {
+        f"change_{m}": post[m] - pre[m] if both and m in sessions else np.nan
+        for m in _CHANGE_MEASURES
+    }
+
+
+def _animal_doubt(rows_a: pd.DataFrame) -> dict:
+    """Whether every session of the animal is usable, and what is wrong with the others."""
+    usable = rows_a["usable"].fillna(False).astype(bool) if "usable" in rows_a else None
+    if usable is None:
+        return {"usable": True, "doubts": ""}
+    doubts = [
+        f"{p}: {d}" for p, d, ok in zip(rows_a["prefix"], rows_a["doubts"], usable, strict=True)
+        if not ok
+    ]
+    return {"usable": bool(usable.all()), "doubts": "; ".join(doubts)}
+
+
+def _pre_and_closed_doors(pre, rows_a: pd.DataFrame) -> dict:
+    closed = rows_a[rows_a["doors_closed"].astype(bool)]
+    return {
+        "pre_side_bias": pre["side_bias"] if pre is not None else pd.NA,
+        "pre_preferred_side": pre["preferred_side"] if pre is not None else None,
+        "closed_door_crossings": (
+            int(closed["crossings"].fillna(0).sum()) if len(closed) else pd.NA
+        ),
+        "closed_door_flag": (
+            bool(closed["closed_door_crossing"].fillna(False).any()) if len(closed) else pd.NA
+        ),
+    }
+
+
+def _typed_wide(table: pd.DataFrame) -> pd.DataFrame:
     for c in table.columns:
         if c.endswith("_crossings") or c == "closed_door_crossings":
             table[c] = table[c].astype("Int64")
+        elif c.endswith("_usable"):
+            table[c] = table[c].astype("boolean")
     for c in ("pre_side_bias", "closed_door_flag"):
         table[c] = table[c].astype("boolean")
     return table
+
+
+#: The scores :func:`design_groups` gives a mean of, per group.
+GROUP_SCORES = ("change_paired_percent", "change_preference_s", "change_paired_share_percent")
+
+
+def design_groups(wide: pd.DataFrame) -> pd.DataFrame:
+    """Per group (one row when the design has no groups): how many animals, how many went
+    into the means and which were excluded (a change score left empty: a session that needs
+    review or has no result), and the mean, SD and n of each of :data:`GROUP_SCORES`."""
+    groups = wide["group"].fillna("") if "group" in wide else pd.Series("", index=wide.index)
+    rows = []
+    for group, animals in wide.groupby(groups, sort=False):
+        included = animals["change_paired_percent"].notna()
+        row = {
+            "group": group or "(all)",
+            "animals": len(animals),
+            "included": int(included.sum()),
+            "excluded": int((~included).sum()),
+            "excluded_animals": ", ".join(
+                f"{a} ({d or 'no pre- and post-test'})"
+                for a, d in zip(animals.loc[~included, "animal_id"],
+                                animals.loc[~included, "doubts"], strict=True)
+            ),
+        }
+        for score in GROUP_SCORES:
+            values = animals[score].dropna().astype(float)
+            row[f"{score}_mean"] = float(values.mean()) if len(values) else np.nan
+            row[f"{score}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else np.nan
+            row[f"{score}_n"] = int(len(values))
+        rows.append(row)
+    return pd.DataFrame(rows)

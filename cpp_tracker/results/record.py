@@ -503,6 +503,19 @@ class RunRecord:
     def arena_stats(self, arena: str) -> ArenaStats | None:
         return self.arenas.get(arena)
 
+    def doubts(self, arena: str) -> tuple[str, ...]:
+        """Why the numbers of ``arena`` are in doubt: the reasons its QC verdict gives
+        (undetected frames, gaps, a truncated file, unknown time, ...); () when it passed or
+        the record has no verdict (results of versions before QC)."""
+        qc = self.qc.get(arena)
+        if qc is None or not qc.needs_review:
+            return ()
+        return qc.review_reasons or ("needs review",)
+
+    def usable(self, arena: str) -> bool:
+        """Whether the numbers of ``arena`` may go into an experiment's means unmarked."""
+        return not self.doubts(arena)
+
     @property
     def needs_review(self) -> bool | None:
         """True when an arena's QC asks for review; None when the record has no verdict."""

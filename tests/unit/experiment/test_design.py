@@ -240,3 +240,69 @@ def test_the_shipped_design_example_is_valid():
     assert design["animal_id"].nunique() == 3
     assert design.groupby("animal_id")["paired_chamber"].nunique().eq(1).all()
     assert sorted(design["prefix"].unique()) == ["cond1", "cond2", "post", "pre"]
+
+
+# ------------------------------------------------------------------ doubt travels
+def _needs_review(result_dir, reason: str) -> None:
+    """Give a hand-made result the QC verdict track writes for a doubtful session."""
+    import json
+
+    run = json.loads((result_dir / "run.json").read_text())
+    run["qc"] = {"box": {"needs_review": True, "review_reasons": [reason]}}
+    (result_dir / "run.json").write_text(json.dumps(run))
+
+
+def test_a_session_that_needs_review_is_marked_and_left_out_of_the_scores(tmp_path):
+    from cpp_tracker.experiment.design import design_groups
+
+    batch, design_path = make_experiment(tmp_path)
+    reason = "only 2.8 % of the nominal length read (limit 98 %)"
+    _needs_review(batch / "m02_post", reason)
+    results, metadata_columns, _ = collect_results([batch])
+    flagged = results["result"].str.endswith("m02_post")
+    assert not results.loc[flagged, "usable"].any()
+    assert set(results.loc[flagged, "doubts"]) == {reason}
+    assert results.loc[~flagged, "usable"].all()
+
+    sessions, _ = design_sessions(
+        load_design(design_path), results, metadata_columns=metadata_columns
+    )
+    wide = design_wide(sessions).set_index("animal_id")
+    m02 = wide.loc["m02"]
+    assert m02["post_paired_share_percent"] == pytest.approx(80.0)  # its numbers stay visible
+    assert not m02["post_usable"] and m02["pre_usable"]
+    assert pd.isna(m02["change_paired_share_percent"]) and pd.isna(m02["change_preference_s"])
+    assert not m02["usable"] and m02["doubts"] == f"post: {reason}"
+    assert f"post needs review: {reason}" in m02["flags"]
+    assert wide.drop(index="m02")["usable"].all()
+    assert design_long(sessions).set_index(["animal_id", "phase"]).loc[
+        ("m02", "post-test"), "doubts"] == reason
+
+    # unless asked for, and then from every session
+    everything = design_wide(sessions, include_flagged=True).set_index("animal_id")
+    assert everything.loc["m02", "change_paired_share_percent"] == pytest.approx(30.0)
+
+    groups = design_groups(wide.reset_index()).set_index("group")
+    drug, saline = groups.loc["drug"], groups.loc["saline"]
+    assert (drug["animals"], drug["included"], drug["excluded"]) == (2, 1, 1)
+    assert drug["excluded_animals"] == f"m02 (post: {reason})"
+    # m01 alone: 40 -> 70 % paired share; saline m03 75 -> 70, m04 55 -> 50
+    assert drug["change_paired_share_percent_mean"] == pytest.approx(30.0)
+    assert drug["change_paired_share_percent_n"] == 1
+    assert (saline["included"], saline["excluded"]) == (2, 0)
+    assert saline["change_paired_share_percent_mean"] == pytest.approx(-5.0)
+    assert saline["change_paired_share_percent_sd"] == pytest.approx(0.0)
+
+
+def test_a_design_that_matches_no_result_is_an_error(tmp_path):
+    from cpp_tracker.errors import OutputError
+
+    batch, _ = make_experiment(tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text("animal_id,phase,paired_chamber\nx01,pre-test,left\nx01,post-test,\n")
+    results, metadata_columns, _ = collect_results([batch])
+    with pytest.raises(OutputError) as e:
+        design_sessions(load_design(other), results, design_source=str(other))
+    text = str(e.value)
+    assert text.startswith(f"{other}: none of its 2 rows matches a result")
+    assert "animal_id m01, m02, m03" in text and "\n" not in text
