@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..config.settings import Config, config_to_dict, load_config
 from ..errors import ConfigError, CppTrackerError, OutputError
 from ..results.outputs import write_csv
-from ..results.record import now_iso, read_run_record
+from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
 from .pipeline import result_status, run_key, track_session, update_metadata
 
@@ -62,7 +62,7 @@ STATUS_FILE = "batch_status.csv"
 #: Columns of batch_status.csv, in order.
 STATUS_COLUMNS = [
     "video",  # the input file(s); chunk files of a session joined by ';'
-    "status",  # pending, running, queued, ok, skipped, failed, interrupted
+    "status",  # pending, running, queued, ok, needs_review, skipped, failed, interrupted
     "error",  # why it failed (one sentence), empty otherwise
     "started",  # ISO time the job started (this run)
     "finished",  # ISO time it finished
@@ -72,6 +72,7 @@ STATUS_COLUMNS = [
     "frames_decoded",  # frames decoded by this run (fewer when it resumed)
     "resumed_from_s",  # where an interrupted run was continued (analysis time), or empty
     "note",  # e.g. 'up to date', warnings of the run
+    "review",  # why its QC asks for review (results made or kept), empty when it passed
 ]
 
 #: Manifest columns with a meaning; any other column is carried as metadata.
@@ -114,7 +115,13 @@ class BatchResult:
 
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.rows if r["status"] != "ok" and r["status"] != "skipped"]
+        return [r for r in self.rows if r["status"] not in ("ok", "needs_review", "skipped")]
+
+    @property
+    def needing_review(self) -> list[dict]:
+        """Rows whose results (made now or kept as up to date) their QC flags."""
+        return [r for r in self.rows if r["status"] in ("ok", "needs_review", "skipped")
+                and r.get("review")]
 
     @property
     def exit_code(self) -> int:
@@ -495,6 +502,17 @@ def _prepare(job: BatchJob) -> tuple[Config, dict]:
     return config, key
 
 
+def review_reasons(record: RunRecord) -> str:
+    """Why a result's QC asks for review, in one line ('' when it passed): the reasons of
+    each arena that needs it, named by arena when the video holds several."""
+    names = list(record.qc)
+    return "; ".join(
+        (f"{arena}: " if len(names) > 1 else "") + "; ".join(record.doubts(arena))
+        for arena in names
+        if record.doubts(arena)
+    )
+
+
 def _row(job: BatchJob, status: str, **fields) -> dict:
     row = {c: "" for c in STATUS_COLUMNS}
     row.update(
@@ -545,6 +563,7 @@ def check_job(job: BatchJob, out_dir: str | Path) -> dict | None:
         finished=now_iso(),
         duration_s=round(time.perf_counter() - t0, 3),
         note="up to date" + ("; metadata updated from the manifest" if changed else ""),
+        review=review_reasons(read_run_record(Path(out_dir) / job.name)),
     )
 
 
@@ -574,9 +593,11 @@ def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path)
     t0 = time.perf_counter()
     done = reprocess_result(result_dir, config, plots=True)
     update_metadata(result_dir, job.metadata)
+    review = review_reasons(read_run_record(result_dir))
     return _row(
         job,
-        "ok",
+        "needs_review" if review else "ok",
+        review=review,
         started=started,
         finished=now_iso(),
         duration_s=round(time.perf_counter() - t0, 3),
@@ -638,9 +659,11 @@ def run_job(
             row["_traceback"] = traceback.format_exc()
         return row
     record = result.record
+    review = review_reasons(record)
     return _row(
         job,
-        "ok",
+        "needs_review" if review else "ok",
+        review=review,
         started=started,
         finished=now_iso(),
         duration_s=round(time.perf_counter() - t0, 3),

@@ -257,3 +257,38 @@ def test_quality_columns_and_blocks_on_a_clean_video(base_video, tmp_path, capsy
     assert run["lighting"]["abrupt_changes"] == 0
     assert run["background"]["resting_mouse"] == []
     assert _chamber_time_error(summary, truth, 30.0) <= 0.01
+
+
+def test_batch_marks_a_truncated_file_needs_review_not_ok(base_video, tmp_path, capsys):
+    """Doubt travels: the truncated night is listed as needing review, with why, in
+    batch_status.csv and in the experiment's table; the complete one is ok and usable."""
+    from cpp_tracker.experiment.collect import collect_results
+    from cpp_tracker.synthetic import truncate_file
+
+    source, _, config = base_video
+    folder = tmp_path / "nights"
+    folder.mkdir()
+    shutil.copy(source, folder / "whole.mp4")
+    shutil.copy(source, folder / "cut.mp4")
+    truncate_file(folder / "cut.mp4", 0.5)
+    out = tmp_path / "out"
+    code = main(["batch", str(folder), "--config", str(config), "--out", str(out),
+                 "--workers", "1", "--no-progress"])
+    capsys.readouterr()
+    assert code == 0
+    status = pd.read_csv(out / "batch_status.csv", dtype=str, keep_default_na=False)
+    status = status.set_index("result_dir")
+    assert status.loc["whole", "status"] == "ok" and status.loc["whole", "review"] == ""
+    assert status.loc["cut", "status"] == "needs_review"
+    assert "nominal length read" in status.loc["cut", "review"]
+    table, _, _ = collect_results([out])
+    usable = table.drop_duplicates("result").set_index("video")["usable"]
+    assert usable["whole"] and not usable["cut"]
+    # run again: up to date, still saying why the kept result needs review
+    main(["batch", str(folder), "--config", str(config), "--out", str(out), "--workers", "1",
+          "--no-progress"])
+    capsys.readouterr()
+    again = pd.read_csv(out / "batch_status.csv", dtype=str, keep_default_na=False)
+    again = again.set_index("result_dir")
+    assert again.loc["cut", "status"] == "skipped"
+    assert again.loc["cut", "review"] == status.loc["cut", "review"]
