@@ -53,6 +53,8 @@ ROOT = HERE.parent
 DATA = HERE / "data"
 RESULTS = HERE / "results"
 PY = sys.executable
+#: Frame sizes the speed and memory sections measure (--sizes).
+SIZES = ["640x480", "1280x720"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
@@ -172,7 +174,7 @@ def med(values: list[float]) -> float:
 # -- sections ----------------------------------------------------------------------------------
 def speed(repeat: int, work: Path) -> dict:
     out = {}
-    for size in ("640x480", "1280x720"):
+    for size in [s for s in ("640x480", "1280x720") if s in SIZES]:
         v = video(size, 30)
         rows = []
         for _ in range(repeat):
@@ -208,7 +210,7 @@ def speed(repeat: int, work: Path) -> dict:
 
 def memory(repeat: int, work: Path) -> dict:
     out = {}
-    for size in ("1280x720", "640x480"):
+    for size in [s for s in ("1280x720", "640x480") if s in SIZES]:
         rows = []
         for _ in range(repeat):
             row = {}
@@ -337,9 +339,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, default=SIZES,
+                        help="frame sizes of the speed and memory sections")
     parser.add_argument("--work", help="folder for the results of the runs (default: a temp)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="cpp_bench_"))
+    SIZES[:] = args.sizes
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(),
