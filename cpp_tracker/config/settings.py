@@ -49,7 +49,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -482,37 +482,41 @@ def _parse_scale(raw: dict, path: str, problems: _Problems) -> Scale | None:
             return None
         return None if v is None else Scale(px_per_cm=v)
     if raw.get("scale") is not None:
-        spath = f"{path}.scale"
-        if not isinstance(raw["scale"], dict):
-            problems.add(
-                spath,
-                "expected a mapping {points: [[x1, y1], [x2, y2]], distance_cm: D}, got "
-                f"{_show(raw['scale'])}",
-            )
-            return None
-        s = _mapping(raw["scale"], spath, problems, {"points": "", "distance_cm": ""})
-        for key in ("points", "distance_cm"):
-            if key not in s:
-                problems.add(f"{spath}.{key}", "is required")
-        if "points" not in s or "distance_cm" not in s:
-            return None
-        pts = _points(s["points"], f"{spath}.points", problems, 2)
-        dist = _number(s["distance_cm"], f"{spath}.distance_cm", problems)
-        if dist is not None and dist <= 0:
-            problems.add(f"{spath}.distance_cm", f"must be a positive number, got {_show(dist)}")
-            dist = None
-        if pts is not None and len(pts) != 2:
-            problems.add(f"{spath}.points", f"needs exactly 2 points, got {len(pts)}")
-            pts = None
-        if pts is None or dist is None:
-            return None
-        d_px = math.dist(pts[0], pts[1])
-        if d_px == 0:
-            problems.add(f"{spath}.points", "the two points are the same point; "
-                         "pick two points a known distance apart")
-            return None
-        return Scale(px_per_cm=d_px / dist, points=(pts[0], pts[1]), distance_cm=dist)
+        return _scale_from_points(raw["scale"], f"{path}.scale", problems)
     return None
+
+
+def _scale_from_points(raw: Any, spath: str, problems: _Problems) -> Scale | None:
+    """``scale: {points: [[x1, y1], [x2, y2]], distance_cm: D}`` as a :class:`Scale`."""
+    if not isinstance(raw, dict):
+        problems.add(
+            spath,
+            "expected a mapping {points: [[x1, y1], [x2, y2]], distance_cm: D}, got "
+            f"{_show(raw)}",
+        )
+        return None
+    s = _mapping(raw, spath, problems, {"points": "", "distance_cm": ""})
+    for key in ("points", "distance_cm"):
+        if key not in s:
+            problems.add(f"{spath}.{key}", "is required")
+    if "points" not in s or "distance_cm" not in s:
+        return None
+    pts = _points(s["points"], f"{spath}.points", problems, 2)
+    dist = _number(s["distance_cm"], f"{spath}.distance_cm", problems)
+    if dist is not None and dist <= 0:
+        problems.add(f"{spath}.distance_cm", f"must be a positive number, got {_show(dist)}")
+        dist = None
+    if pts is not None and len(pts) != 2:
+        problems.add(f"{spath}.points", f"needs exactly 2 points, got {len(pts)}")
+        pts = None
+    if pts is None or dist is None:
+        return None
+    d_px = math.dist(pts[0], pts[1])
+    if d_px == 0:
+        problems.add(f"{spath}.points", "the two points are the same point; "
+                     "pick two points a known distance apart")
+        return None
+    return Scale(px_per_cm=d_px / dist, points=(pts[0], pts[1]), distance_cm=dist)
 
 
 def _parse_doors(raw: dict, path: str, problems: _Problems, unit: str) -> list[Door]:
@@ -682,16 +686,7 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
     for key in ("name", "polygon", "chambers"):
         if key not in raw:
             problems.add(f"{path}.{key}", "is required")
-
-    units = raw.get("units", "px")
-    if units not in ("px", *UNITS_CM):
-        problems.add(
-            f"{path}.units",
-            f"expected px (the default), {' or '.join(UNITS_CM)}; got {_show(units)}",
-        )
-        units = "px"
-    unit = str(units)
-
+    unit = _parse_units(raw, path, problems)
     name = _name(raw.get("name"), f"{path}.name", problems) if "name" in raw else None
     polygon = (
         _points(raw["polygon"], f"{path}.polygon", problems, 3, unit) if "polygon" in raw else None
@@ -699,56 +694,128 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
     doors = _parse_doors(raw, path, problems, unit)
     chambers = _parse_chambers(raw, path, problems, unit)
     masks = _parse_masks(raw, path, problems, unit)
-
-    scale = None
-    corners_px = template_corners = None
     if unit == "px":
-        for key in ("corners_px", "template_corners"):
-            if key in raw:
-                problems.add(
-                    f"{path}.{key}", "is used only with a template drawn in cm or mm; add "
-                    "'units: cm' (polygon, doors, chambers and masks are then read in cm) or "
-                    "remove it"
-                )
+        _refuse_template_keys(raw, path, problems)
+        corners = None
     else:
-        for key in ("px_per_cm", "scale"):
-            if key in raw:
-                problems.add(
-                    f"{path}.{key}", f"is not used with 'units: {unit}': the scale follows from "
-                    "corners_px; remove it"
-                )
-        if "corners_px" not in raw:
-            problems.add(
-                f"{path}.corners_px", f"is required with 'units: {unit}': the four corners of "
-                "the box in this video's pixels, [[x, y], ...] (top-left, top-right, "
-                "bottom-right, bottom-left)"
-            )
-        for key in ("corners_px", "template_corners"):
-            if key not in raw:
-                continue
-            kpath = f"{path}.{key}"
-            pts = _points(raw[key], kpath, problems, 4, "px" if key == "corners_px" else unit)
-            if pts is not None and len(pts) != 4:
-                problems.add(kpath, f"needs exactly 4 points, got {len(pts)}: {_show(raw[key])}")
-                pts = None
-            if pts is not None and (why := _quad_problem(pts)) is not None:
-                problems.add(kpath, f"{_show(raw[key])}: {why}")
-                pts = None
-            if key == "corners_px":
-                corners_px = pts
-            else:
-                template_corners = pts
-        if "template_corners" not in raw and polygon is not None:
-            xs = [p[0] for p in polygon]
-            ys = [p[1] for p in polygon]
-            template_corners = (
-                (min(xs), min(ys)), (max(xs), min(ys)), (max(xs), max(ys)), (min(xs), max(ys))
-            )
-            if _quad_problem(template_corners) is not None:
-                problems.add(f"{path}.polygon", "has no area; list the corners in order around "
-                             "the arena")
-                template_corners = None
+        corners = _parse_template_corners(raw, path, problems, unit, polygon)
+    _check_unique_names(path, problems, doors, chambers)
+    # problems so far concern the geometry; the animal and the scale do not, so an arena
+    # with only those wrong is still built, to have its geometry checked too
+    geometry_ok = len(problems.items) == n_before
+    animal_id = None
+    if raw.get("animal_id") is not None:
+        animal_id = _name(raw["animal_id"], f"{path}.animal_id", problems)
+    scale = _parse_scale(raw, path, problems) if unit == "px" else None
+    if not geometry_ok or name is None or polygon is None:
+        return None
+    arena = ArenaConfig(
+        name=name,
+        polygon=polygon,
+        doors=tuple(doors),
+        chambers=tuple(chambers),
+        masks=tuple(masks),
+        animal_id=animal_id,
+        scale=scale,
+    )
+    if corners is None:
+        return arena
+    return _fit_template(arena, unit, corners, path, problems)
 
+
+def _parse_units(raw: dict, path: str, problems: _Problems) -> str:
+    """The units the arena is drawn in: ``px`` (the default and the fallback) or a template's."""
+    units = raw.get("units", "px")
+    if units not in ("px", *UNITS_CM):
+        problems.add(
+            f"{path}.units",
+            f"expected px (the default), {' or '.join(UNITS_CM)}; got {_show(units)}",
+        )
+        units = "px"
+    return str(units)
+
+
+def _refuse_template_keys(raw: dict, path: str, problems: _Problems) -> None:
+    """Corners in an arena drawn in pixels: the user forgot ``units``, or left them over."""
+    for key in ("corners_px", "template_corners"):
+        if key in raw:
+            problems.add(
+                f"{path}.{key}", "is used only with a template drawn in cm or mm; add "
+                "'units: cm' (polygon, doors, chambers and masks are then read in cm) or "
+                "remove it"
+            )
+
+
+@dataclass(frozen=True)
+class _TemplateCorners:
+    """A template's four corners in this video (px) and in the drawing (its units); None
+    where they are missing or unusable (a problem says why)."""
+
+    corners_px: tuple[Point, ...] | None
+    template_corners: tuple[Point, ...] | None
+
+
+def _parse_template_corners(
+    raw: dict, path: str, problems: _Problems, unit: str, polygon: tuple[Point, ...] | None
+) -> _TemplateCorners:
+    """The corners that fit a drawing in ``unit`` to the video; by default the drawing's
+    corners are its polygon's bounding rectangle."""
+    for key in ("px_per_cm", "scale"):
+        if key in raw:
+            problems.add(
+                f"{path}.{key}", f"is not used with 'units: {unit}': the scale follows from "
+                "corners_px; remove it"
+            )
+    if "corners_px" not in raw:
+        problems.add(
+            f"{path}.corners_px", f"is required with 'units: {unit}': the four corners of "
+            "the box in this video's pixels, [[x, y], ...] (top-left, top-right, "
+            "bottom-right, bottom-left)"
+        )
+    corners_px = _parse_quad(raw, "corners_px", path, problems, "px")
+    if "template_corners" in raw:
+        template_corners = _parse_quad(raw, "template_corners", path, problems, unit)
+    else:
+        template_corners = _bounding_corners(polygon, path, problems)
+    return _TemplateCorners(corners_px, template_corners)
+
+
+def _parse_quad(
+    raw: dict, key: str, path: str, problems: _Problems, unit: str
+) -> tuple[Point, ...] | None:
+    """Four corners that a perspective fit can use, from ``raw[key]`` (None if absent)."""
+    if key not in raw:
+        return None
+    kpath = f"{path}.{key}"
+    pts = _points(raw[key], kpath, problems, 4, unit)
+    if pts is not None and len(pts) != 4:
+        problems.add(kpath, f"needs exactly 4 points, got {len(pts)}: {_show(raw[key])}")
+        return None
+    if pts is not None and (why := _quad_problem(pts)) is not None:
+        problems.add(kpath, f"{_show(raw[key])}: {why}")
+        return None
+    return pts
+
+
+def _bounding_corners(
+    polygon: tuple[Point, ...] | None, path: str, problems: _Problems
+) -> tuple[Point, ...] | None:
+    """The corners of the polygon's bounding rectangle: TL, TR, BR, BL."""
+    if polygon is None:
+        return None
+    xs = [p[0] for p in polygon]
+    ys = [p[1] for p in polygon]
+    corners = ((min(xs), min(ys)), (max(xs), min(ys)), (max(xs), max(ys)), (min(xs), max(ys)))
+    if _quad_problem(corners) is not None:
+        problems.add(f"{path}.polygon", "has no area; list the corners in order around "
+                     "the arena")
+        return None
+    return corners
+
+
+def _check_unique_names(
+    path: str, problems: _Problems, doors: list[Door], chambers: list[Chamber]
+) -> None:
     for what, items in (("door", doors), ("chamber", chambers)):
         seen: set[str] = set()
         for k, item in enumerate(items):
@@ -758,50 +825,55 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
                              f"each {what} of an arena needs its own name")
             seen.add(item.name)
 
-    # problems so far concern the geometry; the animal and the scale do not, so an arena
-    # with only those wrong is still built, to have its geometry checked too
-    geometry_ok = len(problems.items) == n_before
-    animal_id = None
-    if raw.get("animal_id") is not None:
-        animal_id = _name(raw["animal_id"], f"{path}.animal_id", problems)
-    if unit == "px":
-        scale = _parse_scale(raw, path, problems)
-    if not geometry_ok or name is None or polygon is None:
+
+def _fit_template(
+    drawn: ArenaConfig, unit: str, corners: _TemplateCorners, path: str, problems: _Problems
+) -> ArenaConfig | None:
+    """An arena drawn in ``unit`` mapped into this video's pixels, the drawing kept as its
+    :class:`Template`; None (with problems) where the fit cannot map it."""
+    # every geometry problem (missing or unusable corners among them) stopped the arena
+    assert corners.corners_px is not None and corners.template_corners is not None
+    template = Template(
+        units=unit,
+        corners_px=corners.corners_px,  # type: ignore[arg-type]
+        template_corners=corners.template_corners,  # type: ignore[arg-type]
+        polygon=drawn.polygon,
+        doors=drawn.doors,
+        chambers=drawn.chambers,
+        masks=drawn.masks,
+    )
+    fitted = _apply_template(template, path, problems)
+    if fitted is None:
         return None
-    template = None
-    if unit != "px":
-        assert corners_px is not None and template_corners is not None
-        template = Template(
-            units=unit,
-            corners_px=corners_px,  # type: ignore[arg-type]
-            template_corners=template_corners,  # type: ignore[arg-type]
-            polygon=polygon,
-            doors=tuple(doors),
-            chambers=tuple(chambers),
-            masks=tuple(masks),
-        )
-        fitted = _apply_template(template, path, problems)
-        if fitted is None:
-            return None
-        polygon, doors, chambers, masks, scale = fitted
-    return ArenaConfig(
-        name=name,
+    polygon, doors, chambers, masks, scale = fitted
+    return replace(
+        drawn,
         polygon=polygon,
         doors=tuple(doors),
         chambers=tuple(chambers),
         masks=tuple(masks),
-        animal_id=animal_id,
         scale=scale,
         template=template,
     )
 
 
 def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """Every settings section, in file order of the problems: each one's defaults where it
+    is missing, and where one of its values is wrong (with a problem)."""
+    return {
+        "background": _parse_background(raw.get("background"), problems),
+        "detection": _parse_detection(raw.get("detection"), problems),
+        "chambers": _parse_chamber_settings(raw.get("chambers"), problems),
+        "video": _parse_video_settings(raw.get("video"), problems),
+        "summary": _parse_summary_settings(raw.get("summary"), problems),
+        "qc": _parse_qc(raw.get("qc"), problems),
+    }
 
-    b = _mapping(raw.get("background"), "background", problems,
+
+def _parse_background(raw: Any, problems: _Problems) -> BackgroundSettings:
+    b = _mapping(raw, "background", problems,
                  {"samples": "", "follow_lighting": "", "remove_resting_mouse": ""})
-    out["background"] = BackgroundSettings(
+    return BackgroundSettings(
         samples=_number(b.get("samples", 40), "background.samples", problems, minimum=3,
                         maximum=1000, integer=True) or 40,
         follow_lighting=_flag(b.get("follow_lighting", True), "background.follow_lighting",
@@ -810,8 +882,10 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
                                    "background.remove_resting_mouse", problems),
     )
 
+
+def _parse_detection(raw: Any, problems: _Problems) -> DetectionSettings:
     d = _mapping(
-        raw.get("detection"),
+        raw,
         "detection",
         problems,
         {"animal": "", "threshold": "", "min_area_px": "", "max_area_px": "", "opening_px": "",
@@ -825,13 +899,8 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
                       maximum=51, integer=True)
     blur = _number(d.get("blur_px", 3), "detection.blur_px", problems, minimum=0, maximum=51,
                    integer=True)
-    downscale = d.get("downscale", "auto")
-    if downscale == "auto" or downscale is None:
-        downscale = None
-    elif downscale not in (1, 2, 4) or isinstance(downscale, bool):
-        problems.add("detection.downscale", f"expected auto, 1, 2 or 4, got {downscale!r}")
-        downscale = None
-    out["detection"] = DetectionSettings(
+    downscale = _parse_downscale(d.get("downscale", "auto"), problems)
+    det = DetectionSettings(
         animal=animal,
         threshold=_number(d.get("threshold"), "detection.threshold", problems, minimum=1,
                           maximum=254, allow_auto=True),
@@ -841,15 +910,25 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
                             allow_auto=True),
         opening_px=5 if opening is None else int(opening),
         blur_px=3 if blur is None else int(blur),
-        downscale=None if downscale is None else int(downscale),
+        downscale=downscale,
     )
-    det = out["detection"]
     if det.min_area_px and det.max_area_px and det.min_area_px >= det.max_area_px:
         problems.add("detection.max_area_px", "must be larger than detection.min_area_px")
+    return det
 
-    c = _mapping(
-        raw.get("chambers"), "chambers", problems, {"hysteresis_px": "", "backdate_crossings": ""}
-    )
+
+def _parse_downscale(downscale: Any, problems: _Problems) -> int | None:
+    """``detection.downscale``: 1, 2 or 4, or None for auto (also where it is wrong)."""
+    if downscale == "auto" or downscale is None:
+        return None
+    if downscale not in (1, 2, 4) or isinstance(downscale, bool):
+        problems.add("detection.downscale", f"expected auto, 1, 2 or 4, got {downscale!r}")
+        return None
+    return int(downscale)
+
+
+def _parse_chamber_settings(raw: Any, problems: _Problems) -> ChamberSettings:
+    c = _mapping(raw, "chambers", problems, {"hysteresis_px": "", "backdate_crossings": ""})
     hyst = _number(c.get("hysteresis_px", 6.0), "chambers.hysteresis_px", problems, minimum=0)
     backdate = c.get("backdate_crossings", True)
     if not isinstance(backdate, bool):
@@ -857,30 +936,34 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
             "chambers.backdate_crossings", f"expected true or false, got {backdate!r}"
         )
         backdate = True
-    out["chambers"] = ChamberSettings(
+    return ChamberSettings(
         hysteresis_px=6.0 if hyst is None else hyst, backdate_crossings=backdate
     )
 
-    v = _mapping(raw.get("video"), "video", problems, {"gap_factor": "", "checkpoint_s": ""})
+
+def _parse_video_settings(raw: Any, problems: _Problems) -> VideoSettings:
+    v = _mapping(raw, "video", problems, {"gap_factor": "", "checkpoint_s": ""})
     gap = _number(v.get("gap_factor", 2.5), "video.gap_factor", problems, minimum=1.1)
     ckpt = _number(v.get("checkpoint_s", 300.0), "video.checkpoint_s", problems, minimum=1)
-    out["video"] = VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
+    return VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
 
-    s = _mapping(
-        raw.get("summary"), "summary", problems, {"min_step_px": "", "bin_s": "", "windows": ""}
-    )
+
+def _parse_summary_settings(raw: Any, problems: _Problems) -> SummarySettings:
+    s = _mapping(raw, "summary", problems, {"min_step_px": "", "bin_s": "", "windows": ""})
     step = _number(s.get("min_step_px", 2.0), "summary.min_step_px", problems, minimum=0)
     bin_s = None
     if s.get("bin_s") is not None:
         bin_s = _number(s["bin_s"], "summary.bin_s", problems, minimum=1)
-    out["summary"] = SummarySettings(
+    return SummarySettings(
         min_step_px=2.0 if step is None else step,
         bin_s=bin_s,
         windows=_parse_windows(s.get("windows"), "summary.windows", problems),
     )
 
+
+def _parse_qc(raw: Any, problems: _Problems) -> QcSettings:
     defaults = QcSettings()
-    q = _mapping(raw.get("qc"), "qc", problems, {k: "" for k in asdict(defaults)})
+    q = _mapping(raw, "qc", problems, {k: "" for k in asdict(defaults)})
     qc_values = {}
     for key, default in asdict(defaults).items():
         share = key.startswith(("max_undetected", "max_multi", "max_area", "max_unobserved",
@@ -890,8 +973,7 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
         qc_values[key] = default if v is None else float(v)
     if qc_values["max_speed_cm_s"] <= 0:
         problems.add("qc.max_speed_cm_s", "must be positive")
-    out["qc"] = QcSettings(**qc_values)
-    return out
+    return QcSettings(**qc_values)
 
 
 def _parse_windows(raw: Any, path: str, problems: _Problems) -> tuple[TimeWindow, ...]:
@@ -947,8 +1029,19 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
             source, f"the file must be a YAML mapping with an 'arenas' list, got {_show(raw)}"
         )
     _mapping(raw, "", problems, _TOP_KEYS)
+    arenas = _parse_arenas(raw, problems)
+    _check_unique_arenas(arenas, problems)
+    settings = _parse_settings(raw, problems)
+    config = Config(arenas=tuple(a for a in arenas if a is not None), source=source, **settings)
+    _add_geometry_problems(config, arenas, problems)
+    if problems.items:
+        raise ConfigError(source, problems.items)
+    return config
+
+
+def _parse_arenas(raw: dict, problems: _Problems) -> list[ArenaConfig | None]:
+    """The ``arenas`` list, one entry per arena in the file (None where it did not parse)."""
     raw_arenas = raw.get("arenas")
-    arenas: list[ArenaConfig | None] = []
     if "arenas" not in raw:
         problems.add("arenas", "is required: a list with at least one arena")
     elif not isinstance(raw_arenas, list) or not raw_arenas:
@@ -957,8 +1050,10 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
             f"expected a list with at least one arena (- name: ...), got {_show(raw_arenas)}",
         )
         raw_arenas = []
-    for i, a in enumerate(raw_arenas or []):
-        arenas.append(_parse_arena(a, f"arenas[{i}]", problems))
+    return [_parse_arena(a, f"arenas[{i}]", problems) for i, a in enumerate(raw_arenas or [])]
+
+
+def _check_unique_arenas(arenas: list[ArenaConfig | None], problems: _Problems) -> None:
     for what in ("name", "animal_id"):
         seen: dict[str, int] = {}
         for i, arena in enumerate(arenas):
@@ -972,12 +1067,14 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
                 )
             else:
                 seen[value] = i
-    settings = _parse_settings(raw, problems)
 
-    config = Config(arenas=tuple(a for a in arenas if a is not None), source=source, **settings)
+
+def _add_geometry_problems(
+    config: Config, arenas: list[ArenaConfig | None], problems: _Problems
+) -> None:
+    """The drawing's problems, at the key paths of the arenas' places in the file."""
     # Geometry (simple polygons, doors crossing, one point per piece, overlaps) needs
-    # well-formed values: it is checked for every arena that parsed, whatever else is wrong,
-    # and its key paths are put back on the arenas' places in the file.
+    # well-formed values: it is checked for every arena that parsed, whatever else is wrong.
     from ..geometry.chambers import geometry_problems
 
     places = [i for i, a in enumerate(arenas) if a is not None]
@@ -986,9 +1083,6 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         if match:
             path = f"arenas[{places[int(match.group(1))]}]" + path[match.end():]
         problems.add(path, message)
-    if problems.items:
-        raise ConfigError(source, problems.items)
-    return config
 
 
 def load_config(path: str | Path) -> Config:
