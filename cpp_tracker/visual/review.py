@@ -116,8 +116,14 @@ def _video_rate(video: str | Path) -> float:
 # --------------------------------------------------------------------------- detectors
 def detectors_for_result(result: StoredResult, background: np.ndarray) -> list[ArenaDetector]:
     """Rebuild each arena's detector from ``background.png`` and the values ``run.json``
-    recorded (polarity, threshold, area limits), so blob outlines match the run."""
+    recorded (polarity, threshold, area limits, noise), so blob outlines match the run.
+
+    When the run followed the lighting (``background.follow_lighting``), the detectors do
+    too: :func:`_blob_contour` scales the background and threshold to each frame's
+    ``light_gain`` (stored in the track, or measured by the detector) as tracking did.
+    """
     out = []
+    follow = result.config.background.follow_lighting
     for arena in result.config.arenas:
         settings = result.config.detection
         rec = result.record.detection_for(arena.name)
@@ -129,7 +135,17 @@ def detectors_for_result(result: StoredResult, background: np.ndarray) -> list[A
                 min_area_px=_recorded(rec.min_area_px, settings.min_area_px),
                 max_area_px=_recorded(rec.max_area_px, settings.max_area_px),
             )
-        out.append(make_detector(arena, settings, background, background[None]))
+        detector = make_detector(
+            arena, settings, background, background[None], follow_lighting=follow
+        )
+        if rec is not None and rec.noise_sigma is not None and math.isfinite(rec.noise_sigma):
+            # the floor the threshold is scaled down to in dim light: from the video's noise
+            # (a background alone has none)
+            detector = replace(
+                detector, noise_sigma=float(rec.noise_sigma),
+                min_threshold=3.0 * float(rec.noise_sigma) + 3.0, _lit={},
+            )
+        out.append(detector)
     return out
 
 
@@ -137,9 +153,24 @@ def _recorded(value, default):
     return default if value is None else value
 
 
-def _blob_contour(detector: ArenaDetector, gray: np.ndarray, x: float, y: float):
-    """Outline (full-frame coordinates) of the blob at (x, y), or of the largest blob."""
-    binary = detector.foreground(gray)
+def _frame_gain(detector: ArenaDetector, gray: np.ndarray, stored: float = math.nan) -> float:
+    """The frame's brightness relative to the background, as tracking used it: the
+    ``light_gain`` stored in the track when there is one, else the detector's measurement
+    (1.0 when the lighting is not followed)."""
+    if math.isfinite(stored) and stored > 0:
+        return float(stored)
+    return detector.light_gain(gray)
+
+
+def _blob_contour(
+    detector: ArenaDetector, gray: np.ndarray, x: float, y: float, gain: float = 1.0
+):
+    """Outline (full-frame coordinates) of the blob at (x, y), or of the largest blob.
+
+    ``gain``: the frame's brightness relative to the background (see :func:`_frame_gain`);
+    the background and threshold are scaled to it, as in tracking.
+    """
+    binary = detector.foreground(gray, gain)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return None
@@ -241,52 +272,75 @@ def _draw_mouse(img, geo, scale, k, x, y, chamber, contour) -> None:
 
 
 # ---------------------------------------------------------------------- overlay source
+def _track_columns(result: StoredResult) -> list[str]:
+    """The columns an overlay reads from the stored track (``light_gain`` when stored:
+    results of versions before it have none)."""
+    import pyarrow.parquet as pq
+
+    columns = ["time_s", "arena", "x", "y", "detected", "chamber"]
+    try:
+        names = pq.read_schema(result.result_dir / "track.parquet").names
+    except (OSError, ValueError):
+        return columns  # result.track() says what is wrong with the file
+    return columns + ["light_gain"] if "light_gain" in names else columns
+
+
 class _TrackLookup:
-    """Per-frame centroid and chamber from a stored track, looked up by time."""
+    """Per-frame centroid, chamber and light gain from a stored track, looked up by time."""
 
     def __init__(self, result: StoredResult):
-        track = result.track(["time_s", "arena", "x", "y", "detected", "chamber"])
+        track = result.track(_track_columns(result))
         self.interval = result.frame_interval_s
         self.by_arena = []
         for arena in result.config.arenas:
             sub = track[track["arena"].astype(str) == arena.name]
+            gains = (
+                sub["light_gain"].to_numpy(dtype=float) if "light_gain" in sub.columns
+                else np.full(len(sub), np.nan)
+            )
             self.by_arena.append(
                 (
                     sub["time_s"].to_numpy(dtype=float),
                     sub["x"].to_numpy(dtype=float),
                     sub["y"].to_numpy(dtype=float),
                     sub["chamber"].astype(str).to_numpy(),
+                    gains,
                 )
             )
 
-    def __call__(self, k: int, t: float, gray: np.ndarray) -> tuple[float, float, str]:
-        times, xs, ys, chambers = self.by_arena[k]
+    def __call__(self, k: int, t: float, gray: np.ndarray) -> tuple[float, float, str, float]:
+        """``(x, y, chamber, light_gain)`` of arena ``k`` at time ``t`` (gain NaN when the
+        track does not store it)."""
+        times, xs, ys, chambers, gains = self.by_arena[k]
         if len(times) == 0:
-            return math.nan, math.nan, "not tracked"
+            return math.nan, math.nan, "not tracked", math.nan
         j = int(np.searchsorted(times, t))
         cands = [i for i in (j - 1, j) if 0 <= i < len(times)]
         i = min(cands, key=lambda i: abs(times[i] - t))
         if abs(times[i] - t) > 0.5 * self.interval:
-            return math.nan, math.nan, "not tracked"
-        return xs[i], ys[i], chambers[i]
+            return math.nan, math.nan, "not tracked", math.nan
+        return xs[i], ys[i], chambers[i], gains[i]
 
 
 class _LiveTracker:
-    """Centroid and chamber computed on the fly (overlay from a config alone)."""
+    """Centroid and chamber computed on the fly (overlay from a config alone), following
+    the lighting as tracking does."""
 
     def __init__(self, detectors: list[ArenaDetector], geo: OverlayGeometry):
         self.detectors = detectors
         self.geo = geo
         self.state = [UNKNOWN] * len(detectors)
 
-    def __call__(self, k: int, t: float, gray: np.ndarray) -> tuple[float, float, str]:
-        x, y, _, _ = self.detectors[k].detect(gray)
+    def __call__(self, k: int, t: float, gray: np.ndarray) -> tuple[float, float, str, float]:
+        detector = self.detectors[k]
+        gain = detector.light_gain(gray)
+        x, y, _, _ = detector.detect(gray, gain)
         det = np.array([math.isfinite(x)])
         codes, self.state[k] = assign_chambers(
             np.array([x]), np.array([y]), det, self.geo.layouts[k], self.state[k]
         )
         names = self.geo.arenas[k].chamber_names
-        return x, y, ("unknown" if codes[0] == UNKNOWN else names[int(codes[0])])
+        return x, y, ("unknown" if codes[0] == UNKNOWN else names[int(codes[0])]), gain
 
 
 # ---------------------------------------------------------------------------- overlay
@@ -297,6 +351,36 @@ def _check_stretch(start_s: float, end_s: float | None, speed: float) -> None:
         raise ConfigError("--end", f"must be later than --start ({start_s} s), got {end_s}")
     if not (math.isfinite(speed) and speed > 0):
         raise ConfigError("--speed", f"must be a positive number, got {speed}")
+
+
+def _live_detectors(video: str | Path, config: Config) -> tuple[np.ndarray, list[ArenaDetector]]:
+    """Background and detectors for an overlay from a config alone, made as ``track``
+    makes them: from samples of the whole video brought to one lighting (and a resting
+    mouse removed), following the lighting when the config does."""
+    from ..config.settings import check_against_frame
+    from ..tracking.background import estimate_background
+    from ..tracking.tracker import arena_mask
+    from ..video.reader import VideoReader, probe_video
+
+    info = probe_video(video)
+    check_against_frame(config, info.width, info.height, video=str(video))
+    with VideoReader(video, info) as reader:
+        samples, index = reader.sample_frames(config.background.samples)
+    h, w = samples.shape[1:]
+    model = estimate_background(
+        samples,
+        index,
+        {a.name: arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas},
+        correct_lighting=config.background.follow_lighting,
+        remove_resting=config.background.remove_resting_mouse,
+        min_area_px={a.name: config.detection.min_area_px for a in config.arenas},
+    )
+    detectors = [
+        make_detector(a, config.detection, model.image, model.samples,
+                      follow_lighting=config.background.follow_lighting)
+        for a in config.arenas
+    ]
+    return model.image, detectors
 
 
 def render_overlay(
@@ -332,16 +416,7 @@ def render_overlay(
         lookup = _TrackLookup(result)
         detectors = detectors_for_result(result, background)
     else:
-        from ..config.settings import check_against_frame
-        from ..tracking.background import median_background
-        from ..video.reader import VideoReader, probe_video
-
-        info = probe_video(video)
-        check_against_frame(config, info.width, info.height, video=str(video))
-        with VideoReader(video, info) as reader:
-            samples, _ = reader.sample_frames(config.background.samples)
-        background = median_background(samples)
-        detectors = [make_detector(a, config.detection, background, samples) for a in config.arenas]
+        background, detectors = _live_detectors(video, config)
         lookup = None
     assert config is not None
     geo = overlay_geometry(config)
@@ -379,8 +454,11 @@ def render_overlay(
                     if scale != 1 else bgr.copy()
                 draw_geometry_overlay(img, geo, scale)
                 for k, detector in enumerate(detectors):
-                    x, y, chamber = lookup(k, t, gray)
-                    contour = _blob_contour(detector, gray, x, y) if math.isfinite(x) else None
+                    x, y, chamber, stored_gain = lookup(k, t, gray)
+                    contour = None
+                    if math.isfinite(x):
+                        gain = _frame_gain(detector, gray, stored_gain)
+                        contour = _blob_contour(detector, gray, x, y, gain)
                     _draw_mouse(img, geo, scale, k, x, y, chamber, contour)
                 stamp = f"{t:9.2f} s ({t / 60:.2f} min)"
                 if speed != 1:

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +16,16 @@ from cpp_tracker.config.settings import config_to_dict, parse_config
 from cpp_tracker.results.outputs import write_csv, write_json, write_parquet
 from cpp_tracker.results.stored import load_result
 from cpp_tracker.runs.pipeline import analyse_track
-from cpp_tracker.visual.review import door_close_calls, render_overlay, review_moments
+from cpp_tracker.visual.review import (
+    _blob_contour,
+    _frame_gain,
+    _TrackLookup,
+    detectors_for_result,
+    door_close_calls,
+    iter_frames,
+    render_overlay,
+    review_moments,
+)
 from tests.results_helpers import tracked
 
 
@@ -85,6 +95,72 @@ def test_overlay_errors(result, tmp_path, capsys):
     assert "has no run.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["overlay", str(video), "--out", out])  # neither --results nor --config
+
+
+# ------------------------------------------------------------- outline after a light step
+@pytest.fixture(scope="module")
+def light_step(video_factory, tmp_path_factory):
+    """The 20-s video with the light dropping to 0.6 at 10 s, tracked (light followed)."""
+    return tracked(video_factory, tmp_path_factory, name="light_step",
+                   light_steps=((10.0, 0.6),))
+
+
+def test_blob_outline_follows_a_step_in_the_lighting(light_step):
+    """After the light drops, the outline is the mouse's blob (as tracked), in every frame:
+    not the whole floor, which without the frame's gain is darker than the background by
+    more than the threshold (the outline then ran round the arena, 150x the mouse)."""
+    video, _, result_dir = light_step
+    result = load_result(result_dir)
+    (detector,) = detectors_for_result(result, result.background())
+    lookup = _TrackLookup(result)
+    track = result.track(["time_s", "area_px", "light_gain"])
+    times = track["time_s"].to_numpy()
+    on_mouse, ratios, gains = 0, [], []
+    for t, bgr in iter_frames(video, 10.0, 20.0):
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        x, y, _, stored = lookup(0, t, gray)
+        assert np.isfinite(x)
+        gains.append(stored)
+        # the detector's own measurement (results without light_gain) agrees with it
+        assert _frame_gain(detector, gray) == pytest.approx(stored, abs=0.03)
+        contour = _blob_contour(detector, gray, x, y, _frame_gain(detector, gray, stored))
+        assert contour is not None
+        inside = cv2.pointPolygonTest(contour.astype(np.float32), (x, y), False) >= 0
+        filled = np.zeros_like(gray)
+        cv2.drawContours(filled, [contour.astype(np.int32)], -1, 255, -1)
+        area = track["area_px"].iloc[int(np.argmin(np.abs(times - t)))]
+        ratio = (filled > 0).sum() / area
+        ratios.append(ratio)
+        on_mouse += bool(inside and 0.9 < ratio < 1.25)
+    assert len(gains) == 300
+    assert 0.7 < np.median(gains) < 0.85  # the step is there: the floor ~22 % darker
+    assert on_mouse == 300, (min(ratios), max(ratios))  # was 0 of 300 (ratio ~157)
+
+
+def test_overlay_after_a_light_step_outlines_the_mouse_not_the_arena(light_step, tmp_path):
+    """In the overlay at 12 s (after the step), the chamber-coloured outline is around the
+    mouse: nothing of it on the arena's edge (was some 5300 coloured pixels there)."""
+    video, _, result_dir = light_step
+    result = load_result(result_dir)
+    info = render_overlay(video, tmp_path / "o.mp4", result=result, start_s=12.0, end_s=12.2)
+    track = result.track(["time_s", "x", "y"])
+    polygon = np.asarray(result.config.arenas[0].polygon, dtype=float) * 2  # enlarged x2
+    colours = [(0xE6, 0x9F, 0x00), (0x56, 0xB4, 0xE9)]  # paired, unpaired (RGB)
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
+    assert len(frames) == info["frames"] == 6
+    for k, frame in enumerate(frames):
+        row = track.iloc[int(np.argmin(np.abs(track["time_s"] - (12.0 + k / 30))))]
+        coloured = np.zeros(frame.shape[:2], bool)
+        for colour in colours:
+            coloured |= np.linalg.norm(frame - np.array(colour, float), axis=2) < 60
+        edge = np.zeros(frame.shape[:2], np.uint8)
+        cv2.polylines(edge, [polygon.round().astype(np.int32)], True, 1, 7)
+        yy, xx = np.mgrid[: frame.shape[0], : frame.shape[1]]
+        dist = np.hypot(xx - 2 * row["x"], yy - 2 * row["y"])
+        assert (coloured & (edge > 0) & (dist > 60)).sum() == 0
+        # the outline round the mouse, outside the centroid's dot (radius 8 px)
+        assert (coloured & (dist > 12) & (dist < 60)).sum() > 200
 
 
 # ---------------------------------------------------------------- door calls, by hand
