@@ -217,6 +217,9 @@ def _where_invalid(polygon: Polygon) -> str:
     return ""
 
 
+_Problems = list[tuple[str, str]]
+
+
 def geometry_problems(config: ArenasDrawing) -> list[tuple[str, str]]:
     """Every geometric problem of a structurally valid config, as (key path, message).
 
@@ -229,100 +232,157 @@ def geometry_problems(config: ArenasDrawing) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     polygons: list[Polygon | None] = []
     for i, arena in enumerate(config.arenas):
-        path = f"arenas[{i}]"
-        polygon = Polygon(arena.polygon)
-        if not polygon.is_valid or polygon.area <= 0:
-            problems.append(
-                (f"{path}.polygon", f"{_written(arena, 'polygon')}: the outline crosses itself "
-                 f"or has no area{_where_invalid(polygon)}; list the corners in order around "
-                 "the arena")
-            )
-            polygons.append(None)
-            continue
-        polygons.append(polygon)
-        lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
-        n_pieces = len(split_polygon(polygon, lines))
-        door_ok = True
-        for j, line in enumerate(lines):
-            seg = polygon.intersection(line)
-            if seg.is_empty or seg.length < 1.0:
-                problems.append(
-                    (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cross "
-                     f"arena '{arena.name}'; draw it from wall to wall across the arena")
-                )
-                door_ok = False
-                continue
-            others = lines[:j] + lines[j + 1 :]
-            if len(split_polygon(polygon, others)) >= n_pieces:
-                problems.append(
-                    (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cut "
-                     f"arena '{arena.name}' in two; extend it from wall to wall (or to another "
-                     "door line)")
-                )
-                door_ok = False
-        pieces = split_polygon(polygon, lines)
-        mask_polygons = []
-        for j, mask in enumerate(arena.masks):
-            m = Polygon(mask)
-            if not m.is_valid or m.area <= 0:
-                problems.append(
-                    (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)}: the mask outline "
-                     f"crosses itself or has no area{_where_invalid(m)}; list its corners in "
-                     "order around it")
-                )
-                continue
-            if m.intersection(polygon).area <= 1e-9 * polygon.area:
-                problems.append(
-                    (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)} lies outside arena "
-                     f"'{arena.name}'; a mask hides part of its own arena, so draw it inside")
-                )
-                continue
-            mask_polygons.append(m)
-        if not door_ok:
-            continue
-        owner: dict[int, str] = {}
-        for j, chamber in enumerate(arena.chambers):
-            pt = Point(chamber.point)
-            if not polygon.covers(pt):
-                problems.append(
-                    (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies "
-                     f"outside arena '{arena.name}'; put it inside the chamber it names")
-                )
-                continue
-            inside = [k for k, piece in enumerate(pieces) if piece.buffer(1e-9).covers(pt)]
-            if len(inside) != 1:
-                problems.append(
-                    (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies on "
-                     "a door line; move it into the middle of its chamber")
-                )
-                continue
-            k = inside[0]
-            if k in owner:
-                problems.append(
-                    (f"{path}.chambers[{j}].point", f"chambers '{owner[k]}' and '{chamber.name}' "
-                     "have their points in the same piece of the arena; move one point across "
-                     "the door line, or add the missing door line")
-                )
-            else:
-                owner[k] = chamber.name
-        unnamed = [k for k in range(len(pieces)) if k not in owner]
-        if unnamed and len(owner) == len(arena.chambers):
-            for k in unnamed:
-                c = pieces[k].representative_point()
-                problems.append(
-                    (f"{path}.chambers", f"the piece of arena '{arena.name}' around "
-                     f"[{c.x:.0f}, {c.y:.0f}] px has no chamber; add a chamber with a point "
-                     "in it")
-                )
+        polygons.append(_arena_problems(arena, f"arenas[{i}]", problems))
+    problems.extend(_overlap_problems(config, polygons))
+    return problems
+
+
+
+def _arena_problems(arena: ArenaDrawing, path: str, problems: _Problems) -> Polygon | None:
+    """Add one arena's problems to ``problems``; its outline, None when that is unusable."""
+    polygon = Polygon(arena.polygon)
+    if not polygon.is_valid or polygon.area <= 0:
+        problems.append(
+            (f"{path}.polygon", f"{_written(arena, 'polygon')}: the outline crosses itself "
+             f"or has no area{_where_invalid(polygon)}; list the corners in order around "
+             "the arena")
+        )
+        return None
+    lines = [_extended(d.line, _DOOR_EXTENSION_PX) for d in arena.doors]
+    pieces = split_polygon(polygon, lines)
+    door_ok = _add_door_problems(arena, path, polygon, lines, len(pieces), problems)
+    mask_polygons = _usable_masks(arena, path, polygon, problems)
+    # chambers are judged by the pieces, which mean nothing while a door line is wrong
+    if door_ok:
+        owner = _chamber_owners(arena, path, polygon, pieces, problems)
+        if len(owner) == len(arena.chambers):
+            problems.extend(_unnamed_pieces(arena, path, pieces, owner))
         if mask_polygons and len(owner) == len(arena.chambers) == len(pieces):
-            hidden = unary_union(mask_polygons)
-            names = {k: n for k, n in owner.items()}
-            for k, piece in enumerate(pieces):
-                if piece.difference(hidden).area < 0.01 * piece.area:
-                    problems.append(
-                        (f"{path}.masks", f"the masks cover all of chamber '{names[k]}': the "
-                         "mouse could never be seen there; make the masks smaller")
-                    )
+            problems.extend(_hidden_chambers(path, pieces, owner, mask_polygons))
+    return polygon
+
+
+def _add_door_problems(
+    arena: ArenaDrawing,
+    path: str,
+    polygon: Polygon,
+    lines: list[LineString],
+    n_pieces: int,
+    problems: _Problems,
+) -> bool:
+    """Add a problem for each door line that does not cut the arena; True when none."""
+    door_ok = True
+    for j, line in enumerate(lines):
+        seg = polygon.intersection(line)
+        if seg.is_empty or seg.length < 1.0:
+            problems.append(
+                (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cross "
+                 f"arena '{arena.name}'; draw it from wall to wall across the arena")
+            )
+            door_ok = False
+            continue
+        # a door that cuts adds a piece: without it there are fewer
+        others = lines[:j] + lines[j + 1 :]
+        if len(split_polygon(polygon, others)) >= n_pieces:
+            problems.append(
+                (f"{path}.doors[{j}].line", f"{_written(arena, 'door', j)} does not cut "
+                 f"arena '{arena.name}' in two; extend it from wall to wall (or to another "
+                 "door line)")
+            )
+            door_ok = False
+    return door_ok
+
+
+def _usable_masks(
+    arena: ArenaDrawing, path: str, polygon: Polygon, problems: _Problems
+) -> list[Polygon]:
+    """The masks that are simple and overlap the arena; a problem for each other one."""
+    mask_polygons = []
+    for j, mask in enumerate(arena.masks):
+        m = Polygon(mask)
+        if not m.is_valid or m.area <= 0:
+            problems.append(
+                (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)}: the mask outline "
+                 f"crosses itself or has no area{_where_invalid(m)}; list its corners in "
+                 "order around it")
+            )
+            continue
+        if m.intersection(polygon).area <= 1e-9 * polygon.area:
+            problems.append(
+                (f"{path}.masks[{j}]", f"{_written(arena, 'mask', j)} lies outside arena "
+                 f"'{arena.name}'; a mask hides part of its own arena, so draw it inside")
+            )
+            continue
+        mask_polygons.append(m)
+    return mask_polygons
+
+
+def _chamber_owners(
+    arena: ArenaDrawing, path: str, polygon: Polygon, pieces: list[Polygon], problems: _Problems
+) -> dict[int, str]:
+    """The chamber named in each piece (by piece index); a problem for each chamber point
+    outside the arena, on a door line, or in a piece that another chamber has."""
+    owner: dict[int, str] = {}
+    for j, chamber in enumerate(arena.chambers):
+        pt = Point(chamber.point)
+        if not polygon.covers(pt):
+            problems.append(
+                (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies "
+                 f"outside arena '{arena.name}'; put it inside the chamber it names")
+            )
+            continue
+        inside = [k for k, piece in enumerate(pieces) if piece.buffer(1e-9).covers(pt)]
+        if len(inside) != 1:
+            problems.append(
+                (f"{path}.chambers[{j}].point", f"{_written(arena, 'chamber', j)} lies on "
+                 "a door line; move it into the middle of its chamber")
+            )
+            continue
+        k = inside[0]
+        if k in owner:
+            problems.append(
+                (f"{path}.chambers[{j}].point", f"chambers '{owner[k]}' and '{chamber.name}' "
+                 "have their points in the same piece of the arena; move one point across "
+                 "the door line, or add the missing door line")
+            )
+        else:
+            owner[k] = chamber.name
+    return owner
+
+
+def _unnamed_pieces(
+    arena: ArenaDrawing, path: str, pieces: list[Polygon], owner: dict[int, str]
+) -> _Problems:
+    """A problem for each piece without a chamber point."""
+    problems = []
+    for k in range(len(pieces)):
+        if k in owner:
+            continue
+        c = pieces[k].representative_point()
+        problems.append(
+            (f"{path}.chambers", f"the piece of arena '{arena.name}' around "
+             f"[{c.x:.0f}, {c.y:.0f}] px has no chamber; add a chamber with a point "
+             "in it")
+        )
+    return problems
+
+
+def _hidden_chambers(
+    path: str, pieces: list[Polygon], owner: dict[int, str], masks: list[Polygon]
+) -> _Problems:
+    """A problem for each chamber that the masks hide (almost) entirely."""
+    hidden = unary_union(masks)
+    return [
+        (f"{path}.masks", f"the masks cover all of chamber '{owner[k]}': the "
+         "mouse could never be seen there; make the masks smaller")
+        for k, piece in enumerate(pieces)
+        if piece.difference(hidden).area < 0.01 * piece.area
+    ]
+
+
+def _overlap_problems(config: ArenasDrawing, polygons: list[Polygon | None]) -> _Problems:
+    """A problem for each pair of arenas that share floor (None: an unusable outline)."""
+    problems = []
     for i, a in enumerate(polygons):
         for j in range(i + 1, len(polygons)):
             b = polygons[j]
@@ -400,28 +460,48 @@ def assign_chambers(
             out[b0:b1] = raw
             cur = int(raw[-1])
             continue
-        # Sequential by nature; a loop over plain Python lists (about 1 µs per frame).
-        raw_l = raw.tolist()
-        dist_l = dist.tolist()
-        out_l = [0] * len(raw_l)
-        for j, r in enumerate(raw_l):
-            i = b0 + j
-            if cur == UNKNOWN:
-                cur = r
-                last_in = i
-            elif r == cur:
-                last_in = i
-            elif dist_l[j][cur] > margin:
-                if backdate:
-                    lo = last_in + 1
-                    if lo < b0:  # the crossing began in an earlier block
-                        out[lo:b0] = raw_all[lo:b0]
-                        lo = b0
-                    for k in range(lo, i):
-                        out_l[k - b0] = raw_l[k - b0]
-                cur = r
-                last_in = i
-            out_l[j] = cur
-        out[b0:b1] = out_l
+        cur, last_in = _hysteresis_block(
+            raw.tolist(), dist.tolist(), b0, cur, last_in, margin, backdate, raw_all, out
+        )
     codes[idx] = out
     return codes, int(cur)
+
+
+def _hysteresis_block(
+    raw_l: list[int],
+    dist_l: list[list[float]],
+    b0: int,
+    cur: int,
+    last_in: int,
+    margin: float,
+    backdate: bool,
+    raw_all: np.ndarray,
+    out: np.ndarray,
+) -> tuple[int, int]:
+    """The chambers with hysteresis of one block of detected frames (the block's pieces
+    ``raw_l`` and distances ``dist_l``, starting at detected frame ``b0``), written into
+    ``out``; ``cur`` and ``last_in`` (the last frame in ``cur``'s piece) carry over from the
+    block before and are returned for the next one. A backdated crossing that began in an
+    earlier block rewrites that block's frames in ``out`` from ``raw_all``."""
+    # Sequential by nature; a loop over plain Python lists (about 1 µs per frame).
+    out_l = [0] * len(raw_l)
+    for j, r in enumerate(raw_l):
+        i = b0 + j
+        if cur == UNKNOWN:
+            cur = r
+            last_in = i
+        elif r == cur:
+            last_in = i
+        elif dist_l[j][cur] > margin:
+            if backdate:
+                lo = last_in + 1
+                if lo < b0:  # the crossing began in an earlier block
+                    out[lo:b0] = raw_all[lo:b0]
+                    lo = b0
+                for k in range(lo, i):
+                    out_l[k - b0] = raw_l[k - b0]
+            cur = r
+            last_in = i
+        out_l[j] = cur
+    out[b0 : b0 + len(out_l)] = out_l
+    return cur, last_in
