@@ -5,7 +5,9 @@ recorded length, time and percent in each chamber, unknown time, distance, QC, a
 of ``qc.png`` and links to the files. The batch totals are on top. Clicking a column header
 sorts by it (a few lines of inline JavaScript); the page needs no server and no internet:
 images and files are linked relative to the report, so the folder can be moved or shared
-as a whole.
+as a whole. The table takes the window's width and wraps long names, paths, QC reasons and
+warnings (at ``_ - / \\`` first), so that the page reads without horizontal scrolling in a
+window 1280 px wide or more (checked in headless Chromium by the tests).
 
 Rows come from the result folders found below the batch folder (each has a ``run.json``)
 and, when present, from ``batch_status.csv`` (``video, status, error, started, finished,
@@ -18,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -156,24 +159,31 @@ def collect_report_rows(batch_dir: str | Path) -> list[ReportRow]:
 
 # ------------------------------------------------------------------------------- HTML
 _CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.4em;margin:0 0 .3em}
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1em 1.2em;color:#222;
+ overflow-wrap:break-word}
+h1{font-size:1.4em;margin:0 0 .3em;overflow-wrap:anywhere}
 .totals{display:flex;flex-wrap:wrap;gap:.6em 2.2em;margin:.8em 0 1.2em;padding:.8em 1em;
  background:#f4f4f4;border-radius:6px}
 .totals div b{display:block;font-size:1.3em}
-table{border-collapse:collapse;font-size:.9em}
-th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
-th{background:#eee;cursor:pointer;user-select:none;position:sticky;top:0;white-space:nowrap}
+table{border-collapse:collapse;font-size:.85em;width:100%}
+th,td{border-bottom:1px solid #ddd;padding:.3em .4em;text-align:left;vertical-align:top}
+th{background:#eee;cursor:pointer;user-select:none;position:sticky;top:0;vertical-align:bottom}
+.unit{display:block;color:#666;font-size:.85em;font-weight:normal}
 th[aria-sort=ascending]::after{content:' \\25B2'}
 th[aria-sort=descending]::after{content:' \\25BC'}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.video,td.qc,p.review{overflow-wrap:anywhere}
+td.video{min-width:9em}
+td.qc{min-width:13em}
+td.files a{display:inline-block;white-space:nowrap;margin-right:.5em}
+td.files a.thumb{display:block;margin:0 0 .3em}
 .failed td{background:#fde8e0}
 .review{color:#a33;font-weight:bold}
 .ok{color:#075}
-.err{color:#a33;max-width:30em;white-space:pre-wrap}
-img.thumb{width:220px;border:1px solid #ccc}
+.err{color:#a33;white-space:pre-wrap}
+img.thumb{width:clamp(90px,10vw,220px);height:auto;border:1px solid #ccc}
 .small{color:#666;font-size:.85em}
-details{max-width:26em}
+details ul{margin:.2em 0;padding-left:1.2em}
 """
 
 _JS = """
@@ -213,6 +223,17 @@ _JS = """
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _breakable(text: object) -> str:
+    """Escaped ``text`` with a line-break opportunity (``<wbr>``) after each ``_ - / \\`` and
+    each dot before a letter: long file and chamber names wrap at their separators rather
+    than anywhere."""
+    return _BREAK_AFTER.sub(r"\1<wbr>", _e(text))
+
+
+# a run of _ / \ - (after a character, before one), or a dot before a letter (not 0.5)
+_BREAK_AFTER = re.compile(r"(?<=[^\s>])([_/\\-]+|\.(?=[A-Za-z]))(?=[^\s<&])")
 
 
 def _href(target: Path, base: Path) -> str:
@@ -262,12 +283,15 @@ def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
     totals.append(("need review", str(len(review))))
     totals.append(("with warnings", str(len({r.video for r in done if r.warnings}))))
 
-    head = ["video", "arena", "animal", "status", "length (min)"]
-    head += [f"{c} (%)" for c in chambers] + [f"{c} (min)" for c in chambers]
-    head += ["unknown (min)", "distance", "QC", "qc.png", "files"]
+    # (header HTML, attributes); a chamber's column shows its percent, the minutes below
+    head = [(_e(h), "") for h in ("video", "arena", "animal", "status", "length (min)")]
+    head += [(f'{_breakable(c)}<span class="unit">% (min)</span>',
+              f' class="chamber" data-chamber="{_e(c)}"') for c in chambers]
+    head += [(_e(h), "") for h in ("unknown (min)", "distance", "QC", "files")]
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         '<p class="small">Click a column header to sort. Percentages are of the time with a '
@@ -278,35 +302,35 @@ def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
         "</div>",
     ]
     if failed:
-        out.append(f'<p class="review">Failed: {_e(", ".join(failed))}</p>')
+        out.append(f'<p class="review">Failed: {_breakable(", ".join(failed))}</p>')
     out.append('<table id="videos"><thead><tr>')
-    out += [f'<th data-sort="1" scope="col">{_e(h)}</th>' for h in head]
+    out += [f'<th data-sort="1" scope="col"{attrs}>{h}</th>' for h, attrs in head]
     out.append("</tr></thead><tbody>")
     for r in rows:
         cls = ' class="failed"' if r.error else ""
         cells = []
         if r.result_dir is not None:
-            cells.append(_cell(f'<a href="{_href(r.result_dir, base)}/">{_e(r.video)}</a>',
-                               r.video))
+            cells.append(_cell(f'<a href="{_href(r.result_dir, base)}/">'
+                               f'{_breakable(r.video)}</a>', r.video, "video"))
         else:
-            cells.append(_cell(_e(r.video), r.video))
-        cells.append(_cell(_e(r.arena)))
-        cells.append(_cell(_e(r.animal_id)))
+            cells.append(_cell(_breakable(r.video), r.video, "video"))
+        cells.append(_cell(_breakable(r.arena)))
+        cells.append(_cell(_breakable(r.animal_id)))
         cells.append(_cell(_e(r.status)))
         text, v = _num(r.duration_s / 60 if not math.isnan(r.duration_s) else math.nan, ".1f")
         cells.append(_cell(text, v, "num"))
         for c in chambers:
             text, v = _num(r.chamber_percent.get(c, math.nan), ".1f")
-            cells.append(_cell(text, v, "num"))
-        for c in chambers:
-            text, v = _num(r.chamber_s.get(c, math.nan) / 60, ".1f")
+            minutes, _ = _num(r.chamber_s.get(c, math.nan) / 60, ".1f")
+            if minutes:
+                text += f'<span class="unit">{minutes} min</span>'
             cells.append(_cell(text, v, "num"))
         text, v = _num(r.unknown_s / 60 if not math.isnan(r.unknown_s) else math.nan, ".2f")
         cells.append(_cell(text, v, "num"))
         text, v = _num(r.distance, ".0f")
         cells.append(_cell(f"{text} {r.distance_unit}" if text else "", v, "num"))
         if r.error:
-            cells.append(_cell(f'<div class="err">{_e(r.error)}</div>', "3"))
+            cells.append(_cell(f'<div class="err">{_breakable(r.error)}</div>', "3", "qc"))
         else:
             parts, rank = [], 0
             if r.needs_review:
@@ -314,26 +338,25 @@ def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
                 rank = 2
             elif r.needs_review is False:
                 parts.append('<span class="ok">passed</span>')
-            parts += [_e(n) for n in r.qc_notes]
+            parts += [_breakable(n) for n in r.qc_notes]
             if r.warnings:
                 rank = max(rank, 1)
-                items = "".join(f"<li>{_e(w)}</li>" for w in r.warnings)
+                items = "".join(f"<li>{_breakable(w)}</li>" for w in r.warnings)
                 parts.append(f"<details><summary>{len(r.warnings)} warning(s)</summary>"
                              f"<ul>{items}</ul></details>")
-            cells.append(_cell("<br>".join(parts) or "-", str(rank)))
-        qc_png = r.result_dir / "qc.png" if r.result_dir is not None else None
-        if qc_png is not None and qc_png.exists():
-            h = _href(qc_png, base)
-            cells.append(_cell(f'<a href="{h}"><img class="thumb" src="{h}" loading="lazy" '
-                               f'alt="QC figure of {_e(r.video)}"></a>', "1"))
-        else:
-            cells.append(_cell("", ""))
-        links = []
+            cells.append(_cell("<br>".join(parts) or "-", str(rank), "qc"))
+        # the QC figure's thumbnail above the links to the files, in one column
+        thumb, links = "", []
         if r.result_dir is not None:
+            qc_png = r.result_dir / "qc.png"
+            if qc_png.exists():
+                h = _href(qc_png, base)
+                thumb = (f'<a class="thumb" href="{h}"><img class="thumb" src="{h}" '
+                         f'loading="lazy" alt="QC figure of {_e(r.video)}"></a>')
             for name in _FILES:
                 if (r.result_dir / name).exists():
                     links.append(f'<a href="{_href(r.result_dir / name, base)}">{_e(name)}</a>')
-        cells.append(_cell(" ".join(links), str(len(links))))
+        cells.append(_cell(thumb + " ".join(links), str(len(links)), "files"))
         out.append(f"<tr{cls}>{''.join(cells)}</tr>")
     out += ["</tbody></table>", f"<script>{_JS}</script>", "</body></html>", ""]
     return "\n".join(out)
