@@ -1,15 +1,20 @@
 """Check the tool's chambers against a person: a blind contact sheet, then agreement figures.
 
-:func:`write_agreement_sheet` draws seconds at random (seeded) from one or many result
-folders, and for each the frame in the middle of that second. It writes
+:func:`write_agreement_sheet` draws seconds from one or many result folders, and for each
+the frame in the middle of that second: first the borderline seconds (the mouse within
+:data:`NEAR_DOOR_BODY_LENGTHS` body lengths of a door line, or a second the result flags),
+then random ones (seeded). It writes
 
 - ``agreement_sheet_NN.png``: numbered thumbnails of the frames with the arena outline,
   the door lines and the chamber names, but **not** the tool's answer nor its centroid, so
-  that the person judges the frame, not the tool;
+  that the person judges the frame, not the tool; each says why it was picked;
 - ``agreement_sheet.csv``: one row per thumbnail for the person to fill in
-  (``human_chamber``: a chamber name, or ``unknown`` when the mouse cannot be seen);
-- ``agreement_key.csv``: the tool's chamber for each thumbnail, kept apart (do not open it
-  before the sheet is filled in).
+  (``human_chamber``: a chamber name, or ``unknown`` when the mouse cannot be seen), with
+  ``picked_because`` (``near door``, ``flagged``, both, or ``random``: never the tool's
+  chamber);
+- ``agreement_key.csv``: the tool's chamber for each thumbnail, why it was picked and the
+  detail (distance to the door in body lengths, the flag's reasons), kept apart (do not
+  open it before the sheet is filled in).
 
 :func:`compare_sheet` reads both and reports percent agreement, Cohen's kappa and the
 disagreements. Kappa is the agreement beyond chance:
@@ -30,67 +35,208 @@ import pandas as pd
 
 from ..errors import ConfigError, OutputError
 from ..results.outputs import write_bytes, write_csv
-from ..results.stored import StoredResult, resolve_video
+from ..results.stored import StoredResult, flagged_seconds, resolve_video
 
 __all__ = [
     "SHEET_COLUMNS",
     "KEY_COLUMNS",
     "Agreement",
+    "BODY_LENGTH_PER_ROOT_AREA",
+    "NEAR_DOOR_BODY_LENGTHS",
     "draw_samples",
     "write_agreement_sheet",
     "cohens_kappa",
     "compare_sheet",
 ]
 
-SHEET_COLUMNS = ["sample", "sheet", "video", "arena", "time_s", "choices", "human_chamber", "note"]
+SHEET_COLUMNS = ["sample", "sheet", "video", "arena", "time_s", "picked_because", "choices",
+                 "human_chamber", "note"]
 KEY_COLUMNS = ["sample", "sheet", "video", "result_dir", "arena", "time_s", "frame",
-               "tool_chamber"]
+               "tool_chamber", "picked_because", "detail"]
 _PER_PAGE = 20
 _COLUMNS = 4
 
 
-def draw_samples(results: list[StoredResult], n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` random (video, arena, second) draws without replacement, each with the track
-    row nearest the middle of that second.
+#: A mouse's body length (nose to tail base) from the area of its blob (the tail is opened
+#: away): an ellipse 2.5 times as long as wide has the area pi / 4 * L * L / 2.5, so
+#: L = sqrt(10 / pi * area), about 1.8 * sqrt(area).
+BODY_LENGTH_PER_ROOT_AREA = 1.8
+#: A second is "near door" when, in the frame shown, the centroid is at most this many body
+#: lengths from a door line: the mouse's head or tail can reach into the doorway, the calls
+#: a person most often sees differently. (A CPP chamber is only three or four body lengths
+#: wide: at 2 body lengths most of the seconds of a generated 60-s video were "near door",
+#: 38 of 60; at 1, 25.)
+NEAR_DOOR_BODY_LENGTHS = 1.0
 
-    Columns: ``result, video, arena, second, time_s, frame, tool_chamber`` (``result`` is
-    the index into ``results``). Every second of every arena is equally likely.
+#: ``picked_because`` values: why a second is on the sheet.
+NEAR_DOOR = "near door"
+FLAGGED = "flagged"
+RANDOM = "random"
+
+_SECOND_COLUMNS = ["result", "video", "arena", "second", "time_s", "frame", "tool_chamber",
+                   "near_door", "flagged", "detail"]
+
+
+def _door_distance(x: np.ndarray, y: np.ndarray, layout) -> np.ndarray:
+    """Distance (px) of each point to the nearest door line of ``layout`` (clipped to the
+    arena, as the sheet draws them); inf without doors, NaN where the point is NaN."""
+    best = np.full(len(x), np.inf)
+    p = np.stack([x, y], axis=1)
+    for seg in layout.door_segments:
+        for part in getattr(seg, "geoms", [seg]):
+            coords = np.asarray(part.coords, dtype=float)
+            for a, b in zip(coords[:-1], coords[1:], strict=True):
+                d = b - a
+                u = np.clip(((p - a) @ d) / max(float(d @ d), 1e-12), 0.0, 1.0)
+                best = np.minimum(best, np.hypot(*(p - a - u[:, None] * d).T))
+    best[~(np.isfinite(x) & np.isfinite(y))] = np.nan
+    return best
+
+
+def _body_length(areas: np.ndarray, recorded: float | None) -> float | None:
+    """Body length (px) from the median blob area of the track, else from the mouse's area
+    ``track`` recorded for the arena; None when neither is known."""
+    areas = areas[np.isfinite(areas) & (areas > 0)]
+    area = float(np.median(areas)) if len(areas) else recorded
+    if area is None or not math.isfinite(area) or area <= 0:
+        return None
+    return BODY_LENGTH_PER_ROOT_AREA * math.sqrt(area)
+
+
+def _seconds_of(result: StoredResult, i: int, near_lengths: float) -> pd.DataFrame:
+    """Every whole second of every arena of one result, with the track row nearest its
+    middle (the frame a person will see), and whether it is near a door or flagged."""
+    from ..visual.review import overlay_geometry
+
+    seconds = int(math.floor(result.duration_s or 0.0))
+    if seconds == 0:
+        return pd.DataFrame(columns=_SECOND_COLUMNS)
+    track = result.track(
+        ["frame", "time_s", "arena", "x", "y", "area_px", "detected", "chamber"]
+    )
+    flags = flagged_seconds(result)
+    geo = overlay_geometry(result.config)
+    parts = []
+    for arena, layout in zip(result.config.arenas, geo.layouts, strict=True):
+        sub = track[track["arena"].astype(str) == arena.name].sort_values(
+            "time_s", kind="stable"
+        )
+        if len(sub) == 0:
+            continue
+        times = sub["time_s"].to_numpy(dtype=float)
+        middle = np.arange(seconds) + 0.5
+        j = np.clip(np.searchsorted(times, middle), 1, len(times) - 1) if len(times) > 1 \
+            else np.zeros(seconds, dtype=np.int64)
+        if len(times) > 1:
+            j = np.where(np.abs(times[j - 1] - middle) <= np.abs(times[j] - middle), j - 1, j)
+        rows = sub.iloc[j]
+        detected = rows["detected"].to_numpy(dtype=bool)
+        x = np.where(detected, rows["x"].to_numpy(dtype=float), np.nan)
+        y = np.where(detected, rows["y"].to_numpy(dtype=float), np.nan)
+        rec = result.record.detection_for(arena.name)
+        length = _body_length(
+            sub.loc[sub["detected"].astype(bool), "area_px"].to_numpy(dtype=float),
+            None if rec is None else rec.mouse_area_px,
+        )
+        dist = _door_distance(x, y, layout)
+        lengths = dist / length if length else np.full(seconds, np.nan)
+        near = np.nan_to_num(lengths, nan=np.inf) <= near_lengths
+        mine = flags[flags["arena"].astype(str) == arena.name]
+        reasons = mine.groupby("second")["reason"].agg(lambda r: ", ".join(sorted(set(r))))
+        second = np.arange(seconds)
+        flagged = np.isin(second, reasons.index.to_numpy(dtype=np.int64))
+        detail = []
+        for s, is_near, is_flagged, bl, d in zip(second, near, flagged, lengths, dist,
+                                                  strict=True):
+            words = []
+            if is_near:
+                words.append(f"centroid {bl:.2f} body lengths ({d:.0f} px) from a door line")
+            if is_flagged:
+                words.append(f"flagged: {reasons[s]}")
+            detail.append("; ".join(words))
+        parts.append(pd.DataFrame({
+            "result": i,
+            "video": result.video_label,
+            "arena": arena.name,
+            "second": second,
+            "time_s": rows["time_s"].to_numpy(dtype=float),
+            "frame": rows["frame"].to_numpy(dtype=np.int64),
+            "tool_chamber": rows["chamber"].astype(str).to_numpy(),
+            "near_door": near,
+            "flagged": flagged,
+            "detail": detail,
+        }))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=_SECOND_COLUMNS
+    )
+
+
+def _borderline_first(near: np.ndarray, flagged: np.ndarray, n: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` seconds: borderline ones first (near a door and flagged, taken in
+    turn so that neither kind crowds out the other, each in random order), then random
+    others; all distinct."""
+    queues = [list(rng.permutation(np.flatnonzero(near))),
+              list(rng.permutation(np.flatnonzero(flagged)))]
+    chosen: list[int] = []
+    taken: set[int] = set()
+    turn = 0
+    while len(chosen) < n and any(queues):
+        queue = queues[turn % 2]
+        turn += 1
+        while queue:
+            k = int(queue.pop(0))
+            if k not in taken:
+                chosen.append(k)
+                taken.add(k)
+                break
+    rest = np.flatnonzero(~(near | flagged))
+    fill = rng.choice(rest, size=min(n - len(chosen), len(rest)), replace=False)
+    return np.array(chosen + [int(k) for k in fill], dtype=np.int64)
+
+
+def draw_samples(
+    results: list[StoredResult], n: int, seed: int = 0, *,
+    near_door_lengths: float = NEAR_DOOR_BODY_LENGTHS,
+) -> pd.DataFrame:
+    """``n`` (video, arena, second) draws without replacement, each with the track row
+    nearest the middle of that second: the borderline seconds first, then random ones.
+
+    Borderline: the mouse (the centroid of the frame shown) within ``near_door_lengths``
+    body lengths of a door line (body length from the median blob area of the arena's
+    track, see :data:`BODY_LENGTH_PER_ROOT_AREA`, so it scales with the mouse), or a second
+    the result flags (:func:`cpp_tracker.results.stored.flagged_seconds`). When there are
+    more than ``n``, near-door and flagged seconds are taken in turn, each kind in random
+    order; when fewer, every one is drawn and the rest are random seconds (every other
+    second of every arena equally likely). ``seed`` makes the draw repeatable.
+
+    Columns: ``result, video, arena, second, time_s, frame, tool_chamber, picked_because``
+    (``near door``, ``flagged``, ``near door, flagged`` or ``random``), ``detail`` (the
+    distance to the door in body lengths, the flag's reasons); ``result`` is the index into
+    ``results``. The rows are in random order (neighbours on the sheet are not neighbours
+    in time, nor of one kind).
     """
     if n < 1:
         raise ConfigError("--sample", f"must be at least 1, got {n}")
-    population = []
-    for i, result in enumerate(results):
-        duration = result.duration_s or 0.0
-        seconds = int(math.floor(duration))
-        for arena in result.config.arenas:
-            population.append((i, arena.name, seconds))
-    total = sum(p[2] for p in population)
-    if total == 0:
+    tables = [_seconds_of(result, i, near_door_lengths) for i, result in enumerate(results)]
+    population = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
+        len(t) for t in tables
+    ) else pd.DataFrame(columns=_SECOND_COLUMNS)
+    if len(population) == 0:
         raise OutputError("the results hold no whole second of video to sample")
-    n = min(n, total)
+    n = min(n, len(population))
     rng = np.random.default_rng(seed)
-    picks = np.sort(rng.choice(total, size=n, replace=False))
-    bounds = np.cumsum([0] + [p[2] for p in population])
-    rows = []
-    tracks: dict[int, pd.DataFrame] = {}
-    for pick in picks:
-        j = int(np.searchsorted(bounds, pick, side="right") - 1)
-        i, arena, _ = population[j]
-        second = int(pick - bounds[j])
-        if i not in tracks:
-            tracks[i] = results[i].track(["frame", "time_s", "arena", "chamber"])
-        track = tracks[i]
-        sub = track[track["arena"].astype(str) == arena]
-        times = sub["time_s"].to_numpy(dtype=float)
-        k = int(np.argmin(np.abs(times - (second + 0.5))))
-        row = sub.iloc[k]
-        rows.append(
-            (i, results[i].video_label, arena, second, float(row["time_s"]), int(row["frame"]),
-             str(row["chamber"]))
-        )
-    table = pd.DataFrame(
-        rows, columns=["result", "video", "arena", "second", "time_s", "frame", "tool_chamber"]
-    )
+    near = population["near_door"].to_numpy(dtype=bool)
+    flagged = population["flagged"].to_numpy(dtype=bool)
+    picks = _borderline_first(near, flagged, n, rng)
+    table = population.iloc[picks].reset_index(drop=True)
+    because = []
+    for is_near, is_flagged in zip(table["near_door"], table["flagged"], strict=True):
+        words = [w for w, on in ((NEAR_DOOR, is_near), (FLAGGED, is_flagged)) if on]
+        because.append(", ".join(words) or RANDOM)
+    table["picked_because"] = because
+    table = table[["result", "video", "arena", "second", "time_s", "frame", "tool_chamber",
+                   "picked_because", "detail"]]
     # shuffle the order of the thumbnails so neighbours on the sheet are not neighbours in time
     return table.iloc[rng.permutation(len(table))].reset_index(drop=True)
 
@@ -140,10 +286,12 @@ def write_agreement_sheet(
     seed: int = 0,
     video: str | Path | None = None,
 ) -> dict:
-    """Draw ``n`` seconds and write the contact sheet(s), the sheet CSV and the key CSV.
+    """Draw ``n`` seconds (:func:`draw_samples`: borderline ones first) and write the
+    contact sheet(s), the sheet CSV and the key CSV.
 
-    ``video`` overrides the stored video path (one result only). Returns the paths written:
-    ``{"pages": [...], "sheet": path, "key": path}``.
+    ``video`` overrides the stored video path (one result only). Returns the paths written
+    and how many samples were picked for what: ``{"pages": [...], "sheet": path, "key":
+    path, "sheet_id": id, "picked_because": {reason: count}}``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -173,6 +321,7 @@ def write_agreement_sheet(
             if len(results) > 1 or len(result.config.arenas) > 1:
                 label += f"  {result.name} / {row.arena}"
             ax.set_title(label, fontsize=13, fontweight="bold", loc="left")
+            ax.set_title(row.picked_because, fontsize=10, loc="right", color="0.35")
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout(rect=(0, 0, 1, 0.96))
@@ -190,6 +339,7 @@ def write_agreement_sheet(
             "video": samples["video"],
             "arena": samples["arena"],
             "time_s": samples["time_s"].round(3),
+            "picked_because": samples["picked_because"],
             "choices": choices,
             "human_chamber": "",
             "note": "",
@@ -205,11 +355,14 @@ def write_agreement_sheet(
             "time_s": samples["time_s"].round(3),
             "frame": samples["frame"],
             "tool_chamber": samples["tool_chamber"],
+            "picked_because": samples["picked_because"],
+            "detail": samples["detail"],
         }
     )[KEY_COLUMNS]
     sheet_path = write_csv(out_dir / "agreement_sheet.csv", sheet)
     key_path = write_csv(out_dir / "agreement_key.csv", key)
-    return {"pages": pages, "sheet": sheet_path, "key": key_path, "sheet_id": sheet_id}
+    return {"pages": pages, "sheet": sheet_path, "key": key_path, "sheet_id": sheet_id,
+            "picked_because": samples["picked_because"].value_counts().to_dict()}
 
 
 # --------------------------------------------------------------------------- agreement
