@@ -73,6 +73,7 @@ class QcThresholds:
     max_jumps_per_min: float = 0.5  # per minute of recording
     max_unobserved: float = 0.02  # share of the duration lost to gaps / undecodable frames
     min_read_fraction: float = 0.98  # of the container's nominal length
+    max_unknown: float = 0.10  # share of the duration in no chamber
 
 
 def _typical_area(area: np.ndarray) -> float:
@@ -200,11 +201,13 @@ def video_qc(
     unobserved_s: float = 0.0,
     read_fraction: float | None = None,
     thresholds: QcThresholds | None = None,
+    unknown_s: dict[str, float] | None = None,
 ) -> dict[str, dict]:
     """Per-arena QC figures, ``needs_review`` and its reasons (for run.json and summary.csv).
 
     ``unobserved_s``: time lost to gaps in the timestamps; ``read_fraction``: share of the
-    container's nominal length that was read (None when unknown).
+    container's nominal length that was read (None when unknown); ``unknown_s``: per arena,
+    the time in no chamber.
     """
     th = thresholds or QcThresholds()
     out: dict[str, dict] = {}
@@ -237,6 +240,12 @@ def video_qc(
         if read_fraction is not None and read_fraction < th.min_read_fraction:
             reasons.append(f"only {100 * read_fraction:.1f} % of the nominal length read "
                            f"(limit {100 * th.min_read_fraction:g} %)")
+        unknown = None
+        if unknown_s is not None and str(name) in unknown_s:
+            unknown = float(unknown_s[str(name)]) / max(duration_s, 1e-9)
+            if unknown > th.max_unknown:
+                reasons.append(f"in no chamber for {100 * unknown:.1f} % of the time "
+                               f"(limit {100 * th.max_unknown:g} %)")
         out[str(name)] = {
             "frames": int(len(sub)),
             "undetected_share": round(undetected, 6),
@@ -246,6 +255,7 @@ def video_qc(
             "area_outlier_share": round(odd, 6),
             "unobserved_s": round(float(unobserved_s), 4),
             "flagged_seconds": int(sec["qc_flag"].sum()),
+            "unknown_share": None if unknown is None else round(unknown, 6),
             **info.get(str(name), {}),
             "needs_review": bool(reasons),
             "review_reasons": reasons,

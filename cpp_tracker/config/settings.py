@@ -290,7 +290,9 @@ class QcSettings:
 
     Shares are of the frames of an arena; ``max_jumps_per_min`` per minute of recording;
     ``max_unobserved`` a share of the duration lost in gaps; ``min_read_fraction`` of the
-    container's nominal length.
+    container's nominal length; ``max_unknown`` a share of the duration in no chamber
+    (no detection, a gap, or a centroid outside every chamber: e.g. a config drawn for
+    another camera).
     """
 
     max_speed_cm_s: float = 100.0
@@ -300,6 +302,7 @@ class QcSettings:
     max_jumps_per_min: float = 0.5
     max_unobserved: float = 0.02
     min_read_fraction: float = 0.98
+    max_unknown: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -967,7 +970,7 @@ def _parse_qc(raw: Any, problems: _Problems) -> QcSettings:
     qc_values = {}
     for key, default in asdict(defaults).items():
         share = key.startswith(("max_undetected", "max_multi", "max_area", "max_unobserved",
-                                "min_read"))
+                                "min_read", "max_unknown"))
         v = _number(q.get(key, default), f"qc.{key}", problems, minimum=0,
                     maximum=1 if share else None)
         qc_values[key] = default if v is None else float(v)

@@ -328,6 +328,7 @@ class ArenaQC(_Block):
     area_outlier_share: float = 0.0
     unobserved_s: float = 0.0
     flagged_seconds: int = 0
+    unknown_share: float | None = None  # of the duration in no chamber (None: older records)
     typical_area_px: float | None = None
     max_speed_px_s: float | None = None
     px_per_cm_used: float | None = None

@@ -113,6 +113,7 @@ __all__ = [
     "analysis_records",
     "video_source",
     "draw_qc_figure_for",
+    "make_output_folder",
 ]
 
 PARTIAL_DIR = ".partial"
@@ -358,6 +359,7 @@ def _add_quality(track, config, occupancy, summary, timebase, read_fraction, war
         max_jumps_per_min=q.max_jumps_per_min,
         max_unobserved=q.max_unobserved,
         min_read_fraction=q.min_read_fraction,
+        max_unknown=q.max_unknown,
     )
     needed = {"area_px": np.nan, "n_blobs": 0}
     if any(c not in track.columns for c in needed):
@@ -369,9 +371,11 @@ def _add_quality(track, config, occupancy, summary, timebase, read_fraction, war
         axis=1,
     )
     unobserved = float(sum(b - a for a, b in timebase.gaps))
+    unknown = summary[summary["chamber"].astype(str) == "unknown"]
     qc = video_qc(
         track, per_second, info, duration_s=timebase.end_s, unobserved_s=unobserved,
         read_fraction=read_fraction, thresholds=thresholds,
+        unknown_s=dict(zip(unknown["arena"].astype(str), unknown["time_s"], strict=True)),
     )
     extra = pd.DataFrame([qc_summary_columns(qc, str(a)) for a in summary["arena"]])
     summary = pd.concat([summary.reset_index(drop=True), extra], axis=1)
@@ -999,9 +1003,33 @@ def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inpu
     key = run_key(videos, config, stride=stride, start_s=start_s, end_s=end_s,
                   identities=identities)
     name = name or Path(videos[0]).stem
-    result_dir = Path(out_dir) / name
-    result_dir.mkdir(parents=True, exist_ok=True)
+    result_dir = make_output_folder(Path(out_dir), "the results") / name
+    if result_dir.exists() and not result_dir.is_dir():
+        raise OutputError(
+            f"{result_dir}: is a file, but the results of {name} go into a folder of this "
+            "name; move the file away or give another folder for the results"
+        )
+    make_output_folder(result_dir, "the results")
     return _Inputs(videos, infos, identities, key, name, result_dir, start_s, end_s, stride)
+
+
+def make_output_folder(folder: Path, what: str) -> Path:
+    """Make ``folder`` (and the folders above it) for ``what`` (e.g. "the results");
+    :class:`OutputError` naming a file that stands where a folder should be, or why the
+    folder cannot be made."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if in_the_way is not None and not in_the_way.is_dir():
+            raise OutputError(
+                f"{in_the_way}: is a file, not a folder; give a folder for {what}"
+            ) from None
+        raise OutputError(
+            f"{folder}: cannot be made ({e.strerror or e}); give a folder for {what} that "
+            "you can write to"
+        ) from None
+    return folder
 
 
 @dataclass

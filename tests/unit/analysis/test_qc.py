@@ -102,6 +102,22 @@ def test_gaps_and_truncation_are_reasons_for_review():
     assert q["needs_review"] is False
 
 
+def test_time_in_no_chamber_is_a_reason_for_review():
+    """A config drawn for another camera puts the centroid outside every chamber while it
+    is detected: only the unknown time tells."""
+    track = _track()  # 10 s, every frame detected
+    per_second, info = qc_per_second(track, {"box1": 5.0})
+    q = video_qc(track, per_second, info, duration_s=10.0, unknown_s={"box1": 8.95})["box1"]
+    assert q["unknown_share"] == pytest.approx(0.895)
+    assert q["review_reasons"] == ["in no chamber for 89.5 % of the time (limit 10 %)"]
+    q = video_qc(track, per_second, info, duration_s=10.0, unknown_s={"box1": 0.9})["box1"]
+    assert q["needs_review"] is False and q["unknown_share"] == pytest.approx(0.09)
+    loose = QcThresholds(max_unknown=0.9)
+    q = video_qc(track, per_second, info, duration_s=10.0, unknown_s={"box1": 8.95},
+                 thresholds=loose)["box1"]
+    assert q["needs_review"] is False
+
+
 def test_thresholds_can_be_loosened():
     track = _track()
     track.loc[:59, "n_blobs"] = 2

@@ -311,7 +311,9 @@ def test_scheduler_without_dask_says_what_to_install(monkeypatch):
 
 def sleepy_task(job, out_dir, *, force=False, progress=False, progress_position=None):
     """A video that takes long: says which process runs it, then waits."""
-    (Path(out_dir) / f"{job.name}.pid").write_text(str(os.getpid()))
+    pid_file = Path(out_dir) / f"{job.name}.pid"
+    (pid_file.with_suffix(".tmp")).write_text(str(os.getpid()))
+    os.replace(pid_file.with_suffix(".tmp"), pid_file)  # never seen half-written
     time.sleep(120)
 
 
