@@ -569,12 +569,28 @@ def _coverage_matrix(lines: list[_Measured], others: list[_Measured]) -> tuple[
 
 def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> list[_Quad]:
     """The largest quadrilaterals whose four sides are covered by edges, not overlapping."""
-    h, w = shape
-    min_side = 0.1 * min(h, w)
     a_lines = sorted(family_a, key=lambda m: m.line.rho)
     b_lines = sorted(family_b, key=lambda m: m.line.rho)
     if len(a_lines) < 2 or len(b_lines) < 2:
         return []
+    found = _covered_quads(a_lines, b_lines, n_arenas, shape, min_coverage)
+    found.sort(key=lambda f: -f[0])
+    clean, loose = _distinct_quads(found, a_lines, b_lines)
+    best = _best_set(clean, n_arenas)
+    if len(best) < n_arenas:
+        # curved sides (lens distortion) or touching boxes: accept less clean outlines,
+        # and say so in their confidence
+        both = sorted(clean + loose, key=lambda q: -_quad_score(q, strict=True))
+        best = _best_set(both, n_arenas, strict=True)
+    return best
+
+
+def _covered_quads(a_lines: list[_Measured], b_lines: list[_Measured], n_arenas: int, shape,
+                   min_coverage: float) -> list[tuple]:
+    """Every quadrilateral of two lines of each family whose sides are covered, inside the
+    frame and of a plausible size: (score, i1, i2, j1, j2, corners, coverages), unsorted."""
+    h, w = shape
+    min_side = 0.1 * min(h, w)
     cov_a, cross = _coverage_matrix(a_lines, b_lines)  # cov_a[i, j1, j2]; cross[i, j]
     cov_b, _ = _coverage_matrix(b_lines, a_lines)  # cov_b[j, i1, i2]
     rho_b = np.array([b.line.rho for b in b_lines])
@@ -607,7 +623,13 @@ def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> 
             for k in np.flatnonzero(good):
                 found.append((float(score[k]), i1, i2, j1[ks[k]], j2[ks[k]], corners[k],
                               c[ks[k]]))
-    found.sort(key=lambda f: -f[0])
+    return found
+
+
+def _distinct_quads(found: list[tuple], a_lines: list[_Measured], b_lines: list[_Measured]
+                    ) -> tuple[list[_Quad], list[_Quad]]:
+    """The best 300 of ``found`` (best first) that are not near-duplicates, as clean ones
+    (sides without holes that stop at the corners) and loose ones."""
     clean: list[_Quad] = []
     loose: list[_Quad] = []
     kept: list[np.ndarray] = []
@@ -619,27 +641,25 @@ def _find_frames(family_a, family_b, n_arenas: int, shape, min_coverage=0.6) -> 
             continue
         # sides in order around: a1, b1, a2, b2 with corners a1^b1, b1^a2, a2^b2, b2^a1
         sides = (a_lines[i1], b_lines[jj1], a_lines[i2], b_lines[jj2])
-        ends = [(corners[(k - 1) % 4], corners[k]) for k in range(4)]
-        # a box's wall has no hole (a side that crosses the space between two boxes whose
-        # walls line up is not a side of a box), and its sides stop at its corners
-        is_clean = all(
-            _longest_gap(sides[k], *ends[k]) <= max(4.0, 0.05 * float(np.hypot(
-                *(ends[k][1] - ends[k][0])))) and _reaches_corners(sides[k], *ends[k], 4.0)
-            for k in range(4)
-        )
+        is_clean = _has_clean_sides(sides, corners)
         quad = _Quad(sides, np.asarray(corners, dtype=float), tuple(float(v) for v in c),
                      is_clean)
         if not quad.polygon.is_valid:
             continue
         kept.append(corners)
         (clean if is_clean else loose).append(quad)
-    best = _best_set(clean, n_arenas)
-    if len(best) < n_arenas:
-        # curved sides (lens distortion) or touching boxes: accept less clean outlines,
-        # and say so in their confidence
-        both = sorted(clean + loose, key=lambda q: -_quad_score(q, strict=True))
-        best = _best_set(both, n_arenas, strict=True)
-    return best
+    return clean, loose
+
+
+def _has_clean_sides(sides: tuple[_Measured, ...], corners: np.ndarray) -> bool:
+    """A box's wall has no hole (a side that crosses the space between two boxes whose walls
+    line up is not a side of a box), and its sides stop at its corners."""
+    ends = [(corners[(k - 1) % 4], corners[k]) for k in range(4)]
+    return all(
+        _longest_gap(sides[k], *ends[k]) <= max(4.0, 0.05 * float(np.hypot(
+            *(ends[k][1] - ends[k][0])))) and _reaches_corners(sides[k], *ends[k], 4.0)
+        for k in range(4)
+    )
 
 
 def _quad_score(q: _Quad, strict: bool = False) -> float:
@@ -696,65 +716,115 @@ def _floor_side(
     coords: tuple[np.ndarray, np.ndarray],
 ) -> _SideChoice:
     """Move side ``k`` of the outer frame inwards to the floor's edge."""
+    side = _side_frame(quad, k)
+    edges = _one_per_edge([(0.0, side.line, 1.0), *_parallel_edges(side, family),
+                           *_gradient_peaks(grad, side)])
+    if visited is not None:
+        choice = _edge_the_mouse_stays_inside(side, quad, edges, coords)
+        if choice is not None:
+            return choice
+    if len(edges) >= 2:
+        choice = _inner_edge_of_wall_band(grad, side, *edges[1])
+        if choice is not None:
+            return choice
+    return _SideChoice(side.line, "single", 0.0)
+
+
+@dataclass(frozen=True)
+class _SideFrame:
+    """Side ``k`` of an outer frame, with what looking inwards from it needs."""
+
+    line: _Line
+    inward: float  # +1 or -1: the sign of the distance from the line towards the centre
+    prev_side: _Line  # the sides before and after it, which cut off a parallel line
+    next_side: _Line
+    start: np.ndarray  # its corners
+    end: np.ndarray
+    span: float  # its length, px
+    depth: float  # how far inwards the floor's edge is looked for, px
+
+
+def _side_frame(quad: _Quad, k: int) -> _SideFrame:
     side = quad.sides[k].line
     centre = quad.corners.mean(axis=0)
     inward = 1.0 if side.normal @ centre > side.rho else -1.0
-    prev_side = quad.sides[(k - 1) % 4].line
-    next_side = quad.sides[(k + 1) % 4].line
     c_start, c_end = quad.corners[(k - 1) % 4], quad.corners[k]
     span = float(np.hypot(*(c_end - c_start)))
     across = quad.corners[(k + 1) % 4] - quad.corners[k]
     depth = 0.15 * min(span, float(np.hypot(*across)))
+    return _SideFrame(side, inward, quad.sides[(k - 1) % 4].line, quad.sides[(k + 1) % 4].line,
+                      c_start, c_end, span, depth)
 
-    cands: list[tuple[float, _Line, float]] = [(0.0, side, 1.0)]
+
+def _parallel_edges(side: _SideFrame, family: list[_Measured]) -> list[tuple[float, _Line, float]]:
+    """Lines found inside the side that run parallel to it, covered by an edge between the
+    neighbouring sides: (distance inwards, line, coverage)."""
+    cands = []
+    mid = 0.5 * (side.start + side.end)
     for m in family:
-        ln = _aligned(m.line, side.theta)
+        ln = _aligned(m.line, side.line.theta)
         # the inner edge of a wall runs parallel to its outer edge (up to perspective)
-        if m.line is side or _angle_between(ln.theta, side.theta) > math.radians(1.5):
+        if m.line is side.line or _angle_between(ln.theta, side.line.theta) > math.radians(1.5):
             continue
-        mid = 0.5 * (c_start + c_end)
         # distance from the frame side's middle to this line, positive inwards
-        d = (ln.rho - float(ln.normal @ mid)) * inward
-        if not 1.5 < d <= depth:
+        d = (ln.rho - float(ln.normal @ mid)) * side.inward
+        if not 1.5 < d <= side.depth:
             continue
-        p, q = _intersect(ln, prev_side), _intersect(ln, next_side)
+        p, q = _intersect(ln, side.prev_side), _intersect(ln, side.next_side)
         if p is None or q is None:
             continue
         cov = m.coverage_between(p, q)
         if cov < 0.6:
             continue
         cands.append((d, ln, cov))
-    # weak edges (a dark wall on a dark floor) may have too few votes to be among the
-    # lines found: look for peaks of the gradient across the side, every half pixel inwards
-    offsets = np.arange(0.0, depth + 0.01, 0.5)
-    n = max(8, int(span))
-    t = np.linspace(0.1, 0.9, n)
-    pts = c_start[None, :] + t[:, None] * (c_end - c_start)[None, :]
-    sx = pts[:, 0][:, None] + inward * offsets[None, :] * side.normal[0]
-    sy = pts[:, 1][:, None] + inward * offsets[None, :] * side.normal[1]
-    gx = _sample(grad.gx, sx.ravel(), sy.ravel()).reshape(sx.shape)
-    gy = _sample(grad.gy, sx.ravel(), sy.ravel()).reshape(sx.shape)
-    signed = np.median((gx * side.normal[0] + gy * side.normal[1]) * inward, axis=0)
-    # a wall band's inner edge steps the other way than its outer edge (the band is darker,
-    # or lighter, than both what lies outside and the floor): with the sign kept, the
-    # strong outer edge cannot drown a weak inner edge a few pixels away
-    strength = np.maximum(0.0, -np.sign(signed[0]) * signed)
+    return cands
+
+
+def _gradient_peaks(grad: _Gradient, side: _SideFrame) -> list[tuple[float, _Line, float]]:
+    """Weak edges (a dark wall on a dark floor) may have too few votes to be among the lines
+    found: peaks of the gradient across the side, every half pixel inwards, that cover it."""
+    offsets = np.arange(0.0, side.depth + 0.01, 0.5)
+    strength = _inner_edge_strength(grad, side, offsets)
     # the median along the whole side averages noise away: half the usual edge threshold
     weak = max(1.0, 0.5 * grad.threshold)
+    cands = []
     for i in range(3, len(offsets) - 2):  # at least 1.5 px inside the outer edge
         window = strength[max(0, i - 2):i + 3]
         if strength[i] >= weak and strength[i] >= window.max():
             d = float(offsets[i])
-            ln = _Line(side.theta, side.rho + inward * d, 0.0)
-            p, q = _intersect(ln, prev_side), _intersect(ln, next_side)
+            ln = _Line(side.line.theta, side.line.rho + side.inward * d, 0.0)
+            p, q = _intersect(ln, side.prev_side), _intersect(ln, side.next_side)
             if p is None or q is None:
                 continue
             cov = _profile(grad, p, q, ln.normal, tolerance_px=1.0,
                            threshold=weak).coverage(0.05, 0.95)
             if cov >= 0.6:
                 cands.append((d, ln, cov))
-    # one candidate per edge: of lines within 1.5 px of each other, the best covered
-    cands.sort(key=lambda c: c[0])
+    return cands
+
+
+def _inner_edge_strength(grad: _Gradient, side: _SideFrame, offsets: np.ndarray) -> np.ndarray:
+    """At each offset inwards, the median gradient across the side that steps the other way
+    than the side's own (outer) edge."""
+    inward, normal = side.inward, side.line.normal
+    n = max(8, int(side.span))
+    t = np.linspace(0.1, 0.9, n)
+    pts = side.start[None, :] + t[:, None] * (side.end - side.start)[None, :]
+    sx = pts[:, 0][:, None] + inward * offsets[None, :] * normal[0]
+    sy = pts[:, 1][:, None] + inward * offsets[None, :] * normal[1]
+    gx = _sample(grad.gx, sx.ravel(), sy.ravel()).reshape(sx.shape)
+    gy = _sample(grad.gy, sx.ravel(), sy.ravel()).reshape(sx.shape)
+    signed = np.median((gx * normal[0] + gy * normal[1]) * inward, axis=0)
+    # a wall band's inner edge steps the other way than its outer edge (the band is darker,
+    # or lighter, than both what lies outside and the floor): with the sign kept, the
+    # strong outer edge cannot drown a weak inner edge a few pixels away
+    return np.maximum(0.0, -np.sign(signed[0]) * signed)
+
+
+def _one_per_edge(cands: list[tuple[float, _Line, float]]) -> list[tuple[float, _Line]]:
+    """Of candidate lines within 1.5 px of each other, the best covered; (distance, line)
+    from the outer edge inwards."""
+    cands = sorted(cands, key=lambda c: c[0])
     merged: list[tuple[float, _Line, float]] = []
     for c in cands:
         if merged and c[0] - merged[-1][0] <= 1.5:
@@ -762,39 +832,51 @@ def _floor_side(
                 merged[-1] = c
         else:
             merged.append(c)
-    cands = [(d, ln) for d, ln, _ in merged]
+    return [(d, ln) for d, ln, _ in merged]
 
-    if visited is not None:
-        xs, ys = coords
-        region = quad.polygon.buffer(max(4.0, depth))
-        near = shapely.contains_xy(region, xs, ys)
-        vx, vy = xs[near], ys[near]
-        if len(vx):
-            tol = max(3, int(0.002 * len(vx)))
-            # did the mouse come near this side at all? then trust it
-            s_side = (vx * side.normal[0] + vy * side.normal[1] - side.rho) * inward
-            if np.count_nonzero(s_side <= depth + 4) > tol:
-                for d, ln in reversed(cands):
-                    s = (vx * ln.normal[0] + vy * ln.normal[1] - ln.rho) * inward
-                    if np.count_nonzero(s < -1.5) <= tol:
-                        return _SideChoice(ln, "mouse", d)
-    if len(cands) >= 2:
-        d, ln = cands[1]
-        # the band between the outer edge and this one: darker (or lighter) than the floor
-        # at its most extreme offset (a thin wall is blurred by its strong outer edge), and
-        # the same all along the side
-        inside = np.arange(0.25 * d, 0.75 * d + 0.01, 0.5) * inward
-        band = _strip_values(grad.raw, side, c_start, c_end, inside)
-        floor = float(np.median(_strip_values(grad.raw, side, c_start, c_end,
-                                              np.array([d + 2.0, d + 3.0]) * inward)))
-        levels = np.median(band, axis=0)
-        k_ext = int(np.argmax(np.abs(levels - floor)))
-        vals = band[:, k_ext]
-        spread = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
-        step = abs(float(levels[k_ext]) - floor)
-        if spread <= max(3.0, 0.3 * step) and step >= 2 * grad.threshold and span > 0:
-            return _SideChoice(ln, "band", d)
-    return _SideChoice(side, "single", 0.0)
+
+def _edge_the_mouse_stays_inside(
+    side: _SideFrame, quad: _Quad, edges: list[tuple[float, _Line]],
+    coords: tuple[np.ndarray, np.ndarray],
+) -> _SideChoice | None:
+    """The outermost edge the mouse was (almost) never beyond, when it came near the side."""
+    xs, ys = coords
+    region = quad.polygon.buffer(max(4.0, side.depth))
+    near = shapely.contains_xy(region, xs, ys)
+    vx, vy = xs[near], ys[near]
+    if not len(vx):
+        return None
+    tol = max(3, int(0.002 * len(vx)))
+    # did the mouse come near this side at all? then trust it
+    line, inward = side.line, side.inward
+    s_side = (vx * line.normal[0] + vy * line.normal[1] - line.rho) * inward
+    if np.count_nonzero(s_side <= side.depth + 4) <= tol:
+        return None
+    for d, ln in reversed(edges):
+        s = (vx * ln.normal[0] + vy * ln.normal[1] - ln.rho) * inward
+        if np.count_nonzero(s < -1.5) <= tol:
+            return _SideChoice(ln, "mouse", d)
+    return None
+
+
+def _inner_edge_of_wall_band(grad: _Gradient, side: _SideFrame, d: float,
+                             ln: _Line) -> _SideChoice | None:
+    """The edge ``d`` px inwards, when the band between the outer edge and it is a wall:
+    darker (or lighter) than the floor at its most extreme offset (a thin wall is blurred
+    by its strong outer edge), and the same all along the side."""
+    inward, c_start, c_end = side.inward, side.start, side.end
+    inside = np.arange(0.25 * d, 0.75 * d + 0.01, 0.5) * inward
+    band = _strip_values(grad.raw, side.line, c_start, c_end, inside)
+    floor = float(np.median(_strip_values(grad.raw, side.line, c_start, c_end,
+                                          np.array([d + 2.0, d + 3.0]) * inward)))
+    levels = np.median(band, axis=0)
+    k_ext = int(np.argmax(np.abs(levels - floor)))
+    vals = band[:, k_ext]
+    spread = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
+    step = abs(float(levels[k_ext]) - floor)
+    if spread <= max(3.0, 0.3 * step) and step >= 2 * grad.threshold and side.span > 0:
+        return _SideChoice(ln, "band", d)
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -922,64 +1004,100 @@ def _door_edges(grad, polygon, edges, visited, wall_px: float | None) -> list[_D
     keep = shapely.contains_xy(inner, xs, ys)
     sides = np.diff(np.asarray(polygon.exterior.coords), axis=0)
     short = float(np.hypot(sides[:, 0], sides[:, 1]).min())
-    size = math.sqrt(polygon.area)
     lines = _hough(xs[keep], ys[keep], angle[keep], math.hypot(*grad.gx.shape),
                    min_votes=0.15 * short, max_lines=60)
-    if wall_px:
-        widths = sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
-    else:
-        widths = [float(t) for t in range(3, max(4, int(0.08 * size)) + 1)]
+    widths = _wall_widths(wall_px, math.sqrt(polygon.area))
     out: list[_DoorEdge] = []
     for raw in lines:
         edge = _refine(raw, xs[keep], ys[keep], angle[keep])
-        best = None
-        for side in (-1.0, 1.0):
-            for t in widths:
-                line = _Line(edge.theta, edge.rho + side * 0.5 * t, 0.0)
-                chord = _chord(polygon, line)
-                if chord is None:
-                    continue
-                p, q = chord
-                length = float(np.hypot(*(q - p)))
-                if length < 0.5 * short:
-                    continue
-                mid = 0.5 * (p + q)
-                if polygon.exterior.distance(shapely.Point(mid)) < 0.15 * length:
-                    continue  # along a wall, not across the box
-                present = _ridge(grad, p, q, line.normal, t)
-                score = float(present.mean())
-                if best is None or score > best[0]:
-                    best = (score, line, p, q, present, length)
-        if best is None:
-            continue
-        _, line, p, q, present, length = best
-        n = len(present)
-        tenth = max(2, n // 10)
-        ends = min(float(present[:tenth].mean()), float(present[-tenth:].mean()))
-        i, j = _largest_gap(present)
-        gap_px = (j - i) * length / n
-        if ends < 0.5 or i == 0 or j >= n:
-            continue
-        if gap_px < max(5.0, 0.05 * length) or gap_px > 0.7 * length:
-            continue
-        rest = np.concatenate([present[:i], present[j:]])
-        solidity = float(rest.mean())
-        if solidity < 0.75:
-            continue
-        walked = crossed = None
-        if visited is not None and visited.any():
-            t = np.linspace(0.0, 1.0, n)
-            pts = p[None, :] + t[:, None] * (q - p)[None, :]
-            cx = np.clip(np.round(pts[:, 0]).astype(int), 0, visited.shape[1] - 1)
-            cy = np.clip(np.round(pts[:, 1]).astype(int), 0, visited.shape[0] - 1)
-            on = visited[cy, cx] > 0
-            mask = np.ones(n, bool)
-            mask[i:j] = False
-            walked = float(on[mask & present].mean()) if (mask & present).any() else 0.0
-            crossed = bool(on[i:j].any())
-        out.append(_DoorEdge(line, p, q, float(present.mean()), solidity, ends,
-                             (i / n, j / n), walked, crossed))
+        ridge = _best_ridge(grad, polygon, edge, widths, short)
+        door_edge = None if ridge is None else _door_edge(ridge, visited)
+        if door_edge is not None:
+            out.append(door_edge)
     return out
+
+
+def _wall_widths(wall_px: float | None, size: float) -> list[float]:
+    """Thicknesses a dividing wall is looked for at: about the outer walls' when known."""
+    if wall_px:
+        return sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
+    return [float(t) for t in range(3, max(4, int(0.08 * size)) + 1)]
+
+
+@dataclass(frozen=True)
+class _Ridge:
+    """A band along a chord of the outline and where along it the band stands out."""
+
+    line: _Line  # the band's centre line
+    p: np.ndarray  # chord end points on the outline
+    q: np.ndarray
+    present: np.ndarray  # bool per pixel along p -> q
+    length: float  # px
+
+
+def _best_ridge(grad: _Gradient, polygon: Polygon, edge: _Line, widths: list[float],
+                short: float) -> _Ridge | None:
+    """Of the bands of each width on either side of ``edge`` that cross the box, the one
+    that stands out along most of its length."""
+    best = None
+    for side in (-1.0, 1.0):
+        for t in widths:
+            line = _Line(edge.theta, edge.rho + side * 0.5 * t, 0.0)
+            chord = _chord(polygon, line)
+            if chord is None:
+                continue
+            p, q = chord
+            length = float(np.hypot(*(q - p)))
+            if length < 0.5 * short:
+                continue
+            mid = 0.5 * (p + q)
+            if polygon.exterior.distance(shapely.Point(mid)) < 0.15 * length:
+                continue  # along a wall, not across the box
+            present = _ridge(grad, p, q, line.normal, t)
+            score = float(present.mean())
+            if best is None or score > best[0]:
+                best = (score, _Ridge(line, p, q, present, length))
+    return None if best is None else best[1]
+
+
+def _door_edge(ridge: _Ridge, visited: np.ndarray | None) -> _DoorEdge | None:
+    """The ridge as a dividing wall's edge, if it reaches the outline at both ends and is
+    solid except for one opening of a door's size."""
+    present, length = ridge.present, ridge.length
+    n = len(present)
+    tenth = max(2, n // 10)
+    ends = min(float(present[:tenth].mean()), float(present[-tenth:].mean()))
+    i, j = _largest_gap(present)
+    gap_px = (j - i) * length / n
+    if ends < 0.5 or i == 0 or j >= n:
+        return None
+    if gap_px < max(5.0, 0.05 * length) or gap_px > 0.7 * length:
+        return None
+    rest = np.concatenate([present[:i], present[j:]])
+    solidity = float(rest.mean())
+    if solidity < 0.75:
+        return None
+    walked = crossed = None
+    if visited is not None and visited.any():
+        walked, crossed = _mouse_on_ridge(ridge, i, j, visited)
+    return _DoorEdge(ridge.line, ridge.p, ridge.q, float(present.mean()), solidity, ends,
+                     (i / n, j / n), walked, crossed)
+
+
+def _mouse_on_ridge(ridge: _Ridge, i: int, j: int, visited: np.ndarray) -> tuple[float, bool]:
+    """The share of the wall (the ridge outside its opening ``i:j``) the mouse was seen on,
+    and whether it was seen in the opening."""
+    p, q, present = ridge.p, ridge.q, ridge.present
+    n = len(present)
+    t = np.linspace(0.0, 1.0, n)
+    pts = p[None, :] + t[:, None] * (q - p)[None, :]
+    cx = np.clip(np.round(pts[:, 0]).astype(int), 0, visited.shape[1] - 1)
+    cy = np.clip(np.round(pts[:, 1]).astype(int), 0, visited.shape[0] - 1)
+    on = visited[cy, cx] > 0
+    mask = np.ones(n, bool)
+    mask[i:j] = False
+    walked = float(on[mask & present].mean()) if (mask & present).any() else 0.0
+    return walked, bool(on[i:j].any())
 
 
 @dataclass(frozen=True)
@@ -995,7 +1113,19 @@ class _Wall:
 
 def _walls(polygon: Polygon, door_edges: list[_DoorEdge], have_mouse: bool) -> list[_Wall]:
     """Merge the two edges of each dividing wall and judge each wall."""
-    size = math.sqrt(polygon.area)
+    walls = []
+    for g in _edges_by_wall(door_edges, math.sqrt(polygon.area)):
+        g = g[:2] if len(g) <= 2 else sorted(g, key=lambda e: -e.solidity)[:2]
+        wall = _judge_wall(polygon, g, have_mouse)
+        if wall is not None:
+            walls.append(wall)
+    walls.sort(key=lambda w: -w.confidence)
+    return walls
+
+
+def _edges_by_wall(door_edges: list[_DoorEdge], size: float) -> list[list[_DoorEdge]]:
+    """Door edges grouped by the wall they belong to (parallel and close), the most solid
+    of each first."""
     groups: list[list[_DoorEdge]] = []
     for e in sorted(door_edges, key=lambda e: -e.solidity):
         for g in groups:
@@ -1008,57 +1138,65 @@ def _walls(polygon: Polygon, door_edges: list[_DoorEdge], have_mouse: bool) -> l
                 break
         else:
             groups.append([e])
-    walls = []
-    for g in groups:
-        g = g[:2] if len(g) <= 2 else sorted(g, key=lambda e: -e.solidity)[:2]
-        ref = g[0].line
-        aligned = [_aligned(e.line, ref.theta) for e in g]
-        theta = float(np.mean([a.theta for a in aligned]))
-        n = np.array([math.cos(theta), math.sin(theta)])
-        mids = [0.5 * (e.p + e.q) for e in g]
-        rho = float(np.mean([n @ m for m in mids]))
-        centre = _Line(theta, rho, 0.0)
-        chord = _chord(polygon, centre)
-        if chord is None:
-            continue
-        p, q = chord
-        length = float(np.hypot(*(q - p)))
-        # the opening: where all edges of the wall are absent (fractions along the chord)
-        d = centre.direction
-        lo = max(float(((e.p + e.gap[0] * (e.q - e.p)) - p) @ d) for e in g)
-        hi = min(float(((e.p + e.gap[1] * (e.q - e.p)) - p) @ d) for e in g)
-        if hi <= lo:  # edges disagree on where the opening is: take the first's
-            e = g[0]
-            lo = float(((e.p + e.gap[0] * (e.q - e.p)) - p) @ d)
-            hi = float(((e.p + e.gap[1] * (e.q - e.p)) - p) @ d)
-        opening = (p + d * lo, p + d * hi)
-        solidity = min(e.solidity for e in g)
-        ends = min(e.ends for e in g)
-        solid = float(np.clip((solidity - 0.7) / 0.25, 0, 1))
-        end_score = float(np.clip((ends - 0.4) / 0.5, 0, 1))
-        walked = [e.walked for e in g if e.walked is not None]
-        crossed = any(e.crossed for e in g if e.crossed is not None)
-        if not have_mouse or not walked:
-            mouse, mouse_text = 0.5, "no mouse positions to confirm it"
-        elif max(walked) > 0.1:
-            mouse, mouse_text = 0.0, (f"but the mouse was seen on {100 * max(walked):.0f} % of "
-                                      "it, so it may be floor texture, not a wall")
-        elif crossed:
-            mouse, mouse_text = 1.0, "the mouse was seen in the opening and never on the wall"
-        else:
-            mouse, mouse_text = 0.7, "the mouse was never seen on the wall"
-        pair = 1.0 if len(g) == 2 else 0.5
-        confidence = 0.45 * solid + 0.2 * end_score + 0.15 * pair + 0.2 * mouse
-        open_px = hi - lo
-        evidence = (
-            f"{'both edges' if len(g) == 2 else 'one edge'} of a wall run from wall to wall "
-            f"({100 * solidity:.0f} % solid) with one opening of {open_px:.0f} px "
-            f"({100 * open_px / length:.0f} % of its {length:.0f} px); {mouse_text}"
-        )
-        walls.append(_Wall(tuple(g), centre, p, q, opening, float(np.clip(confidence, 0, 1)),
-                           evidence))
-    walls.sort(key=lambda w: -w.confidence)
-    return walls
+    return groups
+
+
+def _judge_wall(polygon: Polygon, g: list[_DoorEdge], have_mouse: bool) -> _Wall | None:
+    """One wall from its (one or two) edges: its centre line from wall to wall, its opening,
+    and how sure that it is a wall."""
+    ref = g[0].line
+    aligned = [_aligned(e.line, ref.theta) for e in g]
+    theta = float(np.mean([a.theta for a in aligned]))
+    n = np.array([math.cos(theta), math.sin(theta)])
+    mids = [0.5 * (e.p + e.q) for e in g]
+    rho = float(np.mean([n @ m for m in mids]))
+    centre = _Line(theta, rho, 0.0)
+    chord = _chord(polygon, centre)
+    if chord is None:
+        return None
+    p, q = chord
+    length = float(np.hypot(*(q - p)))
+    lo, hi = _opening_along(g, p, centre.direction)
+    opening = (p + centre.direction * lo, p + centre.direction * hi)
+    solidity = min(e.solidity for e in g)
+    ends = min(e.ends for e in g)
+    solid = float(np.clip((solidity - 0.7) / 0.25, 0, 1))
+    end_score = float(np.clip((ends - 0.4) / 0.5, 0, 1))
+    mouse, mouse_text = _mouse_evidence(g, have_mouse)
+    pair = 1.0 if len(g) == 2 else 0.5
+    confidence = 0.45 * solid + 0.2 * end_score + 0.15 * pair + 0.2 * mouse
+    open_px = hi - lo
+    evidence = (
+        f"{'both edges' if len(g) == 2 else 'one edge'} of a wall run from wall to wall "
+        f"({100 * solidity:.0f} % solid) with one opening of {open_px:.0f} px "
+        f"({100 * open_px / length:.0f} % of its {length:.0f} px); {mouse_text}"
+    )
+    return _Wall(tuple(g), centre, p, q, opening, float(np.clip(confidence, 0, 1)), evidence)
+
+
+def _opening_along(g: list[_DoorEdge], p: np.ndarray, d: np.ndarray) -> tuple[float, float]:
+    """Where all edges of the wall are absent, px along the chord from ``p``."""
+    lo = max(float(((e.p + e.gap[0] * (e.q - e.p)) - p) @ d) for e in g)
+    hi = min(float(((e.p + e.gap[1] * (e.q - e.p)) - p) @ d) for e in g)
+    if hi <= lo:  # edges disagree on where the opening is: take the first's
+        e = g[0]
+        lo = float(((e.p + e.gap[0] * (e.q - e.p)) - p) @ d)
+        hi = float(((e.p + e.gap[1] * (e.q - e.p)) - p) @ d)
+    return lo, hi
+
+
+def _mouse_evidence(g: list[_DoorEdge], have_mouse: bool) -> tuple[float, str]:
+    """What the mouse's positions say about the wall: a score in 0..1 and why."""
+    walked = [e.walked for e in g if e.walked is not None]
+    crossed = any(e.crossed for e in g if e.crossed is not None)
+    if not have_mouse or not walked:
+        return 0.5, "no mouse positions to confirm it"
+    if max(walked) > 0.1:
+        return 0.0, (f"but the mouse was seen on {100 * max(walked):.0f} % of "
+                     "it, so it may be floor texture, not a wall")
+    if crossed:
+        return 1.0, "the mouse was seen in the opening and never on the wall"
+    return 0.7, "the mouse was never seen on the wall"
 
 
 def _pick_walls(polygon, walls: list[_Wall], n_chambers: int | None) -> list[_Wall]:
@@ -1227,9 +1365,47 @@ def propose_geometry(
     if background.ndim != 2:
         raise ValueError("propose_geometry needs a 2-d grayscale background image")
     h, w = background.shape
-    notes: list[str] = []
+    mouse = _mouse_positions(frames, background)
+    notes = list(mouse.notes)
+    grad = _gradient(background)
+    edges = _edge_pixels(grad)
+    meas_a, meas_b = _wall_line_families(grad, edges)
+    quads = _order_arenas(_find_frames(meas_a, meas_b, n_arenas, (h, w)))
+    if len(quads) < n_arenas:
+        notes.append(f"found {len(quads)} box outline(s) of the {n_arenas} asked for")
+    arenas = []
+    taken = [q.polygon for q in quads]
+    for k in range(n_arenas):
+        name = f"box{k + 1}"
+        if k >= len(quads):
+            arenas.append(_template_arena(name, w, h, k, n_arenas, taken))
+            continue
+        outline = _fit_outline(grad, quads[k], (meas_a, meas_b), mouse, name)
+        doors = _propose_doors(grad, edges, outline, mouse, name, n_chambers)
+        if n_chambers and 0 < len(doors) < n_chambers - 1:
+            notes.append(f"{name}: found {len(doors)} door line(s) of the {n_chambers - 1} "
+                         f"that {n_chambers} chambers need")
+        points = _chambers_for(Polygon(outline.polygon), [d.line for d in doors])
+        chambers = tuple((f"chamber_{i + 1}", pt) for i, pt in enumerate(points))
+        arenas.append(ProposedArena(name, outline.polygon, tuple(doors), chambers,
+                                    outline.finding, True))
+    return Proposal(w, h, tuple(arenas), tuple(notes), mouse.seen, n_chambers)
+
+
+@dataclass(frozen=True)
+class _MousePositions:
+    """Where the mouse was seen in the sampled frames (None: too few sightings to use)."""
+
+    visited: np.ndarray | None  # uint8 0/1 per pixel
+    coords: tuple[np.ndarray, np.ndarray] | None  # x, y of the visited pixels
+    seen: int  # frames in which the mouse was found
+    notes: tuple[str, ...]
+
+
+def _mouse_positions(frames: np.ndarray | None, background: np.ndarray) -> _MousePositions:
     visited = None
     seen = 0
+    notes = []
     if frames is not None and len(frames) >= 3:
         visited, seen = visited_map(frames, background)
         if seen < 5:
@@ -1242,12 +1418,14 @@ def propose_geometry(
     if visited is not None:
         vy, vx = np.nonzero(visited)
         coords = (vx.astype(float), vy.astype(float))
+    return _MousePositions(visited, coords, seen, tuple(notes))
 
-    grad = _gradient(background)
-    edges = _edge_pixels(grad)
+
+def _wall_line_families(grad: _Gradient, edges) -> tuple[list[_Measured], list[_Measured]]:
+    """The measured straight lines along the two wall directions (at right angles)."""
     xs, ys, angle, mag = edges
-    lines: list[_Line] = []
     if len(xs):
+        h, w = grad.gx.shape
         theta0 = _dominant_angle(angle, mag)
         raw = _hough(xs, ys, angle, math.hypot(w, h), min_votes=0.1 * min(h, w), max_lines=80)
         lines = [_refine(ln, xs, ys, angle) for ln in raw]
@@ -1256,64 +1434,73 @@ def propose_geometry(
         fam_a, fam_b = [], []
     meas_a = [m for m in (_measure(grad, ln) for ln in fam_a) if m is not None]
     meas_b = [m for m in (_measure(grad, ln) for ln in fam_b) if m is not None]
-    quads = _order_arenas(_find_frames(meas_a, meas_b, n_arenas, (h, w)))
-    if len(quads) < n_arenas:
-        notes.append(f"found {len(quads)} box outline(s) of the {n_arenas} asked for")
+    return meas_a, meas_b
 
-    arenas = []
-    taken = [q.polygon for q in quads]
-    for k in range(n_arenas):
-        name = f"box{k + 1}"
-        if k >= len(quads):
-            polygon = _template_polygon(w, h, k, n_arenas, taken)
-            taken.append(Polygon(polygon))
-            outline = Finding(f"{name} outline", 0.0, "NOT FOUND: no four straight edges "
-                              "enclosing a box; the outline is a template rectangle to edit")
-            chambers = (("chamber_1", _chambers_for(Polygon(polygon), [])[0]),)
-            arenas.append(ProposedArena(name, polygon, (), chambers, outline, False))
-            continue
-        quad = quads[k]
-        choices = []
-        for s in range(4):
-            family = meas_a if s in (0, 2) else meas_b
-            choices.append(_floor_side(grad, quad, s, family, visited, coords))
-        sides = [c.line for c in choices]
-        corners = _corners(*sides)
-        refined = []
-        for s in range(4):
-            p, q = corners[(s - 1) % 4], corners[s]
-            fit = _refit(grad, p, q, sides[s].normal)
-            refined.append(_line_through(*fit) if fit is not None else sides[s])
-        refined = [_aligned(r, sides[s].theta) for s, r in enumerate(refined)]
-        final = _corners(*refined)
-        if final is None or not Polygon(final).is_valid or (
-                Polygon(final).area < 0.5 * Polygon(corners).area):
-            final = corners
-        coverage = tuple(
-            _profile(grad, final[(s - 1) % 4], final[s], refined[s].normal).coverage(0.05, 0.95)
-            for s in range(4)
-        )
-        polygon_pts = _clockwise_from_top_left([_rounded(c) for c in final])
-        poly = Polygon(polygon_pts)
-        outline = _outline_finding(name, quad, choices, coverage, seen)
 
-        bands = [c.band_px for c in choices if c.how in ('band', 'mouse') and c.band_px > 0]
-        wall_px = float(np.median(bands)) if bands else None
-        walls = _walls(poly, _door_edges(grad, poly, edges, visited, wall_px), visited is not None)
-        picked = _pick_walls(poly, walls, n_chambers)
-        doors = []
-        for j, wall in enumerate(sorted(picked, key=lambda wl: _sort_key(wl, poly))):
-            finding = Finding(f"{name} door_{j + 1}", wall.confidence, wall.evidence)
-            doors.append(ProposedDoor(
-                f"door_{j + 1}", _top_first(wall.p, wall.q),
-                _top_first(*wall.opening), finding))
-        if n_chambers and 0 < len(doors) < n_chambers - 1:
-            notes.append(f"{name}: found {len(doors)} door line(s) of the {n_chambers - 1} "
-                         f"that {n_chambers} chambers need")
-        points = _chambers_for(poly, [d.line for d in doors])
-        chambers = tuple((f"chamber_{i + 1}", pt) for i, pt in enumerate(points))
-        arenas.append(ProposedArena(name, polygon_pts, tuple(doors), chambers, outline, True))
-    return Proposal(w, h, tuple(arenas), tuple(notes), seen, n_chambers)
+def _template_arena(name: str, w: int, h: int, k: int, n_arenas: int,
+                    taken: list[Polygon]) -> ProposedArena:
+    """A box whose outline was not found: a rectangle to edit, in a free place (added to
+    ``taken``), with one chamber."""
+    polygon = _template_polygon(w, h, k, n_arenas, taken)
+    taken.append(Polygon(polygon))
+    outline = Finding(f"{name} outline", 0.0, "NOT FOUND: no four straight edges "
+                      "enclosing a box; the outline is a template rectangle to edit")
+    chambers = (("chamber_1", _chambers_for(Polygon(polygon), [])[0]),)
+    return ProposedArena(name, polygon, (), chambers, outline, False)
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """A box's floor outline as proposed, with the evidence for it."""
+
+    polygon: tuple[Point, ...]  # clockwise from the top-left corner, rounded
+    finding: Finding
+    wall_px: float | None  # the width of the wall band outside it, where one was seen
+
+
+def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], list[_Measured]],
+                 mouse: _MousePositions, name: str) -> _Outline:
+    """Each side of the outer frame moved in to the floor's edge and refitted to it."""
+    choices = []
+    for s in range(4):
+        family = families[0] if s in (0, 2) else families[1]
+        choices.append(_floor_side(grad, quad, s, family, mouse.visited, mouse.coords))
+    sides = [c.line for c in choices]
+    corners = _corners(*sides)
+    refined = []
+    for s in range(4):
+        p, q = corners[(s - 1) % 4], corners[s]
+        fit = _refit(grad, p, q, sides[s].normal)
+        refined.append(_line_through(*fit) if fit is not None else sides[s])
+    refined = [_aligned(r, sides[s].theta) for s, r in enumerate(refined)]
+    final = _corners(*refined)
+    if final is None or not Polygon(final).is_valid or (
+            Polygon(final).area < 0.5 * Polygon(corners).area):
+        final = corners
+    coverage = tuple(
+        _profile(grad, final[(s - 1) % 4], final[s], refined[s].normal).coverage(0.05, 0.95)
+        for s in range(4)
+    )
+    polygon = _clockwise_from_top_left([_rounded(c) for c in final])
+    bands = [c.band_px for c in choices if c.how in ('band', 'mouse') and c.band_px > 0]
+    return _Outline(polygon, _outline_finding(name, quad, choices, coverage, mouse.seen),
+                    float(np.median(bands)) if bands else None)
+
+
+def _propose_doors(grad: _Gradient, edges, outline: _Outline, mouse: _MousePositions,
+                   name: str, n_chambers: int | None) -> list[ProposedDoor]:
+    """The best dividing walls inside the outline as door lines, left to right."""
+    poly = Polygon(outline.polygon)
+    walls = _walls(poly, _door_edges(grad, poly, edges, mouse.visited, outline.wall_px),
+                   mouse.visited is not None)
+    picked = _pick_walls(poly, walls, n_chambers)
+    doors = []
+    for j, wall in enumerate(sorted(picked, key=lambda wl: _sort_key(wl, poly))):
+        finding = Finding(f"{name} door_{j + 1}", wall.confidence, wall.evidence)
+        doors.append(ProposedDoor(
+            f"door_{j + 1}", _top_first(wall.p, wall.q),
+            _top_first(*wall.opening), finding))
+    return doors
 
 
 def _top_first(p, q) -> tuple[Point, Point]:
@@ -1443,7 +1630,21 @@ def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
     from ..config.settings import config_to_dict, parse_config
 
     config = parse_config(proposal_to_config(proposal), source="<proposal>")
-    resolved = config_to_dict(config)
+    out = _yaml_header(proposal, video, preview, version)
+    out += ["", "arenas:"]
+    for arena in proposal.arenas:
+        out += _yaml_arena(arena, proposal.requested_chambers)
+    out += [
+        "",
+        "# The settings below are the defaults; change one only when the preview or the results",
+        "# show a need.",
+    ]
+    out += _yaml_settings(config_to_dict(config))
+    return "\n".join(out) + "\n"
+
+
+def _yaml_header(proposal: Proposal, video: str, preview: str, version: str) -> list[str]:
+    """Where the config comes from, what to check, and what init found."""
     out: list[str] = []
     c = out.append
     c(f"# cpp-tracker config proposed by `cpp-tracker init`{' ' + version if version else ''}"
@@ -1467,53 +1668,69 @@ def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
           "chamber per box.")
     for note in proposal.notes:
         c(f"#   note: {note}")
-    c("")
-    c("arenas:")
-    for arena in proposal.arenas:
-        c(f"  - name: {arena.name}  # a unique name for this box; it is in every result")
-        c("    # animal_id: m01  # optional: the animal in this box, carried into summary.csv")
-        c("    # The floor's outline: its corners in order around the box, on the inner edge")
-        c("    # of the walls (where the mouse can walk).")
-        if not arena.outline_found:
-            c("    # OUTLINE NOT FOUND: this is a template rectangle; replace it with the "
-              "floor's corners.")
-        else:
-            c(f"    # Found with {arena.outline.level} confidence "
-              f"({arena.outline.confidence:.2f}).")
-        c(f"    polygon: {_fmt_points(arena.polygon)}")
-        c("    # Door lines: each along a dividing wall, from wall to wall (its opening, the door,")
-        c("    # lies on it). The outline is cut along these lines into the chambers.")
-        if arena.doors:
-            c("    doors:")
-            for d in arena.doors:
-                opening = (f"; opening {_fmt_point(d.opening[0])}-{_fmt_point(d.opening[1])}"
-                           if d.opening else "")
-                c(f"      - name: {d.name}  # {d.finding.level} confidence "
-                  f"({d.finding.confidence:.2f}){opening}")
-                c(f"        line: {_fmt_points(d.line)}")
-        else:
-            n = proposal.requested_chambers or 2
-            c("    # NO DOORS FOUND. If this box has doors, add one line per dividing wall and one")
-            c("    # chamber per piece, e.g. (a TEMPLATE, not measured: move it onto your wall):")
-            c("    # doors:")
-            for k, line in enumerate(_template_doors(arena.polygon, n)):
-                c(f"    #   - name: door_{k + 1}")
-                c(f"    #     line: {_fmt_points(line)}")
-            c("    doors: []")
-        c("    # One point inside each piece of the outline, and that chamber's name. Rename")
-        c("    # them (e.g. paired / unpaired / neutral): the names are in every result.")
-        c("    chambers:")
-        for name, point in arena.chambers:
-            c(f"      - name: {name}")
-            c(f"        point: {_fmt_point(point)}")
-        c("    # Polygons inside the box to ignore (a water bottle, a reflection, a cable):")
-        c("    # masks: [[[x, y], [x, y], [x, y]]]")
-        c("    masks: []")
-        c("    # For distances in cm: px_per_cm: 5.0, or scale: {points: [[x, y], [x, y]], "
-          "distance_cm: 30}")
-    c("")
-    c("# The settings below are the defaults; change one only when the preview or the results")
-    c("# show a need.")
+    return out
+
+
+def _yaml_arena(arena: ProposedArena, requested_chambers: int | None) -> list[str]:
+    """One box's entry of ``arenas``, commented."""
+    out: list[str] = []
+    c = out.append
+    c(f"  - name: {arena.name}  # a unique name for this box; it is in every result")
+    c("    # animal_id: m01  # optional: the animal in this box, carried into summary.csv")
+    c("    # The floor's outline: its corners in order around the box, on the inner edge")
+    c("    # of the walls (where the mouse can walk).")
+    if not arena.outline_found:
+        c("    # OUTLINE NOT FOUND: this is a template rectangle; replace it with the "
+          "floor's corners.")
+    else:
+        c(f"    # Found with {arena.outline.level} confidence "
+          f"({arena.outline.confidence:.2f}).")
+    c(f"    polygon: {_fmt_points(arena.polygon)}")
+    c("    # Door lines: each along a dividing wall, from wall to wall (its opening, the door,")
+    c("    # lies on it). The outline is cut along these lines into the chambers.")
+    out += _yaml_doors(arena, requested_chambers)
+    c("    # One point inside each piece of the outline, and that chamber's name. Rename")
+    c("    # them (e.g. paired / unpaired / neutral): the names are in every result.")
+    c("    chambers:")
+    for name, point in arena.chambers:
+        c(f"      - name: {name}")
+        c(f"        point: {_fmt_point(point)}")
+    c("    # Polygons inside the box to ignore (a water bottle, a reflection, a cable):")
+    c("    # masks: [[[x, y], [x, y], [x, y]]]")
+    c("    masks: []")
+    c("    # For distances in cm: px_per_cm: 5.0, or scale: {points: [[x, y], [x, y]], "
+      "distance_cm: 30}")
+    return out
+
+
+def _yaml_doors(arena: ProposedArena, requested_chambers: int | None) -> list[str]:
+    """The box's doors with their confidence; without any, a commented template to edit."""
+    out: list[str] = []
+    c = out.append
+    if arena.doors:
+        c("    doors:")
+        for d in arena.doors:
+            opening = (f"; opening {_fmt_point(d.opening[0])}-{_fmt_point(d.opening[1])}"
+                       if d.opening else "")
+            c(f"      - name: {d.name}  # {d.finding.level} confidence "
+              f"({d.finding.confidence:.2f}){opening}")
+            c(f"        line: {_fmt_points(d.line)}")
+        return out
+    n = requested_chambers or 2
+    c("    # NO DOORS FOUND. If this box has doors, add one line per dividing wall and one")
+    c("    # chamber per piece, e.g. (a TEMPLATE, not measured: move it onto your wall):")
+    c("    # doors:")
+    for k, line in enumerate(_template_doors(arena.polygon, n)):
+        c(f"    #   - name: door_{k + 1}")
+        c(f"    #     line: {_fmt_points(line)}")
+    c("    doors: []")
+    return out
+
+
+def _yaml_settings(resolved: dict) -> list[str]:
+    """Every settings section of the resolved config (its defaults), commented."""
+    out: list[str] = []
+    c = out.append
     for section, values in resolved.items():
         if section == "arenas":
             continue
@@ -1524,4 +1741,4 @@ def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
         for key, value in values.items():
             note = _SETTING_COMMENTS.get(f"{section}.{key}")
             c(f"  {key}: {_yaml_value(value)}" + (f"  # {note}" if note else ""))
-    return "\n".join(out) + "\n"
+    return out
