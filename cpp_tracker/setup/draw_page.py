@@ -11,12 +11,16 @@ downloaded. Coordinates are video pixels whatever the zoom.
 
 Opened with an existing config the page starts from its geometry, and keeps its other
 settings (``detection``, ``background``, ...) in the YAML it writes.
+
+:func:`draw_page_for_video` makes the whole page for a video (and a config file to start
+from); :func:`build_draw_page` is the page for an empty-box image already made.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,11 +28,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import OutputError
+from ..config.settings import check_against_frame, parse_config
+from ..config.yaml_file import read_config_mapping
+from ..errors import ConfigError, OutputError
+from ..tracking.background import median_background
+from ..video.reader import VideoReader, probe_video
 
-__all__ = ["build_draw_page"]
+__all__ = ["DRAW_SAMPLES", "DrawPage", "build_draw_page", "draw_page_for_video"]
 
 _TEMPLATE = "draw_page.html"
+
+#: Frames sampled for the empty-box image when neither the caller nor the config says.
+DRAW_SAMPLES = 40
 
 
 def _png_base64(image: np.ndarray) -> str:
@@ -94,3 +105,55 @@ def build_draw_page(
         .replace("__VIDEO__", name)
         .replace("__DATA__", _json_for_script(data))
     )
+
+
+@dataclass(frozen=True)
+class DrawPage:
+    """The drawing page of a video: ``html`` (the whole file), the video's frame size, and
+    the ``problems`` of the config it starts from (one sentence each with its key path, as
+    ``check-config`` words them; empty when the config is valid or there is none)."""
+
+    html: str
+    width: int
+    height: int
+    problems: tuple[str, ...] = ()
+
+
+def draw_page_for_video(
+    video: str | Path, *, config_path: str | Path | None = None, samples: int | None = None
+) -> DrawPage:
+    """The drawing page of ``video``, starting from the geometry of ``config_path`` if given.
+
+    The empty-box image is the per-pixel median of ``samples`` frames spread over the video
+    (default: the config's ``background.samples`` when the config is valid, else
+    :data:`DRAW_SAMPLES`). A config that parses as a YAML mapping but is invalid, or does not
+    fit the video's frame, is still drawn from: the page is where it gets fixed, and its
+    problems are returned. The page offers to download the YAML under the config's file
+    name (else the video's stem + ``.yaml``).
+
+    Raises :class:`~cpp_tracker.errors.ConfigError` for a config file that is missing or not
+    a YAML mapping, and :class:`~cpp_tracker.errors.VideoError` for a video that cannot be
+    read.
+    """
+    raw, problems, config = None, [], None
+    if config_path is not None:
+        raw = read_config_mapping(config_path, otherwise="draw without --config")
+        try:
+            config = parse_config(raw, source=str(Path(config_path)))
+        except ConfigError as e:
+            problems = e.problems
+    if samples is None:
+        samples = config.background.samples if config is not None else DRAW_SAMPLES
+    info = probe_video(video)
+    if config is not None:
+        try:
+            check_against_frame(config, info.width, info.height, video=str(video))
+        except ConfigError as e:
+            problems = e.problems
+    with VideoReader(video, info) as reader:
+        frames, _ = reader.sample_frames(samples)
+    background = median_background(frames)
+    del frames
+    name = Path(config_path).name if config_path is not None else Path(video).stem + ".yaml"
+    html = build_draw_page(background, config=raw, video=str(video), download_name=name)
+    return DrawPage(html=html, width=info.width, height=info.height, problems=tuple(problems))

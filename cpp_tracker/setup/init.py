@@ -1,0 +1,110 @@
+"""``cpp-tracker init``: a commented config proposed from a video, and its picture.
+
+:func:`propose_config_from_video` samples frames across the video, builds the empty-box
+image (their per-pixel median), proposes the geometry on it
+(:func:`~cpp_tracker.setup.propose.propose_geometry`), writes the proposal as a commented
+YAML config and reads that text back exactly as ``check-config`` would (parsed, and checked
+against the frame size). :func:`write_proposed_config` then writes the config and the
+picture of what was found (:func:`~cpp_tracker.setup.proposal_picture.draw_proposal`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .. import __version__
+from ..config.settings import Config, check_against_frame, parse_config
+from ..results.outputs import write_bytes, write_png
+from ..tracking.background import median_background
+from ..video.reader import VideoReader, probe_video
+from .proposal_picture import draw_proposal
+from .propose import Proposal, proposal_to_yaml, propose_geometry
+
+__all__ = [
+    "SAMPLED_BYTES",
+    "ProposedConfig",
+    "preview_path_for",
+    "propose_config_from_video",
+    "write_proposed_config",
+]
+
+#: The frames sampled are kept to about this many bytes (of luma) whatever the resolution:
+#: fewer frames than asked for on large videos, never fewer than 10.
+SAMPLED_BYTES = 300e6
+
+
+@dataclass(frozen=True)
+class ProposedConfig:
+    """What init proposes for a video, not yet written.
+
+    ``text`` is the commented YAML config; ``config`` is that text as ``check-config`` reads
+    it (named after the file it is meant for); ``proposal`` holds the geometry found with
+    its findings and confidences; ``background`` is the empty-box image it was found on;
+    ``width`` x ``height`` is the video's frame size; ``frames_sampled`` the number of
+    frames the image and the mouse's positions came from.
+    """
+
+    text: str
+    config: Config
+    proposal: Proposal
+    background: np.ndarray
+    width: int
+    height: int
+    frames_sampled: int
+
+
+def preview_path_for(config_path: str | Path) -> Path:
+    """Where the picture goes by default: beside the config, ``box.yaml`` ->
+    ``box_preview.png``."""
+    config_path = Path(config_path)
+    return config_path.with_name(config_path.stem + "_preview.png")
+
+
+def propose_config_from_video(
+    video: str | Path,
+    config_path: str | Path,
+    *,
+    preview: str | Path | None = None,
+    chambers: int | None = None,
+    arenas: int = 1,
+    samples: int = 120,
+) -> ProposedConfig:
+    """Propose a config for ``video``: box outlines, door lines and chamber points.
+
+    ``config_path`` is the file the config is meant for (its name is the config's source in
+    messages) and ``preview`` the picture's path (default :func:`preview_path_for`); the
+    YAML's header names the video and the picture. ``chambers`` per box (2 or 3, or
+    ``None``: as many as are found), ``arenas`` boxes in the view, ``samples`` frames
+    sampled across the video (fewer on large videos, see :data:`SAMPLED_BYTES`).
+
+    Raises :class:`~cpp_tracker.errors.VideoError` for a video that cannot be read and
+    :class:`~cpp_tracker.errors.ConfigError` should the proposal not read back as a valid
+    config for the video's frame.
+    """
+    preview = Path(preview) if preview is not None else preview_path_for(config_path)
+    info = probe_video(video)
+    n = max(10, min(samples, int(SAMPLED_BYTES // max(1, info.width * info.height))))
+    with VideoReader(video, info) as reader:
+        frames, _ = reader.sample_frames(n)
+    background = median_background(frames)
+    proposal = propose_geometry(background, frames, n_chambers=chambers, n_arenas=arenas)
+    text = proposal_to_yaml(proposal, video=str(video), preview=preview.name,
+                            version=__version__)
+    config = parse_config(yaml.safe_load(text), source=str(config_path))
+    check_against_frame(config, info.width, info.height, video=str(video))
+    return ProposedConfig(text=text, config=config, proposal=proposal, background=background,
+                          width=info.width, height=info.height, frames_sampled=len(frames))
+
+
+def write_proposed_config(
+    proposed: ProposedConfig, config_path: str | Path, preview: str | Path
+) -> None:
+    """Write the commented config to ``config_path``, then the picture of the proposal
+    (the config drawn on the empty-box image, with the openings found and each element's
+    confidence) to ``preview`` as PNG; each file is written atomically."""
+    write_bytes(config_path, proposed.text.encode("utf-8"))
+    write_png(preview, draw_proposal(proposed.background, proposed.proposal, proposed.config))
