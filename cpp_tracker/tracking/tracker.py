@@ -553,60 +553,19 @@ def make_detector(
     scales the background and threshold to it; ``samples`` should then be at the
     background's lighting (:func:`cpp_tracker.tracking.background.estimate_background`).
     """
-    h, w = background.shape
-    xs = [p[0] for p in arena.polygon]
-    ys = [p[1] for p in arena.polygon]
-    x0 = max(0, int(np.floor(min(xs))))
-    y0 = max(0, int(np.floor(min(ys))))
-    x1 = min(w, int(np.ceil(max(xs))) + 1)
-    y1 = min(h, int(np.ceil(max(ys))) + 1)
+    x0, y0, x1, y1 = _crop_of(arena, background.shape)
     mask = arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
     blur = _odd(settings.blur_px) if settings.blur_px > 1 else 0
     raw_bg = background[y0:y1, x0:x1]
     bg = cv2.GaussianBlur(raw_bg, (blur, blur), 0) if blur else raw_bg
     inside = mask > 0
     arena_area = float(inside.sum())
-
-    # noise (robust sigma of all differences) and the mouse's contrast (the extreme tail,
-    # top 0.1 %, of each sample's differences: a mouse covers more than 0.1 % of its arena)
-    hist = IntHistogram()
-    dark_tail, light_tail = [], []
-    q = 99.9
-    bg16 = bg.astype(np.int16)
-    for frame in samples:
-        crop = frame[y0:y1, x0:x1]
-        if blur:
-            crop = cv2.GaussianBlur(crop, (blur, blur), 0)
-        vals = (crop.astype(np.int16) - bg16)[inside]
-        if vals.size == 0:
-            continue
-        hist.add(vals)
-        dark_tail.append(float(np.percentile(-vals, q)))
-        light_tail.append(float(np.percentile(vals, q)))
-    med, mad = hist.median_and_mad()
-    sigma = max(float(1.4826 * mad), 0.5) if dark_tail else 1.0
-    dark_c = float(np.median(dark_tail)) if dark_tail else 0.0
-    light_c = float(np.median(light_tail)) if light_tail else 0.0
-
-    polarity = {"dark": "dark", "light": "light"}.get(settings.animal, "both")
-    if settings.animal == "auto":
-        if dark_c > 1.5 * light_c and dark_c > 4 * sigma:
-            polarity = "dark"
-        elif light_c > 1.5 * dark_c and light_c > 4 * sigma:
-            polarity = "light"
-    contrast = {"dark": dark_c, "light": light_c}.get(polarity, max(dark_c, light_c))
-
-    if settings.threshold is not None:
-        threshold = float(settings.threshold)
-    else:
-        # A fixed floor far below a high-contrast mouse keeps the blurred base of the tail,
-        # wider than the opening removes, and pulls the centroid 2-3 px tailwards: the
-        # threshold also scales with the mouse's contrast.
-        threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
-        if contrast > 0:
-            threshold = min(threshold, 0.5 * contrast)
-        threshold = max(threshold, 3.0 * sigma + 3.0)
-
+    stats = _difference_stats(samples, (x0, y0, x1, y1), bg, blur, inside)
+    polarity = _polarity(settings.animal, stats)
+    contrast = {"dark": stats.dark_c, "light": stats.light_c}.get(
+        polarity, max(stats.dark_c, stats.light_c))
+    threshold = (float(settings.threshold) if settings.threshold is not None
+                 else _auto_threshold(stats.sigma, contrast))
     min_area = settings.min_area_px if settings.min_area_px else max(10.0, 0.0005 * arena_area)
     max_area = settings.max_area_px or max(2 * min_area, 0.25 * arena_area)
     k = int(settings.opening_px)
@@ -626,21 +585,16 @@ def make_detector(
         max_area_px=float(max_area),
         blur_px=blur,
         kernel=kernel,
-        noise_sigma=sigma,
+        noise_sigma=stats.sigma,
         follow_lighting=bool(follow_lighting) and light_px is not None,
         light_px=light_px,
         light_ref=light_ref,
-        min_threshold=3.0 * sigma + 3.0,
+        min_threshold=3.0 * stats.sigma + 3.0,
         limit=_comparison_limit(bg, mask, polarity, threshold),
     )
     areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
     mouse_area = float(np.median(areas)) if areas else None
-    scale = settings.downscale
-    if scale is None:  # auto: the largest factor at which the mouse keeps 100 px
-        scale = 1
-        for f in (2, 4):
-            if (mouse_area or 0.0) >= DOWNSCALE_MIN_AREA_PX * (f / 2) ** 2:
-                scale = f
+    scale = _search_scale(settings.downscale, mouse_area)
     coarse = None
     if scale > 1 and min(x1 - x0, y1 - y0) >= 4 * scale:
         coarse = _coarse_inputs(
@@ -649,6 +603,91 @@ def make_detector(
     else:
         scale = 1
     return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
+
+
+def _crop_of(arena: ArenaConfig, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The arena's bounding box in a frame of ``shape``: x0, y0, x1, y1 (x1, y1 exclusive)."""
+    h, w = shape
+    xs = [p[0] for p in arena.polygon]
+    ys = [p[1] for p in arena.polygon]
+    x0 = max(0, int(np.floor(min(xs))))
+    y0 = max(0, int(np.floor(min(ys))))
+    x1 = min(w, int(np.ceil(max(xs))) + 1)
+    y1 = min(h, int(np.ceil(max(ys))) + 1)
+    return x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class _DifferenceStats:
+    """What the samples' differences to the background say about noise and the mouse."""
+
+    sigma: float  # robust sigma of all differences (the noise)
+    dark_c: float  # median over samples of the darkest 0.1 % of differences (a dark mouse)
+    light_c: float  # the same for the lightest (a light mouse)
+
+
+def _difference_stats(samples: np.ndarray, crop: tuple[int, int, int, int], bg: np.ndarray,
+                      blur: int, inside: np.ndarray) -> _DifferenceStats:
+    """Noise (robust sigma of all differences) and the mouse's contrast (the extreme tail,
+    top 0.1 %, of each sample's differences: a mouse covers more than 0.1 % of its arena);
+    one sample's difference image in memory at a time."""
+    x0, y0, x1, y1 = crop
+    hist = IntHistogram()
+    dark_tail, light_tail = [], []
+    q = 99.9
+    bg16 = bg.astype(np.int16)
+    for frame in samples:
+        crop_px = frame[y0:y1, x0:x1]
+        if blur:
+            crop_px = cv2.GaussianBlur(crop_px, (blur, blur), 0)
+        vals = (crop_px.astype(np.int16) - bg16)[inside]
+        if vals.size == 0:
+            continue
+        hist.add(vals)
+        dark_tail.append(float(np.percentile(-vals, q)))
+        light_tail.append(float(np.percentile(vals, q)))
+    med, mad = hist.median_and_mad()
+    return _DifferenceStats(
+        sigma=max(float(1.4826 * mad), 0.5) if dark_tail else 1.0,
+        dark_c=float(np.median(dark_tail)) if dark_tail else 0.0,
+        light_c=float(np.median(light_tail)) if light_tail else 0.0,
+    )
+
+
+def _polarity(animal: str, stats: _DifferenceStats) -> str:
+    """``dark``, ``light`` or ``both``: as configured, or for ``auto`` the side whose
+    contrast clearly stands out of the noise and of the other side."""
+    polarity = {"dark": "dark", "light": "light"}.get(animal, "both")
+    if animal == "auto":
+        dark_c, light_c, sigma = stats.dark_c, stats.light_c, stats.sigma
+        if dark_c > 1.5 * light_c and dark_c > 4 * sigma:
+            polarity = "dark"
+        elif light_c > 1.5 * dark_c and light_c > 4 * sigma:
+            polarity = "light"
+    return polarity
+
+
+def _auto_threshold(sigma: float, contrast: float) -> float:
+    """The automatic threshold, grey levels, from the noise and the mouse's contrast."""
+    # A fixed floor far below a high-contrast mouse keeps the blurred base of the tail,
+    # wider than the opening removes, and pulls the centroid 2-3 px tailwards: the
+    # threshold also scales with the mouse's contrast.
+    threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
+    if contrast > 0:
+        threshold = min(threshold, 0.5 * contrast)
+    return max(threshold, 3.0 * sigma + 3.0)
+
+
+def _search_scale(downscale: int | None, mouse_area: float | None) -> int:
+    """The configured downscale, or for auto the largest factor at which the mouse keeps
+    100 px."""
+    if downscale is not None:
+        return downscale
+    scale = 1
+    for f in (2, 4):
+        if (mouse_area or 0.0) >= DOWNSCALE_MIN_AREA_PX * (f / 2) ** 2:
+            scale = f
+    return scale
 
 
 def _replace(detector: ArenaDetector, **changes) -> ArenaDetector:
