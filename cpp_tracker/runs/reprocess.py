@@ -42,6 +42,7 @@ from ..results.outputs import atomic_path
 from ..results.record import RunRecord, VideoSource, now_iso, read_run_record
 from ..results.stored import PREVIOUS_DIR, is_result_dir
 from ..tracking.tracker import ASSIGNED_COLUMNS
+from ..visual.report import update_reports
 from .pipeline import (
     analyse_track,
     analysis_records,
@@ -198,6 +199,11 @@ class ReprocessResult:
     previous_dir: Path | None = None
     elapsed_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: the ``report.html`` pages showing this folder that were rewritten with the new results
+    reports: list[Path] = field(default_factory=list)
+    #: pages that could not be rewritten and carry an out-of-date banner instead (each
+    #: also has a line in ``warnings``)
+    stale_reports: list[Path] = field(default_factory=list)
 
 
 def keep_previous_results(result_dir: Path, old_hash: str) -> Path:
@@ -282,6 +288,7 @@ def reprocess_result(
     force: bool = False,
     progress: bool = False,
     plots: bool = True,
+    reports: bool = True,
 ) -> ReprocessResult:
     """Bring one result folder up to date with ``config``.
 
@@ -310,6 +317,12 @@ def reprocess_result(
     plots
         Draw the QC figure ``qc.png`` again, as ``track`` does (it shows the chambers, so
         the old one would mislead); without, a stale ``qc.png`` is removed.
+    reports
+        Rewrite every ``report.html`` that shows this folder (the batch report in the folder
+        or a folder above it, see :func:`~cpp_tracker.visual.report.update_reports`), so that
+        no page shows the old numbers; a page that cannot be rewritten gets an out-of-date
+        banner and a line in ``warnings``. Also after a reprocess that fails part-way. Pass
+        False when the caller rewrites the reports once after many folders.
 
     Raises
     ------
@@ -333,14 +346,44 @@ def reprocess_result(
         return ReprocessResult(result_dir, "unchanged", [], new_hash)
     if detection:
         videos = _videos_to_retrack(result_dir, old)
-        previous = _keep_previous(result_dir, old) if keep_previous else None
-        run = _track_again(videos, result_dir, old, config, progress=progress, plots=plots)
-        return ReprocessResult(
-            result_dir, "retracked", changed, new_hash, previous,
-            round(time.perf_counter() - t0, 3), run.warnings,
-        )
-    stored = _read_stored_track(result_dir, old, config)
-    analysis = _analyse_stored_track(stored, result_dir, old, config)
+    else:
+        stored = _read_stored_track(result_dir, old, config)
+        analysis = _analyse_stored_track(stored, result_dir, old, config)
+    # from here on files change
+    try:
+        if detection:
+            result = _retrack(videos, result_dir, old, config, changed, new_hash, t0,
+                              keep_previous=keep_previous, progress=progress, plots=plots)
+        else:
+            result = _write_reprocessed(stored, analysis, result_dir, old, config, changed,
+                                        new_hash, t0, started, keep_previous=keep_previous,
+                                        plots=plots)
+    except BaseException:
+        if reports:  # the pages show what is on disk now (update_reports never raises)
+            update_reports([result_dir])
+        raise
+    if reports:
+        _rewrite_reports(result)
+    return result
+
+
+def _retrack(
+    videos: list[Path], result_dir: Path, old: RunRecord, config: Config, changed: list[str],
+    new_hash: str, t0: float, *, keep_previous: bool, progress: bool, plots: bool,
+) -> ReprocessResult:
+    previous = _keep_previous(result_dir, old) if keep_previous else None
+    run = _track_again(videos, result_dir, old, config, progress=progress, plots=plots)
+    return ReprocessResult(
+        result_dir, "retracked", changed, new_hash, previous,
+        round(time.perf_counter() - t0, 3), run.warnings,
+    )
+
+
+def _write_reprocessed(
+    stored: _StoredTrack, analysis, result_dir: Path, old: RunRecord, config: Config,
+    changed: list[str], new_hash: str, t0: float, started: str, *, keep_previous: bool,
+    plots: bool,
+) -> ReprocessResult:
     previous = _keep_previous(result_dir, old) if keep_previous else None
     _write_with_assigned(stored.path, stored.table, analysis)
     written = write_analysis(result_dir, analysis)
@@ -361,6 +404,18 @@ def reprocess_result(
         result_dir, "reprocessed", changed, new_hash, previous,
         round(time.perf_counter() - t0, 3), list(record.warnings),
     )
+
+
+def _rewrite_reports(result: ReprocessResult) -> None:
+    """Rewrite the pages that show ``result``'s folder; note those that could not be."""
+    update = update_reports([result.result_dir])
+    result.reports = list(update.rewritten)
+    result.stale_reports = [page for page, _ in update.stale]
+    for page, why in update.stale:
+        result.warnings.append(
+            f"{page} could not be rewritten with the new results ({why}); it now says it is "
+            f"out of date: rewrite it with 'cpp-tracker report {page.parent}'"
+        )
 
 
 def _refuse_kept_results(result_dir: Path) -> None:

@@ -17,24 +17,50 @@ that failed.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
+from .. import __version__
 from ..errors import CppTrackerError, OutputError
 from ..results.outputs import write_bytes
 from ..results.stored import find_result_dirs, load_result
 
-__all__ = ["ReportRow", "collect_report_rows", "write_report", "render_report"]
+__all__ = [
+    "REPORT_FILE",
+    "ReportRow",
+    "ReportsUpdate",
+    "collect_report_rows",
+    "mark_report_stale",
+    "render_report",
+    "reports_covering",
+    "update_reports",
+    "write_report",
+]
 
+#: The page ``report`` and ``batch`` write in the results folder.
+REPORT_FILE = "report.html"
 _STATUS_FILE = "batch_status.csv"
+#: <meta name="generator" content="cpp-tracker report"> marks a page as ours; the folder
+#: of results it covers is in <meta name="cpp-tracker-results">, relative to the page.
+_GENERATOR_META, _GENERATOR = "generator", "cpp-tracker report"
+_RESULTS_META = "cpp-tracker-results"
+_RESULTS_RE = re.compile(r'<meta name="cpp-tracker-results" content="([^"]*)">')
+_CACHE_ID = "report-rows"
+_CACHE_RE = re.compile(r'<script type="application/json" id="report-rows">(.*?)</script>', re.S)
+_STALE_ID = "stale"
+_STALE_RE = re.compile(r'<div id="stale" role="alert"[^>]*>.*?</div>', re.S)
+_BODY_RE = re.compile(r"<body[^>]*>", re.I)
 _FILES = ("qc.png", "summary.csv", "occupancy.csv", "track.parquet", "run.json", "review")
 
 
@@ -123,12 +149,25 @@ def _same_dir(a: Path, b: Path) -> bool:
 
 def collect_report_rows(batch_dir: str | Path) -> list[ReportRow]:
     """Every row of the report of ``batch_dir`` (see the module description)."""
-    batch_dir = Path(batch_dir)
+    return _collect(Path(batch_dir), None)[0]
+
+
+def _collect(batch_dir: Path, cached: dict | None) -> tuple[list[ReportRow], dict]:
+    """The rows of ``batch_dir``'s report, and the entries of the page's row cache.
+
+    ``cached`` is the row cache of the page being rewritten (see :func:`_cached_rows`), or
+    None to read every result folder.
+    """
     if not batch_dir.is_dir():
         raise OutputError(f"{batch_dir}: no such folder; give the --out folder of a batch")
     dirs = find_result_dirs(batch_dir, allow_empty=True)
     status = _read_status(batch_dir)
     rows: list[ReportRow] = []
+    entries: dict[str, dict] = {}
+
+    def rows_for(result_dir: Path, state: str) -> list[ReportRow]:
+        return _cached_rows(result_dir, state, batch_dir, cached, entries)
+
     used: set[Path] = set()
     if status is not None:
         for rec in status.to_dict("records"):
@@ -145,7 +184,7 @@ def collect_report_rows(batch_dir: str | Path) -> list[ReportRow]:
                 found = next((d for d in dirs if d.name == stem and d not in used), None)
             if found is not None and state.lower() not in ("failed", "error"):
                 used.add(found)
-                rows.extend(_rows_for_result(found, state))
+                rows.extend(rows_for(found, state))
             else:
                 if found is not None:
                     used.add(found)
@@ -153,8 +192,104 @@ def collect_report_rows(batch_dir: str | Path) -> list[ReportRow]:
                                       error=str(rec.get("error", "")), result_dir=found))
     for d in dirs:
         if d not in used:
-            rows.extend(_rows_for_result(d, "done"))
+            rows.extend(rows_for(d, "done"))
+    return rows, entries
+
+
+# ------------------------------------------------------------------------ the row cache
+# A page keeps the rows it shows, per result folder, with the identity (modification time
+# in ns, size, inode) of the two files they are read from: rewriting the page after one
+# folder changed reads that folder only. Every result file is replaced by renaming a new
+# file over it (results/outputs), so a folder whose run.json and summary.csv have the same
+# identity holds the same results. Rows of unreadable folders are not kept (read again).
+_CACHE_FORMAT = 1
+_ROW_FILES = ("run.json", "summary.csv")
+_FLOATS = ("duration_s", "unknown_s", "distance")
+
+
+def _signature(result_dir: Path) -> list:
+    sig: list = []
+    for name in _ROW_FILES:
+        try:
+            st = (result_dir / name).stat()
+        except OSError:
+            sig.append(None)
+        else:
+            sig.append([st.st_mtime_ns, st.st_size, st.st_ino])
+    return sig
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _row_to_json(row: ReportRow) -> dict:
+    data = {f.name: getattr(row, f.name) for f in fields(ReportRow) if f.name != "result_dir"}
+    for name in _FLOATS:
+        data[name] = _finite_or_none(data[name])
+    for name in ("chamber_s", "chamber_percent"):
+        data[name] = {str(k): _finite_or_none(v) for k, v in data[name].items()}
+    data["qc_notes"], data["warnings"] = list(row.qc_notes), list(row.warnings)
+    return data
+
+
+def _row_from_json(data: dict, result_dir: Path) -> ReportRow:
+    names = {f.name for f in fields(ReportRow)} - {"result_dir"}
+    if not isinstance(data, dict) or set(data) != names:
+        raise ValueError("not a report row")
+    row = ReportRow(**data, result_dir=result_dir)
+    for name in _FLOATS:
+        value = getattr(row, name)
+        setattr(row, name, math.nan if value is None else float(value))
+    for name in ("chamber_s", "chamber_percent"):
+        setattr(row, name, {str(k): math.nan if v is None else float(v)
+                            for k, v in getattr(row, name).items()})
+    row.qc_notes, row.warnings = [str(n) for n in row.qc_notes], [str(w) for w in row.warnings]
+    return row
+
+
+def _cached_rows(result_dir: Path, status: str, batch_dir: Path, cached: dict | None,
+                 entries: dict[str, dict]) -> list[ReportRow]:
+    """The rows of one result folder: from ``cached`` when its files are unchanged, else
+    read; the entry for the new page goes into ``entries``."""
+    key = Path(os.path.relpath(result_dir, batch_dir)).as_posix()
+    signature = _signature(result_dir)
+    entry = (cached or {}).get(key)
+    rows = None
+    if isinstance(entry, dict) and entry.get("signature") == signature \
+            and entry.get("status") == status:
+        try:
+            rows = [_row_from_json(r, result_dir) for r in entry["rows"]]
+        except (TypeError, ValueError, KeyError, AttributeError):
+            rows = None
+    if rows is None:
+        rows = _rows_for_result(result_dir, status)
+    if not any(r.error for r in rows):
+        entries[key] = {"status": status, "signature": signature,
+                        "rows": [_row_to_json(r) for r in rows]}
     return rows
+
+
+def _cache_json(entries: dict) -> str:
+    """The row cache as JSON that cannot end the <script> element holding it."""
+    text = json.dumps({"format": _CACHE_FORMAT, "version": __version__, "results": entries},
+                      ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _read_cache(page_text: str) -> dict | None:
+    """The row cache of a page written by this version, or None."""
+    m = _CACHE_RE.search(page_text)
+    if m is None:
+        return None
+    try:
+        data = json.loads(m.group(1))
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT \
+            or data.get("version") != __version__ or not isinstance(data.get("results"), dict):
+        return None
+    return data["results"]
 
 
 # ------------------------------------------------------------------------------- HTML
@@ -255,8 +390,14 @@ def _cell(text: str, sort_value: str | None = None, cls: str = "") -> str:
     return f"<td{attrs}>{text}</td>"
 
 
-def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
-    """The report's HTML for ``rows``, with links relative to ``base``."""
+def render_report(rows: list[ReportRow], base: Path, title: str, *,
+                  results_dir: Path | None = None, cache: dict | None = None) -> str:
+    """The report's HTML for ``rows``, with links relative to ``base``.
+
+    ``results_dir``: the folder of results the page covers, named in the page (relative to
+    ``base``) so that :func:`update_reports` can find the pages that cover a folder;
+    ``cache``: the row cache that lets such a rewrite read only the changed folders.
+    """
     chambers: list[str] = []
     for r in rows:
         chambers.extend(c for c in r.chamber_s if c not in chambers)
@@ -292,6 +433,9 @@ def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="{_GENERATOR_META}" content="{_GENERATOR}">',
+        *([f'<meta name="{_RESULTS_META}" content="{_e(_relative(results_dir, base))}">']
+          if results_dir is not None else []),
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         '<p class="small">Click a column header to sort. Percentages are of the time with a '
@@ -358,24 +502,156 @@ def render_report(rows: list[ReportRow], base: Path, title: str) -> str:
                     links.append(f'<a href="{_href(r.result_dir / name, base)}">{_e(name)}</a>')
         cells.append(_cell(thumb + " ".join(links), str(len(links)), "files"))
         out.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    out += ["</tbody></table>", f"<script>{_JS}</script>", "</body></html>", ""]
+    out += ["</tbody></table>", f"<script>{_JS}</script>"]
+    if cache is not None:
+        out.append(f'<script type="application/json" id="{_CACHE_ID}">{_cache_json(cache)}'
+                   "</script>")
+    out += ["</body></html>", ""]
     return "\n".join(out)
 
 
-def write_report(batch_dir: str | Path, path: str | Path | None = None) -> Path:
+def _relative(target: Path, base: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(target), os.path.abspath(base))).as_posix()
+
+
+def write_report(batch_dir: str | Path, path: str | Path | None = None, *,
+                 reuse_rows: bool = False) -> Path:
     """Write ``report.html`` (or ``path``) for the results in ``batch_dir``; return its path.
 
     Works on any folder of results; uses ``batch_status.csv`` when present. Raises
     :class:`OutputError` when the folder holds neither results nor a status file.
+    ``reuse_rows``: take the rows of result folders whose ``run.json`` and ``summary.csv``
+    are the very files the existing page was made from out of that page instead of reading
+    them (the page is the same; :func:`update_reports` uses it to rewrite a big batch's page
+    after one folder changed).
     """
     batch_dir = Path(batch_dir)
-    rows = collect_report_rows(batch_dir)
+    target = Path(path) if path is not None else batch_dir / REPORT_FILE
+    cached = None
+    if reuse_rows:
+        try:
+            cached = _read_cache(target.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            cached = None
+    rows, entries = _collect(batch_dir, cached)
     if not rows:
         raise OutputError(
             f"{batch_dir}: holds no result folder (no run.json below it) and no "
             f"{_STATUS_FILE}; give the --out folder of track or batch"
         )
-    target = Path(path) if path is not None else batch_dir / "report.html"
     title = f"cpp-tracker results: {batch_dir.resolve().name}"
-    page = render_report(rows, target.parent, title)
+    page = render_report(rows, target.parent, title, results_dir=batch_dir, cache=entries)
     return write_bytes(target, page.encode("utf-8"))
+
+
+# --------------------------------------------------------------- keeping pages up to date
+@dataclass
+class ReportsUpdate:
+    """What :func:`update_reports` did: the pages rewritten, and the pages that could not
+    be rewritten (with why), which carry an out-of-date banner instead."""
+
+    rewritten: list[Path] = field(default_factory=list)
+    stale: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _page_results_dir(page: Path, text: str) -> Path | None:
+    """The folder of results ``page`` covers, or None when it is no report of ours."""
+    if f'<meta name="{_GENERATOR_META}" content="{_GENERATOR}">' not in text:
+        # pages of earlier versions: the title and table, over the page's own folder
+        if "<title>cpp-tracker results: " not in text or '<table id="videos">' not in text:
+            return None
+        return page.parent
+    m = _RESULTS_RE.search(text)
+    return page.parent if m is None else page.parent / html.unescape(m.group(1))
+
+
+def _is_within(folder: Path, root: Path) -> bool:
+    try:
+        folder, root = folder.resolve(), root.resolve()
+    except OSError:
+        return False
+    return folder == root or root in folder.parents
+
+
+def reports_covering(result_dir: str | Path) -> list[tuple[Path, Path]]:
+    """``(page, results folder)`` of every ``report.html`` that shows ``result_dir``.
+
+    The pages are looked for in ``result_dir`` and each folder above it (``cpp-tracker
+    report OUTDIR`` and ``batch`` write ``OUTDIR/report.html`` over every result below
+    OUTDIR); a page counts when it is a report of cpp-tracker whose results folder holds
+    ``result_dir``. Nearest first.
+    """
+    result_dir = Path(os.path.abspath(result_dir))
+    found = []
+    for folder in (result_dir, *result_dir.parents):
+        page = folder / REPORT_FILE
+        try:
+            if not page.is_file():
+                continue
+            text = page.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        results = _page_results_dir(page, text)
+        if results is not None and _is_within(result_dir, results):
+            found.append((page, Path(os.path.normpath(results))))
+    return found
+
+
+def update_reports(result_dirs: str | Path | Sequence[str | Path]) -> ReportsUpdate:
+    """Rewrite every ``report.html`` that shows one of ``result_dirs`` (after their results
+    changed, e.g. by ``reprocess``), each page once.
+
+    A page is rewritten from the results as they are now, as ``cpp-tracker report`` would
+    write it (folders whose files did not change are taken from the page itself, so this is
+    quick on a big batch). A page that cannot be rewritten (e.g. an unreadable
+    ``batch_status.csv``, a folder that cannot be written) gets a banner saying it is out
+    of date, which folders changed and the command that rewrites it; it is listed in
+    ``stale`` with the reason. Never raises for a page: the results are complete without it.
+    """
+    if isinstance(result_dirs, (str, Path)):
+        result_dirs = [result_dirs]
+    pages: dict[Path, tuple[Path, list[Path]]] = {}
+    for d in result_dirs:
+        for page, results in reports_covering(d):
+            pages.setdefault(page, (results, []))[1].append(Path(d))
+    update = ReportsUpdate()
+    for page, (results, changed) in pages.items():
+        try:
+            write_report(results, page, reuse_rows=True)
+        except Exception as e:  # noqa: BLE001 - the page is marked instead
+            why = str(e) or type(e).__name__
+            names = ", ".join(str(d) for d in changed)
+            message = (
+                f"This page is out of date: the results of {names} changed on "
+                f"{_now()} and the page could not be rewritten ({why}). Its numbers may be "
+                f"the old ones: run 'cpp-tracker report {results}' to rewrite it."
+            )
+            try:
+                mark_report_stale(page, message)
+            except Exception as e2:  # noqa: BLE001 - reported to the caller
+                why += f"; it could not be marked out of date either ({e2})"
+            update.stale.append((page, why))
+        else:
+            update.rewritten.append(page)
+    return update
+
+
+def mark_report_stale(page: str | Path, message: str) -> Path:
+    """Put a banner with ``message`` at the top of the report ``page`` (replacing an
+    earlier one), leaving the rest of the page as it is."""
+    page = Path(page)
+    text = page.read_text(encoding="utf-8", errors="replace")
+    banner = (f'<div id="{_STALE_ID}" role="alert" style="background:#fff3cd;border:2px solid '
+              '#c80;border-radius:6px;padding:.7em 1em;margin:0 0 1em;font-weight:bold">'
+              f"{_e(message)}</div>")
+    if _STALE_RE.search(text):
+        text = _STALE_RE.sub(lambda _: banner, text, count=1)
+    else:
+        body = _BODY_RE.search(text)
+        at = body.end() if body else 0
+        text = text[:at] + banner + text[at:]
+    return write_bytes(page, text.encode("utf-8"))
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")

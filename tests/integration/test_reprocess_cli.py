@@ -7,9 +7,11 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 
 from cpp_tracker.cli import main
 from tests.conftest import write_config
+from tests.unit.visual.test_report import report_percents, summary_percents
 
 RESULT_FILES = ("summary.csv", "occupancy.csv", "summary_bins.csv", "qc.png")
 
@@ -39,6 +41,10 @@ def test_moved_door_equals_a_fresh_track_run_without_the_video(video_factory, tm
     track(video, new_config, tmp_path / "fresh")
     video.unlink()  # reprocessing must not need the video
     before = pd.read_parquet(tmp_path / "old" / "session1" / "track.parquet")
+    for out in ("old", "fresh"):  # the batch reports
+        assert main(["report", str(tmp_path / out)]) == 0
+    old_page, fresh_page = tmp_path / "old" / "report.html", tmp_path / "fresh" / "report.html"
+    old_percents, fresh_bytes = report_percents(old_page), fresh_page.read_bytes()
 
     capsys.readouterr()
     code = main(["reprocess", str(tmp_path / "old"), "--config", str(new_config)])
@@ -55,6 +61,12 @@ def test_moved_door_equals_a_fresh_track_run_without_the_video(video_factory, tm
     )
     # the new config changed some frames' chamber (otherwise the test proves nothing)
     assert (before["chamber"] != pd.read_parquet(old / "track.parquet")["chamber"]).sum() > 3
+    # the report over the reprocessed folder shows the new percentages, as the report of
+    # the fresh run does; the report of the folder that was not reprocessed is left alone
+    assert report_percents(old_page) == pytest.approx(summary_percents(old))
+    assert report_percents(old_page) == pytest.approx(report_percents(fresh_page))
+    assert report_percents(old_page) != pytest.approx(old_percents)
+    assert fresh_page.read_bytes() == fresh_bytes
     run = json.loads((old / "run.json").read_text())
     assert run["command"] == "reprocess"
     assert run["config"]["hash"] == json.loads((fresh / "run.json").read_text())["config"]["hash"]
@@ -73,8 +85,10 @@ def test_moved_door_equals_a_fresh_track_run_without_the_video(video_factory, tm
         }
 
     # again: nothing to do
+    page = old_page.read_bytes()
     assert main(["reprocess", str(tmp_path), "--config", str(new_config)]) == 0
     assert "nothing to do" in capsys.readouterr().out
+    assert old_page.read_bytes() == page and fresh_page.read_bytes() == fresh_bytes
 
 
 def test_detection_change_is_refused_then_retracked(video_factory, tmp_path, capsys):

@@ -12,7 +12,9 @@ from cpp_tracker.config.settings import config_to_dict, parse_config
 from cpp_tracker.errors import ConfigError, OutputError, VideoError
 from cpp_tracker.results.stored import find_result_dirs
 from cpp_tracker.runs.reprocess import config_changes, reprocess_result
+from cpp_tracker.visual.report import write_report
 from tests.handmade_results import TWO_CHAMBERS, config_with, write_result
+from tests.unit.visual.test_report import report_percents, summary_percents
 
 # (110, 50) is in the right chamber with the door at x = 100, in the left one at x = 120
 SEGMENTS = [
@@ -314,3 +316,78 @@ def test_find_result_dirs(tmp_path):
     assert find_result_dirs(tmp_path / "empty", allow_empty=True) == []  # a failed batch
     with pytest.raises(OutputError, match="run.json: is a file; give the result folder"):
         find_result_dirs(a / "run.json")
+
+
+# ----------------------------------------------------------------------- the batch report
+@pytest.fixture
+def reported(tmp_path):
+    """A batch of two results with its report.html, and another batch with its own."""
+    batch = tmp_path / "batch"
+    for name in ("v1", "v2"):
+        write_result(batch / name, SEGMENTS, video=f"/videos/{name}.mp4")
+    write_result(tmp_path / "other" / "w1", SEGMENTS)
+    write_report(tmp_path / "other")
+    return write_report(batch)
+
+
+def test_reprocess_rewrites_the_batch_report(reported, tmp_path):
+    batch, other = reported.parent, tmp_path / "other" / "report.html"
+    before, other_before = report_percents(reported), other.read_bytes()
+    # the door moves into the right chamber: the 1.5 s at x = 110 become 'left'
+    assert before[("v1", "left")] == pytest.approx(100 * 6.0 / 11.5)
+    r = reprocess_result(batch / "v1", parse_config(moved_door(), source="new.yaml"),
+                         plots=False)
+    assert r.reports == [reported] and r.stale_reports == []
+    assert not any("report" in w for w in r.warnings)
+    after = report_percents(reported)
+    assert after == pytest.approx({**before, **summary_percents(batch / "v1")})
+    assert after[("v1", "left")] == pytest.approx(100 * 7.5 / 11.5)
+    assert after[("v2", "left")] == before[("v2", "left")]  # v2 was not reprocessed
+    assert other.read_bytes() == other_before  # a page that does not show v1: left alone
+    # the rewritten page is the one `cpp-tracker report` writes
+    rewritten = reported.read_bytes()
+    assert write_report(batch).read_bytes() == rewritten
+
+    # nothing to do: nothing rewritten
+    mtime = reported.stat().st_mtime_ns
+    r = reprocess_result(batch / "v1", parse_config(moved_door(), source="new.yaml"))
+    assert r.status == "unchanged" and r.reports == []
+    assert reported.stat().st_mtime_ns == mtime
+    # unless asked not to
+    r = reprocess_result(batch / "v2", parse_config(moved_door()), plots=False, reports=False)
+    assert r.status == "reprocessed" and r.reports == []
+    assert reported.read_bytes() == rewritten
+
+
+def test_a_report_that_cannot_be_rewritten_is_marked_out_of_date(reported):
+    batch = reported.parent
+    before = report_percents(reported)
+    (batch / "batch_status.csv").write_text("no,status,here\n1,2,3\n")
+    r = reprocess_result(batch / "v1", parse_config(moved_door()), plots=False)
+    assert r.status == "reprocessed"  # the results are complete without the page
+    assert r.reports == [] and r.stale_reports == [reported]
+    [warning] = [w for w in r.warnings if "report.html" in w]
+    assert str(reported) in warning and "could not be rewritten" in warning
+    assert f"'cpp-tracker report {batch}'" in warning
+    text = reported.read_text()
+    assert text.count('<div id="stale" role="alert"') == 1
+    assert "This page is out of date: the results of" in text and str(batch / "v1") in text
+    assert report_percents(reported) == before
+
+
+def test_a_reprocess_that_fails_part_way_leaves_pages_that_show_the_files(
+    reported, monkeypatch
+):
+    import cpp_tracker.runs.reprocess as reprocess
+
+    def fail(*args, **kwargs):
+        raise OutputError("run.json: no space left on the device")
+
+    monkeypatch.setattr(reprocess, "finish_result", fail)  # after summary.csv, before run.json
+    batch = reported.parent
+    before = report_percents(reported)
+    with pytest.raises(OutputError, match="no space left"):
+        reprocess_result(batch / "v1", parse_config(moved_door()), plots=False)
+    after = report_percents(reported)
+    assert after[("v1", "left")] != before[("v1", "left")]
+    assert after == pytest.approx({**before, **summary_percents(batch / "v1")})
