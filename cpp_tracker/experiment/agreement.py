@@ -296,13 +296,15 @@ def write_agreement_sheet(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ..visual.review import make_output_folder
+
     if video is not None and len(results) != 1:
         raise ConfigError("--video", "can only be given for a single result folder")
+    out_dir = make_output_folder(out_dir, "the agreement sheet")
     samples = draw_samples(results, n, seed)
     sheet_id = _sheet_id(samples, seed)
     samples.insert(0, "sample", np.arange(1, len(samples) + 1))
     videos = {i: resolve_video(results[i], video) for i in samples["result"].unique()}
-    out_dir = Path(out_dir)
     pages = []
     for p, start in enumerate(range(0, len(samples), _PER_PAGE), start=1):
         page = samples.iloc[start : start + _PER_PAGE]

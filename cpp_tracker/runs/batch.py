@@ -41,7 +41,13 @@ from ..errors import ConfigError, CppTrackerError, OutputError
 from ..results.outputs import write_csv
 from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
-from .pipeline import result_status, run_key, track_session, update_metadata
+from .pipeline import (
+    make_output_folder,
+    result_status,
+    run_key,
+    track_session,
+    update_metadata,
+)
 
 __all__ = [
     "STATUS_COLUMNS",
@@ -992,8 +998,7 @@ def run_batch(
     file is rewritten atomically whenever a job starts or finishes; ``on_row(row)`` is
     called in this process for each finished job.
     """
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(Path(out_dir), "the results").resolve()
     book = _StatusBook(out, [_row(job, "pending") for job in jobs], on_row,
                        start_status="queued" if scheduler is not None else "running")
     bar = tqdm(

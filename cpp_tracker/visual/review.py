@@ -54,10 +54,32 @@ __all__ = [
     "review_moments",
     "render_overlay",
     "write_review_clips",
+    "make_output_folder",
 ]
 
 #: The overlay is drawn at least this wide (small videos are enlarged for legible text).
 _MIN_OVERLAY_WIDTH_PX = 640
+
+
+# ---------------------------------------------------------------------- output folders
+def make_output_folder(folder: str | Path, what: str) -> Path:
+    """Make ``folder`` (and the folders above it) for ``what`` (e.g. "the agreement
+    sheet"); :class:`OutputError` naming a file that stands where a folder should be, or
+    why the folder cannot be made."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if in_the_way is not None and not in_the_way.is_dir():
+            raise OutputError(
+                f"{in_the_way}: is a file, not a folder; give a folder for {what}"
+            ) from None
+        raise OutputError(
+            f"{folder}: cannot be made ({e.strerror or e}); give a folder for {what} that "
+            "you can write to"
+        ) from None
+    return folder
 
 
 # ------------------------------------------------------------------------------ reading
@@ -408,6 +430,13 @@ def render_overlay(
     _check_stretch(start_s, end_s, speed)
     if result is None and config is None:
         raise ConfigError("overlay", "give a stored result (--results) or a config (--config)")
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise OutputError(
+            f"{out_path}: is a folder; give a file name for the overlay video, e.g. "
+            f"{out_path / 'overlay.mp4'}"
+        )
+    make_output_folder(out_path.parent, "the overlay video")
     if result is not None:
         config = result.config
         background = result.background()
@@ -646,7 +675,12 @@ def write_review_clips(
     path = resolve_video(result, video)
     moments = review_moments(result, max_clips)
     folder = result.result_dir / "review"
-    folder.mkdir(exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            f"{folder}: is a file, but review writes its clips into a folder of this name; "
+            "move the file away and run review again"
+        )
+    make_output_folder(folder, "the review clips")
     rows = []
     for i, m in enumerate(moments, start=1):
         minutes, seconds = divmod(int(m.start_s), 60)

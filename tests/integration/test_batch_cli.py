@@ -265,6 +265,17 @@ def test_usage_errors_exit_2_with_one_line(inputs, tmp_path):
         "--config\n"
 
 
+def test_out_that_is_a_file_is_one_line_exit_1(inputs, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    for out in (notes, notes / "results"):
+        code, _, err = run_cli(["batch", inputs["a"], "--config", inputs["config"], "--out",
+                                out, "--no-progress"])
+        assert code == 1
+        assert err == f"error: {notes}: is a file, not a folder; give a folder for the results\n"
+    assert notes.read_text() == "not a folder"
+
+
 def test_geometry_change_reprocesses_from_the_stored_track(inputs, tmp_path):
     """A batch rerun with only a moved door line decodes no video and equals a fresh track."""
     out = tmp_path / "results"

@@ -174,3 +174,30 @@ def test_geometry_outside_the_frame_exit_2(video_factory, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "arenas[0].polygon[1]" in err and "outside the video frame" in err
+
+
+def test_out_that_is_a_file_is_one_line_exit_1(video_factory, tmp_path, capsys):
+    """--out naming a file (or a folder inside a file, or a folder holding a file where the
+    result's folder goes): one sentence naming the file, exit 1, nothing written."""
+    video, _, config = video_factory("black_on_light", duration_s=40.0,
+                                     **CASES["black_on_light"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    for out in (notes, notes / "results"):
+        code = main(["track", str(video), "--config", str(config), "--out", str(out),
+                     "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert err == f"error: {notes}: is a file, not a folder; give a folder for the results\n"
+    assert notes.read_text() == "not a folder"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / video.stem).write_text("")
+    code = main(["track", str(video), "--config", str(config), "--out", str(tmp_path / "out"),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        f"error: {tmp_path / 'out' / video.stem}: is a file, but the results of {video.stem} "
+        "go into a folder of this name; move the file away or give another folder for the "
+        "results\n"
+    )

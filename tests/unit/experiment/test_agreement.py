@@ -255,3 +255,16 @@ def test_near_door_scales_with_the_mouse(tmp_path):
     assert near == {14, 15, 54, 55}  # x 280, 320
     drawn = draw_samples([result], 60, seed=1)
     assert set(drawn.loc[drawn["picked_because"] == "near door", "second"]) == near
+
+
+def test_sheet_out_that_is_a_file_is_one_line_exit_1(video_factory, tmp_path_factory, tmp_path,
+                                                     capsys):
+    _, _, result_dir = tracked(video_factory, tmp_path_factory)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    for out in (notes, notes / "sheet"):
+        assert main(["review", str(result_dir), "--sample", "3", "--out", str(out)]) == 1
+        assert capsys.readouterr().err == (
+            f"error: {notes}: is a file, not a folder; give a folder for the agreement sheet\n"
+        )
+    assert notes.read_text() == "not a folder"

@@ -257,3 +257,28 @@ def test_review_command_writes_clips_and_index(result, capsys):
         moved.rename(video)
     assert main(["review", str(result_dir), "--max-clips", "0"]) == 2
     assert "--max-clips: must be at least 1" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_or_a_folder_is_one_line_exit_1(result, tmp_path, capsys):
+    import shutil
+
+    video, _, result_dir = result
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    base = ["overlay", str(video), "--results", str(result_dir), "--end", "1"]
+    assert main([*base, "--out", str(notes / "o.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {notes}: is a file, not a folder; give a folder for the overlay video\n"
+    assert main([*base, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {tmp_path}: is a folder; give a file name for the overlay video, "
+                   f"e.g. {tmp_path / 'overlay.mp4'}\n")
+    # review's clips go into <result>/review: a file of that name is in the way
+    copy = tmp_path / "copy" / result_dir.name
+    shutil.copytree(result_dir, copy, ignore=shutil.ignore_patterns("review"))
+    (copy / "review").write_text("")
+    assert main(["review", str(copy), "--max-clips", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {copy / 'review'}: is a file, but review writes its clips into a "
+                   "folder of this name; move the file away and run review again\n")
+    assert notes.read_text() == "not a folder"
