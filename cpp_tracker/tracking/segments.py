@@ -352,81 +352,120 @@ def _detect_in_segments(
     todo = [k for k, span in enumerate(spans) if span is not None]
     results: dict[int, _SpanResult] = {}
     if todo:
-        ctx = multiprocessing.get_context("spawn")
-        counters = ctx.Array("q", len(spans), lock=False)
-        base = int(sum(covered))
-        threads = tracking_decode_threads(len(todo))
-        # this process tracks the first stretch itself, one new process each of the others:
-        # one process fewer to start and to hold in memory
-        own, others = todo[0], todo[1:]
-        with contextlib.ExitStack() as stack:
-            futures: dict = {}
-            if others:
-                pool = stack.enter_context(ProcessPoolExecutor(
-                    max_workers=len(others), mp_context=ctx, initializer=_init_worker,
-                    initargs=(counters,),
-                ))
-                futures = {
-                    pool.submit(
-                        _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
-                        checkpoint_s, threads,
-                    ): k
-                    for k in others
-                }
-            shown = [0.0]
-
-            def own_progress(n: int) -> None:
-                counters[own] = max(0, n - spans[own].first_index)
-                now = time.monotonic()
-                if now - shown[0] < 0.5:
-                    return
-                shown[0] = now
-                for f in futures:
-                    if f.done() and f.exception() is not None:
-                        raise f.exception()
-                if progress is not None:
-                    progress(base + int(sum(counters)))
-
-            results[own] = _track_span(
-                video, info, detectors, dirs[own], spans[own], stride, checkpoint_s,
-                threads, own_progress,
-            )
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-                if progress is not None:
-                    progress(base + int(sum(counters)))
-                for f in done:
-                    if f.exception() is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise f.exception()
-            results.update({k: f.result() for f, k in futures.items()})
-            if progress is not None:
-                progress(base + int(sum(counters)))
+        results = _track_in_processes(
+            video, info, detectors, dirs, spans, todo, stride, checkpoint_s, progress,
+            base=int(sum(covered)),
+        )
     why = _check_join([results[k] for k in todo], [expected[k] for k in todo],
                       last=[k == len(spans) - 1 for k in todo], numbers=todo)
     if why:
         return why
+    return _joined_run(results, planned, dirs, tracked_before, covered, times)
+
+
+def _track_in_processes(
+    video: str,
+    info: VideoInfo,
+    detectors: Sequence[ArenaDetector],
+    dirs: list[Path],
+    spans: list[FrameSpan | None],
+    todo: list[int],
+    stride: int,
+    checkpoint_s: float,
+    progress: Callable[[int], None] | None,
+    *,
+    base: int,
+) -> dict[int, _SpanResult]:
+    """Track the spans ``todo`` (segment numbers), the first in this process and each other
+    one in a new process; ``progress`` gets ``base`` plus the frames decoded by all."""
+    ctx = multiprocessing.get_context("spawn")
+    counters = ctx.Array("q", len(spans), lock=False)
+    threads = tracking_decode_threads(len(todo))
+    # this process tracks the first stretch itself, one new process each of the others:
+    # one process fewer to start and to hold in memory
+    own, others = todo[0], todo[1:]
+    with contextlib.ExitStack() as stack:
+        futures: dict = {}
+        if others:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                max_workers=len(others), mp_context=ctx, initializer=_init_worker,
+                initargs=(counters,),
+            ))
+            futures = {
+                pool.submit(
+                    _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
+                    checkpoint_s, threads,
+                ): k
+                for k in others
+            }
+        own_progress = _own_progress(
+            counters, own, spans[own].first_index, futures, progress, base
+        )
+        results = {own: _track_span(
+            video, info, detectors, dirs[own], spans[own], stride, checkpoint_s,
+            threads, own_progress,
+        )}
+        _wait_for_workers(futures, counters, progress, base)
+        results.update({k: f.result() for f, k in futures.items()})
+        if progress is not None:
+            progress(base + int(sum(counters)))
+    return results
+
+
+def _own_progress(
+    counters, own: int, first: int, futures: dict, progress: Callable[[int], None] | None,
+    base: int,
+) -> Callable[[int], None]:
+    """The progress callback of the stretch this process tracks: it counts its frames and,
+    at most every 0.5 s, reports the total and raises a worker's failure (so that a
+    failed run stops before this process's stretch is done)."""
+    shown = [0.0]
+
+    def own_progress(n: int) -> None:
+        counters[own] = max(0, n - first)
+        now = time.monotonic()
+        if now - shown[0] < 0.5:
+            return
+        shown[0] = now
+        for f in futures:
+            if f.done() and f.exception() is not None:
+                raise f.exception()
+        if progress is not None:
+            progress(base + int(sum(counters)))
+
+    return own_progress
+
+
+def _wait_for_workers(
+    futures: dict, counters, progress: Callable[[int], None] | None, base: int
+) -> None:
+    """Wait for the worker processes, reporting progress; the first failure cancels the
+    others and is raised."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+        if progress is not None:
+            progress(base + int(sum(counters)))
+        for f in done:
+            if f.exception() is not None:
+                for other in pending:
+                    other.cancel()
+                raise f.exception()
+
+
+def _joined_run(
+    results: dict[int, _SpanResult],
+    planned: list[FrameSpan],
+    dirs: list[Path],
+    tracked_before: list[int],
+    covered: list[int],
+    times: np.ndarray,
+) -> SegmentRun:
+    """The segments (tracked now, or by an interrupted run) as one run."""
     segments = []
     parts: list[Path] = []
     for k, span in enumerate(planned):
-        res = results.get(k)
-        rep = res.report if res is not None else None
-        first_frame = span.first_index
-        segments.append(
-            {
-                "segment": k,
-                "first_frame": first_frame,
-                "frames": covered[k] + (rep.frames if rep else 0),
-                "start_s": float(times[first_frame]),
-                "end_s": float(times[first_frame + covered[k] + (rep.frames if rep else 0) - 1]),
-                "seek_s": None if rep is None or rep.seek_s is None
-                else round(float(rep.seek_s), 6),
-                "lead_in_frames": rep.lead_in_frames if rep else 0,
-                "frames_from_interrupted_run": covered[k],
-            }
-        )
+        segments.append(_segment_record(k, span, results.get(k), covered[k], times))
         parts.extend(sorted(dirs[k].glob("part-*.parquet")))
     last = results.get(len(planned) - 1)
     return SegmentRun(
@@ -439,3 +478,22 @@ def _detect_in_segments(
         workers=len(planned),
         segments=segments,
     )
+
+
+def _segment_record(
+    k: int, span: FrameSpan, res: _SpanResult | None, covered: int, times: np.ndarray
+) -> dict:
+    """One segment for run.json; ``res`` None when an interrupted run tracked all of it."""
+    rep = res.report if res is not None else None
+    first_frame = span.first_index
+    return {
+        "segment": k,
+        "first_frame": first_frame,
+        "frames": covered + (rep.frames if rep else 0),
+        "start_s": float(times[first_frame]),
+        "end_s": float(times[first_frame + covered + (rep.frames if rep else 0) - 1]),
+        "seek_s": None if rep is None or rep.seek_s is None
+        else round(float(rep.seek_s), 6),
+        "lead_in_frames": rep.lead_in_frames if rep else 0,
+        "frames_from_interrupted_run": covered,
+    }
