@@ -415,12 +415,17 @@ def render_report(rows: list[ReportRow], base: Path, title: str, *,
     totals += [(s, str(n)) for s, n in sorted(statuses.items())]
     totals.append(("hours recorded", f"{hours:.2f}" if hours < 10 else f"{hours:.1f}"))
     totals.append(("arenas analysed", str(len(done))))
+    # doubt travels: an arena that needs review is listed, never averaged in
+    usable = [r for r in done if not r.needs_review]
+    excluded = f", {len(done) - len(usable)} needing review left out" if len(usable) < len(
+        done) else ""
     for c in chambers:
-        vals = np.array([r.chamber_percent.get(c, np.nan) for r in done], dtype=float)
+        vals = np.array([r.chamber_percent.get(c, np.nan) for r in usable], dtype=float)
         vals = vals[np.isfinite(vals)]
         if len(vals):
             sd = f" ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else ""
-            totals.append((f"{c}: mean % (± SD)", f"{vals.mean():.1f}{sd}"))
+            totals.append((f"{c}: mean % (± SD) of {len(vals)}{excluded}",
+                           f"{vals.mean():.1f}{sd}"))
     totals.append(("need review", str(len(review))))
     totals.append(("with warnings", str(len({r.video for r in done if r.warnings}))))
 

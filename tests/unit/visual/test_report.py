@@ -207,3 +207,21 @@ def test_mark_report_stale_on_a_page_of_an_earlier_version(tmp_path):
     assert text.startswith('<!DOCTYPE html>\n<html><head><title>cpp-tracker results: x</title>'
                            '</head><body><div id="stale" role="alert"')
     assert "out of date &lt;now&gt;</div>\n<h1>x</h1>" in text
+
+
+def test_means_leave_out_arenas_that_need_review(tmp_path):
+    """Doubt travels: a flagged arena is listed as needing review, never averaged in."""
+    from cpp_tracker.visual.report import ReportRow, render_report
+
+    def row(video, paired, review):
+        return ReportRow(video=video, status="ok", arena="box", duration_s=600.0,
+                         chamber_s={"paired": 6 * paired, "unpaired": 6 * (100 - paired)},
+                         chamber_percent={"paired": paired, "unpaired": 100 - paired},
+                         needs_review=review, result_dir=tmp_path / video)
+
+    page = render_report([row("a", 60.0, False), row("b", 40.0, False), row("cut", 99.0, True)],
+                         tmp_path, "t")
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert re.search(r"paired: mean % \(± SD\) of 2, 1 needing review left out\s+50\.0 ± 14\.1",
+                     text)
+    assert "99.0 ±" not in text and "66.3" not in text  # (60 + 40 + 99) / 3 is not shown
