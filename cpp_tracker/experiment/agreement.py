@@ -296,7 +296,7 @@ def write_agreement_sheet(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..visual.review import make_output_folder
+    from ..results.outputs import make_output_folder
 
     if video is not None and len(results) != 1:
         raise ConfigError("--video", "can only be given for a single result folder")

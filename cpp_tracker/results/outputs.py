@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where used: the tracking processes need no pandas
 from ..errors import OutputError
 
 __all__ = [
+    "make_output_folder",
     "atomic_path",
     "write_bytes",
     "write_json",
@@ -47,6 +48,26 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def make_output_folder(folder: str | Path, what: str) -> Path:
+    """Make ``folder`` (and the folders above it) for ``what`` (e.g. "the results");
+    :class:`OutputError` naming a file that stands where a folder should be, or why the
+    folder cannot be made."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if in_the_way is not None and not in_the_way.is_dir():
+            raise OutputError(
+                f"{in_the_way}: is a file, not a folder; give a folder for {what}"
+            ) from None
+        raise OutputError(
+            f"{folder}: cannot be made ({e.strerror or e}); give a folder for {what} that "
+            "you can write to"
+        ) from None
+    return folder
+
+
 def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` atomically.
 
@@ -54,7 +75,7 @@ def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
     lab server can read results as they read any other file there.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_output_folder(path.parent, f"'{path.name}'")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -38,11 +38,10 @@ from tqdm.auto import tqdm
 
 from ..config.settings import Config, config_to_dict, load_config
 from ..errors import ConfigError, CppTrackerError, OutputError
-from ..results.outputs import write_csv
+from ..results.outputs import make_output_folder, write_csv
 from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
 from .pipeline import (
-    make_output_folder,
     result_status,
     run_key,
     track_session,

@@ -41,6 +41,7 @@ from ..config.settings import (
 from ..errors import ConfigError, OutputError, VideoError
 from ..results.outputs import (
     TrackPartWriter,
+    make_output_folder,
     part_name,
     parts_are_complete,
     read_json,
@@ -113,7 +114,6 @@ __all__ = [
     "analysis_records",
     "video_source",
     "draw_qc_figure_for",
-    "make_output_folder",
 ]
 
 PARTIAL_DIR = ".partial"
@@ -1011,25 +1011,6 @@ def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inpu
         )
     make_output_folder(result_dir, "the results")
     return _Inputs(videos, infos, identities, key, name, result_dir, start_s, end_s, stride)
-
-
-def make_output_folder(folder: Path, what: str) -> Path:
-    """Make ``folder`` (and the folders above it) for ``what`` (e.g. "the results");
-    :class:`OutputError` naming a file that stands where a folder should be, or why the
-    folder cannot be made."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        in_the_way = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if in_the_way is not None and not in_the_way.is_dir():
-            raise OutputError(
-                f"{in_the_way}: is a file, not a folder; give a folder for {what}"
-            ) from None
-        raise OutputError(
-            f"{folder}: cannot be made ({e.strerror or e}); give a folder for {what} that "
-            "you can write to"
-        ) from None
-    return folder
 
 
 @dataclass

@@ -38,7 +38,7 @@ import pandas as pd
 from ..config.settings import ArenaConfig, Config
 from ..errors import ConfigError, OutputError, VideoError
 from ..geometry.chambers import UNKNOWN, ChamberLayout, assign_chambers, build_layout
-from ..results.outputs import atomic_path, write_csv
+from ..results.outputs import atomic_path, make_output_folder, write_csv
 from ..results.stored import StoredResult, flagged_seconds, resolve_video
 from ..tracking.tracker import ArenaDetector, make_detector
 from .plots import chamber_colors
@@ -54,32 +54,10 @@ __all__ = [
     "review_moments",
     "render_overlay",
     "write_review_clips",
-    "make_output_folder",
 ]
 
 #: The overlay is drawn at least this wide (small videos are enlarged for legible text).
 _MIN_OVERLAY_WIDTH_PX = 640
-
-
-# ---------------------------------------------------------------------- output folders
-def make_output_folder(folder: str | Path, what: str) -> Path:
-    """Make ``folder`` (and the folders above it) for ``what`` (e.g. "the agreement
-    sheet"); :class:`OutputError` naming a file that stands where a folder should be, or
-    why the folder cannot be made."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        in_the_way = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if in_the_way is not None and not in_the_way.is_dir():
-            raise OutputError(
-                f"{in_the_way}: is a file, not a folder; give a folder for {what}"
-            ) from None
-        raise OutputError(
-            f"{folder}: cannot be made ({e.strerror or e}); give a folder for {what} that "
-            "you can write to"
-        ) from None
-    return folder
 
 
 # ------------------------------------------------------------------------------ reading
