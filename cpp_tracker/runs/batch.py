@@ -596,7 +596,8 @@ def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path)
         return None
     started = now_iso()
     t0 = time.perf_counter()
-    done = reprocess_result(result_dir, config, plots=True)
+    # the batch writes its report once at the end
+    done = reprocess_result(result_dir, config, plots=True, reports=False)
     update_metadata(result_dir, job.metadata)
     review = review_reasons(read_run_record(result_dir))
     return _row(
