@@ -69,27 +69,7 @@ def find_lighting_periods(
     logg = pd.Series(np.where(ok, np.log(np.where(ok, g, 1.0)), np.nan))
     dt = float(np.median(np.diff(t))) if n > 1 else 1.0
     w = max(3, int(round(window_s / max(dt, 1e-6))))
-    before = logg.rolling(w, min_periods=max(1, w // 2)).median().shift(1)
-    after = logg[::-1].rolling(w, min_periods=max(1, w // 2)).median()[::-1]
-    jump = (after - before).abs().to_numpy(copy=True)
-    jump[~np.isfinite(jump)] = 0.0
-    limit = np.log1p(min_step)
-    above = jump > limit
-    cuts: list[int] = []
-    i = 0
-    while i < n:
-        if above[i]:
-            j = i
-            while j + 1 < n and above[j + 1]:
-                j += 1
-            # the change happens at the largest frame-to-frame step within the stretch
-            lo, hi = max(1, i - w), min(n, j + w + 1)
-            steps = np.abs(np.diff(logg.to_numpy()[lo - 1 : hi]))
-            steps[~np.isfinite(steps)] = 0.0
-            cuts.append(lo + int(np.argmax(steps)))
-            i = j + 1
-        else:
-            i += 1
+    cuts = _abrupt_changes(logg, w, np.log1p(min_step))
     bounds = [0, *cuts, n]
     periods = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
@@ -110,6 +90,34 @@ def find_lighting_periods(
             )
         )
     return periods
+
+
+def _abrupt_changes(logg: pd.Series, w: int, limit: float) -> list[int]:
+    """The frames where the log gain changes abruptly: where the running medians over ``w``
+    frames before and after a frame differ by more than ``limit``, one cut per stretch of
+    such frames, at its largest frame-to-frame step."""
+    n = len(logg)
+    before = logg.rolling(w, min_periods=max(1, w // 2)).median().shift(1)
+    after = logg[::-1].rolling(w, min_periods=max(1, w // 2)).median()[::-1]
+    jump = (after - before).abs().to_numpy(copy=True)
+    jump[~np.isfinite(jump)] = 0.0
+    above = jump > limit
+    cuts: list[int] = []
+    i = 0
+    while i < n:
+        if above[i]:
+            j = i
+            while j + 1 < n and above[j + 1]:
+                j += 1
+            # the change happens at the largest frame-to-frame step within the stretch
+            lo, hi = max(1, i - w), min(n, j + w + 1)
+            steps = np.abs(np.diff(logg.to_numpy()[lo - 1 : hi]))
+            steps[~np.isfinite(steps)] = 0.0
+            cuts.append(lo + int(np.argmax(steps)))
+            i = j + 1
+        else:
+            i += 1
+    return cuts
 
 
 def lighting_report(periods: list[LightingPeriod], followed: bool) -> dict:

@@ -203,34 +203,23 @@ def summarize_arena(
         "frames": int(len(codes)),
         "frames_detected": int(np.isfinite(np.asarray(x, dtype=float)).sum()),
     }
+    where = {"video": video, "arena": arena, "animal_id": animal_id}
     rows = []
     for k, name in enumerate(names):
         mine = bouts[bouts["chamber"] == k]
         entries = int(len(mine))
-        rows.append(
-            {
-                "video": video,
-                "arena": arena,
-                "animal_id": animal_id,
-                "chamber": name,
-                **_chamber_measures(
-                    float(per_chamber[k]), observed, entries,
-                    float(mine["start_s"].iloc[0]) if entries else np.nan,
-                ),
-                **common,
-            }
-        )
+        latency = float(mine["start_s"].iloc[0]) if entries else np.nan
+        measures = _chamber_measures(float(per_chamber[k]), observed, entries, latency)
+        rows.append({**where, "chamber": name, **measures, **common})
     rows.append(
-        {
-            "video": video,
-            "arena": arena,
-            "animal_id": animal_id,
-            "chamber": "unknown",
-            **_unknown_measures(unknown, duration_s),
-            **common,
-        }
+        {**where, "chamber": "unknown", **_unknown_measures(unknown, duration_s), **common}
     )
-    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return _summary_table(rows, SUMMARY_COLUMNS)
+
+
+def _summary_table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """The rows as a table; ``entries`` as nullable integers (the ``unknown`` row has none)."""
+    table = pd.DataFrame(rows, columns=columns)
     table["entries"] = table["entries"].astype("Int64")
     return table
 
@@ -321,73 +310,77 @@ def summarize_periods(
     codes = np.asarray(codes)
     x = np.asarray(x, dtype=float)
     names = list(chamber_names)
-    k = len(names)
     if not periods:
         return pd.DataFrame(columns=PERIOD_COLUMNS)
     starts = np.array([p.start_s for p in periods])
     ends = np.array([p.end_s for p in periods])
     tcodes = codes if time_codes is None else np.asarray(time_codes)
-    cum_start = cumulative_time(t, d, tcodes, k, starts)
-    cum_end = cumulative_time(t, d, tcodes, k, ends)
-    per_chamber = cum_end - cum_start
-    bouts = chamber_bouts(t, codes)
-    bout_code = bouts["chamber"].to_numpy()
-    bout_start = bouts["start_s"].to_numpy(dtype=float)
+    per_chamber = (cumulative_time(t, d, tcodes, len(names), ends)
+                   - cumulative_time(t, d, tcodes, len(names), starts))
     if steps_px is None:
         steps_px = path_steps(x, y, min_step_px)
-    steps = np.cumsum(np.r_[0.0, steps_px])
-    detected = np.cumsum(np.r_[0, np.isfinite(x).astype(np.int64)])
+    bouts = chamber_bouts(t, codes)
+    track = _PeriodTrack(
+        t, d, codes, bouts["chamber"].to_numpy(), bouts["start_s"].to_numpy(dtype=float),
+        np.cumsum(np.r_[0.0, steps_px]),
+        np.cumsum(np.r_[0, np.isfinite(x).astype(np.int64)]),
+    )
+    where = {"video": video, "arena": arena, "animal_id": animal_id}
     rows = []
     for p, chambers_s in zip(periods, per_chamber, strict=True):
-        length = p.end_s - p.start_s
-        observed = float(chambers_s.sum())
-        unknown = length - observed
-        unknown = 0.0 if abs(unknown) < 1e-9 else unknown
-        first = int(np.searchsorted(t, p.start_s, side="left"))  # frames starting inside
-        stop = int(np.searchsorted(t, p.end_s, side="left"))
-        dist_px = float(steps[stop] - steps[first])
-        # frames overlapping the period: the one running at its start, then those inside
-        lead = first - 1 if first > 0 and t[first - 1] + d[first - 1] > p.start_s else first
-        overlap_codes = codes[lead:stop]
-        overlap_t = np.maximum(t[lead:stop], p.start_s)
-        common = {
-            "video": video,
-            "arena": arena,
-            "animal_id": animal_id,
-            "kind": p.kind,
-            "period": p.name,
-            "start_s": p.start_s,
-            "end_s": p.end_s,
-            "duration_s": length,
-            "observed_s": observed,
-            "unknown_s": unknown,
-            "distance_px": dist_px,
-            "distance_cm": dist_px / px_per_cm if px_per_cm else np.nan,
-            "frames": stop - first,
-            "frames_detected": int(detected[stop] - detected[first]),
-        }
-        in_period = (bout_start >= p.start_s) & (bout_start < p.end_s)
-        for j, name in enumerate(names):
-            entries = int(np.count_nonzero(in_period & (bout_code == j)))
-            hits = np.flatnonzero(overlap_codes == j)
-            time_j = float(chambers_s[j])
-            rows.append(
-                {
-                    **common,
-                    "chamber": name,
-                    **_chamber_measures(
-                        time_j, observed, entries,
-                        float(overlap_t[hits[0]] - p.start_s) if len(hits) else np.nan,
-                    ),
-                }
-            )
-        rows.append(
-            {
-                **common,
-                "chamber": "unknown",
-                **_unknown_measures(unknown, length),
-            }
-        )
-    table = pd.DataFrame(rows, columns=PERIOD_COLUMNS)
-    table["entries"] = table["entries"].astype("Int64")
-    return table
+        rows += _period_rows(p, chambers_s, track, names, where, px_per_cm)
+    return _summary_table(rows, PERIOD_COLUMNS)
+
+
+@dataclass(frozen=True)
+class _PeriodTrack:
+    """One arena's track as every period's summary reads it."""
+
+    t: np.ndarray  # frame times, s
+    d: np.ndarray  # frame durations, s
+    codes: np.ndarray  # chamber with hysteresis
+    bout_code: np.ndarray  # chamber and start (s) of each bout (:func:`chamber_bouts`)
+    bout_start: np.ndarray
+    steps: np.ndarray  # cumulative counted steps, px, with a leading 0
+    detected: np.ndarray  # cumulative detected frames, with a leading 0
+
+
+def _period_rows(p: Period, chambers_s: np.ndarray, track: _PeriodTrack, names: list[str],
+                 where: dict, px_per_cm: float | None) -> list[dict]:
+    """One period's rows: one per chamber plus ``unknown``."""
+    t, d = track.t, track.d
+    length = p.end_s - p.start_s
+    observed = float(chambers_s.sum())
+    unknown = length - observed
+    unknown = 0.0 if abs(unknown) < 1e-9 else unknown
+    first = int(np.searchsorted(t, p.start_s, side="left"))  # frames starting inside
+    stop = int(np.searchsorted(t, p.end_s, side="left"))
+    dist_px = float(track.steps[stop] - track.steps[first])
+    # frames overlapping the period: the one running at its start, then those inside
+    lead = first - 1 if first > 0 and t[first - 1] + d[first - 1] > p.start_s else first
+    overlap_codes = track.codes[lead:stop]
+    overlap_t = np.maximum(t[lead:stop], p.start_s)
+    common = {
+        **where,
+        "kind": p.kind,
+        "period": p.name,
+        "start_s": p.start_s,
+        "end_s": p.end_s,
+        "duration_s": length,
+        "observed_s": observed,
+        "unknown_s": unknown,
+        "distance_px": dist_px,
+        "distance_cm": dist_px / px_per_cm if px_per_cm else np.nan,
+        "frames": stop - first,
+        "frames_detected": int(track.detected[stop] - track.detected[first]),
+    }
+    in_period = (track.bout_start >= p.start_s) & (track.bout_start < p.end_s)
+    rows = []
+    for j, name in enumerate(names):
+        entries = int(np.count_nonzero(in_period & (track.bout_code == j)))
+        hits = np.flatnonzero(overlap_codes == j)
+        latency = float(overlap_t[hits[0]] - p.start_s) if len(hits) else np.nan
+        measures = _chamber_measures(float(chambers_s[j]), observed, entries, latency)
+        rows.append({**common, "chamber": name, **measures})
+    rows.append({**common, "chamber": "unknown", **_unknown_measures(unknown, length)})
+    return rows
