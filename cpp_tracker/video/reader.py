@@ -719,20 +719,7 @@ class VideoReader:
                 self.sampling = "keyframes"
                 return sampled
         cap = _open_capture(self.path, raw_luma=self.luma_direct)
-        frames: list[np.ndarray] = []
-        indices: list[int] = []
-
-        def read_at(targets) -> None:
-            for target in targets:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
-                ok, frame = cap.read()
-                at = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES)))
-                if ok and frame is not None and at == int(target) + 1:
-                    frames.append(self._gray(frame))
-                    indices.append(int(target))
-
         try:
-            count = self.info.nominal_frame_count
             lo = max(0, int(first_frame))
             hi = count - 1 if count else None
             if last_frame is not None:
@@ -740,40 +727,71 @@ class VideoReader:
             span = (hi - lo + 1) if hi is not None else 0
             if count and span > 4 * n:
                 self.sampling = "seek"
-                targets = np.linspace(lo, hi, n + 2)[1:-1].round().astype(int)
-                read_at(targets)
-                if indices and len(indices) < n and max(indices) < targets[-1]:
-                    # the end could not be read (truncated): spread the rest over the start
-                    more = np.linspace(lo, max(indices), n - len(indices) + 2)[1:-1]
-                    read_at(sorted(set(more.round().astype(int)) - set(indices)))
-                    order = np.argsort(indices)
-                    frames = [frames[k] for k in order]
-                    indices = [indices[k] for k in order]
+                frames, indices = self._sample_by_seeking(cap, n, lo, hi)
             else:
                 self.sampling = "sequential"
-                i = 0
-                step = max(1, max(span, 0) // max(n, 1))
-                stop = None if last_frame is None else int(last_frame)
-                while stop is None or i <= stop:
-                    ok = cap.grab()
-                    if not ok:
-                        break
-                    if i >= lo and (i - lo) % step == 0:
-                        ok, frame = cap.retrieve()
-                        if ok:
-                            frames.append(self._gray(frame))
-                            indices.append(i)
-                    i += 1
-                if len(frames) > n:
-                    keep = np.linspace(0, len(frames) - 1, n).round().astype(int)
-                    frames = [frames[k] for k in keep]
-                    indices = [indices[k] for k in keep]
+                frames, indices = self._sample_in_order(cap, n, lo, span, last_frame)
         finally:
             cap.release()
         if not frames:
             raise VideoError(f"{self.path}: no frame could be decoded; check that it plays")
         return np.stack(frames), np.asarray(indices)
 
+    def _sample_by_seeking(
+        self, cap: cv2.VideoCapture, n: int, lo: int, hi: int
+    ) -> tuple[list[np.ndarray], list[int]]:
+        """``n`` frames evenly spaced over ``lo..hi``, each read after a seek; when the end
+        could not be read (truncated), the rest spread over the part before it."""
+        frames: list[np.ndarray] = []
+        indices: list[int] = []
+        targets = np.linspace(lo, hi, n + 2)[1:-1].round().astype(int)
+        self._read_at(cap, targets, frames, indices)
+        if indices and len(indices) < n and max(indices) < targets[-1]:
+            more = np.linspace(lo, max(indices), n - len(indices) + 2)[1:-1]
+            self._read_at(cap, sorted(set(more.round().astype(int)) - set(indices)), frames,
+                          indices)
+            order = np.argsort(indices)
+            frames = [frames[k] for k in order]
+            indices = [indices[k] for k in order]
+        return frames, indices
+
+    def _read_at(self, cap: cv2.VideoCapture, targets, frames: list[np.ndarray],
+                 indices: list[int]) -> None:
+        """Append the frames at ``targets`` that a seek lands on exactly (a seek past the end
+        of a truncated file lands on its last frames: checked by the position)."""
+        for target in targets:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(target))
+            ok, frame = cap.read()
+            at = int(round(cap.get(cv2.CAP_PROP_POS_FRAMES)))
+            if ok and frame is not None and at == int(target) + 1:
+                frames.append(self._gray(frame))
+                indices.append(int(target))
+
+    def _sample_in_order(
+        self, cap: cv2.VideoCapture, n: int, lo: int, span: int, last_frame: int | None
+    ) -> tuple[list[np.ndarray], list[int]]:
+        """About ``n`` frames from ``lo`` on, reading every frame (no frame count to seek
+        by, or few frames): every ``span // n``-th is kept, then ``n`` of them evenly."""
+        frames: list[np.ndarray] = []
+        indices: list[int] = []
+        i = 0
+        step = max(1, max(span, 0) // max(n, 1))
+        stop = None if last_frame is None else int(last_frame)
+        while stop is None or i <= stop:
+            ok = cap.grab()
+            if not ok:
+                break
+            if i >= lo and (i - lo) % step == 0:
+                ok, frame = cap.retrieve()
+                if ok:
+                    frames.append(self._gray(frame))
+                    indices.append(i)
+            i += 1
+        if len(frames) > n:
+            keep = np.linspace(0, len(frames) - 1, n).round().astype(int)
+            frames = [frames[k] for k in keep]
+            indices = [indices[k] for k in keep]
+        return frames, indices
 
     def _sample_keyframes(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``n`` keyframes spread over the video, decoded with PyAV in a separate process
