@@ -1,5 +1,5 @@
-"""``python -m cpp_tracker.cli`` runs :func:`cpp_tracker.cli.commands.main`."""
+"""``python -m cpp_tracker.cli`` runs :func:`cpp_tracker.cli.app.main`."""
 
-from .commands import main
+from .app import main
 
 raise SystemExit(main())
