@@ -201,6 +201,11 @@ class SceneSpec:
             self, "light_steps", tuple((float(a), float(b)) for a, b in self.light_steps)
         )
         object.__setattr__(self, "dropped", tuple((float(a), float(b)) for a, b in self.dropped))
+        self._check_frame_and_boxes()
+        self._check_looks()
+        self._check_amounts()
+
+    def _check_frame_and_boxes(self) -> None:
         if self.width % 2 or self.height % 2:
             raise ValueError("width and height must be even")
         if self.width < 64 or self.height < 48:
@@ -211,6 +216,8 @@ class SceneSpec:
             raise TypeError("arenas must be ArenaSpec instances")
         if self.fps <= 0 or self.duration_s <= 0:
             raise ValueError("fps and duration_s must be positive")
+
+    def _check_looks(self) -> None:
         if self.mouse not in _MOUSE_LEVEL:
             raise ValueError(f"mouse must be one of {sorted(_MOUSE_LEVEL)}")
         if self.floor not in _FLOOR_LEVEL:
@@ -223,6 +230,8 @@ class SceneSpec:
             raise ValueError("distractor_scale must be within [0.25, 4]")
         if self.codec not in ("h264", "mp4v"):
             raise ValueError("codec must be 'h264' or 'mp4v'")
+
+    def _check_amounts(self) -> None:
         if not 0.0 <= self.rest_fraction < 0.95:
             raise ValueError("rest_fraction must be in [0, 0.95)")
         if not 0.0 <= self.sleep_fraction < 1.0:
@@ -416,71 +425,100 @@ def _layout(spec: SceneSpec) -> list[tuple[float, float, float, float]]:
 
 
 def _build_arenas(spec: SceneSpec) -> list[_Arena]:
-    arenas = []
-    for k, (aspec, cell) in enumerate(zip(spec.arenas, _layout(spec), strict=True)):
-        rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 101, k]))
-        ex0 = int(round(cell[0]))
-        ey0 = int(round(cell[1]))
-        ex1 = int(round(cell[0] + cell[2]))
-        ey1 = int(round(cell[1] + cell[3]))
-        tw = int(max(2, round(0.014 * (ex1 - ex0))))
-        outer = (ex0 - 0.5, ey0 - 0.5, ex1 - 0.5, ey1 - 0.5)
-        floor = (outer[0] + tw, outer[1] + tw, outer[2] - tw, outer[3] - tw)
-        fw = floor[2] - floor[0]
-        L0 = 0.09 * fw
-        W0 = 0.5 * L0
-        margin = 0.55 * L0
-        gap = 1.5 * W0 + max(4.0, 0.2 * L0)
-        ppc = fw / spec.cm_per_box_width
-        nch = aspec.n_chambers
-        fracs = {1: [], 2: [0.5], 3: [0.38, 0.62]}[nch]
-        ang = math.radians(aspec.door_angle_deg)
-        d = np.array([math.sin(ang), math.cos(ang)])
-        nrm = np.array([math.cos(ang), -math.sin(ang)])
-        yc = (floor[1] + floor[3]) / 2
-        doors = []
-        for f in fracs:
-            c = np.array([floor[0] + f * fw, yc])
-            lam0 = (outer[1] + tw / 2 - yc) / d[1]
-            lam1 = (outer[3] - tw / 2 - yc) / d[1]
-            doors.append(_Door(c=c, d=d, n=nrm, p0=c + lam0 * d, p1=c + lam1 * d, gap=gap))
-        rect = np.array(
-            [[floor[0], floor[1]], [floor[2], floor[1]], [floor[2], floor[3]], [floor[0], floor[3]]]
-        )
-        srect = rect + np.array([[margin, margin], [-margin, margin], [-margin, -margin],
-                                 [margin, -margin]])
-        pieces, safe, points = [], [], []
-        off = tw / 2 + margin
-        for pos in range(nch):
-            pc, sf = rect.copy(), srect.copy()
-            if pos > 0:
-                dl = doors[pos - 1]
-                pc = _clip_halfplane(pc, -dl.n, -(dl.n @ dl.c))
-                sf = _clip_halfplane(sf, -dl.n, -(dl.n @ dl.c) - off)
-            if pos < nch - 1:
-                dr = doors[pos]
-                pc = _clip_halfplane(pc, dr.n, dr.n @ dr.c)
-                sf = _clip_halfplane(sf, dr.n, dr.n @ dr.c - off)
-            area, cen = _poly_area_centroid(sf)
-            if len(sf) < 3 or area < (0.5 * L0) ** 2:
-                raise ValueError(
-                    "box too small for the mouse (too many arenas, too small a frame "
-                    "or too steep a door angle)"
-                )
-            pieces.append(pc)
-            safe.append(sf)
-            points.append(_poly_area_centroid(pc)[1])
-        names = list(_CHAMBER_NAMES[nch])
-        if rng.random() < 0.5:  # counterbalanced: paired chamber on the right
-            names = names[::-1]
-        arena = _Arena(
-            name=f"box{k + 1}", spec=aspec, outer=outer, floor=floor, tw=float(tw), doors=doors,
-            names=names, pieces=pieces, safe=safe, points=points, L0=L0, W0=W0, margin=margin,
-            ppc=ppc,
-        )
-        arena.dd = tw / 2 + margin + 1.0
-        arenas.append(arena)
-    return arenas
+    return [
+        _build_arena(spec, k, aspec, cell)
+        for k, (aspec, cell) in enumerate(zip(spec.arenas, _layout(spec), strict=True))
+    ]
+
+
+def _build_arena(spec: SceneSpec, k: int, aspec: ArenaSpec,
+                 cell: tuple[float, float, float, float]) -> _Arena:
+    """Box ``k`` in its layout cell: walls, floor, mouse size, doors and chambers."""
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 101, k]))
+    ex0 = int(round(cell[0]))
+    ey0 = int(round(cell[1]))
+    ex1 = int(round(cell[0] + cell[2]))
+    ey1 = int(round(cell[1] + cell[3]))
+    tw = int(max(2, round(0.014 * (ex1 - ex0))))
+    outer = (ex0 - 0.5, ey0 - 0.5, ex1 - 0.5, ey1 - 0.5)
+    floor = (outer[0] + tw, outer[1] + tw, outer[2] - tw, outer[3] - tw)
+    fw = floor[2] - floor[0]
+    L0 = 0.09 * fw
+    W0 = 0.5 * L0
+    margin = 0.55 * L0
+    gap = 1.5 * W0 + max(4.0, 0.2 * L0)
+    ppc = fw / spec.cm_per_box_width
+    doors = _dividing_doors(aspec, outer, floor, tw, gap)
+    shapes = _chamber_shapes(floor, doors, aspec.n_chambers, tw, margin, L0)
+    names = list(_CHAMBER_NAMES[aspec.n_chambers])
+    if rng.random() < 0.5:  # counterbalanced: paired chamber on the right
+        names = names[::-1]
+    arena = _Arena(
+        name=f"box{k + 1}", spec=aspec, outer=outer, floor=floor, tw=float(tw), doors=doors,
+        names=names, pieces=shapes.pieces, safe=shapes.safe, points=shapes.points, L0=L0,
+        W0=W0, margin=margin, ppc=ppc,
+    )
+    arena.dd = tw / 2 + margin + 1.0
+    return arena
+
+
+def _dividing_doors(aspec: ArenaSpec, outer: tuple[float, float, float, float],
+                    floor: tuple[float, float, float, float], tw: int, gap: float) -> list[_Door]:
+    """The dividing walls' centre lines, from outer wall to outer wall, at the spec's angle."""
+    fw = floor[2] - floor[0]
+    fracs = {1: [], 2: [0.5], 3: [0.38, 0.62]}[aspec.n_chambers]
+    ang = math.radians(aspec.door_angle_deg)
+    d = np.array([math.sin(ang), math.cos(ang)])
+    nrm = np.array([math.cos(ang), -math.sin(ang)])
+    yc = (floor[1] + floor[3]) / 2
+    doors = []
+    for f in fracs:
+        c = np.array([floor[0] + f * fw, yc])
+        lam0 = (outer[1] + tw / 2 - yc) / d[1]
+        lam1 = (outer[3] - tw / 2 - yc) / d[1]
+        doors.append(_Door(c=c, d=d, n=nrm, p0=c + lam0 * d, p1=c + lam1 * d, gap=gap))
+    return doors
+
+
+@dataclass(frozen=True)
+class _ChamberShapes:
+    """Per chamber position (left to right): its piece of the floor, where the centroid may
+    go, and its point (the piece's centroid)."""
+
+    pieces: list[np.ndarray]
+    safe: list[np.ndarray]
+    points: list[np.ndarray]
+
+
+def _chamber_shapes(floor: tuple[float, float, float, float], doors: list[_Door], nch: int,
+                    tw: int, margin: float, L0: float) -> _ChamberShapes:
+    rect = np.array(
+        [[floor[0], floor[1]], [floor[2], floor[1]], [floor[2], floor[3]], [floor[0], floor[3]]]
+    )
+    srect = rect + np.array([[margin, margin], [-margin, margin], [-margin, -margin],
+                             [margin, -margin]])
+    pieces, safe, points = [], [], []
+    off = tw / 2 + margin
+    for pos in range(nch):
+        pc, sf = rect.copy(), srect.copy()
+        if pos > 0:
+            dl = doors[pos - 1]
+            pc = _clip_halfplane(pc, -dl.n, -(dl.n @ dl.c))
+            sf = _clip_halfplane(sf, -dl.n, -(dl.n @ dl.c) - off)
+        if pos < nch - 1:
+            dr = doors[pos]
+            pc = _clip_halfplane(pc, dr.n, dr.n @ dr.c)
+            sf = _clip_halfplane(sf, dr.n, dr.n @ dr.c - off)
+        area, cen = _poly_area_centroid(sf)
+        if len(sf) < 3 or area < (0.5 * L0) ** 2:
+            raise ValueError(
+                "box too small for the mouse (too many arenas, too small a frame "
+                "or too steep a door angle)"
+            )
+        pieces.append(pc)
+        safe.append(sf)
+        points.append(_poly_area_centroid(pc)[1])
+    return _ChamberShapes(pieces, safe, points)
 
 
 def chamber_of(x, y, arena_cfg: dict) -> np.ndarray:
@@ -1064,69 +1102,94 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
     hi += cv2.resize(table, (Wb, Hb), interpolation=cv2.INTER_LINEAR)
     open_hi = np.zeros((H * _SS, W * _SS), np.uint8)  # walkable floor, at the mask resolution
     open_b = np.zeros((Hb, Wb), np.uint8)  # the same at the background resolution
-    fl = _FLOOR_LEVEL[spec.floor]
-    wl = _WALL_LEVEL[spec.wall]
-    amp = 0.13 * fl if spec.floor_texture else 0.0
-
-    def fx(pts, ss=bss):
-        return _to_fixed(np.asarray(pts, float), 0, 0, ss)
-
-    def fill(img, pts, value):
-        cv2.fillPoly(img, [fx(pts, img.shape[1] // W)], value, cv2.LINE_8, _SHIFT)
-
     for ar in arenas:
-        ox0, oy0, ox1, oy1 = ar.outer
-        fx0, fy0, fx1, fy1 = ar.floor
-        fill(hi, [[ox0, oy0], [ox1, oy0], [ox1, oy1], [ox0, oy1]], wl)
-        floor_rect = [[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]]
-        fill(open_hi, floor_rect, 255)
-        fill(open_b, floor_rect, 255)
-        # floor pieces, each with its own level and texture
-        j0, j1 = max(int(fx0 * bss), 0), min(int(math.ceil((fx1 + 1) * bss)), Wb)
-        i0, i1 = max(int(fy0 * bss), 0), min(int(math.ceil((fy1 + 1) * bss)), Hb)
-        xs = (np.arange(j0, j1, dtype=np.float32) + 0.5) / bss - 0.5
-        ys = (np.arange(i0, i1, dtype=np.float32) + 0.5) / bss - 0.5
-        X, Y = np.meshgrid(xs, ys)
-        floor_img = np.full(X.shape, fl, np.float32)
-        if spec.floor_texture:
-            pos = ar.position_of(X, Y).astype(np.int8)
-            nch = ar.n_ch
-            offsets = {1: [-0.04], 2: [-0.04, -0.08], 3: [-0.04, 0.04, -0.08]}[nch]
-            kinds = {1: ["dots"], 2: ["bars", "dots"], 3: ["bars", "plain", "dots"]}[nch]
-            pitch = max(3.5, 1.0 * ar.ppc)
-            for k in range(nch):
-                sel = pos == k
-                lvl = fl * (1 + offsets[k])
-                if kinds[k] == "bars":  # grid rods parallel to the dividing wall
-                    d = ar.doors[0].d
-                    across = X * d[1] - Y * d[0]
-                    prof = (0.5 + 0.5 * np.cos(2 * math.pi * across / pitch)) ** 3
-                    tex = lvl - amp * prof
-                elif kinds[k] == "dots":  # perforated floor
-                    p2 = pitch * 1.3
-                    gx = (X - fx0) / p2 - np.round((X - fx0) / p2)
-                    gy = (Y - fy0) / p2 - np.round((Y - fy0) / p2)
-                    r = np.hypot(gx, gy) * p2
-                    tex = lvl - 1.5 * amp * (r < 0.22 * p2 + 0.4)
-                else:
-                    tex = np.full(X.shape, lvl, np.float32)
-                floor_img[sel] = tex[sel]
-            del pos
-        del X, Y
-        seg = hi[i0:i1, j0:j1]
-        inside = open_b[i0:i1, j0:j1] > 0
-        seg[inside] = floor_img[inside]
-        # dividing walls with a door gap in the middle
-        for dr in ar.doors:
-            half = dr.gap / 2
-            for a_, b_ in ((dr.p0, dr.c - half * dr.d), (dr.c + half * dr.d, dr.p1)):
-                nvec = dr.n * (ar.tw / 2)
-                quad = np.array([a_ - nvec, a_ + nvec, b_ + nvec, b_ - nvec])
-                fill(open_hi, quad, 0)
-                fill(open_b, quad, 0)
-                fill(hi, quad, wl)
+        _draw_box(hi, open_hi, open_b, spec, ar, bss)
     bg = cv2.resize(hi, (W, H), interpolation=cv2.INTER_AREA)
-    # static floor texture (fixed pattern), wall shadows, glare, vignetting
+    bg = _add_camera_effects(bg, open_b, spec, arenas, rng)
+    return np.clip(bg, 0, 255).astype(np.float32), open_hi
+
+
+def _fill(img: np.ndarray, pts, value: float, width: int) -> None:
+    """Fill polygon ``pts`` (frame pixels) in ``img``, an image supersampled from ``width``."""
+    pts = _to_fixed(np.asarray(pts, float), 0, 0, img.shape[1] // width)
+    cv2.fillPoly(img, [pts], value, cv2.LINE_8, _SHIFT)
+
+
+def _draw_box(hi: np.ndarray, open_hi: np.ndarray, open_b: np.ndarray, spec: SceneSpec,
+              ar: _Arena, bss: int) -> None:
+    """One box into the supersampled image ``hi`` (walls, textured floor pieces, dividing
+    walls with their door gaps) and its walkable floor into the masks."""
+    W = spec.width
+    Hb, Wb = hi.shape
+    wl = _WALL_LEVEL[spec.wall]
+    ox0, oy0, ox1, oy1 = ar.outer
+    fx0, fy0, fx1, fy1 = ar.floor
+    _fill(hi, [[ox0, oy0], [ox1, oy0], [ox1, oy1], [ox0, oy1]], wl, W)
+    floor_rect = [[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]]
+    _fill(open_hi, floor_rect, 255, W)
+    _fill(open_b, floor_rect, 255, W)
+    # floor pieces, each with its own level and texture
+    j0, j1 = max(int(fx0 * bss), 0), min(int(math.ceil((fx1 + 1) * bss)), Wb)
+    i0, i1 = max(int(fy0 * bss), 0), min(int(math.ceil((fy1 + 1) * bss)), Hb)
+    floor_img = _floor_image(spec, ar, j0, j1, i0, i1, bss)
+    seg = hi[i0:i1, j0:j1]
+    inside = open_b[i0:i1, j0:j1] > 0
+    seg[inside] = floor_img[inside]
+    # dividing walls with a door gap in the middle
+    for dr in ar.doors:
+        half = dr.gap / 2
+        for a_, b_ in ((dr.p0, dr.c - half * dr.d), (dr.c + half * dr.d, dr.p1)):
+            nvec = dr.n * (ar.tw / 2)
+            quad = np.array([a_ - nvec, a_ + nvec, b_ + nvec, b_ - nvec])
+            _fill(open_hi, quad, 0, W)
+            _fill(open_b, quad, 0, W)
+            _fill(hi, quad, wl, W)
+
+
+def _floor_image(spec: SceneSpec, ar: _Arena, j0: int, j1: int, i0: int, i1: int,
+                 bss: int) -> np.ndarray:
+    """The box's floor over supersampled columns ``j0:j1`` and rows ``i0:i1``: one level,
+    or with ``floor_texture`` each chamber its own level and texture (grid bars | plain |
+    perforated)."""
+    fl = _FLOOR_LEVEL[spec.floor]
+    amp = 0.13 * fl if spec.floor_texture else 0.0
+    fx0, fy0 = ar.floor[0], ar.floor[1]
+    xs = (np.arange(j0, j1, dtype=np.float32) + 0.5) / bss - 0.5
+    ys = (np.arange(i0, i1, dtype=np.float32) + 0.5) / bss - 0.5
+    X, Y = np.meshgrid(xs, ys)
+    floor_img = np.full(X.shape, fl, np.float32)
+    if not spec.floor_texture:
+        return floor_img
+    pos = ar.position_of(X, Y).astype(np.int8)
+    nch = ar.n_ch
+    offsets = {1: [-0.04], 2: [-0.04, -0.08], 3: [-0.04, 0.04, -0.08]}[nch]
+    kinds = {1: ["dots"], 2: ["bars", "dots"], 3: ["bars", "plain", "dots"]}[nch]
+    pitch = max(3.5, 1.0 * ar.ppc)
+    for k in range(nch):
+        sel = pos == k
+        lvl = fl * (1 + offsets[k])
+        if kinds[k] == "bars":  # grid rods parallel to the dividing wall
+            d = ar.doors[0].d
+            across = X * d[1] - Y * d[0]
+            prof = (0.5 + 0.5 * np.cos(2 * math.pi * across / pitch)) ** 3
+            tex = lvl - amp * prof
+        elif kinds[k] == "dots":  # perforated floor
+            p2 = pitch * 1.3
+            gx = (X - fx0) / p2 - np.round((X - fx0) / p2)
+            gy = (Y - fy0) / p2 - np.round((Y - fy0) / p2)
+            r = np.hypot(gx, gy) * p2
+            tex = lvl - 1.5 * amp * (r < 0.22 * p2 + 0.4)
+        else:
+            tex = np.full(X.shape, lvl, np.float32)
+        floor_img[sel] = tex[sel]
+    return floor_img
+
+
+def _add_camera_effects(bg: np.ndarray, open_b: np.ndarray, spec: SceneSpec,
+                        arenas: list[_Arena], rng: np.random.Generator) -> np.ndarray:
+    """Static floor texture (fixed pattern), wall shadows, glare and vignetting."""
+    W, H = spec.width, spec.height
+    fl = _FLOOR_LEVEL[spec.floor]
     open_lo = cv2.resize(open_b, (W, H), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     bg += _fine_noise(rng, (H, W), 1.0, 2.0) * open_lo
     dist = cv2.distanceTransform((open_lo > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
@@ -1138,7 +1201,7 @@ def _render_background(spec: SceneSpec, arenas: list[_Arena]) -> tuple[np.ndarra
     r2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / (0.25 * (W * W + H * H))
     bg += (0.06 * fl) * np.exp(-r2 / 0.08) * open_lo
     bg *= 1 - 0.14 * ((xx - W / 2) ** 2 + (yy - H / 2) ** 2) / (0.25 * (W * W + H * H))
-    return np.clip(bg, 0, 255).astype(np.float32), open_hi
+    return bg
 
 
 def _body_delta(arena: _Arena) -> float:
@@ -1638,8 +1701,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import time
 
-    import yaml
+    args = _argument_parser().parse_args(argv)
+    spec = _spec_from_args(args)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    truth = generate_video(out, spec)
+    dt = time.perf_counter() - t0
+    csv_path, yaml_path = _write_truth_files(out, truth)
+    times = truth.chamber_times()
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB, {len(truth.track)} rows, "
+          f"{dt:.1f} s), {csv_path.name}, {yaml_path.name}")
+    for arena, row in times.iterrows():
+        print(f"  {arena}: " + ", ".join(f"{c} {v:.1f} s" for c, v in row.items()))
+    if truth.distractor_polygon is not None:
+        print(f"  distractor polygon (box1): {truth.distractor_polygon}")
+    return 0
 
+
+def _argument_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cpp_tracker.synthetic",
                                 description="Generate a synthetic CPP video with ground truth.")
     p.add_argument("--out", required=True, help="output video path (.mp4)")
@@ -1670,15 +1749,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--crf", type=int, default=23)
     p.add_argument("--cm-per-box-width", type=float, default=60.0)
     p.add_argument("--boli", type=int, default=0)
-    args = p.parse_args(argv)
+    return p
 
+
+def _spec_from_args(args: argparse.Namespace) -> SceneSpec:
     ids = args.animal_ids.split(",") if args.animal_ids else []
     arenas = tuple(
         ArenaSpec(n_chambers=args.chambers, door_angle_deg=args.door_angle,
                   animal_id=ids[i] if i < len(ids) else None)
         for i in range(args.arenas)
     )
-    spec = SceneSpec(
+    return SceneSpec(
         width=args.width, height=args.height, fps=args.fps, duration_s=args.duration,
         seed=args.seed, arenas=arenas, mouse=args.mouse, floor=args.floor, wall=args.wall,
         floor_texture=not args.no_texture, noise_sigma=args.noise,
@@ -1688,24 +1769,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         distractor_scale=args.distractor_scale, codec=args.codec, crf=args.crf,
         cm_per_box_width=args.cm_per_box_width, boli=args.boli,
     )
-    out = Path(args.out)
-    t0 = time.perf_counter()
-    truth = generate_video(out, spec)
-    dt = time.perf_counter() - t0
+
+
+def _write_truth_files(out: Path, truth: GroundTruth) -> tuple[Path, Path]:
+    """``<stem>_truth.csv`` and ``<stem>.yaml`` next to the video ``out``."""
+    import yaml
+
     stem = out.with_suffix("")
     csv_path = stem.parent / f"{stem.name}_truth.csv"
     yaml_path = stem.parent / f"{stem.name}.yaml"
     truth.track.to_csv(csv_path, index=False, float_format="%.3f")
     with open(yaml_path, "w") as fh:
         yaml.safe_dump(truth.config, fh, sort_keys=False, default_flow_style=None)
-    times = truth.chamber_times()
-    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB, {len(truth.track)} rows, "
-          f"{dt:.1f} s), {csv_path.name}, {yaml_path.name}")
-    for arena, row in times.iterrows():
-        print(f"  {arena}: " + ", ".join(f"{c} {v:.1f} s" for c, v in row.items()))
-    if truth.distractor_polygon is not None:
-        print(f"  distractor polygon (box1): {truth.distractor_polygon}")
-    return 0
+    return csv_path, yaml_path
 
 
 if __name__ == "__main__":  # pragma: no cover
