@@ -5,6 +5,7 @@ top-left corner, as in OpenCV.
 
 A configuration file looks like this (only ``arenas`` is required)::
 
+    frame_size: [320, 240]        # optional: the video frame it was drawn on
     arenas:
       - name: box1
         animal_id: m01            # optional, carried into summary.csv
@@ -316,6 +317,9 @@ class Config:
     video: VideoSettings = field(default_factory=VideoSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
     qc: QcSettings = field(default_factory=QcSettings)
+    #: (width, height) of the video frame the geometry was drawn on (``frame_size``), or
+    #: None when the file does not say; :func:`check_against_frame` refuses other sizes.
+    frame_size: tuple[int, int] | None = None
     source: str = "<config>"
 
     def arena(self, name: str) -> ArenaConfig:
@@ -451,6 +455,7 @@ def _number(
 
 
 _TOP_KEYS = {
+    "frame_size": "the video frame the geometry was drawn on",
     "arenas": "list of arenas",
     "background": "background estimation",
     "detection": "mouse detection",
@@ -1032,14 +1037,33 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
             source, f"the file must be a YAML mapping with an 'arenas' list, got {_show(raw)}"
         )
     _mapping(raw, "", problems, _TOP_KEYS)
+    frame_size = _parse_frame_size(raw.get("frame_size"), problems)
     arenas = _parse_arenas(raw, problems)
     _check_unique_arenas(arenas, problems)
     settings = _parse_settings(raw, problems)
-    config = Config(arenas=tuple(a for a in arenas if a is not None), source=source, **settings)
+    config = Config(arenas=tuple(a for a in arenas if a is not None), frame_size=frame_size,
+                    source=source, **settings)
     _add_geometry_problems(config, arenas, problems)
     if problems.items:
         raise ConfigError(source, problems.items)
     return config
+
+
+def _parse_frame_size(raw: Any, problems: _Problems) -> tuple[int, int] | None:
+    """``frame_size: [width, height]``, the frame the config was drawn on (None if absent)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, (list, tuple)) or len(raw) != 2:
+        problems.add(
+            "frame_size", "expected [width, height] of the video frame the config was drawn "
+            f"on, in pixels (e.g. [640, 480]), got {_show(raw)}"
+        )
+        return None
+    size = [_number(v, f"frame_size[{i}]", problems, minimum=1, integer=True)
+            for i, v in enumerate(raw)]
+    if size[0] is None or size[1] is None:
+        return None
+    return (int(size[0]), int(size[1]))
 
 
 def _parse_arenas(raw: dict, problems: _Problems) -> list[ArenaConfig | None]:
@@ -1137,7 +1161,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             else:
                 d["px_per_cm"] = a.scale.px_per_cm
         arenas.append(d)
-    out: dict[str, Any] = {"arenas": arenas}
+    out: dict[str, Any] = {}
+    if config.frame_size is not None:  # absent: the hash of a config without it is unchanged
+        out["frame_size"] = list(config.frame_size)
+    out["arenas"] = arenas
     for key in ("background", "detection", "chambers", "video", "summary", "qc"):
         out[key] = asdict(getattr(config, key))
     out["summary"]["windows"] = {
@@ -1181,13 +1208,19 @@ def config_hash(config: Config) -> str:
 
 
 def check_against_frame(config: Config, width: int, height: int, video: str = "") -> None:
-    """Raise :class:`ConfigError` naming every coordinate that lies outside the video frame.
+    """Raise :class:`ConfigError` when the config does not fit a video of ``width`` x
+    ``height`` pixels.
 
-    Checked: the arena outlines, chamber points, scale points and a template's corners.
-    Masks may reach over the wall and out of the picture (only their part inside the
-    arena counts; :func:`~cpp_tracker.geometry.chambers.geometry_problems` rejects a mask that
-    misses its arena).
+    A config that says which frame it was drawn on (``frame_size``) fits only a video of
+    that size: another size raises one sentence saying what to do (a template in cm too:
+    its ``corners_px`` are pixels of the frame it was fitted to). Then every coordinate
+    outside the frame is named: the arena outlines, chamber points, scale points and a
+    template's corners. Masks may reach over the wall and out of the picture (only their
+    part inside the arena counts; :func:`~cpp_tracker.geometry.chambers.geometry_problems`
+    rejects a mask that misses its arena).
     """
+    if config.frame_size is not None and tuple(config.frame_size) != (width, height):
+        raise ConfigError(config.source, _other_frame_size(config, width, height, video))
     problems = _Problems()
     frame = f"(0..{width} x 0..{height} px{' of ' + video if video else ''})"
 
@@ -1219,3 +1252,16 @@ def check_against_frame(config: Config, width: int, height: int, video: str = ""
                 check(p, f"arenas[{i}].scale.points[{k}]")
     if problems.items:
         raise ConfigError(config.source, problems.items)
+
+
+def _other_frame_size(config: Config, width: int, height: int, video: str) -> str:
+    """The sentence for a video whose frame is not the one the config was drawn on."""
+    drawn_w, drawn_h = config.frame_size  # type: ignore[misc]
+    said = (f"drawn on a {drawn_w}x{drawn_h} frame (frame_size), but {video or 'the video'} "
+            f"is {width}x{height}")
+    if config.arenas and all(a.template is not None for a in config.arenas):
+        return (f"{said}; the drawing in cm fits any camera, but corners_px are pixels of the "
+                f"{drawn_w}x{drawn_h} frame: give this camera's corners_px and "
+                f"frame_size: [{width}, {height}]")
+    return (f"{said}; redraw it for this camera (cpp-tracker init / draw), or use a template "
+            "in cm (units: cm) with this camera's corners_px")

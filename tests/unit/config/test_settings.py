@@ -362,6 +362,20 @@ CASES = [
      lambda r: (set_(arena(r), "corners_px", [[100, 20], [200, 20], [300, 220], [20, 220]]),
                 set_(arena(r), "masks", [[[0, 30], [10, 30], [5, 80]]])),
      "arenas[0].masks[0]", ["too far outside template_corners", "check corners_px"]),
+    # -- the frame it was drawn on
+    ("frame_size not a pair", two_chambers, lambda r: set_(r, "frame_size", 320), "frame_size",
+     ["expected [width, height]", "got 320"]),
+    ("frame_size three numbers", two_chambers, lambda r: set_(r, "frame_size", [320, 240, 3]),
+     "frame_size", ["expected [width, height]", "[320, 240, 3]"]),
+    ("frame_size width not whole", two_chambers,
+     lambda r: set_(r, "frame_size", [320.5, 240]), "frame_size[0]",
+     ["expected a whole number", "320.5"]),
+    ("frame_size height zero", two_chambers, lambda r: set_(r, "frame_size", [320, 0]),
+     "frame_size[1]", ["must be at least 1", "got 0"]),
+    ("frame_size as text", two_chambers, lambda r: set_(r, "frame_size", ["320", "240"]),
+     "frame_size[0]", ["expected a whole number", "'320'"]),
+    ("frame_size misspelt", two_chambers, lambda r: set_(r, "framesize", [320, 240]),
+     "framesize", ["unknown key", "did you mean 'frame_size'"]),
 ]
 
 
@@ -570,6 +584,51 @@ def test_template_outside_the_frame_names_cm_and_px():
 def test_inside_the_frame_passes():
     check_against_frame(parse_config(two_chambers()), 320, 240)
     check_against_frame(parse_config(template_cm()), 320, 240)
+
+
+# ----------------------------------------------------------------- the frame it was drawn on
+def test_frame_size_is_read_kept_and_hashed():
+    plain = parse_config(two_chambers())
+    assert plain.frame_size is None
+    assert "frame_size" not in config_to_dict(plain)  # old configs keep their hash
+    drawn = parse_config(dict(two_chambers(), frame_size=[320, 240]))
+    assert drawn.frame_size == (320, 240)
+    resolved = config_to_dict(drawn)
+    assert resolved["frame_size"] == [320, 240]
+    assert parse_config(yaml.safe_load(yaml.safe_dump(resolved))) == drawn
+    assert config_hash(drawn) != config_hash(plain)
+    # it says nothing about what is detected: a stored track stays usable
+    assert not any(k.startswith("frame_size") for k in DETECTION_KEYS)
+
+
+def test_a_video_of_another_size_is_refused_in_one_sentence():
+    config = parse_config(dict(two_chambers(), frame_size=[320, 240]), source="box.yaml")
+    check_against_frame(config, 320, 240, video="night1.mp4")
+    with pytest.raises(ConfigError) as info:
+        check_against_frame(config, 640, 480, video="night1.mp4")
+    assert str(info.value) == (
+        "box.yaml: drawn on a 320x240 frame (frame_size), but night1.mp4 is 640x480; redraw "
+        "it for this camera (cpp-tracker init / draw), or use a template in cm (units: cm) "
+        "with this camera's corners_px"
+    )
+    # the geometry fits 640x480 too: only frame_size refuses it
+    check_against_frame(parse_config(two_chambers()), 640, 480)
+
+
+def test_a_template_is_fitted_to_one_frame_too():
+    config = parse_config(dict(template_cm(), frame_size=[320, 240]), source="box.yaml")
+    check_against_frame(config, 320, 240)
+    with pytest.raises(ConfigError) as info:
+        check_against_frame(config, 640, 480, video="night1.mp4")
+    (problem,) = info.value.problems
+    assert problem.startswith("drawn on a 320x240 frame (frame_size), but night1.mp4 is 640x480")
+    assert "give this camera's corners_px and frame_size: [640, 480]" in problem
+
+
+def test_with_frame_size_the_coordinates_are_still_checked():
+    raw = dict(two_chambers(), frame_size=[280, 240])
+    problems = frame_problems(raw, width=280)
+    assert problems[0].startswith("arenas[0].polygon[1]: point [300, 20] lies outside")
 
 
 def test_a_bad_scale_or_animal_does_not_hide_geometry_problems():

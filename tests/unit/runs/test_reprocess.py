@@ -78,6 +78,15 @@ def test_detection_keys_are_named():
     assert other == ["chambers.hysteresis_px"]
 
 
+def test_frame_size_added_or_changed_needs_no_new_track():
+    drawn = copy.deepcopy(TWO_CHAMBERS)
+    drawn["frame_size"] = [320, 240]
+    assert config_changes(resolved(TWO_CHAMBERS), resolved(drawn)) == ([], ["frame_size"])
+    other = copy.deepcopy(drawn)
+    other["frame_size"] = [640, 480]
+    assert config_changes(resolved(drawn), resolved(other)) == ([], ["frame_size"])
+
+
 def test_arena_renamed_or_added_needs_a_new_track():
     renamed = copy.deepcopy(TWO_CHAMBERS)
     renamed["arenas"][0]["name"] = "box2"
