@@ -5,7 +5,8 @@ script and style are inline, so the file opens in any browser, can be mailed, an
 offline. On it a person clicks the arena's corners, the two ends of each door line and a
 point in each chamber, names the chambers, adds exclusion masks and a scale; the pieces are
 coloured as they are clicked (the outline is cut by the door lines on a pixel grid and each
-piece flood-filled from its chamber point, as the tool cuts it), problems are listed (a piece
+piece flood-filled from its chamber point, as the tool cuts it, in its chamber's colour from
+:mod:`cpp_tracker.visual.palette`), problems are listed (a piece
 without a point, two points in one piece, an open outline), and the YAML is shown, copied or
 downloaded. Coordinates are video pixels whatever the zoom.
 
@@ -33,6 +34,7 @@ from ..config.yaml_file import read_config_mapping
 from ..errors import ConfigError, OutputError
 from ..tracking.background import median_background
 from ..video.reader import VideoReader, probe_video
+from ..visual.palette import page_palette
 
 __all__ = ["DRAW_SAMPLES", "DrawPage", "build_draw_page", "draw_page_for_video"]
 
@@ -94,6 +96,7 @@ def build_draw_page(
         "extra": extra,
         "video": Path(video).name if video else "the video",
         "download_name": download_name,
+        "palette": page_palette(),  # chamber colours, as in every picture of the tool
     }
     template = resources.files("cpp_tracker.setup").joinpath(_TEMPLATE).read_text(encoding="utf-8")
     name = _html_text(Path(video).name if video else "video")

@@ -11,8 +11,9 @@ Four panels, drawn from a stored result folder:
   and above the strips the lighting periods when ``run.json`` lists them.
 - **Cumulative time** in each chamber over the session.
 
-Chamber colours come from the Okabe-Ito palette (distinguishable with the common forms of
-colour blindness), in the order the chamber names first appear in the configuration.
+Chamber colours come from :mod:`cpp_tracker.visual.palette` (Okabe-Ito, distinguishable
+with the common forms of colour blindness, in the order the chamber names first appear in
+the configuration), as in every other picture of the tool.
 
 Matplotlib is used through its object interface with the Agg canvas only: nothing touches
 ``pyplot``'s global state, so drawing is safe inside a library, in threads and in batches.
@@ -37,30 +38,16 @@ from ..errors import OutputError
 from ..geometry.chambers import build_layout
 from ..results.outputs import write_bytes
 from ..results.stored import StoredResult, flagged_seconds, has_qc_flags, load_result
+from .palette import chamber_colours
 
 __all__ = [
-    "OKABE_ITO",
-    "UNKNOWN_COLOR",
     "QC_FIGURE_SIZE_PX",
     "TRAJECTORY_KEY",
-    "chamber_colors",
     "draw_qc_figure",
     "write_qc_figure",
     "read_trajectory_transform",
 ]
 
-#: Okabe-Ito colours for chambers (black left out: it is used for flags and door lines).
-OKABE_ITO = (
-    "#E69F00",  # orange
-    "#56B4E9",  # sky blue
-    "#009E73",  # bluish green
-    "#0072B2",  # blue
-    "#D55E00",  # vermillion
-    "#CC79A7",  # reddish purple
-    "#F0E442",  # yellow
-)
-#: Colour of ``unknown`` time.
-UNKNOWN_COLOR = "#BBBBBB"
 #: Size of ``qc.png`` in pixels (width, height).
 QC_FIGURE_SIZE_PX = (1600, 1000)
 _DPI = 100
@@ -70,23 +57,6 @@ TRAJECTORY_KEY = "cpp_tracker_trajectory"
 #: panel ~750 px wide shows no more, and every segment costs matplotlib ~1.5 kB while drawing
 #: (40,000 took ~40 MB more for a 30-min video than for a 3-min one).
 _MAX_TRAJECTORY_POINTS = 10_000
-
-
-def chamber_colors(names: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """A colour per chamber name (Okabe-Ito, cycling), plus ``unknown`` in grey."""
-    out: dict[str, str] = {}
-    for name in names:
-        if name not in out and name != "unknown":
-            out[name] = OKABE_ITO[len(out) % len(OKABE_ITO)]
-    out["unknown"] = UNKNOWN_COLOR
-    return out
-
-
-def _all_chamber_names(result: StoredResult) -> list[str]:
-    names: list[str] = []
-    for arena in result.config.arenas:
-        names.extend(n for n in arena.chamber_names if n not in names)
-    return names
 
 
 @dataclass(frozen=True)
@@ -426,7 +396,7 @@ def draw_qc_figure(result: StoredResult | str | Path):
     if duration_s is None:
         duration_s = float(track["time_s"].max()) if len(track) else 0.0
     unit = _TimeUnit.for_duration(duration_s)
-    colors = chamber_colors(_all_chamber_names(result))
+    colors = {name: c.hex for name, c in chamber_colours(result.config).items()}
 
     width_in = QC_FIGURE_SIZE_PX[0] / _DPI
     height_in = QC_FIGURE_SIZE_PX[1] / _DPI

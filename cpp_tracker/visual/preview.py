@@ -8,8 +8,8 @@ size, so every drawn line sits on the pixels the tracker uses; text and lines gr
 frame so the picture stays legible from 320x240 to HD.
 
 Drawing lives here and only here: detection never draws, and this module never detects.
-Colours are from the Okabe-Ito palette, which stays distinguishable with the common forms
-of colour blindness.
+Chamber colours come from :mod:`cpp_tracker.visual.palette` (Okabe-Ito, in the config's
+chamber order), as in every other picture of the tool.
 """
 
 from __future__ import annotations
@@ -31,18 +31,13 @@ from shapely.ops import polylabel, unary_union
 
 from ..config.settings import Config
 from ..geometry.chambers import build_layout
+from .palette import chamber_colours
 
-__all__ = ["PALETTE", "render_preview", "preview_video", "scale_bar_cm"]
+__all__ = ["CHAMBER_TINT_ALPHA", "render_preview", "preview_video", "scale_bar_cm"]
 
-#: Okabe-Ito colours (RGB, 0-1) used to tint chambers, in chamber order.
-PALETTE = (
-    (0.337, 0.706, 0.914),  # sky blue
-    (0.902, 0.624, 0.0),  # orange
-    (0.0, 0.620, 0.451),  # bluish green
-    (0.800, 0.475, 0.655),  # reddish purple
-    (0.941, 0.894, 0.259),  # yellow
-    (0.0, 0.447, 0.698),  # blue
-)
+#: Opacity of a chamber's tint over the floor (a pixel shows ``floor + alpha * (colour -
+#: floor)``).
+CHAMBER_TINT_ALPHA = 0.28
 _OUTLINE = (0.941, 0.894, 0.259)  # yellow, with a black edge: visible on light and dark
 _DOOR = (1.0, 1.0, 1.0)
 _BAND = (1.0, 1.0, 1.0)
@@ -98,7 +93,7 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
     ax = _image_axes(background)
     pen = _pen_for(h)
     hyst = config.chambers.hysteresis_px
-    colour_of = _chamber_colours(config)
+    colour_of = {name: c.rgb01 for name, c in chamber_colours(config).items()}
     for arena in config.arenas:
         _draw_arena(ax, arena, hyst, colour_of, pen)
     _place_legend(ax, _legend_handles(config, hyst), config, pen.small_px, (h, w))
@@ -147,14 +142,6 @@ def _image_axes(background: np.ndarray):
     return ax
 
 
-def _chamber_colours(config: Config) -> dict[str, tuple]:
-    """One colour per chamber name across arenas: 'paired' looks the same in every box."""
-    names: list[str] = []
-    for arena in config.arenas:
-        names += [n for n in arena.chamber_names if n not in names]
-    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
-
-
 def _draw_arena(ax, arena, hyst: float, colour_of: dict[str, tuple], pen: _Pen) -> None:
     """Chambers, masks, door bands and lines, the outline with the arena's name, and the
     scale bar, in that order (later ones on top at equal z-order)."""
@@ -171,7 +158,7 @@ def _draw_chambers(ax, arena, layout, colour_of: dict[str, tuple], pen: _Pen) ->
     """Each chamber tinted, its configured point, and its name."""
     for k, (name, piece) in enumerate(zip(layout.chamber_names, layout.pieces, strict=True)):
         colour = colour_of[name]
-        for p in _patch(piece, facecolor=(*colour, 0.28), edgecolor="none"):
+        for p in _patch(piece, facecolor=(*colour, CHAMBER_TINT_ALPHA), edgecolor="none"):
             ax.add_patch(p)
         px, py = arena.chambers[k].point
         ax.plot([px], [py], marker="o", markersize=max(4.0, pen.font_px / 2),

@@ -41,7 +41,7 @@ from ..geometry.chambers import UNKNOWN, ChamberLayout, assign_chambers, build_l
 from ..results.outputs import atomic_path, make_output_folder, write_csv
 from ..results.stored import StoredResult, flagged_seconds, resolve_video
 from ..tracking.tracker import ArenaDetector, make_detector
-from .plots import chamber_colors
+from .palette import chamber_colours
 
 __all__ = [
     "ReviewMoment",
@@ -191,12 +191,6 @@ def _blob_contour(
 
 
 # ---------------------------------------------------------------------------- drawing
-def _bgr(hex_color: str) -> tuple[int, int, int]:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return (b, g, r)
-
-
 @dataclass(frozen=True)
 class OverlayGeometry:
     """What an overlay draws on every frame: arena outlines, door lines, chamber colours."""
@@ -207,11 +201,9 @@ class OverlayGeometry:
 
 
 def overlay_geometry(config: Config) -> OverlayGeometry:
-    """The geometry of ``config`` as overlays draw it (colours by chamber name)."""
-    names: list[str] = []
-    for a in config.arenas:
-        names.extend(n for n in a.chamber_names if n not in names)
-    colors = {k: _bgr(v) for k, v in chamber_colors(names).items()}
+    """The geometry of ``config`` as overlays draw it (colours by chamber name, BGR, from
+    :mod:`cpp_tracker.visual.palette`)."""
+    colors = {name: c.bgr for name, c in chamber_colours(config).items()}
     layouts = tuple(build_layout(a, config.chambers.hysteresis_px) for a in config.arenas)
     return OverlayGeometry(config.arenas, layouts, colors)
 

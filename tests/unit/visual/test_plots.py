@@ -212,13 +212,6 @@ def test_fallback_flags_come_from_the_track(result, tmp_path):
     assert flagged_seconds(stored, fallback=False).empty
 
 
-def test_chamber_colors_are_okabe_ito_and_unknown_grey():
-    colors = plots.chamber_colors(["paired", "neutral", "unpaired", "paired"])
-    assert list(colors) == ["paired", "neutral", "unpaired", "unknown"]
-    assert colors["paired"] == plots.OKABE_ITO[0]
-    assert colors["unknown"] == plots.UNKNOWN_COLOR
-
-
 def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
     """The format of the QC stage: per-second qc_* columns with qc_flag, a QC block per
     arena and run.json's lighting.periods."""

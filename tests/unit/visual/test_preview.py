@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cpp_tracker.config.settings import parse_config
-from cpp_tracker.visual.preview import PALETTE, render_preview, scale_bar_cm
+from cpp_tracker.visual.palette import chamber_colours
+from cpp_tracker.visual.preview import CHAMBER_TINT_ALPHA, render_preview, scale_bar_cm
 
 
 def config(**arena_extra):
@@ -43,9 +44,10 @@ def test_chambers_are_tinted_with_different_colours_and_outside_is_untouched():
     # outside the arena: the background as it was
     assert np.all(np.abs(image[5, 5] - 128) <= 1)
     left, right = image[180, 60], image[180, 250]
-    # inside: tinted towards the first two palette colours (sky blue, orange)
-    for pixel, colour in ((left, PALETTE[0]), (right, PALETTE[1])):
-        expected = 128 + 0.28 * (np.array(colour) * 255 - 128)
+    # inside: tinted towards the chambers' colours (the palette's first two: orange, sky blue)
+    colours = chamber_colours(["left", "right"])
+    for pixel, name in ((left, "left"), (right, "right")):
+        expected = 128 + CHAMBER_TINT_ALPHA * (np.array(colours[name].rgb) - 128)
         assert np.all(np.abs(pixel - expected) <= 3), (pixel, expected)
 
 
