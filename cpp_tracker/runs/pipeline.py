@@ -71,12 +71,11 @@ from ..results.record import (
     read_run_record,
     write_run_record,
 )
-from ..tracking.background import estimate_background
+from ..tracking.empty_box import background_samples, estimate_background_for
 from ..tracking.segments import PLAN_FILE as SEGMENT_PLAN_FILE
 from ..tracking.segments import track_segments
 from ..tracking.tracker import (
     TRACK_COLUMNS,
-    arena_mask,
     detect_chunk,
     make_detector,
     rows_from_chunks,
@@ -675,20 +674,6 @@ def _save_checkpoint(partial: Path, state: _Checkpoint) -> None:
 
 
 # ------------------------------------------------------------------------------- tracking
-def estimate_background_for(samples: np.ndarray, sample_index: np.ndarray, config: Config):
-    """The background model (lighting-corrected, resting mouse removed) for ``config``."""
-    h, w = samples.shape[1:]
-    regions = {a.name: arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas}
-    return estimate_background(
-        samples,
-        sample_index,
-        regions,
-        correct_lighting=config.background.follow_lighting,
-        remove_resting=config.background.remove_resting_mouse,
-        min_area_px={a.name: config.detection.min_area_px for a in config.arenas},
-    )
-
-
 def draw_qc_figure_for(record: RunRecord, result_dir: Path, config: Config) -> RunRecord:
     """Write ``qc.png`` from the results on disk and ``record`` (not yet written); the
     record with ``qc.png`` listed, or with a warning when it could not be drawn (a figure
@@ -704,63 +689,6 @@ def draw_qc_figure_for(record: RunRecord, result_dir: Path, config: Config) -> R
             f"are complete; retry with 'cpp-tracker plot {result_dir}'"
         ))
     return record.with_figure(True)
-
-
-def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
-    """Start of each chunk file on the session clock, from the containers' durations."""
-    offsets = [0.0]
-    for info in infos[:-1]:
-        offsets.append(offsets[-1] + (info.nominal_duration_s or 0.0))
-    return offsets
-
-
-def _background_samples(
-    infos: list[VideoInfo], n_samples: int, start_s: float | None, end_s: float | None
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """About ``n_samples`` frames spread over the analysed part of a session (all its chunk
-    files, in proportion to their length), for the background and the calibration, their
-    frame indices in the session (estimated from the containers' frame counts), and how
-    they were taken (``VideoReader.sampling``)."""
-    offsets = _estimated_offsets_s(infos)
-    ranges: list[tuple[VideoInfo, int, int | None, float]] = []
-    for info, offset in zip(infos, offsets, strict=True):
-        fps, count = info.nominal_fps, info.nominal_frame_count
-        if not fps or not count:
-            ranges.append((info, 0, None, 1.0))
-            continue
-        lo_s = max(0.0, (start_s or 0.0) - offset)
-        hi_s = count / fps if end_s is None else min(count / fps, end_s - offset)
-        if hi_s <= lo_s:
-            continue
-        first = int(lo_s * fps)
-        last = min(count - 1, max(first, int(np.ceil(hi_s * fps)) - 1))
-        ranges.append((info, first, last, float(last - first + 1)))
-    if not ranges:  # the window lies beyond the containers' durations: sample everything
-        ranges = [(info, 0, None, 1.0) for info in infos]
-    total = sum(r[3] for r in ranges)
-    stacks = []
-    indices = []
-    methods = []
-    frame_offsets = dict(
-        zip([i.path for i in infos],
-            np.cumsum([0] + [i.nominal_frame_count or 0 for i in infos[:-1]]), strict=True)
-    )
-    for info, first, last, weight in ranges:
-        n = n_samples if len(ranges) == 1 else max(3, int(round(n_samples * weight / total)))
-        with VideoReader(info.path, info) as reader:
-            try:
-                frames, index = reader.sample_frames(n, first_frame=first, last_frame=last)
-            except VideoError:
-                if len(ranges) == 1:
-                    raise
-                continue
-            methods.append(reader.sampling)
-        stacks.append(frames)
-        indices.append(index + int(frame_offsets[info.path]))
-    if not stacks:
-        raise VideoError(f"{infos[0].path}: no frame could be decoded; check that it plays")
-    method = methods[0] if len(set(methods)) == 1 else "mixed"
-    return np.concatenate(stacks), np.concatenate(indices), method
 
 
 def _unreadable_stretches(
@@ -1056,7 +984,7 @@ def _fresh_start(inputs: _Inputs, config: Config, warnings: list[str], started: 
     if (result_dir / "run.json").exists():  # its history goes on in the new run.json
         shutil.copy2(result_dir / "run.json", partial / PREVIOUS_RUN_FILE)
     (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
-    samples, sample_index, sampling = _background_samples(
+    samples, sample_index, sampling = background_samples(
         inputs.infos, config.background.samples, inputs.start_s, inputs.end_s
     )
     model = estimate_background_for(samples, sample_index, config)
