@@ -235,3 +235,46 @@ def test_an_existing_config_is_shown_for_correction(browser, video_factory, tmp_
     assert load_config(saved).detection.threshold == 25
     assert errors == []
     page.close()
+
+
+def test_chambers_have_the_tools_colours_by_name_in_every_arena(browser, tmp_path):
+    """The page colours a chamber as every picture of the tool does (visual.palette): by
+    its name's place in the config, so 'paired' is one colour in both boxes although box2
+    lists it second; renaming a chamber recolours it at once."""
+    from cpp_tracker.visual.palette import chamber_colours
+
+    def box(name, x0, names):
+        return {"name": name, "polygon": [[x0, 20], [x0 + 280, 20], [x0 + 280, 220], [x0, 220]],
+                "doors": [{"name": "door1", "line": [[x0 + 140, 20], [x0 + 140, 220]]}],
+                "chambers": [{"name": c, "point": [x0 + 70 + 140 * k, 120]}
+                             for k, c in enumerate(names)]}
+
+    raw = {"arenas": [box("box1", 10, ["paired", "unpaired"]),
+                      box("box2", 330, ["unpaired", "paired"])]}
+    path = tmp_path / "draw.html"
+    path.write_text(build_draw_page(np.full((240, 640), 150, np.uint8), config=raw))
+    page, _, errors = open_page(browser, path, 1.0)
+    want = {n: list(c.rgb) for n, c in chamber_colours(parse_config(raw)).items()}
+
+    def swatches():
+        return page.evaluate("""() => [...document.querySelectorAll('#chambers .swatch')]
+            .map(s => getComputedStyle(s).backgroundColor.match(/\\d+/g).map(Number))""")
+
+    def piece_colour(x, y):
+        return page.evaluate(f"""() => Array.from(document.getElementById('pieces')
+            .getContext('2d').getImageData({x}, {y}, 1, 1).data.slice(0, 3))""")
+
+    assert page.evaluate("window.cppDraw.colours()") == {
+        n: c for n, c in want.items() if n != "unknown"}
+    assert swatches() == [want["paired"], want["unpaired"]]
+    for x, name in ((80, "paired"), (220, "unpaired"), (400, "unpaired"), (540, "paired")):
+        assert np.abs(np.subtract(piece_colour(x, 60), want[name])).max() <= 4, (x, name)
+    page.select_option("#arena-select", "1")
+    assert swatches() == [want["unpaired"], want["paired"]]
+    # box2's 'paired' renamed: a new name, the next colour, on its swatch and its piece
+    page.fill("#chamber-name-1", "neutral")
+    third = list(chamber_colours(["paired", "unpaired", "neutral"])["neutral"].rgb)
+    assert swatches() == [want["unpaired"], third]
+    assert np.abs(np.subtract(piece_colour(540, 60), third)).max() <= 4
+    assert errors == []
+    page.close()
