@@ -42,6 +42,7 @@ from ..results.outputs import make_output_folder, write_csv
 from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
 from .pipeline import (
+    RunResult,
     result_status,
     run_key,
     track_session,
@@ -196,6 +197,15 @@ def read_manifest(path: str | Path, default_config: str) -> list[_Entry]:
     problem in one row (an empty video cell, a bad number) is kept with that row's entry.
     """
     path = Path(path)
+    table = _read_manifest_table(path)
+    return [
+        _manifest_entry(path, i, {k: str(v).strip() for k, v in row.items()}, default_config)
+        for i, row in enumerate(table.to_dict("records"))
+    ]
+
+
+def _read_manifest_table(path: Path) -> pd.DataFrame:
+    """The manifest as a table of strings (any common delimiter), with a ``video`` column."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except FileNotFoundError:
@@ -225,33 +235,35 @@ def read_manifest(path: str | Path, default_config: str) -> list[_Entry]:
             f"a manifest needs a 'video' column with one video file per row (columns found: "
             f"{found})",
         )
+    return table
+
+
+def _manifest_entry(path: Path, i: int, values: dict, default_config: str) -> _Entry:
+    """Row ``i`` of the manifest at ``path`` (its cells stripped), with its problem if any;
+    file names are relative to the manifest's folder."""
     base = path.parent
-    entries = []
-    for i, row in enumerate(table.to_dict("records")):
-        values = {k: str(v).strip() for k, v in row.items()}
-        where = f"{path} line {i + 2}"
-        video = values.get("video", "")
-        config = values.get("config", "")
-        shown = os.path.normpath(base / video) if video else ""
-        entry = _Entry(
-            path=(base / video).resolve() if video else base.resolve(),
-            shown=shown,
-            config=str((base / config).resolve()) if config else default_config,
-            origin=where,
-            from_manifest=True,
-            session=values.get("session") or None,
-            values=values,
-        )
-        if not video:
-            entry.problem = f"{where}: the video cell is empty"
-        else:
-            try:
-                for column in ("start_s", "end_s"):
-                    _number_or_none(values.get(column, ""), column, where)
-            except ConfigError as e:
-                entry.problem = str(e)
-        entries.append(entry)
-    return entries
+    where = f"{path} line {i + 2}"
+    video = values.get("video", "")
+    config = values.get("config", "")
+    shown = os.path.normpath(base / video) if video else ""
+    entry = _Entry(
+        path=(base / video).resolve() if video else base.resolve(),
+        shown=shown,
+        config=str((base / config).resolve()) if config else default_config,
+        origin=where,
+        from_manifest=True,
+        session=values.get("session") or None,
+        values=values,
+    )
+    if not video:
+        entry.problem = f"{where}: the video cell is empty"
+    else:
+        try:
+            for column in ("start_s", "end_s"):
+                _number_or_none(values.get(column, ""), column, where)
+        except ConfigError as e:
+            entry.problem = str(e)
+    return entry
 
 
 def _chunk_key(name: str, match: re.Match) -> tuple:
@@ -631,40 +643,14 @@ def run_job(
     started = now_iso()
     t0 = time.perf_counter()
     try:
-        config, key = _prepare(job)
-        if not force:
-            skipped = check_job(job, out_dir)
-            if skipped is not None:
-                return skipped
-            reprocessed = reprocess_job(job, config, key, out_dir)
-            if reprocessed is not None:
-                return reprocessed
-        result = track_session(
-            job.videos,
-            config,
-            out_dir,
-            name=job.name,
-            start_s=job.start_s,
-            end_s=job.end_s,
-            metadata=job.metadata,
-            progress=progress,
-            progress_position=progress_position,
-            resume=not force,
-            command="batch",
+        done = _run_unless_current(
+            job, out_dir, force=force, progress=progress, progress_position=progress_position
         )
     except Exception as e:  # noqa: BLE001 - isolation: every failure becomes a status row
-        row = _row(
-            job,
-            "failed",
-            error=_failure_text(e),
-            started=started,
-            finished=now_iso(),
-            duration_s=round(time.perf_counter() - t0, 3),
-        )
-        if not isinstance(e, CppTrackerError):
-            row["_traceback"] = traceback.format_exc()
-        return row
-    record = result.record
+        return _failed_row(job, e, started, t0)
+    if isinstance(done, dict):  # up to date, or reprocessed from its stored track
+        return done
+    record = done.record
     review = review_reasons(record)
     return _row(
         job,
@@ -675,8 +661,53 @@ def run_job(
         duration_s=round(time.perf_counter() - t0, 3),
         frames_decoded=record.time_base.frames_decoded_this_run,
         resumed_from_s=record.resume.resumed_from_s,
-        note="; ".join(result.warnings),
+        note="; ".join(done.warnings),
     )
+
+
+def _run_unless_current(
+    job: BatchJob, out_dir: str | Path, *, force: bool, progress: bool,
+    progress_position: int | None,
+) -> dict | RunResult:
+    """The job's status row when its results are up to date or could be reprocessed from
+    the stored track (not with ``force``); otherwise it is tracked, and the run returned."""
+    config, key = _prepare(job)
+    if not force:
+        skipped = check_job(job, out_dir)
+        if skipped is not None:
+            return skipped
+        reprocessed = reprocess_job(job, config, key, out_dir)
+        if reprocessed is not None:
+            return reprocessed
+    return track_session(
+        job.videos,
+        config,
+        out_dir,
+        name=job.name,
+        start_s=job.start_s,
+        end_s=job.end_s,
+        metadata=job.metadata,
+        progress=progress,
+        progress_position=progress_position,
+        resume=not force,
+        command="batch",
+    )
+
+
+def _failed_row(job: BatchJob, e: Exception, started: str, t0: float) -> dict:
+    """The status row of a job that failed with ``e`` (called while handling it: an
+    unexpected error's traceback goes under ``_traceback``)."""
+    row = _row(
+        job,
+        "failed",
+        error=_failure_text(e),
+        started=started,
+        finished=now_iso(),
+        duration_s=round(time.perf_counter() - t0, 3),
+    )
+    if not isinstance(e, CppTrackerError):
+        row["_traceback"] = traceback.format_exc()
+    return row
 
 
 # ---------------------------------------------------------------------- local processes
