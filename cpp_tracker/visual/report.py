@@ -1,13 +1,14 @@
 """The batch report: one static ``report.html`` over a folder of results.
 
 One row per video and arena (one row for a video that failed, with its error): status,
-recorded length, time and percent in each chamber, unknown time, distance, QC, a thumbnail
-of ``qc.png`` and links to the files. The batch totals are on top. Clicking a column header
-sorts by it (a few lines of inline JavaScript); the page needs no server and no internet:
-images and files are linked relative to the report, so the folder can be moved or shared
-as a whole. The table takes the window's width and wraps long names, paths, QC reasons and
-warnings (at ``_ - / \\`` first), so that the page reads without horizontal scrolling in a
-window 1280 px wide or more (checked in headless Chromium by the tests).
+recorded length, time and percent in each chamber (headed by the chamber's colour in the
+pictures), unknown time, distance, QC, a thumbnail of ``qc.png`` and links to the files.
+The batch totals are on top. Clicking a column header sorts by it (a few lines of inline
+JavaScript); the page needs no server and no internet: images and files are linked relative
+to the report, so the folder can be moved or shared as a whole. The table takes the
+window's width and wraps long names, paths, QC reasons and warnings (at ``_ - / \\``
+first), so that the page reads without horizontal scrolling in a window 1280 px wide or
+more (checked in headless Chromium by the tests).
 
 Rows come from the result folders found below the batch folder (each has a ``run.json``)
 and, when present, from ``batch_status.csv`` (``video, status, error, started, finished,
@@ -35,6 +36,7 @@ from .. import __version__
 from ..errors import CppTrackerError, OutputError
 from ..results.outputs import write_bytes
 from ..results.stored import find_result_dirs, load_result
+from .palette import chamber_colours
 
 __all__ = [
     "REPORT_FILE",
@@ -304,6 +306,8 @@ table{border-collapse:collapse;font-size:.85em;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.3em .4em;text-align:left;vertical-align:top}
 th{background:#eee;cursor:pointer;user-select:none;position:sticky;top:0;vertical-align:bottom}
 .unit{display:block;color:#666;font-size:.85em;font-weight:normal}
+.swatch{display:inline-block;width:.75em;height:.75em;border:1px solid #333;
+ margin-right:.3em;vertical-align:-.05em}
 th[aria-sort=ascending]::after{content:' \\25B2'}
 th[aria-sort=descending]::after{content:' \\25BC'}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -429,9 +433,13 @@ def render_report(rows: list[ReportRow], base: Path, title: str, *,
     totals.append(("need review", str(len(review))))
     totals.append(("with warnings", str(len({r.video for r in done if r.warnings}))))
 
-    # (header HTML, attributes); a chamber's column shows its percent, the minutes below
+    # (header HTML, attributes); a chamber's column shows its percent, the minutes below,
+    # and its colour in the pictures (each row keeps its config's chamber order, so with
+    # one config the columns are in its order and the colours are those of its pictures)
+    colours = chamber_colours(chambers)
     head = [(_e(h), "") for h in ("video", "arena", "animal", "status", "length (min)")]
-    head += [(f'{_breakable(c)}<span class="unit">% (min)</span>',
+    head += [(f'<span class="swatch" style="background:{colours[c].hex}"></span>'
+              f'{_breakable(c)}<span class="unit">% (min)</span>',
               f' class="chamber" data-chamber="{_e(c)}"') for c in chambers]
     head += [(_e(h), "") for h in ("unknown (min)", "distance", "QC", "files")]
     out = [

@@ -225,3 +225,24 @@ def test_means_leave_out_arenas_that_need_review(tmp_path):
     assert re.search(r"paired: mean % \(± SD\) of 2, 1 needing review left out\s+50\.0 ± 14\.1",
                      text)
     assert "99.0 ±" not in text and "66.3" not in text  # (60 + 40 + 99) / 3 is not shown
+
+
+def test_chamber_columns_are_headed_by_the_pictures_colours(tmp_path):
+    """Each chamber's header shows its colour in qc.png and the other pictures: the config's
+    chamber order decides (here 'right' comes first)."""
+    import copy
+
+    from cpp_tracker.config.settings import parse_config
+    from cpp_tracker.visual.palette import chamber_colours
+    from tests.handmade_results import TWO_CHAMBERS
+
+    config = copy.deepcopy(TWO_CHAMBERS)
+    config["arenas"][0]["chambers"].reverse()
+    for name in ("v1", "v2"):
+        write_result(tmp_path / name, [("left", 3.0), ("right", 1.0)], config=config)
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    found = re.findall(r'data-chamber="([^"]+)"><span class="swatch" '
+                       r'style="background:(#[0-9A-Fa-f]{6})"></span>', page)
+    colours = chamber_colours(parse_config(config))
+    assert found == [("right", colours["right"].hex), ("left", colours["left"].hex)]
+    assert colours["right"] != colours["left"]
