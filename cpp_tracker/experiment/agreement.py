@@ -6,8 +6,10 @@ the frame in the middle of that second: first the borderline seconds (the mouse 
 then random ones (seeded). It writes
 
 - ``agreement_sheet_NN.png``: numbered thumbnails of the frames with the arena outline,
-  the door lines and the chamber names, but **not** the tool's answer nor its centroid, so
-  that the person judges the frame, not the tool; each says why it was picked;
+  the door lines and the chamber names (drawn as the overlays draw them, each name in its
+  chamber's colour from :mod:`cpp_tracker.visual.palette`), but **not** the tool's answer
+  nor its centroid, so that the person judges the frame, not the tool; each says why it
+  was picked;
 - ``agreement_sheet.csv``: one row per thumbnail for the person to fill in
   (``human_chamber``: a chamber name, or ``unknown`` when the mouse cannot be seen), with
   ``picked_because`` (``near door``, ``flagged``, both, or ``random``: never the tool's
