@@ -223,12 +223,7 @@ def analyse_track(
         codes[rows], chamber[rows], position[rows] = done.codes, done.chamber, done.position
         arenas.append(done)
     warnings = [a.warning for a in arenas if a.warning]
-    if timebase.gaps:
-        missing = sum(b - a for a, b in timebase.gaps)
-        warnings.append(
-            f"{len(timebase.gaps)} gap(s) in the frame timestamps, {missing:.2f} s in all, "
-            "counted as unknown time"
-        )
+    warnings += _gap_warnings(timebase)
     warnings.extend(period_warnings)
     occupancy = pd.concat([a.occupancy for a in arenas], ignore_index=True) if arenas else None
     summary = pd.concat([a.summary for a in arenas], ignore_index=True)
@@ -259,24 +254,25 @@ class _ArenaAnalysis:
     warning: str | None
 
 
+def _gap_warnings(timebase: TimeBase) -> list[str]:
+    if not timebase.gaps:
+        return []
+    missing = sum(b - a for a, b in timebase.gaps)
+    return [
+        f"{len(timebase.gaps)} gap(s) in the frame timestamps, {missing:.2f} s in all, "
+        "counted as unknown time"
+    ]
+
+
 def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_label):
     """Chambers, occupancy, summary (and bins) of one arena's rows of the track."""
     from ..analysis.occupancy import occupancy_per_second
     from ..analysis.summary import path_steps, summarize_arena, summarize_periods
-    from ..geometry.chambers import UNKNOWN, assign_chambers, build_layout
 
-    layout = build_layout(arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings)
     x = sub["x"].to_numpy(dtype=float)
     y = sub["y"].to_numpy(dtype=float)
     det = sub["detected"].to_numpy(dtype=bool)
-    # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
-    # sitting in a doorway is not counted as entering again and again. Time follows the
-    # piece the centroid lies in: a stop a few px past a door line that never passes
-    # the margin is time in that piece, not in the chamber the mouse came from.
-    arena_codes, _ = assign_chambers(x, y, det, layout)
-    position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
-    if det.any():
-        position_codes[det] = layout.raw_chamber(x[det], y[det])
+    arena_codes, position_codes = _chamber_codes(arena, config, x, y, det)
     names = np.array([*arena.chamber_names, "unknown"], dtype=object)
     occ = occupancy_per_second(
         frames_time, timebase.durations_s, position_codes, arena.chamber_names, timebase.end_s,
@@ -298,15 +294,7 @@ def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_lab
         min_step_px=config.summary.min_step_px,
         steps_px=path_steps(x, y, config.summary.min_step_px),
     )
-    n_missing = int((~det).sum())
-    share = n_missing / max(1, len(det))
-    warning = None
-    if share > 0.05:
-        warning = (
-            f"arena {arena.name}: no mouse detected in {100 * share:.1f} % of frames "
-            f"({n_missing} of {len(det)}); check the threshold and the arena outline "
-            "in the preview"
-        )
+    stats, warning = _detection_stats(arena.name, det)
     return _ArenaAnalysis(
         name=arena.name,
         codes=arena_codes,
@@ -315,13 +303,46 @@ def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_lab
         occupancy=occ,
         summary=summarize_arena(**figures, duration_s=timebase.end_s),
         bins=summarize_periods(**figures, periods=periods) if periods else None,
-        stats={
-            "frames": int(len(det)),
-            "frames_without_detection": n_missing,
-            "share_without_detection": round(share, 6),
-        },
+        stats=stats,
         warning=warning,
     )
+
+
+def _chamber_codes(arena, config, x, y, det) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the chamber with hysteresis and the piece the centroid lies in (codes,
+    -1 = unknown)."""
+    from ..geometry.chambers import UNKNOWN, assign_chambers, build_layout
+
+    layout = build_layout(arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings)
+    # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
+    # sitting in a doorway is not counted as entering again and again. Time follows the
+    # piece the centroid lies in: a stop a few px past a door line that never passes
+    # the margin is time in that piece, not in the chamber the mouse came from.
+    arena_codes, _ = assign_chambers(x, y, det, layout)
+    position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
+    if det.any():
+        position_codes[det] = layout.raw_chamber(x[det], y[det])
+    return arena_codes, position_codes
+
+
+def _detection_stats(arena_name: str, det: np.ndarray) -> tuple[dict, str | None]:
+    """The arena's frames with and without a detection (for run.json), and a warning when
+    more than 5 % have none."""
+    n_missing = int((~det).sum())
+    share = n_missing / max(1, len(det))
+    warning = None
+    if share > 0.05:
+        warning = (
+            f"arena {arena_name}: no mouse detected in {100 * share:.1f} % of frames "
+            f"({n_missing} of {len(det)}); check the threshold and the arena outline "
+            "in the preview"
+        )
+    stats = {
+        "frames": int(len(det)),
+        "frames_without_detection": n_missing,
+        "share_without_detection": round(share, 6),
+    }
+    return stats, warning
 
 
 def _lighting_of(track, arena_col, config, frames_time, timebase) -> dict | None:
