@@ -1,7 +1,10 @@
 """``cpp-tracker init``: a commented config proposed from a video, and its picture.
 
-:func:`propose_config_from_video` samples frames across the video, builds the empty-box
-image (their per-pixel median), proposes the geometry on it
+:func:`propose_config_from_video` samples frames across the video as ``track`` does,
+builds the empty-box image as ``track`` does (the samples brought to one lighting, their
+median, a resting mouse removed: :func:`~cpp_tracker.tracking.empty_box.
+whole_frame_background`, the whole frame standing in for the arenas not yet known),
+proposes the geometry on it and finds the mouse in the lighting-corrected samples
 (:func:`~cpp_tracker.setup.propose.propose_geometry`), writes the proposal as a commented
 YAML config and reads that text back exactly as ``check-config`` would (parsed, and checked
 against the frame size). :func:`write_proposed_config` then writes the config and the
@@ -19,8 +22,8 @@ import yaml
 from .. import __version__
 from ..config.settings import Config, check_against_frame, parse_config
 from ..results.outputs import write_bytes, write_png
-from ..tracking.background import median_background
-from ..video.reader import VideoReader, probe_video
+from ..tracking.empty_box import sampled_background
+from ..video.reader import probe_video
 from .proposal_picture import draw_proposal
 from .propose import Proposal, proposal_to_yaml, propose_geometry
 
@@ -33,8 +36,10 @@ __all__ = [
 ]
 
 #: The frames sampled are kept to about this many bytes (of luma) whatever the resolution:
-#: fewer frames than asked for on large videos, never fewer than 10.
-SAMPLED_BYTES = 300e6
+#: fewer frames than asked for on large videos, never fewer than 10. The lighting
+#: correction holds a corrected copy of them too (and a third while it iterates), so this
+#: keeps init's peak near the 300 MB of the plain median it replaced.
+SAMPLED_BYTES = 150e6
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,10 @@ class ProposedConfig:
 
     ``text`` is the commented YAML config; ``config`` is that text as ``check-config`` reads
     it (named after the file it is meant for); ``proposal`` holds the geometry found with
-    its findings and confidences; ``background`` is the empty-box image it was found on;
-    ``width`` x ``height`` is the video's frame size; ``frames_sampled`` the number of
-    frames the image and the mouse's positions came from.
+    its findings and confidences; ``background`` is the empty-box image it was found on (as
+    ``track`` estimates it); ``width`` x ``height`` is the video's frame size, written into
+    the config as ``frame_size``; ``frames_sampled`` the number of frames the image and the
+    mouse's positions came from.
     """
 
     text: str
@@ -88,16 +94,18 @@ def propose_config_from_video(
     preview = Path(preview) if preview is not None else preview_path_for(config_path)
     info = probe_video(video)
     n = max(10, min(samples, int(SAMPLED_BYTES // max(1, info.width * info.height))))
-    with VideoReader(video, info) as reader:
-        frames, _ = reader.sample_frames(n)
-    background = median_background(frames)
-    proposal = propose_geometry(background, frames, n_chambers=chambers, n_arenas=arenas)
+    model = sampled_background(video, n, info=info)
+    background = model.image
+    # the mouse is looked for in the samples at the background's lighting
+    proposal = propose_geometry(background, model.samples, n_chambers=chambers,
+                                n_arenas=arenas)
     text = proposal_to_yaml(proposal, video=str(video), preview=preview.name,
                             version=__version__)
     config = parse_config(yaml.safe_load(text), source=str(config_path))
     check_against_frame(config, info.width, info.height, video=str(video))
     return ProposedConfig(text=text, config=config, proposal=proposal, background=background,
-                          width=info.width, height=info.height, frames_sampled=len(frames))
+                          width=info.width, height=info.height,
+                          frames_sampled=len(model.samples))
 
 
 def write_proposed_config(

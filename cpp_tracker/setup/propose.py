@@ -1532,7 +1532,8 @@ def _sort_key(wall: _Wall, polygon: Polygon) -> float:
 
 
 def proposal_to_config(proposal: Proposal) -> dict:
-    """The proposal as a config mapping (``arenas`` only; every setting left at its default)."""
+    """The proposal as a config mapping: ``frame_size`` (the image it was found on) and
+    ``arenas``; every setting left at its default."""
     arenas = []
     for a in proposal.arenas:
         arenas.append({
@@ -1542,7 +1543,7 @@ def proposal_to_config(proposal: Proposal) -> dict:
             "chambers": [{"name": n, "point": list(p)} for n, p in a.chambers],
             "masks": [],
         })
-    return {"arenas": arenas}
+    return {"frame_size": [int(proposal.width), int(proposal.height)], "arenas": arenas}
 
 
 #: One comment per settings key, for the commented config that ``init`` writes.
@@ -1631,7 +1632,8 @@ def proposal_to_yaml(proposal: Proposal, *, video: str = "", preview: str = "",
 
     config = parse_config(proposal_to_config(proposal), source="<proposal>")
     out = _yaml_header(proposal, video, preview, version)
-    out += ["", "arenas:"]
+    out += ["", "# The video frame this was drawn on: track refuses a video of another size.",
+            f"frame_size: [{int(proposal.width)}, {int(proposal.height)}]", "", "arenas:"]
     for arena in proposal.arenas:
         out += _yaml_arena(arena, proposal.requested_chambers)
     out += [
@@ -1732,7 +1734,7 @@ def _yaml_settings(resolved: dict) -> list[str]:
     out: list[str] = []
     c = out.append
     for section, values in resolved.items():
-        if section == "arenas":
+        if section in ("arenas", "frame_size"):  # written above the arenas
             continue
         if not isinstance(values, dict):
             c(f"{section}: {_yaml_value(values)}")

@@ -30,6 +30,9 @@ def test_propose_and_write(video_factory, tmp_path):
     assert proposed.background.shape == (truth.spec.height, truth.spec.width)
     assert proposed.config.source == str(out)
     assert proposed.config == parse_config(yaml.safe_load(proposed.text), source=str(out))
+    # the config says which frame it was drawn on
+    assert proposed.config.frame_size == (truth.spec.width, truth.spec.height)
+    assert f"frame_size: [{truth.spec.width}, {truth.spec.height}]" in proposed.text
     assert f"{video}" in proposed.text and "box_preview.png" in proposed.text
     assert proposed.proposal.outline_found and proposed.proposal.doors_found
     assert [len(a.chambers) for a in proposed.config.arenas] == [2]
