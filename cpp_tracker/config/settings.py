@@ -1221,6 +1221,13 @@ def check_against_frame(config: Config, width: int, height: int, video: str = ""
     """
     if config.frame_size is not None and tuple(config.frame_size) != (width, height):
         raise ConfigError(config.source, _other_frame_size(config, width, height, video))
+    problems = _points_outside_frame(config, width, height, video)
+    if problems.items:
+        raise ConfigError(config.source, problems.items)
+
+
+def _points_outside_frame(config: Config, width: int, height: int, video: str) -> _Problems:
+    """A problem for each coordinate outside the frame (a template's as written too)."""
     problems = _Problems()
     frame = f"(0..{width} x 0..{height} px{' of ' + video if video else ''})"
 
@@ -1250,8 +1257,7 @@ def check_against_frame(config: Config, width: int, height: int, video: str = ""
         if a.scale is not None and a.scale.points is not None:
             for k, p in enumerate(a.scale.points):
                 check(p, f"arenas[{i}].scale.points[{k}]")
-    if problems.items:
-        raise ConfigError(config.source, problems.items)
+    return problems
 
 
 def _other_frame_size(config: Config, width: int, height: int, video: str) -> str:
