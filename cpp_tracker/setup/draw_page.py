@@ -32,8 +32,8 @@ import numpy as np
 from ..config.settings import check_against_frame, parse_config
 from ..config.yaml_file import read_config_mapping
 from ..errors import ConfigError, OutputError
-from ..tracking.background import median_background
-from ..video.reader import VideoReader, probe_video
+from ..tracking.empty_box import sampled_background
+from ..video.reader import probe_video
 from ..visual.palette import page_palette
 
 __all__ = ["DRAW_SAMPLES", "DrawPage", "build_draw_page", "draw_page_for_video"]
@@ -87,7 +87,8 @@ def build_draw_page(
     h, w = background.shape[:2]
     extra = {}
     if config:
-        extra = {k: v for k, v in config.items() if k != "arenas"}
+        # the page writes frame_size itself: the size of the image it was drawn on
+        extra = {k: v for k, v in config.items() if k not in ("arenas", "frame_size")}
     data = {
         "width": int(w),
         "height": int(h),
@@ -127,9 +128,12 @@ def draw_page_for_video(
 ) -> DrawPage:
     """The drawing page of ``video``, starting from the geometry of ``config_path`` if given.
 
-    The empty-box image is the per-pixel median of ``samples`` frames spread over the video
-    (default: the config's ``background.samples`` when the config is valid, else
-    :data:`DRAW_SAMPLES`). A config that parses as a YAML mapping but is invalid, or does not
+    The empty-box image is ``track``'s (:func:`~cpp_tracker.tracking.empty_box.
+    sampled_background`) from ``samples`` frames spread over the video (default: the
+    config's ``background.samples`` when the config is valid, else :data:`DRAW_SAMPLES`),
+    for the config when it is valid and fits the video's frame, else with the whole frame
+    as one arena (as ``init``). The YAML the page writes says the frame it was drawn on
+    (``frame_size``). A config that parses as a YAML mapping but is invalid, or does not
     fit the video's frame, is still drawn from: the page is where it gets fixed, and its
     problems are returned. The page offers to download the YAML under the config's file
     name (else the video's stem + ``.yaml``).
@@ -153,10 +157,8 @@ def draw_page_for_video(
             check_against_frame(config, info.width, info.height, video=str(video))
         except ConfigError as e:
             problems = e.problems
-    with VideoReader(video, info) as reader:
-        frames, _ = reader.sample_frames(samples)
-    background = median_background(frames)
-    del frames
+    fits = config if config is not None and not problems else None
+    background = sampled_background(video, samples, fits, info=info).image
     name = Path(config_path).name if config_path is not None else Path(video).stem + ".yaml"
     html = build_draw_page(background, config=raw, video=str(video), download_name=name)
     return DrawPage(html=html, width=info.width, height=info.height, problems=tuple(problems))

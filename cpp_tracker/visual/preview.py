@@ -349,20 +349,18 @@ def preview_video(
 ) -> tuple[Path, tuple[int, int]]:
     """Estimate the background of ``video``, draw ``config`` on it and write a PNG.
 
-    The background is the per-pixel median of ``samples`` frames spread over the video
-    (``config.background.samples`` by default), as ``track`` computes it. Returns the path
-    written and the picture's (width, height), which are the video's.
+    The background is ``track``'s (:func:`~cpp_tracker.tracking.empty_box.
+    sampled_background`): ``samples`` frames spread over the video
+    (``config.background.samples`` by default) brought to one lighting, their median, a
+    resting mouse removed. Returns the path written and the picture's (width, height),
+    which are the video's.
     """
     import cv2
 
     from ..results.outputs import write_png
-    from ..tracking.background import median_background
-    from ..video.reader import VideoReader
+    from ..tracking.empty_box import sampled_background
 
-    with VideoReader(video) as reader:
-        frames, _ = reader.sample_frames(samples or config.background.samples)
-    background = median_background(frames)
-    del frames
+    background = sampled_background(video, samples or config.background.samples, config).image
     image = render_preview(background, config)
     path = write_png(out, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path, (image.shape[1], image.shape[0])

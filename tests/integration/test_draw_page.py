@@ -155,7 +155,8 @@ def test_clicks_at_known_pixels_give_the_expected_yaml(browser, blank_page, tmp_
     assert np.allclose(arena["doors"][0]["line"], [[160, 20], [160, 220]], atol=tol)
     assert [c["name"] for c in arena["chambers"]] == ["paired", "unpaired"]
     assert np.allclose(arena["chambers"][1]["point"], [230, 120], atol=tol)
-    parse_config(config)
+    assert config["frame_size"] == [320, 240]  # the frame it was drawn on
+    assert parse_config(config).frame_size == (320, 240)
 
     # the downloaded file passes check-config unchanged
     with page.expect_download() as info:
@@ -209,6 +210,7 @@ def test_an_existing_config_is_shown_for_correction(browser, video_factory, tmp_
                                               arenas=(ArenaSpec(n_chambers=3),))
     raw = yaml.safe_load(config_path.read_text())
     raw["detection"] = {"animal": "dark", "threshold": 25}
+    raw["frame_size"] = [truth.spec.width, truth.spec.height]
     config_path = tmp_path / "mine.yaml"
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     out = tmp_path / "draw.html"
@@ -218,6 +220,7 @@ def test_an_existing_config_is_shown_for_correction(browser, video_factory, tmp_
     # unchanged, the page writes the same geometry and keeps the other settings
     written = yaml.safe_load(page.input_value("#yaml"))
     assert written["detection"] == {"animal": "dark", "threshold": 25}
+    assert written["frame_size"] == [truth.spec.width, truth.spec.height]  # once
     assert written["arenas"][0]["doors"] == raw["arenas"][0]["doors"]
     assert written["arenas"][0]["chambers"] == raw["arenas"][0]["chambers"]
     # drag the first door's top end 10 px to the right

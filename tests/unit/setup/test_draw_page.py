@@ -64,6 +64,19 @@ def test_from_a_valid_config_it_samples_as_the_config_says(video, tmp_path, samp
     assert sampled == [7, 5]
 
 
+def test_a_config_drawn_on_another_frame_is_a_problem_and_redrawn_for_this_one(video, tmp_path):
+    path, truth, _ = video
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(dict(truth.config, frame_size=[640, 480])))
+    page = draw_page_for_video(path, config_path=old)
+    (problem,) = page.problems
+    assert problem.startswith(f"drawn on a 640x480 frame (frame_size), but {path} is 320x240")
+    data = page_data(page.html)
+    # the page writes the size of the frame it shows, not the old one
+    assert "frame_size" not in data["extra"]
+    assert (data["width"], data["height"]) == (truth.spec.width, truth.spec.height)
+
+
 def test_an_invalid_config_is_drawn_from_with_its_problems(video, tmp_path, sampled):
     path, truth, _ = video
     bad = dict(truth.config, arenas=[dict(truth.config["arenas"][0], doors=[])])
