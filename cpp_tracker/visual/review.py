@@ -350,23 +350,12 @@ def _live_detectors(video: str | Path, config: Config) -> tuple[np.ndarray, list
     makes them: from samples of the whole video brought to one lighting (and a resting
     mouse removed), following the lighting when the config does."""
     from ..config.settings import check_against_frame
-    from ..tracking.background import estimate_background
-    from ..tracking.tracker import arena_mask
-    from ..video.reader import VideoReader, probe_video
+    from ..tracking.empty_box import sampled_background
+    from ..video.reader import probe_video
 
     info = probe_video(video)
     check_against_frame(config, info.width, info.height, video=str(video))
-    with VideoReader(video, info) as reader:
-        samples, index = reader.sample_frames(config.background.samples)
-    h, w = samples.shape[1:]
-    model = estimate_background(
-        samples,
-        index,
-        {a.name: arena_mask(a, 0, 0, w, h) > 0 for a in config.arenas},
-        correct_lighting=config.background.follow_lighting,
-        remove_resting=config.background.remove_resting_mouse,
-        min_area_px={a.name: config.detection.min_area_px for a in config.arenas},
-    )
+    model = sampled_background(video, config.background.samples, config, info=info)
     detectors = [
         make_detector(a, config.detection, model.image, model.samples,
                       follow_lighting=config.background.follow_lighting)
