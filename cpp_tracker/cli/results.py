@@ -174,6 +174,12 @@ def add_summarize(sub) -> None:
         help="with --design: flag side bias when one conditioning chamber holds more than "
         "this percent of the two conditioning chambers' time at pre-test (default 65)",
     )
+    p.add_argument(
+        "--include-flagged",
+        action="store_true",
+        help="with --design: compute the change scores and group means from sessions that "
+        "need review too (by default they are marked and left out)",
+    )
     p.set_defaults(handler=_cmd_summarize)
 
 
@@ -185,8 +191,11 @@ def _cmd_summarize(args) -> int:
         raise ConfigError("--out", f"'{args.out}' should be a .csv file name")
     if out.is_dir():
         raise ConfigError("--out", f"'{args.out}' is a folder; give a .csv file name")
+    if args.include_flagged and not args.design:
+        raise ConfigError("--include-flagged", "applies only with --design")
     written = summarize_results(args.outdir, out, design=args.design, long=args.long,
-                                side_bias_percent=args.side_bias_percent)
+                                side_bias_percent=args.side_bias_percent,
+                                include_flagged=args.include_flagged)
     table = written.table
     for w in written.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -204,7 +213,30 @@ def _cmd_summarize(args) -> int:
         flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table[:0]
         for _, r in flagged.iterrows():
             print(f"  flag {r['animal_id']}: {r['flags']}")
+        _print_groups(written.groups, args.include_flagged)
+    _print_needing_review(written.needing_review)
     return 0
+
+
+def _print_groups(groups, include_flagged: bool) -> None:
+    """Per group, the mean change of the paired share, and who was left out and why."""
+    for g in groups.itertuples(index=False):
+        mean, sd = g.change_paired_percent_mean, g.change_paired_percent_sd
+        figure = "no animal with a usable pre- and post-test" if g.included == 0 else (
+            f"change in paired % {mean:+.1f}" + ("" if sd != sd else f" ± {sd:.1f} SD")
+        )
+        print(f"  group {g.group}: {g.included} of {g.animals} animal(s) in the means, "
+              f"{figure}")
+        if g.excluded:
+            why = "no pre- and post-test" if include_flagged else "needs review or missing"
+            print(f"    left out ({why}): {g.excluded_animals}")
+
+
+def _print_needing_review(rows) -> None:
+    if rows:
+        print(f"  {len(rows)} session(s) need review (usable = False in the table):")
+        for result, arena, doubts in rows:
+            print(f"    {result} ({arena}): {doubts}")
 
 
 # ----------------------------------------------------------------------------------- plot

@@ -115,7 +115,20 @@ def _cmd_track(args) -> int:
         print(f"{args.video}: continued an interrupted run from {resume.resumed_from_s:.1f} s")
     print(f"{args.video}: results in {result.result_dir}")
     _print_summary(result.summary)
+    _print_verdict(args.video, result.record)
     return 0
+
+
+def _print_verdict(video: str, record) -> None:
+    """The QC verdict last, where the eye lands: the numbers above are in doubt when it
+    says so."""
+    from ..runs.batch import review_reasons
+
+    reasons = review_reasons(record)
+    if reasons:
+        print(f"{video}: NEEDS REVIEW: {reasons}")
+    elif record.needs_review is False:
+        print(f"{video}: QC passed")
 
 
 # ---------------------------------------------------------------------------------- batch
@@ -213,17 +226,19 @@ def _print_row(row: dict) -> None:
     from tqdm.auto import tqdm
 
     status = row["status"]
-    if status == "ok":
+    if status in ("ok", "needs_review"):
         resumed = (
             f", continued from {float(row['resumed_from_s']):.1f} s"
             if row["resumed_from_s"] != "" else ""
         )
-        text = f"ok       {row['video']} -> {row['result_dir']} ({row['duration_s']:.1f} s"
-        text += f"{resumed})"
+        text = (f"{'ok' if status == 'ok' else 'REVIEW':<8} {row['video']} -> "
+                f"{row['result_dir']} (took {row['duration_s']:.1f} s{resumed})")
     elif status == "skipped":
         text = f"skipped  {row['video']} ({row['note']})"
     else:
         text = f"FAILED   {_failure(row)}"
+    if status != "failed" and row.get("review"):
+        text += f"\n         needs review: {row['review']}"
     tqdm.write(text)
 
 
@@ -258,11 +273,19 @@ def _print_batch_end(result, n_jobs: int, out: str) -> None:
     from ..runs.batch import STATUS_FILE
 
     ok, skipped, failed = result.count("ok"), result.count("skipped"), len(result.failed)
+    review = len(result.needing_review)
     if skipped == n_jobs:
-        print(f"nothing to do: all {skipped} result(s) are up to date (--force redoes them)")
+        print(f"nothing to do: all {skipped} result(s) are up to date (--force redoes them)"
+              + (f"; {review} of them need review" if review else ""))
     else:
-        print(f"batch finished: {ok} ok, {skipped} skipped (up to date), {failed} failed; "
+        print(f"batch finished: {ok} ok, {result.count('needs_review')} need review, "
+              f"{skipped} skipped (up to date), {failed} failed; "
               f"status in {Path(out) / STATUS_FILE}")
+    if review:
+        print(f"{review} result(s) need review (their numbers are marked, and left out of "
+              "report means and the design's scores):")
+        for row in result.needing_review:
+            print(f"  {row['result_dir']}: {row['review']}")
     if failed:
         print(f"{failed} failed:", file=sys.stderr)
         for row in result.failed:

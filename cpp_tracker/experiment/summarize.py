@@ -16,7 +16,14 @@ import pandas as pd
 from ..errors import ConfigError
 from ..results.outputs import write_csv
 from .collect import collect_results, results_wide
-from .design import SIDE_BIAS_PERCENT, design_long, design_sessions, design_wide, load_design
+from .design import (
+    SIDE_BIAS_PERCENT,
+    design_groups,
+    design_long,
+    design_sessions,
+    design_wide,
+    load_design,
+)
 
 __all__ = ["ExperimentTable", "summarize_results"]
 
@@ -26,13 +33,18 @@ class ExperimentTable:
     """The table written by :func:`summarize_results`: ``path``, the ``table`` itself,
     ``n_results`` (result folders and arenas it was made from), ``warnings`` (doubtful
     input, unmatched design rows, ...) and, with a design, the side-bias threshold used
-    (``side_bias_percent``, else ``None``)."""
+    (``side_bias_percent``, else ``None``) and the per-group means of the change scores with
+    the animals left out of them (``groups``, see
+    :func:`~cpp_tracker.experiment.design.design_groups`). ``needing_review``: the result
+    folders (and arenas) whose QC asks for review, with why."""
 
     path: Path
     table: pd.DataFrame
     n_results: int
     warnings: tuple[str, ...]
     side_bias_percent: float | None
+    groups: pd.DataFrame | None = None
+    needing_review: tuple[tuple[str, str, str], ...] = ()
 
 
 def summarize_results(
@@ -42,6 +54,7 @@ def summarize_results(
     design: str | Path | None = None,
     long: bool = False,
     side_bias_percent: float | None = None,
+    include_flagged: bool = False,
 ) -> ExperimentTable:
     """Collect every result folder at or below ``outdirs`` into one table and write it to
     ``out`` (CSV, atomically).
@@ -50,7 +63,9 @@ def summarize_results(
     table is then the CPP measures per animal, or per animal and session with ``long``.
     ``side_bias_percent`` (only with a design, 50 to 100; default
     :data:`~cpp_tracker.experiment.design.SIDE_BIAS_PERCENT`) is the pre-test share of the
-    two conditioning chambers' time above which side bias is flagged.
+    two conditioning chambers' time above which side bias is flagged. Sessions whose QC
+    asks for review are marked (``usable``, ``doubts``) and left out of the change scores
+    and the group means, unless ``include_flagged``.
 
     Raises :class:`~cpp_tracker.errors.OutputError` when no result can be read and
     :class:`~cpp_tracker.errors.ConfigError` for a bad design or threshold (checked after
@@ -58,7 +73,7 @@ def summarize_results(
     """
     results, metadata_columns, warnings = collect_results(outdirs)
     n_results = results[["result", "arena"]].drop_duplicates().shape[0]
-    threshold = None
+    threshold, groups = None, None
     if design:
         threshold = SIDE_BIAS_PERCENT if side_bias_percent is None else side_bias_percent
         if not 50 <= threshold <= 100:
@@ -73,12 +88,19 @@ def summarize_results(
             metadata_columns=metadata_columns,
         )
         warnings.extend(more)
-        table = design_long(sessions) if long else design_wide(sessions)
+        wide = design_wide(sessions, include_flagged=include_flagged)
+        groups = design_groups(wide)
+        table = design_long(sessions) if long else wide
     else:
         if side_bias_percent is not None:
             raise ConfigError("--side-bias-percent", "applies only with --design")
         table = results if long else results_wide(results, metadata_columns)
     path = Path(out)
     write_csv(path, table)
-    return ExperimentTable(path=path, table=table, n_results=n_results,
-                           warnings=tuple(warnings), side_bias_percent=threshold)
+    flagged = results[~results["usable"].astype(bool)].drop_duplicates(["result", "arena"])
+    return ExperimentTable(
+        path=path, table=table, n_results=n_results, warnings=tuple(warnings),
+        side_bias_percent=threshold, groups=groups,
+        needing_review=tuple(zip(flagged["result"], flagged["arena"].astype(str),
+                                 flagged["doubts"], strict=True)),
+    )

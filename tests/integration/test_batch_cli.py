@@ -105,7 +105,7 @@ def test_failures_are_isolated_and_reported(inputs, local_batch):
         f"{missing}: file not found; check the path (listed at {inputs['manifest']} line 5)"
     )
     assert (status["error"][:2] == "").all() and (status["finished"] != "").all()
-    assert "batch finished: 2 ok, 0 skipped (up to date), 2 failed" in stdout
+    assert "batch finished: 2 ok, 0 need review, 0 skipped (up to date), 2 failed" in stdout
     assert stderr.splitlines()[-3:] == [
         "2 failed:", f"  {status['error'][2]}", f"  {status['error'][3]}"
     ]

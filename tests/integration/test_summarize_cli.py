@@ -72,3 +72,34 @@ def test_summarize_errors_are_one_line(tmp_path, capsys):
         == 2
     )
     assert "--side-bias-percent: must be between 50 and 100" in capsys.readouterr().err
+
+
+def test_a_session_that_needs_review_is_left_out_of_the_group_means(tmp_path, capsys):
+    """Doubt travels to the console and the table: the truncated post-test of m02 is named,
+    its animal's change score is empty and the drug group's mean is m01's alone."""
+    import json
+
+    batch, design = make_experiment(tmp_path)
+    run_path = batch / "m02_post" / "run.json"
+    run = json.loads(run_path.read_text())
+    reason = "only 2.8 % of the nominal length read (limit 98 %)"
+    run["qc"] = {"box": {"needs_review": True, "review_reasons": [reason]}}
+    run_path.write_text(json.dumps(run))
+    out = tmp_path / "cpp.csv"
+    assert main(["summarize", str(batch), "--design", str(design), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "group drug: 1 of 2 animal(s) in the means, change in paired % +30.0" in text
+    assert f"left out (needs review or missing): m02 (post: {reason})" in text
+    assert "group saline: 2 of 2 animal(s) in the means, change in paired % -5.0 ± 0.0 SD" in text
+    assert f"m02_post (box): {reason}" in text
+    table = pd.read_csv(out).set_index("animal_id")
+    assert pd.isna(table.loc["m02", "change_paired_percent"])
+    assert not table.loc["m02", "usable"] and table.loc["m01", "usable"]
+
+    assert main(["summarize", str(batch), "--design", str(design), "--out", str(out),
+                 "--include-flagged"]) == 0
+    assert "group drug: 2 of 2 animal(s) in the means" in capsys.readouterr().out
+    assert pd.read_csv(out).set_index("animal_id").loc["m02", "change_paired_percent"] == \
+        pytest.approx(30.0)
+    assert main(["summarize", str(batch), "--out", str(out), "--include-flagged"]) == 2
+    assert "--include-flagged: applies only with --design" in capsys.readouterr().err
