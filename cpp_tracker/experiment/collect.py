@@ -108,37 +108,14 @@ def collect_results(
     for folder in find_result_dirs(paths):
         record = read_run_record(folder)
         summary = _read_summary(folder / "summary.csv")
-        metadata = record.metadata
-        for key in metadata:
-            if (
-                key not in metadata_columns
-                and key not in _METADATA_SKIP
-                and key not in SUMMARY_COLUMNS
-                and key not in summary.columns
-            ):
-                metadata_columns.append(key)
-        video_path = record.video_label or folder.name
-        arenas = list(dict.fromkeys(summary["arena"].astype(str)))
-        manifest_animal = _text(metadata.get("animal_id"))
-        for arena in arenas:
-            rows = summary[summary["arena"].astype(str) == arena].copy()
-            config_animal = _text(rows["animal_id"].iloc[0]) if "animal_id" in rows else None
-            if len(arenas) == 1:
-                animal = manifest_animal or config_animal
-            elif config_animal:
-                animal = config_animal
-            else:
-                animal = f"{manifest_animal}/{arena}" if manifest_animal else None
-            rows["animal_id"] = animal
-            rows.insert(1, "result", str(folder))
-            rows["video"] = Path(str(video_path)).stem
-            for key in metadata_columns:
-                if key in metadata:
-                    value = metadata[key]
-                    rows[key] = value if not isinstance(value, (list, dict)) else str(value)
-            for key, value in _qc_columns(record, arena).items():
-                rows[key] = value
-            frames.append(rows)
+        metadata_columns.extend(
+            key for key in record.metadata
+            if key not in metadata_columns
+            and key not in _METADATA_SKIP
+            and key not in SUMMARY_COLUMNS
+            and key not in summary.columns
+        )
+        frames.extend(_rows_of_result(folder, record, summary, metadata_columns))
     table = pd.concat(frames, ignore_index=True)
     for key in metadata_columns:
         if key not in table:
@@ -160,6 +137,42 @@ def collect_results(
     if "entries" in table:
         table["entries"] = table["entries"].astype("Int64")
     return table, metadata_columns, _duplicate_warnings(table, metadata_columns)
+
+
+def _rows_of_result(
+    folder: Path, record: RunRecord, summary: pd.DataFrame, metadata_columns: list[str]
+) -> list[pd.DataFrame]:
+    """Per arena, the summary rows of one result folder with its animal, folder, video,
+    metadata and QC columns."""
+    metadata = record.metadata
+    video_stem = Path(str(record.video_label or folder.name)).stem
+    arenas = list(dict.fromkeys(summary["arena"].astype(str)))
+    frames = []
+    for arena in arenas:
+        rows = summary[summary["arena"].astype(str) == arena].copy()
+        rows["animal_id"] = _animal_of(rows, arena, metadata, single=len(arenas) == 1)
+        rows.insert(1, "result", str(folder))
+        rows["video"] = video_stem
+        for key in metadata_columns:
+            if key in metadata:
+                value = metadata[key]
+                rows[key] = value if not isinstance(value, (list, dict)) else str(value)
+        for key, value in _qc_columns(record, arena).items():
+            rows[key] = value
+        frames.append(rows)
+    return frames
+
+
+def _animal_of(rows: pd.DataFrame, arena: str, metadata, *, single: bool) -> str | None:
+    """The manifest's animal for a video of one arena; with several arenas the config's
+    animal_id of the arena, else '<manifest animal>/<arena>'."""
+    manifest_animal = _text(metadata.get("animal_id"))
+    config_animal = _text(rows["animal_id"].iloc[0]) if "animal_id" in rows else None
+    if single:
+        return manifest_animal or config_animal
+    if config_animal:
+        return config_animal
+    return f"{manifest_animal}/{arena}" if manifest_animal else None
 
 
 def _duplicate_warnings(table: pd.DataFrame, metadata_columns: list[str]) -> list[str]:
