@@ -8,6 +8,7 @@ command takes many) and prints what came of it.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -279,9 +280,10 @@ def add_review(sub) -> None:
         help="cut overlay clips of the doubtful moments, or draw a blind agreement sheet",
         description="Without --sample: for each result folder in OUTDIR, cut short overlay "
         "clips (centroid, blob outline, chamber, door lines and hysteresis band) around the "
-        "flagged seconds and the door crossings closest to the decision margin, into "
-        "OUT/<video stem>/review/ with an index clips.csv. With --sample N: draw N random "
-        "seconds and write a contact sheet without the tool's answers "
+        "flagged seconds and the door crossings closest to the decision margin, into the "
+        "result folder's review/ (OUTDIR/<video stem>/review/) with an index clips.csv. With "
+        "--sample N: draw N seconds (the mouse near a door and flagged seconds first, then "
+        "random ones) and write a contact sheet without the tool's answers "
         "(agreement_sheet_NN.png), a CSV for a person to fill in (agreement_sheet.csv) and "
         "the tool's answers apart (agreement_key.csv); then run 'cpp-tracker agreement'.",
     )
@@ -293,7 +295,8 @@ def add_review(sub) -> None:
     p.add_argument("--video", help="the video's path, when it moved since tracking "
                    "(one result folder only)")
     p.add_argument("--sample", type=int, metavar="N",
-                   help="write a blind agreement sheet of N random seconds instead of clips")
+                   help="write a blind agreement sheet of N seconds instead of clips (the "
+                   "doubtful ones first, then random ones)")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default 0)")
     p.add_argument("--out", help="folder for the agreement sheet (default OUTDIR/agreement)")
     p.set_defaults(handler=_cmd_review)
@@ -325,7 +328,7 @@ def _agreement_sheet(args, dirs: list) -> int:
         print(f"contact sheet: {page}")
     print(f"fill in:       {written['sheet']} (column human_chamber)")
     print(f"answers:       {written['key']} (do not open it before)")
-    print(f"then run:      cpp-tracker agreement {written['sheet']}")
+    print(f"then run:      cpp-tracker agreement {shlex.quote(str(written['sheet']))}")
     return 0
 
 

@@ -9,6 +9,7 @@ Each checks its arguments, calls one function of :mod:`cpp_tracker.setup`
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -91,10 +92,15 @@ def _print_init_next_steps(proposal, video: str, out: Path) -> None:
     if not proposal.doors_found:
         print("  no doors found: the config has one chamber per box; if the box has doors, "
               f"add them in {out} (a commented template is in it) or click them with "
-              f"cpp-tracker draw {video} --config {out} --out draw.html")
+              f"cpp-tracker draw {_q(video)} --config {_q(out)} --out draw.html")
     print("next: look at the picture, rename the chambers in the config, then")
-    print(f"  cpp-tracker check-config {out} --video {video}")
-    print(f"  cpp-tracker track {video} --config {out} --out results/")
+    print(f"  cpp-tracker check-config {_q(out)} --video {_q(video)}")
+    print(f"  cpp-tracker track {_q(video)} --config {_q(out)} --out results/")
+
+
+def _q(path) -> str:
+    """A path as a shell word: a suggested command must work when pasted, spaces and all."""
+    return shlex.quote(str(path))
 
 
 # ----------------------------------------------------------------------------------- draw
@@ -139,7 +145,7 @@ def _cmd_draw(args) -> int:
             print(f"    - {p}")
     print("  click the arena corners, the ends of each door line and a point in each chamber;")
     print("  name the chambers, then 'download YAML' and check it:")
-    print(f"  cpp-tracker check-config CONFIG.yaml --video {args.video}")
+    print(f"  cpp-tracker check-config CONFIG.yaml --video {_q(args.video)}")
     return 0
 
 

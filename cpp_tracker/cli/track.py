@@ -6,6 +6,7 @@ Each command checks its arguments, calls :func:`cpp_tracker.runs.pipeline.track_
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -265,7 +266,7 @@ def _write_batch_report(out: str) -> None:
         print(f"report: {write_report(out)}")
     except Exception as e:  # noqa: BLE001 - the results are complete without the page
         print(f"warning: the batch report could not be written ({e}); the results are "
-              f"complete; retry with 'cpp-tracker report {out}'", file=sys.stderr)
+              f"complete; retry with 'cpp-tracker report {shlex.quote(str(out))}'", file=sys.stderr)
 
 
 def _print_batch_end(result, n_jobs: int, out: str) -> None:

@@ -1127,9 +1127,10 @@ def load_config(path: str | Path) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(
-            str(path), f"is not valid YAML ({where}{problem}); check indentation and brackets"
-        ) from None
+        hint = "check indentation and brackets"
+        if "\t" in text:  # YAML forbids tabs for indentation; editors hide them
+            hint = "it contains tabs: indent with spaces, not tabs"
+        raise ConfigError(str(path), f"is not valid YAML ({where}{problem}); {hint}") from None
     return parse_config(raw, source=str(path))
 
 

@@ -26,12 +26,17 @@ def read_config_mapping(path: str | Path, *, otherwise: str) -> dict:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(str(path), "file not found; check the path given to "
                           "--config") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), f"cannot be read as YAML ({e}); fix it or "
+                          f"{otherwise}") from None
+    except yaml.YAMLError as e:
+        tabs = " (it contains tabs: indent with spaces, not tabs)" if "\t" in text else ""
+        raise ConfigError(str(path), f"cannot be read as YAML ({e}){tabs}; fix it or "
                           f"{otherwise}") from None
     if not isinstance(raw, dict):
         raise ConfigError(str(path), "is not a YAML mapping with an 'arenas' list; "

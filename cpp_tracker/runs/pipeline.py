@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import pickle
+import shlex
 import shutil
 import time
 from collections.abc import Sequence
@@ -707,7 +708,7 @@ def draw_qc_figure_for(record: RunRecord, result_dir: Path, config: Config) -> R
     except Exception as e:  # noqa: BLE001 - a figure must never cost the results
         return record.with_figure(False, (
             f"the QC figure qc.png could not be drawn ({type(e).__name__}: {e}); the results "
-            f"are complete; retry with 'cpp-tracker plot {result_dir}'"
+            f"are complete; retry with 'cpp-tracker plot {shlex.quote(str(result_dir))}'"
         ))
     return record.with_figure(True)
 

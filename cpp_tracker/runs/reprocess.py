@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -414,7 +415,7 @@ def _rewrite_reports(result: ReprocessResult) -> None:
     for page, why in update.stale:
         result.warnings.append(
             f"{page} could not be rewritten with the new results ({why}); it now says it is "
-            f"out of date: rewrite it with 'cpp-tracker report {page.parent}'"
+            f"out of date: rewrite it with 'cpp-tracker report {shlex.quote(str(page.parent))}'"
         )
 
 

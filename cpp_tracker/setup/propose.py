@@ -1304,7 +1304,10 @@ def _outline_finding(name: str, quad: _Quad, choices: list[_SideChoice],
                      coverage: tuple[float, ...], mouse_frames: int) -> Finding:
     how = [c.how for c in choices]
     cov = min(coverage)
-    parts = [f"four straight edges cover {100 * cov:.0f} % or more of each side"]
+    parts = [
+        f"four straight edges cover at least {100 * cov:.0f} % of each side" if cov >= 0.01
+        else "a side of the floor shows no straight edge (the outline there is a guess)"
+    ]
     if all(h == "mouse" for h in how):
         parts.append(f"the mouse (seen in {mouse_frames} sampled frames) was never beyond them")
         bonus = 1.0

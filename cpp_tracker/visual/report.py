@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -114,32 +115,41 @@ def _rows_for_result(result_dir: Path, status: str) -> list[ReportRow]:
         row = ReportRow(video=result.name, status=status, arena=arena.name,
                         result_dir=result_dir, warnings=warnings)
         if len(sub):
-            first = sub.iloc[0]
-            row.animal_id = "" if pd.isna(first.get("animal_id")) else str(first["animal_id"])
-            row.duration_s = float(first["duration_s"])
-            row.unknown_s = float(first["unknown_s"])
-            if "distance_cm" in sub.columns and pd.notna(first.get("distance_cm")):
-                row.distance, row.distance_unit = float(first["distance_cm"]), "cm"
-            elif "distance_px" in sub.columns:
-                row.distance, row.distance_unit = float(first["distance_px"]), "px"
-            for r in sub.itertuples(index=False):
-                if r.chamber != "unknown":
-                    row.chamber_s[str(r.chamber)] = float(r.time_s)
-                    row.chamber_percent[str(r.chamber)] = float(r.percent)
-            if "needs_review" in sub.columns:
-                values = sub["needs_review"].astype(str).str.lower()
-                row.needs_review = bool(values.isin(["true", "1", "yes"]).any())
-        arena_qc = result.record.arena_qc(arena.name)
-        if arena_qc is not None:
-            if row.needs_review is None:
-                row.needs_review = arena_qc.needs_review
-            row.qc_notes.extend(arena_qc.review_reasons)
-        if not row.qc_notes and len(sub) and "review_reasons" in sub.columns:
-            text = sub["review_reasons"].iloc[0]
-            if isinstance(text, str) and text.strip():
-                row.qc_notes.extend(t.strip() for t in text.split(";") if t.strip())
+            _fill_from_summary(row, sub)
+        _add_verdict(row, result.record.arena_qc(arena.name), sub)
         rows.append(row)
     return rows
+
+
+def _fill_from_summary(row: ReportRow, sub: pd.DataFrame) -> None:
+    """The arena's figures from its rows of summary.csv."""
+    first = sub.iloc[0]
+    row.animal_id = "" if pd.isna(first.get("animal_id")) else str(first["animal_id"])
+    row.duration_s = float(first["duration_s"])
+    row.unknown_s = float(first["unknown_s"])
+    if "distance_cm" in sub.columns and pd.notna(first.get("distance_cm")):
+        row.distance, row.distance_unit = float(first["distance_cm"]), "cm"
+    elif "distance_px" in sub.columns:
+        row.distance, row.distance_unit = float(first["distance_px"]), "px"
+    for r in sub.itertuples(index=False):
+        if r.chamber != "unknown":
+            row.chamber_s[str(r.chamber)] = float(r.time_s)
+            row.chamber_percent[str(r.chamber)] = float(r.percent)
+    if "needs_review" in sub.columns:
+        values = sub["needs_review"].astype(str).str.lower()
+        row.needs_review = bool(values.isin(["true", "1", "yes"]).any())
+
+
+def _add_verdict(row: ReportRow, arena_qc, sub: pd.DataFrame) -> None:
+    """The QC verdict and its reasons: from the run record, else from summary.csv."""
+    if arena_qc is not None:
+        if row.needs_review is None:
+            row.needs_review = arena_qc.needs_review
+        row.qc_notes.extend(arena_qc.review_reasons)
+    if not row.qc_notes and len(sub) and "review_reasons" in sub.columns:
+        text = sub["review_reasons"].iloc[0]
+        if isinstance(text, str) and text.strip():
+            row.qc_notes.extend(t.strip() for t in text.split(";") if t.strip())
 
 
 def _same_dir(a: Path, b: Path) -> bool:
@@ -637,7 +647,7 @@ def update_reports(result_dirs: str | Path | Sequence[str | Path]) -> ReportsUpd
             message = (
                 f"This page is out of date: the results of {names} changed on "
                 f"{_now()} and the page could not be rewritten ({why}). Its numbers may be "
-                f"the old ones: run 'cpp-tracker report {results}' to rewrite it."
+                f"the old ones: run 'cpp-tracker report {shlex.quote(str(results))}' to rewrite it."
             )
             try:
                 mark_report_stale(page, message)

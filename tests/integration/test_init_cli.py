@@ -8,6 +8,12 @@ duration (the issue's tolerance).
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+
+import cv2
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -50,6 +56,7 @@ def test_init_finds_the_geometry_and_gives_the_same_chamber_times(
     code, proposed = run_init(video, out, "--samples", "80")
     printed = capsys.readouterr().out
     assert code == 0
+    assert proposed["frame_size"] == [truth.spec.width, truth.spec.height]  # track takes it
     assert (tmp_path / "box_preview.png").exists()
     assert "how sure" in printed and "door_1" in printed and "high" in printed
     load_config(out)  # passes check-config as written
@@ -81,6 +88,75 @@ def test_init_finds_the_geometry_and_gives_the_same_chamber_times(
             row["chamber"], name, row["time_s"], theirs.loc[name, "time_s"])
 
 
+def _page_background(html: str) -> np.ndarray:
+    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>',
+                                html, re.S).group(1))
+    png = np.frombuffer(base64.b64decode(data["background"]), np.uint8)
+    return cv2.imdecode(png, cv2.IMREAD_GRAYSCALE)
+
+
+def test_one_empty_box_after_a_light_step_with_a_sleeping_mouse(video_factory, tmp_path,
+                                                                 capsys, monkeypatch):
+    """init, preview and draw show the empty box that track uses (background.png): the
+    samples brought to one lighting, a resting mouse removed. Their plain median had the
+    mouse asleep in it and ghost trails where it walked in the dim half, and init found the
+    mouse in 0 of its samples."""
+    from cpp_tracker.setup.init import propose_config_from_video
+    from cpp_tracker.tracking.background import median_background
+    from cpp_tracker.tracking.empty_box import background_samples
+    from cpp_tracker.tracking.tracker import arena_mask
+    from cpp_tracker.video.reader import probe_video
+    from cpp_tracker.visual import preview
+
+    video, truth, config = video_factory("init_light_step_asleep", duration_s=30.0, seed=5,
+                                         sleep_fraction=0.6, light_steps=((15.0, 0.6),))
+    assert main(["track", str(video), "--config", str(config), "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 0
+    tracked = cv2.imread(str(tmp_path / "r" / video.stem / "background.png"),
+                         cv2.IMREAD_GRAYSCALE)
+    run = json.loads((tmp_path / "r" / video.stem / "run.json").read_text())
+    (rest,) = run["background"]["resting_mouse"]
+    loaded = load_config(config)
+    h, w = tracked.shape
+    floor = arena_mask(loaded.arenas[0], 0, 0, w, h) > 0
+    x, y = (int(round(v)) for v in rest["where_xy"])
+    spot = np.zeros_like(floor)
+    spot[y - 3 : y + 4, x - 3 : x + 4] = True  # the middle of the sleeping mouse
+
+    def off(image):
+        return np.abs(image.astype(int) - tracked.astype(int))
+
+    # the plain median of the same samples: the sleeping mouse and ghost trails
+    samples, _, _ = background_samples([probe_video(video)], loaded.background.samples)
+    plain = off(median_background(samples))
+    assert plain[spot].min() > 30 and (plain[floor] > 10).sum() > 200
+
+    # preview and draw: track's samples and config, track's image
+    shown = []
+    original = preview.render_preview
+    monkeypatch.setattr(preview, "render_preview",
+                        lambda bg, cfg, *a, **k: shown.append(bg) or original(bg, cfg, *a, **k))
+    assert main(["preview", str(video), "--config", str(config), "--out",
+                 str(tmp_path / "p.png")]) == 0
+    assert main(["draw", str(video), "--config", str(config), "--out",
+                 str(tmp_path / "d.html")]) == 0
+    drawn = _page_background((tmp_path / "d.html").read_text())
+    assert off(shown[0]).max() == 0 and off(drawn).max() == 0
+    # draw without a config, and init: the whole frame as one arena, the same samples
+    assert main(["draw", str(video), "--out", str(tmp_path / "d0.html")]) == 0
+    blank = off(_page_background((tmp_path / "d0.html").read_text()))
+    proposed = propose_config_from_video(video, tmp_path / "box.yaml",
+                                         samples=loaded.background.samples)
+    for image in (blank, off(proposed.background)):
+        assert image[floor].max() <= 2 and image[spot].max() <= 2
+    # init finds the mouse in the samples (it is in every one)
+    n = proposed.frames_sampled
+    assert proposed.proposal.frames_with_mouse >= 0.9 * n
+    assert f"the mouse was found in {proposed.proposal.frames_with_mouse} of {n}" in (
+        proposed.text)
+    capsys.readouterr()
+
+
 def test_init_with_the_chamber_count_and_two_boxes(video_factory, tmp_path):
     video, truth, _ = video_factory(
         "init_two_boxes", duration_s=10.0, floor="grey", wall="dark", seed=24,
@@ -97,13 +173,21 @@ def test_init_with_the_chamber_count_and_two_boxes(video_factory, tmp_path):
 
 
 def test_an_open_field_gets_no_doors_and_a_template(video_factory, tmp_path, capsys):
-    video, truth, _ = video_factory("init_open_field", duration_s=8.0, seed=25,
-                                    arenas=(ArenaSpec(n_chambers=1),))
+    import shutil
+
+    source, truth, _ = video_factory("init_open_field", duration_s=8.0, seed=25,
+                                     arenas=(ArenaSpec(n_chambers=1),))
+    (tmp_path / "my videos").mkdir()
+    video = tmp_path / "my videos" / "open field.mp4"  # a lab's folder names have spaces
+    shutil.copy(source, video)
     out = tmp_path / "open.yaml"
     code, proposed = run_init(video, out, "--chambers", "2")
     printed = capsys.readouterr().out
     assert code == 0
     assert "no doors found" in printed
+    # the suggested commands work when pasted: the path with spaces is one shell word
+    assert f"cpp-tracker track '{video}' --config {out} --out results/" in printed
+    assert "% or more of each side" not in printed
     assert proposed["arenas"][0]["doors"] == []
     assert len(proposed["arenas"][0]["chambers"]) == 1
     text = out.read_text()

@@ -73,6 +73,19 @@ def test_bad_yaml_names_the_line(tmp_path):
         load_config(p)
 
 
+def test_yaml_indented_with_tabs_says_so(tmp_path):
+    """A tab looks like spaces in most editors; the parser's message alone does not say."""
+    p = tmp_path / "c.yaml"
+    p.write_text("arenas:\n\t- name: box1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).endswith("it contains tabs: indent with spaces, not tabs")
+    from cpp_tracker.config.yaml_file import read_config_mapping
+
+    with pytest.raises(ConfigError, match="indent with spaces, not tabs"):
+        read_config_mapping(p, otherwise="draw without --config")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml")
