@@ -415,33 +415,8 @@ def render_report(rows: list[ReportRow], base: Path, title: str, *,
     chambers: list[str] = []
     for r in rows:
         chambers.extend(c for c in r.chamber_s if c not in chambers)
-    videos = sorted({r.video for r in rows})
+    totals = _totals(rows, chambers)
     failed = sorted({r.video for r in rows if r.error})
-    done = [r for r in rows if not r.error and r.result_dir is not None]
-    hours = sum(r.duration_s for r in done if not math.isnan(r.duration_s)) / 3600
-    review = sorted({r.video for r in rows if r.needs_review})
-    statuses: dict[str, int] = {}
-    for v in videos:
-        states = {r.status for r in rows if r.video == v}
-        s = "failed" if v in failed else sorted(states)[0]
-        statuses[s] = statuses.get(s, 0) + 1
-    totals = [("videos", str(len(videos)))]
-    totals += [(s, str(n)) for s, n in sorted(statuses.items())]
-    totals.append(("hours recorded", f"{hours:.2f}" if hours < 10 else f"{hours:.1f}"))
-    totals.append(("arenas analysed", str(len(done))))
-    # doubt travels: an arena that needs review is listed, never averaged in
-    usable = [r for r in done if not r.needs_review]
-    excluded = f", {len(done) - len(usable)} needing review left out" if len(usable) < len(
-        done) else ""
-    for c in chambers:
-        vals = np.array([r.chamber_percent.get(c, np.nan) for r in usable], dtype=float)
-        vals = vals[np.isfinite(vals)]
-        if len(vals):
-            sd = f" ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else ""
-            totals.append((f"{c}: mean % (± SD) of {len(vals)}{excluded}",
-                           f"{vals.mean():.1f}{sd}"))
-    totals.append(("need review", str(len(review))))
-    totals.append(("with warnings", str(len({r.video for r in done if r.warnings}))))
 
     # (header HTML, attributes); a chamber's column shows its percent, the minutes below,
     # and its colour in the pictures (each row keeps its config's chamber order, so with
@@ -473,64 +448,114 @@ def render_report(rows: list[ReportRow], base: Path, title: str, *,
     out.append('<table id="videos"><thead><tr>')
     out += [f'<th data-sort="1" scope="col"{attrs}>{h}</th>' for h, attrs in head]
     out.append("</tr></thead><tbody>")
-    for r in rows:
-        cls = ' class="failed"' if r.error else ""
-        cells = []
-        if r.result_dir is not None:
-            cells.append(_cell(f'<a href="{_href(r.result_dir, base)}/">'
-                               f'{_breakable(r.video)}</a>', r.video, "video"))
-        else:
-            cells.append(_cell(_breakable(r.video), r.video, "video"))
-        cells.append(_cell(_breakable(r.arena)))
-        cells.append(_cell(_breakable(r.animal_id)))
-        cells.append(_cell(_e(r.status)))
-        text, v = _num(r.duration_s / 60 if not math.isnan(r.duration_s) else math.nan, ".1f")
-        cells.append(_cell(text, v, "num"))
-        for c in chambers:
-            text, v = _num(r.chamber_percent.get(c, math.nan), ".1f")
-            minutes, _ = _num(r.chamber_s.get(c, math.nan) / 60, ".1f")
-            if minutes:
-                text += f'<span class="unit">{minutes} min</span>'
-            cells.append(_cell(text, v, "num"))
-        text, v = _num(r.unknown_s / 60 if not math.isnan(r.unknown_s) else math.nan, ".2f")
-        cells.append(_cell(text, v, "num"))
-        text, v = _num(r.distance, ".0f")
-        cells.append(_cell(f"{text} {r.distance_unit}" if text else "", v, "num"))
-        if r.error:
-            cells.append(_cell(f'<div class="err">{_breakable(r.error)}</div>', "3", "qc"))
-        else:
-            parts, rank = [], 0
-            if r.needs_review:
-                parts.append('<span class="review">needs review</span>')
-                rank = 2
-            elif r.needs_review is False:
-                parts.append('<span class="ok">passed</span>')
-            parts += [_breakable(n) for n in r.qc_notes]
-            if r.warnings:
-                rank = max(rank, 1)
-                items = "".join(f"<li>{_breakable(w)}</li>" for w in r.warnings)
-                parts.append(f"<details><summary>{len(r.warnings)} warning(s)</summary>"
-                             f"<ul>{items}</ul></details>")
-            cells.append(_cell("<br>".join(parts) or "-", str(rank), "qc"))
-        # the QC figure's thumbnail above the links to the files, in one column
-        thumb, links = "", []
-        if r.result_dir is not None:
-            qc_png = r.result_dir / "qc.png"
-            if qc_png.exists():
-                h = _href(qc_png, base)
-                thumb = (f'<a class="thumb" href="{h}"><img class="thumb" src="{h}" '
-                         f'loading="lazy" alt="QC figure of {_e(r.video)}"></a>')
-            for name in _FILES:
-                if (r.result_dir / name).exists():
-                    links.append(f'<a href="{_href(r.result_dir / name, base)}">{_e(name)}</a>')
-        cells.append(_cell(thumb + " ".join(links), str(len(links)), "files"))
-        out.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    out += [_row_html(r, chambers, base) for r in rows]
     out += ["</tbody></table>", f"<script>{_JS}</script>"]
     if cache is not None:
         out.append(f'<script type="application/json" id="{_CACHE_ID}">{_cache_json(cache)}'
                    "</script>")
     out += ["</body></html>", ""]
     return "\n".join(out)
+
+
+def _totals(rows: list[ReportRow], chambers: list[str]) -> list[tuple[str, str]]:
+    """The figures above the table: videos per status, hours, arenas, the chamber means
+    (of the arenas that need no review) and how many need review or have warnings."""
+    videos = sorted({r.video for r in rows})
+    failed = {r.video for r in rows if r.error}
+    done = [r for r in rows if not r.error and r.result_dir is not None]
+    hours = sum(r.duration_s for r in done if not math.isnan(r.duration_s)) / 3600
+    statuses: dict[str, int] = {}
+    for v in videos:
+        states = {r.status for r in rows if r.video == v}
+        s = "failed" if v in failed else sorted(states)[0]
+        statuses[s] = statuses.get(s, 0) + 1
+    totals = [("videos", str(len(videos)))]
+    totals += [(s, str(n)) for s, n in sorted(statuses.items())]
+    totals.append(("hours recorded", f"{hours:.2f}" if hours < 10 else f"{hours:.1f}"))
+    totals.append(("arenas analysed", str(len(done))))
+    totals += _chamber_means(done, chambers)
+    totals.append(("need review", str(len({r.video for r in rows if r.needs_review}))))
+    totals.append(("with warnings", str(len({r.video for r in done if r.warnings}))))
+    return totals
+
+
+def _chamber_means(done: list[ReportRow], chambers: list[str]) -> list[tuple[str, str]]:
+    """Mean ± SD percent per chamber; doubt travels: an arena that needs review is listed,
+    never averaged in."""
+    usable = [r for r in done if not r.needs_review]
+    excluded = (f", {len(done) - len(usable)} needing review left out"
+                if len(usable) < len(done) else "")
+    means = []
+    for c in chambers:
+        vals = np.array([r.chamber_percent.get(c, np.nan) for r in usable], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            sd = f" ± {vals.std(ddof=1):.1f}" if len(vals) > 1 else ""
+            means.append((f"{c}: mean % (± SD) of {len(vals)}{excluded}",
+                          f"{vals.mean():.1f}{sd}"))
+    return means
+
+
+def _row_html(r: ReportRow, chambers: list[str], base: Path) -> str:
+    """One table row: the video (linked), its figures, the QC cell and the files."""
+    cls = ' class="failed"' if r.error else ""
+    if r.result_dir is not None:
+        cells = [_cell(f'<a href="{_href(r.result_dir, base)}/">{_breakable(r.video)}</a>',
+                       r.video, "video")]
+    else:
+        cells = [_cell(_breakable(r.video), r.video, "video")]
+    cells.append(_cell(_breakable(r.arena)))
+    cells.append(_cell(_breakable(r.animal_id)))
+    cells.append(_cell(_e(r.status)))
+    text, v = _num(r.duration_s / 60 if not math.isnan(r.duration_s) else math.nan, ".1f")
+    cells.append(_cell(text, v, "num"))
+    for c in chambers:
+        text, v = _num(r.chamber_percent.get(c, math.nan), ".1f")
+        minutes, _ = _num(r.chamber_s.get(c, math.nan) / 60, ".1f")
+        if minutes:
+            text += f'<span class="unit">{minutes} min</span>'
+        cells.append(_cell(text, v, "num"))
+    text, v = _num(r.unknown_s / 60 if not math.isnan(r.unknown_s) else math.nan, ".2f")
+    cells.append(_cell(text, v, "num"))
+    text, v = _num(r.distance, ".0f")
+    cells.append(_cell(f"{text} {r.distance_unit}" if text else "", v, "num"))
+    cells.append(_qc_cell(r))
+    cells.append(_files_cell(r, base))
+    return f"<tr{cls}>{''.join(cells)}</tr>"
+
+
+def _qc_cell(r: ReportRow) -> str:
+    """The error, or the verdict with its reasons and the warnings (sorted by how bad)."""
+    if r.error:
+        return _cell(f'<div class="err">{_breakable(r.error)}</div>', "3", "qc")
+    parts, rank = [], 0
+    if r.needs_review:
+        parts.append('<span class="review">needs review</span>')
+        rank = 2
+    elif r.needs_review is False:
+        parts.append('<span class="ok">passed</span>')
+    parts += [_breakable(n) for n in r.qc_notes]
+    if r.warnings:
+        rank = max(rank, 1)
+        items = "".join(f"<li>{_breakable(w)}</li>" for w in r.warnings)
+        parts.append(f"<details><summary>{len(r.warnings)} warning(s)</summary>"
+                     f"<ul>{items}</ul></details>")
+    return _cell("<br>".join(parts) or "-", str(rank), "qc")
+
+
+def _files_cell(r: ReportRow, base: Path) -> str:
+    """The QC figure's thumbnail above the links to the files, in one column."""
+    thumb, links = "", []
+    if r.result_dir is not None:
+        qc_png = r.result_dir / "qc.png"
+        if qc_png.exists():
+            h = _href(qc_png, base)
+            thumb = (f'<a class="thumb" href="{h}"><img class="thumb" src="{h}" '
+                     f'loading="lazy" alt="QC figure of {_e(r.video)}"></a>')
+        for name in _FILES:
+            if (r.result_dir / name).exists():
+                links.append(f'<a href="{_href(r.result_dir / name, base)}">{_e(name)}</a>')
+    return _cell(thumb + " ".join(links), str(len(links)), "files")
 
 
 def _relative(target: Path, base: Path) -> str:
