@@ -389,35 +389,13 @@ def render_overlay(
     _check_stretch(start_s, end_s, speed)
     if result is None and config is None:
         raise ConfigError("overlay", "give a stored result (--results) or a config (--config)")
-    out_path = Path(out_path)
-    if out_path.is_dir():
-        raise OutputError(
-            f"{out_path}: is a folder; give a file name for the overlay video, e.g. "
-            f"{out_path / 'overlay.mp4'}"
-        )
-    make_output_folder(out_path.parent, "the overlay video")
-    if result is not None:
-        config = result.config
-        background = result.background()
-        if background is None:
-            raise OutputError(f"{result.result_dir}: background.png is missing; run track again")
-        lookup = _TrackLookup(result)
-        detectors = detectors_for_result(result, background)
-    else:
-        background, detectors = _live_detectors(video, config)
-        lookup = None
-    assert config is not None
-    geo = overlay_geometry(config)
-    if lookup is None:
-        lookup = _LiveTracker(detectors, geo)
-
-    src_rate = _video_rate(video)
+    out_path = _overlay_path(out_path)
+    source = _overlay_source(video, result, config)
     step = max(1, int(math.floor(speed))) if speed >= 1 else 1
-    out_rate = Fraction(src_rate * speed / step).limit_denominator(1001)
-    h, w = background.shape
+    out_rate = Fraction(_video_rate(video) * speed / step).limit_denominator(1001)
+    h, w = source.background.shape
     scale = float(max(1, math.ceil(_MIN_OVERLAY_WIDTH_PX / w)))
-    out_w = int(w * scale) // 2 * 2
-    out_h = int(h * scale) // 2 * 2
+    canvas = _Canvas(w, h, scale, int(w * scale) // 2 * 2, int(h * scale) // 2 * 2)
     stop = math.inf if end_s is None else end_s
     counts = {"frames": 0, "first_s": None, "last_s": None}
 
@@ -426,36 +404,15 @@ def render_overlay(
 
         with av.open(tmp, "w", format="mp4") as out:
             stream = out.add_stream("libx264", rate=out_rate)
-            stream.width, stream.height = out_w, out_h
+            stream.width, stream.height = canvas.out_w, canvas.out_h
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "23", "preset": "veryfast"}
             for i, (t, bgr) in enumerate(iter_frames(video, start_s, stop)):
                 if i % step:
                     continue
-                gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-                if gray.shape != (h, w):
-                    raise VideoError(
-                        f"{video}: frame at {t:.2f} s is {gray.shape[1]}x{gray.shape[0]} px, "
-                        f"the results were made on {w}x{h} px frames; is this the same video?"
-                    )
-                img = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_NEAREST) \
-                    if scale != 1 else bgr.copy()
-                draw_geometry_overlay(img, geo, scale)
-                for k, detector in enumerate(detectors):
-                    x, y, chamber, stored_gain = lookup(k, t, gray)
-                    contour = None
-                    if math.isfinite(x):
-                        gain = _frame_gain(detector, gray, stored_gain)
-                        contour = _blob_contour(detector, gray, x, y, gain)
-                    _draw_mouse(img, geo, scale, k, x, y, chamber, contour)
-                stamp = f"{t:9.2f} s ({t / 60:.2f} min)"
-                if speed != 1:
-                    stamp += f"  x{speed:g}"
-                if title:
-                    stamp = f"{title}   {stamp}"
-                _text(img, stamp, (6, out_h - 8), (255, 255, 255), max(1.0, scale * 0.8))
-                frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-                for packet in stream.encode(frame):
+                img = _overlay_frame(video, t, bgr, source, canvas,
+                                     _stamp(t, speed, title))
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
                     out.mux(packet)
                 counts["frames"] += 1
                 counts["first_s"] = t if counts["first_s"] is None else counts["first_s"]
@@ -478,6 +435,84 @@ def render_overlay(
         "start_s": counts["first_s"],
         "end_s": counts["last_s"],
     }
+
+
+def _overlay_path(out_path: str | Path) -> Path:
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise OutputError(
+            f"{out_path}: is a folder; give a file name for the overlay video, e.g. "
+            f"{out_path / 'overlay.mp4'}"
+        )
+    make_output_folder(out_path.parent, "the overlay video")
+    return out_path
+
+
+@dataclass(frozen=True)
+class _OverlaySource:
+    """Where an overlay's mice come from: the stored track, or detection on the fly."""
+
+    background: np.ndarray
+    detectors: list
+    geo: OverlayGeometry
+    lookup: object  # (arena index, time_s, gray) -> (x, y, chamber, stored light gain)
+
+
+def _overlay_source(video, result: StoredResult | None, config: Config | None):
+    if result is not None:
+        background = result.background()
+        if background is None:
+            raise OutputError(f"{result.result_dir}: background.png is missing; run track again")
+        detectors = detectors_for_result(result, background)
+        return _OverlaySource(background, detectors, overlay_geometry(result.config),
+                              _TrackLookup(result))
+    background, detectors = _live_detectors(video, config)
+    geo = overlay_geometry(config)
+    return _OverlaySource(background, detectors, geo, _LiveTracker(detectors, geo))
+
+
+@dataclass(frozen=True)
+class _Canvas:
+    """The video's frame size, the overlay's scale and its (even) size."""
+
+    w: int
+    h: int
+    scale: float
+    out_w: int
+    out_h: int
+
+
+def _stamp(t: float, speed: float, title: str) -> str:
+    stamp = f"{t:9.2f} s ({t / 60:.2f} min)"
+    if speed != 1:
+        stamp += f"  x{speed:g}"
+    return f"{title}   {stamp}" if title else stamp
+
+
+def _overlay_frame(video, t: float, bgr: np.ndarray, source: _OverlaySource,
+                   canvas: _Canvas, stamp: str) -> np.ndarray:
+    """One frame of the overlay: geometry, each arena's mouse with its blob outline (found
+    with the frame's light gain, as tracking found it), and the time stamp."""
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    if gray.shape != (canvas.h, canvas.w):
+        raise VideoError(
+            f"{video}: frame at {t:.2f} s is {gray.shape[1]}x{gray.shape[0]} px, "
+            f"the results were made on {canvas.w}x{canvas.h} px frames; is this the same "
+            "video?"
+        )
+    scale = canvas.scale
+    img = cv2.resize(bgr, (canvas.out_w, canvas.out_h), interpolation=cv2.INTER_NEAREST) \
+        if scale != 1 else bgr.copy()
+    draw_geometry_overlay(img, source.geo, scale)
+    for k, detector in enumerate(source.detectors):
+        x, y, chamber, stored_gain = source.lookup(k, t, gray)
+        contour = None
+        if math.isfinite(x):
+            gain = _frame_gain(detector, gray, stored_gain)
+            contour = _blob_contour(detector, gray, x, y, gain)
+        _draw_mouse(img, source.geo, scale, k, x, y, chamber, contour)
+    _text(img, stamp, (6, canvas.out_h - 8), (255, 255, 255), max(1.0, scale * 0.8))
+    return img
 
 
 # ----------------------------------------------------------------------- review moments
