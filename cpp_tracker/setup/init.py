@@ -1,11 +1,13 @@
 """``cpp-tracker init``: a commented config proposed from a video, and its picture.
 
-:func:`propose_config_from_video` samples frames across the video as ``track`` does,
-builds the empty-box image as ``track`` does (the samples brought to one lighting, their
-median, a resting mouse removed: :func:`~cpp_tracker.tracking.empty_box.
-whole_frame_background`, the whole frame standing in for the arenas not yet known),
-proposes the geometry on it and finds the mouse in the lighting-corrected samples
-(:func:`~cpp_tracker.setup.propose.propose_geometry`), writes the proposal as a commented
+:func:`propose_config_from_video` samples frames across the video as ``track`` does and
+builds the empty-box image as ``track`` would with the config it proposes (the samples
+brought to one lighting, their median, a resting mouse removed): a first proposal on the
+lighting-corrected median of the whole frame gives the arenas, and
+:func:`~cpp_tracker.tracking.empty_box.estimate_background_for` that draft is the image on
+which the geometry is proposed again and the mouse looked for in the lighting-corrected
+samples (:func:`~cpp_tracker.setup.propose.propose_geometry`). It writes the proposal as a
+commented
 YAML config and reads that text back exactly as ``check-config`` would (parsed, and checked
 against the frame size). :func:`write_proposed_config` then writes the config and the
 picture of what was found (:func:`~cpp_tracker.setup.proposal_picture.draw_proposal`).
@@ -21,11 +23,17 @@ import yaml
 
 from .. import __version__
 from ..config.settings import Config, check_against_frame, parse_config
+from ..errors import ConfigError
 from ..results.outputs import write_bytes, write_png
-from ..tracking.empty_box import sampled_background
+from ..tracking.background import BackgroundModel
+from ..tracking.empty_box import (
+    background_samples,
+    estimate_background_for,
+    whole_frame_background,
+)
 from ..video.reader import probe_video
 from .proposal_picture import draw_proposal
-from .propose import Proposal, proposal_to_yaml, propose_geometry
+from .propose import Proposal, proposal_to_config, proposal_to_yaml, propose_geometry
 
 __all__ = [
     "SAMPLED_BYTES",
@@ -94,11 +102,9 @@ def propose_config_from_video(
     preview = Path(preview) if preview is not None else preview_path_for(config_path)
     info = probe_video(video)
     n = max(10, min(samples, int(SAMPLED_BYTES // max(1, info.width * info.height))))
-    model = sampled_background(video, n, info=info)
+    frames, index, _ = background_samples([info], n)
+    model, proposal = _proposal_on_tracks_background(frames, index, chambers, arenas)
     background = model.image
-    # the mouse is looked for in the samples at the background's lighting
-    proposal = propose_geometry(background, model.samples, n_chambers=chambers,
-                                n_arenas=arenas)
     text = proposal_to_yaml(proposal, video=str(video), preview=preview.name,
                             version=__version__)
     config = parse_config(yaml.safe_load(text), source=str(config_path))
@@ -106,6 +112,29 @@ def propose_config_from_video(
     return ProposedConfig(text=text, config=config, proposal=proposal, background=background,
                           width=info.width, height=info.height,
                           frames_sampled=len(model.samples))
+
+
+def _proposal_on_tracks_background(
+    frames: np.ndarray, index: np.ndarray, chambers: int | None, arenas: int
+) -> tuple[BackgroundModel, Proposal]:
+    """The background ``track`` would estimate from ``frames`` for the proposed config, and
+    the proposal made on it (the mouse looked for in the samples at its lighting).
+
+    A draft is proposed on the whole frame's lighting-corrected median; the background is
+    then estimated for the draft's arenas, as ``track`` estimates it (lighting measured on
+    the floors, a resting mouse looked for in each: outside the floors, walls and their
+    reflections are no mouse), and the geometry proposed again on it.
+    """
+    lit = whole_frame_background(frames, index, remove_resting=False)
+    draft = propose_geometry(lit.image, lit.samples, n_chambers=chambers, n_arenas=arenas)
+    del lit
+    try:
+        model = estimate_background_for(frames, index, parse_config(proposal_to_config(draft)))
+    except ConfigError:  # pragma: no cover - a proposal always reads back as a config
+        model = whole_frame_background(frames, index)
+    proposal = propose_geometry(model.image, model.samples, n_chambers=chambers,
+                                n_arenas=arenas)
+    return model, proposal
 
 
 def write_proposed_config(

@@ -8,8 +8,9 @@ or a mouse asleep for hours shows the same empty floor everywhere:
   (all its chunk files, in proportion to their length);
 - :func:`estimate_background_for`: the model for a config (lighting measured on its arenas,
   a resting mouse looked for in each, as the config's ``background`` section says);
-- :func:`whole_frame_background`: the same without a config (``init``, ``draw`` without
-  one): the whole frame is one region, lighting followed and a resting mouse removed;
+- :func:`whole_frame_background`: the same without a config (``draw`` without one, and
+  ``init``'s first look): the whole frame is one region, lighting followed and a resting
+  mouse removed;
 - :func:`sampled_background`: the two together for one video file.
 """
 
@@ -50,13 +51,15 @@ def estimate_background_for(
 
 
 def whole_frame_background(
-    samples: np.ndarray, sample_index: np.ndarray | None = None
+    samples: np.ndarray, sample_index: np.ndarray | None = None, *, remove_resting: bool = True
 ) -> BackgroundModel:
     """The background model before there is a config: as :func:`estimate_background_for`
     with the default settings and one arena covering the whole frame (lighting measured on
-    the whole frame, a resting mouse looked for anywhere in it)."""
+    the whole frame, a resting mouse looked for anywhere in it unless ``remove_resting`` is
+    False)."""
     h, w = np.asarray(samples).shape[1:]
-    return estimate_background(samples, sample_index, {"frame": np.ones((h, w), dtype=bool)})
+    return estimate_background(samples, sample_index, {"frame": np.ones((h, w), dtype=bool)},
+                               remove_resting=remove_resting)
 
 
 def _estimated_offsets_s(infos: list[VideoInfo]) -> list[float]:
