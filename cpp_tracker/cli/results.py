@@ -81,6 +81,7 @@ def _cmd_reprocess(args) -> int:
     folders = find_result_dirs(args.outdir)
     counts: dict[str, int] = {}
     failures: list[tuple[str, CppTrackerError]] = []
+    pages: dict = {}
     for folder in folders:
         try:
             r = reprocess_result(
@@ -99,7 +100,10 @@ def _cmd_reprocess(args) -> int:
             failures.append((str(folder), e))
             continue
         counts[r.status] = counts.get(r.status, 0) + 1
+        pages.update(dict.fromkeys(r.reports))
         _print_reprocessed(folder, r)
+    for page in pages:  # a batch's report shows the new numbers, not the old ones
+        print(f"report: {page} rewritten with the new results")
     return _reprocess_end(len(folders), counts, failures)
 
 

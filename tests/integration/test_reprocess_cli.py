@@ -52,6 +52,7 @@ def test_moved_door_equals_a_fresh_track_run_without_the_video(video_factory, tm
     assert code == 0
     assert "reprocessed" in out and "arenas[0].doors[0].line" in out
     assert "chambers.hysteresis_px" in out and "summary.bin_s" in out
+    assert f"report: {tmp_path / 'old' / 'report.html'} rewritten with the new results" in out
 
     old, fresh = tmp_path / "old" / "session1", tmp_path / "fresh" / "session1"
     for name in RESULT_FILES:
