@@ -175,7 +175,9 @@ def add_batch(sub) -> None:
 def _failure(row: dict) -> str:
     """'video: error' for a failed status row, without naming the video twice."""
     error = row["error"] or row["status"]
-    if error.startswith(row["video"].split(";")[0]):
+    video = row["video"].split(";")[0]
+    named = error.split(": ", 1)[0]  # the error's own path may be the absolute one
+    if error.startswith(video) or (": " in error and Path(named).name == Path(video).name):
         return error
     return f"{row['video']}: {error}"
 
