@@ -6,6 +6,7 @@ The public API, in pipeline order::
     from cpp_tracker import assign_chambers, occupancy_per_second, summarize_arena
     from cpp_tracker import find_lighting_periods, qc_per_second, video_qc
     from cpp_tracker import track_video, track_session, analyse_track
+    from cpp_tracker import read_run_record, load_result          # a result folder, read back
     from cpp_tracker import config_changes, reprocess_result      # a new config, stored tracks
     from cpp_tracker import collect_results, load_design          # the experiment's table
 """
@@ -41,6 +42,9 @@ _EXPORTS = {
     "analyse_track": ".runs.pipeline",
     "track_session": ".runs.pipeline",
     "track_video": ".runs.pipeline",
+    "RunRecord": ".results.record",
+    "read_run_record": ".results.record",
+    "load_result": ".results.stored",
     "config_changes": ".runs.reprocess",
     "reprocess_result": ".runs.reprocess",
     "collect_results": ".experiment.collect",
@@ -89,6 +93,9 @@ __all__ = [
     "video_qc",
     "analyse_track",
     "track_video",
+    "RunRecord",
+    "read_run_record",
+    "load_result",
     "track_session",
     "config_changes",
     "reprocess_result",
