@@ -338,9 +338,13 @@ class _Problems:
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        # problems that leave the drawing usable (a reserved chamber name): its geometry is
+        # still checked, so that every problem of the file is reported at once
+        self.naming = 0
 
-    def add(self, path: str, message: str) -> None:
+    def add(self, path: str, message: str, *, drawing_ok: bool = False) -> None:
         self.items.append(f"{path}: {message}" if path else message)
+        self.naming += drawing_ok
 
 
 def _show(v: Any, limit: int = 70) -> str:
@@ -577,9 +581,8 @@ def _parse_chambers(raw: dict, path: str, problems: _Problems, unit: str) -> lis
         if cname is not None and cname.lower() in RESERVED_NAMES:
             problems.add(
                 f"{cpath}.name", f"'{cname}' is reserved by the tool (time with no known "
-                "chamber); choose another name"
+                "chamber); choose another name", drawing_ok=True
             )
-            cname = None
         if cname is not None and point is not None:
             chambers.append(Chamber(cname, point))
     if "chambers" in raw and isinstance(raw.get("chambers"), list) and not raw_ch:
@@ -690,7 +693,7 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
         )
         return None
     _mapping(raw, path, problems, _ARENA_KEYS)
-    n_before = len(problems.items)
+    n_before = len(problems.items) - problems.naming
     for key in ("name", "polygon", "chambers"):
         if key not in raw:
             problems.add(f"{path}.{key}", "is required")
@@ -710,7 +713,7 @@ def _parse_arena(raw: Any, path: str, problems: _Problems) -> ArenaConfig | None
     _check_unique_names(path, problems, doors, chambers)
     # problems so far concern the geometry; the animal and the scale do not, so an arena
     # with only those wrong is still built, to have its geometry checked too
-    geometry_ok = len(problems.items) == n_before
+    geometry_ok = len(problems.items) - problems.naming == n_before
     animal_id = None
     if raw.get("animal_id") is not None:
         animal_id = _name(raw["animal_id"], f"{path}.animal_id", problems)

@@ -49,7 +49,9 @@ def test_all_problems_reported_with_key_paths():
     assert "arenas[0].polgon: unknown key; did you mean 'polygon'?" in text
     assert "arenas[0].chambers[0].name: 'unknown' is reserved" in text
     assert "detection.treshold: unknown key; did you mean 'threshold'?" in text
-    assert len(e.value.problems) == 3
+    # the drawing is checked too: one chamber point for the two pieces of the door
+    assert "the piece of arena 'box1' around [235, 120] px has no chamber" in text
+    assert len(e.value.problems) == 4
 
 
 def test_door_that_misses_the_arena_is_named():
@@ -729,3 +731,19 @@ def test_detection_downscale_auto_or_a_factor():
         with pytest.raises(ConfigError) as e:
             parse_config(raw)
         assert f"detection.downscale: expected auto, 1, 2 or 4, got {bad!r}" in str(e.value)
+
+
+def test_a_reserved_chamber_name_does_not_hide_the_drawing_problems():
+    """Every problem at once: the name 'unknown' and a door that misses the arena."""
+    raw = {"arenas": [{
+        "name": "box1",
+        "polygon": [[10, 10], [300, 10], [300, 230], [10, 230]],
+        "doors": [{"name": "door1", "line": [[400, 10], [400, 230]]}],
+        "chambers": [{"name": "unknown", "point": [80, 120]},
+                     {"name": "right", "point": [240, 120]}],
+    }]}
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, source="c.yaml")
+    assert [p.split(":")[0] for p in e.value.problems] == [
+        "arenas[0].chambers[0].name", "arenas[0].doors[0].line"]
+    assert "does not cross arena 'box1'" in e.value.problems[1]
