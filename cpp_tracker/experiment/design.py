@@ -629,7 +629,9 @@ def _side_bias(share: float, side_bias_percent: float) -> _SideBias:
         if biased_to
         else None
     )
-    return _SideBias(biased_to is not None, "paired" if share >= 50 else "unpaired", flag)
+    # an exact tie prefers neither: calling it 'paired' would bias a count of preferences
+    preferred = "paired" if share > 50 else ("unpaired" if share < 50 else "neither")
+    return _SideBias(biased_to is not None, preferred, flag)
 
 
 def _unmatched_warnings(sessions: pd.DataFrame, used: dict[tuple[str, str], int]) -> list[str]:

@@ -72,6 +72,8 @@ def test_side_bias_at_pre_test_is_flagged(experiment):
     wide = design_wide(sessions).set_index("animal_id")
     assert wide["pre_side_bias"].tolist() == [False, False, True, False]
     assert wide.loc["m03", "pre_preferred_side"] == "paired"
+    assert wide.loc["m01", "pre_preferred_side"] == "unpaired"  # 40 % paired share
+    assert wide.loc["m02", "pre_preferred_side"] == "neither"  # exactly 50 / 50
     assert (
         "side bias at pre-test: 75.0 % of the time in the paired chamber (threshold 65 %)"
         in wide.loc["m03", "flags"]
