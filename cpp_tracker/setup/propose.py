@@ -1305,7 +1305,8 @@ def _outline_finding(name: str, quad: _Quad, choices: list[_SideChoice],
     how = [c.how for c in choices]
     cov = min(coverage)
     parts = [
-        f"four straight edges cover at least {100 * cov:.0f} % of each side" if cov >= 0.01
+        "four straight edges cover the whole of each side" if cov >= 0.995
+        else f"four straight edges cover at least {100 * cov:.0f} % of each side" if cov >= 0.01
         else "a side of the floor shows no straight edge (the outline there is a guess)"
     ]
     if all(h == "mouse" for h in how):

@@ -180,3 +180,20 @@ def test_asking_for_more_boxes_than_there_are_gives_templates_that_do_not_overla
         assert len(proposal.arenas) == n and not proposal.outline_found
         parse_config(proposal_to_config(proposal))  # no overlap, every point in its arena
         assert any("of the" in note for note in proposal.notes)
+
+
+@pytest.mark.parametrize(("coverage", "said"), [
+    (1.0, "four straight edges cover the whole of each side"),
+    (0.83, "four straight edges cover at least 83 % of each side"),
+    (0.0, "a side of the floor shows no straight edge (the outline there is a guess)"),
+])
+def test_the_outline_evidence_says_what_was_seen(coverage, said):
+    """Not 'cover 0 % or more' (true of anything) nor 'at least 100 %'."""
+    from types import SimpleNamespace
+
+    from cpp_tracker.setup.propose import _outline_finding
+
+    choices = [SimpleNamespace(how="single", band_px=0.0)] * 4
+    finding = _outline_finding("box1", SimpleNamespace(clean=True), choices,
+                               (coverage, 1.0, 1.0, 1.0), 0)
+    assert finding.evidence.startswith(said)
