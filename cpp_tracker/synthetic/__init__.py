@@ -4,6 +4,7 @@ from .scenes import (
     ArenaSpec,
     GroundTruth,
     SceneSpec,
+    body_length_px,
     chamber_of,
     damage_bytes,
     generate_video,
@@ -11,7 +12,6 @@ from .scenes import (
     main,
     make_scene,
     scaled,
-    body_length_px,
     truncate_file,
 )
 
