@@ -10,6 +10,8 @@ from .scenes import (
     iter_frames,
     main,
     make_scene,
+    scaled,
+    body_length_px,
     truncate_file,
 )
 
@@ -23,5 +25,7 @@ __all__ = [
     "truncate_file",
     "damage_bytes",
     "chamber_of",
+    "scaled",
+    "body_length_px",
     "main",
 ]

@@ -55,6 +55,8 @@ __all__ = [
     "truncate_file",
     "damage_bytes",
     "chamber_of",
+    "scaled",
+    "body_length_px",
     "main",
 ]
 
@@ -169,6 +171,18 @@ class SceneSpec:
     boli : int
         Extension: number of fecal boli the mouse in each box drops during
         the video (small dark specks that stay; they change the background).
+    tail_base_frac : float or None
+        Extension: width of the tail at its base as a fraction of the body width (a real
+        mouse's is about 1/10 to 1/8); the tail tapers to 60 % of that over its second
+        half. ``None``: a fixed 1.9 px tapering to 1.2 px, whatever the mouse's size.
+    shadow_depth : float
+        Extension: a soft shadow around the mouse, offset a little to one side, this many
+        grey levels deep where it is darkest (0: none). It is not part of the mouse: the
+        truth is still the centroid of body and head.
+
+    A scene rendered at ``k`` times the size (:func:`scaled`) is the same scene: the boxes,
+    the mouse, its path, the tail (with ``tail_base_frac``) and the shadow scale with the
+    frame; only the sensor noise and texture grain stay per pixel.
     """
 
     width: int = 320
@@ -193,6 +207,8 @@ class SceneSpec:
     crf: int = 23
     cm_per_box_width: float = 60.0
     boli: int = 0
+    tail_base_frac: float | None = None
+    shadow_depth: float = 0.0
 
     def __post_init__(self) -> None:
         # accept lists for the tuple fields (e.g. from YAML / argparse)
@@ -238,6 +254,10 @@ class SceneSpec:
             raise ValueError("sleep_fraction must be in [0, 1)")
         if self.noise_sigma < 0:
             raise ValueError("noise_sigma must be >= 0")
+        if self.tail_base_frac is not None and not 0.0 < self.tail_base_frac <= 0.5:
+            raise ValueError("tail_base_frac must be in (0, 0.5] or None")
+        if not 0.0 <= self.shadow_depth <= 100.0:
+            raise ValueError("shadow_depth must be within [0, 100] grey levels")
         for a, b in self.dropped:
             if not b > a:
                 raise ValueError("dropped stretches need end_s > start_s")
@@ -1345,6 +1365,24 @@ def _truth_from_scene(sc: _Scene) -> GroundTruth:
                        distractor_polygon=sc.distractor_polygon)
 
 
+def scaled(spec: SceneSpec, k: float) -> SceneSpec:
+    """The same scene rendered at ``k`` times the size (frame sides rounded to even).
+
+    Boxes, mouse, path, tail (with ``tail_base_frac``) and shadow scale with the frame, so
+    the truth in units of the body length is the same at every ``k``.
+    """
+    import dataclasses
+
+    w = max(64, 2 * int(round(spec.width * k / 2)))
+    h = max(48, 2 * int(round(spec.height * k / 2)))
+    return dataclasses.replace(spec, width=w, height=h)
+
+
+def body_length_px(spec: SceneSpec) -> list[float]:
+    """The mouse's reference body length (nose to tail base when standing), px, per box."""
+    return [float(a.L0) for a in _build_arenas(spec)]
+
+
 def make_scene(spec: SceneSpec) -> GroundTruth:
     """Compute the ground truth of a scene without rendering a video.
 
@@ -1388,7 +1426,9 @@ def _draw_mouse(frame: np.ndarray, sc: _Scene, k: int, i: int, t: float) -> None
     spec, ar, st = sc.spec, sc.arenas[k], sc.states[k]
     Wf, Hf = spec.width, spec.height
     pose = _pose(ar, st, i, t)
-    roi = _roi_of(np.vstack([pose.body, pose.head, pose.tail]), Wf, Hf, pad=4)
+    shadow = _shadow_geometry(spec, ar)
+    pad = 4 if shadow is None else 4 + int(math.ceil(shadow[0] + 3 * shadow[1]))
+    roi = _roi_of(np.vstack([pose.body, pose.head, pose.tail]), Wf, Hf, pad=pad)
     rx0, ry0, rx1, ry1 = roi
     if rx1 <= rx0 or ry1 <= ry0:
         return
@@ -1397,8 +1437,15 @@ def _draw_mouse(frame: np.ndarray, sc: _Scene, k: int, i: int, t: float) -> None
     mt = np.zeros_like(mbh)
     tl = _to_fixed(pose.tail, rx0, ry0)
     half = len(tl) // 2
-    cv2.polylines(mt, [tl[: half + 1]], False, 255, int(round(1.9 * _SS)), cv2.LINE_8, _SHIFT)
-    cv2.polylines(mt, [tl[half:]], False, 255, int(round(1.2 * _SS)), cv2.LINE_8, _SHIFT)
+    if spec.tail_base_frac is None:
+        t0, t1 = 1.9, 1.2
+    else:
+        t0 = spec.tail_base_frac * ar.W0
+        t1 = 0.6 * t0
+    cv2.polylines(mt, [tl[: half + 1]], False, 255, max(1, int(round(t0 * _SS))),
+                  cv2.LINE_8, _SHIFT)
+    cv2.polylines(mt, [tl[half:]], False, 255, max(1, int(round(t1 * _SS))),
+                  cv2.LINE_8, _SHIFT)
     cv2.bitwise_and(mt, sc.open_hi[ry0 * _SS: ry1 * _SS, rx0 * _SS: rx1 * _SS], mt)
     a_b = cv2.resize(mbh, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     a_t = cv2.resize(mt, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
@@ -1420,8 +1467,30 @@ def _draw_mouse(frame: np.ndarray, sc: _Scene, k: int, i: int, t: float) -> None
     if spec.mouse == "light":
         col = col - 18 * np.clip(rb2 - 0.6, 0, 1)  # shaded flanks
     sub = frame[ry0:ry1, rx0:rx1]
+    if shadow is not None:
+        sub -= _shadow_alpha(a_b, shadow) * np.float32(spec.shadow_depth)
     sub += a_t * (tail_col - sub)
     sub += a_b * (col - sub)
+
+
+def _shadow_geometry(spec: SceneSpec, ar: _Arena) -> tuple[float, float] | None:
+    """(offset, blur sigma) of the mouse's soft shadow, px, or None without one."""
+    if spec.shadow_depth <= 0:
+        return None
+    return 0.12 * ar.W0, 0.18 * ar.W0
+
+
+def _shadow_alpha(a_b: np.ndarray, shadow: tuple[float, float]) -> np.ndarray:
+    """The shadow's opacity (0-1) in the mouse's window: the body and head coverage
+    widened by a quarter of the body width, offset down and to the right, and blurred."""
+    offset, sigma = shadow
+    grow = max(1, int(round(1.4 * sigma)))
+    kern = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    m = cv2.dilate(a_b, kern)
+    shift = np.float32([[1, 0, offset], [0, 1, offset]])
+    m = cv2.warpAffine(m, shift, (m.shape[1], m.shape[0]), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT)
+    return cv2.GaussianBlur(m, (0, 0), sigma)
 
 
 def _draw_boli(frame: np.ndarray, sc: _Scene, k: int, t: float) -> None:
@@ -1749,6 +1818,9 @@ def _argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=23)
     p.add_argument("--cm-per-box-width", type=float, default=60.0)
     p.add_argument("--boli", type=int, default=0)
+    p.add_argument("--tail-base-frac", type=float, default=None,
+                   help="tail width at its base / body width (default: a fixed 1.9 px)")
+    p.add_argument("--shadow-depth", type=float, default=0.0, help="grey levels")
     return p
 
 
@@ -1768,6 +1840,7 @@ def _spec_from_args(args: argparse.Namespace) -> SceneSpec:
         dropped=tuple(args.drop), distractor=args.distractor,
         distractor_scale=args.distractor_scale, codec=args.codec, crf=args.crf,
         cm_per_box_width=args.cm_per_box_width, boli=args.boli,
+        tail_base_frac=args.tail_base_frac, shadow_depth=args.shadow_depth,
     )
 
 
