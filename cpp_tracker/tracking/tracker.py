@@ -597,7 +597,17 @@ def make_detector(
         min_threshold=3.0 * stats.sigma + 3.0,
         limit=_comparison_limit(bg, mask, polarity, threshold),
     )
-    body_width = _body_width(full, samples)
+    if settings.threshold is None:
+        # second pass: the threshold at a fraction of the mouse's own contrast (the median
+        # difference over its blob at the first threshold), with the limits recomputed
+        blob_contrast = _measure_mouse(full, samples)[1]
+        if blob_contrast is not None:
+            raised = min(max(threshold, CONTRAST_FRACTION * blob_contrast), 0.5 * contrast)
+            if raised > threshold:
+                threshold = raised
+                full = _replace(full, threshold=threshold, _lit={},
+                                limit=_comparison_limit(bg, mask, polarity, threshold))
+    body_width = _measure_mouse(full, samples)[0]
     k = (int(settings.opening_px) if settings.opening_px is not None
          else auto_opening_px(body_width))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
@@ -622,9 +632,10 @@ def make_detector(
 #: thick at its base (a real mouse's is an eighth to a tenth), whatever the resolution.
 OPENING_BODY_FRACTION = 0.4
 
-#: The automatic threshold is at least this fraction of the mouse's contrast (the darkest,
-#: or lightest, 0.1 % of the differences to the background in the samples).
-CONTRAST_FRACTION = 0.4
+#: The automatic threshold is at least this fraction of the mouse's own contrast (the
+#: median difference to the background over its blob in the samples), at most half the
+#: extreme contrast (the darkest, or lightest, 0.1 % of the differences).
+CONTRAST_FRACTION = 0.5
 
 #: The opening used when no mouse was found in the background samples to measure.
 DEFAULT_OPENING_PX = 5
@@ -637,11 +648,16 @@ def auto_opening_px(body_width_px: float | None) -> int:
     return _odd(max(1, int(round(OPENING_BODY_FRACTION * body_width_px))))
 
 
-def _body_width(detector: ArenaDetector, samples: np.ndarray) -> float | None:
-    """Median over ``samples`` of the width of the largest blob within the area limits
-    (foreground not opened): twice the largest distance from one of its pixels to its edge.
-    A tail, a leg or a shadow's fringe is narrower than the body and does not change it."""
-    widths = []
+def _measure_mouse(
+    detector: ArenaDetector, samples: np.ndarray
+) -> tuple[float | None, float | None]:
+    """(body width, contrast) of the mouse: medians over ``samples`` for the largest blob
+    within the area limits (foreground not opened). The width is twice the largest
+    distance from one of its pixels to its edge: a tail, a leg or a shadow's fringe is
+    narrower than the body and does not change it. The contrast is the median difference
+    to the background over the blob's pixels: the body's, not that of a brighter tail or
+    a reflection."""
+    widths, contrasts = [], []
     for frame in samples:
         binary = detector.foreground(frame)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -655,7 +671,11 @@ def _body_width(detector: ArenaDetector, samples: np.ndarray) -> float | None:
         # the distance from a pixel centre to the edge is half a pixel short of the
         # distance to the outline between pixels
         widths.append(2.0 * float(dist.max()) - 1.0)
-    return float(np.median(widths)) if widths else None
+        diff = detector.difference(frame)[top : top + h, left : left + w]
+        contrasts.append(float(np.median(diff[blob[1:-1, 1:-1] > 0])))
+    if not widths:
+        return None, None
+    return float(np.median(widths)), float(np.median(contrasts))
 
 
 def _crop_of(arena: ArenaConfig, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -721,13 +741,16 @@ def _polarity(animal: str, stats: _DifferenceStats) -> str:
 
 
 def _auto_threshold(sigma: float, contrast: float) -> float:
-    """The automatic threshold, grey levels, from the noise and the mouse's contrast."""
-    # A threshold far below a high-contrast mouse keeps the blurred fringe of the body,
-    # of the tail's base and of a soft shadow: the blob grows by the blur, the tail gets
-    # wider than the opening removes and a shadow becomes mouse, and the centroid moves
-    # toward them. Near half the mouse's contrast the outline sits where the blurred edge
-    # is half way, on the mouse's true outline, at any resolution.
-    threshold = max(6.0 * sigma, 10.0, CONTRAST_FRACTION * contrast)
+    """The first automatic threshold, grey levels, from the noise and the mouse's contrast.
+
+    :func:`make_detector` then raises it toward half the mouse's own contrast
+    (:data:`CONTRAST_FRACTION`): a threshold far below a high-contrast mouse keeps the
+    blurred fringe of the body, of the tail's base and of a soft shadow, so the tail gets
+    wider than the opening removes and a shadow becomes mouse, and the centroid moves
+    toward them. At half the contrast the outline sits where a blurred edge is half way,
+    on the mouse's true outline, at any resolution.
+    """
+    threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
     if contrast > 0:
         threshold = min(threshold, 0.5 * contrast)
     return max(threshold, 3.0 * sigma + 3.0)
