@@ -656,8 +656,14 @@ def _measure_mouse(
     distance from one of its pixels to its edge: a tail, a leg or a shadow's fringe is
     narrower than the body and does not change it. The contrast is the median difference
     to the background over the blob's pixels: the body's, not that of a brighter tail or
-    a reflection."""
-    widths, contrasts = [], []
+    a reflection.
+
+    Only the samples whose blob is at least half as large as the typical large one (the
+    90th percentile of the areas) count: where the mouse is missing from most samples (it
+    rests where the background has it, with ``remove_resting_mouse: false``), the largest
+    blob in the others is noise or a fringe a few px wide, and its width would switch the
+    opening off."""
+    widths, contrasts, areas = [], [], []
     for frame in samples:
         binary = detector.foreground(frame)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
@@ -673,9 +679,12 @@ def _measure_mouse(
         widths.append(2.0 * float(dist.max()) - 1.0)
         diff = detector.difference(frame)[top : top + h, left : left + w]
         contrasts.append(float(np.median(diff[blob[1:-1, 1:-1] > 0])))
+        areas.append(float(stats[k + 1, cv2.CC_STAT_AREA]))
     if not widths:
         return None, None
-    return float(np.median(widths)), float(np.median(contrasts))
+    keep = np.asarray(areas) >= 0.5 * float(np.percentile(areas, 90))
+    return (float(np.median(np.asarray(widths)[keep])),
+            float(np.median(np.asarray(contrasts)[keep])))
 
 
 def _crop_of(arena: ArenaConfig, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
