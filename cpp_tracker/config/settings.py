@@ -21,7 +21,7 @@ A configuration file looks like this (only ``arenas`` is required)::
         masks: []                 # polygons inside the arena to ignore
         px_per_cm: 5.0            # or scale: {points: [[x, y], [x, y]], distance_cm: 10}
     background: {samples: 40, follow_lighting: true, remove_resting_mouse: true}
-    detection: {animal: auto, threshold: auto, min_area_px: auto, opening_px: 5}
+    detection: {animal: auto, threshold: auto, min_area_px: auto, opening_px: auto}
     chambers: {hysteresis_px: 6}
     video: {gap_factor: 2.5}
 
@@ -218,7 +218,8 @@ class DetectionSettings:
     ``None`` for automatic (from the noise of the difference images). ``min_area_px`` /
     ``max_area_px``: blob size limits, ``None`` for automatic (0.05 % and 25 % of the arena
     area). ``opening_px``: diameter of the morphological opening that removes the tail and
-    noise. ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
+    noise, or ``None`` for automatic (a fraction of the mouse's body width, measured in the
+    background samples). ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
     ``downscale``: 1 (search blobs at full resolution), 2 or 4 (search at half or quarter
     resolution, then measure each candidate at full resolution; faster) or ``None`` for
     automatic (2 when the mouse covers at least 400 px in the background samples, 4 from
@@ -229,7 +230,7 @@ class DetectionSettings:
     threshold: float | None = None
     min_area_px: float | None = None
     max_area_px: float | None = None
-    opening_px: int = 5
+    opening_px: int | None = None
     blur_px: int = 3
     downscale: int | None = None
 
@@ -906,8 +907,8 @@ def _parse_detection(raw: Any, problems: _Problems) -> DetectionSettings:
     if animal not in ("auto", "dark", "light"):
         problems.add("detection.animal", f"expected auto, dark or light, got {animal!r}")
         animal = "auto"
-    opening = _number(d.get("opening_px", 5), "detection.opening_px", problems, minimum=0,
-                      maximum=51, integer=True)
+    opening = _number(d.get("opening_px"), "detection.opening_px", problems, minimum=0,
+                      maximum=51, integer=True, allow_auto=True)
     blur = _number(d.get("blur_px", 3), "detection.blur_px", problems, minimum=0, maximum=51,
                    integer=True)
     downscale = _parse_downscale(d.get("downscale", "auto"), problems)
@@ -919,7 +920,7 @@ def _parse_detection(raw: Any, problems: _Problems) -> DetectionSettings:
                             allow_auto=True),
         max_area_px=_number(d.get("max_area_px"), "detection.max_area_px", problems, minimum=1,
                             allow_auto=True),
-        opening_px=5 if opening is None else int(opening),
+        opening_px=None if opening is None else int(opening),
         blur_px=3 if blur is None else int(blur),
         downscale=downscale,
     )

@@ -365,6 +365,8 @@ class DetectionRecord(_Block):
     noise_sigma: float | None = None
     mouse_area_px: float | None = None
     scale: int | None = None
+    body_width_px: float | None = None
+    opening_px: int | None = None
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,9 @@ __all__ = [
     "TRACK_COLUMNS",
     "ASSIGNED_COLUMNS",
     "DOWNSCALE_MIN_AREA_PX",
+    "OPENING_BODY_FRACTION",
     "ArenaDetector",
+    "auto_opening_px",
     "make_detector",
     "arena_mask",
     "detect_chunk",
@@ -176,6 +178,9 @@ class ArenaDetector:
     scale: int = 1
     #: median area of the mouse in the background samples (None: not found in any)
     mouse_area_px: float | None = None
+    #: median body width of the mouse in the background samples, px: twice the largest
+    #: distance from a blob pixel to the blob's edge (None: not found in any)
+    body_width_px: float | None = None
     #: per-pixel limit: 'dark' -> foreground where frame < limit; 'light' -> frame > limit;
     #: masked-out pixels get a limit no pixel passes. None for 'both'.
     limit: np.ndarray | None = field(default=None, repr=False)
@@ -193,6 +198,8 @@ class ArenaDetector:
             "noise_sigma": round(float(self.noise_sigma), 3),
             "mouse_area_px": None if self.mouse_area_px is None else round(self.mouse_area_px, 1),
             "scale": self.scale,
+            "body_width_px": None if self.body_width_px is None else round(self.body_width_px, 1),
+            "opening_px": 0 if self.kernel is None else int(self.kernel.shape[0]),
         }
 
     # -- lighting ----------------------------------------------------------------------
@@ -568,8 +575,6 @@ def make_detector(
                  else _auto_threshold(stats.sigma, contrast))
     min_area = settings.min_area_px if settings.min_area_px else max(10.0, 0.0005 * arena_area)
     max_area = settings.max_area_px or max(2 * min_area, 0.25 * arena_area)
-    k = int(settings.opening_px)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
     light_px, light_ref = _light_pixels(raw_bg, inside, x0, y0)
     full = ArenaDetector(
         name=arena.name,
@@ -584,7 +589,7 @@ def make_detector(
         min_area_px=float(min_area),
         max_area_px=float(max_area),
         blur_px=blur,
-        kernel=kernel,
+        kernel=None,
         noise_sigma=stats.sigma,
         follow_lighting=bool(follow_lighting) and light_px is not None,
         light_px=light_px,
@@ -592,6 +597,21 @@ def make_detector(
         min_threshold=3.0 * stats.sigma + 3.0,
         limit=_comparison_limit(bg, mask, polarity, threshold),
     )
+    if settings.threshold is None:
+        # second pass: the threshold at a fraction of the mouse's own contrast (the median
+        # difference over its blob at the first threshold), with the limits recomputed
+        blob_contrast = _measure_mouse(full, samples)[1]
+        if blob_contrast is not None:
+            raised = min(max(threshold, CONTRAST_FRACTION * blob_contrast), 0.5 * contrast)
+            if raised > threshold:
+                threshold = raised
+                full = _replace(full, threshold=threshold, _lit={},
+                                limit=_comparison_limit(bg, mask, polarity, threshold))
+    body_width = _measure_mouse(full, samples)[0]
+    k = (int(settings.opening_px) if settings.opening_px is not None
+         else auto_opening_px(body_width))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
+    full = _replace(full, kernel=kernel, body_width_px=body_width, _lit={})
     areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
     mouse_area = float(np.median(areas)) if areas else None
     scale = _search_scale(settings.downscale, mouse_area)
@@ -603,6 +623,68 @@ def make_detector(
     else:
         scale = 1
     return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
+
+
+#: With ``detection.opening_px: auto``, the opening's diameter as a fraction of the mouse's
+#: body width. A disc this wide fits the body and the head (about 0.6 body widths across;
+#: the tips of their outlines curve with a radius of about a quarter body width), so the
+#: opening leaves them whole, and it removes a tail up to about a third of the body width
+#: thick at its base (a real mouse's is an eighth to a tenth), whatever the resolution.
+OPENING_BODY_FRACTION = 0.4
+
+#: The automatic threshold is at least this fraction of the mouse's own contrast (the
+#: median difference to the background over its blob in the samples), at most half the
+#: extreme contrast (the darkest, or lightest, 0.1 % of the differences).
+CONTRAST_FRACTION = 0.5
+
+#: The opening used when no mouse was found in the background samples to measure.
+DEFAULT_OPENING_PX = 5
+
+
+def auto_opening_px(body_width_px: float | None) -> int:
+    """The automatic opening diameter, px (odd), for a mouse ``body_width_px`` wide."""
+    if body_width_px is None or not np.isfinite(body_width_px):
+        return DEFAULT_OPENING_PX
+    return _odd(max(1, int(round(OPENING_BODY_FRACTION * body_width_px))))
+
+
+def _measure_mouse(
+    detector: ArenaDetector, samples: np.ndarray
+) -> tuple[float | None, float | None]:
+    """(body width, contrast) of the mouse: medians over ``samples`` for the largest blob
+    within the area limits (foreground not opened). The width is twice the largest
+    distance from one of its pixels to its edge: a tail, a leg or a shadow's fringe is
+    narrower than the body and does not change it. The contrast is the median difference
+    to the background over the blob's pixels: the body's, not that of a brighter tail or
+    a reflection.
+
+    Only the samples whose blob is at least half as large as the typical large one (the
+    90th percentile of the areas) count: where the mouse is missing from most samples (it
+    rests where the background has it, with ``remove_resting_mouse: false``), the largest
+    blob in the others is noise or a fringe a few px wide, and its width would switch the
+    opening off."""
+    widths, contrasts, areas = [], [], []
+    for frame in samples:
+        binary = detector.foreground(frame)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        k, _ = _largest(stats[1:, :5].tolist(), detector.min_area_px, detector.max_area_px)
+        if k < 0:
+            continue
+        left, top, w, h = stats[k + 1, :4]
+        blob = (labels[top : top + h, left : left + w] == k + 1).astype(np.uint8)
+        blob = cv2.copyMakeBorder(blob, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        dist = cv2.distanceTransform(blob, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        # the distance from a pixel centre to the edge is half a pixel short of the
+        # distance to the outline between pixels
+        widths.append(2.0 * float(dist.max()) - 1.0)
+        diff = detector.difference(frame)[top : top + h, left : left + w]
+        contrasts.append(float(np.median(diff[blob[1:-1, 1:-1] > 0])))
+        areas.append(float(stats[k + 1, cv2.CC_STAT_AREA]))
+    if not widths:
+        return None, None
+    keep = np.asarray(areas) >= 0.5 * float(np.percentile(areas, 90))
+    return (float(np.median(np.asarray(widths)[keep])),
+            float(np.median(np.asarray(contrasts)[keep])))
 
 
 def _crop_of(arena: ArenaConfig, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -668,10 +750,15 @@ def _polarity(animal: str, stats: _DifferenceStats) -> str:
 
 
 def _auto_threshold(sigma: float, contrast: float) -> float:
-    """The automatic threshold, grey levels, from the noise and the mouse's contrast."""
-    # A fixed floor far below a high-contrast mouse keeps the blurred base of the tail,
-    # wider than the opening removes, and pulls the centroid 2-3 px tailwards: the
-    # threshold also scales with the mouse's contrast.
+    """The first automatic threshold, grey levels, from the noise and the mouse's contrast.
+
+    :func:`make_detector` then raises it toward half the mouse's own contrast
+    (:data:`CONTRAST_FRACTION`): a threshold far below a high-contrast mouse keeps the
+    blurred fringe of the body, of the tail's base and of a soft shadow, so the tail gets
+    wider than the opening removes and a shadow becomes mouse, and the centroid moves
+    toward them. At half the contrast the outline sits where a blurred edge is half way,
+    on the mouse's true outline, at any resolution.
+    """
     threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
     if contrast > 0:
         threshold = min(threshold, 0.5 * contrast)
