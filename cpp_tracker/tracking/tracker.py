@@ -598,28 +598,48 @@ def make_detector(
         limit=_comparison_limit(bg, mask, polarity, threshold),
     )
     if settings.threshold is None:
-        # second pass: the threshold at a fraction of the mouse's own contrast (the median
-        # difference over its blob at the first threshold), with the limits recomputed
-        blob_contrast = _measure_mouse(full, samples)[1]
-        if blob_contrast is not None:
-            raised = min(max(threshold, CONTRAST_FRACTION * blob_contrast), 0.5 * contrast)
-            if raised > threshold:
-                threshold = raised
-                full = _replace(full, threshold=threshold, _lit={},
-                                limit=_comparison_limit(bg, mask, polarity, threshold))
+        full = _raised_to_mouse_contrast(full, samples, contrast)
+    full = _with_opening(full, settings, samples)
+    return _with_search_scale(full, settings, samples, raw_bg)
+
+
+def _raised_to_mouse_contrast(
+    full: ArenaDetector, samples: np.ndarray, contrast: float
+) -> ArenaDetector:
+    """Second pass of an automatic threshold: at least a fraction of the mouse's own
+    contrast (the median difference over its blob at the first threshold), at most half the
+    extreme contrast; the comparison limits recomputed."""
+    blob_contrast = _measure_mouse(full, samples)[1]
+    if blob_contrast is None:
+        return full
+    raised = min(max(full.threshold, CONTRAST_FRACTION * blob_contrast), 0.5 * contrast)
+    if raised <= full.threshold:
+        return full
+    return _replace(full, threshold=raised, _lit={},
+                    limit=_comparison_limit(full.background, full.mask, full.polarity, raised))
+
+
+def _with_opening(full: ArenaDetector, settings: DetectionSettings,
+                  samples: np.ndarray) -> ArenaDetector:
+    """The tail-removing opening: as set, or scaled to the mouse's measured body width."""
     body_width = _measure_mouse(full, samples)[0]
     k = (int(settings.opening_px) if settings.opening_px is not None
          else auto_opening_px(body_width))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)) if k >= 2 else None
-    full = _replace(full, kernel=kernel, body_width_px=body_width, _lit={})
+    return _replace(full, kernel=kernel, body_width_px=body_width, _lit={})
+
+
+def _with_search_scale(full: ArenaDetector, settings: DetectionSettings, samples: np.ndarray,
+                       raw_bg: np.ndarray) -> ArenaDetector:
+    """The mouse's area in the samples, and the resolution blobs are searched at."""
     areas = [a for a in (full.detect(f)[2] for f in samples) if np.isfinite(a)]
     mouse_area = float(np.median(areas)) if areas else None
     scale = _search_scale(settings.downscale, mouse_area)
     coarse = None
-    if scale > 1 and min(x1 - x0, y1 - y0) >= 4 * scale:
-        coarse = _coarse_inputs(
-            scale, raw_bg, mask, polarity, threshold, k, min_area, max_area, mouse_area
-        )
+    if scale > 1 and min(full.x1 - full.x0, full.y1 - full.y0) >= 4 * scale:
+        k = 0 if full.kernel is None else full.kernel.shape[0]
+        coarse = _coarse_inputs(scale, raw_bg, full.mask, full.polarity, full.threshold, k,
+                                full.min_area_px, full.max_area_px, mouse_area)
     else:
         scale = 1
     return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
