@@ -295,9 +295,6 @@ def write_agreement_sheet(
     and how many samples were picked for what: ``{"pages": [...], "sheet": path, "key":
     path, "sheet_id": id, "picked_because": {reason: count}}``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from ..results.outputs import make_output_folder
 
     if video is not None and len(results) != 1:
@@ -307,36 +304,56 @@ def write_agreement_sheet(
     sheet_id = _sheet_id(samples, seed)
     samples.insert(0, "sample", np.arange(1, len(samples) + 1))
     videos = {i: resolve_video(results[i], video) for i in samples["result"].unique()}
-    pages = []
-    for p, start in enumerate(range(0, len(samples), _PER_PAGE), start=1):
-        page = samples.iloc[start : start + _PER_PAGE]
-        n_rows = int(math.ceil(len(page) / _COLUMNS))
-        fig = Figure(figsize=(4 * _COLUMNS, 3.4 * n_rows + 0.8), dpi=100)
-        FigureCanvasAgg(fig)
-        fig.suptitle(
-            f"Agreement sheet {sheet_id}, page {p}: for each number, write the chamber the "
-            "mouse is in (or 'unknown') in agreement_sheet.csv", fontsize=12,
-        )
-        for k, row in enumerate(page.itertuples(index=False)):
-            result = results[row.result]
-            ax = fig.add_subplot(n_rows, _COLUMNS, k + 1)
-            ax.imshow(_thumbnail(result, row.arena, row.time_s, videos[row.result]))
-            label = f"#{row.sample}"
-            if len(results) > 1 or len(result.config.arenas) > 1:
-                label += f"  {result.name} / {row.arena}"
-            ax.set_title(label, fontsize=13, fontweight="bold", loc="left")
-            ax.set_title(row.picked_because, fontsize=10, loc="right", color="0.35")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        pages.append(write_bytes(out_dir / f"agreement_sheet_{p:02d}.png", buffer.getvalue()))
-    choices = []
-    for row in samples.itertuples(index=False):
-        names = results[row.result].config.arena(row.arena).chamber_names
-        choices.append(" / ".join([*names, "unknown"]))
-    sheet = pd.DataFrame(
+    pages = [
+        write_bytes(out_dir / f"agreement_sheet_{p:02d}.png",
+                    _contact_page(samples.iloc[start : start + _PER_PAGE], results, videos,
+                                  f"Agreement sheet {sheet_id}, page {p}"))
+        for p, start in enumerate(range(0, len(samples), _PER_PAGE), start=1)
+    ]
+    sheet_path = write_csv(out_dir / "agreement_sheet.csv", _sheet_table(samples, results,
+                                                                          sheet_id))
+    key_path = write_csv(out_dir / "agreement_key.csv", _key_table(samples, results, sheet_id))
+    return {"pages": pages, "sheet": sheet_path, "key": key_path, "sheet_id": sheet_id,
+            "picked_because": samples["picked_because"].value_counts().to_dict()}
+
+
+def _contact_page(page: pd.DataFrame, results: list[StoredResult], videos: dict,
+                  title: str) -> bytes:
+    """One PNG page of numbered thumbnails (no tool answer on it: the sheet is blind)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n_rows = int(math.ceil(len(page) / _COLUMNS))
+    fig = Figure(figsize=(4 * _COLUMNS, 3.4 * n_rows + 0.8), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.suptitle(
+        f"{title}: for each number, write the chamber the mouse is in (or 'unknown') in "
+        "agreement_sheet.csv", fontsize=12,
+    )
+    for k, row in enumerate(page.itertuples(index=False)):
+        result = results[row.result]
+        ax = fig.add_subplot(n_rows, _COLUMNS, k + 1)
+        ax.imshow(_thumbnail(result, row.arena, row.time_s, videos[row.result]))
+        label = f"#{row.sample}"
+        if len(results) > 1 or len(result.config.arenas) > 1:
+            label += f"  {result.name} / {row.arena}"
+        ax.set_title(label, fontsize=13, fontweight="bold", loc="left")
+        ax.set_title(row.picked_because, fontsize=10, loc="right", color="0.35")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _sheet_table(samples: pd.DataFrame, results: list[StoredResult], sheet_id: str):
+    """What the rater fills in: the chambers to choose from, never the tool's answer."""
+    choices = [
+        " / ".join([*results[r.result].config.arena(r.arena).chamber_names, "unknown"])
+        for r in samples.itertuples(index=False)
+    ]
+    return pd.DataFrame(
         {
             "sample": samples["sample"],
             "sheet": sheet_id,
@@ -349,7 +366,11 @@ def write_agreement_sheet(
             "note": "",
         }
     )[SHEET_COLUMNS]
-    key = pd.DataFrame(
+
+
+def _key_table(samples: pd.DataFrame, results: list[StoredResult], sheet_id: str):
+    """The tool's answers, kept apart from the sheet."""
+    return pd.DataFrame(
         {
             "sample": samples["sample"],
             "sheet": sheet_id,
@@ -363,10 +384,6 @@ def write_agreement_sheet(
             "detail": samples["detail"],
         }
     )[KEY_COLUMNS]
-    sheet_path = write_csv(out_dir / "agreement_sheet.csv", sheet)
-    key_path = write_csv(out_dir / "agreement_key.csv", key)
-    return {"pages": pages, "sheet": sheet_path, "key": key_path, "sheet_id": sheet_id,
-            "picked_because": samples["picked_because"].value_counts().to_dict()}
 
 
 # --------------------------------------------------------------------------- agreement
