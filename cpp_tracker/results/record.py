@@ -508,12 +508,24 @@ class RunRecord:
 
     def doubts(self, arena: str) -> tuple[str, ...]:
         """Why the numbers of ``arena`` are in doubt: the reasons its QC verdict gives
-        (undetected frames, gaps, a truncated file, unknown time, ...); () when it passed or
-        the record has no verdict (results of versions before QC)."""
+        (undetected frames, gaps, a truncated file, unknown time, ...); () when it passed.
+        A record without a verdict (a version before QC) is doubted when its file was
+        truncated."""
         qc = self.qc.get(arena)
-        if qc is None or not qc.needs_review:
+        if qc is None:  # a version before QC: the share read is all there is to go on
+            return self._truncation_doubt()
+        if not qc.needs_review:
             return ()
         return qc.review_reasons or ("needs review",)
+
+    def _truncation_doubt(self) -> tuple[str, ...]:
+        read = self.time_base.read_fraction_of_nominal
+        resolved = self.config.resolved or {}
+        limit = (resolved.get("qc") or {}).get("min_read_fraction", 0.98)
+        if read is None or read >= limit:
+            return ()
+        return (f"only {100 * read:.1f} % of the nominal length read (limit "
+                f"{100 * limit:g} %; no QC verdict: made by an older version)",)
 
     def usable(self, arena: str) -> bool:
         """Whether the numbers of ``arena`` may go into an experiment's means unmarked."""

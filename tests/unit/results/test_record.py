@@ -60,6 +60,9 @@ def test_a_record_of_schema_0_is_read_with_empty_blocks(tmp_path):
     assert record.schema_version == 0
     assert record.videos[0].path == "night1.mp4" and record.video.width == 640
     assert record.qc == {} and record.needs_review is None and record.lighting is None
+    # no QC verdict, but half the file was read: in doubt all the same
+    assert not record.usable("box1")
+    assert record.doubts("box1")[0].startswith("only 50.0 % of the nominal length read")
     assert record.lighting_periods() == []
     # the nominal length, for a record without expected_duration_s: read / share read
     assert record.time_base.expected_s == pytest.approx(200.0)
