@@ -116,7 +116,7 @@ def _rows_for_result(result_dir: Path, status: str) -> list[ReportRow]:
                         result_dir=result_dir, warnings=warnings)
         if len(sub):
             _fill_from_summary(row, sub)
-        _add_verdict(row, result.record.arena_qc(arena.name), sub)
+        _add_verdict(row, result.record, arena.name, sub)
         rows.append(row)
     return rows
 
@@ -140,8 +140,14 @@ def _fill_from_summary(row: ReportRow, sub: pd.DataFrame) -> None:
         row.needs_review = bool(values.isin(["true", "1", "yes"]).any())
 
 
-def _add_verdict(row: ReportRow, arena_qc, sub: pd.DataFrame) -> None:
-    """The QC verdict and its reasons: from the run record, else from summary.csv."""
+def _add_verdict(row: ReportRow, record, arena: str, sub: pd.DataFrame) -> None:
+    """The QC verdict and its reasons: from the run record, else from summary.csv; a result
+    without either is still doubted when the record says why (a truncated file)."""
+    arena_qc = record.arena_qc(arena)
+    if arena_qc is None and row.needs_review is None and record.doubts(arena):
+        row.needs_review = True
+        row.qc_notes.extend(record.doubts(arena))
+        return
     if arena_qc is not None:
         if row.needs_review is None:
             row.needs_review = arena_qc.needs_review

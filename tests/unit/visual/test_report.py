@@ -246,3 +246,18 @@ def test_chamber_columns_are_headed_by_the_pictures_colours(tmp_path):
     colours = chamber_colours(parse_config(config))
     assert found == [("right", colours["right"].hex), ("left", colours["left"].hex)]
     assert colours["right"] != colours["left"]
+
+
+def test_a_truncated_result_without_a_qc_verdict_is_flagged_not_averaged(tmp_path):
+    """A result of a version before QC: the record's read fraction is all that tells."""
+    from cpp_tracker.visual.report import collect_report_rows
+
+    write_result(tmp_path / "whole", [("left", 3.0), ("right", 1.0)])
+    cut = write_result(tmp_path / "cut", [("left", 1.0), ("right", 3.0)])
+    run = json.loads((cut / "run.json").read_text())
+    run["time_base"]["read_fraction_of_nominal"] = 0.4
+    (cut / "run.json").write_text(json.dumps(run))
+    rows = {r.video: r for r in collect_report_rows(tmp_path)}
+    assert rows["cut"].needs_review is True
+    assert rows["cut"].qc_notes[0].startswith("only 40.0 % of the nominal length read")
+    assert rows["whole"].needs_review is None  # no verdict and nothing against it
