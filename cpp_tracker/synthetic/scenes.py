@@ -179,6 +179,10 @@ class SceneSpec:
         Extension: a soft shadow around the mouse, offset a little to one side, this many
         grey levels deep where it is darkest (0: none). It is not part of the mouse: the
         truth is still the centroid of body and head.
+    mouse_size : float
+        Extension: the mouse's length relative to the box, 1 by default (body 9 % of the
+        floor's width, a large box); a real CPP box 40-60 cm wide with a 9-cm mouse is
+        about 1.5-2.
 
     A scene rendered at ``k`` times the size (:func:`scaled`) is the same scene: the boxes,
     the mouse, its path, the tail (with ``tail_base_frac``) and the shadow scale with the
@@ -209,6 +213,7 @@ class SceneSpec:
     boli: int = 0
     tail_base_frac: float | None = None
     shadow_depth: float = 0.0
+    mouse_size: float = 1.0
 
     def __post_init__(self) -> None:
         # accept lists for the tuple fields (e.g. from YAML / argparse)
@@ -256,6 +261,8 @@ class SceneSpec:
             raise ValueError("noise_sigma must be >= 0")
         if self.tail_base_frac is not None and not 0.0 < self.tail_base_frac <= 0.5:
             raise ValueError("tail_base_frac must be in (0, 0.5] or None")
+        if not 0.6 <= float(self.mouse_size) <= 2.2:
+            raise ValueError("mouse_size must be within [0.6, 2.2]")
         if not 0.0 <= self.shadow_depth <= 100.0:
             raise ValueError("shadow_depth must be within [0, 100] grey levels")
         for a, b in self.dropped:
@@ -463,7 +470,7 @@ def _build_arena(spec: SceneSpec, k: int, aspec: ArenaSpec,
     outer = (ex0 - 0.5, ey0 - 0.5, ex1 - 0.5, ey1 - 0.5)
     floor = (outer[0] + tw, outer[1] + tw, outer[2] - tw, outer[3] - tw)
     fw = floor[2] - floor[0]
-    L0 = 0.09 * fw
+    L0 = 0.09 * fw * spec.mouse_size
     W0 = 0.5 * L0
     margin = 0.55 * L0
     gap = 1.5 * W0 + max(4.0, 0.2 * L0)
