@@ -107,6 +107,7 @@ DETECTION_KEYS = (
     "arenas[].units",
     "arenas[].corners_px",
     "arenas[].template_corners",
+    "trial",  # where the window starts: the track holds only the frames from there
 )
 
 

@@ -456,13 +456,17 @@ def _track_again(
     videos: list[Path], result_dir: Path, old: RunRecord, config: Config, *,
     progress: bool, plots: bool,
 ):
-    """Track the video(s) again with the window, stride and metadata of ``old``."""
+    """Track the video(s) again with the window, stride and metadata of ``old`` (a trial
+    start asked for as ``auto`` is found again; one from the config is the config's)."""
+    start_s = old.window.start_s
+    if old.trial is not None:
+        start_s = old.trial.requested if old.trial.source == "start_s" else None
     return track_session(
         videos,
         config,
         result_dir.parent,
         name=result_dir.name,
-        start_s=old.window.start_s,
+        start_s=start_s,
         end_s=old.window.end_s,
         metadata=dict(old.metadata) or None,
         stride=int(old.time_base.stride or 1),

@@ -71,8 +71,8 @@ class TrialStart:
     start_s: float  # from the start of the recording (0 when not found)
     found: bool
     reason: str
-    hand_left_s: float | None = None  # after the last frame with a hand or arm
-    doors_open_s: float | None = None  # after the last frame with a door closed
+    hand_last_seen_s: float | None = None  # after the last frame with a hand or arm
+    door_last_closed_s: float | None = None  # after the last frame with a door closed
     search_s: float = 600.0
     settle_s: float = 1.0
 
@@ -261,7 +261,7 @@ def _found(watch: _Watch, search_s: float, settle_s: float) -> TrialStart:
     parts.append(f"box = empty image + one mouse from {start:.1f} s "
                  f"(for {settle_s:g} s in a row)")
     return TrialStart("auto", round(start, 3), True, "; ".join(parts),
-                      hand_left_s=_rounded(watch.last_hand), doors_open_s=_rounded(
+                      hand_last_seen_s=_rounded(watch.last_hand), door_last_closed_s=_rounded(
                           watch.last_closed), search_s=search_s, settle_s=settle_s)
 
 
@@ -281,8 +281,8 @@ def _not_found(watch: _Watch, search_s: float, settle_s: float, why: str) -> Tri
     reason = (f"no trial start found in {looked}: the box never looked like its empty-box "
               f"image plus one mouse for {settle_s:g} s{detail}; counted from the start "
               "of the video instead: check the video, or give trial.start in seconds")
-    return TrialStart("auto", 0.0, False, reason, hand_left_s=_rounded(watch.last_hand),
-                      doors_open_s=_rounded(watch.last_closed), search_s=search_s,
+    return TrialStart("auto", 0.0, False, reason, hand_last_seen_s=_rounded(watch.last_hand),
+                      door_last_closed_s=_rounded(watch.last_closed), search_s=search_s,
                       settle_s=settle_s)
 
 
