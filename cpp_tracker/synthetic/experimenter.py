@@ -16,20 +16,20 @@ Timeline of one video (seconds, drawn from the seed):
 - the doors are lifted (the plates vanish); the mouse, confined to its start chamber until
   then, may now go anywhere.
 
-The trial starts when the last hand has left the frame and the doors are open:
-:attr:`Session.trial_start_s`.
+The trial starts when the last hand has left its box (no part of it over the box's outer
+walls any more) and the doors are open: :attr:`Session.trial_start_s`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-__all__ = ["Hand", "Session", "plan_session", "confine_until_doors_open", "draw_door_plates",
-           "draw_hands", "mouse_visible", "lid_gain"]
+__all__ = ["Hand", "Session", "plan_session", "with_hands_clear", "confine_until_doors_open",
+           "draw_door_plates", "draw_hands", "mouse_visible", "lid_gain"]
 
 _LID_S = 0.5  # how long the lid's lighting change lasts
 _SS = 4  # supersampling of the hand's outline
@@ -61,11 +61,14 @@ class Session:
     lid_gain: float
     doors_open_s: float
     start_chambers: tuple[int, ...]  # chamber position (0 = left) each mouse starts in
+    #: per hand, when it has left its box (set by :func:`with_hands_clear`; else ``t_out``)
+    clear_s: tuple[float, ...] = ()
 
     @property
     def trial_start_s(self) -> float:
-        """The moment the last hand has left and the doors are open."""
-        return max(max(h.t_out for h in self.hands), self.doors_open_s)
+        """The moment the last hand has left its box and the doors are open."""
+        left = self.clear_s or tuple(h.t_out for h in self.hands)
+        return max(max(left), self.doors_open_s)
 
 
 def plan_session(spec, floor_level: float, n_chambers: list[int]) -> Session:
@@ -158,13 +161,37 @@ def draw_hands(frame: np.ndarray, arenas, targets: list[np.ndarray], session: Se
     for hand in session.hands:
         if not hand.t_in <= t < hand.t_out:
             continue
-        ar = arenas[hand.box]
-        L = ar.L0
-        outward = _edge_direction(hand.edge)
-        target = np.asarray(targets[hand.box], float)
-        outside = _beyond_edge(target, outward, W, H, 2.0 * L)
-        palm = _palm_position(hand, t, target, outside)
-        _draw_arm(frame, palm, outward, L, hand, W, H)
+        for poly, level in _hand_shapes(hand, arenas[hand.box].L0, targets[hand.box], t, W, H):
+            _paint(frame, poly, level, clip=(W, H))
+
+
+def _hand_shapes(hand: Hand, L: float, target, t: float, W: int,
+                 H: int) -> list[tuple[np.ndarray, float]]:
+    """The hand's outlines (frame pixels) at ``t`` with their grey levels."""
+    outward = _edge_direction(hand.edge)
+    target = np.asarray(target, float)
+    outside = _beyond_edge(target, outward, W, H, 2.0 * L)
+    palm = _palm_position(hand, t, target, outside)
+    return _arm_shapes(palm, outward, L, hand, W, H)
+
+
+def with_hands_clear(session: Session, arenas, targets: list[np.ndarray], W: int, H: int,
+                     fps: float) -> Session:
+    """``session`` with the times each hand has left its box: the first frame time on its
+    way out when no point of its outline lies within the box's outer walls."""
+    clear = []
+    for hand in session.hands:
+        x0, y0, x1, y1 = arenas[hand.box].outer
+        t = hand.t_back
+        while t < hand.t_out:
+            pts = np.vstack([p for p, _ in _hand_shapes(hand, arenas[hand.box].L0,
+                                                        targets[hand.box], t, W, H)])
+            over = ((pts[:, 0] > x0) & (pts[:, 0] < x1) & (pts[:, 1] > y0) & (pts[:, 1] < y1))
+            if not over.any():
+                break
+            t += 1.0 / fps
+        clear.append(min(t, hand.t_out))
+    return replace(session, clear_s=tuple(clear))
 
 
 def _edge_direction(edge: str) -> np.ndarray:
@@ -204,8 +231,8 @@ def _ease(u: float) -> float:
     return u * u * (3 - 2 * u)
 
 
-def _draw_arm(frame: np.ndarray, palm: np.ndarray, outward: np.ndarray, L: float,
-              hand: Hand, W: int, H: int) -> None:
+def _arm_shapes(palm: np.ndarray, outward: np.ndarray, L: float, hand: Hand, W: int,
+                H: int) -> list[tuple[np.ndarray, float]]:
     """Sleeve (a wide band to past the frame's edge), gloved wrist, palm and four fingers
     pointing into the box. A hand is about twice as long as a mouse's body and as wide
     as one: ``L`` (the body length) times 1.4 sets its scale."""
@@ -215,7 +242,6 @@ def _draw_arm(frame: np.ndarray, palm: np.ndarray, outward: np.ndarray, L: float
     far = palm + outward * (W + H)
     sleeve = np.array([wrist + side * 0.6 * L, far + side * 0.6 * L,
                        far - side * 0.6 * L, wrist - side * 0.6 * L])
-    _paint(frame, sleeve, hand.sleeve, clip=(W, H))
     glove = [_ellipse(palm + outward * 0.55 * L, outward, 0.55 * L, 0.42 * L),
              _ellipse(palm, outward, 0.6 * L, 0.5 * L)]
     for j, off in enumerate((-0.33, -0.11, 0.11, 0.33)):
@@ -225,8 +251,7 @@ def _draw_arm(frame: np.ndarray, palm: np.ndarray, outward: np.ndarray, L: float
     thumb_base = palm - side * 0.45 * L
     glove.append(_ellipse(thumb_base - side * 0.2 * L - outward * 0.1 * L,
                           _unit(side + 0.5 * outward), 0.32 * L, 0.11 * L))
-    for poly in glove:
-        _paint(frame, poly, hand.glove, clip=(W, H))
+    return [(sleeve, hand.sleeve)] + [(poly, hand.glove) for poly in glove]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ from .experimenter import (
     lid_gain,
     mouse_visible,
     plan_session,
+    with_hands_clear,
 )
 
 __all__ = [
@@ -195,10 +196,10 @@ class SceneSpec:
         guillotine plates, a gloved hand putting each mouse into its start chamber and
         leaving, the doors lifted; the mouse stays in its start chamber until then. Times
         are drawn from the seed; ``GroundTruth.trial_start_s`` is when the last hand has
-        left and the doors are open.
+        left its box (no part of it over the outer walls) and the doors are open.
     doors_open_s : float or None
         Extension, with ``experimenter``: when the doors are lifted (None: drawn from the
-        seed, 2-7.5 s after the last hand has left).
+        seed, 2-7.5 s after the last hand has left the frame).
     lid_gain : float
         Extension, with ``experimenter``: the brightness factor for half a second when the
         lid closes, after the last hand has left (1: no change).
@@ -1353,6 +1354,7 @@ def _build_scene(spec: SceneSpec) -> _Scene:
     if session is not None:
         targets = [truths[h.box][min(n - 1, int(h.t_release * spec.fps))]
                    for h in session.hands]
+        session = with_hands_clear(session, arenas, targets, spec.width, spec.height, spec.fps)
     return _Scene(spec, arenas, bg, open_hi, states, times, written, truths,
                   dpoly, dinfo, boli, session, targets)
 

@@ -48,7 +48,7 @@ __all__ = [
 HAND_MOUSE_AREAS = 3.0
 #: foreground in the band around the outline larger than this share of a mouse area is
 #: something reaching in from outside (an arm)
-OUTLINE_MOUSE_AREAS = 0.25
+OUTLINE_MOUSE_AREAS = 0.1
 #: a mouse-sized blob: this range of the mouse's measured area
 _MOUSE_RANGE = (0.3, HAND_MOUSE_AREAS)
 #: the outline band is this many body lengths wide; a body length is about 2.5 widths
