@@ -11,10 +11,13 @@ detected start minus the truth (the moment the last hand has left and the doors 
 and the largest error of a chamber's time against the truth counted from the true start,
 in % of the counted time.
 
-The detection was tuned on seeds 0-4; seeds 100-109 are held out (never looked at while
-tuning).
+The detection was tuned on seeds 0-4. Seeds 100-109 were held out until their first run,
+where 103 and 105 (a light mouse on a dark floor) started too early: the plates were as
+dark as the floor in the generator, and the tracker's threshold, raised to the light
+mouse's contrast, hid the plates. After fixing both (plates visible; a noise-based
+threshold) they are no longer unseen: seeds 300-309 are the fresh held-out set.
 
-    python benchmarks/trial_start.py                   # tuning 0-4 and held-out 100-109
+    python benchmarks/trial_start.py                   # tuning 0-4, held out 100-109, 300-309
     python benchmarks/trial_start.py --seeds 100 101   # some seeds
 """
 
@@ -33,7 +36,7 @@ from cpp_tracker import load_config, track_video
 from cpp_tracker.synthetic import ArenaSpec, SceneSpec, generate_video
 
 TUNING = list(range(5))
-HELD_OUT = list(range(100, 110))
+HELD_OUT = list(range(100, 110)) + list(range(300, 310))
 
 
 def scene_for(seed: int, duration_s: float = 40.0) -> SceneSpec:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 __all__ = ["Hand", "Session", "plan_session", "with_hands_clear", "confine_until_doors_open",
-           "draw_door_plates", "draw_hands", "mouse_visible", "lid_gain"]
+           "plate_level", "draw_door_plates", "draw_hands", "mouse_visible", "lid_gain"]
 
 _LID_S = 0.5  # how long the lid's lighting change lasts
 _SS = 4  # supersampling of the hand's outline
@@ -137,13 +137,23 @@ def mouse_visible(session: Session, box: int, t: float) -> bool:
 
 
 # ----------------------------------------------------------------- drawing
-def draw_door_plates(frame: np.ndarray, arenas, wall_level: float, session: Session,
+def plate_level(wall_level: float, floor_level: float) -> float:
+    """The grey of a closed plate seen from above: the wall's colour, a little lighter
+    (dark walls) or darker (light ones) where its top edge catches the light, and at
+    least 40 levels from the floor, or a closed door would be invisible (in the wall's
+    direction from the floor)."""
+    level = min(255.0, wall_level + 25.0) if wall_level < 128 else wall_level - 25.0
+    if abs(level - floor_level) < 40:
+        level = floor_level - 45 if wall_level < floor_level else floor_level + 45
+    return float(np.clip(level, 5.0, 250.0))
+
+
+def draw_door_plates(frame: np.ndarray, arenas, level: float, session: Session,
                      t: float) -> None:
-    """Guillotine plates over every doorway (a wall-coloured slab a little lighter than the
-    wall, as the top edge of a plate catches the light) until the doors are lifted."""
+    """Guillotine plates over every doorway (grey ``level``, see :func:`plate_level`)
+    until the doors are lifted."""
     if t >= session.doors_open_s:
         return
-    level = min(255.0, wall_level + 25.0) if wall_level < 128 else wall_level - 25.0
     for ar in arenas:
         for dr in ar.doors:
             half = dr.gap / 2 + 0.5

@@ -53,6 +53,7 @@ from .experimenter import (
     lid_gain,
     mouse_visible,
     plan_session,
+    plate_level,
     with_hands_clear,
 )
 
@@ -1623,7 +1624,8 @@ def _frames(sc: _Scene) -> Iterator[tuple[int, float, np.ndarray]]:
             _draw_boli(buf, sc, k, t)
         _draw_distractor(buf, sc, t, "under")
         if sc.session is not None:
-            draw_door_plates(buf, sc.arenas, _WALL_LEVEL[spec.wall], sc.session, t)
+            draw_door_plates(buf, sc.arenas, plate_level(_WALL_LEVEL[spec.wall],
+                                                         _FLOOR_LEVEL[spec.floor]), sc.session, t)
         for k in range(len(sc.arenas)):
             if sc.session is None or mouse_visible(sc.session, k, t):
                 _draw_mouse(buf, sc, k, int(i), t)

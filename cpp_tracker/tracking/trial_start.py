@@ -59,6 +59,11 @@ _LENGTH_PER_WIDTH = 2.5
 _STRIP_WIDTHS = 0.3
 #: a door is closed when plate-like foreground covers this many body widths of its line
 _CLOSED_WIDTHS = 0.5
+#: the difference threshold in noise sigmas (and at least _MIN_THRESHOLD grey levels), or
+#: the tracker's when lower: the tracker raises its own to the mouse's contrast, which can
+#: hide a plate or a glove less contrasted than a light mouse on a dark floor
+_NOISE_SIGMAS = 6.0
+_MIN_THRESHOLD = 15.0
 #: frames examined per second (every frame of slower videos)
 _LOOK_FPS = 10.0
 
@@ -89,7 +94,7 @@ class ArenaLook:
     strips: tuple[np.ndarray, ...]  # bool per door: its line, widened, inside the arena
     along: tuple[np.ndarray, ...]  # per door: each crop pixel's position along the line, px
     background: np.ndarray  # float32, blurred
-    threshold: float
+    threshold: float  # grey levels (see _NOISE_SIGMAS)
     mouse_area_px: float
     body_width_px: float
 
@@ -151,8 +156,10 @@ def _arena_look(arena: ArenaConfig, detector: ArenaDetector, background: np.ndar
         length = max(math.hypot(bx - ax, by - ay), 1e-6)
         along.append(((xx - ax) * (bx - ax) + (yy - ay) * (by - ay)) / length)
     bg = _blurred(background[y0:y1, x0:x1].astype(np.float32))
+    threshold = min(float(detector.threshold),
+                    max(_NOISE_SIGMAS * float(detector.noise_sigma), _MIN_THRESHOLD))
     return ArenaLook(arena.name, (int(x0), int(y0), int(x1), int(y1)), inside, band,
-                     tuple(strips), tuple(along), bg, float(detector.threshold), area, width)
+                     tuple(strips), tuple(along), bg, threshold, area, width)
 
 
 def _blurred(image: np.ndarray) -> np.ndarray:
@@ -222,20 +229,42 @@ def find_trial_start(
     search_s: float, stride: int = 1,
 ) -> TrialStart:
     """The first time from which every frame looks like the empty box plus one mouse in
-    every arena for ``settle_s`` seconds, in frames up to ``search_s`` (every ``stride``-th
-    frame of the chunks is looked at)."""
+    every arena for ``settle_s`` seconds, in frames up to ``search_s``. Every
+    ``stride``-th frame is looked at; where a run of good frames begins, the frames skipped
+    just before it are looked at too (latest first), so the start is that of a frame, not
+    of the stride."""
     watch = _Watch()
+    skipped: list[tuple[float, np.ndarray]] = []  # frames since the last one looked at
+    n = 0
     for chunk in chunks:
-        for i in range(0, len(chunk), stride):
+        for i in range(len(chunk)):
             t = float(chunk.time_s[i])
             if watch.first_time is None:
                 watch.first_time = t
             if t > search_s:
                 return _not_found(watch, search_s, settle_s, "search limit")
+            n += 1
+            if (n - 1) % stride:
+                skipped.append((t, chunk.frames[i]))
+                continue
+            started = watch.run_from is None
             _note(watch, t, [look_at(chunk.frames[i], lk) for lk in looks])
+            if started and watch.run_from is not None:
+                watch.run_from = _earliest_good(skipped, looks, t)
+            skipped.clear()
             if watch.run_from is not None and t - watch.run_from >= settle_s:
                 return _found(watch, search_s, settle_s)
     return _not_found(watch, search_s, settle_s, "end")
+
+
+def _earliest_good(skipped: list[tuple[float, np.ndarray]], looks: Sequence[ArenaLook],
+                   t: float) -> float:
+    """The earliest of the ``skipped`` frames from which all up to ``t`` look good."""
+    for ts, frame in reversed(skipped):
+        if not all(look_at(frame, lk).ok for lk in looks):
+            break
+        t = ts
+    return t
 
 
 def _note(watch: _Watch, t: float, seen: list[FrameLook]) -> None:
