@@ -133,3 +133,28 @@ def test_manifest_start_s_auto(session, tmp_path):
     assert run_cli(args)[0] == 0
     status = pd.read_csv(tmp_path / "b" / "batch_status.csv", dtype=str)
     assert status["status"].tolist() == ["skipped"]  # up to date
+
+
+def test_reprocess_keeps_the_stored_start_and_a_changed_start_needs_a_new_track(
+        session, tmp_path):
+    video, truth, _ = session
+    config = _config(tmp_path, truth, trial={"start": "auto"})
+    assert run_cli(["track", video, "--config", config, "--out", tmp_path / "r",
+                    "--no-progress"])[0] == 0
+    result = tmp_path / "r" / video.stem
+    before = json.loads((result / "run.json").read_text())
+    # a setting the stored track allows: the start and the window stay
+    raw = yaml.safe_load(config.read_text())
+    raw["chambers"] = {"hysteresis_px": 8}
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert run_cli(["reprocess", result, "--config", moved])[0] == 0
+    after = json.loads((result / "run.json").read_text())
+    assert after["command"] == "reprocess"
+    assert after["trial"] == before["trial"] and after["window"] == before["window"]
+    # another start cannot come from the stored track
+    raw["trial"] = {"start": 3}
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, _, err = run_cli(["reprocess", result, "--config", other])
+    assert code == 2 and "trial.start" in err and "--retrack" in err
