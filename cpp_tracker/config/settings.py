@@ -76,6 +76,7 @@ __all__ = [
     "QcSettings",
     "TrialSettings",
     "parse_trial_start",
+    "with_default_sections",
     "Config",
     "RESERVED_NAMES",
     "UNITS_CM",
@@ -1239,6 +1240,18 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         if v is None:
             out["detection"][k] = "auto"
     return copy.deepcopy(out)
+
+
+def with_default_sections(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (as :func:`config_to_dict` gives it and ``run.json`` stores it) with
+    the sections it leaves out at their defaults filled in (``trial``), so that two can be
+    compared key by key (anything but a mapping is returned as it is)."""
+    if not isinstance(resolved, dict):
+        return resolved
+    out = dict(resolved)
+    if not isinstance(out.get("trial"), dict):
+        out["trial"] = asdict(TrialSettings())
+    return out
 
 
 def _geometry_dict(g: ArenaConfig | Template) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from ..config.settings import (
     check_against_frame,
     config_hash,
     config_to_dict,
+    with_default_sections,
 )
 from ..errors import ConfigError, OutputError, VideoError
 from ..results.outputs import atomic_path
@@ -135,8 +136,8 @@ def config_changes(old_resolved: dict, new_resolved: dict) -> tuple[list[str], l
     """
     old_flat: dict[str, Any] = {}
     new_flat: dict[str, Any] = {}
-    _flatten(_plain(old_resolved), "", old_flat)
-    _flatten(_plain(new_resolved), "", new_flat)
+    _flatten(_plain(with_default_sections(old_resolved)), "", old_flat)
+    _flatten(_plain(with_default_sections(new_resolved)), "", new_flat)
     missing = object()
     detection: list[str] = []
     other: list[str] = []
@@ -432,7 +433,7 @@ def _detection_changed(
 ) -> ConfigError:
     """The error for a config whose detection keys changed (new keys named as such)."""
     old_flat: dict[str, Any] = {}
-    _flatten(_plain(old.config.resolved), "", old_flat)
+    _flatten(_plain(with_default_sections(old.config.resolved)), "", old_flat)
     new_keys = [k for k in detection if k not in old_flat and not k.startswith("arenas[")]
     since = (
         f" ({', '.join(new_keys)} did not exist in the version that made these results)"

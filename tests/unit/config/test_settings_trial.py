@@ -60,3 +60,4 @@ def test_search_and_settle_are_checked_and_unknown_keys_named():
         _config(trial={"start": "auto", "settle_s": -1})
     with pytest.raises(ConfigError, match=r"trial\.begin"):
         _config(trial={"begin": "auto"})
+
