@@ -19,6 +19,7 @@ from PIL import Image
 
 from cpp_tracker.cli import main
 from cpp_tracker.synthetic import ArenaSpec
+from cpp_tracker.visual.plots import draw_qc_figure
 
 TOLERANCE_S = 1.0  # the detected start against the truth
 SHARE = 0.005  # chamber times against the truth, of the counted time
@@ -86,6 +87,10 @@ def test_auto_finds_the_start_counts_from_it_and_never_tracks_the_hand(session, 
     off = np.abs(background - truth.background) > 30
     assert np.count_nonzero(off) < 50, np.count_nonzero(off)
     assert (result / "qc.png").exists()
+    figure, _ = draw_qc_figure(result)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    mark = f"| time 0 = trial start {trial['start_s']:.1f} s (auto): {trial['reason']}"
+    assert mark in texts
 
 
 def test_a_start_in_seconds_and_the_default(session, tmp_path):
@@ -158,3 +163,21 @@ def test_reprocess_keeps_the_stored_start_and_a_changed_start_needs_a_new_track(
     other.write_text(yaml.safe_dump(raw, sort_keys=False))
     code, _, err = run_cli(["reprocess", result, "--config", other])
     assert code == 2 and "trial.start" in err and "--retrack" in err
+
+
+def test_a_start_not_found_counts_from_the_video_start_and_says_so(session, tmp_path):
+    video, truth, _ = session
+    config = _config(tmp_path, truth, trial={"start": "auto", "search_s": 4})
+    code, _, err = run_cli(["track", video, "--config", config, "--out", tmp_path / "nf",
+                            "--no-progress"])
+    assert code == 0, err
+    run = json.loads((tmp_path / "nf" / video.stem / "run.json").read_text())
+    assert run["trial"]["found"] is False and run["trial"]["start_s"] == 0.0
+    assert run["window"]["start_s"] is None
+    warning = next(w for w in run["warnings"] if "no trial start found" in w)
+    assert warning.startswith(f"{video}: no trial start found in the first 4 s:")
+    assert warning.endswith("counted from the start of the video instead: check the video, "
+                            "or give trial.start in seconds")
+    figure, _ = draw_qc_figure(tmp_path / "nf" / video.stem)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert "| time 0 = trial start not found: counted from the video's start" in texts
