@@ -92,6 +92,8 @@ def plan_session(spec, floor_level: float, n_chambers: list[int]) -> Session:
     lid_s = last_out + rng.uniform(0.5, 1.5)
     drawn_open = lid_s + _LID_S + rng.uniform(1.5, 6.0)
     doors = float(spec.doors_open_s) if spec.doors_open_s is not None else drawn_open
+    if all(n == 1 for n in n_chambers):  # open fields: no doors to wait for
+        doors = 0.0
     starts = tuple(_start_chamber(rng, n) for n in n_chambers)
     return Session(hands=tuple(hands), lid_s=lid_s if spec.lid_gain != 1.0 else None,
                    lid_gain=float(spec.lid_gain), doors_open_s=doors, start_chambers=starts)

@@ -200,7 +200,7 @@ class SceneSpec:
         left its box (no part of it over the outer walls) and the doors are open.
     doors_open_s : float or None
         Extension, with ``experimenter``: when the doors are lifted (None: drawn from the
-        seed, 2-7.5 s after the last hand has left the frame).
+        seed, 2-7.5 s after the last hand has left the frame; open fields have no doors).
     lid_gain : float
         Extension, with ``experimenter``: the brightness factor for half a second when the
         lid closes, after the last hand has left (1: no change).

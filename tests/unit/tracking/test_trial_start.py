@@ -50,6 +50,15 @@ def test_the_start_is_found_within_a_tenth_of_a_second(seed, chambers, early_doo
     assert f"box = empty image + one mouse from {found.start_s:.1f} s" in found.reason
 
 
+def test_in_an_open_field_the_hand_leaving_is_the_start():
+    spec = SceneSpec(duration_s=16.0, fps=10.0, seed=16, experimenter=True,
+                     arenas=(ArenaSpec(n_chambers=1),))
+    truth, looks = _looks(spec)
+    found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600)
+    assert found.start_s == pytest.approx(truth.trial_start_s, abs=0.1)
+    assert "doors open from the first frame" in found.reason
+
+
 def test_each_frame_is_judged_by_hand_doors_and_mouse():
     spec = SceneSpec(duration_s=24.0, fps=10.0, seed=13, experimenter=True,
                      arenas=(ArenaSpec(n_chambers=2),))
