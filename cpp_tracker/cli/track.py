@@ -143,8 +143,9 @@ def add_batch(sub) -> None:
             "fails is recorded in OUT/batch_status.csv and the others go on. A rerun skips "
             "results that are up to date and continues interrupted videos from their last "
             "checkpoint. Manifest columns: video (required; paths relative to the manifest), "
-            "config, animal_id, session (chunk files of one recording), phase, start_s, "
-            "end_s, and any other columns, which are kept in each result's run.json."
+            "config, animal_id, session (chunk files of one recording), phase, start_s "
+            "(seconds, or auto: the trial's start found in the video), end_s, and "
+            "any other columns, which are kept in each result's run.json."
         ),
         epilog="exit status: 0 every video succeeded or was up to date, 1 some failed, "
         "2 usage or configuration error",

@@ -74,6 +74,9 @@ __all__ = [
     "TimeWindow",
     "SummarySettings",
     "QcSettings",
+    "TrialSettings",
+    "parse_trial_start",
+    "with_default_sections",
     "Config",
     "RESERVED_NAMES",
     "UNITS_CM",
@@ -105,6 +108,7 @@ DETECTION_KEYS = (
     "arenas[].units",
     "arenas[].corners_px",
     "arenas[].template_corners",
+    "trial",  # where the window starts: the track holds only the frames from there
 )
 
 
@@ -308,6 +312,25 @@ class QcSettings:
 
 
 @dataclass(frozen=True)
+class TrialSettings:
+    """When the trial starts in the video.
+
+    ``start``: seconds from the start of the video (0: the video's start, the default), or
+    ``"auto"``: the first moment from which the box looks like its empty-box image plus one
+    mouse for ``settle_s`` seconds in a row (no hand or arm, doors open), searched within
+    the first ``search_s`` seconds of the recording.
+    """
+
+    start: float | str = 0.0
+    search_s: float = 600.0
+    settle_s: float = 1.0
+
+    @property
+    def auto(self) -> bool:
+        return self.start == "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole, validated configuration."""
 
@@ -318,6 +341,7 @@ class Config:
     video: VideoSettings = field(default_factory=VideoSettings)
     summary: SummarySettings = field(default_factory=SummarySettings)
     qc: QcSettings = field(default_factory=QcSettings)
+    trial: TrialSettings = field(default_factory=TrialSettings)
     #: (width, height) of the video frame the geometry was drawn on (``frame_size``), or
     #: None when the file does not say; :func:`check_against_frame` refuses other sizes.
     frame_size: tuple[int, int] | None = None
@@ -468,6 +492,7 @@ _TOP_KEYS = {
     "video": "time base",
     "summary": "summary settings",
     "qc": "quality flags",
+    "trial": "when the trial starts",
 }
 _ARENA_KEYS = {
     "name": "",
@@ -879,6 +904,7 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
         "video": _parse_video_settings(raw.get("video"), problems),
         "summary": _parse_summary_settings(raw.get("summary"), problems),
         "qc": _parse_qc(raw.get("qc"), problems),
+        "trial": _parse_trial(raw.get("trial"), problems),
     }
 
 
@@ -1027,6 +1053,37 @@ def _parse_windows(raw: Any, path: str, problems: _Problems) -> tuple[TimeWindow
     return tuple(windows)
 
 
+def _parse_trial(raw: Any, problems: _Problems) -> TrialSettings:
+    t = _mapping(raw, "trial", problems, {"start": "", "search_s": "", "settle_s": ""})
+    start = parse_trial_start(t.get("start", 0.0))
+    if start is None:
+        problems.add("trial.start", f"expected 'auto' or a number of seconds from the start "
+                                    f"of the video (at least 0), got {_show(t.get('start'))}")
+        start = 0.0
+    search = _number(t.get("search_s", 600.0), "trial.search_s", problems, minimum=1)
+    settle = _number(t.get("settle_s", 1.0), "trial.settle_s", problems, minimum=0,
+                     maximum=60)
+    return TrialSettings(start=start, search_s=600.0 if search is None else search,
+                         settle_s=1.0 if settle is None else settle)
+
+
+def parse_trial_start(value: Any) -> float | str | None:
+    """A trial start as written (``auto``, or seconds >= 0, also as text): ``"auto"`` or the
+    seconds; None when it is neither."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not _is_number(value):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def parse_config(raw: Any, source: str = "<config>") -> Config:
     """Validate a configuration mapping (as loaded from YAML) and return a :class:`Config`.
 
@@ -1172,6 +1229,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     out["arenas"] = arenas
     for key in ("background", "detection", "chambers", "video", "summary", "qc"):
         out[key] = asdict(getattr(config, key))
+    if config.trial != TrialSettings():  # absent: the hash of a config without it is unchanged
+        out["trial"] = asdict(config.trial)
     out["summary"]["windows"] = {
         w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
         for w in config.summary.windows
@@ -1181,6 +1240,18 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         if v is None:
             out["detection"][k] = "auto"
     return copy.deepcopy(out)
+
+
+def with_default_sections(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (as :func:`config_to_dict` gives it and ``run.json`` stores it) with
+    the sections it leaves out at their defaults filled in (``trial``), so that two can be
+    compared key by key (anything but a mapping is returned as it is)."""
+    if not isinstance(resolved, dict):
+        return resolved
+    out = dict(resolved)
+    if not isinstance(out.get("trial"), dict):
+        out["trial"] = asdict(TrialSettings())
+    return out
 
 
 def _geometry_dict(g: ArenaConfig | Template) -> dict[str, Any]:

@@ -29,6 +29,7 @@ __all__ = [
     "RUN_FILE",
     "VideoSource",
     "Window",
+    "TrialStartRecord",
     "ConfigRecord",
     "ResumeRecord",
     "TimeBaseRecord",
@@ -171,6 +172,30 @@ class Window(_Block):
     start_s: float | None = None
     end_s: float | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialStartRecord(_Block):
+    """When the trial starts: as asked for (``requested``: ``"auto"`` or seconds; ``source``:
+    the config's ``trial.start`` or a ``start_s`` given with the run), where it was put
+    (``start_s``, seconds into the recording; the window starts there), whether ``auto``
+    found it, and why (``reason``, one sentence). Written only when a start was asked for."""
+
+    requested: str | float | None = None
+    source: str | None = None
+    start_s: float | None = None
+    found: bool | None = None
+    reason: str | None = None
+    hand_last_seen_s: float | None = field(default=None, metadata=_OPTIONAL)
+    door_last_closed_s: float | None = field(default=None, metadata=_OPTIONAL)
+
+    @property
+    def label(self) -> str:
+        """How a figure names it: 'trial start 15.2 s (auto)'."""
+        how = "auto" if self.requested == "auto" else "given"
+        if self.found is False:
+            return "trial start not found: counted from the video's start"
+        return f"trial start {self.start_s or 0.0:.1f} s ({how})"
 
 
 @dataclass(frozen=True)
@@ -468,6 +493,7 @@ class RunRecord:
     videos: tuple[VideoSource, ...] = ()
     session: str | None = None
     window: Window = Window()
+    trial: TrialStartRecord | None = field(default=None, metadata=_OPTIONAL)
     metadata: Mapping = field(default_factory=dict)
     config: ConfigRecord = ConfigRecord()
     run_key: Mapping | None = None
@@ -689,6 +715,8 @@ class RunRecord:
             schema_version=int(data.get("schema_version", 0)),
             videos=tuple(VideoSource.from_dict(v) for v in sources),
             window=Window.from_dict(data.get("window")),
+            trial=None if data.get("trial") is None else TrialStartRecord.from_dict(
+                data["trial"]),
             metadata=dict(_mapping(data.get("metadata"), "metadata")),
             config=ConfigRecord.from_dict(data.get("config")),
             resume=ResumeRecord.from_dict(data.get("resume")),

@@ -12,7 +12,8 @@ modification time, content fingerprint), config, and window; a job interrupted i
 middle continues from its last checkpoint (see :mod:`cpp_tracker.runs.pipeline`).
 
 Manifest CSV columns: ``video`` (required; relative paths are relative to the manifest),
-optional ``config``, ``animal_id``, ``session``, ``phase``, ``start_s``, ``end_s``, and any
+optional ``config``, ``animal_id``, ``session``, ``phase``, ``start_s`` (seconds, or ``auto``:
+the trial's start found in the video, as ``trial.start: auto``), ``end_s``, and any
 other columns. Everything but ``video`` and ``config`` is stored in the result's run.json
 under ``metadata``.
 """
@@ -97,7 +98,7 @@ class BatchJob:
     shown: tuple[str, ...] = ()  # the videos as the user gave them (for messages)
     session: str | None = None
     animal_id: str | None = None
-    start_s: float | None = None
+    start_s: float | str | None = None  # "auto": the trial start found in the video
     end_s: float | None = None
     metadata: dict = field(default_factory=dict)
     origin: str = ""  # where the job came from, e.g. 'manifest.csv line 4'
@@ -163,13 +164,17 @@ def _find_videos(folder: Path, exclude: Path | None) -> list[Path]:
     return [p for p in found if _is_video(p)]
 
 
-def _number_or_none(value: str, column: str, where: str) -> float | None:
+def _number_or_none(value: str, column: str, where: str) -> float | str | None:
     if value == "":
         return None
+    if column == "start_s" and value.strip().lower() == "auto":
+        return "auto"  # the trial's start, found in the video (see trial.start: auto)
     try:
         v = float(value)
     except ValueError:
-        raise ConfigError(where, f"{column} must be a number of seconds, got {value!r}") from None
+        also = " or 'auto'" if column == "start_s" else ""
+        raise ConfigError(
+            where, f"{column} must be a number of seconds{also}, got {value!r}") from None
     if not v >= 0 or v == float("inf"):
         raise ConfigError(where, f"{column} must be a time in seconds of at least 0, got {value}")
     return v
@@ -327,7 +332,7 @@ def _job_from(entries: list[_Entry], name: str, session: str | None) -> BatchJob
         try:
             start_s = _number_or_none(values.get("start_s", ""), "start_s", entries[0].origin)
             end_s = _number_or_none(values.get("end_s", ""), "end_s", entries[0].origin)
-            if start_s is not None and end_s is not None and end_s <= start_s:
+            if start_s not in (None, "auto") and end_s is not None and end_s <= start_s:
                 raise ConfigError(
                     entries[0].origin, f"end_s ({end_s:g}) must be later than start_s "
                     f"({start_s:g})"

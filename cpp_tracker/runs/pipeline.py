@@ -65,6 +65,7 @@ from ..results.record import (
     TimeBaseRecord,
     TimingRecord,
     TrackOrigin,
+    TrialStartRecord,
     VideoSource,
     Window,
     now_iso,
@@ -81,6 +82,7 @@ from ..tracking.tracker import (
     make_detector,
     rows_from_chunks,
 )
+from ..tracking.trial_start import detect_trial_start
 from ..video.reader import (
     ReadPosition,
     VideoInfo,
@@ -517,7 +519,9 @@ def source_identity(path: str | Path) -> dict:
     }
 
 
-def _check_window(start_s: float | None, end_s: float | None) -> None:
+def _check_window(start_s: float | str | None, end_s: float | None) -> None:
+    if start_s == "auto":
+        start_s = None
     for key, v in (("start_s", start_s), ("end_s", end_s)):
         if v is not None and (not np.isfinite(v) or v < 0):
             raise ConfigError(key, f"must be a time in seconds of at least 0, got {v}")
@@ -530,7 +534,7 @@ def run_key(
     config: Config,
     *,
     stride: int = 1,
-    start_s: float | None = None,
+    start_s: float | str | None = None,
     end_s: float | None = None,
     identities: Sequence[dict] | None = None,
 ) -> dict:
@@ -544,7 +548,7 @@ def run_key(
             {k: ident[k] for k in ("size_bytes", "mtime", "fingerprint")} for ident in identities
         ],
         "stride": int(stride),
-        "start_s": None if start_s is None else float(start_s),
+        "start_s": None if start_s is None else start_s if start_s == "auto" else float(start_s),
         "end_s": None if end_s is None else float(end_s),
     }
 
@@ -802,7 +806,7 @@ def track_session(
     out_dir: str | Path,
     *,
     name: str | None = None,
-    start_s: float | None = None,
+    start_s: float | str | None = None,
     end_s: float | None = None,
     metadata: dict | None = None,
     stride: int = 1,
@@ -823,7 +827,11 @@ def track_session(
 
     ``start_s`` / ``end_s`` restrict the analysis to that window of the recording's time:
     frames outside it are not tracked and not counted, and the times in the results count
-    from ``start_s`` (0 s = ``start_s``).
+    from ``start_s`` (0 s = ``start_s``). Without ``start_s`` the config's ``trial.start``
+    sets it; ``"auto"`` (as ``start_s`` or ``trial.start``) finds the trial's start first
+    (:func:`cpp_tracker.tracking.trial_start.detect_trial_start`: the hand gone, the doors
+    open), and ``run.json``'s ``trial`` block says where and why; when it is not found the
+    run counts from the video's start, with a warning.
 
     The track is written in part files every ``config.video.checkpoint_s`` seconds of video
     together with ``.partial/checkpoint.json`` (how far it got, the background and the
@@ -906,6 +914,7 @@ class _Inputs:
     start_s: float | None
     end_s: float | None
     stride: int
+    trial: TrialStartRecord | None = None  # the trial start asked for, and where it is
 
     @property
     def label(self) -> str:
@@ -939,6 +948,8 @@ def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inpu
     if not videos:
         raise ValueError("track_session needs at least one video")
     _check_window(start_s, end_s)
+    request, source = _trial_request(start_s, config)
+    _check_window(request, end_s)
     infos = [probe_video(v) for v in videos]
     first = infos[0]
     for v, info in zip(videos, infos, strict=True):
@@ -960,7 +971,43 @@ def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inpu
             "name; move the file away or give another folder for the results"
         )
     make_output_folder(result_dir, "the results")
-    return _Inputs(videos, infos, identities, key, name, result_dir, start_s, end_s, stride)
+    trial = _trial_start(request, source, infos, config, end_s)
+    window_start = request if trial is None else trial.start_s if trial.found else None
+    if window_start is not None and end_s is not None and end_s <= window_start:
+        raise ConfigError("end_s", f"({end_s:g} s) must be later than the trial's start "
+                                   f"({window_start:g} s, {source})")
+    return _Inputs(videos, infos, identities, key, name, result_dir, window_start, end_s,
+                   stride, trial)
+
+
+def _trial_request(start_s: float | str | None,
+                   config: Config) -> tuple[float | str | None, str | None]:
+    """The start asked for (``"auto"``, seconds, or None: the video's start) and where it
+    was asked: ``start_s`` (the command line or a manifest) before the config's
+    ``trial.start``."""
+    if start_s is not None:
+        return start_s, "start_s"
+    start = config.trial.start
+    if start == "auto":
+        return "auto", "trial.start"
+    return (float(start), "trial.start") if float(start) > 0 else (None, None)
+
+
+def _trial_start(request: float | str | None, source: str | None, infos: list[VideoInfo],
+                 config: Config, end_s: float | None) -> TrialStartRecord | None:
+    """The ``trial`` block of run.json: found for ``auto``, as given for seconds from the
+    config (a plain ``start_s`` window has none, as before)."""
+    if request == "auto":
+        found = detect_trial_start(infos, config, end_s)
+        return TrialStartRecord(
+            requested="auto", source=source, start_s=found.start_s, found=found.found,
+            reason=found.reason, hand_last_seen_s=found.hand_last_seen_s,
+            door_last_closed_s=found.door_last_closed_s,
+        )
+    if source == "trial.start":
+        return TrialStartRecord(requested=request, source=source, start_s=float(request),
+                                found=True, reason=f"given: trial.start {request:g} s")
+    return None
 
 
 @dataclass
@@ -1243,6 +1290,7 @@ def _session_record(
             end_s=inputs.end_s,
             note="time_s in the results counts from start_s" if inputs.start_s else None,
         ),
+        trial=inputs.trial,
         metadata=dict(metadata or {}),
         config=config_record(config),
         run_key=inputs.key,
@@ -1257,8 +1305,8 @@ def _session_record(
         parallel=ParallelRecord.from_dict(reading.parallel),
         detection=tuple(DetectionRecord.from_dict(d.describe()) for d in start.detectors),
         warnings=(
-            *start.warnings, *start.background_info["warnings"], *analysis.warnings,
-            *recording_warnings,
+            *_trial_warnings(inputs), *start.warnings, *start.background_info["warnings"],
+            *analysis.warnings, *recording_warnings,
         ),
         analysis_warnings=tuple(analysis.warnings),  # the part of warnings a reprocess redoes
         outputs=("track.parquet", *written, "background.png", "run.json"),
@@ -1270,6 +1318,13 @@ def _session_record(
         ),
         **analysis_records(analysis),
     )
+
+
+def _trial_warnings(inputs: _Inputs) -> list[str]:
+    trial = inputs.trial
+    if trial is None or trial.found is not False:
+        return []
+    return [f"{inputs.label}: {trial.reason}"]
 
 
 def _session_sources(inputs: _Inputs, state: _Checkpoint) -> tuple[VideoSource, ...]:
@@ -1370,7 +1425,7 @@ def track_video(
     progress: bool = True,
     chunk_size: int | None = None,
     progress_position: int | None = None,
-    start_s: float | None = None,
+    start_s: float | str | None = None,
     end_s: float | None = None,
     metadata: dict | None = None,
     resume: bool = True,

@@ -37,6 +37,7 @@ from ..config.settings import (
     check_against_frame,
     config_hash,
     config_to_dict,
+    with_default_sections,
 )
 from ..errors import ConfigError, OutputError, VideoError
 from ..results.outputs import atomic_path
@@ -135,8 +136,8 @@ def config_changes(old_resolved: dict, new_resolved: dict) -> tuple[list[str], l
     """
     old_flat: dict[str, Any] = {}
     new_flat: dict[str, Any] = {}
-    _flatten(_plain(old_resolved), "", old_flat)
-    _flatten(_plain(new_resolved), "", new_flat)
+    _flatten(_plain(with_default_sections(old_resolved)), "", old_flat)
+    _flatten(_plain(with_default_sections(new_resolved)), "", new_flat)
     missing = object()
     detection: list[str] = []
     other: list[str] = []
@@ -432,7 +433,7 @@ def _detection_changed(
 ) -> ConfigError:
     """The error for a config whose detection keys changed (new keys named as such)."""
     old_flat: dict[str, Any] = {}
-    _flatten(_plain(old.config.resolved), "", old_flat)
+    _flatten(_plain(with_default_sections(old.config.resolved)), "", old_flat)
     new_keys = [k for k in detection if k not in old_flat and not k.startswith("arenas[")]
     since = (
         f" ({', '.join(new_keys)} did not exist in the version that made these results)"
@@ -456,13 +457,17 @@ def _track_again(
     videos: list[Path], result_dir: Path, old: RunRecord, config: Config, *,
     progress: bool, plots: bool,
 ):
-    """Track the video(s) again with the window, stride and metadata of ``old``."""
+    """Track the video(s) again with the window, stride and metadata of ``old`` (a trial
+    start asked for as ``auto`` is found again; one from the config is the config's)."""
+    start_s = old.window.start_s
+    if old.trial is not None:
+        start_s = old.trial.requested if old.trial.source == "start_s" else None
     return track_session(
         videos,
         config,
         result_dir.parent,
         name=result_dir.name,
-        start_s=old.window.start_s,
+        start_s=start_s,
         end_s=old.window.end_s,
         metadata=dict(old.metadata) or None,
         stride=int(old.time_base.stride or 1),

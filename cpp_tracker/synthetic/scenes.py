@@ -45,6 +45,18 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from .experimenter import (
+    Session,
+    confine_until_doors_open,
+    draw_door_plates,
+    draw_hands,
+    lid_gain,
+    mouse_visible,
+    plan_session,
+    plate_level,
+    with_hands_clear,
+)
+
 __all__ = [
     "ArenaSpec",
     "SceneSpec",
@@ -183,6 +195,19 @@ class SceneSpec:
         Extension: the mouse's length relative to the box, 1 by default (body 9 % of the
         floor's width, a large box); a real CPP box 40-60 cm wide with a 9-cm mouse is
         about 1.5-2.
+    experimenter : bool
+        Extension: the session starts as a real one does (see
+        :mod:`cpp_tracker.synthetic.experimenter`): the box empty with its doors closed by
+        guillotine plates, a gloved hand putting each mouse into its start chamber and
+        leaving, the doors lifted; the mouse stays in its start chamber until then. Times
+        are drawn from the seed; ``GroundTruth.trial_start_s`` is when the last hand has
+        left its box (no part of it over the outer walls) and the doors are open.
+    doors_open_s : float or None
+        Extension, with ``experimenter``: when the doors are lifted (None: drawn from the
+        seed, 2-7.5 s after the last hand has left the frame; open fields have no doors).
+    lid_gain : float
+        Extension, with ``experimenter``: the brightness factor for half a second when the
+        lid closes, after the last hand has left (1: no change).
 
     A scene rendered at ``k`` times the size (:func:`scaled`) is the same scene: the boxes,
     the mouse, its path, the tail (with ``tail_base_frac``) and the shadow scale with the
@@ -214,6 +239,9 @@ class SceneSpec:
     tail_base_frac: float | None = None
     shadow_depth: float = 0.0
     mouse_size: float = 1.0
+    experimenter: bool = False
+    doors_open_s: float | None = None
+    lid_gain: float = 1.0
 
     def __post_init__(self) -> None:
         # accept lists for the tuple fields (e.g. from YAML / argparse)
@@ -268,6 +296,10 @@ class SceneSpec:
         for a, b in self.dropped:
             if not b > a:
                 raise ValueError("dropped stretches need end_s > start_s")
+        if self.doors_open_s is not None and not 0.0 <= self.doors_open_s < self.duration_s:
+            raise ValueError("doors_open_s must be within the video")
+        if not 0.5 <= self.lid_gain <= 1.5:
+            raise ValueError("lid_gain must be within [0.5, 1.5]")
 
 
 @dataclass(frozen=True)
@@ -295,6 +327,9 @@ class GroundTruth:
     distractor_polygon : list of [x, y] or None
         Outline of the distractor region in box1 when ``spec.distractor`` is
         set (to be used as a mask); not part of ``config``.
+    trial_start_s : float or None
+        With ``spec.experimenter``: when the last hand has left and the doors are open;
+        :meth:`chamber_times` counts from it. None otherwise.
     """
 
     track: pd.DataFrame
@@ -302,6 +337,7 @@ class GroundTruth:
     background: np.ndarray
     spec: SceneSpec
     distractor_polygon: list | None = None
+    trial_start_s: float | None = None
 
     def chamber_times(self) -> pd.DataFrame:
         """Seconds per arena and chamber, counting each written frame as 1/fps.
@@ -310,9 +346,13 @@ class GroundTruth:
         -------
         pandas.DataFrame
             Index: arena names; columns: chamber names; values in seconds.
-            Frames of dropped stretches are not counted.
+            Frames of dropped stretches are not counted, nor frames before
+            ``trial_start_s`` when it is set.
         """
-        counts = self.track.groupby(["arena", "chamber"]).size().unstack(fill_value=0)
+        track = self.track
+        if self.trial_start_s is not None:
+            track = track[track["time_s"] >= self.trial_start_s - 1e-9]
+        counts = track.groupby(["arena", "chamber"]).size().unstack(fill_value=0)
         return counts / float(self.spec.fps)
 
 
@@ -670,6 +710,8 @@ class _Planner:
         self.pos = np.zeros(2)
         self.th = 0.0
         self.curl0 = 0.0
+        self.session = None  # experimenter.Session: set down by a hand, doors closed first
+        self.box = 0
 
     # -- sampling -----------------------------------------------------------
     def sample(self, pos_idx: int, wall_bias: float = 0.45) -> np.ndarray:
@@ -873,6 +915,8 @@ class _Planner:
             sleep, no_rest = None, True
         else:
             self.pos = self.sample(int(rng.integers(nch)))
+        if self.session is not None:
+            confine_until_doors_open(self, self.session, self.box)
         p_cross = 0.5 if nch > 1 else 0.0
         while self.t < T + 0.5:
             if sleep is not None and self.t >= sleep[2]:
@@ -1108,6 +1152,8 @@ class _Scene:
     distractor_polygon: list | None
     distractor: dict | None
     boli: list[list[tuple[float, np.ndarray]]]
+    session: Session | None = None  # with spec.experimenter
+    hand_targets: list[np.ndarray] | None = None  # where each hand sets its mouse down
 
 
 def _fine_noise(rng, shape, sigma_px, amp):
@@ -1244,7 +1290,8 @@ def _body_delta(arena: _Arena) -> float:
     return (cx - off) / L
 
 
-def _plan_arena(spec: SceneSpec, ar: _Arena, k: int) -> tuple[_Planner, list[_Seg]]:
+def _plan_arena(spec: SceneSpec, ar: _Arena, k: int,
+                session: Session | None = None) -> tuple[_Planner, list[_Seg]]:
     """Plan one mouse; with a sleep bout, retry until the bout fits into the video."""
     sleep = None
     if spec.sleep_fraction > 0:
@@ -1261,6 +1308,7 @@ def _plan_arena(spec: SceneSpec, ar: _Arena, k: int) -> tuple[_Planner, list[_Se
     for attempt in range(12):
         rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 303, k, attempt]))
         planner = _Planner(ar, spec, rng)
+        planner.session, planner.box = session, k
         segs = planner.plan(sleep)
         if sleep is None or planner.sleep_start is None:
             break
@@ -1284,9 +1332,11 @@ def _build_scene(spec: SceneSpec) -> _Scene:
         raise ValueError("all frames are dropped")
     states, truths = [], []
     boli = []
+    session = (plan_session(spec, _FLOOR_LEVEL[spec.floor], [a.n_ch for a in arenas])
+               if spec.experimenter else None)
     for k, ar in enumerate(arenas):
         ar.delta = _body_delta(ar)
-        planner, segs = _plan_arena(spec, ar, k)
+        planner, segs = _plan_arena(spec, ar, k, session)
         rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 304, k]))
         st = _evaluate(segs, times, spec.fps, ar.ppc, planner.curl0)
         states.append(st)
@@ -1308,8 +1358,13 @@ def _build_scene(spec: SceneSpec) -> _Scene:
                     bl.append((float(times[i]), pos_, float(rng.uniform(0, math.pi))))
         boli.append(bl)
     dpoly, dinfo = _distractor(spec, arenas[0])
+    targets = None
+    if session is not None:
+        targets = [truths[h.box][min(n - 1, int(h.t_release * spec.fps))]
+                   for h in session.hands]
+        session = with_hands_clear(session, arenas, targets, spec.width, spec.height, spec.fps)
     return _Scene(spec, arenas, bg, open_hi, states, times, written, truths,
-                  dpoly, dinfo, boli)
+                  dpoly, dinfo, boli, session, targets)
 
 
 def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:
@@ -1369,7 +1424,8 @@ def _truth_from_scene(sc: _Scene) -> GroundTruth:
     track = track.sort_values(["frame", "arena"], kind="stable").reset_index(drop=True)
     bg = np.clip(np.round(sc.background), 0, 255).astype(np.uint8)
     return GroundTruth(track=track, config=cfg, background=bg, spec=spec,
-                       distractor_polygon=sc.distractor_polygon)
+                       distractor_polygon=sc.distractor_polygon,
+                       trial_start_s=None if sc.session is None else sc.session.trial_start_s)
 
 
 def scaled(spec: SceneSpec, k: float) -> SceneSpec:
@@ -1574,10 +1630,16 @@ def _frames(sc: _Scene) -> Iterator[tuple[int, float, np.ndarray]]:
         for k in range(len(sc.arenas)):
             _draw_boli(buf, sc, k, t)
         _draw_distractor(buf, sc, t, "under")
+        if sc.session is not None:
+            draw_door_plates(buf, sc.arenas, plate_level(_WALL_LEVEL[spec.wall],
+                                                         _FLOOR_LEVEL[spec.floor]), sc.session, t)
         for k in range(len(sc.arenas)):
-            _draw_mouse(buf, sc, k, int(i), t)
+            if sc.session is None or mouse_visible(sc.session, k, t):
+                _draw_mouse(buf, sc, k, int(i), t)
         _draw_distractor(buf, sc, t, "over")
-        g = _gain(spec, t)
+        if sc.session is not None:
+            draw_hands(buf, sc.arenas, sc.hand_targets, sc.session, t)
+        g = _gain(spec, t) * lid_gain(sc.session, t)
         if g != 1.0:
             buf *= np.float32(g)
         if pool is not None:
@@ -1828,6 +1890,10 @@ def _argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail-base-frac", type=float, default=None,
                    help="tail width at its base / body width (default: a fixed 1.9 px)")
     p.add_argument("--shadow-depth", type=float, default=0.0, help="grey levels")
+    p.add_argument("--experimenter", action="store_true",
+                   help="start with a gloved hand putting the mouse in, doors closed")
+    p.add_argument("--doors-open", type=float, default=None, help="s (with --experimenter)")
+    p.add_argument("--lid-gain", type=float, default=1.0, help="(with --experimenter)")
     return p
 
 
@@ -1848,6 +1914,7 @@ def _spec_from_args(args: argparse.Namespace) -> SceneSpec:
         distractor_scale=args.distractor_scale, codec=args.codec, crf=args.crf,
         cm_per_box_width=args.cm_per_box_width, boli=args.boli,
         tail_base_frac=args.tail_base_frac, shadow_depth=args.shadow_depth,
+        experimenter=args.experimenter, doors_open_s=args.doors_open, lid_gain=args.lid_gain,
     )
 
 

@@ -318,6 +318,7 @@ def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
         y += row_h * 0.6 + gap
     ax.set_ylim(y - gap + 0.05, -0.05)
     ax.set_xlim(0, max(end, 1e-6))
+    _mark_trial_start(ax, result.record)
     ax.set_yticks(yticks, ylabels)
     ax.tick_params(axis="y", length=0)
     ax.set_xlabel(f"time ({unit.name})")
@@ -330,6 +331,23 @@ def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
     handles.append(Patch(facecolor="black", label="flagged second"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9,
               frameon=False)
+
+
+def _mark_trial_start(ax, record) -> None:
+    """The trial's start (``trial`` in run.json) at the timeline's left edge, where result
+    time 0 is: a line and a label saying where it is in the video and why (or that it was
+    not found)."""
+    trial = record.trial
+    if trial is None:
+        return
+    color = "#C00000" if trial.found is False else "#006400"
+    ax.axvline(0, color=color, linewidth=2.5, zorder=4)
+    text = f"| time 0 = {trial.label}"
+    if trial.requested == "auto" and trial.reason and trial.found is not False:
+        text += f": {trial.reason}"
+    ax.annotate(text, xy=(0, 0), xycoords="axes fraction", xytext=(0, -30),
+                textcoords="offset points", fontsize=7.5, color=color, va="top",
+                annotation_clip=False)
 
 
 def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s):

@@ -111,7 +111,8 @@ def test_missing_files_and_bad_rows_become_failing_jobs(tree):
     )
     jobs = collect_jobs([manifest, root / "nothing_here.mp4"], config)
     problems = [j.problem for j in jobs]
-    assert problems[0] == f"{manifest} line 2: start_s must be a number of seconds, got 'ten'"
+    assert problems[0] == (
+        f"{manifest} line 2: start_s must be a number of seconds or 'auto', got 'ten'")
     assert problems[1] == (
         f"{os.path.normpath(root / 'videos/gone.mp4')}: file not found; check the path "
         f"(listed at {manifest} line 3)"

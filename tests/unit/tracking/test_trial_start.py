@@ -1,0 +1,91 @@
+"""Finding the trial's start in frames: empty box + one mouse, no hand, doors open."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cpp_tracker.config.settings import parse_config
+from cpp_tracker.synthetic import ArenaSpec, SceneSpec, iter_frames, make_scene
+from cpp_tracker.tracking.tracker import make_detector
+from cpp_tracker.tracking.trial_start import arena_looks, find_trial_start, look_at
+from cpp_tracker.video.reader import FrameChunk
+
+
+def _chunks(spec: SceneSpec, size: int = 32):
+    """The scene's frames (not encoded) as the reader gives them."""
+    times, frames = zip(*iter_frames(spec), strict=True)
+    times, frames = np.array(times), np.stack(frames)
+    for a in range(0, len(times), size):
+        yield FrameChunk(np.arange(a, min(a + size, len(times))), times[a:a + size],
+                         frames[a:a + size])
+
+
+def _looks(spec: SceneSpec):
+    """The empty box and the tracker's calibration from frames after the start (as
+    ``detect_trial_start`` samples them), the looks made from them."""
+    truth = make_scene(spec)
+    config = parse_config(truth.config)
+    frames = [f for t, f in iter_frames(spec) if t > spec.duration_s / 2][::10]
+    samples = np.stack(frames)
+    detectors = [make_detector(a, config.detection, truth.background, samples)
+                 for a in config.arenas]
+    return truth, arena_looks(config, truth.background, detectors)
+
+
+@pytest.mark.parametrize("seed, chambers, early_doors", [(10, 2, False), (11, 3, True),
+                                                          (12, 3, False)])
+def test_the_start_is_found_within_a_tenth_of_a_second(seed, chambers, early_doors):
+    spec = SceneSpec(duration_s=24.0, fps=15.0, seed=seed, experimenter=True, lid_gain=0.9,
+                     arenas=(ArenaSpec(n_chambers=chambers),),
+                     doors_open_s=1.0 if early_doors else None)
+    truth, looks = _looks(spec)
+    found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600, stride=2)
+    assert found.found
+    assert found.start_s == pytest.approx(truth.trial_start_s, abs=0.1)
+    assert found.hand_last_seen_s is not None and found.hand_last_seen_s < found.start_s
+    if not early_doors:  # the doors decided it, and the reason says so
+        assert "a door last closed at" in found.reason
+        assert found.door_last_closed_s == pytest.approx(truth.trial_start_s, abs=0.2)
+    assert f"box = empty image + one mouse from {found.start_s:.1f} s" in found.reason
+
+
+def test_in_an_open_field_the_hand_leaving_is_the_start():
+    spec = SceneSpec(duration_s=16.0, fps=10.0, seed=16, experimenter=True,
+                     arenas=(ArenaSpec(n_chambers=1),))
+    truth, looks = _looks(spec)
+    found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600)
+    assert found.start_s == pytest.approx(truth.trial_start_s, abs=0.1)
+    assert "doors open from the first frame" in found.reason
+
+
+def test_each_frame_is_judged_by_hand_doors_and_mouse():
+    spec = SceneSpec(duration_s=24.0, fps=10.0, seed=13, experimenter=True,
+                     arenas=(ArenaSpec(n_chambers=2),))
+    truth, looks = _looks(spec)
+    seen = {round(t, 1): look_at(f, looks[0]) for t, f in iter_frames(spec)}
+    start = truth.trial_start_s
+    assert not seen[0.0].mouse and seen[0.0].doors_closed  # empty box, doors closed
+    assert any(s.hand for t, s in seen.items() if t < start)
+    assert all(s.ok for t, s in seen.items() if t > start + 0.1)
+    assert not any(s.ok for t, s in seen.items() if t < start - 0.1)
+
+
+def test_without_an_experimenter_the_start_is_the_first_frame():
+    spec = SceneSpec(duration_s=12.0, fps=10.0, seed=14)
+    _, looks = _looks(spec)
+    found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600)
+    assert found.found and found.start_s == pytest.approx(0.0, abs=0.15)
+    assert "no hand seen" in found.reason
+
+
+def test_no_start_within_the_search_limit_is_said_in_one_sentence():
+    spec = SceneSpec(duration_s=16.0, fps=10.0, seed=15, experimenter=True,
+                     doors_open_s=12.0)
+    _, looks = _looks(spec)
+    found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=8.0)
+    assert not found.found and found.start_s == 0.0
+    assert found.reason.startswith("no trial start found in the first 8 s:")
+    assert "a closed door until" in found.reason
+    assert "give trial.start in seconds" in found.reason
+    assert "\n" not in found.reason
