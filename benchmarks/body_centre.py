@@ -152,6 +152,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds per clip (default 8; the chamber-time comparison needs "
                     "minutes: one frame is 1/120 of an 8-s clip)")
+    ap.add_argument("--mouse-size", type=float, default=None,
+                    help="the mouse's size relative to the box (SceneSpec.mouse_size; default "
+                    "1: 53 px long at scale 1; 1.8 is a 9-cm mouse in a 50-cm box)")
     ap.add_argument("--seed", type=int, default=None,
                     help="scene seed (default 5, the seed the detection was tuned on; give "
                     "another for held-out figures)")
@@ -159,6 +162,8 @@ def main() -> None:
     detection = {} if args.opening_px is None else {"opening_px": args.opening_px}
     if args.seed is not None:
         BASE["seed"] = args.seed
+    if args.mouse_size is not None:
+        BASE["mouse_size"] = args.mouse_size
     if args.duration is not None:
         BASE["duration_s"] = args.duration
     if "synthetic" in args.sections:
