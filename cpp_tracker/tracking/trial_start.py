@@ -20,6 +20,7 @@ before tracking begins, so time segments (``--workers``) are split after it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -124,9 +125,11 @@ def arena_looks(config: Config, background: np.ndarray,
                 detectors: Sequence[ArenaDetector]) -> list[ArenaLook]:
     """The per-arena inputs of :func:`look_at`, from the empty box and the detectors."""
     h, w = background.shape
+    # every arena's whole outline, masks included: a masked cable or light inside a box
+    # is neither floor to look at nor the band an arm reaches across
     everywhere = np.zeros((h, w), bool)
     for a in config.arenas:
-        everywhere |= arena_mask(a, 0, 0, w, h) > 0
+        everywhere |= arena_mask(dataclasses.replace(a, masks=()), 0, 0, w, h) > 0
     return [_arena_look(a, d, background, everywhere)
             for a, d in zip(config.arenas, detectors, strict=True)]
 

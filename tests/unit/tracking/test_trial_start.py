@@ -89,3 +89,21 @@ def test_no_start_within_the_search_limit_is_said_in_one_sentence():
     assert "a closed door until" in found.reason
     assert "give trial.start in seconds" in found.reason
     assert "\n" not in found.reason
+
+
+def test_a_masked_cable_near_the_wall_is_no_arm_across_the_outline():
+    """The zoo found it: a swinging cable in a corner, masked in the config, was taken as
+    an arm reaching in until the video's end, so no start was found."""
+    spec = SceneSpec(duration_s=24.0, fps=10.0, seed=17, experimenter=True,
+                     distractor="cable")
+    truth = make_scene(spec)
+    raw = dict(truth.config)
+    raw["arenas"] = [dict(raw["arenas"][0], masks=[truth.distractor_polygon])]
+    config = parse_config(raw)
+    samples = np.stack([f for t, f in iter_frames(spec) if t > spec.duration_s / 2][::10])
+    detectors = [make_detector(a, config.detection, truth.background, samples)
+                 for a in config.arenas]
+    looks = arena_looks(config, truth.background, detectors)
+    found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600, stride=2)
+    assert found.found, found.reason
+    assert found.start_s == pytest.approx(truth.trial_start_s, abs=0.2)
