@@ -23,6 +23,7 @@ reports the held-out ones (other seeds and feature combinations never seen in tu
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -50,11 +51,16 @@ def tracked(video: Path, truth: GroundTruth, work: Path) -> list[dict]:
     if truth.distractor_polygon is not None:
         first = dict(raw["arenas"][0], masks=[truth.distractor_polygon])
         raw["arenas"] = [first, *raw["arenas"][1:]]
+    if truth.spec.experimenter:  # the recording starts before the trial
+        raw["trial"] = {"start": "auto"}
     (work / "true.yaml").write_text(yaml.safe_dump(raw))
     result = track_video(video, load_config(work / "true.yaml"), work / "out",
                          progress=False, plots=False, resume=False)
     folder = Path(result.result_dir)
     track = pd.read_parquet(folder / "track.parquet")
+    # the track's time counts from the trial's start: back to the video's frames
+    start_s = json.loads((folder / "run.json").read_text())["window"]["start_s"] or 0.0
+    track["frame"] = ((track["time_s"] + start_s) * truth.spec.fps).round().astype(int)
     summary = pd.read_csv(folder / "summary.csv")
     rows = []
     for arena, length in zip(raw["arenas"], body_length_px(truth.spec), strict=True):

@@ -59,6 +59,9 @@ DIMENSIONS: dict[str, tuple] = {
     "boli": (0, 3),
     "fps": (15.0, 25.0, 30.0),
     "codec": ("h264", "h264", "h264", "mp4v"),
+    # the recording starts before the trial: a gloved hand puts the mouse in, the doors
+    # are lifted (``experimenter``); the tracker is then run with ``trial.start: auto``
+    "start": ("trial", "trial", "experimenter"),
 }
 
 #: Pairs of (dimension, value) that only held-out scenes combine. A tuning draw holding
@@ -71,6 +74,7 @@ HELD_OUT_PAIRS: tuple[tuple[tuple[str, object], tuple[str, object]], ...] = (
     (("distractor", "cable"), ("mouse", "light")),
     (("codec", "mp4v"), ("noise", 5.0)),
     (("light", "step"), ("floor", "grey")),
+    (("start", "experimenter"), ("boxes", 2)),
 )
 
 
@@ -94,6 +98,7 @@ class ZooScene:
                  f"shadow {c['shadow']:g}", c["light"], c["codec"]]
         words += [c["distractor"]] if c["distractor"] else []
         words += ["boli"] if c["boli"] else []
+        words += ["hand+doors"] if c["start"] == "experimenter" else []
         return " ".join(words)
 
 
@@ -118,7 +123,8 @@ def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
         floor_texture=choices["floor_texture"], noise_sigma=choices["noise"],
         distractor=choices["distractor"], boli=choices["boli"], codec=choices["codec"],
         tail_base_frac=choices["tail"], shadow_depth=choices["shadow"],
-        mouse_size=choices["mouse_size"], **light)
+        mouse_size=choices["mouse_size"], experimenter=choices["start"] == "experimenter",
+        **light)
 
 
 def _fits(spec: SceneSpec) -> bool:
