@@ -47,6 +47,8 @@ import shapely
 from shapely.geometry import LineString, Polygon
 from shapely.ops import polylabel
 
+from .floor_steps import FloorStep, floor_steps
+
 __all__ = [
     "Finding",
     "ProposedArena",
@@ -1220,6 +1222,67 @@ def _pick_walls(polygon, walls: list[_Wall], n_chambers: int | None) -> list[_Wa
     return chosen
 
 
+#: A step between floors weaker than this (in typical neighbour differences) is not
+#: proposed: on boxes with one floor the strongest is below 1 (tuned on seeds 0-4).
+_MIN_STEP = 1.5
+
+
+def _step_walls(image: np.ndarray, polygon: Polygon, visited: np.ndarray | None
+                ) -> list[_Wall]:
+    """Chamber boundaries without a visible wall: straight steps between two floors, as
+    walls whose opening is where the mouse crossed (or the whole line)."""
+    out = []
+    for step in floor_steps(image, polygon):
+        if step.strength < _MIN_STEP:
+            continue
+        theta = math.atan2(step.direction[0], -step.direction[1])
+        line = _Line(theta, float(np.array([math.cos(theta), math.sin(theta)]) @ step.p), 0.0)
+        chord = _chord(polygon, line)
+        if chord is None:
+            continue
+        p, q = chord
+        crossed = _crossings(p, q, visited)
+        confidence, evidence = _judge_step(step, crossed)
+        opening = (p, q) if crossed is None else crossed
+        out.append(_Wall((), line, p, q, opening, confidence, evidence))
+    return out
+
+
+def _crossings(p: np.ndarray, q: np.ndarray, visited: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stretch of p->q on which the mouse was seen (None: nowhere, or no data)."""
+    if visited is None or not visited.any():
+        return None
+    n = max(2, int(np.hypot(*(q - p))))
+    t = np.linspace(0.0, 1.0, n)
+    pts = p[None, :] + t[:, None] * (q - p)[None, :]
+    cx = np.clip(np.round(pts[:, 0]).astype(int), 0, visited.shape[1] - 1)
+    cy = np.clip(np.round(pts[:, 1]).astype(int), 0, visited.shape[0] - 1)
+    on = np.nonzero(visited[cy, cx] > 0)[0]
+    if not len(on):
+        return None
+    return pts[on[0]], pts[on[-1]]
+
+
+def _judge_step(step: FloorStep, crossed) -> tuple[float, str]:
+    """How sure that a step between floors is where two chambers meet, and why. The image
+    alone never makes it high: the mouse must have crossed it too (a floor that changes is
+    weaker evidence than a wall)."""
+    if step.measure == "brightness":
+        what = f"its brightness by {abs(step.change):.0f} grey levels"
+    else:
+        what = f"its texture (energy x{step.change:.2f})"
+    image = float(np.clip(0.25 + 0.1 * step.strength, 0.0, 0.7))
+    if crossed is not None:
+        mouse, said = 0.15, "the mouse crossed it"
+    else:
+        mouse, said = -0.1, "the mouse was not seen crossing it (no positions, or confined)"
+    evidence = (f"no wall seen: the floor changes {what} along a straight line from wall to "
+                f"wall (strength {step.strength:.1f}); {said}; check that this is where the "
+                "chambers meet")
+    return float(np.clip(image + mouse, 0.0, 1.0)), evidence
+
+
 # --------------------------------------------------------------------------------------
 # the whole proposal
 
@@ -1497,6 +1560,8 @@ def _propose_doors(grad: _Gradient, edges, outline: _Outline, mouse: _MousePosit
     poly = Polygon(outline.polygon)
     walls = _walls(poly, _door_edges(grad, poly, edges, mouse.visited, outline.wall_px),
                    mouse.visited is not None)
+    walls = sorted(walls + _step_walls(grad.raw, poly, mouse.visited),
+                   key=lambda wl: -wl.confidence)
     picked = _pick_walls(poly, walls, n_chambers)
     doors = []
     for j, wall in enumerate(sorted(picked, key=lambda wl: _sort_key(wl, poly))):
