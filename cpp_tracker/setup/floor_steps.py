@@ -16,6 +16,7 @@ strength is in units of the measure's typical difference between neighbouring st
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -203,7 +204,8 @@ def _best_column(r: np.ndarray, m: np.ndarray, bands: list[np.ndarray], strip: i
     typical = np.nanmedian(np.abs(d))
     if not np.isfinite(typical) or typical <= 0:
         return None
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # columns with no floor in any band: NaN, left out
+        warnings.simplefilter("ignore", RuntimeWarning)
         sign = np.sign(np.nanmedian(d, axis=0))
     sharp = (sign * d - 1.5 * np.nan_to_num(e, nan=np.inf)) / typical
     score = np.nanmin(np.where(np.isnan(d), -np.inf, sharp), axis=0)

@@ -1447,7 +1447,8 @@ def propose_geometry(
         if k >= len(quads):
             arenas.append(_template_arena(name, w, h, k, n_arenas, taken))
             continue
-        outline = _fit_outline(grad, quads[k], (meas_a, meas_b), mouse, name)
+        outline = _doubt_if_mouse_missing(
+            _fit_outline(grad, quads[k], (meas_a, meas_b), mouse, name), mouse)
         doors = _propose_doors(grad, edges, outline, mouse, name, n_chambers)
         if n_chambers and 0 < len(doors) < n_chambers - 1:
             notes.append(f"{name}: found {len(doors)} door line(s) of the {n_chambers - 1} "
@@ -1467,6 +1468,7 @@ class _MousePositions:
     coords: tuple[np.ndarray, np.ndarray] | None  # x, y of the visited pixels
     seen: int  # frames in which the mouse was found
     notes: tuple[str, ...]
+    sampled: int = 0  # frames looked at
 
 
 def _mouse_positions(frames: np.ndarray | None, background: np.ndarray) -> _MousePositions:
@@ -1485,7 +1487,8 @@ def _mouse_positions(frames: np.ndarray | None, background: np.ndarray) -> _Mous
     if visited is not None:
         vy, vx = np.nonzero(visited)
         coords = (vx.astype(float), vy.astype(float))
-    return _MousePositions(visited, coords, seen, tuple(notes))
+    sampled = 0 if frames is None else len(frames)
+    return _MousePositions(visited, coords, seen, tuple(notes), sampled)
 
 
 def _wall_line_families(grad: _Gradient, edges) -> tuple[list[_Measured], list[_Measured]]:
@@ -1552,6 +1555,26 @@ def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], 
     bands = [c.band_px for c in choices if c.how in ('band', 'mouse') and c.band_px > 0]
     return _Outline(polygon, _outline_finding(name, quad, choices, coverage, mouse.seen),
                     float(np.median(bands)) if bands else None)
+
+
+#: Found in fewer of the sampled frames than this, the mouse may have spent the rest where
+#: it cannot be seen (a floor it hardly differs from, as at night) and the outline may
+#: stop short of that floor: its confidence is held below high.
+_MOUSE_SEEN_SHARE = 0.8
+
+
+def _doubt_if_mouse_missing(outline: _Outline, mouse: _MousePositions) -> _Outline:
+    """The outline's confidence held at medium when the mouse was missing from many of the
+    sampled frames (it may have been on floor beyond the outline)."""
+    if not mouse.sampled or mouse.seen >= _MOUSE_SEEN_SHARE * mouse.sampled:
+        return outline
+    f = outline.finding
+    evidence = (f"{f.evidence}; but the mouse was not found in {mouse.sampled - mouse.seen} "
+                f"of {mouse.sampled} sampled frames: check that the outline covers the "
+                "whole floor (a chamber whose floor the mouse hardly differs from may be "
+                "left out)")
+    finding = Finding(f.element, min(f.confidence, 0.6), evidence)
+    return _Outline(outline.polygon, finding, outline.wall_px)
 
 
 def _propose_doors(grad: _Gradient, edges, outline: _Outline, mouse: _MousePositions,
