@@ -705,7 +705,7 @@ def _strip_values(image: np.ndarray, line: _Line, p: np.ndarray, q: np.ndarray,
 @dataclass(frozen=True)
 class _SideChoice:
     line: _Line
-    how: str  # 'mouse', 'band', 'single'
+    how: str  # 'mouse', 'band', 'opposite', 'single'
     band_px: float  # wall band width between the outer frame and the chosen edge
 
 
@@ -722,14 +722,44 @@ def _floor_side(
     edges = _one_per_edge([(0.0, side.line, 1.0), *_parallel_edges(side, family),
                            *_gradient_peaks(grad, side)])
     if visited is not None:
-        choice = _edge_the_mouse_stays_inside(side, quad, edges, coords)
-        if choice is not None:
+        # the mouse tells the floor's edge even where it shows along only part of the side
+        # (black and white chambers: a wall face unlike one floor, like the other)
+        partial = _one_per_edge([(0.0, side.line, 1.0),
+                                 *_parallel_edges(side, family, _PARTIAL_EDGE),
+                                 *_gradient_peaks(grad, side, _PARTIAL_EDGE)])
+        full = _edge_the_mouse_stays_inside(side, quad, edges, coords)
+        choice = _edge_the_mouse_stays_inside(side, quad, partial, coords)
+        if choice is not None and (full is None or choice.band_px > full.band_px) and (
+                _band_unlike_floor(grad, side, choice.band_px)):
             return choice
+        if full is not None:
+            return full
     if len(edges) >= 2:
         choice = _inner_edge_of_wall_band(grad, side, *edges[1])
         if choice is not None:
             return choice
     return _SideChoice(side.line, "single", 0.0)
+
+
+def _like_opposite(grad: _Gradient, quad: _Quad, k: int, family: list[_Measured],
+                   choices: list[_SideChoice]) -> _SideChoice:
+    """Side ``k`` where neither the mouse nor a uniform wall band placed it: the edge at
+    the depth the opposite side's floor edge was found at (within 30 %), if there is one:
+    wall faces seen in perspective are about as deep on opposite sides (the camera's
+    offset makes them differ a little) and look unlike a wall band."""
+    choice, opposite = choices[k], choices[(k + 2) % 4]
+    if choice.how != "single" or opposite.how not in ("mouse", "band") or (
+            opposite.band_px <= 3.0):
+        return choice
+    side = _side_frame(quad, k)
+    edges = _one_per_edge([*_parallel_edges(side, family, _PARTIAL_EDGE),
+                           *_gradient_peaks(grad, side, _PARTIAL_EDGE)])
+    near = [(abs(d - opposite.band_px), d, ln) for d, ln in edges
+            if abs(d - opposite.band_px) <= 0.3 * opposite.band_px]
+    if not near:
+        return choice
+    _, d, ln = min(near, key=lambda c: c[0])
+    return _SideChoice(ln, "opposite", d)
 
 
 @dataclass(frozen=True)
@@ -758,7 +788,14 @@ def _side_frame(quad: _Quad, k: int) -> _SideFrame:
                       c_start, c_end, span, depth)
 
 
-def _parallel_edges(side: _SideFrame, family: list[_Measured]) -> list[tuple[float, _Line, float]]:
+#: The share of a side an edge must cover to be the floor's edge: 0.6 from the image alone,
+#: less where the mouse was never beyond it.
+_FULL_EDGE = 0.6
+_PARTIAL_EDGE = 0.4
+
+
+def _parallel_edges(side: _SideFrame, family: list[_Measured], min_coverage: float = _FULL_EDGE
+                    ) -> list[tuple[float, _Line, float]]:
     """Lines found inside the side that run parallel to it, covered by an edge between the
     neighbouring sides: (distance inwards, line, coverage)."""
     cands = []
@@ -776,13 +813,14 @@ def _parallel_edges(side: _SideFrame, family: list[_Measured]) -> list[tuple[flo
         if p is None or q is None:
             continue
         cov = m.coverage_between(p, q)
-        if cov < 0.6:
+        if cov < min_coverage:
             continue
         cands.append((d, ln, cov))
     return cands
 
 
-def _gradient_peaks(grad: _Gradient, side: _SideFrame) -> list[tuple[float, _Line, float]]:
+def _gradient_peaks(grad: _Gradient, side: _SideFrame, min_coverage: float = _FULL_EDGE
+                    ) -> list[tuple[float, _Line, float]]:
     """Weak edges (a dark wall on a dark floor) may have too few votes to be among the lines
     found: peaks of the gradient across the side, every half pixel inwards, that cover it."""
     offsets = np.arange(0.0, side.depth + 0.01, 0.5)
@@ -800,7 +838,7 @@ def _gradient_peaks(grad: _Gradient, side: _SideFrame) -> list[tuple[float, _Lin
                 continue
             cov = _profile(grad, p, q, ln.normal, tolerance_px=1.0,
                            threshold=weak).coverage(0.05, 0.95)
-            if cov >= 0.6:
+            if cov >= min_coverage:
                 cands.append((d, ln, cov))
     return cands
 
@@ -841,7 +879,7 @@ def _edge_the_mouse_stays_inside(
     side: _SideFrame, quad: _Quad, edges: list[tuple[float, _Line]],
     coords: tuple[np.ndarray, np.ndarray],
 ) -> _SideChoice | None:
-    """The outermost edge the mouse was (almost) never beyond, when it came near the side."""
+    """The innermost edge the mouse was (almost) never beyond, when it came near the side."""
     xs, ys = coords
     region = quad.polygon.buffer(max(4.0, side.depth))
     near = shapely.contains_xy(region, xs, ys)
@@ -859,6 +897,27 @@ def _edge_the_mouse_stays_inside(
         if np.count_nonzero(s < -1.5) <= tol:
             return _SideChoice(ln, "mouse", d)
     return None
+
+
+def _band_unlike_floor(grad: _Gradient, side: _SideFrame, d: float) -> bool:
+    """Whether the band between the outer frame and the edge ``d`` px inwards is unlike the
+    floor just inside that edge (in brightness or in texture) along most of the side: a
+    wall face, not the outer rows of a floor's holes or rods."""
+    if d < 3.0:
+        return False
+    inward = side.inward
+    w = float(np.clip(0.25 * d, 2.0, 6.0))  # strips this wide just outside and inside
+    band = _strip_values(grad.raw, side.line, side.start, side.end,
+                         np.arange(d - 1.5 - w, d - 1.5 + 0.01, 0.5) * inward)
+    floor = _strip_values(grad.raw, side.line, side.start, side.end,
+                          np.arange(d + 1.5, d + 1.5 + w + 0.01, 0.5) * inward)
+    unlike = []
+    for b, f in zip(np.array_split(band, 8), np.array_split(floor, 8), strict=True):
+        sb, sf = float(b.std()), float(f.std())
+        spread = max(2.0, 0.5 * (sb + sf))
+        unlike.append(abs(float(b.mean()) - float(f.mean())) > 2 * spread
+                      or max(sb, sf) > 1.8 * max(1.0, min(sb, sf)))
+    return float(np.mean(unlike)) >= 0.6
 
 
 def _inner_edge_of_wall_band(grad: _Gradient, side: _SideFrame, d: float,
@@ -1020,9 +1079,10 @@ def _door_edges(grad, polygon, edges, visited, wall_px: float | None) -> list[_D
 
 
 def _wall_widths(wall_px: float | None, size: float) -> list[float]:
-    """Thicknesses a dividing wall is looked for at: about the outer walls' when known."""
+    """Thicknesses a dividing wall is looked for at: about the outer walls' when known, and
+    thinner (a thin partition; outer walls that look wide for the faces seen inside)."""
     if wall_px:
-        return sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
+        return sorted({max(1.0, round(wall_px * f)) for f in (0.25, 0.4, 0.55, 0.7, 1.0, 1.4)})
     return [float(t) for t in range(3, max(4, int(0.08 * size)) + 1)]
 
 
@@ -1223,8 +1283,8 @@ def _pick_walls(polygon, walls: list[_Wall], n_chambers: int | None) -> list[_Wa
 
 
 #: A step between floors weaker than this (in typical neighbour differences) is not
-#: proposed: on boxes with one floor the strongest is below 1 (tuned on seeds 0-4).
-_MIN_STEP = 1.5
+#: proposed: on boxes with one floor the strongest is 1.5 at most (tuned on seeds 0-4).
+_MIN_STEP = 2.0
 
 
 def _step_walls(image: np.ndarray, polygon: Polygon, visited: np.ndarray | None
@@ -1381,7 +1441,12 @@ def _outline_finding(name: str, quad: _Quad, choices: list[_SideChoice],
     else:
         parts.append("no mouse positions near the walls to confirm them")
         bonus = 0.4
-    bands = [c.band_px for c in choices if c.how in ("band", "mouse") and c.band_px > 0]
+    bands = [c.band_px for c in choices
+             if c.how in ("band", "mouse", "opposite") and c.band_px > 0]
+    if "opposite" in how:
+        parts.append(f"{how.count('opposite')} side(s) placed at the depth of the opposite "
+                     "side's floor edge (wall faces in perspective?)")
+        bonus -= 0.15
     if bands:
         parts.append(f"a wall band of {min(bands):.0f}-{max(bands):.0f} px lies outside")
         if max(bands) > 2.5 * max(1.0, min(bands)):
@@ -1535,6 +1600,7 @@ def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], 
     for s in range(4):
         family = families[0] if s in (0, 2) else families[1]
         choices.append(_floor_side(grad, quad, s, family, mouse.visited, mouse.coords))
+    choices = [_like_opposite(grad, quad, s, families[s % 2], choices) for s in range(4)]
     sides = [c.line for c in choices]
     corners = _corners(*sides)
     refined = []
@@ -1552,7 +1618,8 @@ def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], 
         for s in range(4)
     )
     polygon = _clockwise_from_top_left([_rounded(c) for c in final])
-    bands = [c.band_px for c in choices if c.how in ('band', 'mouse') and c.band_px > 0]
+    bands = [c.band_px for c in choices if c.how in ('band', 'mouse', 'opposite')
+             and c.band_px > 0]
     return _Outline(polygon, _outline_finding(name, quad, choices, coverage, mouse.seen),
                     float(np.median(bands)) if bands else None)
 
