@@ -1503,6 +1503,8 @@ def propose_geometry(
     edges = _edge_pixels(grad)
     meas_a, meas_b = _wall_line_families(grad, edges)
     quads = _order_arenas(_find_frames(meas_a, meas_b, n_arenas, (h, w)))
+    if n_arenas == 1 and mouse.coords is not None and _mouse_outside(quads, mouse) > 0.05:
+        quads = _frame_holding_the_mouse(meas_a, meas_b, (h, w), mouse) or quads
     if len(quads) < n_arenas:
         notes.append(f"found {len(quads)} box outline(s) of the {n_arenas} asked for")
     arenas = []
@@ -1523,6 +1525,32 @@ def propose_geometry(
         arenas.append(ProposedArena(name, outline.polygon, tuple(doors), chambers,
                                     outline.finding, True))
     return Proposal(w, h, tuple(arenas), tuple(notes), mouse.seen, n_chambers)
+
+
+def _mouse_outside(quads: list[_Quad], mouse: _MousePositions) -> float:
+    """The share of the pixels the mouse was seen on that lie outside every frame."""
+    xs, ys = mouse.coords
+    inside = np.zeros(len(xs), bool)
+    for q in quads:
+        inside |= shapely.contains_xy(q.polygon.buffer(3.0), xs, ys)
+    return float(1.0 - inside.mean()) if len(xs) else 0.0
+
+
+def _frame_holding_the_mouse(meas_a, meas_b, shape, mouse: _MousePositions) -> list[_Quad]:
+    """One box whose frame the first search cut short (a side too faint to cover 60 % of
+    it, as a dark wall on a dark floor at night): the best frame of sides covered at least
+    a third that holds where the mouse was seen. Its sides' coverage, and so its
+    confidence, stays low."""
+    a_lines = sorted(meas_a, key=lambda m: m.line.rho)
+    b_lines = sorted(meas_b, key=lambda m: m.line.rho)
+    if len(a_lines) < 2 or len(b_lines) < 2:
+        return []
+    found = sorted(_covered_quads(a_lines, b_lines, 1, shape, 0.35), key=lambda f: -f[0])
+    clean, loose = _distinct_quads(found, a_lines, b_lines)
+    holding = [q for q in clean + loose if _mouse_outside([q], mouse) <= 0.02]
+    if not holding:
+        return []
+    return [max(holding, key=lambda q: _quad_score(q, strict=True))]
 
 
 @dataclass(frozen=True)
