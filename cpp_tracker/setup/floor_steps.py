@@ -16,15 +16,16 @@ strength is in units of the measure's typical difference between neighbouring st
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import shapely.affinity
 from shapely.geometry import Polygon
 
 __all__ = ["FloorStep", "floor_steps"]
 
+_WORK_SIZE = 260.0  # px across a box searched at full resolution; larger ones scaled down
 _BANDS = 6  # bands along the line: a step must hold in all but _SPARE of them
 _SPARE = 1
 _RAMP = 1.5  # how much a change farther out on either side counts against a step
@@ -66,6 +67,14 @@ def floor_steps(image: np.ndarray, polygon: Polygon, *, max_tilt_deg: float = 30
     """Steps between floors across the box ``polygon`` in ``image``, strongest first (at
     most ``max_steps``, not closer than a tenth of the box to each other)."""
     size = math.sqrt(polygon.area)
+    # large boxes are searched at about _WORK_SIZE px across (time), and the line scaled back
+    scale = min(1.0, _WORK_SIZE / size)
+    if scale < 1.0:
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        box = shapely.affinity.scale(polygon, scale, scale, origin=(0, 0))
+        return [FloorStep(s.p / scale, s.direction, s.strength, s.measure, s.change)
+                for s in floor_steps(small, box, max_tilt_deg=max_tilt_deg,
+                                     max_steps=max_steps)]
     inner = polygon.buffer(-0.07 * size)
     if inner.is_empty or inner.area < 0.2 * polygon.area:
         return []
@@ -77,7 +86,9 @@ def floor_steps(image: np.ndarray, polygon: Polygon, *, max_tilt_deg: float = 30
     cv2.fillPoly(mask, [np.round(np.asarray(inner.exterior.coords)).astype(np.int32)], 1)
     axis = math.degrees(_long_axis(polygon))
     found = []
-    for tilt in np.arange(-max_tilt_deg, max_tilt_deg + 0.1, 1.0):
+    # every 2 degrees: the line through the crossings found in each band then gives the
+    # angle exactly
+    for tilt in np.arange(-max_tilt_deg, max_tilt_deg + 0.1, 2.0):
         found += _steps_at(feats, mask, axis + float(tilt), strip, gap)
     found.sort(key=lambda s: -s.strength)
     groups: list[list[FloorStep]] = []
@@ -211,9 +222,7 @@ def _best_column(r: np.ndarray, m: np.ndarray, bands: list[np.ndarray], strip: i
     typical = np.nanmedian(np.abs(d))
     if not np.isfinite(typical) or typical <= 0:
         return None
-    with warnings.catch_warnings():  # columns with no floor in any band: NaN, left out
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sign = np.sign(np.nanmedian(d, axis=0))
+    sign = np.sign(np.nansum(np.sign(d), axis=0))  # the way most bands step
     sharp = (sign * d - _RAMP * np.nan_to_num(e, nan=np.inf)) / typical
     # the weakest band but one: a mouse resting or bedding kicked up may spoil one
     score = np.sort(np.where(np.isnan(d), -np.inf, sharp), axis=0)[_SPARE]

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Polygon
 
+from cpp_tracker.setup.floor_steps import floor_steps
 from cpp_tracker.setup.propose import proposal_to_yaml, propose_geometry
-from cpp_tracker.synthetic import ArenaSpec, SceneSpec, iter_frames, make_scene
+from cpp_tracker.synthetic import ArenaSpec, SceneSpec, iter_frames, make_scene, scaled
 
 SEED = 11
 DOOR_TOLERANCE_PX = 3.0
@@ -93,3 +94,21 @@ def test_a_step_between_floors_says_what_to_check():
     (door,) = proposal.arenas[0].doors
     assert "no wall seen" in door.finding.evidence
     assert "check that this is where the chambers meet" in door.finding.evidence
+
+
+@pytest.mark.parametrize("k", [1.0, 2.5])
+def test_a_step_between_floors_is_placed_where_they_meet_at_any_size(k):
+    """Image only; at 2.5x (800x600) the box is searched scaled down and the line scaled
+    back: still within the tolerance scaled with the box."""
+    spec = scaled(SceneSpec(duration_s=2.0, seed=SEED, partition="floor_step",
+                            chamber_floors=("light", "dark"),
+                            arenas=(ArenaSpec(door_angle_deg=10.0),)), k)
+    truth = make_scene(spec)
+    arena = truth.config["arenas"][0]
+    polygon = Polygon(arena["polygon"])
+    (step, *_) = floor_steps(truth.background, polygon)
+    line = LineString([step.p - 1000 * step.direction, step.p + 1000 * step.direction])
+    error = polygon.intersection(line).hausdorff_distance(
+        polygon.intersection(LineString(arena["doors"][0]["line"])))
+    assert error <= DOOR_TOLERANCE_PX * k
+    assert step.strength >= 10
