@@ -71,7 +71,7 @@ LAB_FAMILIES: dict[str, dict] = {
                                                chamber_floors=("light", "dark"),
                                                noise_sigma=2.0),
     "IR night, wall (old box)": dict(night_ir=True, noise_sigma=2.0),
-    "undecidable: same floors, no partition": dict(partition="floor_step",
+    "undecidable (want: no door, not high)": dict(partition="floor_step",
                                                    chamber_floors=("paper", "paper")),
 }
 

@@ -1847,14 +1847,17 @@ def _yaml_header(proposal: Proposal, video: str, preview: str, version: str) -> 
     c("# To correct it by clicking:  cpp-tracker draw VIDEO --config THIS_FILE --out draw.html")
     c("# Coordinates are video pixels: x = column, y = row, from the top-left corner.")
     c("#")
-    c("# What init found (confidence 0-1; high >= 0.75, medium >= 0.5):")
+    c("# What init found (confidence 0-1; high >= 0.75, medium >= 0.5, low: check it first):")
     for f in proposal.findings:
         for k, line in enumerate(_comment_lines(
                 f"{f.element}: {f.level} ({f.confidence:.2f}): {f.evidence}", "", 90)):
             c("#   " + line[2:] if k == 0 else "#       " + line[2:])
     if not proposal.doors_found:
-        c("#   NO DOORS FOUND: no dividing wall with an opening was seen; this file has one "
-          "chamber per box.")
+        c("#   NO DOORS FOUND: no dividing wall with an opening, nor a straight change of "
+          "floor, was seen;")
+        c("#   this file has one chamber per box. If the chambers differ only by a floor that "
+          "looks the")
+        c("#   same here, add the door line where they meet (see the template below).")
     for note in proposal.notes:
         c(f"#   note: {note}")
     return out
