@@ -1068,22 +1068,34 @@ def _door_edges(grad, polygon, edges, visited, wall_px: float | None) -> list[_D
     lines = _hough(xs[keep], ys[keep], angle[keep], math.hypot(*grad.gx.shape),
                    min_votes=0.15 * short, max_lines=60)
     widths = _wall_widths(wall_px, math.sqrt(polygon.area))
+    thin = _thin_widths(wall_px, widths)
     out: list[_DoorEdge] = []
     for raw in lines:
         edge = _refine(raw, xs[keep], ys[keep], angle[keep])
-        ridge = _best_ridge(grad, polygon, edge, widths, short)
-        door_edge = None if ridge is None else _door_edge(ridge, visited)
-        if door_edge is not None:
-            out.append(door_edge)
+        found = []
+        for w in (widths, thin):
+            ridge = _best_ridge(grad, polygon, edge, w, short) if w else None
+            door_edge = None if ridge is None else _door_edge(ridge, visited)
+            if door_edge is not None:
+                found.append(door_edge)
+        if found:  # a thin partition only where it is more solid than a wall as thick
+            out.append(max(found, key=lambda e: (round(e.solidity, 2), e.coverage)))
     return out
 
 
 def _wall_widths(wall_px: float | None, size: float) -> list[float]:
-    """Thicknesses a dividing wall is looked for at: about the outer walls' when known, and
-    thinner (a thin partition; outer walls that look wide for the faces seen inside)."""
+    """Thicknesses a dividing wall is looked for at: about the outer walls' when known."""
     if wall_px:
-        return sorted({max(1.0, round(wall_px * f)) for f in (0.25, 0.4, 0.55, 0.7, 1.0, 1.4)})
+        return sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
     return [float(t) for t in range(3, max(4, int(0.08 * size)) + 1)]
+
+
+def _thin_widths(wall_px: float | None, widths: list[float]) -> list[float]:
+    """Thinner partitions, looked for where no wall of ``widths`` is: down to a quarter of
+    the outer walls' band (which looks wide where wall faces are seen inside it)."""
+    if not wall_px:
+        return [] if min(widths) <= 1.0 else [1.0, 2.0]
+    return sorted({max(1.0, round(wall_px * f)) for f in (0.25, 0.4, 0.55)} - set(widths))
 
 
 @dataclass(frozen=True)
