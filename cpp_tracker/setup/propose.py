@@ -1664,10 +1664,10 @@ def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], 
                     float(np.median(bands)) if bands else None)
 
 
-#: Found in fewer of the sampled frames than this, the mouse may have spent the rest where
+#: Found in fewer of the sampled frames than this share, the mouse may have spent the rest where
 #: it cannot be seen (a floor it hardly differs from, as at night) and the outline may
 #: stop short of that floor: its confidence is held below high.
-_MOUSE_SEEN_SHARE = 0.8
+_MOUSE_SEEN_SHARE = 0.9  # boxes where it is seen well: 0.98-1.0 of the frames
 
 
 def _doubt_if_mouse_missing(outline: _Outline, mouse: _MousePositions) -> _Outline:
