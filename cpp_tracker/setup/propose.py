@@ -47,6 +47,8 @@ import shapely
 from shapely.geometry import LineString, Polygon
 from shapely.ops import polylabel
 
+from .floor_steps import FloorStep, floor_steps
+
 __all__ = [
     "Finding",
     "ProposedArena",
@@ -703,7 +705,7 @@ def _strip_values(image: np.ndarray, line: _Line, p: np.ndarray, q: np.ndarray,
 @dataclass(frozen=True)
 class _SideChoice:
     line: _Line
-    how: str  # 'mouse', 'band', 'single'
+    how: str  # 'mouse', 'band', 'opposite', 'single'
     band_px: float  # wall band width between the outer frame and the chosen edge
 
 
@@ -720,14 +722,44 @@ def _floor_side(
     edges = _one_per_edge([(0.0, side.line, 1.0), *_parallel_edges(side, family),
                            *_gradient_peaks(grad, side)])
     if visited is not None:
-        choice = _edge_the_mouse_stays_inside(side, quad, edges, coords)
-        if choice is not None:
+        # the mouse tells the floor's edge even where it shows along only part of the side
+        # (black and white chambers: a wall face unlike one floor, like the other)
+        partial = _one_per_edge([(0.0, side.line, 1.0),
+                                 *_parallel_edges(side, family, _PARTIAL_EDGE),
+                                 *_gradient_peaks(grad, side, _PARTIAL_EDGE)])
+        full = _edge_the_mouse_stays_inside(side, quad, edges, coords)
+        choice = _edge_the_mouse_stays_inside(side, quad, partial, coords)
+        if choice is not None and (full is None or choice.band_px > full.band_px) and (
+                _band_unlike_floor(grad, side, choice.band_px)):
             return choice
+        if full is not None:
+            return full
     if len(edges) >= 2:
         choice = _inner_edge_of_wall_band(grad, side, *edges[1])
         if choice is not None:
             return choice
     return _SideChoice(side.line, "single", 0.0)
+
+
+def _like_opposite(grad: _Gradient, quad: _Quad, k: int, family: list[_Measured],
+                   choices: list[_SideChoice]) -> _SideChoice:
+    """Side ``k`` where neither the mouse nor a uniform wall band placed it: the edge at
+    the depth the opposite side's floor edge was found at (within 30 %), if there is one:
+    wall faces seen in perspective are about as deep on opposite sides (the camera's
+    offset makes them differ a little) and look unlike a wall band."""
+    choice, opposite = choices[k], choices[(k + 2) % 4]
+    if choice.how != "single" or opposite.how not in ("mouse", "band") or (
+            opposite.band_px <= 3.0):
+        return choice
+    side = _side_frame(quad, k)
+    edges = _one_per_edge([*_parallel_edges(side, family, _PARTIAL_EDGE),
+                           *_gradient_peaks(grad, side, _PARTIAL_EDGE)])
+    near = [(abs(d - opposite.band_px), d, ln) for d, ln in edges
+            if abs(d - opposite.band_px) <= 0.3 * opposite.band_px]
+    if not near:
+        return choice
+    _, d, ln = min(near, key=lambda c: c[0])
+    return _SideChoice(ln, "opposite", d)
 
 
 @dataclass(frozen=True)
@@ -756,7 +788,14 @@ def _side_frame(quad: _Quad, k: int) -> _SideFrame:
                       c_start, c_end, span, depth)
 
 
-def _parallel_edges(side: _SideFrame, family: list[_Measured]) -> list[tuple[float, _Line, float]]:
+#: The share of a side an edge must cover to be the floor's edge: 0.6 from the image alone,
+#: less where the mouse was never beyond it.
+_FULL_EDGE = 0.6
+_PARTIAL_EDGE = 0.4
+
+
+def _parallel_edges(side: _SideFrame, family: list[_Measured], min_coverage: float = _FULL_EDGE
+                    ) -> list[tuple[float, _Line, float]]:
     """Lines found inside the side that run parallel to it, covered by an edge between the
     neighbouring sides: (distance inwards, line, coverage)."""
     cands = []
@@ -774,13 +813,14 @@ def _parallel_edges(side: _SideFrame, family: list[_Measured]) -> list[tuple[flo
         if p is None or q is None:
             continue
         cov = m.coverage_between(p, q)
-        if cov < 0.6:
+        if cov < min_coverage:
             continue
         cands.append((d, ln, cov))
     return cands
 
 
-def _gradient_peaks(grad: _Gradient, side: _SideFrame) -> list[tuple[float, _Line, float]]:
+def _gradient_peaks(grad: _Gradient, side: _SideFrame, min_coverage: float = _FULL_EDGE
+                    ) -> list[tuple[float, _Line, float]]:
     """Weak edges (a dark wall on a dark floor) may have too few votes to be among the lines
     found: peaks of the gradient across the side, every half pixel inwards, that cover it."""
     offsets = np.arange(0.0, side.depth + 0.01, 0.5)
@@ -798,7 +838,7 @@ def _gradient_peaks(grad: _Gradient, side: _SideFrame) -> list[tuple[float, _Lin
                 continue
             cov = _profile(grad, p, q, ln.normal, tolerance_px=1.0,
                            threshold=weak).coverage(0.05, 0.95)
-            if cov >= 0.6:
+            if cov >= min_coverage:
                 cands.append((d, ln, cov))
     return cands
 
@@ -839,7 +879,7 @@ def _edge_the_mouse_stays_inside(
     side: _SideFrame, quad: _Quad, edges: list[tuple[float, _Line]],
     coords: tuple[np.ndarray, np.ndarray],
 ) -> _SideChoice | None:
-    """The outermost edge the mouse was (almost) never beyond, when it came near the side."""
+    """The innermost edge the mouse was (almost) never beyond, when it came near the side."""
     xs, ys = coords
     region = quad.polygon.buffer(max(4.0, side.depth))
     near = shapely.contains_xy(region, xs, ys)
@@ -857,6 +897,27 @@ def _edge_the_mouse_stays_inside(
         if np.count_nonzero(s < -1.5) <= tol:
             return _SideChoice(ln, "mouse", d)
     return None
+
+
+def _band_unlike_floor(grad: _Gradient, side: _SideFrame, d: float) -> bool:
+    """Whether the band between the outer frame and the edge ``d`` px inwards is unlike the
+    floor just inside that edge (in brightness or in texture) along most of the side: a
+    wall face, not the outer rows of a floor's holes or rods."""
+    if d < 3.0:
+        return False
+    inward = side.inward
+    w = float(np.clip(0.25 * d, 2.0, 6.0))  # strips this wide just outside and inside
+    band = _strip_values(grad.raw, side.line, side.start, side.end,
+                         np.arange(d - 1.5 - w, d - 1.5 + 0.01, 0.5) * inward)
+    floor = _strip_values(grad.raw, side.line, side.start, side.end,
+                          np.arange(d + 1.5, d + 1.5 + w + 0.01, 0.5) * inward)
+    unlike = []
+    for b, f in zip(np.array_split(band, 8), np.array_split(floor, 8), strict=True):
+        sb, sf = float(b.std()), float(f.std())
+        spread = max(2.0, 0.5 * (sb + sf))
+        unlike.append(abs(float(b.mean()) - float(f.mean())) > 2 * spread
+                      or max(sb, sf) > 1.8 * max(1.0, min(sb, sf)))
+    return float(np.mean(unlike)) >= 0.6
 
 
 def _inner_edge_of_wall_band(grad: _Gradient, side: _SideFrame, d: float,
@@ -1007,13 +1068,18 @@ def _door_edges(grad, polygon, edges, visited, wall_px: float | None) -> list[_D
     lines = _hough(xs[keep], ys[keep], angle[keep], math.hypot(*grad.gx.shape),
                    min_votes=0.15 * short, max_lines=60)
     widths = _wall_widths(wall_px, math.sqrt(polygon.area))
+    thin = _thin_widths(wall_px, widths)
     out: list[_DoorEdge] = []
     for raw in lines:
         edge = _refine(raw, xs[keep], ys[keep], angle[keep])
-        ridge = _best_ridge(grad, polygon, edge, widths, short)
-        door_edge = None if ridge is None else _door_edge(ridge, visited)
-        if door_edge is not None:
-            out.append(door_edge)
+        found = []
+        for w in (widths, thin):
+            ridge = _best_ridge(grad, polygon, edge, w, short) if w else None
+            door_edge = None if ridge is None else _door_edge(ridge, visited)
+            if door_edge is not None:
+                found.append(door_edge)
+        if found:  # a thin partition only where it is more solid than a wall as thick
+            out.append(max(found, key=lambda e: (round(e.solidity, 2), e.coverage)))
     return out
 
 
@@ -1022,6 +1088,14 @@ def _wall_widths(wall_px: float | None, size: float) -> list[float]:
     if wall_px:
         return sorted({max(2.0, round(wall_px * f)) for f in (0.7, 1.0, 1.4)})
     return [float(t) for t in range(3, max(4, int(0.08 * size)) + 1)]
+
+
+def _thin_widths(wall_px: float | None, widths: list[float]) -> list[float]:
+    """Thinner partitions, looked for where no wall of ``widths`` is: down to a quarter of
+    the outer walls' band (which looks wide where wall faces are seen inside it)."""
+    if not wall_px:
+        return [] if min(widths) <= 1.0 else [1.0, 2.0]
+    return sorted({max(1.0, round(wall_px * f)) for f in (0.25, 0.4, 0.55)} - set(widths))
 
 
 @dataclass(frozen=True)
@@ -1220,6 +1294,67 @@ def _pick_walls(polygon, walls: list[_Wall], n_chambers: int | None) -> list[_Wa
     return chosen
 
 
+#: A step between floors weaker than this (in typical neighbour differences) is not
+#: proposed: on boxes with one floor the strongest is 1.5 at most (tuned on seeds 0-4).
+_MIN_STEP = 2.0
+
+
+def _step_walls(image: np.ndarray, polygon: Polygon, visited: np.ndarray | None
+                ) -> list[_Wall]:
+    """Chamber boundaries without a visible wall: straight steps between two floors, as
+    walls whose opening is where the mouse crossed (or the whole line)."""
+    out = []
+    for step in floor_steps(image, polygon):
+        if step.strength < _MIN_STEP:
+            continue
+        theta = math.atan2(step.direction[0], -step.direction[1])
+        line = _Line(theta, float(np.array([math.cos(theta), math.sin(theta)]) @ step.p), 0.0)
+        chord = _chord(polygon, line)
+        if chord is None:
+            continue
+        p, q = chord
+        crossed = _crossings(p, q, visited)
+        confidence, evidence = _judge_step(step, crossed)
+        opening = (p, q) if crossed is None else crossed
+        out.append(_Wall((), line, p, q, opening, confidence, evidence))
+    return out
+
+
+def _crossings(p: np.ndarray, q: np.ndarray, visited: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stretch of p->q on which the mouse was seen (None: nowhere, or no data)."""
+    if visited is None or not visited.any():
+        return None
+    n = max(2, int(np.hypot(*(q - p))))
+    t = np.linspace(0.0, 1.0, n)
+    pts = p[None, :] + t[:, None] * (q - p)[None, :]
+    cx = np.clip(np.round(pts[:, 0]).astype(int), 0, visited.shape[1] - 1)
+    cy = np.clip(np.round(pts[:, 1]).astype(int), 0, visited.shape[0] - 1)
+    on = np.nonzero(visited[cy, cx] > 0)[0]
+    if not len(on):
+        return None
+    return pts[on[0]], pts[on[-1]]
+
+
+def _judge_step(step: FloorStep, crossed) -> tuple[float, str]:
+    """How sure that a step between floors is where two chambers meet, and why. The image
+    alone never makes it high: the mouse must have crossed it too (a floor that changes is
+    weaker evidence than a wall)."""
+    if step.measure == "brightness":
+        what = f"its brightness by {abs(step.change):.0f} grey levels"
+    else:
+        what = f"its texture (energy x{step.change:.2f})"
+    image = float(np.clip(0.25 + 0.1 * step.strength, 0.0, 0.7))
+    if crossed is not None:
+        mouse, said = 0.15, "the mouse crossed it"
+    else:
+        mouse, said = -0.1, "the mouse was not seen crossing it (no positions, or confined)"
+    evidence = (f"no wall seen: the floor changes {what} along a straight line from wall to "
+                f"wall (strength {step.strength:.1f}); {said}; check that this is where the "
+                "chambers meet")
+    return float(np.clip(image + mouse, 0.0, 1.0)), evidence
+
+
 # --------------------------------------------------------------------------------------
 # the whole proposal
 
@@ -1318,7 +1453,12 @@ def _outline_finding(name: str, quad: _Quad, choices: list[_SideChoice],
     else:
         parts.append("no mouse positions near the walls to confirm them")
         bonus = 0.4
-    bands = [c.band_px for c in choices if c.how in ("band", "mouse") and c.band_px > 0]
+    bands = [c.band_px for c in choices
+             if c.how in ("band", "mouse", "opposite") and c.band_px > 0]
+    if "opposite" in how:
+        parts.append(f"{how.count('opposite')} side(s) placed at the depth of the opposite "
+                     "side's floor edge (wall faces in perspective?)")
+        bonus -= 0.15
     if bands:
         parts.append(f"a wall band of {min(bands):.0f}-{max(bands):.0f} px lies outside")
         if max(bands) > 2.5 * max(1.0, min(bands)):
@@ -1375,6 +1515,8 @@ def propose_geometry(
     edges = _edge_pixels(grad)
     meas_a, meas_b = _wall_line_families(grad, edges)
     quads = _order_arenas(_find_frames(meas_a, meas_b, n_arenas, (h, w)))
+    if n_arenas == 1 and mouse.coords is not None and _mouse_outside(quads, mouse) > 0.05:
+        quads = _frame_holding_the_mouse(meas_a, meas_b, (h, w), mouse) or quads
     if len(quads) < n_arenas:
         notes.append(f"found {len(quads)} box outline(s) of the {n_arenas} asked for")
     arenas = []
@@ -1384,7 +1526,8 @@ def propose_geometry(
         if k >= len(quads):
             arenas.append(_template_arena(name, w, h, k, n_arenas, taken))
             continue
-        outline = _fit_outline(grad, quads[k], (meas_a, meas_b), mouse, name)
+        outline = _doubt_if_mouse_missing(
+            _fit_outline(grad, quads[k], (meas_a, meas_b), mouse, name), mouse)
         doors = _propose_doors(grad, edges, outline, mouse, name, n_chambers)
         if n_chambers and 0 < len(doors) < n_chambers - 1:
             notes.append(f"{name}: found {len(doors)} door line(s) of the {n_chambers - 1} "
@@ -1396,6 +1539,32 @@ def propose_geometry(
     return Proposal(w, h, tuple(arenas), tuple(notes), mouse.seen, n_chambers)
 
 
+def _mouse_outside(quads: list[_Quad], mouse: _MousePositions) -> float:
+    """The share of the pixels the mouse was seen on that lie outside every frame."""
+    xs, ys = mouse.coords
+    inside = np.zeros(len(xs), bool)
+    for q in quads:
+        inside |= shapely.contains_xy(q.polygon.buffer(3.0), xs, ys)
+    return float(1.0 - inside.mean()) if len(xs) else 0.0
+
+
+def _frame_holding_the_mouse(meas_a, meas_b, shape, mouse: _MousePositions) -> list[_Quad]:
+    """One box whose frame the first search cut short (a side too faint to cover 60 % of
+    it, as a dark wall on a dark floor at night): the best frame of sides covered at least
+    a third that holds where the mouse was seen. Its sides' coverage, and so its
+    confidence, stays low."""
+    a_lines = sorted(meas_a, key=lambda m: m.line.rho)
+    b_lines = sorted(meas_b, key=lambda m: m.line.rho)
+    if len(a_lines) < 2 or len(b_lines) < 2:
+        return []
+    found = sorted(_covered_quads(a_lines, b_lines, 1, shape, 0.35), key=lambda f: -f[0])
+    clean, loose = _distinct_quads(found, a_lines, b_lines)
+    holding = [q for q in clean + loose if _mouse_outside([q], mouse) <= 0.02]
+    if not holding:
+        return []
+    return [max(holding, key=lambda q: _quad_score(q, strict=True))]
+
+
 @dataclass(frozen=True)
 class _MousePositions:
     """Where the mouse was seen in the sampled frames (None: too few sightings to use)."""
@@ -1404,6 +1573,7 @@ class _MousePositions:
     coords: tuple[np.ndarray, np.ndarray] | None  # x, y of the visited pixels
     seen: int  # frames in which the mouse was found
     notes: tuple[str, ...]
+    sampled: int = 0  # frames looked at
 
 
 def _mouse_positions(frames: np.ndarray | None, background: np.ndarray) -> _MousePositions:
@@ -1422,7 +1592,8 @@ def _mouse_positions(frames: np.ndarray | None, background: np.ndarray) -> _Mous
     if visited is not None:
         vy, vx = np.nonzero(visited)
         coords = (vx.astype(float), vy.astype(float))
-    return _MousePositions(visited, coords, seen, tuple(notes))
+    sampled = 0 if frames is None else len(frames)
+    return _MousePositions(visited, coords, seen, tuple(notes), sampled)
 
 
 def _wall_line_families(grad: _Gradient, edges) -> tuple[list[_Measured], list[_Measured]]:
@@ -1469,6 +1640,7 @@ def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], 
     for s in range(4):
         family = families[0] if s in (0, 2) else families[1]
         choices.append(_floor_side(grad, quad, s, family, mouse.visited, mouse.coords))
+    choices = [_like_opposite(grad, quad, s, families[s % 2], choices) for s in range(4)]
     sides = [c.line for c in choices]
     corners = _corners(*sides)
     refined = []
@@ -1486,9 +1658,30 @@ def _fit_outline(grad: _Gradient, quad: _Quad, families: tuple[list[_Measured], 
         for s in range(4)
     )
     polygon = _clockwise_from_top_left([_rounded(c) for c in final])
-    bands = [c.band_px for c in choices if c.how in ('band', 'mouse') and c.band_px > 0]
+    bands = [c.band_px for c in choices if c.how in ('band', 'mouse', 'opposite')
+             and c.band_px > 0]
     return _Outline(polygon, _outline_finding(name, quad, choices, coverage, mouse.seen),
                     float(np.median(bands)) if bands else None)
+
+
+#: Found in fewer of the sampled frames than this share, the mouse may have spent the rest where
+#: it cannot be seen (a floor it hardly differs from, as at night) and the outline may
+#: stop short of that floor: its confidence is held below high.
+_MOUSE_SEEN_SHARE = 0.9  # boxes where it is seen well: 0.98-1.0 of the frames
+
+
+def _doubt_if_mouse_missing(outline: _Outline, mouse: _MousePositions) -> _Outline:
+    """The outline's confidence held at medium when the mouse was missing from many of the
+    sampled frames (it may have been on floor beyond the outline)."""
+    if not mouse.sampled or mouse.seen >= _MOUSE_SEEN_SHARE * mouse.sampled:
+        return outline
+    f = outline.finding
+    evidence = (f"{f.evidence}; but the mouse was not found in {mouse.sampled - mouse.seen} "
+                f"of {mouse.sampled} sampled frames: check that the outline covers the "
+                "whole floor (a chamber whose floor the mouse hardly differs from may be "
+                "left out)")
+    finding = Finding(f.element, min(f.confidence, 0.6), evidence)
+    return _Outline(outline.polygon, finding, outline.wall_px)
 
 
 def _propose_doors(grad: _Gradient, edges, outline: _Outline, mouse: _MousePositions,
@@ -1497,6 +1690,8 @@ def _propose_doors(grad: _Gradient, edges, outline: _Outline, mouse: _MousePosit
     poly = Polygon(outline.polygon)
     walls = _walls(poly, _door_edges(grad, poly, edges, mouse.visited, outline.wall_px),
                    mouse.visited is not None)
+    walls = sorted(walls + _step_walls(grad.raw, poly, mouse.visited),
+                   key=lambda wl: -wl.confidence)
     picked = _pick_walls(poly, walls, n_chambers)
     doors = []
     for j, wall in enumerate(sorted(picked, key=lambda wl: _sort_key(wl, poly))):
@@ -1664,14 +1859,17 @@ def _yaml_header(proposal: Proposal, video: str, preview: str, version: str) -> 
     c("# To correct it by clicking:  cpp-tracker draw VIDEO --config THIS_FILE --out draw.html")
     c("# Coordinates are video pixels: x = column, y = row, from the top-left corner.")
     c("#")
-    c("# What init found (confidence 0-1; high >= 0.75, medium >= 0.5):")
+    c("# What init found (confidence 0-1; high >= 0.75, medium >= 0.5, low: check it first):")
     for f in proposal.findings:
         for k, line in enumerate(_comment_lines(
                 f"{f.element}: {f.level} ({f.confidence:.2f}): {f.evidence}", "", 90)):
             c("#   " + line[2:] if k == 0 else "#       " + line[2:])
     if not proposal.doors_found:
-        c("#   NO DOORS FOUND: no dividing wall with an opening was seen; this file has one "
-          "chamber per box.")
+        c("#   NO DOORS FOUND: no dividing wall with an opening, nor a straight change of "
+          "floor, was seen;")
+        c("#   this file has one chamber per box. If the chambers differ only by a floor that "
+          "looks the")
+        c("#   same here, add the door line where they meet (see the template below).")
     for note in proposal.notes:
         c(f"#   note: {note}")
     return out

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from . import boxes
 from .experimenter import (
     Session,
     confine_until_doors_open,
@@ -208,6 +209,27 @@ class SceneSpec:
     lid_gain : float
         Extension, with ``experimenter``: the brightness factor for half a second when the
         lid closes, after the last hand has left (1: no change).
+    partition : {"wall", "thin", "floor_step"}
+        Extension (:mod:`.boxes`): the dividing walls as a band as thick as the outer walls,
+        a thin partition, or none visible (the chambers differ only by floor; the doorway
+        is where the floors meet).
+    chamber_floors : tuple of str
+        Extension: one floor per chamber, left to right, of ``plain``, ``chips``, ``paper``
+        (bedding), ``grid``, ``holes``, ``light``, ``dark``; ``()``: as ``floor_texture``.
+    guillotine : bool
+        Extension: a door slot beside each opening with the lifted guillotine plate seen as a
+        bar of another grey across it.
+    chamber_walls : tuple of str
+        Extension: one wall colour per chamber (``dark`` / ``light``); ``()``: ``wall``.
+    wall_face : float
+        Extension: inner wall faces seen in perspective inside the wall tops, this fraction
+        of the box's width (0: none); the truth outline is the floor inside them.
+    camera_offset : float
+        Extension: the camera off-centre to one side (-0.9..0.9): the far wall's face looks
+        ``1 + camera_offset`` times as wide, the near one's ``1 - camera_offset``.
+    night_ir : bool
+        Extension: an infrared night picture (grey, low contrast: the mouse 14 grey levels
+        from the floor; darker corners).
 
     A scene rendered at ``k`` times the size (:func:`scaled`) is the same scene: the boxes,
     the mouse, its path, the tail (with ``tail_base_frac``) and the shadow scale with the
@@ -242,6 +264,13 @@ class SceneSpec:
     experimenter: bool = False
     doors_open_s: float | None = None
     lid_gain: float = 1.0
+    partition: str = "wall"
+    chamber_floors: tuple[str, ...] = ()
+    guillotine: bool = False
+    chamber_walls: tuple[str, ...] = ()
+    wall_face: float = 0.0
+    camera_offset: float = 0.0
+    night_ir: bool = False
 
     def __post_init__(self) -> None:
         # accept lists for the tuple fields (e.g. from YAML / argparse)
@@ -250,9 +279,12 @@ class SceneSpec:
             self, "light_steps", tuple((float(a), float(b)) for a, b in self.light_steps)
         )
         object.__setattr__(self, "dropped", tuple((float(a), float(b)) for a, b in self.dropped))
+        object.__setattr__(self, "chamber_floors", tuple(self.chamber_floors))
+        object.__setattr__(self, "chamber_walls", tuple(self.chamber_walls))
         self._check_frame_and_boxes()
         self._check_looks()
         self._check_amounts()
+        boxes.check_box_options(self)
 
     def _check_frame_and_boxes(self) -> None:
         if self.width % 2 or self.height % 2:
@@ -508,7 +540,7 @@ def _build_arena(spec: SceneSpec, k: int, aspec: ArenaSpec,
     ey1 = int(round(cell[1] + cell[3]))
     tw = int(max(2, round(0.014 * (ex1 - ex0))))
     outer = (ex0 - 0.5, ey0 - 0.5, ex1 - 0.5, ey1 - 0.5)
-    floor = (outer[0] + tw, outer[1] + tw, outer[2] - tw, outer[3] - tw)
+    floor = boxes.floor_inside(spec, outer, tw)
     fw = floor[2] - floor[0]
     L0 = 0.09 * fw * spec.mouse_size
     W0 = 0.5 * L0
@@ -1197,7 +1229,10 @@ def _draw_box(hi: np.ndarray, open_hi: np.ndarray, open_b: np.ndarray, spec: Sce
     wl = _WALL_LEVEL[spec.wall]
     ox0, oy0, ox1, oy1 = ar.outer
     fx0, fy0, fx1, fy1 = ar.floor
-    _fill(hi, [[ox0, oy0], [ox1, oy0], [ox1, oy1], [ox0, oy1]], wl, W)
+    if boxes.draws_walls(spec):
+        boxes.draw_walls(hi, spec, ar, W)
+    else:
+        _fill(hi, [[ox0, oy0], [ox1, oy0], [ox1, oy1], [ox0, oy1]], wl, W)
     floor_rect = [[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]]
     _fill(open_hi, floor_rect, 255, W)
     _fill(open_b, floor_rect, 255, W)
@@ -1209,6 +1244,9 @@ def _draw_box(hi: np.ndarray, open_hi: np.ndarray, open_b: np.ndarray, spec: Sce
     inside = open_b[i0:i1, j0:j1] > 0
     seg[inside] = floor_img[inside]
     # dividing walls with a door gap in the middle
+    if boxes.draws_partitions(spec):
+        boxes.draw_partitions(hi, open_hi, open_b, spec, ar, W, _fill)
+        return
     for dr in ar.doors:
         half = dr.gap / 2
         for a_, b_ in ((dr.p0, dr.c - half * dr.d), (dr.c + half * dr.d, dr.p1)):
@@ -1230,6 +1268,8 @@ def _floor_image(spec: SceneSpec, ar: _Arena, j0: int, j1: int, i0: int, i1: int
     xs = (np.arange(j0, j1, dtype=np.float32) + 0.5) / bss - 0.5
     ys = (np.arange(i0, i1, dtype=np.float32) + 0.5) / bss - 0.5
     X, Y = np.meshgrid(xs, ys)
+    if spec.chamber_floors:
+        return boxes.chamber_floor_image(spec, ar, X, Y)
     floor_img = np.full(X.shape, fl, np.float32)
     if not spec.floor_texture:
         return floor_img
@@ -1422,7 +1462,10 @@ def _truth_from_scene(sc: _Scene) -> GroundTruth:
         }))
     track = pd.concat(frames, ignore_index=True)
     track = track.sort_values(["frame", "arena"], kind="stable").reset_index(drop=True)
-    bg = np.clip(np.round(sc.background), 0, 255).astype(np.uint8)
+    bg = sc.background
+    if spec.night_ir:
+        bg = boxes.night_picture(bg, spec, _mouse_grey(spec))
+    bg = np.clip(np.round(bg), 0, 255).astype(np.uint8)
     return GroundTruth(track=track, config=cfg, background=bg, spec=spec,
                        distractor_polygon=sc.distractor_polygon,
                        trial_start_s=None if sc.session is None else sc.session.trial_start_s)
@@ -1536,6 +1579,12 @@ def _draw_mouse(frame: np.ndarray, sc: _Scene, k: int, i: int, t: float) -> None
     sub += a_b * (col - sub)
 
 
+def _mouse_grey(spec: SceneSpec) -> float:
+    """The mouse's typical grey level (its coat with half its sheen)."""
+    base, sheen, _ = _MOUSE_LEVEL[spec.mouse]
+    return base + 0.5 * sheen
+
+
 def _shadow_geometry(spec: SceneSpec, ar: _Arena) -> tuple[float, float] | None:
     """(offset, blur sigma) of the mouse's soft shadow, px, or None without one."""
     if spec.shadow_depth <= 0:
@@ -1639,6 +1688,8 @@ def _frames(sc: _Scene) -> Iterator[tuple[int, float, np.ndarray]]:
         _draw_distractor(buf, sc, t, "over")
         if sc.session is not None:
             draw_hands(buf, sc.arenas, sc.hand_targets, sc.session, t)
+        if spec.night_ir:
+            buf[:] = boxes.night_picture(buf, spec, _mouse_grey(spec))
         g = _gain(spec, t) * lid_gain(sc.session, t)
         if g != 1.0:
             buf *= np.float32(g)
