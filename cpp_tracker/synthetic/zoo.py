@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenes import ArenaSpec, SceneSpec, body_length_px
+from .boxes import _KIND_LEVEL
+from .scenes import _FLOOR_LEVEL, _MOUSE_LEVEL, ArenaSpec, SceneSpec, body_length_px
 
 __all__ = [
     "DIMENSIONS",
@@ -62,6 +63,23 @@ DIMENSIONS: dict[str, tuple] = {
     # the recording starts before the trial: a gloved hand puts the mouse in, the doors
     # are lifted (``experimenter``); the tracker is then run with ``trial.start: auto``
     "start": ("trial", "trial", "experimenter"),
+    # the box's design (cpp_tracker.synthetic.boxes): see BOX_DESIGNS
+    "box": ("classic", "classic", "step chips|paper", "step light|dark", "step grid|holes",
+            "thin chips|paper", "guillotine black|white"),
+}
+
+#: box design -> SceneSpec options, for two chambers and for three (middle floor plain)
+BOX_DESIGNS: dict[str, dict] = {
+    "classic": {},
+    "step chips|paper": {"partition": "floor_step", "chamber_floors": ("chips", "paper")},
+    "step light|dark": {"partition": "floor_step", "chamber_floors": ("light", "dark")},
+    "step grid|holes": {"partition": "floor_step", "chamber_floors": ("grid", "holes")},
+    "thin chips|paper": {"partition": "thin", "chamber_floors": ("chips", "paper")},
+    # a commercial drug-CPP box: black and white chambers, guillotine doors, inner walls
+    # seen in perspective by a camera a little off-centre
+    "guillotine black|white": {"guillotine": True, "chamber_floors": ("grid", "holes"),
+                               "chamber_walls": ("dark", "light"), "wall_face": 0.03,
+                               "camera_offset": 0.3},
 }
 
 #: Pairs of (dimension, value) that only held-out scenes combine. A tuning draw holding
@@ -75,6 +93,8 @@ HELD_OUT_PAIRS: tuple[tuple[tuple[str, object], tuple[str, object]], ...] = (
     (("codec", "mp4v"), ("noise", 5.0)),
     (("light", "step"), ("floor", "grey")),
     (("start", "experimenter"), ("boxes", 2)),
+    (("box", "step light|dark"), ("chambers", 3)),
+    (("box", "guillotine black|white"), ("mouse", "light")),
 )
 
 
@@ -99,6 +119,7 @@ class ZooScene:
         words += [c["distractor"]] if c["distractor"] else []
         words += ["boli"] if c["boli"] else []
         words += ["hand+doors"] if c["start"] == "experimenter" else []
+        words += [] if c["box"] == "classic" else [c["box"]]
         return " ".join(words)
 
 
@@ -108,6 +129,15 @@ def _has_pair(choices: dict, pair) -> bool:
 
 def _pick(rng: np.random.Generator) -> dict:
     return {name: values[int(rng.integers(len(values)))] for name, values in DIMENSIONS.items()}
+
+
+def _box_options(design: str, n_chambers: int) -> dict:
+    options = dict(BOX_DESIGNS[design])
+    for key in ("chamber_floors", "chamber_walls"):
+        if key in options and n_chambers == 3:
+            first, last = options[key]
+            options[key] = (first, "plain" if key == "chamber_floors" else first, last)
+    return options
 
 
 def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
@@ -124,7 +154,7 @@ def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
         distractor=choices["distractor"], boli=choices["boli"], codec=choices["codec"],
         tail_base_frac=choices["tail"], shadow_depth=choices["shadow"],
         mouse_size=choices["mouse_size"], experimenter=choices["start"] == "experimenter",
-        **light)
+        **light, **_box_options(choices["box"], choices["chambers"]))
 
 
 def _fits(spec: SceneSpec) -> bool:
@@ -137,10 +167,14 @@ def _fits(spec: SceneSpec) -> bool:
     return all(low <= length <= high for length in lengths)
 
 
-def _low_contrast(choices: dict) -> bool:
-    # a white mouse on a light floor is invisible in the generator's palette (and nearly in
-    # a real lab); a black one on a dark floor is kept: 25 grey levels, like dark bedding
-    return choices["mouse"] == "light" and choices["floor"] == "light"
+def _low_contrast(spec: SceneSpec) -> bool:
+    """A mouse within 20 grey levels of some chamber's floor (before texture and noise):
+    invisible there in the generator's palette. A black mouse on dark bedding is about 25
+    levels from it and is kept, as in a real lab."""
+    mouse = _MOUSE_LEVEL[spec.mouse][0]
+    floor = _FLOOR_LEVEL[spec.floor]
+    kinds = spec.chamber_floors or ("plain",)
+    return any(abs(mouse - min(235.0, floor * _KIND_LEVEL[k])) < 20 for k in kinds)
 
 
 def draw_scene(seed: int, *, duration_s: float = 30.0) -> ZooScene:
@@ -154,10 +188,8 @@ def draw_scene(seed: int, *, duration_s: float = 30.0) -> ZooScene:
             choices.update(dict(pair))
         elif any(_has_pair(choices, pair) for pair in HELD_OUT_PAIRS):
             continue
-        if _low_contrast(choices):
-            continue
         spec = _spec_of(choices, seed, duration_s)
-        if _fits(spec):
+        if _fits(spec) and not _low_contrast(spec):
             return ZooScene(seed, held_out, choices, spec)
 
 

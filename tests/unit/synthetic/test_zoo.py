@@ -51,6 +51,8 @@ def test_every_drawn_mouse_is_as_large_as_real_cameras_show_it():
     for scene in tuning_scenes(40, duration_s=5.0) + held_out_scenes(40, duration_s=5.0):
         assert all(low <= length <= high for length in body_length_px(scene.spec))
         assert not (scene.choices["mouse"] == "light" and scene.choices["floor"] == "light")
+        assert not (scene.choices["mouse"] == "dark" and scene.choices["floor"] == "dark"
+                    and scene.choices["box"] == "step light|dark")
 
 
 @pytest.mark.parametrize("size", [1.0, 1.8])
