@@ -45,6 +45,16 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from .bedding import (
+    BEDDING_KINDS,
+    BeddingScene,
+    add_bedding_floor,
+    build_bedding,
+    day_contrast,
+    draw_kicked_bedding,
+    night_picture,
+)
+
 __all__ = [
     "ArenaSpec",
     "SceneSpec",
@@ -179,6 +189,21 @@ class SceneSpec:
         Extension: a soft shadow around the mouse, offset a little to one side, this many
         grey levels deep where it is darkest (0: none). It is not part of the mouse: the
         truth is still the centroid of body and head.
+    bedding : {None, "chips", "paper"}
+        Extension: a bedding floor (wood chips or paper bedding) textured over the floor.
+    kicks : int
+        Extension: times the mouse in each box kicks bedding around: a floor patch of
+        0.5-2 mouse areas next to it changes brightness and texture and stays changed (see
+        :mod:`cpp_tracker.synthetic.bedding`).
+    ir_contrast : float
+        Extension: an infrared night picture, the mouse's body this many grey levels from
+        the floor (darker or lighter as ``mouse`` says; 0: the day picture). Needs a mouse
+        that stands out by day (e.g. dark on a light or grey floor).
+    vignetting : float
+        Extension, with ``ir_contrast``: the corners this fraction darker (floor and
+        mouse alike).
+    flicker : float
+        Extension, with ``ir_contrast``: relative amplitude of the lamp's flicker.
 
     A scene rendered at ``k`` times the size (:func:`scaled`) is the same scene: the boxes,
     the mouse, its path, the tail (with ``tail_base_frac``) and the shadow scale with the
@@ -209,6 +234,11 @@ class SceneSpec:
     boli: int = 0
     tail_base_frac: float | None = None
     shadow_depth: float = 0.0
+    bedding: str | None = None
+    kicks: int = 0
+    ir_contrast: float = 0.0
+    vignetting: float = 0.0
+    flicker: float = 0.0
 
     def __post_init__(self) -> None:
         # accept lists for the tuple fields (e.g. from YAML / argparse)
@@ -220,6 +250,7 @@ class SceneSpec:
         self._check_frame_and_boxes()
         self._check_looks()
         self._check_amounts()
+        self._check_bedding()
 
     def _check_frame_and_boxes(self) -> None:
         if self.width % 2 or self.height % 2:
@@ -261,6 +292,20 @@ class SceneSpec:
         for a, b in self.dropped:
             if not b > a:
                 raise ValueError("dropped stretches need end_s > start_s")
+
+    def _check_bedding(self) -> None:
+        if self.bedding not in BEDDING_KINDS:
+            raise ValueError("bedding must be None, 'chips' or 'paper'")
+        if not 0 <= int(self.kicks) <= 20 or int(self.kicks) != self.kicks:
+            raise ValueError("kicks must be a whole number within [0, 20]")
+        if self.ir_contrast and not 4.0 <= self.ir_contrast <= 60.0:
+            raise ValueError("ir_contrast must be 0 (day) or within [4, 60] grey levels")
+        if self.ir_contrast and abs(day_contrast(_FLOOR_LEVEL[self.floor],
+                                                 _MOUSE_LEVEL[self.mouse])) < 60:
+            raise ValueError("ir_contrast needs a mouse that stands out of the floor by day "
+                             "(a dark mouse on a light or grey floor, a light one on dark)")
+        if not 0.0 <= self.vignetting <= 0.8 or not 0.0 <= self.flicker <= 0.2:
+            raise ValueError("vignetting must be within [0, 0.8] and flicker within [0, 0.2]")
 
 
 @dataclass(frozen=True)
@@ -1101,6 +1146,7 @@ class _Scene:
     distractor_polygon: list | None
     distractor: dict | None
     boli: list[list[tuple[float, np.ndarray]]]
+    bedding: BeddingScene | None = None  # kicked patches, night picture
 
 
 def _fine_noise(rng, shape, sigma_px, amp):
@@ -1268,6 +1314,8 @@ def _plan_arena(spec: SceneSpec, ar: _Arena, k: int) -> tuple[_Planner, list[_Se
 def _build_scene(spec: SceneSpec) -> _Scene:
     arenas = _build_arenas(spec)
     bg, open_hi = _render_background(spec, arenas)
+    bg = add_bedding_floor(bg, open_hi, spec.bedding, _FLOOR_LEVEL[spec.floor],
+                           float(np.mean([a.L0 for a in arenas])), spec.seed)
     n = int(round(spec.duration_s * spec.fps))
     times = np.arange(n) / spec.fps
     written = np.ones(n, dtype=bool)
@@ -1301,8 +1349,10 @@ def _build_scene(spec: SceneSpec) -> _Scene:
                     bl.append((float(times[i]), pos_, float(rng.uniform(0, math.pi))))
         boli.append(bl)
     dpoly, dinfo = _distractor(spec, arenas[0])
+    extra = build_bedding(spec, arenas, states, truths, times, open_hi,
+                          _FLOOR_LEVEL[spec.floor], _MOUSE_LEVEL[spec.mouse])
     return _Scene(spec, arenas, bg, open_hi, states, times, written, truths,
-                  dpoly, dinfo, boli)
+                  dpoly, dinfo, boli, extra)
 
 
 def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:
@@ -1360,7 +1410,9 @@ def _truth_from_scene(sc: _Scene) -> GroundTruth:
         }))
     track = pd.concat(frames, ignore_index=True)
     track = track.sort_values(["frame", "arena"], kind="stable").reset_index(drop=True)
-    bg = np.clip(np.round(sc.background), 0, 255).astype(np.uint8)
+    background = sc.background.copy()
+    night_picture(background, sc.bedding, None)
+    bg = np.clip(np.round(background), 0, 255).astype(np.uint8)
     return GroundTruth(track=track, config=cfg, background=bg, spec=spec,
                        distractor_polygon=sc.distractor_polygon)
 
@@ -1564,12 +1616,14 @@ def _frames(sc: _Scene) -> Iterator[tuple[int, float, np.ndarray]]:
     for i in np.nonzero(sc.written)[0]:
         t = float(sc.times[i])
         np.copyto(buf, sc.background)
+        draw_kicked_bedding(buf, sc.bedding, t)
         for k in range(len(sc.arenas)):
             _draw_boli(buf, sc, k, t)
         _draw_distractor(buf, sc, t, "under")
         for k in range(len(sc.arenas)):
             _draw_mouse(buf, sc, k, int(i), t)
         _draw_distractor(buf, sc, t, "over")
+        night_picture(buf, sc.bedding, t)
         g = _gain(spec, t)
         if g != 1.0:
             buf *= np.float32(g)
