@@ -185,6 +185,11 @@ class ArenaDetector:
     #: masked-out pixels get a limit no pixel passes. None for 'both'.
     limit: np.ndarray | None = field(default=None, repr=False)
     coarse: _Coarse | None = field(default=None, repr=False)
+    #: the background update decided for this video (``detection.background_update``;
+    #: see :mod:`cpp_tracker.tracking.background_update`), a dict for run.json, or None
+    update: dict | None = None
+    #: the crop's background before blurring (what the coarse copy is made from)
+    raw_background: np.ndarray | None = field(default=None, repr=False)
 
     def describe(self) -> dict:
         """Values decided for this video (for run.json)."""
@@ -200,7 +205,21 @@ class ArenaDetector:
             "scale": self.scale,
             "body_width_px": None if self.body_width_px is None else round(self.body_width_px, 1),
             "opening_px": 0 if self.kernel is None else int(self.kernel.shape[0]),
+            "background_update": self.update,
         }
+
+    def with_background(self, blurred: np.ndarray, raw: np.ndarray) -> ArenaDetector:
+        """This detector with another background of its crop (``blurred`` as the frames
+        are, and ``raw``, unblurred, for the coarse copy); every other value kept."""
+        limit = _comparison_limit(blurred, self.mask, self.polarity, self.threshold)
+        coarse = self.coarse
+        if coarse is not None:
+            k = 0 if self.kernel is None else self.kernel.shape[0]
+            coarse = _coarse_inputs(coarse.factor, raw, self.mask, self.polarity,
+                                    self.threshold, k, self.min_area_px, self.max_area_px,
+                                    self.mouse_area_px)
+        return _replace(self, background=np.ascontiguousarray(blurred), raw_background=raw,
+                        limit=limit, coarse=coarse, _lit={})
 
     # -- lighting ----------------------------------------------------------------------
     def light_gain(self, frame: np.ndarray) -> float:
@@ -642,7 +661,8 @@ def _with_search_scale(full: ArenaDetector, settings: DetectionSettings, samples
                                 full.min_area_px, full.max_area_px, mouse_area)
     else:
         scale = 1
-    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
+    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={},
+                    raw_background=np.ascontiguousarray(raw_bg))
 
 
 #: With ``detection.opening_px: auto``, the opening's diameter as a fraction of the mouse's
