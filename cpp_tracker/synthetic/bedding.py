@@ -10,7 +10,8 @@ Scene features for :mod:`cpp_tracker.synthetic.scenes` (its ``SceneSpec`` fields
   stays changed to the end of the video. The first patch is as dark (or bright) as the
   mouse itself; the others change by 30-100 % of the mouse's contrast, either way;
 - the infrared night picture: the day picture's grey levels pressed toward the floor's so
-  that the mouse's body is ``ir_contrast`` grey levels from the floor (darker or lighter as
+  that the mouse's body is at least ``ir_contrast`` grey levels from the floor in the
+  decoded video (its palest part, in the middle of the picture; darker or lighter as
   ``mouse`` says), an illumination falling off toward the corners (``vignetting``: the
   corners that fraction darker, floor and mouse alike), and a mild flicker of the lamp.
 
@@ -32,6 +33,7 @@ __all__ = ["BEDDING_KINDS", "BeddingScene", "build_bedding", "draw_kicked_beddin
 BEDDING_KINDS = (None, "chips", "paper")
 
 _KICK_RAMP_S = 1.0  # a patch changes over this long while the mouse digs
+_LIMITED_RANGE = 219.0 / 255.0  # grey levels in the file per rendered grey level
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,12 @@ class BeddingScene:
 
 
 def day_contrast(floor_level: float, mouse_levels: tuple[float, float, float]) -> float:
-    """The mouse body's typical difference to the floor by day (signed: mouse - floor)."""
+    """The difference to the floor of the mouse body's part closest to it by day (signed:
+    mouse - floor): the sheen on its back, or a white mouse's shaded flanks (18 levels
+    below its base)."""
     base, sheen, _ = mouse_levels
-    return base + 0.5 * sheen - floor_level
+    parts = [base, base + sheen] + ([base - 18.0] if base > floor_level else [])
+    return min((p - floor_level for p in parts), key=abs)
 
 
 # -- the bedding floor --------------------------------------------------------------------
@@ -210,7 +215,8 @@ def _night(spec, floor_level: float, contrast: float) -> tuple | None:
     """(floor level, grey-level scale, vignette map, flicker (amplitude, f1, f2, phase))."""
     if spec.ir_contrast <= 0:
         return None
-    scale = spec.ir_contrast / abs(contrast)
+    # the contrast is what a decoder gives: the file's luma is limited range (16-235)
+    scale = spec.ir_contrast / (abs(contrast) * _LIMITED_RANGE)
     h, w = spec.height, spec.width
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)

@@ -301,7 +301,7 @@ class SceneSpec:
         if self.ir_contrast and not 4.0 <= self.ir_contrast <= 60.0:
             raise ValueError("ir_contrast must be 0 (day) or within [4, 60] grey levels")
         if self.ir_contrast and abs(day_contrast(_FLOOR_LEVEL[self.floor],
-                                                 _MOUSE_LEVEL[self.mouse])) < 60:
+                                                 _MOUSE_LEVEL[self.mouse])) < 40:
             raise ValueError("ir_contrast needs a mouse that stands out of the floor by day "
                              "(a dark mouse on a light or grey floor, a light one on dark)")
         if not 0.0 <= self.vignetting <= 0.8 or not 0.0 <= self.flicker <= 0.2:
