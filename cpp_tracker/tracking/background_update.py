@@ -22,10 +22,11 @@ in one pass (time segments in parallel processes would each start without it) an
 state is saved with every checkpoint. Memory: a few images the size of the arena's crop.
 
 ``auto`` turns the update on when the background samples (frames spread over the video)
-show floor that differs from the background in at least :data:`AUTO_MIN_SHARE` of them
-over at least :data:`AUTO_MIN_MOUSE_AREAS` of the mouse's area: bedding moved (or a mouse
-asleep for long, where the update's care is needed too). Otherwise the video is tracked as
-without the update.
+show floor that differs from the background in the first or the last
+:data:`AUTO_MIN_SHARE` of them on end, over at least :data:`AUTO_MIN_MOUSE_AREAS` of the
+mouse's area: bedding moved before or after the state the background took (or a mouse
+asleep at the start or the end, where the update's care is needed too). Otherwise the
+video is tracked as without the update.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ MOTION_PERIOD_S = 0.25
 MOTION_MOUSE_AREAS = 0.1
 _SPECKS = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
-#: ``auto``: the share of the background samples in which floor must differ ...
-AUTO_MIN_SHARE = 0.2
+#: ``auto``: the share of the background samples, the first or the last ones, in which
+#: floor must differ ...
+AUTO_MIN_SHARE = 0.1
 #: ... over at least this many mouse areas (one connected region), for the update to run.
 AUTO_MIN_MOUSE_AREAS = 0.25
 
@@ -82,16 +84,25 @@ def _blurred(detector: ArenaDetector, frame: np.ndarray) -> np.ndarray:
 
 def changed_floor_px(detector: ArenaDetector, samples: np.ndarray) -> float:
     """The largest connected region of floor, px, that differs from the background by more
-    than the threshold in at least :data:`AUTO_MIN_SHARE` of ``samples`` (and 3 of them)."""
+    than the threshold in the first or the last :data:`AUTO_MIN_SHARE` of ``samples`` (in
+    time order; and at least 3) on end: floor that changed during the recording and stayed
+    changed, before or after the state the background took. A mouse resting somewhere in
+    the middle of the recording shows in a run of samples that reaches neither end."""
     if len(samples) == 0:
         return 0.0
-    counts = np.zeros(detector.mask.shape, np.uint16)
+    shape = detector.mask.shape
+    leading = np.zeros(shape, np.uint16)  # samples on end from the first one
+    trailing = np.zeros(shape, np.uint16)  # samples on end up to the current one
+    still_leading = np.ones(shape, bool)
     bg = detector.background.astype(np.int16)
     for frame in samples:
-        diff = np.abs(_blurred(detector, frame).astype(np.int16) - bg)
-        counts += (diff > detector.threshold).astype(np.uint16)
+        changed = np.abs(_blurred(detector, frame).astype(np.int16) - bg) > detector.threshold
+        still_leading &= changed
+        leading += still_leading
+        trailing = np.where(changed, trailing + 1, 0).astype(np.uint16)
     need = max(3, int(math.ceil(AUTO_MIN_SHARE * len(samples))))
-    often = ((counts >= need) & (detector.mask > 0)).astype(np.uint8) * 255
+    often = ((np.maximum(leading, trailing) >= need) & (detector.mask > 0))
+    often = often.astype(np.uint8) * 255
     if detector.kernel is not None:
         often = cv2.morphologyEx(often, cv2.MORPH_OPEN, detector.kernel)
     n, _, stats, _ = cv2.connectedComponentsWithStats(often, connectivity=8)
