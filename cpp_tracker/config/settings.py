@@ -227,9 +227,10 @@ class DetectionSettings:
     ``background_update``: ``on`` (floor that changes and stays changed, e.g. bedding the
     mouse kicked around, is taken into the background once it has held for
     ``background_update_after_s`` seconds farther than ``background_update_margin_bl``
-    body lengths from where the mouse last moved), ``off``, or ``auto`` (on when the
-    background samples show floor that changed during the recording). While it is on, the
-    video is tracked in one pass (the update carries state from frame to frame).
+    body lengths from where the mouse last moved), ``off``, or ``auto`` (on when floor
+    differs from the background in the first or the last tenth of the background samples
+    on end: bedding moved during the recording). While it is on, the video is tracked in
+    one pass (the update carries state from frame to frame).
     """
 
     animal: str = "auto"
