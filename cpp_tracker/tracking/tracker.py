@@ -51,6 +51,7 @@ __all__ = [
     "OPENING_BODY_FRACTION",
     "ArenaDetector",
     "auto_opening_px",
+    "threshold_floor",
     "make_detector",
     "arena_mask",
     "detect_chunk",
@@ -643,10 +644,10 @@ def make_detector(
         follow_lighting=bool(follow_lighting) and light_px is not None,
         light_px=light_px,
         light_ref=light_ref,
-        min_threshold=3.0 * stats.sigma + 1.0,
+        min_threshold=threshold_floor(stats.sigma),
         illumination=illumination,
         limit=_comparison_limit(bg, mask, polarity, threshold, illumination,
-                                3.0 * stats.sigma + 1.0),
+                                threshold_floor(stats.sigma)),
     )
     if settings.threshold is None:
         full = _raised_to_mouse_contrast(full, samples, contrast)
@@ -836,7 +837,15 @@ def _auto_threshold(sigma: float, contrast: float) -> float:
     threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
     if contrast > 0:
         threshold = min(threshold, 0.5 * contrast)
-    return max(threshold, 3.0 * sigma + 1.0)
+    return max(threshold, threshold_floor(sigma))
+
+
+def threshold_floor(noise_sigma: float) -> float:
+    """The lowest automatic threshold, grey levels, for noise ``noise_sigma`` (of the
+    blurred differences): 3 sigmas and a grey level. It binds only for a mouse of low
+    contrast (an infrared night picture), where half the mouse's contrast is below it;
+    the threshold scaled down in dim light or in a vignetted corner stops here too."""
+    return 3.0 * float(noise_sigma) + 1.0
 
 
 #: Vignetting weaker than this (the dimmest floor of the arena against its typical
