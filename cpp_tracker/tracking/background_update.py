@@ -66,13 +66,28 @@ AUTO_MIN_SHARE = 0.1
 AUTO_MIN_MOUSE_AREAS = 0.25
 
 
-def body_length_px(detector: ArenaDetector) -> float | None:
-    """The mouse's body length, px, from its measured area and width (an ellipse's length:
-    4 area / (pi width)); None when the samples did not show the mouse."""
-    area, width = detector.mouse_area_px, detector.body_width_px
-    if not area or not width or not np.isfinite(area) or not np.isfinite(width):
+def body_length_px(detector: ArenaDetector, samples: np.ndarray) -> float | None:
+    """The mouse's body length, px: the median over ``samples`` of the length of the blob
+    :meth:`~.tracker.ArenaDetector.detect` takes for the mouse (an ellipse of the same
+    second moments: 4 sigmas along its long axis; the tail is opened off). Only the
+    samples whose blob is at least half the mouse's median area count. None when the
+    samples did not show the mouse."""
+    typical = detector.mouse_area_px
+    if not typical:
         return None
-    return 4.0 * float(area) / (math.pi * float(width))
+    lengths = []
+    for frame in samples:
+        binary = detector.foreground(frame)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        if n < 2:
+            continue
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        if stats[k, cv2.CC_STAT_AREA] < 0.5 * typical:
+            continue
+        m = cv2.moments((labels == k).astype(np.uint8), binaryImage=True)
+        cov = np.array([[m["mu20"], m["mu11"]], [m["mu11"], m["mu02"]]]) / m["m00"]
+        lengths.append(4.0 * math.sqrt(max(float(np.linalg.eigvalsh(cov)[-1]), 0.0)))
+    return float(np.median(lengths)) if lengths else None
 
 
 def _blurred(detector: ArenaDetector, frame: np.ndarray) -> np.ndarray:
@@ -116,7 +131,7 @@ def plan_background_update(
     what run.json records). ``samples`` as for :func:`~.tracker.make_detector`."""
     mode = settings.background_update
     plan: dict = {"mode": mode, "active": False, "why": None}
-    length = body_length_px(detector)
+    length = body_length_px(detector, samples) if mode != "off" else None
     if mode == "off":
         plan["why"] = "detection.background_update is off"
     elif length is None:
@@ -252,7 +267,7 @@ class BackgroundFollower:
 
     def _blob_nearest_motion(self, frame: np.ndarray, gain: float) -> tuple:
         """With several blobs, the mouse is the one nearest to where it last moved (in
-        steps of the margin; of equally near ones, the one nearest to where the mouse was
+        steps of a quarter margin; of equally near ones, the one nearest to where the mouse was
         last found): a patch of bedding larger than the mouse, not yet taken into the
         background, lies still, and one being kicked up appears beside the mouse."""
         assert self.motion_dist is not None
@@ -270,10 +285,11 @@ class BackgroundFollower:
             cx, cy = centroids[k]
             d = float(self.motion_dist[min(h - 1, max(0, int(round(cy)))),
                                        min(w - 1, max(0, int(round(cx))))])
+            # in steps of a quarter margin: a blob on the mouse's path is at about 0
             cx, cy = float(cx) + det.x0, float(cy) + det.y0
             last = (-area if self.last_xy is None
                     else math.hypot(cx - self.last_xy[0], cy - self.last_xy[1]))
-            cand = (round(d / max(self.margin_px, 1.0)), last)
+            cand = (round(4.0 * d / max(self.margin_px, 1.0)), last)
             if key is None or cand < key:
                 best, key = (cx, cy, area), cand
         if best is None:

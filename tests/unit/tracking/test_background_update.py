@@ -65,6 +65,11 @@ def kicked():
 def test_kicked_bedding_is_taken_in_and_never_tracked_as_the_mouse(kicked):
     spec, (x, y, times, truth, follower, detector) = kicked
     assert detector.update["active"], "auto sees the moved bedding in the samples"
+    # the margin scales with the mouse: its length measured in the samples (the body and
+    # head, from nose to tail base, about the generator's reference length)
+    length = body_length_px(spec)[0]
+    assert 0.8 * length <= detector.update["body_length_px"] <= 1.4 * length
+    assert detector.update["margin_px"] == pytest.approx(detector.update["body_length_px"])
     assert follower.absorbed_px > 0
     err = _error_bl(spec, x, y, truth)
     found = np.isfinite(err)
