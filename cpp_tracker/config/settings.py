@@ -219,7 +219,9 @@ class DetectionSettings:
     ``max_area_px``: blob size limits, ``None`` for automatic (0.05 % and 25 % of the arena
     area). ``opening_px``: diameter of the morphological opening that removes the tail and
     noise, or ``None`` for automatic (a fraction of the mouse's body width, measured in the
-    background samples). ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
+    background samples). ``blur_px``: Gaussian blur diameter applied before differencing (0 = off;
+    at 3, a mouse of low contrast for the noise is looked for with a wider blur, see
+    :func:`cpp_tracker.tracking.tracker.make_detector`).
     ``downscale``: 1 (search blobs at full resolution), 2 or 4 (search at half or quarter
     resolution, then measure each candidate at full resolution; faster) or ``None`` for
     automatic (2 when the mouse covers at least 400 px in the background samples, 4 from

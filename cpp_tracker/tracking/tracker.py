@@ -52,6 +52,7 @@ __all__ = [
     "ArenaDetector",
     "auto_opening_px",
     "threshold_floor",
+    "low_contrast_blur_px",
     "make_detector",
     "arena_mask",
     "detect_chunk",
@@ -212,6 +213,7 @@ class ArenaDetector:
             "scale": self.scale,
             "body_width_px": None if self.body_width_px is None else round(self.body_width_px, 1),
             "opening_px": 0 if self.kernel is None else int(self.kernel.shape[0]),
+            "blur_px": int(self.blur_px),
             "background_update": self.update,
         }
 
@@ -608,7 +610,40 @@ def make_detector(
     the detector measures each frame's brightness (:meth:`ArenaDetector.light_gain`) and
     scales the background and threshold to it; ``samples`` should then be at the
     background's lighting (:func:`cpp_tracker.tracking.background.estimate_background`).
+
+    A mouse of low contrast for the noise (an automatic threshold below
+    :data:`LOW_CONTRAST_SIGMAS` noise sigmas: an infrared night picture) is looked for with
+    a wider blur, :func:`low_contrast_blur_px` (half the mouse's body width), unless
+    ``blur_px`` was changed from 3.
     """
+    detector = _make_detector(arena, settings, background, samples, follow_lighting)
+    if (settings.threshold is None and settings.blur_px == 3
+            and detector.threshold < LOW_CONTRAST_SIGMAS * detector.noise_sigma):
+        import dataclasses
+
+        wider = dataclasses.replace(settings,
+                                    blur_px=low_contrast_blur_px(detector.body_width_px))
+        detector = _make_detector(arena, wider, background, samples, follow_lighting)
+    return detector
+
+
+#: An automatic threshold below this many noise sigmas means a mouse of low contrast ...
+LOW_CONTRAST_SIGMAS = 6.0
+
+
+def low_contrast_blur_px(body_width_px: float | None) -> int:
+    """The blur diameter (odd, px) a mouse of low contrast is looked for with: half its
+    body width, at least 7 (a Gaussian of 1.4 px; the width measured on a faint mouse
+    is short of its real one). The noise falls to about a third of that after the usual
+    3 px; the body keeps its contrast inside, and the outline stays where the blurred
+    edge is halfway."""
+    if body_width_px is None or not np.isfinite(body_width_px):
+        return 7
+    return _odd(max(7, int(round(0.5 * body_width_px))))
+
+
+def _make_detector(arena: ArenaConfig, settings: DetectionSettings, background: np.ndarray,
+                   samples: np.ndarray, follow_lighting: bool) -> ArenaDetector:
     x0, y0, x1, y1 = _crop_of(arena, background.shape)
     mask = arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
     blur = _odd(settings.blur_px) if settings.blur_px > 1 else 0
