@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from ..config.settings import DetectionSettings
-from .tracker import ArenaDetector
+from .tracker import ArenaDetector, _opened
 
 __all__ = [
     "UPDATE_PERIOD_S",
@@ -244,13 +244,19 @@ class BackgroundFollower:
         if previous is None:
             return
         det = self.detector
-        moved = ((np.abs(crop - previous) > det.threshold) & self.inside)
-        binary = cv2.morphologyEx(moved.astype(np.uint8) * 255, cv2.MORPH_OPEN, _SPECKS)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        moved = ((np.abs(crop - previous) > det.threshold) & self.inside).astype(np.uint8)
+        ox, oy, binary = _opened(moved * 255, _SPECKS)  # only around the changes
+        bx, by, bw, bh = cv2.boundingRect(binary) if binary.size else (0, 0, 0, 0)
+        if bw == 0:
+            return  # nothing moved: the zone stays where the mouse last moved
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            binary[by: by + bh, bx: bx + bw], connectivity=8)
         big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= max(self.min_motion_px, 1.0)) + 1
         if len(big) == 0:
             return  # nothing moved: the zone stays where the mouse last moved
-        still = (~np.isin(labels, big)).astype(np.uint8)
+        still = np.ones(crop.shape, np.uint8)
+        y0, x0 = oy + by, ox + bx
+        still[y0: y0 + bh, x0: x0 + bw] = ~np.isin(labels, big)
         self.motion_dist = cv2.distanceTransform(still, cv2.DIST_L2, 3)
 
     def _doubtful(self, found: tuple) -> bool:
@@ -272,9 +278,13 @@ class BackgroundFollower:
         background, lies still, and one being kicked up appears beside the mouse."""
         assert self.motion_dist is not None
         det = self.detector
-        binary = det.foreground(frame, gain)
-        n, _, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        h, w = binary.shape
+        ox, oy, binary = det.opened_foreground(frame, gain)
+        bx, by, bw, bh = cv2.boundingRect(binary) if binary.size else (0, 0, 0, 0)
+        if bw == 0:
+            return det.detect(frame, gain)
+        n, _, stats, centroids = cv2.connectedComponentsWithStats(
+            binary[by: by + bh, bx: bx + bw], connectivity=8)
+        h, w = self.motion_dist.shape
         best, key = None, None
         n_ok = 0
         for k in range(1, n):
@@ -282,7 +292,7 @@ class BackgroundFollower:
             if not det.min_area_px <= area <= det.max_area_px:
                 continue
             n_ok += 1
-            cx, cy = centroids[k]
+            cx, cy = centroids[k] + (ox + bx, oy + by)
             d = float(self.motion_dist[min(h - 1, max(0, int(round(cy)))),
                                        min(w - 1, max(0, int(round(cx))))])
             # in steps of a quarter margin: a blob on the mouse's path is at about 0

@@ -319,6 +319,16 @@ class ArenaDetector:
             binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
         return binary
 
+    def opened_foreground(self, frame: np.ndarray, gain: float = 1.0
+                          ) -> tuple[int, int, np.ndarray]:
+        """:meth:`foreground` computed as :meth:`detect` does at full resolution: (x, y,
+        part) where ``part`` at (x, y) in the crop holds all of the foreground (zero
+        elsewhere)."""
+        full = slice(None)
+        lit = self._lit_inputs(gain)
+        binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full, lit)
+        return _opened(binary, self.kernel)
+
     def detect_reference(
         self, frame: np.ndarray, gain: float = 1.0
     ) -> tuple[float, float, float, int]:
