@@ -75,8 +75,9 @@ def add_track(sub) -> None:
         "(on 2 cores 1.1 to 1.35 times faster than one process, as fast as a bare decoding "
         "loop), with ~180 MB more memory per extra process at 1280x720; the results are "
         "identical to one pass, and an interrupted run continues each segment from its "
-        "last checkpoint. Videos shorter than N x 30 s, or whose frames cannot be indexed, "
-        "are tracked in one pass (run.json says why)",
+        "last checkpoint. Videos shorter than N x 30 s, whose frames cannot be indexed, or "
+        "whose detection.background_update is on are tracked in one pass (run.json says "
+        "why)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

@@ -223,11 +223,20 @@ class DetectionSettings:
     ``max_area_px``: blob size limits, ``None`` for automatic (0.05 % and 25 % of the arena
     area). ``opening_px``: diameter of the morphological opening that removes the tail and
     noise, or ``None`` for automatic (a fraction of the mouse's body width, measured in the
-    background samples). ``blur_px``: Gaussian blur diameter applied before differencing (0 = off).
+    background samples). ``blur_px``: Gaussian blur diameter applied before differencing (0 = off;
+    at 3, a mouse of low contrast for the noise is looked for with a wider blur, see
+    :func:`cpp_tracker.tracking.tracker.make_detector`).
     ``downscale``: 1 (search blobs at full resolution), 2 or 4 (search at half or quarter
     resolution, then measure each candidate at full resolution; faster) or ``None`` for
     automatic (2 when the mouse covers at least 400 px in the background samples, 4 from
     1600 px).
+    ``background_update``: ``on`` (floor that changes and stays changed, e.g. bedding the
+    mouse kicked around, is taken into the background once it has held for
+    ``background_update_after_s`` seconds farther than ``background_update_margin_bl``
+    body lengths from where the mouse last moved), ``off``, or ``auto`` (on when floor
+    differs from the background in the first or the last tenth of the background samples
+    on end: bedding moved during the recording). While it is on, the video is tracked in
+    one pass (the update carries state from frame to frame).
     """
 
     animal: str = "auto"
@@ -237,6 +246,9 @@ class DetectionSettings:
     opening_px: int | None = None
     blur_px: int = 3
     downscale: int | None = None
+    background_update: str = "auto"
+    background_update_after_s: float = 10.0
+    background_update_margin_bl: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -927,7 +939,8 @@ def _parse_detection(raw: Any, problems: _Problems) -> DetectionSettings:
         "detection",
         problems,
         {"animal": "", "threshold": "", "min_area_px": "", "max_area_px": "", "opening_px": "",
-         "blur_px": "", "downscale": ""},
+         "blur_px": "", "downscale": "", "background_update": "",
+         "background_update_after_s": "", "background_update_margin_bl": ""},
     )
     animal = d.get("animal", "auto")
     if animal not in ("auto", "dark", "light"):
@@ -949,10 +962,27 @@ def _parse_detection(raw: Any, problems: _Problems) -> DetectionSettings:
         opening_px=None if opening is None else int(opening),
         blur_px=3 if blur is None else int(blur),
         downscale=downscale,
+        **_parse_background_update(d, problems),
     )
     if det.min_area_px and det.max_area_px and det.min_area_px >= det.max_area_px:
         problems.add("detection.max_area_px", "must be larger than detection.min_area_px")
     return det
+
+
+def _parse_background_update(d: dict, problems: _Problems) -> dict[str, Any]:
+    """``detection.background_update`` (auto, on, off) and its two numbers."""
+    mode = d.get("background_update", "auto")
+    mode = {True: "on", False: "off"}.get(mode, mode)  # YAML reads a bare on/off as bool
+    if mode not in ("auto", "on", "off"):
+        problems.add("detection.background_update", f"expected auto, on or off, got {mode!r}")
+        mode = "auto"
+    after = _number(d.get("background_update_after_s", 10.0),
+                    "detection.background_update_after_s", problems, minimum=2, maximum=3600)
+    margin = _number(d.get("background_update_margin_bl", 1.0),
+                     "detection.background_update_margin_bl", problems, minimum=0.5, maximum=10)
+    return {"background_update": mode,
+            "background_update_after_s": 10.0 if after is None else float(after),
+            "background_update_margin_bl": 1.0 if margin is None else float(margin)}
 
 
 def _parse_downscale(downscale: Any, problems: _Problems) -> int | None:
@@ -1199,30 +1229,33 @@ def load_config(path: str | Path) -> Config:
 # serialisation
 
 
+def _arena_dict(a: ArenaConfig) -> dict[str, Any]:
+    """One arena as plain data, as the user wrote it."""
+    d: dict[str, Any] = {"name": a.name}
+    if a.animal_id is not None:
+        d["animal_id"] = a.animal_id
+    # a template is written as the user wrote it (in its units), so that the resolved
+    # config reads back to the same config; geometry_in_pixels() gives the mapped form
+    t = a.template
+    if t is not None:
+        d["units"] = t.units
+        d["corners_px"] = [list(p) for p in t.corners_px]
+        d["template_corners"] = [list(p) for p in t.template_corners]
+    d.update(_geometry_dict(t if t is not None else a))
+    if a.scale is not None and t is None:
+        if a.scale.points is not None:
+            d["scale"] = {
+                "points": [list(p) for p in a.scale.points],
+                "distance_cm": a.scale.distance_cm,
+            }
+        else:
+            d["px_per_cm"] = a.scale.px_per_cm
+    return d
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     """The resolved configuration as plain data (every default filled in), YAML-ready."""
-    arenas = []
-    for a in config.arenas:
-        d: dict[str, Any] = {"name": a.name}
-        if a.animal_id is not None:
-            d["animal_id"] = a.animal_id
-        # a template is written as the user wrote it (in its units), so that the resolved
-        # config reads back to the same config; geometry_in_pixels() gives the mapped form
-        t = a.template
-        if t is not None:
-            d["units"] = t.units
-            d["corners_px"] = [list(p) for p in t.corners_px]
-            d["template_corners"] = [list(p) for p in t.template_corners]
-        d.update(_geometry_dict(t if t is not None else a))
-        if a.scale is not None and t is None:
-            if a.scale.points is not None:
-                d["scale"] = {
-                    "points": [list(p) for p in a.scale.points],
-                    "distance_cm": a.scale.distance_cm,
-                }
-            else:
-                d["px_per_cm"] = a.scale.px_per_cm
-        arenas.append(d)
+    arenas = [_arena_dict(a) for a in config.arenas]
     out: dict[str, Any] = {}
     if config.frame_size is not None:  # absent: the hash of a config without it is unchanged
         out["frame_size"] = list(config.frame_size)
@@ -1235,6 +1268,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
         for w in config.summary.windows
     }
+    # absent at their defaults: the hash of a config from before these keys is unchanged
+    for k in ("background_update", "background_update_after_s", "background_update_margin_bl"):
+        if out["detection"][k] == getattr(DetectionSettings, k):
+            del out["detection"][k]
     # 'auto' reads better than null for automatic values
     for k, v in out["detection"].items():
         if v is None:

@@ -392,6 +392,9 @@ class DetectionRecord(_Block):
     scale: int | None = None
     body_width_px: float | None = None
     opening_px: int | None = None
+    blur_px: int | None = None
+    #: detection.background_update as decided for this video, and what it did
+    background_update: Mapping | None = None
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ from ..results.record import (
     read_run_record,
     write_run_record,
 )
+from ..tracking.background_update import BackgroundFollower, plan_background_update
 from ..tracking.empty_box import background_samples, estimate_background_for
 from ..tracking.segments import PLAN_FILE as SEGMENT_PLAN_FILE
 from ..tracking.segments import track_segments
@@ -123,6 +124,8 @@ CHECKPOINT_FILE = "checkpoint.json"
 #: The run.json of the results a new run replaces, kept while it runs (for its history).
 PREVIOUS_RUN_FILE = "previous_run.json"
 DETECTORS_FILE = "detectors.pickle"
+#: The background update's state (detection.background_update), saved with each checkpoint.
+FOLLOWERS_FILE = "background_update.pickle"
 CHECKPOINT_FORMAT = 1
 BACKGROUND_INFO_FILE = "background.json"
 FINGERPRINT_BLOCK_BYTES = 4 * 1024 * 1024
@@ -763,6 +766,9 @@ def _track_in_segments(
         why = "a time window is tracked in one pass"
     elif state.frames_tracked or parts.parts() or state.position is not None:
         why = "an interrupted one-pass run is continued in one pass"
+    elif any((d.update or {}).get("active") for d in detectors):
+        why = ("detection.background_update is on for this video: the update carries state "
+               "from frame to frame, so one pass keeps the result exact")
     if why is None:
         with VideoReader(videos[0], infos[0]) as reader:
             state.luma_direct = reader.luma_direct
@@ -1020,6 +1026,8 @@ class _Start:
     background_info: dict
     resumed_at: tuple | None  # (source, position, finished reading) of a continued run
     warnings: list[str]
+    #: per arena, the running background update (None where it is off)
+    followers: list = field(default_factory=list)
 
 
 def _start_run(inputs: _Inputs, config: Config, resume: bool, started: str) -> _Start:
@@ -1032,9 +1040,13 @@ def _start_run(inputs: _Inputs, config: Config, resume: bool, started: str) -> _
             background_info = read_json(inputs.partial / BACKGROUND_INFO_FILE)
         except OutputError:
             background_info = {"model": None, "warnings": []}
-        state.attempts += 1
-        resumed_at = (state.source, state.position, state.finished_reading)
-        return _Start(state, background, detectors, background_info, resumed_at, [])
+        followers = _load_followers(inputs.partial, detectors, state)
+        if followers is not None:
+            state.attempts += 1
+            resumed_at = (state.source, state.position, state.finished_reading)
+            return _Start(state, background, detectors, background_info, resumed_at, [],
+                          followers)
+        loaded = "the background update's state was not saved with the checkpoint"
     warnings = []
     if inputs.partial.exists() and loaded not in ("no checkpoint", "not resuming"):
         warnings.append(
@@ -1059,9 +1071,12 @@ def _fresh_start(inputs: _Inputs, config: Config, warnings: list[str], started: 
     model = estimate_background_for(samples, sample_index, config)
     background = model.image
     detectors = [
-        make_detector(
-            a, config.detection, background, model.samples,
-            follow_lighting=config.background.follow_lighting,
+        plan_background_update(
+            make_detector(
+                a, config.detection, background, model.samples,
+                follow_lighting=config.background.follow_lighting,
+            ),
+            config.detection, model.samples,
         )
         for a in config.arenas
     ]
@@ -1076,16 +1091,45 @@ def _fresh_start(inputs: _Inputs, config: Config, warnings: list[str], started: 
     write_png(partial / "background.png", background)
     write_bytes(partial / DETECTORS_FILE, pickle.dumps(detectors, pickle.HIGHEST_PROTOCOL))
     state = _Checkpoint(key=inputs.key, started=started)
+    followers = _new_followers(detectors)
+    _save_followers(partial, followers)
     _save_checkpoint(partial, state)
-    return _Start(state, background, detectors, background_info, None, warnings)
+    return _Start(state, background, detectors, background_info, None, warnings, followers)
+
+
+def _new_followers(detectors: list) -> list:
+    """Per arena, a fresh background update (None where it is off)."""
+    return [BackgroundFollower(d) if (d.update or {}).get("active") else None
+            for d in detectors]
+
+
+def _save_followers(partial: Path, followers: list) -> None:
+    """The background update's state, next to the checkpoint it belongs to."""
+    if any(f is not None for f in followers):
+        write_bytes(partial / FOLLOWERS_FILE, pickle.dumps(followers, pickle.HIGHEST_PROTOCOL))
+
+
+def _load_followers(partial: Path, detectors: list, state: _Checkpoint) -> list | None:
+    """The background update's state saved with the checkpoint; fresh ones for a run that
+    has tracked nothing yet or whose update is off; None when it cannot be read."""
+    if not any((d.update or {}).get("active") for d in detectors) or not state.frames_tracked:
+        return _new_followers(detectors)
+    try:
+        with open(partial / FOLLOWERS_FILE, "rb") as f:
+            followers = pickle.load(f)
+    except (OSError, pickle.PickleError, EOFError, ImportError, AttributeError):
+        return None
+    return followers if len(followers) == len(detectors) else None
 
 
 class _PartBuffer:
     """Detections of the chunks read since the last part file; :meth:`flush` writes them
     as the next part and saves the checkpoint."""
 
-    def __init__(self, parts: TrackPartWriter, partial: Path, state: _Checkpoint, arenas):
+    def __init__(self, parts: TrackPartWriter, partial: Path, state: _Checkpoint, arenas,
+                 followers: list | None = None):
         self.parts, self.partial, self.state = parts, partial, state
+        self.followers = followers or []
         self.arena_names = [a.name for a in arenas]
         self.chunks: list[tuple] = []  # (frame index, time_s, detections) per chunk
 
@@ -1097,6 +1141,7 @@ class _PartBuffer:
             self.parts.write(rows_from_chunks(self.chunks, self.arena_names))
             self.chunks.clear()
         self.state.parts = len(self.parts.parts())
+        _save_followers(self.partial, self.followers)
         _save_checkpoint(self.partial, self.state)
 
 
@@ -1120,7 +1165,7 @@ def _read_frames(
     """Detect the mouse in every frame still to do (in time segments when asked for and
     possible, else one file after the other), writing part files as it goes."""
     state = start.state
-    buffer = _PartBuffer(parts, inputs.partial, state, config.arenas)
+    buffer = _PartBuffer(parts, inputs.partial, state, config.arenas, start.followers)
     counts = [i.nominal_frame_count for i in inputs.infos]
     bar = tqdm(
         total=sum(counts) if all(counts) else None,  # type: ignore[arg-type]
@@ -1183,7 +1228,11 @@ def _read_source(
             keep = np.flatnonzero((t_session >= origin_s) & (t_session < limit_s))
             if len(keep):
                 frames = chunk.frames if len(keep) == len(chunk) else chunk.frames[keep]
-                detections = [detect_chunk(frames, d) for d in detectors]
+                times = t_session[keep]
+                detections = [
+                    detect_chunk(frames, d) if f is None else f.detect_chunk(frames, times)
+                    for d, f in zip(detectors, start.followers, strict=True)
+                ]
                 buffer.add(chunk.index[keep] + frame_offset, t_session[keep] - origin_s,
                            detections)
                 state.frames_tracked += len(keep)
@@ -1303,7 +1352,8 @@ def _session_record(
             decode_threads=reading.decode_threads,
         ),
         parallel=ParallelRecord.from_dict(reading.parallel),
-        detection=tuple(DetectionRecord.from_dict(d.describe()) for d in start.detectors),
+        detection=tuple(DetectionRecord.from_dict(_detection_record(d, f))
+                        for d, f in zip(start.detectors, start.followers, strict=True)),
         warnings=(
             *_trial_warnings(inputs), *start.warnings, *start.background_info["warnings"],
             *analysis.warnings, *recording_warnings,
@@ -1325,6 +1375,12 @@ def _trial_warnings(inputs: _Inputs) -> list[str]:
     if trial is None or trial.found is not False:
         return []
     return [f"{inputs.label}: {trial.reason}"]
+def _detection_record(detector, follower: BackgroundFollower | None) -> dict:
+    """The detector's values for run.json, with what the background update did."""
+    out = detector.describe()
+    if follower is not None:
+        out["background_update"] = {**out["background_update"], **follower.describe()}
+    return out
 
 
 def _session_sources(inputs: _Inputs, state: _Checkpoint) -> tuple[VideoSource, ...]:

@@ -46,6 +46,15 @@ import numpy as np
 import pandas as pd
 
 from . import boxes
+from .bedding import (
+    BEDDING_KINDS,
+    BeddingScene,
+    add_bedding_floor,
+    build_bedding,
+    day_contrast,
+    draw_kicked_bedding,
+    night_picture,
+)
 from .experimenter import (
     Session,
     confine_until_doors_open,
@@ -230,6 +239,21 @@ class SceneSpec:
     night_ir : bool
         Extension: an infrared night picture (grey, low contrast: the mouse 14 grey levels
         from the floor; darker corners).
+    bedding : {None, "chips", "paper"}
+        Extension: a bedding floor (wood chips or paper bedding) textured over the floor.
+    kicks : int
+        Extension: times the mouse in each box kicks bedding around: a floor patch of
+        0.5-2 mouse areas next to it changes brightness and texture and stays changed (see
+        :mod:`cpp_tracker.synthetic.bedding`).
+    ir_contrast : float
+        Extension: an infrared night picture, the mouse's body this many grey levels from
+        the floor (darker or lighter as ``mouse`` says; 0: the day picture). Needs a mouse
+        that stands out by day (e.g. dark on a light or grey floor).
+    vignetting : float
+        Extension, with ``ir_contrast``: the corners this fraction darker (floor and
+        mouse alike).
+    flicker : float
+        Extension, with ``ir_contrast``: relative amplitude of the lamp's flicker.
 
     A scene rendered at ``k`` times the size (:func:`scaled`) is the same scene: the boxes,
     the mouse, its path, the tail (with ``tail_base_frac``) and the shadow scale with the
@@ -271,6 +295,11 @@ class SceneSpec:
     wall_face: float = 0.0
     camera_offset: float = 0.0
     night_ir: bool = False
+    bedding: str | None = None
+    kicks: int = 0
+    ir_contrast: float = 0.0
+    vignetting: float = 0.0
+    flicker: float = 0.0
 
     def __post_init__(self) -> None:
         # accept lists for the tuple fields (e.g. from YAML / argparse)
@@ -285,6 +314,7 @@ class SceneSpec:
         self._check_looks()
         self._check_amounts()
         boxes.check_box_options(self)
+        self._check_bedding()
 
     def _check_frame_and_boxes(self) -> None:
         if self.width % 2 or self.height % 2:
@@ -332,6 +362,20 @@ class SceneSpec:
             raise ValueError("doors_open_s must be within the video")
         if not 0.5 <= self.lid_gain <= 1.5:
             raise ValueError("lid_gain must be within [0.5, 1.5]")
+
+    def _check_bedding(self) -> None:
+        if self.bedding not in BEDDING_KINDS:
+            raise ValueError("bedding must be None, 'chips' or 'paper'")
+        if not 0 <= int(self.kicks) <= 20 or int(self.kicks) != self.kicks:
+            raise ValueError("kicks must be a whole number within [0, 20]")
+        if self.ir_contrast and not 4.0 <= self.ir_contrast <= 60.0:
+            raise ValueError("ir_contrast must be 0 (day) or within [4, 60] grey levels")
+        if self.ir_contrast and abs(day_contrast(_FLOOR_LEVEL[self.floor],
+                                                 _MOUSE_LEVEL[self.mouse])) < 40:
+            raise ValueError("ir_contrast needs a mouse that stands out of the floor by day "
+                             "(a dark mouse on a light or grey floor, a light one on dark)")
+        if not 0.0 <= self.vignetting <= 0.8 or not 0.0 <= self.flicker <= 0.2:
+            raise ValueError("vignetting must be within [0, 0.8] and flicker within [0, 0.2]")
 
 
 @dataclass(frozen=True)
@@ -1186,6 +1230,7 @@ class _Scene:
     boli: list[list[tuple[float, np.ndarray]]]
     session: Session | None = None  # with spec.experimenter
     hand_targets: list[np.ndarray] | None = None  # where each hand sets its mouse down
+    bedding: BeddingScene | None = None  # kicked patches, night picture
 
 
 def _fine_noise(rng, shape, sigma_px, amp):
@@ -1363,6 +1408,8 @@ def _plan_arena(spec: SceneSpec, ar: _Arena, k: int,
 def _build_scene(spec: SceneSpec) -> _Scene:
     arenas = _build_arenas(spec)
     bg, open_hi = _render_background(spec, arenas)
+    bg = add_bedding_floor(bg, open_hi, spec.bedding, _FLOOR_LEVEL[spec.floor],
+                           float(np.mean([a.L0 for a in arenas])), spec.seed)
     n = int(round(spec.duration_s * spec.fps))
     times = np.arange(n) / spec.fps
     written = np.ones(n, dtype=bool)
@@ -1403,8 +1450,10 @@ def _build_scene(spec: SceneSpec) -> _Scene:
         targets = [truths[h.box][min(n - 1, int(h.t_release * spec.fps))]
                    for h in session.hands]
         session = with_hands_clear(session, arenas, targets, spec.width, spec.height, spec.fps)
+    extra = build_bedding(spec, arenas, states, truths, times, open_hi,
+                          _FLOOR_LEVEL[spec.floor], _MOUSE_LEVEL[spec.mouse])
     return _Scene(spec, arenas, bg, open_hi, states, times, written, truths,
-                  dpoly, dinfo, boli, session, targets)
+                  dpoly, dinfo, boli, session, targets, extra)
 
 
 def _distractor(spec: SceneSpec, ar: _Arena) -> tuple[list | None, dict | None]:
@@ -1462,9 +1511,10 @@ def _truth_from_scene(sc: _Scene) -> GroundTruth:
         }))
     track = pd.concat(frames, ignore_index=True)
     track = track.sort_values(["frame", "arena"], kind="stable").reset_index(drop=True)
-    bg = sc.background
+    bg = sc.background.copy()
     if spec.night_ir:
         bg = boxes.night_picture(bg, spec, _mouse_grey(spec))
+    night_picture(bg, sc.bedding, None)
     bg = np.clip(np.round(bg), 0, 255).astype(np.uint8)
     return GroundTruth(track=track, config=cfg, background=bg, spec=spec,
                        distractor_polygon=sc.distractor_polygon,
@@ -1676,6 +1726,7 @@ def _frames(sc: _Scene) -> Iterator[tuple[int, float, np.ndarray]]:
     for i in np.nonzero(sc.written)[0]:
         t = float(sc.times[i])
         np.copyto(buf, sc.background)
+        draw_kicked_bedding(buf, sc.bedding, t)
         for k in range(len(sc.arenas)):
             _draw_boli(buf, sc, k, t)
         _draw_distractor(buf, sc, t, "under")
@@ -1690,6 +1741,7 @@ def _frames(sc: _Scene) -> Iterator[tuple[int, float, np.ndarray]]:
             draw_hands(buf, sc.arenas, sc.hand_targets, sc.session, t)
         if spec.night_ir:
             buf[:] = boxes.night_picture(buf, spec, _mouse_grey(spec))
+        night_picture(buf, sc.bedding, t)
         g = _gain(spec, t) * lid_gain(sc.session, t)
         if g != 1.0:
             buf *= np.float32(g)

@@ -51,6 +51,8 @@ __all__ = [
     "OPENING_BODY_FRACTION",
     "ArenaDetector",
     "auto_opening_px",
+    "threshold_floor",
+    "low_contrast_blur_px",
     "make_detector",
     "arena_mask",
     "detect_chunk",
@@ -142,6 +144,7 @@ class _Coarse:
     background: np.ndarray | None  # uint8, only for polarity 'both'
     mask: np.ndarray | None  # uint8 0/255, only for polarity 'both'
     raw_background: np.ndarray  # uint8, the coarse background (scaled for light gains)
+    illumination: np.ndarray | None  # float32, the coarse ArenaDetector.illumination
     inside: np.ndarray  # uint8 0/255, coarse pixels with any pixel in the arena
     kernel: np.ndarray | None
     min_area_px: float  # half-resolution areas
@@ -185,6 +188,16 @@ class ArenaDetector:
     #: masked-out pixels get a limit no pixel passes. None for 'both'.
     limit: np.ndarray | None = field(default=None, repr=False)
     coarse: _Coarse | None = field(default=None, repr=False)
+    #: the background update decided for this video (``detection.background_update``;
+    #: see :mod:`cpp_tracker.tracking.background_update`), a dict for run.json, or None
+    update: dict | None = None
+    #: the crop's background before blurring (what the coarse copy is made from)
+    raw_background: np.ndarray | None = field(default=None, repr=False)
+    #: the light falling off toward the corners (vignetting), per pixel of the crop, 1 at
+    #: the arena's typical brightness and below it where the floor is dimmer; the mouse's
+    #: contrast falls with it, and so does the threshold ('dark' and 'light' polarity),
+    #: down to ``min_threshold``. None: even light (less than 15 % fall-off).
+    illumination: np.ndarray | None = field(default=None, repr=False)
 
     def describe(self) -> dict:
         """Values decided for this video (for run.json)."""
@@ -200,7 +213,23 @@ class ArenaDetector:
             "scale": self.scale,
             "body_width_px": None if self.body_width_px is None else round(self.body_width_px, 1),
             "opening_px": 0 if self.kernel is None else int(self.kernel.shape[0]),
+            "blur_px": int(self.blur_px),
+            "background_update": self.update,
         }
+
+    def with_background(self, blurred: np.ndarray, raw: np.ndarray) -> ArenaDetector:
+        """This detector with another background of its crop (``blurred`` as the frames
+        are, and ``raw``, unblurred, for the coarse copy); every other value kept."""
+        limit = _comparison_limit(blurred, self.mask, self.polarity, self.threshold,
+                                  self.illumination, self.min_threshold)
+        coarse = self.coarse
+        if coarse is not None:
+            k = 0 if self.kernel is None else self.kernel.shape[0]
+            coarse = _coarse_inputs(coarse.factor, raw, self.mask, self.polarity,
+                                    self.threshold, k, self.min_area_px, self.max_area_px,
+                                    self.mouse_area_px, self.illumination, self.min_threshold)
+        return _replace(self, background=np.ascontiguousarray(blurred), raw_background=raw,
+                        limit=limit, coarse=coarse, _lit={})
 
     # -- lighting ----------------------------------------------------------------------
     def light_gain(self, frame: np.ndarray) -> float:
@@ -247,12 +276,14 @@ class ArenaDetector:
             g = key / 100.0
             bg = cv2.convertScaleAbs(self.background, alpha=g)
             thr = max(self.threshold * g, min(self.threshold, self.min_threshold))
-            limit = _comparison_limit(bg, self.mask, self.polarity, thr)
+            limit = _comparison_limit(bg, self.mask, self.polarity, thr, self.illumination,
+                                      self.min_threshold)
             c_limit = c_bg = None
             c = self.coarse
             if c is not None:
                 c_bg = cv2.convertScaleAbs(c.raw_background, alpha=g)
-                c_limit = _comparison_limit(c_bg, c.inside, self.polarity, thr)
+                c_limit = _comparison_limit(c_bg, c.inside, self.polarity, thr,
+                                            c.illumination, self.min_threshold)
             hit = (bg, thr, limit, c_limit, c_bg)
             self._lit[key] = hit
         return hit
@@ -275,12 +306,28 @@ class ArenaDetector:
 
     def foreground(self, frame: np.ndarray, gain: float = 1.0) -> np.ndarray:
         """Binary mask (uint8 0/255) of candidate mouse pixels inside the arena."""
-        diff = self.difference(frame, gain)
-        _, binary = cv2.threshold(diff, self.lit(gain)[1], 255, cv2.THRESH_BINARY)
-        binary = cv2.bitwise_and(binary, self.mask)
+        if self.illumination is not None and self.polarity != "both":
+            # the threshold differs per pixel: the comparison limit holds it
+            crop = self._blur(frame[self.y0 : self.y1, self.x0 : self.x1])
+            cmp = cv2.CMP_LT if self.polarity == "dark" else cv2.CMP_GT
+            binary = cv2.compare(crop, self._lit_inputs(gain)[2], cmp)
+        else:
+            diff = self.difference(frame, gain)
+            _, binary = cv2.threshold(diff, self.lit(gain)[1], 255, cv2.THRESH_BINARY)
+            binary = cv2.bitwise_and(binary, self.mask)
         if self.kernel is not None:
             binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
         return binary
+
+    def opened_foreground(self, frame: np.ndarray, gain: float = 1.0
+                          ) -> tuple[int, int, np.ndarray]:
+        """:meth:`foreground` computed as :meth:`detect` does at full resolution: (x, y,
+        part) where ``part`` at (x, y) in the crop holds all of the foreground (zero
+        elsewhere)."""
+        full = slice(None)
+        lit = self._lit_inputs(gain)
+        binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full, lit)
+        return _opened(binary, self.kernel)
 
     def detect_reference(
         self, frame: np.ndarray, gain: float = 1.0
@@ -472,15 +519,22 @@ def arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarr
 
 
 def _comparison_limit(
-    background: np.ndarray, mask: np.ndarray, polarity: str, threshold: float
+    background: np.ndarray, mask: np.ndarray, polarity: str, threshold: float,
+    illumination: np.ndarray | None = None, min_threshold: float = 0.0,
 ) -> np.ndarray | None:
     """Per-pixel limit that makes difference, threshold and mask one comparison.
 
     ``cv2.threshold`` on 8-bit images keeps ``diff > floor(threshold)``; for a dark mouse
     ``background - frame > t`` is ``frame < background - t`` (t = floor(threshold)), for a
     light one ``frame > background + t``. Outside the mask the limit is one no pixel passes.
+    With an ``illumination`` map the threshold is scaled by it per pixel, not below
+    ``min_threshold`` (nor above ``threshold``).
     """
-    t = int(np.floor(threshold))
+    if illumination is None:
+        t = int(np.floor(threshold))
+    else:
+        lowest = min(float(threshold), float(min_threshold))
+        t = np.floor(np.maximum(threshold * illumination, lowest)).astype(np.int16)
     bg = background.astype(np.int16)
     inside = mask > 0
     if polarity == "dark":
@@ -512,11 +566,17 @@ def _coarse_inputs(
     min_area_px: float,
     max_area_px: float,
     mouse_area_px: float | None,
+    illumination: np.ndarray | None = None,
+    min_threshold: float = 0.0,
 ) -> _Coarse:
     f = factor
     h, w = raw_background.shape
     w2, h2 = w // f, h // f
     bg = _shrink(raw_background[: f * h2, : f * w2], f)
+    illum = None
+    if illumination is not None:
+        illum = cv2.resize(illumination[: f * h2, : f * w2], (w2, h2),
+                           interpolation=cv2.INTER_AREA)
     # a coarse pixel is inside when any of its pixels is: candidates are measured with the
     # exact mask at full resolution
     m = _shrink(mask[: f * h2, : f * w2], f)
@@ -528,10 +588,11 @@ def _coarse_inputs(
         factor=f,
         width=w2,
         height=h2,
-        limit=_comparison_limit(bg, m, polarity, threshold),
+        limit=_comparison_limit(bg, m, polarity, threshold, illum, min_threshold),
         background=bg if polarity == "both" else None,
         mask=m if polarity == "both" else None,
         raw_background=bg,
+        illumination=illum,
         inside=m,
         kernel=kernel,
         min_area_px=min_area_px / f**2,
@@ -559,7 +620,40 @@ def make_detector(
     the detector measures each frame's brightness (:meth:`ArenaDetector.light_gain`) and
     scales the background and threshold to it; ``samples`` should then be at the
     background's lighting (:func:`cpp_tracker.tracking.background.estimate_background`).
+
+    A mouse of low contrast for the noise (an automatic threshold below
+    :data:`LOW_CONTRAST_SIGMAS` noise sigmas: an infrared night picture) is looked for with
+    a wider blur, :func:`low_contrast_blur_px` (half the mouse's body width), unless
+    ``blur_px`` was changed from 3.
     """
+    detector = _make_detector(arena, settings, background, samples, follow_lighting)
+    if (settings.threshold is None and settings.blur_px == 3
+            and detector.threshold < LOW_CONTRAST_SIGMAS * detector.noise_sigma):
+        import dataclasses
+
+        wider = dataclasses.replace(settings,
+                                    blur_px=low_contrast_blur_px(detector.body_width_px))
+        detector = _make_detector(arena, wider, background, samples, follow_lighting)
+    return detector
+
+
+#: An automatic threshold below this many noise sigmas means a mouse of low contrast ...
+LOW_CONTRAST_SIGMAS = 6.0
+
+
+def low_contrast_blur_px(body_width_px: float | None) -> int:
+    """The blur diameter (odd, px) a mouse of low contrast is looked for with: half its
+    body width, at least 7 (a Gaussian of 1.4 px; the width measured on a faint mouse
+    is short of its real one). The noise falls to about a third of that after the usual
+    3 px; the body keeps its contrast inside, and the outline stays where the blurred
+    edge is halfway."""
+    if body_width_px is None or not np.isfinite(body_width_px):
+        return 7
+    return _odd(max(7, int(round(0.5 * body_width_px))))
+
+
+def _make_detector(arena: ArenaConfig, settings: DetectionSettings, background: np.ndarray,
+                   samples: np.ndarray, follow_lighting: bool) -> ArenaDetector:
     x0, y0, x1, y1 = _crop_of(arena, background.shape)
     mask = arena_mask(arena, x0, y0, x1 - x0, y1 - y0)
     blur = _odd(settings.blur_px) if settings.blur_px > 1 else 0
@@ -576,6 +670,7 @@ def make_detector(
     min_area = settings.min_area_px if settings.min_area_px else max(10.0, 0.0005 * arena_area)
     max_area = settings.max_area_px or max(2 * min_area, 0.25 * arena_area)
     light_px, light_ref = _light_pixels(raw_bg, inside, x0, y0)
+    illumination = _illumination(raw_bg, inside, (x0, y0), background.shape)
     full = ArenaDetector(
         name=arena.name,
         x0=x0,
@@ -594,8 +689,10 @@ def make_detector(
         follow_lighting=bool(follow_lighting) and light_px is not None,
         light_px=light_px,
         light_ref=light_ref,
-        min_threshold=3.0 * stats.sigma + 3.0,
-        limit=_comparison_limit(bg, mask, polarity, threshold),
+        min_threshold=threshold_floor(stats.sigma),
+        illumination=illumination,
+        limit=_comparison_limit(bg, mask, polarity, threshold, illumination,
+                                threshold_floor(stats.sigma)),
     )
     if settings.threshold is None:
         full = _raised_to_mouse_contrast(full, samples, contrast)
@@ -616,7 +713,8 @@ def _raised_to_mouse_contrast(
     if raised <= full.threshold:
         return full
     return _replace(full, threshold=raised, _lit={},
-                    limit=_comparison_limit(full.background, full.mask, full.polarity, raised))
+                    limit=_comparison_limit(full.background, full.mask, full.polarity, raised,
+                                            full.illumination, full.min_threshold))
 
 
 def _with_opening(full: ArenaDetector, settings: DetectionSettings,
@@ -639,10 +737,12 @@ def _with_search_scale(full: ArenaDetector, settings: DetectionSettings, samples
     if scale > 1 and min(full.x1 - full.x0, full.y1 - full.y0) >= 4 * scale:
         k = 0 if full.kernel is None else full.kernel.shape[0]
         coarse = _coarse_inputs(scale, raw_bg, full.mask, full.polarity, full.threshold, k,
-                                full.min_area_px, full.max_area_px, mouse_area)
+                                full.min_area_px, full.max_area_px, mouse_area,
+                                full.illumination, full.min_threshold)
     else:
         scale = 1
-    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={})
+    return _replace(full, scale=scale, mouse_area_px=mouse_area, coarse=coarse, _lit={},
+                    raw_background=np.ascontiguousarray(raw_bg))
 
 
 #: With ``detection.opening_px: auto``, the opening's diameter as a fraction of the mouse's
@@ -782,7 +882,46 @@ def _auto_threshold(sigma: float, contrast: float) -> float:
     threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
     if contrast > 0:
         threshold = min(threshold, 0.5 * contrast)
-    return max(threshold, 3.0 * sigma + 3.0)
+    return max(threshold, threshold_floor(sigma))
+
+
+def threshold_floor(noise_sigma: float) -> float:
+    """The lowest automatic threshold, grey levels, for noise ``noise_sigma`` (of the
+    blurred differences): 3 sigmas and a grey level. It binds only for a mouse of low
+    contrast (an infrared night picture), where half the mouse's contrast is below it;
+    the threshold scaled down in dim light or in a vignetted corner stops here too."""
+    return 3.0 * float(noise_sigma) + 1.0
+
+
+#: Vignetting weaker than this (the dimmest floor of the arena against its typical
+#: brightness) is left alone: one threshold for the whole arena.
+MIN_LIGHT_FALL_OFF = 0.15
+
+
+def _illumination(background: np.ndarray, inside: np.ndarray, origin: tuple[int, int],
+                  frame_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The light falling off from the middle of the picture (vignetting), per pixel of
+    the crop at ``origin``: ``1 - a r^2`` (``r``: distance from the frame's centre over
+    half its diagonal) fitted to the floor's brightness, over its median on the floor,
+    at most 1. A radial fit, so a chamber whose floor is darker all over is not taken for
+    dim light. None when the fall-off is below :data:`MIN_LIGHT_FALL_OFF`."""
+    if inside.sum() < 100:
+        return None
+    h, w = frame_shape[:2]
+    rows, cols = np.indices(background.shape, dtype=np.float32)
+    r2 = (((cols + origin[0] - (w - 1) / 2) ** 2 + (rows + origin[1] - (h - 1) / 2) ** 2)
+          / ((w / 2) ** 2 + (h / 2) ** 2))
+    values = background[inside].astype(np.float64)
+    design = np.stack([np.ones_like(values), r2[inside].astype(np.float64)], axis=1)
+    (c, b), *_ = np.linalg.lstsq(design, values, rcond=None)
+    if c <= 0 or b >= 0:
+        return None
+    light = (1.0 + (b / c) * r2).astype(np.float32)
+    light /= np.float32(np.median(light[inside]))
+    light = np.clip(light, 0.2, 1.0)
+    if float(light[inside].min()) > 1.0 - MIN_LIGHT_FALL_OFF:
+        return None
+    return light
 
 
 def _search_scale(downscale: int | None, mouse_area: float | None) -> int:

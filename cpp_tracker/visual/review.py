@@ -40,7 +40,7 @@ from ..errors import ConfigError, OutputError, VideoError
 from ..geometry.chambers import UNKNOWN, ChamberLayout, assign_chambers, build_layout
 from ..results.outputs import atomic_path, make_output_folder, write_csv
 from ..results.stored import StoredResult, flagged_seconds, resolve_video
-from ..tracking.tracker import ArenaDetector, make_detector
+from ..tracking.tracker import ArenaDetector, make_detector, threshold_floor
 from .palette import chamber_colours
 
 __all__ = [
@@ -143,7 +143,7 @@ def detectors_for_result(result: StoredResult, background: np.ndarray) -> list[A
             # (a background alone has none)
             detector = replace(
                 detector, noise_sigma=float(rec.noise_sigma),
-                min_threshold=3.0 * float(rec.noise_sigma) + 3.0, _lit={},
+                min_threshold=threshold_floor(float(rec.noise_sigma)), _lit={},
             )
         out.append(detector)
     return out
