@@ -66,6 +66,11 @@ DIMENSIONS: dict[str, tuple] = {
     # the box's design (cpp_tracker.synthetic.boxes): see BOX_DESIGNS
     "box": ("classic", "classic", "step chips|paper", "step light|dark", "step grid|holes",
             "thin chips|paper", "guillotine black|white"),
+    # bedding over the floor, and the mouse kicking it around (patches that change and stay)
+    "bedding": ("none", "none", "chips", "paper", "chips+kicks", "paper+kicks"),
+    # an infrared night picture: the mouse 13 grey levels from the floor, noise, the corners
+    # 40 % darker, the lamp flickering 2 %
+    "picture": ("day", "day", "day", "ir"),
 }
 
 #: box design -> SceneSpec options, for two chambers and for three (middle floor plain)
@@ -95,6 +100,7 @@ HELD_OUT_PAIRS: tuple[tuple[tuple[str, object], tuple[str, object]], ...] = (
     (("start", "experimenter"), ("boxes", 2)),
     (("box", "step light|dark"), ("chambers", 3)),
     (("box", "guillotine black|white"), ("mouse", "light")),
+    (("picture", "ir"), ("bedding", "chips+kicks")),
 )
 
 
@@ -120,6 +126,8 @@ class ZooScene:
         words += ["boli"] if c["boli"] else []
         words += ["hand+doors"] if c["start"] == "experimenter" else []
         words += [] if c["box"] == "classic" else [c["box"]]
+        words += [] if c["bedding"] == "none" else [c["bedding"]]
+        words += ["IR"] if c["picture"] == "ir" else []
         return " ".join(words)
 
 
@@ -140,6 +148,14 @@ def _box_options(design: str, n_chambers: int) -> dict:
     return options
 
 
+def _bedding_options(bedding: str, picture: str) -> dict:
+    kind, _, kicks = bedding.partition("+")
+    options = {} if kind == "none" else {"bedding": kind, "kicks": 4 if kicks else 0}
+    if picture == "ir":
+        options.update(ir_contrast=13.0, vignetting=0.4, flicker=0.02, noise_sigma=5.0)
+    return options
+
+
 def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
     w, h = choices["size"]
     light = {"steady": {}, "drift": {"light_drift": -0.25},
@@ -147,14 +163,17 @@ def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
     boxes = tuple(
         ArenaSpec(n_chambers=choices["chambers"], door_angle_deg=choices["door_angle"])
         for _ in range(choices["boxes"]))
+    night = _bedding_options(choices["bedding"], choices["picture"])
     return SceneSpec(
         width=w, height=h, fps=choices["fps"], duration_s=duration_s, seed=seed, arenas=boxes,
+        noise_sigma=night.pop("noise_sigma", choices["noise"]),
         mouse=choices["mouse"], floor=choices["floor"], wall=choices["wall"],
-        floor_texture=choices["floor_texture"], noise_sigma=choices["noise"],
+        floor_texture=choices["floor_texture"],
         distractor=choices["distractor"], boli=choices["boli"], codec=choices["codec"],
         tail_base_frac=choices["tail"], shadow_depth=choices["shadow"],
         mouse_size=choices["mouse_size"], experimenter=choices["start"] == "experimenter",
-        **light, **_box_options(choices["box"], choices["chambers"]))
+        **light, **_box_options(choices["box"], choices["chambers"]),
+        **night)
 
 
 def _fits(spec: SceneSpec) -> bool:
@@ -188,7 +207,10 @@ def draw_scene(seed: int, *, duration_s: float = 30.0) -> ZooScene:
             choices.update(dict(pair))
         elif any(_has_pair(choices, pair) for pair in HELD_OUT_PAIRS):
             continue
-        spec = _spec_of(choices, seed, duration_s)
+        try:
+            spec = _spec_of(choices, seed, duration_s)
+        except ValueError:  # options the generator cannot combine (e.g. IR needs contrast)
+            continue
         if _fits(spec) and not _low_contrast(spec):
             return ZooScene(seed, held_out, choices, spec)
 
