@@ -182,3 +182,44 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
     assert first["x"] == x and first["area_px"] == area and first["n_blobs"] == n_blobs
     assert first["light_gain"] == np.float32(det.light_gain(frames[0]))
     assert first["detected"] == np.isfinite(x)
+
+
+def _dim_body_bright_tail(rng, centre, angle_deg):
+    """A frame of a black floor (18) with a mouse seen from below: the body only 12 grey
+    levels brighter, a long bright tail and bright paws (+80), noise sigma 0.5."""
+    frame = np.full((240, 320), 18.0, np.float32)
+    body = np.zeros_like(frame)
+    cv2.ellipse(body, centre, (34, 13), angle_deg, 0, 360, 12.0, -1)
+    a = np.deg2rad(angle_deg)
+    d = np.array([np.cos(a), np.sin(a)])
+    root = np.asarray(centre) - 34 * d
+    tip = root - 90 * d
+    bright = np.zeros_like(frame)
+    cv2.line(bright, tuple(int(v) for v in root), tuple(int(v) for v in tip), 80.0, 4)
+    n = np.array([-d[1], d[0]])
+    for s, k in ((18, 1), (18, -1), (-18, 1), (-18, -1)):
+        p = np.asarray(centre) + s * d + k * 13 * n
+        cv2.circle(bright, tuple(int(v) for v in p), 3, 80.0, -1)
+    frame += np.maximum(body, bright) + rng.normal(0, 0.5, frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def test_a_dim_body_with_a_bright_tail_and_paws_is_found_whole():
+    """Real bottom-view footage: the fur is dim, tail and paws bright. The threshold follows
+    the body's contrast (the blob's thick middle), not the bright thin parts, so the body
+    is in the blob and the centroid is the body's middle (with the tail's and paws'
+    contrast setting it, a threshold of 12 kept tail and paws only)."""
+    rng = np.random.default_rng(3)
+    background = np.full((240, 320), 18, np.uint8)
+    places = [((110 + 9 * i, 100 + 4 * i), 15 * i) for i in range(12)]
+    samples = np.stack([_dim_body_bright_tail(rng, c, a) for c, a in places])
+    config = parse_config({"arenas": [{
+        "name": "field", "polygon": [[5, 5], [315, 5], [315, 235], [5, 235]],
+        "doors": [], "chambers": [{"name": "field", "point": [160, 120]}]}],
+        "detection": {"animal": "light"}})
+    detector = make_detector(config.arenas[0], config.detection, background, samples)
+    assert detector.threshold <= 0.6 * 12
+    for (cx, cy), frame in zip((c for c, _ in places), samples, strict=True):
+        x, y, area = detector.detect(frame)[:3]
+        assert np.hypot(x - cx, y - cy) < 3.0
+        assert area > 0.8 * np.pi * 34 * 13
