@@ -5,12 +5,15 @@ Each scene of :mod:`cpp_tracker.synthetic.zoo` is rendered, then
 - tracked with its true config (as a user would run it once the config is right; a mask
   over the blinking light or cable, as the preview would make a user draw): the worst
   chamber-time error of its boxes in percentage points of the session, the median
-  centroid error in body lengths, and the share of frames the mouse was found in;
+  centroid error in body lengths, the share of frames the mouse was found in, and
+  whether QC flagged the result for review (an error above 1 pp without that flag is an
+  "unflagged error", the worst kind: a wrong number that looks right);
 - given to ``init`` (``--chambers`` and ``--arenas`` as a user would give them): whether
   each box got the right number of doors, the chamber-time error the proposed geometry
   alone would cause on the true path (pp), and the lowest confidence init stated. A
   proposal that is wrong by more than 2 pp while init called it high confidence is a
-  "confident error", the one kind that must not happen.
+  "confident error", the one kind that must not happen (a box where init found no door
+  and said so is not one: "none found").
 
 The tracker's rules were tuned on tuning scenes (seeds below 10000) only; the README
 reports the held-out ones (other seeds and feature combinations never seen in tuning).
@@ -38,6 +41,7 @@ from cpp_tracker.synthetic import GroundTruth, body_length_px, chamber_of, gener
 from cpp_tracker.synthetic.zoo import ZooScene, held_out_scenes, tuning_scenes
 
 CONFIDENT_ERROR_PP = 2.0
+UNFLAGGED_ERROR_PP = 1.0
 
 
 def shares(names: np.ndarray, chambers: list[str]) -> np.ndarray:
@@ -59,7 +63,8 @@ def tracked(video: Path, truth: GroundTruth, work: Path) -> list[dict]:
     folder = Path(result.result_dir)
     track = pd.read_parquet(folder / "track.parquet")
     # the track's time counts from the trial's start: back to the video's frames
-    start_s = json.loads((folder / "run.json").read_text())["window"]["start_s"] or 0.0
+    run = json.loads((folder / "run.json").read_text())
+    start_s, qc = run["window"]["start_s"] or 0.0, run["qc"]
     track["frame"] = ((track["time_s"] + start_s) * truth.spec.fps).round().astype(int)
     summary = pd.read_csv(folder / "summary.csv")
     rows = []
@@ -74,7 +79,7 @@ def tracked(video: Path, truth: GroundTruth, work: Path) -> list[dict]:
         found = both["detected"].to_numpy(bool)
         err = np.hypot(both["x"] - both["x_true"], both["y"] - both["y_true"])[found]
         rows.append({"track_pp": err_pp, "centroid_bl": float(np.median(err)) / length,
-                     "found": float(found.mean())})
+                     "found": float(found.mean()), "flagged": bool(qc[name]["needs_review"])})
     return rows
 
 
@@ -95,9 +100,12 @@ def proposed(video: Path, truth: GroundTruth, work: Path, n_chambers: int) -> li
         mapped = np.array([meaning.get(n) for n in theirs], dtype=object)
         err = np.abs(shares(mapped, names) - shares(path["chamber"].to_numpy(), names)).max()
         lowest = min(prop.findings, key=lambda f: f.confidence)
+        # a box given no door at all is said so in red ("no doors found"), never confident
+        said_none = not mine["doors"] and bool(true["doors"])
+        level = "none found" if said_none else lowest.level
         rows.append({"doors_ok": len(mine["doors"]) == len(true["doors"]), "init_pp": err,
-                     "confidence": lowest.level,
-                     "confident_error": err > CONFIDENT_ERROR_PP and lowest.level == "high"})
+                     "confidence": level,
+                     "confident_error": err > CONFIDENT_ERROR_PP and level == "high"})
     return rows
 
 
@@ -115,10 +123,15 @@ def measure(scene: ZooScene) -> dict:
         "track_pp": max(b["track_pp"] for b in boxes),
         "centroid_bl": max(b["centroid_bl"] for b in boxes),
         "found": min(b["found"] for b in boxes),
+        "flagged": any(b["flagged"] for b in boxes),
+        # a box more than 1 pp off whose result does not say "needs review": the one kind
+        # of tracking error that must not happen
+        "unflagged_error": any(b["track_pp"] > UNFLAGGED_ERROR_PP and not b["flagged"]
+                               for b in boxes),
         "init_doors_ok": all(i["doors_ok"] for i in inits),
         "init_pp": max(i["init_pp"] for i in inits),
         "init_confidence": min((i["confidence"] for i in inits),
-                               key=["low", "medium", "high"].index),
+                               key=["none found", "low", "medium", "high"].index),
         "confident_error": any(i["confident_error"] for i in inits),
         "track_s": seconds,
     }
@@ -137,7 +150,9 @@ def main() -> None:
         rows.append(measure(scene))
         r = rows[-1]
         print(f"{r['seed']:>5} {r['scene']:<68} track {r['track_pp']:5.2f} pp  centroid "
-              f"{r['centroid_bl']:.3f} BL  found {r['found']:.3f} | init doors "
+              f"{r['centroid_bl']:.3f} BL  found {r['found']:.3f}"
+              f"{'  REVIEW' if r['flagged'] else ''}"
+              f"{'  UNFLAGGED ERROR' if r['unflagged_error'] else ''} | init doors "
               f"{'ok' if r['init_doors_ok'] else 'WRONG'} {r['init_pp']:5.2f} pp "
               f"{r['init_confidence']}{'  CONFIDENT ERROR' if r['confident_error'] else ''}",
               flush=True)
@@ -148,7 +163,9 @@ def main() -> None:
     print(f"  track: chamber time median {table['track_pp'].median():.2f} pp, worst "
           f"{table['track_pp'].max():.2f} pp; centroid median "
           f"{table['centroid_bl'].median():.3f} BL, worst {table['centroid_bl'].max():.3f} BL;"
-          f" found >= {table['found'].min():.3f}")
+          f" found >= {table['found'].min():.3f}; flagged for review "
+          f"{int(table['flagged'].sum())}, errors > {UNFLAGGED_ERROR_PP:g} pp not flagged "
+          f"{int(table['unflagged_error'].sum())}")
     print(f"  init: right door count in {int(table['init_doors_ok'].sum())}/{len(table)}; "
           f"chamber time median {table['init_pp'].median():.2f} pp, worst "
           f"{table['init_pp'].max():.2f} pp; confident errors "

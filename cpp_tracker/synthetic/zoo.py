@@ -193,6 +193,8 @@ def _low_contrast(spec: SceneSpec) -> bool:
     mouse = _MOUSE_LEVEL[spec.mouse][0]
     floor = _FLOOR_LEVEL[spec.floor]
     kinds = spec.chamber_floors or ("plain",)
+    if spec.ir_contrast and set(kinds) & {"light", "dark"}:
+        return True  # at night a light and a dark floor are pressed toward the mouse's grey
     return any(abs(mouse - min(235.0, floor * _KIND_LEVEL[k])) < 20 for k in kinds)
 
 
