@@ -156,6 +156,14 @@ def _bedding_options(bedding: str, picture: str) -> dict:
     return options
 
 
+def _shadow_depth(choices: dict) -> float:
+    """The shadow's depth in grey levels: ``shadow`` is its depth on the light floor (195);
+    a shadow takes a share of the light a floor reflects, so on a darker floor it is that
+    much shallower (20 on the light floor, 5.6 on the dark one: an absolute 20 there would
+    be as dark as a black mouse)."""
+    return round(choices["shadow"] * _FLOOR_LEVEL[choices["floor"]] / _FLOOR_LEVEL["light"], 1)
+
+
 def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
     w, h = choices["size"]
     light = {"steady": {}, "drift": {"light_drift": -0.25},
@@ -170,7 +178,7 @@ def _spec_of(choices: dict, seed: int, duration_s: float) -> SceneSpec:
         mouse=choices["mouse"], floor=choices["floor"], wall=choices["wall"],
         floor_texture=choices["floor_texture"],
         distractor=choices["distractor"], boli=choices["boli"], codec=choices["codec"],
-        tail_base_frac=choices["tail"], shadow_depth=choices["shadow"],
+        tail_base_frac=choices["tail"], shadow_depth=_shadow_depth(choices),
         mouse_size=choices["mouse_size"], experimenter=choices["start"] == "experimenter",
         **light, **_box_options(choices["box"], choices["chambers"]),
         **night)
