@@ -237,9 +237,10 @@ def tuning_scenes(n: int, *, duration_s: float = 30.0) -> list[ZooScene]:
     return list(_scenes(0, n, duration_s))
 
 
-def held_out_scenes(n: int, *, duration_s: float = 30.0) -> list[ZooScene]:
-    """The first ``n`` held-out scenes (seeds from :data:`HELD_OUT_FIRST_SEED`)."""
-    return list(_scenes(HELD_OUT_FIRST_SEED, n, duration_s))
+def held_out_scenes(n: int, *, duration_s: float = 30.0, skip: int = 0) -> list[ZooScene]:
+    """``n`` held-out scenes, seeds from :data:`HELD_OUT_FIRST_SEED` + ``skip`` (skip the
+    ones already looked at, for figures on scenes nobody has seen)."""
+    return list(_scenes(HELD_OUT_FIRST_SEED + skip, n, duration_s))
 
 
 def with_duration(scene: ZooScene, duration_s: float) -> ZooScene:
