@@ -775,8 +775,8 @@ def _measure_mouse(
     within the area limits (foreground not opened). The width is twice the largest
     distance from one of its pixels to its edge: a tail, a leg or a shadow's fringe is
     narrower than the body and does not change it. The contrast is the median difference
-    to the background over the blob's thick middle (:func:`_core`): the body's, not that
-    of a brighter tail, paws or a reflection, nor of a fainter shadow's fringe.
+    to the background over the blob's pixels: the body's, not that of a brighter tail or
+    a reflection.
 
     Only the samples whose blob is at least half as large as the typical large one (the
     90th percentile of the areas) count: where the mouse is missing from most samples (it
@@ -798,21 +798,13 @@ def _measure_mouse(
         # distance to the outline between pixels
         widths.append(2.0 * float(dist.max()) - 1.0)
         diff = detector.difference(frame)[top : top + h, left : left + w]
-        contrasts.append(float(np.median(diff[_core(dist)])))
+        contrasts.append(float(np.median(diff[blob[1:-1, 1:-1] > 0])))
         areas.append(float(stats[k + 1, cv2.CC_STAT_AREA]))
     if not widths:
         return None, None
     keep = np.asarray(areas) >= 0.5 * float(np.percentile(areas, 90))
     return (float(np.median(np.asarray(widths)[keep])),
             float(np.median(np.asarray(contrasts)[keep])))
-
-
-def _core(dist: np.ndarray) -> np.ndarray:
-    """The blob's thick middle (the body), from its padded distance transform: pixels at
-    least half as deep inside as the deepest. Tail, legs, paws and a shadow's fringe are
-    thinner and left out, whether fainter than the body or brighter (a tail or paws lit
-    from below)."""
-    return (dist >= 0.5 * float(dist.max()))[1:-1, 1:-1]
 
 
 def _crop_of(arena: ArenaConfig, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -878,10 +870,7 @@ def _polarity(animal: str, stats: _DifferenceStats) -> str:
 
 
 def _auto_threshold(sigma: float, contrast: float) -> float:
-    """The first automatic threshold, grey levels: 6 noise sigmas, at most half the
-    extreme contrast. Low on purpose: it must keep a dim body whole (fur seen from below,
-    a black mouse on dark bedding) next to brighter thin parts (tail, paws), so that the
-    body's own contrast can be measured on it.
+    """The first automatic threshold, grey levels, from the noise and the mouse's contrast.
 
     :func:`make_detector` then raises it toward half the mouse's own contrast
     (:data:`CONTRAST_FRACTION`): a threshold far below a high-contrast mouse keeps the
@@ -890,7 +879,7 @@ def _auto_threshold(sigma: float, contrast: float) -> float:
     toward them. At half the contrast the outline sits where a blurred edge is half way,
     on the mouse's true outline, at any resolution.
     """
-    threshold = 6.0 * sigma
+    threshold = max(6.0 * sigma, 10.0, 0.15 * contrast)
     if contrast > 0:
         threshold = min(threshold, 0.5 * contrast)
     return max(threshold, threshold_floor(sigma))
