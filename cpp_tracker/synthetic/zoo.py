@@ -15,7 +15,6 @@ MPEG-4 part 2.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -241,9 +240,3 @@ def held_out_scenes(n: int, *, duration_s: float = 30.0, skip: int = 0) -> list[
     """``n`` held-out scenes, seeds from :data:`HELD_OUT_FIRST_SEED` + ``skip`` (skip the
     ones already looked at, for figures on scenes nobody has seen)."""
     return list(_scenes(HELD_OUT_FIRST_SEED + skip, n, duration_s))
-
-
-def with_duration(scene: ZooScene, duration_s: float) -> ZooScene:
-    """The same draw, another length (light steps keep their place in the video)."""
-    return dataclasses.replace(scene, spec=_spec_of(scene.choices, scene.seed, duration_s))
-

@@ -9,6 +9,8 @@ beside ``shared/``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -29,19 +31,36 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 CASES = ["openfield_black_mouse", "bottom_view_white_on_black"]
 
 
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    """``track`` run once per real recording for every test here: name -> (exit code,
+    stderr, result folder)."""
+    out = tmp_path_factory.mktemp("real")
+    runs: dict[str, tuple[int, str, Path]] = {}
+
+    def run(name: str) -> tuple[int, str, Path]:
+        video = FOLDER / f"{name}.mp4"
+        if not video.exists():
+            pytest.skip(f"{video} is absent (the real recordings live in "
+                        "../shared/real_videos/)")
+        if name not in runs:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(["track", str(video), "--config", str(DATA / f"{name}.yaml"),
+                             "--out", str(out), "--no-progress"])
+            runs[name] = (code, err.getvalue(), out / name)
+        return runs[name]
+
+    return run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
-def test_real_recording_end_to_end(name, tmp_path, capsys):
-    video = FOLDER / f"{name}.mp4"
-    if not video.exists():
-        pytest.skip(f"{video} is absent (the real recordings live in ../shared/real_videos/)")
+def test_real_recording_end_to_end(name, tracked):
+    code, err, result = tracked(name)
     config_path = DATA / f"{name}.yaml"
-    code = main(["track", str(video), "--config", str(config_path), "--out", str(tmp_path),
-                 "--no-progress"])
-    err = capsys.readouterr().err
     assert code == 0, err
     assert "Traceback" not in err
-    result = tmp_path / name
     track = pd.read_parquet(result / "track.parquet")
     summary = pd.read_csv(result / "summary.csv")
     run = json.loads((result / "run.json").read_text())
@@ -88,17 +107,14 @@ def _otsu_body_centre(frame_gray: np.ndarray, background: np.ndarray, x: float, 
 
 
 @pytest.mark.slow
-def test_real_black_mouse_centroid_sits_on_the_middle_of_the_body(tmp_path):
+def test_real_black_mouse_centroid_sits_on_the_middle_of_the_body(tracked):
     """Issue 16: the centroid was pulled toward the tail by about 15 % of a body length
     (18 px here). Against an independent body centre (Otsu + an opening at the blob's own
     width, every 5th frame), the median distance is within 8 % of the body width (about
     3 % of a body length; measured 1.4 px of a 59-px-wide mouse)."""
+    code, err, result = tracked("openfield_black_mouse")
+    assert code == 0, err
     video = FOLDER / "openfield_black_mouse.mp4"
-    if not video.exists():
-        pytest.skip(f"{video} is absent (the real recordings live in ../shared/real_videos/)")
-    assert main(["track", str(video), "--config", str(DATA / "openfield_black_mouse.yaml"),
-                 "--out", str(tmp_path), "--no-progress"]) == 0
-    result = tmp_path / "openfield_black_mouse"
     track = pd.read_parquet(result / "track.parquet")
     background = cv2.imread(str(result / "background.png"), cv2.IMREAD_GRAYSCALE)
     body_width = json.loads((result / "run.json").read_text())["detection"][0]["body_width_px"]
