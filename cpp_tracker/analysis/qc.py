@@ -23,6 +23,7 @@ its threshold (``qc`` settings; the README lists them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,12 +203,14 @@ def video_qc(
     read_fraction: float | None = None,
     thresholds: QcThresholds | None = None,
     unknown_s: dict[str, float] | None = None,
+    doubts: Sequence[str] = (),
 ) -> dict[str, dict]:
     """Per-arena QC figures, ``needs_review`` and its reasons (for run.json and summary.csv).
 
     ``unobserved_s``: time lost to gaps in the timestamps; ``read_fraction``: share of the
     container's nominal length that was read (None when unknown); ``unknown_s``: per arena,
-    the time in no chamber.
+    the time in no chamber; ``doubts``: reasons found before the analysis that put every
+    arena's numbers in doubt (an automatic trial start that was not found).
     """
     th = thresholds or QcThresholds()
     out: dict[str, dict] = {}
@@ -246,6 +249,7 @@ def video_qc(
             if unknown > th.max_unknown:
                 reasons.append(f"in no chamber for {100 * unknown:.1f} % of the time "
                                f"(limit {100 * th.max_unknown:g} %)")
+        reasons.extend(doubts)
         out[str(name)] = {
             "frames": int(len(sub)),
             "undetected_share": round(undetected, 6),

@@ -103,6 +103,7 @@ __all__ = [
     "analyse_track",
     "track_video",
     "track_session",
+    "trial_doubts",
     "result_dir_for",
     "file_fingerprint",
     "source_identity",
@@ -194,14 +195,16 @@ def analyse_track(
     video_label: str,
     nominal_interval_s: float | None = None,
     nominal_duration_s: float | None = None,
+    doubts: Sequence[str] = (),
 ) -> Analysis:
     """Chambers, per-second occupancy, quality flags and summary from a track table.
 
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
     each arena in frame order; ``area_px``, ``n_blobs`` and ``light_gain`` are used for the
     quality flags and lighting periods where present. ``nominal_duration_s``: the
-    container's length, to say how much of it was read. Returns new tables; ``track`` is
-    not modified.
+    container's length, to say how much of it was read. ``doubts``: reasons known before
+    the analysis that every arena's QC verdict must carry (:func:`trial_doubts`). Returns
+    new tables; ``track`` is not modified.
     """
     import pandas as pd
 
@@ -235,7 +238,7 @@ def analyse_track(
     summary = pd.concat([a.summary for a in arenas], ignore_index=True)
     read_fraction = timebase.end_s / nominal_duration_s if nominal_duration_s else None
     occupancy, summary, qc = _add_quality(
-        track, config, occupancy, summary, timebase, read_fraction, warnings
+        track, config, occupancy, summary, timebase, read_fraction, warnings, doubts
     )
     bin_tables = [a.bins for a in arenas if a.bins is not None]
     return Analysis(
@@ -369,7 +372,8 @@ def _lighting_of(track, arena_col, config, frames_time, timebase) -> dict | None
     return lighting_report(periods, config.background.follow_lighting)
 
 
-def _add_quality(track, config, occupancy, summary, timebase, read_fraction, warnings):
+def _add_quality(track, config, occupancy, summary, timebase, read_fraction, warnings,
+                 doubts=()):
     """QC columns for occupancy and summary, and the
     per-arena QC block (cpp_tracker.analysis.qc)."""
     import pandas as pd
@@ -402,6 +406,7 @@ def _add_quality(track, config, occupancy, summary, timebase, read_fraction, war
         track, per_second, info, duration_s=timebase.end_s, unobserved_s=unobserved,
         read_fraction=read_fraction, thresholds=thresholds,
         unknown_s=dict(zip(unknown["arena"].astype(str), unknown["time_s"], strict=True)),
+        doubts=doubts,
     )
     extra = pd.DataFrame([qc_summary_columns(qc, str(a)) for a in summary["arena"]])
     summary = pd.concat([summary.reset_index(drop=True), extra], axis=1)
@@ -1289,6 +1294,7 @@ def _analyse_parts(inputs: _Inputs, config: Config, parts: TrackPartWriter) -> A
         track, config, video_label=inputs.label,
         nominal_interval_s=1.0 / first.nominal_fps if first.nominal_fps else None,
         nominal_duration_s=expected_s if expected_s and expected_s > 0 else None,
+        doubts=trial_doubts(inputs.trial),
     )
 
 
@@ -1375,6 +1381,18 @@ def _trial_warnings(inputs: _Inputs) -> list[str]:
     if trial is None or trial.found is not False:
         return []
     return [f"{inputs.label}: {trial.reason}"]
+
+
+def trial_doubts(trial) -> tuple[str, ...]:
+    """The QC reason an automatic trial start that was not found gives every arena: the
+    time counted from the video's start may hold the experimenter's hand and closed doors.
+    ``trial``: the run's trial start or its record (``found``), or None."""
+    if trial is None or trial.found is not False:
+        return ()
+    return ("trial start not found (trial.start: auto): counted from the start of the "
+            "video, which may hold the hand and closed doors",)
+
+
 def _detection_record(detector, follower: BackgroundFollower | None) -> dict:
     """The detector's values for run.json, with what the background update did."""
     out = detector.describe()

@@ -52,6 +52,7 @@ from .pipeline import (
     finish_result,
     timing_record,
     track_session,
+    trial_doubts,
     write_analysis,
 )
 
@@ -526,6 +527,7 @@ def _analyse_stored_track(stored: _StoredTrack, result_dir: Path, old: RunRecord
             nominal_interval_s=1.0 / nominal_fps if nominal_fps else None,
             # the end of the recording, and so the fraction read, does not depend on the config
             nominal_duration_s=old.time_base.expected_s,
+            doubts=trial_doubts(old.trial),
         )
     except ValueError as e:
         raise OutputError(

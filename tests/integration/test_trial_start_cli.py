@@ -168,8 +168,8 @@ def test_reprocess_keeps_the_stored_start_and_a_changed_start_needs_a_new_track(
 def test_a_start_not_found_counts_from_the_video_start_and_says_so(session, tmp_path):
     video, truth, _ = session
     config = _config(tmp_path, truth, trial={"start": "auto", "search_s": 4})
-    code, _, err = run_cli(["track", video, "--config", config, "--out", tmp_path / "nf",
-                            "--no-progress"])
+    code, said, err = run_cli(["track", video, "--config", config, "--out", tmp_path / "nf",
+                               "--no-progress"])
     assert code == 0, err
     run = json.loads((tmp_path / "nf" / video.stem / "run.json").read_text())
     assert run["trial"]["found"] is False and run["trial"]["start_s"] == 0.0
@@ -181,3 +181,22 @@ def test_a_start_not_found_counts_from_the_video_start_and_says_so(session, tmp_
     figure, _ = draw_qc_figure(tmp_path / "nf" / video.stem)
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert "| time 0 = trial start not found: counted from the video's start" in texts
+    # doubt travels: the QC verdict carries it, so summary.csv, the console, the
+    # experiment's table (usable = False) and a reprocess from the stored track all show it
+    result = tmp_path / "nf" / video.stem
+    doubt = "trial start not found (trial.start: auto)"
+    assert all(doubt in "; ".join(q["review_reasons"]) and q["needs_review"]
+               for q in run["qc"].values())
+    assert pd.read_csv(result / "summary.csv")["needs_review"].all()
+    assert "NEEDS REVIEW" in said and doubt in said
+    code, out, err = run_cli(["summarize", tmp_path / "nf", "--out", tmp_path / "t.csv"])
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert (~table["usable"]).all() and table["doubts"].str.contains(doubt, regex=False).all()
+    raw = yaml.safe_load(config.read_text())
+    raw["chambers"] = {"hysteresis_px": 8}
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert run_cli(["reprocess", result, "--config", moved])[0] == 0
+    again = json.loads((result / "run.json").read_text())
+    assert all(doubt in "; ".join(q["review_reasons"]) for q in again["qc"].values())
