@@ -188,6 +188,7 @@ class TrialStartRecord(_Block):
     reason: str | None = None
     hand_last_seen_s: float | None = field(default=None, metadata=_OPTIONAL)
     door_last_closed_s: float | None = field(default=None, metadata=_OPTIONAL)
+    arm_last_seen_s: float | None = field(default=None, metadata=_OPTIONAL)
 
     @property
     def label(self) -> str:

@@ -1004,6 +1004,11 @@ def _trial_request(start_s: float | str | None,
     return (float(start), "trial.start") if float(start) > 0 else (None, None)
 
 
+#: seconds of a large change inside the box, after the last arm, that make a found trial
+#: start doubtful (a hand always comes with its arm across the box's outline)
+UNEXPLAINED_CHANGE_S = 2.0
+
+
 def _trial_start(request: float | str | None, source: str | None, infos: list[VideoInfo],
                  config: Config, end_s: float | None) -> TrialStartRecord | None:
     """The ``trial`` block of run.json: found for ``auto``, as given for seconds from the
@@ -1013,7 +1018,7 @@ def _trial_start(request: float | str | None, source: str | None, infos: list[Vi
         return TrialStartRecord(
             requested="auto", source=source, start_s=found.start_s, found=found.found,
             reason=found.reason, hand_last_seen_s=found.hand_last_seen_s,
-            door_last_closed_s=found.door_last_closed_s,
+            door_last_closed_s=found.door_last_closed_s, arm_last_seen_s=found.arm_last_seen_s,
         )
     if source == "trial.start":
         return TrialStartRecord(requested=request, source=source, start_s=float(request),
@@ -1384,13 +1389,23 @@ def _trial_warnings(inputs: _Inputs) -> list[str]:
 
 
 def trial_doubts(trial) -> tuple[str, ...]:
-    """The QC reason an automatic trial start that was not found gives every arena: the
-    time counted from the video's start may hold the experimenter's hand and closed doors.
-    ``trial``: the run's trial start or its record (``found``), or None."""
-    if trial is None or trial.found is not False:
+    """The QC reasons an automatic trial start gives every arena when it is in doubt: not
+    found (the time counted from the video's start may hold the hand and closed doors), or
+    found only after the box went on differing from its empty image by more than a mouse for
+    seconds after the last arm had left (moved bedding looks like that too, and the true
+    start may be earlier). ``trial``: the run's trial start or its record, or None."""
+    if trial is None or trial.requested != "auto":
         return ()
-    return ("trial start not found (trial.start: auto): counted from the start of the "
-            "video, which may hold the hand and closed doors",)
+    if trial.found is False:
+        return ("trial start not found (trial.start: auto): counted from the start of the "
+                "video, which may hold the hand and closed doors",)
+    hand, arm = getattr(trial, "hand_last_seen_s", None), getattr(trial, "arm_last_seen_s", None)
+    if hand is not None and arm is not None and hand - arm > UNEXPLAINED_CHANGE_S:
+        return (f"trial start uncertain (trial.start: auto): no arm reached in after {arm:.1f} s "
+                f"but the box differed from its empty image by more than a mouse until "
+                f"{hand:.1f} s (moved bedding?); the trial was counted from "
+                f"{trial.start_s:.1f} s: check the video there, or give trial.start in seconds",)
+    return ()
 
 
 def _detection_record(detector, follower: BackgroundFollower | None) -> dict:

@@ -79,6 +79,7 @@ class TrialStart:
     reason: str
     hand_last_seen_s: float | None = None  # after the last frame with a hand or arm
     door_last_closed_s: float | None = None  # after the last frame with a door closed
+    arm_last_seen_s: float | None = None  # after the last frame with an arm across the outline
     search_s: float = 600.0
     settle_s: float = 1.0
 
@@ -107,6 +108,7 @@ class FrameLook:
     hand: bool  # large foreground inside, or something across the outline
     doors_closed: bool
     mouse: bool  # one mouse-sized blob
+    arm: bool = False  # something across the outline: only an arm does that
 
     @property
     def ok(self) -> bool:
@@ -181,11 +183,11 @@ def look_at(frame: np.ndarray, look: ArenaLook) -> FrameLook:
     opened = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     inner = opened.astype(bool) & look.inside
     across = int(np.count_nonzero(opened.astype(bool) & look.band))
-    hand = (across > OUTLINE_MOUSE_AREAS * look.mouse_area_px
-            or np.count_nonzero(inner) > HAND_MOUSE_AREAS * look.mouse_area_px)
+    arm = across > OUTLINE_MOUSE_AREAS * look.mouse_area_px
+    hand = arm or np.count_nonzero(inner) > HAND_MOUSE_AREAS * look.mouse_area_px
     plates = _plates(fg & look.inside, look)
     return FrameLook(hand=hand, doors_closed=bool(plates.any()),
-                     mouse=_one_mouse(inner & ~plates, look.mouse_area_px))
+                     mouse=_one_mouse(inner & ~plates, look.mouse_area_px), arm=arm)
 
 
 def _one_mouse(inner: np.ndarray, mouse_area: float) -> bool:
@@ -222,6 +224,7 @@ class _Watch:
 
     run_from: float | None = None
     last_hand: float | None = None
+    last_arm: float | None = None
     last_closed: float | None = None
     last_time: float = 0.0
     first_time: float | None = None
@@ -273,6 +276,8 @@ def _earliest_good(skipped: list[tuple[float, np.ndarray]], looks: Sequence[Aren
 def _note(watch: _Watch, t: float, seen: list[FrameLook]) -> None:
     if any(s.hand for s in seen):
         watch.last_hand = t
+    if any(s.arm for s in seen):
+        watch.last_arm = t
     if any(s.doors_closed for s in seen):
         watch.last_closed = t
     if all(s.ok for s in seen):
@@ -288,13 +293,16 @@ def _found(watch: _Watch, search_s: float, settle_s: float) -> TrialStart:
     parts = []
     parts.append("no hand seen" if watch.last_hand is None
                  else f"hand last seen at {watch.last_hand:.1f} s")
+    if watch.last_arm is not None and watch.last_arm != watch.last_hand:
+        parts.append(f"an arm across the box's outline last at {watch.last_arm:.1f} s")
     parts.append("doors open from the first frame" if watch.last_closed is None
                  else f"a door last closed at {watch.last_closed:.1f} s")
     parts.append(f"box = empty image + one mouse from {start:.1f} s "
                  f"(for {settle_s:g} s in a row)")
     return TrialStart("auto", round(start, 3), True, "; ".join(parts),
                       hand_last_seen_s=_rounded(watch.last_hand), door_last_closed_s=_rounded(
-                          watch.last_closed), search_s=search_s, settle_s=settle_s)
+                          watch.last_closed), arm_last_seen_s=_rounded(watch.last_arm),
+                      search_s=search_s, settle_s=settle_s)
 
 
 def _rounded(v: float | None) -> float | None:

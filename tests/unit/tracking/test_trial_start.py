@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from cpp_tracker.config.settings import parse_config
+from cpp_tracker.results.record import TrialStartRecord
+from cpp_tracker.runs.pipeline import trial_doubts
 from cpp_tracker.synthetic import ArenaSpec, SceneSpec, iter_frames, make_scene
 from cpp_tracker.tracking.tracker import make_detector
 from cpp_tracker.tracking.trial_start import arena_looks, find_trial_start, look_at
@@ -107,3 +109,47 @@ def test_a_masked_cable_near_the_wall_is_no_arm_across_the_outline():
     found = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600, stride=2)
     assert found.found, found.reason
     assert found.start_s == pytest.approx(truth.trial_start_s, abs=0.2)
+
+
+def _with_patch_until(spec: SceneSpec, until_s: float, box: tuple[int, int, int, int]):
+    """The scene's chunks with a patch of floor changed (bedding before a kick moved it
+    where the empty-box image has it) in every frame up to ``until_s``."""
+    x0, y0, x1, y1 = box
+    for chunk in _chunks(spec):
+        frames = chunk.frames.copy()
+        early = chunk.time_s <= until_s
+        frames[early, y0:y1, x0:x1] = np.clip(
+            frames[early, y0:y1, x0:x1].astype(int) + 60, 0, 255).astype(np.uint8)
+        yield FrameChunk(chunk.index, chunk.time_s, frames)
+
+
+def test_a_large_change_inside_after_the_arm_left_makes_the_start_doubtful():
+    """Zoo held-out 10107: bedding that differed from the empty-box image looked like a
+    hand for 9 s after the last arm, so the start came late; the run must say so."""
+    spec = SceneSpec(duration_s=24.0, fps=10.0, seed=18, experimenter=True,
+                     arenas=(ArenaSpec(n_chambers=2),))
+    truth, looks = _looks(spec)
+    clean = find_trial_start(_chunks(spec), looks, settle_s=1.0, search_s=600)
+    assert clean.arm_last_seen_s == clean.hand_last_seen_s  # a hand comes with its arm
+    assert trial_doubts(_record(clean)) == ()
+    # a patch of five mouse areas in a corner of the box, there until 4 s after the start
+    x0, y0, x1, y1 = looks[0].crop
+    side = int(np.sqrt(5 * looks[0].mouse_area_px))
+    inner = np.argwhere(looks[0].inside)
+    top, left = inner.min(axis=0) + 4
+    late = truth.trial_start_s + 4.0
+    moved = find_trial_start(_with_patch_until(
+        spec, late, (x0 + left, y0 + top, x0 + left + side, y0 + top + side)),
+        looks, settle_s=1.0, search_s=600)
+    assert late - 0.1 <= moved.start_s <= late + 1.5  # not before the patch has gone
+    assert moved.arm_last_seen_s == pytest.approx(clean.arm_last_seen_s, abs=0.2)
+    (doubt,) = trial_doubts(_record(moved))
+    assert doubt.startswith("trial start uncertain (trial.start: auto): no arm reached in "
+                            f"after {moved.arm_last_seen_s:.1f} s")
+    assert f"counted from {moved.start_s:.1f} s" in doubt
+
+
+def _record(found) -> TrialStartRecord:
+    return TrialStartRecord(requested="auto", start_s=found.start_s, found=found.found,
+                            reason=found.reason, hand_last_seen_s=found.hand_last_seen_s,
+                            arm_last_seen_s=found.arm_last_seen_s)
