@@ -36,7 +36,6 @@ import pandas as pd
 import yaml
 
 from cpp_tracker import load_config, track_video
-from cpp_tracker.geometry.chambers import assign_chambers, build_layout
 from cpp_tracker.setup.init import propose_config_from_video
 from cpp_tracker.synthetic import GroundTruth, body_length_px, chamber_of, generate_video
 from cpp_tracker.synthetic.zoo import ZooScene, held_out_scenes, tuning_scenes
@@ -59,9 +58,8 @@ def tracked(video: Path, truth: GroundTruth, work: Path) -> list[dict]:
     if truth.spec.experimenter:  # the recording starts before the trial
         raw["trial"] = {"start": "auto"}
     (work / "true.yaml").write_text(yaml.safe_dump(raw))
-    config = load_config(work / "true.yaml")
-    result = track_video(video, config, work / "out", progress=False, plots=False,
-                         resume=False)
+    result = track_video(video, load_config(work / "true.yaml"), work / "out",
+                         progress=False, plots=False, resume=False)
     folder = Path(result.result_dir)
     track = pd.read_parquet(folder / "track.parquet")
     # the track's time counts from the trial's start: back to the video's frames
@@ -70,39 +68,19 @@ def tracked(video: Path, truth: GroundTruth, work: Path) -> list[dict]:
     track["frame"] = ((track["time_s"] + start_s) * truth.spec.fps).round().astype(int)
     summary = pd.read_csv(folder / "summary.csv")
     rows = []
-    for arena, length in zip(config.arenas, body_length_px(truth.spec), strict=True):
-        name = arena.name
+    for arena, length in zip(raw["arenas"], body_length_px(truth.spec), strict=True):
+        name = arena["name"]
         true_t = truth.chamber_times().loc[name]
         true_pct = 100 * true_t / true_t.sum()
-        by_rule = rule_percent(truth, arena, config)
         got = summary[summary["arena"] == name].set_index("chamber")["percent"]
-        err_pp = max(abs(float(got.get(c, 0.0)) - by_rule[c]) for c in true_pct.index)
-        rule_pp = max(abs(by_rule[c] - float(true_pct[c])) for c in true_pct.index)
+        err_pp = max(abs(float(got.get(c, 0.0)) - float(true_pct[c])) for c in true_pct.index)
         both = truth.track[truth.track["arena"] == name].merge(
             track[track["arena"] == name], on=["frame", "arena"], suffixes=("_true", ""))
         found = both["detected"].to_numpy(bool)
         err = np.hypot(both["x"] - both["x_true"], both["y"] - both["y_true"])[found]
-        rows.append({"track_pp": err_pp, "rule_pp": rule_pp,
-                     "centroid_bl": float(np.median(err)) / length,
+        rows.append({"track_pp": err_pp, "centroid_bl": float(np.median(err)) / length,
                      "found": float(found.mean()), "flagged": bool(qc[name]["needs_review"])})
     return rows
-
-
-def rule_percent(truth: GroundTruth, arena, config) -> dict[str, float]:
-    """Percent of the counted frames in each chamber when the config's chamber rule (door
-    lines with hysteresis) is applied to the TRUE path: what a perfect tracker would report.
-    The tracker is judged against this; how far the rule itself moves the numbers from the
-    chamber the true centroid lies in (a mouse resting just past a door line stays where
-    it came from) is the scene's ``rule_pp``, a choice of the lab, not a tracking error."""
-    path = truth.track[truth.track["arena"] == arena.name]
-    if truth.trial_start_s is not None:
-        path = path[path["time_s"] >= truth.trial_start_s - 1e-9]
-    layout = build_layout(arena, config.chambers.hysteresis_px,
-                          config.chambers.backdate_crossings)
-    codes, _ = assign_chambers(path["x"].to_numpy(), path["y"].to_numpy(),
-                               np.ones(len(path), bool), layout)
-    names = np.array(layout.chamber_names)[codes]
-    return {c: 100.0 * float(np.mean(names == c)) for c in layout.chamber_names}
 
 
 def proposed(video: Path, truth: GroundTruth, work: Path, n_chambers: int) -> list[dict]:
@@ -144,7 +122,6 @@ def measure(scene: ZooScene) -> dict:
     return {
         "seed": scene.seed, "scene": scene.label,
         "track_pp": max(b["track_pp"] for b in boxes),
-        "rule_pp": max(b["rule_pp"] for b in boxes),
         "centroid_bl": max(b["centroid_bl"] for b in boxes),
         "found": min(b["found"] for b in boxes),
         "flagged": any(b["flagged"] for b in boxes),
@@ -177,8 +154,7 @@ def main() -> None:
     for scene in scenes:
         rows.append(measure(scene))
         r = rows[-1]
-        print(f"{r['seed']:>5} {r['scene']:<68} track {r['track_pp']:5.2f} pp "
-              f"(rule {r['rule_pp']:4.2f})  centroid "
+        print(f"{r['seed']:>5} {r['scene']:<68} track {r['track_pp']:5.2f} pp  centroid "
               f"{r['centroid_bl']:.3f} BL  found {r['found']:.3f}"
               f"{'  REVIEW' if r['flagged'] else ''}"
               f"{'  UNFLAGGED ERROR' if r['unflagged_error'] else ''} | init doors "
@@ -192,9 +168,7 @@ def main() -> None:
     print(f"  track: chamber time median {table['track_pp'].median():.2f} pp, worst "
           f"{table['track_pp'].max():.2f} pp; centroid median "
           f"{table['centroid_bl'].median():.3f} BL, worst {table['centroid_bl'].max():.3f} BL;"
-          f" found >= {table['found'].min():.3f}; the rule's own share: median "
-          f"{table['rule_pp'].median():.2f} pp, worst {table['rule_pp'].max():.2f} pp; "
-          "flagged for review "
+          f" found >= {table['found'].min():.3f}; flagged for review "
           f"{int(table['flagged'].sum())}, errors > {UNFLAGGED_ERROR_PP:g} pp not flagged "
           f"{int(table['unflagged_error'].sum())}")
     print(f"  init: right door count in {int(table['init_doors_ok'].sum())}/{len(table)}; "
