@@ -123,7 +123,10 @@ def _bootstrap_ci(samples: tuple, statistic: Callable, seed: int) -> tuple[float
     resampled on its own: stratified by group); NaN when it cannot be formed."""
     if any(len(s) < 2 for s in samples):
         return np.nan, np.nan
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # resamples of identical animals give an undefined statistic: scipy warns, the
+        # interval is still formed from the others (or NaN)
+        warnings.simplefilter("ignore")
         res = stats.bootstrap(samples, statistic, n_resamples=N_RESAMPLES, vectorized=False,
                               paired=False, confidence_level=0.95, method="percentile",
                               rng=np.random.default_rng(seed))
