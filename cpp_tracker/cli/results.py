@@ -262,8 +262,9 @@ def add_experiment(sub) -> None:
             "missing pre- or post-test are left out and listed."
         ),
     )
-    p.add_argument("outdir", nargs="+", metavar="RESULT_DIR",
-                   help="folders holding results (searched recursively)")
+    p.add_argument("outdir", nargs="+", metavar="RESULT_DIR_OR_SUMMARY",
+                   help="folders holding results (searched recursively), or CSV files "
+                   "written by 'summarize --long' without --design")
     p.add_argument("--design", required=True, metavar="DESIGN.csv",
                    help="CSV naming per session the animal, group, phase, paired chamber "
                    "(see README)")

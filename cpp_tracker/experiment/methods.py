@@ -70,7 +70,7 @@ def _tracking(facts: MethodsFacts) -> str:
         "session was flagged for review by its quality check when, among others, more than "
         f"{_values(facts, 'qc.max_unknown')} of its time was in no chamber or less than "
         f"{_values(facts, 'qc.min_read_fraction')} of the video's nominal length was read "
-        f"({facts.n_results} result folders)."
+        f"({facts.n_results} result folders read)."
     )
 
 

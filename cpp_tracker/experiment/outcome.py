@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..results.outputs import atomic_path, make_output_folder, write_csv
 from ..results.record import read_run_record
 from .collect import collect_results
@@ -70,7 +70,7 @@ def run_experiment(
         raise ConfigError("--score", f"'{score}' differs from the criteria file's score "
                           f"'{rules.score}'; the score is fixed in the criteria file")
     loaded = load_design(design)
-    results, metadata_columns, warnings = collect_results(paths)
+    results, metadata_columns, warnings = _collected(paths)
     sessions, more = design_sessions(loaded, results, design_source=str(design),
                                      metadata_columns=metadata_columns)
     warnings += more
@@ -102,6 +102,49 @@ def run_experiment(
         tuple(warnings), rules.score, tuple(groups))
 
 
+#: Columns a summary CSV must have to stand for result folders (``summarize --long``).
+_LONG_COLUMNS = ("animal_id", "result", "video", "arena", "chamber", "time_s", "entries",
+                 "observed_s", "unknown_s")
+
+
+def _collected(paths: list[str | Path]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The long table of :func:`collect_results` from result folders and from CSV files
+    written by ``summarize --long`` (without ``--design``), which stand for theirs."""
+    csvs = [Path(p) for p in paths if Path(p).suffix.lower() == ".csv"]
+    folders = [p for p in paths if Path(p).suffix.lower() != ".csv"]
+    tables, metadata, warnings = [], [], []
+    if folders:
+        table, metadata, warnings = collect_results(folders)
+        tables.append(table)
+    for path in csvs:
+        table = _read_long_summary(path)
+        tables.append(table)
+        first = list(table.columns).index("result")
+        metadata += [c for c in table.columns[1:first] if c not in metadata]
+    return pd.concat(tables, ignore_index=True), metadata, warnings
+
+
+def _read_long_summary(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype={"animal_id": str, "result": str, "video": str,
+                                         "arena": str, "chamber": str, "session": str})
+    except FileNotFoundError:
+        raise OutputError(f"{path}: not found; give result folders or the CSV of "
+                          "'cpp-tracker summarize --long'") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise OutputError(f"{path}: cannot be read as CSV ({e})") from None
+    missing = [c for c in _LONG_COLUMNS if c not in table.columns]
+    if missing:
+        raise OutputError(
+            f"{path}: lacks the column(s) {', '.join(missing)}; give the CSV of "
+            "'cpp-tracker summarize RESULTS --long' (without --design) or the result folders")
+    if "usable" not in table:  # written before QC verdicts: nothing marks a session
+        table["usable"], table["doubts"] = True, ""
+    table["usable"] = table["usable"].astype(str).str.lower().isin(["true", "1"])
+    table["doubts"] = table["doubts"].fillna("") if "doubts" in table else ""
+    return table
+
+
 def _statistics(scores: pd.DataFrame, score: str, *, test: str, seed: int,
                 groups: list[str]) -> pd.DataFrame:
     """``stats.csv``: within each group, between groups, and the group x phase interaction
@@ -122,9 +165,13 @@ def _facts(sessions: pd.DataFrame) -> MethodsFacts:
     """Versions and settings of the results used, from their ``run.json``."""
     versions: list[str] = []
     settings: dict[str, list[str]] = {k: [] for k in _METHODS_SETTINGS}
-    folders = [r for r in dict.fromkeys(sessions["result"]) if isinstance(r, str)]
-    for folder in folders:
-        record = read_run_record(folder)
+    n_read = 0
+    for folder in [r for r in dict.fromkeys(sessions["result"]) if isinstance(r, str)]:
+        try:
+            record = read_run_record(folder)
+        except OutputError:  # a summary CSV whose result folders are not here
+            continue
+        n_read += 1
         if record.version and record.version not in versions:
             versions.append(record.version)
         resolved = record.config.resolved or {}
@@ -134,8 +181,7 @@ def _facts(sessions: pd.DataFrame) -> MethodsFacts:
             text = _setting_text(key, value)
             if text not in settings[key]:
                 settings[key].append(text)
-    return MethodsFacts(tuple(versions), {k: tuple(v) for k, v in settings.items()},
-                        len(folders))
+    return MethodsFacts(tuple(versions), {k: tuple(v) for k, v in settings.items()}, n_read)
 
 
 def _setting_text(key: str, value) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -170,3 +171,32 @@ def test_experiment_on_tracked_videos_matches_the_ground_truth(video_factory, tm
     scores = pd.read_csv(out / "scores.csv").set_index("animal_id")
     for (animal, phase), percent in truth.items():
         assert scores.loc[animal, f"{phase}_paired_percent"] == pytest.approx(percent, abs=1.0)
+
+
+def test_a_summary_csv_stands_for_its_result_folders(tmp_path, capsys):
+    """`summarize --long` (no design) gives the same scores and statistics as the folders;
+    with the folders gone, time by visit is left out of the sensitivity with a warning."""
+    results, design = _experiment(tmp_path)
+    summary = tmp_path / "all.csv"
+    assert main(["summarize", str(results), "--long", "--out", str(summary)]) == 0
+    assert main(["experiment", str(results), "--design", str(design), "--out",
+                 str(tmp_path / "a")]) == 0
+    assert main(["experiment", str(summary), "--design", str(design), "--out",
+                 str(tmp_path / "b")]) == 0
+    a = pd.read_csv(tmp_path / "a" / "stats.csv")
+    b = pd.read_csv(tmp_path / "b" / "stats.csv")
+    pd.testing.assert_frame_equal(a, b)
+    shutil.rmtree(results)
+    capsys.readouterr()
+    assert main(["experiment", str(summary), "--design", str(design), "--out",
+                 str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr()
+    assert "time by visit left out of the sensitivity analysis" in printed.err
+    assert "excluded w5 (WT): post-test needs review" in printed.out
+    sens = pd.read_csv(tmp_path / "c" / "sensitivity.csv")
+    assert not sens["variant"].str.startswith("time by visit").any()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("animal_id,x\nm1,2\n")
+    assert main(["experiment", str(bad), "--design", str(design), "--out",
+                 str(tmp_path / "d")]) == 1
+    assert "lacks the column(s) result, video, arena" in capsys.readouterr().err
