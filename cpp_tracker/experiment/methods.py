@@ -125,7 +125,8 @@ def _statistics(scores: pd.DataFrame, criteria: Criteria, test: str, seed: int,
         "with Welch's t-test (Hedges' g) or the Mann-Whitney U test (rank-biserial "
         f"correlation), two-sided, following {rule}.{interaction} 95 % confidence intervals "
         f"of the effect sizes are percentile bootstrap intervals ({N_RESAMPLES} resamples of "
-        f"the animals, stratified by group, seed {seed}). {classification} Tests were run "
+        f"the animals, stratified by group, seed {seed}; resamples with an undefined effect "
+        f"size left out). {classification} Tests were run "
         f"with scipy {_version('scipy')} and pingouin {_version('pingouin')}; p values are "
         "not corrected for multiple comparisons."
     ).replace("  ", " ")

@@ -49,13 +49,14 @@ def main_comparisons(scores: pd.DataFrame, score: str, *, test: str, seed: int,
     out = []
     for group in groups:
         values = used.loc[used["group"] == group, score]
-        out.append(within_group(values, group=group, score=score, null=spec.null, test=test,
-                                seed=seed, bootstrap=bootstrap,
+        out.append(within_group(values, group=group or "all", score=score, null=spec.null,
+                                test=test, seed=seed, bootstrap=bootstrap,
                                 comparison="post vs pre" if spec.measure else "vs null"))
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
             out.append(between_groups(used.loc[used["group"] == a, score],
-                                      used.loc[used["group"] == b, score], groups=(a, b),
+                                      used.loc[used["group"] == b, score],
+                                      groups=(a or "all", b or "all"),
                                       score=score, test=test, seed=seed, bootstrap=bootstrap))
     return out
 

@@ -19,8 +19,9 @@ The rule (``test="auto"``): the parametric test when the Shapiro-Wilk test does 
 normality (p >= 0.05) for the differences (within) or for each group (between), else the
 non-parametric one; ``parametric`` or ``nonparametric`` forces one. Fewer than 3 animals:
 no test. The 95 % intervals of the effect sizes are percentile bootstrap intervals
-(``scipy.stats.bootstrap``, 2000 resamples of the animals, stratified by group) from a
-fixed seed, so a rerun gives the same numbers.
+(2000 resamples of the animals, stratified by group; a resample whose effect size is
+undefined, every animal drawn the same, is left out) from a fixed seed, so a rerun gives
+the same numbers.
 """
 
 from __future__ import annotations
@@ -119,18 +120,25 @@ def rank_biserial_unpaired(x, y) -> float:
 
 
 def _bootstrap_ci(samples: tuple, statistic: Callable, seed: int) -> tuple[float, float]:
-    """Percentile 95 % interval of ``statistic`` over resampled animals (each sample
-    resampled on its own: stratified by group); NaN when it cannot be formed."""
+    """Percentile 95 % interval of ``statistic`` over :data:`N_RESAMPLES` resamples of the
+    animals (each sample resampled on its own: stratified by group), from ``seed``.
+
+    A resample whose statistic is undefined (all animals drawn the same: an SD of 0) is
+    left out rather than making the whole interval NaN, as ``scipy.stats.bootstrap``
+    would; NaN when fewer than 95 % of the resamples give a value."""
     if any(len(s) < 2 for s in samples):
         return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    values = np.empty(N_RESAMPLES)
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        # resamples of identical animals give an undefined statistic: scipy warns, the
-        # interval is still formed from the others (or NaN)
         warnings.simplefilter("ignore")
-        res = stats.bootstrap(samples, statistic, n_resamples=N_RESAMPLES, vectorized=False,
-                              paired=False, confidence_level=0.95, method="percentile",
-                              rng=np.random.default_rng(seed))
-    low, high = res.confidence_interval
+        for i in range(N_RESAMPLES):
+            values[i] = statistic(*(a[rng.integers(0, len(a), len(a))] for a in arrays))
+    values = values[np.isfinite(values)]
+    if len(values) < 0.95 * N_RESAMPLES:
+        return np.nan, np.nan
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
