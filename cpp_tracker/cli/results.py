@@ -247,8 +247,7 @@ def _print_needing_review(rows) -> None:
 
 # ----------------------------------------------------------------------------- experiment
 def add_experiment(sub) -> None:
-    from ..experiment.scores import SCORES
-    from ..experiment.stats import TESTS
+    from ..experiment.choices import SCORE_NAMES, TESTS
 
     p = sub.add_parser(
         "experiment",
@@ -272,9 +271,9 @@ def add_experiment(sub) -> None:
     p.add_argument("--criteria", metavar="CRITERIA.yaml",
                    help="per-animal rules fixed in advance: score, cut-off, side-bias "
                    "exclusion, unknown-time limit (see configs/criteria_example.yaml)")
-    p.add_argument("--score", choices=list(SCORES), default=None,
-                   help="the primary score (default change_paired_percent, or the "
-                   "criteria file's)")
+    p.add_argument("--score", choices=SCORE_NAMES, default=None, metavar="SCORE",
+                   help="the primary score: " + ", ".join(SCORE_NAMES) + " (default "
+                   "change_paired_percent, or the criteria file's)")
     p.add_argument("--test", choices=TESTS, default="auto",
                    help="auto: Shapiro-Wilk decides (default); or force parametric / "
                    "nonparametric tests")

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..config.yaml_file import read_config_mapping
 from ..errors import ConfigError
+from .choices import DEFAULT_SCORE
 
 __all__ = [
     "SCORES",
@@ -97,7 +98,7 @@ class Criteria:
     ``source`` and ``hash`` (sha256 of the rules as canonical JSON, 12 hex digits; None
     without a file) are recorded in ``scores.csv`` and ``methods.md``."""
 
-    score: str = "change_paired_percent"
+    score: str = DEFAULT_SCORE
     cutoff: float | None = None
     side_bias_percent: float | None = None
     max_unknown_percent: float | None = None
@@ -117,7 +118,7 @@ def load_criteria(path: str | Path | None, score: str | None = None) -> Criteria
     command's ``--score``) is used when the file names none. Raises
     :class:`~cpp_tracker.errors.ConfigError` listing every problem with its key."""
     if path is None:
-        return Criteria(score=_checked_score(score or "change_paired_percent", "--score"))
+        return Criteria(score=_checked_score(score or DEFAULT_SCORE, "--score"))
     raw = read_config_mapping(path, otherwise="run without --criteria")
     section = raw.get("criteria")
     if not isinstance(section, dict):
@@ -127,7 +128,7 @@ def load_criteria(path: str | Path | None, score: str | None = None) -> Criteria
                 for k in section if k not in _CRITERIA_KEYS]
     problems += [f"{k}: is not a known top-level key (only criteria)" for k in raw
                  if k != "criteria"]
-    name = section.get("score", score or "change_paired_percent")
+    name = section.get("score", score or DEFAULT_SCORE)
     if name not in SCORES:
         problems.append(f"criteria.score: '{name}' is not a score (scores: "
                         f"{', '.join(SCORES)})")

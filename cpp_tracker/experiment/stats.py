@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .choices import TESTS
+
 __all__ = [
     "TESTS",
     "STATS_COLUMNS",
@@ -47,8 +49,6 @@ __all__ = [
     "rank_biserial_unpaired",
 ]
 
-#: ``--test`` choices.
-TESTS = ("auto", "parametric", "nonparametric")
 #: The columns of ``stats.csv``.
 STATS_COLUMNS = ["comparison", "group", "score", "test", "statistic", "p_value",
                  "effect_size", "ci_low", "ci_high", "n", "effect_type", "estimate",

@@ -100,3 +100,9 @@ def test_load_criteria(tmp_path):
     path.write_text("score: 3\n")
     with pytest.raises(ConfigError, match="criteria: is missing or not a mapping"):
         load_criteria(path)
+
+
+def test_the_command_lines_score_names_are_the_scores():
+    from cpp_tracker.experiment.choices import SCORE_NAMES
+
+    assert tuple(SCORES) == SCORE_NAMES
