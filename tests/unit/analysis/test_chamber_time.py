@@ -41,3 +41,20 @@ def test_an_unknown_time_base_is_refused():
     with pytest.raises(ValueError, match="by must be one of"):
         chamber_times(track, _arena(), hysteresis_px=6, by="bout")
     assert np.isfinite(chamber_times(track, _arena(), hysteresis_px=6)["left"])
+
+
+def test_time_by_position_recomputed_from_a_stored_track_is_the_summarys(tmp_path):
+    """What the sensitivity analysis reads back (the stored track, its config) gives the
+    stored summary's times again."""
+    from cpp_tracker.results.stored import load_result
+    from tests.handmade_results import write_result
+
+    folder = write_result(tmp_path / "r", [("left", 7), ((103.0, 50.0), 3), (None, 2),
+                                           ("right", 8)])
+    stored = load_result(folder)
+    times = chamber_times(stored.track(), stored.config.arenas[0], hysteresis_px=6,
+                          nominal_interval_s=0.1)
+    summary = stored.summary().set_index("chamber")["time_s"]
+    for chamber in ("left", "right", "unknown"):
+        assert times[chamber] == pytest.approx(summary[chamber], abs=1e-6)
+    assert times["right"] == pytest.approx(11.0)

@@ -122,3 +122,12 @@ def test_hedges_g_agrees_with_pingouin():
 
     g = pingouin.compute_effsize(SLEEP_1, SLEEP_2, eftype="hedges")
     assert stats.hedges_g(SLEEP_1, SLEEP_2) == pytest.approx(g, abs=2e-3)
+
+
+def test_resamples_with_an_undefined_effect_size_are_left_out_of_the_interval():
+    """With 4 animals, 1 resample in 64 draws one animal four times (SD 0, d_z undefined):
+    the interval is still formed from the others."""
+    r = stats.within_group([1.0, 2.0, 4.0, 3.5], group="g", score="s", null=0.0,
+                           test="parametric")
+    assert np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
+    assert r.ci_low < r.effect_size < r.ci_high
