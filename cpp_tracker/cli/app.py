@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import CppTrackerError
 from .results import (
     add_agreement,
+    add_experiment,
     add_overlay,
     add_plot,
     add_report,
@@ -39,6 +40,7 @@ typical use:
   cpp-tracker batch recordings/ manifest.csv --config box.yaml --out results/
   cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
   cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
+  cpp-tracker experiment results/ --design design.csv --out experiment/
 
 exit status: 0 success, 1 an input failed, 2 usage or configuration error
 """
@@ -55,6 +57,7 @@ SUBCOMMANDS: list[Callable] = [
     add_preview,
     add_reprocess,
     add_summarize,
+    add_experiment,
     add_plot,
     add_review,
     add_overlay,

@@ -17,6 +17,7 @@ from ..errors import ConfigError, CppTrackerError
 __all__ = [
     "add_reprocess",
     "add_summarize",
+    "add_experiment",
     "add_plot",
     "add_review",
     "add_overlay",
@@ -242,6 +243,79 @@ def _print_needing_review(rows) -> None:
         print(f"  {len(rows)} session(s) need review (usable = False in the table):")
         for result, arena, doubts in rows:
             print(f"    {result} ({arena}): {doubts}")
+
+
+# ----------------------------------------------------------------------------- experiment
+def add_experiment(sub) -> None:
+    from ..experiment.choices import SCORE_NAMES, TESTS
+
+    p = sub.add_parser(
+        "experiment",
+        help="the experiment's answer: scores, statistics, figure, methods and sensitivity",
+        description=(
+            "From the result folders and a design CSV (with a group column): one row per "
+            "animal with every CPP score (scores.csv), the tests within each group, between "
+            "groups and the group x phase interaction (stats.csv), the figure (figure.png, "
+            "figure.svg), a methods paragraph (methods.md) and the main comparisons under "
+            "alternative choices (sensitivity.csv). Animals with a flagged, truncated or "
+            "missing pre- or post-test are left out and listed."
+        ),
+    )
+    p.add_argument("outdir", nargs="+", metavar="RESULT_DIR_OR_SUMMARY",
+                   help="folders holding results (searched recursively), or CSV files "
+                   "written by 'summarize --long' without --design")
+    p.add_argument("--design", required=True, metavar="DESIGN.csv",
+                   help="CSV naming per session the animal, group, phase, paired chamber "
+                   "(see README)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write into")
+    p.add_argument("--criteria", metavar="CRITERIA.yaml",
+                   help="per-animal rules fixed in advance: score, cut-off, side-bias "
+                   "exclusion, unknown-time limit (see configs/criteria_example.yaml)")
+    p.add_argument("--score", choices=SCORE_NAMES, default=None, metavar="SCORE",
+                   help="the primary score: " + ", ".join(SCORE_NAMES) + " (default "
+                   "change_paired_percent, or the criteria file's)")
+    p.add_argument("--test", choices=TESTS, default="auto",
+                   help="auto: Shapiro-Wilk decides (default); or force parametric / "
+                   "nonparametric tests")
+    p.add_argument("--include-flagged", action="store_true",
+                   help="keep animals whose pre- or post-test needs review (marked in "
+                   "scores.csv, the figure and methods.md)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the bootstrap intervals (default 20231)")
+    p.set_defaults(handler=_cmd_experiment)
+
+
+def _cmd_experiment(args) -> int:
+    from ..experiment.outcome import SEED, run_experiment
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"'{args.out}' is a file; give a folder")
+    done = run_experiment(args.outdir, args.design, out, criteria=args.criteria,
+                          score=args.score, test=args.test,
+                          include_flagged=args.include_flagged,
+                          seed=SEED if args.seed is None else args.seed)
+    for w in done.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    scores = done.scores
+    print(f"{out}: {len(scores)} animal(s), {int(scores['included'].sum())} analysed; "
+          f"score {done.score}")
+    for animal, group, why in done.excluded:
+        print(f"  excluded {animal} ({group or 'no group'}): {why}")
+    for animal, doubts in done.kept_flagged:
+        print(f"  kept although flagged {animal}: {doubts}")
+    for r in done.stats.itertuples(index=False):
+        if r.test:
+            print(f"  {r.comparison} [{r.group}] {r.test}: statistic {r.statistic:.3g}, "
+                  f"p = {r.p_value:.3g}, {r.effect_type} {r.effect_size:.2f} "
+                  f"[{r.ci_low:.2f}, {r.ci_high:.2f}], n = {r.n}")
+        else:
+            print(f"  {r.comparison} [{r.group}]: {r.note}")
+    broken = done.sensitivity[done.sensitivity["holds"] == False]  # noqa: E712
+    print(f"  sensitivity: {len(broken)} of {int((done.sensitivity['variant'] != 'main').sum())}"
+          " recomputed comparison(s) change direction or significance (sensitivity.csv)")
+    print("  wrote " + ", ".join(p.name for p in done.files))
+    return 0
 
 
 # ----------------------------------------------------------------------------------- plot

@@ -320,18 +320,10 @@ def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_lab
 def _chamber_codes(arena, config, x, y, det) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the chamber with hysteresis and the piece the centroid lies in (codes,
     -1 = unknown)."""
-    from ..geometry.chambers import UNKNOWN, assign_chambers, build_layout
+    from ..analysis.chamber_time import chamber_codes
 
-    layout = build_layout(arena, config.chambers.hysteresis_px, config.chambers.backdate_crossings)
-    # Visits (entries, bouts, latency) follow the chamber with hysteresis, so a mouse
-    # sitting in a doorway is not counted as entering again and again. Time follows the
-    # piece the centroid lies in: a stop a few px past a door line that never passes
-    # the margin is time in that piece, not in the chamber the mouse came from.
-    arena_codes, _ = assign_chambers(x, y, det, layout)
-    position_codes = np.full(len(det), UNKNOWN, dtype=np.int16)
-    if det.any():
-        position_codes[det] = layout.raw_chamber(x[det], y[det])
-    return arena_codes, position_codes
+    return chamber_codes(arena, x, y, det, config.chambers.hysteresis_px,
+                         config.chambers.backdate_crossings)
 
 
 def _detection_stats(arena_name: str, det: np.ndarray) -> tuple[dict, str | None]:
