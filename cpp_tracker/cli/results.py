@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, CppTrackerError
+from .track import add_export_option, exports_of
 
 __all__ = [
     "add_reprocess",
@@ -69,8 +70,6 @@ def add_reprocess(sub) -> None:
         action="store_true",
         help="do not draw the QC figure qc.png again (a stale one is removed)",
     )
-    from .track import add_export_option
-
     add_export_option(p)
     p.set_defaults(handler=_cmd_reprocess)
 
@@ -81,6 +80,7 @@ def _cmd_reprocess(args) -> int:
     from ..runs.reprocess import reprocess_result
 
     config = load_config(args.config)
+    exports = exports_of(args)
     folders = find_result_dirs(args.outdir)
     counts: dict[str, int] = {}
     failures: list[tuple[str, CppTrackerError]] = []
@@ -95,7 +95,7 @@ def _cmd_reprocess(args) -> int:
                 force=args.force,
                 progress=not args.no_progress,
                 plots=not args.no_plots,
-                exports=tuple(args.export),
+                exports=exports,
             )
         except CppTrackerError as e:
             if args.debug:

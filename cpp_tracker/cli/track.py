@@ -13,7 +13,14 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["add_track", "add_batch", "add_pose", "add_export_option"]
+__all__ = ["add_track", "add_batch", "add_pose", "add_export_option", "exports_of"]
+
+
+def exports_of(args) -> tuple[str, ...]:
+    """The ``--export`` formats, checked before the run (movement installed)."""
+    from ..runs.export import check_exports
+
+    return check_exports(args.export)
 
 
 def add_export_option(p) -> None:
@@ -115,7 +122,7 @@ def _cmd_track(args) -> int:
         progress=not args.no_progress,
         workers=args.workers,
         plots=not args.no_plots,
-        exports=tuple(args.export),
+        exports=exports_of(args),
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -184,7 +191,7 @@ def _cmd_pose(args) -> int:
         raise ConfigError("--fps", "give either --video (its timestamps) or --fps, not both")
     config = load_config(args.config)
     result = run_pose(args.posefile, config, args.out, video=args.video, fps=args.fps,
-                      plots=not args.no_plots, exports=tuple(args.export))
+                      plots=not args.no_plots, exports=exports_of(args))
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     pose = result.record.pose or {}

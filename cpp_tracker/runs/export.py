@@ -44,7 +44,18 @@ def check_exports(exports: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ConfigError("--export", f"{', '.join(unknown)} is not a format this version "
                                       f"writes; choose from {', '.join(EXPORTS)}")
+    if "movement" in exports:
+        _load_poses()  # before the run, not after its tables are written
     return tuple(dict.fromkeys(exports))
+
+
+def _load_poses():
+    try:
+        from movement.io import load_poses
+    except ImportError:
+        raise PoseError("--export movement needs the optional package 'movement': install "
+                        "it with pip install \".[pose]\" (or pip install movement)") from None
+    return load_poses
 
 
 def write_exports(result_dir: Path, record: RunRecord, config: Config,
@@ -79,11 +90,7 @@ def _individual(arena) -> str:
 
 def movement_dataset(track, config: Config, source: str = ""):
     """The track as a ``movement`` poses dataset (see the module's layout)."""
-    try:
-        from movement.io import load_poses
-    except ImportError:
-        raise PoseError("--export movement needs the optional package 'movement': install "
-                        "it with pip install \".[pose]\" (or pip install movement)") from None
+    load_poses = _load_poses()
     arena_col = track["arena"].astype(str).to_numpy()
     first = track[arena_col == config.arenas[0].name]
     time_s = first["time_s"].to_numpy(dtype=float)

@@ -28,6 +28,7 @@ from ..results.record import (
     RunRecord,
     TimeBaseRecord,
     TrackOrigin,
+    VideoSource,
     Window,
     now_iso,
     read_previous_record,
@@ -192,6 +193,19 @@ def _time_base(times: PoseTimes, analysis) -> TimeBaseRecord:
     return record.with_timing(timing_record(analysis.timebase, analysis.read_fraction))
 
 
+def _frame_without_video(config: Config, track) -> VideoSource:
+    """Without a video, the frame the results are drawn on (qc.png): the config's
+    ``frame_size``, else the smallest frame holding the arenas and every position."""
+    if config.frame_size is not None:
+        width, height = config.frame_size
+    else:
+        xs = [p[0] for a in config.arenas for p in a.polygon] + [float(track["x"].max())]
+        ys = [p[1] for a in config.arenas for p in a.polygon] + [float(track["y"].max())]
+        width = int(np.ceil(np.nanmax(xs))) + 1
+        height = int(np.ceil(np.nanmax(ys))) + 1
+    return VideoSource(width=int(width), height=int(height))
+
+
 def _result_dir(pose_file: Path, video: str | Path | None, out_dir: str | Path) -> Path:
     """``OUT/<video stem>``, or ``OUT/<pose file stem>`` without a video."""
     name = Path(video).stem if video is not None else pose_file.stem
@@ -242,6 +256,7 @@ def run_pose(
                                time_offset_s=0.0, frames_decoded=times.frames_decoded),)
     else:
         (result_dir / "background.png").unlink(missing_ok=True)
+        videos = (_frame_without_video(config, track),)
     finished = now_iso()
     record = RunRecord(
         version=__version__, command="pose", started=started, finished=finished,

@@ -141,6 +141,7 @@ def read_pose_file(path: str | Path) -> PoseFile:
     path = Path(path)
     if not path.is_file():
         raise PoseError(f"{path}: file not found; check the path of the pose file")
+    import_movement()  # with it come h5py and xarray
     fmt = _format_of(path)
     try:
         ds = _load_dataset(path, fmt)

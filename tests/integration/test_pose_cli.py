@@ -166,14 +166,21 @@ def test_agreement_refuses_results_of_different_videos(scene, tmp_path, capsys):
 
 def test_without_video_time_is_frame_over_fps(scene, tmp_path):
     root, video, truth, config, pose = scene
-    assert run("pose", pose, "--config", config, "--fps", 25, "--out", tmp_path,
-               "--no-plots") == 0
+    assert run("pose", pose, "--config", config, "--fps", 25, "--out", tmp_path) == 0
     result = tmp_path / pose.stem
     record = json.loads((result / "run.json").read_text())
     track = pd.read_parquet(result / "track.parquet")
     np.testing.assert_allclose(track["time_s"], np.arange(len(track)) / 25.0)
     assert record["pose"]["time_from"] == "fps 25"
     assert record["time_base"]["nominal_fps"] == 25
+    # without a video (and frame_size), qc.png is drawn on the smallest frame that holds the
+    # arena and every position
+    polygon = np.array(truth.config["arenas"][0]["polygon"], dtype=float)
+    assert record["video"]["width"] == int(np.ceil(max(polygon[:, 0].max(),
+                                                       track["x"].max()))) + 1
+    assert record["video"]["height"] == int(np.ceil(max(polygon[:, 1].max(),
+                                                        track["y"].max()))) + 1
+    assert record["video"]["fingerprint"] is None and (result / "qc.png").exists()
 
 
 def test_bad_input_is_one_sentence(scene, tmp_path, capsys):
