@@ -73,7 +73,7 @@ class PoseTimes:
     warnings: tuple[str, ...] = ()
 
 
-def _video_times(video: Path, n_rows: int) -> PoseTimes:
+def _video_times(video: Path, n_rows: int, fmt: str = "") -> PoseTimes:
     """Every decoded frame's index and timestamp, as ``track`` reads them."""
     info = probe_video(video)
     index, times = [], []
@@ -86,7 +86,14 @@ def _video_times(video: Path, n_rows: int) -> PoseTimes:
         raise PoseError(f"{video}: no frame could be decoded; check that the file plays")
     frames, time_s = np.concatenate(index), np.concatenate(times)
     warnings = []
-    if n_rows != decoded:
+    if fmt == "SLEAP slp" and n_rows < decoded:
+        # a .slp file holds only the frames with an instance: it ends at the last one
+        warnings.append(
+            f"the SLEAP file's last frame with an instance is frame {n_rows - 1} of the "
+            f"{decoded} frames of {video}: the {decoded - n_rows} frame(s) after it have no "
+            "position (unknown time)"
+        )
+    elif n_rows != decoded:
         if not 0 < n_rows - decoded <= EXTRA_ROWS_ALLOWED:
             raise PoseError(
                 f"the pose file has {n_rows} frames but {video} has {decoded}: they are not "
@@ -106,7 +113,7 @@ def pose_times(pose: PoseFile, video: str | Path | None, fps: float | None) -> P
     file's own seconds (a netCDF file)."""
     n = pose.n_frames
     if video is not None:
-        return _video_times(Path(video), n)
+        return _video_times(Path(video), n, pose.format)
     if fps is not None:
         if not (np.isfinite(fps) and fps > 0):
             raise PoseError(f"--fps {fps:g}: must be a frame rate above 0")
@@ -126,7 +133,11 @@ def _track_table(positions: list[ArenaPositions], times: PoseTimes):
     rows, k = times.frames, len(positions)
 
     def per_arena(values) -> np.ndarray:
-        return np.stack([v[rows] for v in values], axis=1).reshape(-1)
+        # frames past the end of the file (a SLEAP .slp ends at its last instance): none
+        fill = False if values[0].dtype == bool else np.nan
+        padded = [np.concatenate([v, np.full(max(0, rows.max() + 1 - len(v)), fill)])
+                  for v in values]
+        return np.stack([v[rows] for v in padded], axis=1).reshape(-1)
 
     detected = per_arena([p.detected for p in positions])
     return pd.DataFrame({

@@ -11,6 +11,7 @@ one of them is missing or below ``pose.min_likelihood`` (never filled in).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,8 +111,26 @@ def _format_of(path: Path) -> str:
                     f"{', '.join(POSE_SUFFIXES)}: DeepLabCut, SLEAP, LightningPose, movement)")
 
 
+@contextmanager
+def _quiet_movement():
+    """``movement`` logs its loaders' errors to stderr (loguru) before raising them; the
+    error this module raises says it in one sentence instead."""
+    from loguru import logger
+
+    logger.disable("movement")
+    try:
+        yield
+    finally:
+        logger.enable("movement")
+
+
 def _load_dataset(path: Path, fmt: str):
     """The file as a ``movement`` poses dataset."""
+    with _quiet_movement():
+        return _load_with_movement(path, fmt)
+
+
+def _load_with_movement(path: Path, fmt: str):
     load_poses = import_movement()
     if fmt == "movement netCDF":
         import xarray as xr

@@ -199,6 +199,11 @@ def test_bad_input_is_one_sentence(scene, tmp_path, capsys):
     assert "pose.point: tailbase is not a keypoint" in err and "shoulder, hip, nose" in err
     assert run("pose", video, "--config", config, "--fps", 25, "--out", tmp_path) == 1
     assert "is not a pose file" in capsys.readouterr().err
+    (tmp_path / "broken.slp").write_bytes(b"not a SLEAP file")
+    assert run("pose", tmp_path / "broken.slp", "--config", config, "--fps", 25, "--out",
+               tmp_path) == 1
+    err = capsys.readouterr().err  # movement's own log lines are kept off the console
+    assert "cannot be read as a SLEAP slp file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_reprocess_of_a_pose_result_keeps_its_export_and_refuses_pose_changes(scene, tmp_path,
@@ -249,3 +254,30 @@ def test_real_deeplabcut_file_agrees_with_the_tracker(tmp_path, capsys):
     # (< 0.6) in 46 frames
     assert a.percent > 95.0 and a.kappa > 0.9
     assert a.frames_both_known > 650
+
+
+def test_sleap_file_ending_at_its_last_instance_leaves_the_rest_unknown(scene, tmp_path,
+                                                                        capsys):
+    import sleap_io as sio
+
+    root, video, truth, config, pose = scene
+    skeleton = sio.Skeleton(["shoulder", "hip", "nose"])
+    clip = sio.Video(filename=str(video), open_backend=False)
+    last = len(truth.track) - 20  # SLEAP found no mouse in the last 20 frames
+    frames = []
+    for i, r in enumerate(truth.track.iloc[:last].itertuples(index=False)):
+        points = np.array([[r.x - 3, r.y - 1], [r.x + 3, r.y + 1], [r.x - 9, r.y - 3]])
+        instance = sio.PredictedInstance.from_numpy(points, skeleton=skeleton,
+                                                    point_scores=np.full(3, 0.9), score=1.0)
+        frames.append(sio.LabeledFrame(video=clip, frame_idx=i, instances=[instance]))
+    slp = tmp_path / "mouse1.predictions.slp"
+    sio.save_slp(sio.Labels(labeled_frames=frames, videos=[clip], skeletons=[skeleton]),
+                 str(slp))
+    assert run("pose", slp, "--config", config, "--video", video, "--out", tmp_path,
+               "--no-plots") == 0
+    assert "frame(s) after it have no position" in capsys.readouterr().err
+    track = pd.read_parquet(tmp_path / "mouse1" / "track.parquet")
+    assert len(track) == len(truth.track)
+    assert not track["detected"].iloc[last:].any() and track["detected"].iloc[:last].all()
+    np.testing.assert_allclose(track[["x", "y"]].to_numpy()[:last],
+                               truth.track[["x", "y"]].to_numpy()[:last], atol=1e-4)
