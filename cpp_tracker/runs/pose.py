@@ -15,19 +15,20 @@ from a netCDF file's time in seconds; ``run.json``'s ``pose.time_from`` says whi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
 from ..config.settings import Config, check_against_frame, config_hash
-from ..errors import PoseError
+from ..errors import ConfigError, PoseError
 from ..results.outputs import atomic_path, make_output_folder, write_png
 from ..results.record import (
     RunRecord,
     TimeBaseRecord,
     TrackOrigin,
+    TrialStartRecord,
     VideoSource,
     Window,
     now_iso,
@@ -39,12 +40,15 @@ from ..tracking.tracker import TRACK_COLUMNS
 from ..video.reader import VideoInfo, VideoReader, probe_video
 from .pipeline import (
     RunResult,
+    _trial_request,
+    _trial_start,
     analyse_track,
     analysis_records,
     config_record,
     file_fingerprint,
     finish_result,
     timing_record,
+    trial_doubts,
     video_source,
     write_analysis,
 )
@@ -71,6 +75,14 @@ class PoseTimes:
     timestamp_source: str | None = None  # the reader's, with a video
     frames_decoded: int | None = None
     warnings: tuple[str, ...] = ()
+    start_s: float = 0.0  # the trial's start in the video: time_s counts from it
+
+    @property
+    def expected_s(self) -> float | None:
+        """The length of the analysed part by the container, when it says."""
+        if self.info is None or not self.info.nominal_duration_s:
+            return None
+        return self.info.nominal_duration_s - self.start_s
 
 
 def _video_times(video: Path, n_rows: int, fmt: str = "") -> PoseTimes:
@@ -125,6 +137,28 @@ def pose_times(pose: PoseFile, video: str | Path | None, fps: float | None) -> P
                     "its timestamps, or its frame rate (--fps)")
 
 
+def _from_trial_start(config: Config, times: PoseTimes) -> tuple[PoseTimes,
+                                                               TrialStartRecord | None]:
+    """The frames from the trial's start (``trial.start``, as ``track`` applies it: seconds
+    or ``auto``, found in the video), their time counted from it."""
+    request, source = _trial_request(None, config)
+    if request is None:
+        return times, None
+    if request == "auto" and times.info is None:
+        raise ConfigError("trial.start", "auto finds the trial's start in the video: give "
+                                         "the video (--video), or the start in seconds")
+    trial = _trial_start(request, source, [times.info] if times.info else [], config, None)
+    if not trial.found or not trial.start_s:
+        return times, trial
+    start = float(trial.start_s)
+    keep = times.time_s >= start
+    if not keep.any():
+        raise ConfigError("trial.start", f"{start:g} s is after the last frame "
+                                         f"({times.time_s[-1]:.1f} s) of the pose file")
+    return replace(times, frames=times.frames[keep], time_s=times.time_s[keep] - start,
+                   start_s=start), trial
+
+
 def _track_table(positions: list[ArenaPositions], times: PoseTimes):
     """Frame-major track rows (each frame, then each arena), the tracker's columns plus the
     keypoints' ``likelihood``."""
@@ -164,9 +198,10 @@ def _write_track(path: Path, track, analysis) -> None:
     atomic_path(path, lambda tmp: pq.write_table(arrow, tmp))
 
 
-def _background(info: VideoInfo, config: Config) -> np.ndarray:
+def _background(times: PoseTimes, config: Config) -> np.ndarray:
     """The video's empty-box image, as ``track`` estimates it (for qc.png)."""
-    samples, index, _ = background_samples([info], config.background.samples)
+    samples, index, _ = background_samples([times.info], config.background.samples,
+                                           times.start_s or None)
     return estimate_background_for(samples, index, config).image
 
 
@@ -189,7 +224,6 @@ def _pose_block(pose: PoseFile, config: Config, positions: list[ArenaPositions],
 
 
 def _time_base(times: PoseTimes, analysis) -> TimeBaseRecord:
-    info = times.info
     n = int(len(times.frames))
     record = TimeBaseRecord(
         timestamp_source=times.timestamp_source or times.time_from,
@@ -199,7 +233,7 @@ def _time_base(times: PoseTimes, analysis) -> TimeBaseRecord:
         frames_tracked=n,
         stride=1,
         nominal_fps=times.nominal_fps,
-        expected_duration_s=info.nominal_duration_s if info is not None else None,
+        expected_duration_s=times.expected_s,
     )
     return record.with_timing(timing_record(analysis.timebase, analysis.read_fraction))
 
@@ -247,13 +281,12 @@ def run_pose(
     if video is not None:
         info = probe_video(video)
         check_against_frame(config, info.width, info.height, video=str(video))
-    times = pose_times(pose, video, fps)
+    times, trial = _from_trial_start(config, pose_times(pose, video, fps))
     track = _track_table(positions, times)
     label = str(video) if video is not None else str(pose_file)
-    nominal = times.info.nominal_duration_s if times.info is not None else None
     interval = float(np.median(np.diff(times.time_s))) if len(times.time_s) > 1 else None
     analysis = analyse_track(track, config, video_label=label, nominal_interval_s=interval,
-                             nominal_duration_s=nominal)
+                             nominal_duration_s=times.expected_s, doubts=trial_doubts(trial))
     result_dir = _result_dir(Path(pose_file), video, out_dir)
     previous = read_previous_record(result_dir / "run.json")
     (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
@@ -261,7 +294,7 @@ def run_pose(
     written = write_analysis(result_dir, analysis)
     videos = ()
     if times.info is not None:
-        write_png(result_dir / "background.png", _background(times.info, config))
+        write_png(result_dir / "background.png", _background(times, config))
         written.append("background.png")
         videos = (video_source(times.info, file_fingerprint(video), frame_offset=0,
                                time_offset_s=0.0, frames_decoded=times.frames_decoded),)
@@ -272,7 +305,9 @@ def run_pose(
     record = RunRecord(
         version=__version__, command="pose", started=started, finished=finished,
         elapsed_s=round(time.perf_counter() - t0, 3), tracking_s=0.0, videos=videos,
-        window=Window(), config=config_record(config), time_base=_time_base(times, analysis),
+        window=Window(start_s=times.start_s or None, note="time_s in the results counts "
+                      "from start_s" if times.start_s else None), trial=trial,
+        config=config_record(config), time_base=_time_base(times, analysis),
         warnings=(*times.warnings, *analysis.warnings),
         analysis_warnings=tuple(analysis.warnings),
         outputs=("track.parquet", *written, "run.json"),

@@ -281,3 +281,34 @@ def test_sleap_file_ending_at_its_last_instance_leaves_the_rest_unknown(scene, t
     assert not track["detected"].iloc[last:].any() and track["detected"].iloc[:last].all()
     np.testing.assert_allclose(track[["x", "y"]].to_numpy()[:last],
                                truth.track[["x", "y"]].to_numpy()[:last], atol=1e-4)
+
+
+def test_trial_start_counts_from_it_as_track_does(scene, tmp_path, capsys):
+    root, video, truth, config, pose = scene
+    later = copy.deepcopy(truth.config)
+    later["pose"] = {"point": ["shoulder", "hip"], "min_likelihood": 0.5}
+    later["trial"] = {"start": 6}
+    later_path = write_config(tmp_path / "later.yaml", later)
+    assert run("pose", pose, "--config", later_path, "--video", video, "--out", tmp_path / "p",
+               "--no-plots") == 0
+    assert run("track", video, "--config", later_path, "--out", tmp_path / "t",
+               "--no-progress", "--no-plots") == 0
+    p = pd.read_parquet(tmp_path / "p" / "mouse1" / "track.parquet")
+    t = pd.read_parquet(tmp_path / "t" / "mouse1" / "track.parquet")
+    # the same frames and times as track's, counted from 6 s
+    np.testing.assert_array_equal(p["frame"], t["frame"])
+    np.testing.assert_allclose(p["time_s"], t["time_s"], atol=1e-9)
+    after = truth.track[truth.track["time_s"] >= 6 - 1e-9]
+    assert p["frame"].iloc[0] == after["frame"].iloc[0] and p["time_s"].iloc[0] < 0.05
+    summary = pd.read_csv(tmp_path / "p" / "mouse1" / "summary.csv").set_index("chamber")
+    expected = after.groupby("chamber").size() / truth.spec.fps  # UNSURE lies before 6 s
+    for chamber, seconds in expected.items():
+        assert summary.loc[chamber, "time_s"] == pytest.approx(seconds, abs=1e-4)
+    record = json.loads((tmp_path / "p" / "mouse1" / "run.json").read_text())
+    assert record["window"]["start_s"] == 6 and record["trial"]["start_s"] == 6
+    auto = copy.deepcopy(later)
+    auto["trial"] = {"start": "auto"}
+    auto_path = write_config(tmp_path / "auto.yaml", auto)
+    capsys.readouterr()
+    assert run("pose", pose, "--config", auto_path, "--fps", 30, "--out", tmp_path) == 2
+    assert "trial.start: auto finds the trial's start in the video" in capsys.readouterr().err
