@@ -159,6 +159,12 @@ def _from_trial_start(config: Config, times: PoseTimes) -> tuple[PoseTimes,
                    start_s=start), trial
 
 
+def _outside_warnings(positions: list[ArenaPositions]) -> list[str]:
+    return [f"arena {p.arena}: {p.outside} position(s) of the pose file lay outside the "
+            "arena's outline and count as undetected; check the outline if that is many"
+            for p in positions if p.outside]
+
+
 def _track_table(positions: list[ArenaPositions], times: PoseTimes):
     """Frame-major track rows (each frame, then each arena), the tracker's columns plus the
     keypoints' ``likelihood``."""
@@ -219,6 +225,7 @@ def _pose_block(pose: PoseFile, config: Config, positions: list[ArenaPositions],
         "point": list(config.pose.point) or [pose.keypoints[0]],
         "min_likelihood": config.pose.min_likelihood,
         "individuals": {p.arena: p.individual for p in positions},
+        "outside_arena": {p.arena: p.outside for p in positions},
         "time_from": times.time_from,
     }
 
@@ -308,7 +315,7 @@ def run_pose(
         window=Window(start_s=times.start_s or None, note="time_s in the results counts "
                       "from start_s" if times.start_s else None), trial=trial,
         config=config_record(config), time_base=_time_base(times, analysis),
-        warnings=(*times.warnings, *analysis.warnings),
+        warnings=(*times.warnings, *_outside_warnings(positions), *analysis.warnings),
         analysis_warnings=tuple(analysis.warnings),
         outputs=("track.parquet", *written, "run.json"),
         track=TrackOrigin(made_by="pose", finished=finished, config_hash=config_hash(config),

@@ -61,6 +61,7 @@ class ArenaPositions:
     y: np.ndarray
     detected: np.ndarray
     likelihood: np.ndarray  # the lowest of the chosen keypoints' (NaN: the file has none)
+    outside: int = 0  # sure positions outside the arena outline, counted as undetected
 
 
 def import_movement():
@@ -224,12 +225,25 @@ def _individual_for(pose: PoseFile, settings: PoseSettings, arena: ArenaConfig,
     return pose.individuals.index(wanted)
 
 
+def _inside(arena: ArenaConfig, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each point lies in the arena's outline or on it (NaN: False)."""
+    import shapely
+
+    ok = np.isfinite(x) & np.isfinite(y)
+    out = np.zeros(len(x), dtype=bool)
+    out[ok] = shapely.intersects_xy(shapely.Polygon(arena.polygon), x[ok], y[ok])
+    return out
+
+
 def pose_positions(pose: PoseFile, settings: PoseSettings,
                    arenas: tuple[ArenaConfig, ...]) -> list[ArenaPositions]:
     """Per arena (config order), the mouse's position in every frame of ``pose``.
 
     The position is the mean of the ``pose.point`` keypoints; a frame is undetected (x, y
-    NaN) when any of them is missing or has a likelihood below ``pose.min_likelihood``.
+    NaN) when any of them is missing or has a likelihood below ``pose.min_likelihood``, or
+    when the position lies outside the arena's outline (the tracker looks for the mouse only
+    inside it: a point outside is a mislabel or another box's mouse, and would otherwise be
+    counted in the nearest chamber).
     Raises :class:`~cpp_tracker.errors.ConfigError` naming the keypoints or individuals the
     file has when the config asks for others.
     """
@@ -244,10 +258,14 @@ def pose_positions(pose: PoseFile, settings: PoseSettings,
         sure = np.where(np.isfinite(conf), conf >= settings.min_likelihood, True)
         detected = (known & sure).all(axis=1)
         mean = xy.mean(axis=1)
+        inside = _inside(arena, mean[:, 0], mean[:, 1])
+        outside = int((detected & ~inside).sum())
+        detected &= inside
         x = np.where(detected, mean[:, 0], np.nan)
         y = np.where(detected, mean[:, 1], np.nan)
         with np.errstate(all="ignore"):
             lowest = np.nanmin(np.where(np.isfinite(conf), conf, np.inf), axis=1)
         lowest[~np.isfinite(lowest)] = np.nan
-        out.append(ArenaPositions(arena.name, pose.individuals[ind], x, y, detected, lowest))
+        out.append(ArenaPositions(arena.name, pose.individuals[ind], x, y, detected, lowest,
+                                  outside))
     return out

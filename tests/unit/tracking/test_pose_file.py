@@ -28,11 +28,12 @@ LIKELIHOOD[4, 2] = 0.3  # the hip unsure in frame 4
 LIKELIHOOD[7, 0] = 0.1  # the nose unsure in frame 7 (not used for the body centre)
 
 
-def _arena(name="box", animal_id=None) -> ArenaConfig:
+def _arena(name="box", animal_id=None, x0=0.0) -> ArenaConfig:
     return ArenaConfig(
-        name=name, polygon=((0, 0), (320, 0), (320, 240), (0, 240)),
-        doors=(Door("d", ((160, 0), (160, 240))),),
-        chambers=(Chamber("a", (80, 120)), Chamber("b", (240, 120))), animal_id=animal_id,
+        name=name, polygon=((x0, 0), (x0 + 320, 0), (x0 + 320, 240), (x0, 240)),
+        doors=(Door("d", ((x0 + 160, 0), (x0 + 160, 240))),),
+        chambers=(Chamber("a", (x0 + 80, 120)), Chamber("b", (x0 + 240, 120))),
+        animal_id=animal_id,
     )
 
 
@@ -133,14 +134,19 @@ def test_multi_animal_deeplabcut_one_arena_per_individual(tmp_path):
     _dlc_frame(["mA", "mB"], offsets=(0.0, 1000.0)).to_csv(path)
     pose = read_pose_file(path)
     assert pose.individuals == ("mA", "mB")
-    arenas = (_arena("left", animal_id="mB"), _arena("right", animal_id="mA"))
+    arenas = (_arena("left", animal_id="mB", x0=1000.0), _arena("right", animal_id="mA"))
     by_arena = PoseSettings(point=("nose",), min_likelihood=0.0, individual="by_arena")
     left, right = pose_positions(pose, by_arena, arenas)
     assert (left.individual, right.individual) == ("mB", "mA")
     np.testing.assert_allclose(left.x, XY[:, 0, 0] + 1000.0)
     np.testing.assert_allclose(right.x, XY[:, 0, 0])
-    (only,) = pose_positions(pose, PoseSettings(point=("nose",), individual="mB"), (_arena(),))
+    (only,) = pose_positions(pose, PoseSettings(point=("nose",), individual="mB"),
+                             (_arena(x0=1000.0),))
     np.testing.assert_allclose(only.x[only.detected], XY[only.detected, 0, 0] + 1000.0)
+    # the other box's mouse is never counted in this box's nearest chamber
+    (elsewhere,) = pose_positions(pose, PoseSettings(point=("nose",), min_likelihood=0.0,
+                                                     individual="mB"), (_arena(),))
+    assert not elsewhere.detected.any() and elsewhere.outside == N
     with pytest.raises(ConfigError, match="has the individuals mA, mB"):
         pose_positions(pose, PoseSettings(point=("nose",)), (_arena(),))
 
