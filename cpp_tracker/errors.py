@@ -6,7 +6,7 @@ to change; only :mod:`cpp_tracker.cli` turns them into a line on stderr and an e
 
 from __future__ import annotations
 
-__all__ = ["CppTrackerError", "ConfigError", "VideoError", "OutputError"]
+__all__ = ["CppTrackerError", "ConfigError", "VideoError", "OutputError", "PoseError"]
 
 
 class CppTrackerError(Exception):
@@ -44,5 +44,11 @@ class VideoError(CppTrackerError):
 
 class OutputError(CppTrackerError):
     """An output folder or stored result cannot be read or written."""
+
+    exit_code = 1
+
+
+class PoseError(CppTrackerError):
+    """A pose-estimation file cannot be read, or does not fit its video."""
 
     exit_code = 1

@@ -27,7 +27,7 @@ from .results import (
     add_summarize,
 )
 from .setup import add_check_config, add_draw, add_init, add_preview
-from .track import add_batch, add_track
+from .track import add_batch, add_pose, add_track
 
 __all__ = ["main", "build_parser"]
 
@@ -38,6 +38,7 @@ typical use:
   cpp-tracker preview night1.mp4 --config box.yaml --out preview.png
   cpp-tracker track night1.mp4 --config box.yaml --out results/
   cpp-tracker batch recordings/ manifest.csv --config box.yaml --out results/
+  cpp-tracker pose night1DLC.h5 --config box.yaml --video night1.mp4 --out pose_results/
   cpp-tracker reprocess results/ --config box_door_moved.yaml --keep-previous
   cpp-tracker summarize results/ --design design.csv --out cpp_results.csv
   cpp-tracker experiment results/ --design design.csv --out experiment/
@@ -53,6 +54,7 @@ SUBCOMMANDS: list[Callable] = [
     add_draw,
     add_track,
     add_batch,
+    add_pose,
     add_check_config,
     add_preview,
     add_reprocess,

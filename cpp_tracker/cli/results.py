@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, CppTrackerError
+from .track import add_export_option, exports_of
 
 __all__ = [
     "add_reprocess",
@@ -70,6 +71,7 @@ def add_reprocess(sub) -> None:
         action="store_true",
         help="do not draw the QC figure qc.png again (a stale one is removed)",
     )
+    add_export_option(p)
     p.set_defaults(handler=_cmd_reprocess)
 
 
@@ -79,6 +81,7 @@ def _cmd_reprocess(args) -> int:
     from ..runs.reprocess import reprocess_result
 
     config = load_config(args.config)
+    exports = exports_of(args)
     folders = find_result_dirs(args.outdir)
     counts: dict[str, int] = {}
     failures: list[tuple[str, CppTrackerError]] = []
@@ -93,6 +96,7 @@ def _cmd_reprocess(args) -> int:
                 force=args.force,
                 progress=not args.no_progress,
                 plots=not args.no_plots,
+                exports=exports,
             )
         except CppTrackerError as e:
             if args.debug:
@@ -478,19 +482,32 @@ def _cmd_overlay(args) -> int:
 def add_agreement(sub) -> None:
     p = sub.add_parser(
         "agreement",
-        help="compare a filled-in agreement sheet with the tool's chambers",
-        description="Read agreement_sheet.csv (written by 'review --sample' and filled in by "
-        "a person) and its key, and report percent agreement, Cohen's kappa, the confusion "
-        "table and every disagreement.",
+        help="compare a filled-in agreement sheet with the tool's chambers, or two result "
+        "folders of one video frame by frame",
+        description="With one file: read agreement_sheet.csv (written by 'review --sample' "
+        "and filled in by a person) and its key, and report percent agreement, Cohen's "
+        "kappa, the confusion table and every disagreement. With two result folders of the "
+        "same video (e.g. track and pose): compare their chambers frame by frame per arena "
+        "(the chamber the time is counted in), and report agreement and Cohen's kappa over "
+        "the frames both know, the seconds where they differ and where either does not "
+        "know the chamber, and the stretches where they differ.",
     )
-    p.add_argument("sheet", help="the filled-in agreement_sheet.csv")
+    p.add_argument("sheet", metavar="SHEET_OR_RESULT",
+                   help="the filled-in agreement_sheet.csv, or a result folder")
+    p.add_argument("result_b", nargs="?", metavar="RESULT_B",
+                   help="a second result folder of the same video")
     p.add_argument("--key", help="the key (default: agreement_key.csv beside the sheet)")
+    p.add_argument("--stretches", type=int, default=10, metavar="N",
+                   help="with two result folders: list the N longest stretches where they "
+                   "differ (default 10)")
     p.set_defaults(handler=_cmd_agreement)
 
 
 def _cmd_agreement(args) -> int:
     from ..experiment.agreement import compare_sheet
 
+    if args.result_b is not None:
+        return _results_agreement(args)
     a = compare_sheet(args.sheet, args.key)
     kappa = "undefined (one category only)" if a.kappa != a.kappa else f"{a.kappa:.3f}"
     print(f"{args.sheet}: {a.n} sample(s) compared" +
@@ -505,6 +522,35 @@ def _cmd_agreement(args) -> int:
         for r in a.disagreements.itertuples(index=False):
             print(f"    #{r.sample}  {r.video} {r.arena} at {float(r.time_s):.2f} s: tool "
                   f"{r.tool_chamber}, person {r.human_chamber}")
+    return 0
+
+
+def _results_agreement(args) -> int:
+    from ..experiment.agreement import compare_results
+
+    if args.key is not None:
+        raise ConfigError("--key", "belongs to an agreement sheet, not to two result folders")
+    r = compare_results(args.sheet, args.result_b)
+    print(f"A = {r.result_a}\nB = {r.result_b}\n{r.same_video}; column {r.column}")
+    for a in r.arenas:
+        kappa = "undefined (one category only)" if a.kappa != a.kappa else f"{a.kappa:.3f}"
+        percent = "-" if a.percent != a.percent else f"{a.percent:.1f} %"
+        print(f"  {a.arena}: {a.frames} frames, {a.duration_s:.1f} s")
+        print(f"    agreement     {percent} of the {a.frames_both_known} frames both know "
+              f"({a.agree_s:.1f} s)")
+        print(f"    Cohen's kappa {kappa}")
+        print(f"    differ        {a.differ_s:.1f} s; unknown in A only {a.unknown_a_s:.1f} s, "
+              f"in B only {a.unknown_b_s:.1f} s, in both {a.unknown_both_s:.1f} s")
+        print("    confusion in frames (rows: A, columns: B):")
+        for line in a.confusion.to_string().splitlines():
+            print(f"      {line}")
+        longest = a.stretches.assign(length_s=a.stretches["end_s"] - a.stretches["start_s"])
+        longest = longest.nlargest(args.stretches, "length_s").sort_values("start_s")
+        if len(longest):
+            print(f"    {len(a.stretches)} stretch(es) where they differ; the longest:")
+            for s in longest.itertuples(index=False):
+                print(f"      {s.start_s:8.2f} to {s.end_s:8.2f} s: A {s.a_chamber}, "
+                      f"B {s.b_chamber}")
     return 0
 
 

@@ -13,7 +13,25 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["add_track", "add_batch"]
+__all__ = ["add_track", "add_batch", "add_pose", "add_export_option", "exports_of"]
+
+
+def exports_of(args) -> tuple[str, ...]:
+    """The ``--export`` formats, checked before the run (movement installed)."""
+    from ..runs.export import check_exports
+
+    return check_exports(args.export)
+
+
+def add_export_option(p) -> None:
+    """``--export movement`` (track, reprocess, pose)."""
+    p.add_argument(
+        "--export", action="append", default=[], choices=["movement"],
+        help="also write the results in another tool's format: movement = track.nc (a "
+        "movement poses dataset: keypoint 'centroid' per arena, time in real seconds) and "
+        "regions.geojson (chambers as polygons, doors as lines, movement's regions of "
+        "interest); needs pip install \".[pose]\"",
+    )
 
 
 def _print_summary(summary, stream=sys.stdout) -> None:
@@ -83,6 +101,7 @@ def add_track(sub) -> None:
     p.add_argument(
         "--no-plots", action="store_true", help="do not draw the QC figure qc.png"
     )
+    add_export_option(p)
     p.set_defaults(handler=_cmd_track)
 
 
@@ -103,6 +122,7 @@ def _cmd_track(args) -> int:
         progress=not args.no_progress,
         workers=args.workers,
         plots=not args.no_plots,
+        exports=exports_of(args),
     )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -131,6 +151,55 @@ def _print_verdict(video: str, record) -> None:
         print(f"{video}: NEEDS REVIEW: {reasons}")
     elif record.needs_review is False:
         print(f"{video}: QC passed")
+
+
+# ----------------------------------------------------------------------------------- pose
+def add_pose(sub) -> None:
+    p = sub.add_parser(
+        "pose",
+        help="time-in-chamber results from a DeepLabCut, SLEAP, LightningPose or movement "
+        "pose file",
+        description=(
+            "Read a pose-estimation file (DeepLabCut .h5/.csv, SLEAP .slp/analysis .h5, "
+            "LightningPose .csv, movement .nc) and write the same result folder as track, "
+            "OUT/<video stem>/ (or the pose file's stem without --video), through the same "
+            "analysis: the config's pose section says which keypoint(s) are the mouse "
+            "(pose.point, the mean of a list), below which likelihood a frame is unknown "
+            "(pose.min_likelihood) and which individual (pose.individual, or by_arena). "
+            "Needs pip install \".[pose]\"."
+        ),
+    )
+    p.add_argument("posefile", help="the pose file")
+    p.add_argument("--config", required=True, help="the YAML config (arenas, doors, chambers, "
+                   "pose)")
+    p.add_argument("--out", required=True, help="output folder; results go to OUT/<stem>/")
+    p.add_argument("--video", help="the video the pose file was made from: its timestamps "
+                   "give the time (its frame count must match the file's), and qc.png is "
+                   "drawn on its empty-box image")
+    p.add_argument("--fps", type=float, help="without --video: the frame rate of the video "
+                   "(time = frame / fps; run.json says which was used)")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the QC figure qc.png")
+    add_export_option(p)
+    p.set_defaults(handler=_cmd_pose)
+
+
+def _cmd_pose(args) -> int:
+    from ..config.settings import load_config
+    from ..runs.pose import run_pose
+
+    if args.video is not None and args.fps is not None:
+        raise ConfigError("--fps", "give either --video (its timestamps) or --fps, not both")
+    config = load_config(args.config)
+    result = run_pose(args.posefile, config, args.out, video=args.video, fps=args.fps,
+                      plots=not args.no_plots, exports=exports_of(args))
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    pose = result.record.pose or {}
+    print(f"{args.posefile}: {pose.get('format')}, point {' + '.join(pose.get('point', []))}, "
+          f"time from {pose.get('time_from')}; results in {result.result_dir}")
+    _print_summary(result.summary)
+    _print_verdict(args.posefile, result.record)
+    return 0
 
 
 # ---------------------------------------------------------------------------------- batch

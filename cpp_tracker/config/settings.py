@@ -75,6 +75,8 @@ __all__ = [
     "SummarySettings",
     "QcSettings",
     "TrialSettings",
+    "PoseSettings",
+    "BY_ARENA",
     "parse_trial_start",
     "with_default_sections",
     "Config",
@@ -342,6 +344,28 @@ class TrialSettings:
         return self.start == "auto"
 
 
+#: ``pose.individual`` value that gives each arena the individual named as its
+#: ``animal_id`` (or, without one, as its ``name``).
+BY_ARENA = "by_arena"
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """How ``cpp-tracker pose`` makes a track from a pose-estimation file.
+
+    ``point``: the keypoint(s) whose position is the mouse's (the mean of several, e.g. the
+    body centre from shoulders and hips); empty: the file's only keypoint. A frame where any
+    of them is missing or below ``min_likelihood`` is undetected (unknown time, never
+    guessed). ``individual``: which animal of a multi-animal file (None: the file's only
+    one), or :data:`BY_ARENA`: one arena per individual, matched by the arena's
+    ``animal_id`` (else its ``name``).
+    """
+
+    point: tuple[str, ...] = ()
+    min_likelihood: float = 0.6
+    individual: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole, validated configuration."""
@@ -354,6 +378,7 @@ class Config:
     summary: SummarySettings = field(default_factory=SummarySettings)
     qc: QcSettings = field(default_factory=QcSettings)
     trial: TrialSettings = field(default_factory=TrialSettings)
+    pose: PoseSettings = field(default_factory=PoseSettings)
     #: (width, height) of the video frame the geometry was drawn on (``frame_size``), or
     #: None when the file does not say; :func:`check_against_frame` refuses other sizes.
     frame_size: tuple[int, int] | None = None
@@ -505,6 +530,7 @@ _TOP_KEYS = {
     "summary": "summary settings",
     "qc": "quality flags",
     "trial": "when the trial starts",
+    "pose": "pose-estimation input (cpp-tracker pose)",
 }
 _ARENA_KEYS = {
     "name": "",
@@ -917,6 +943,7 @@ def _parse_settings(raw: dict, problems: _Problems) -> dict[str, Any]:
         "summary": _parse_summary_settings(raw.get("summary"), problems),
         "qc": _parse_qc(raw.get("qc"), problems),
         "trial": _parse_trial(raw.get("trial"), problems),
+        "pose": _parse_pose(raw.get("pose"), problems),
     }
 
 
@@ -1097,6 +1124,29 @@ def _parse_trial(raw: Any, problems: _Problems) -> TrialSettings:
                          settle_s=1.0 if settle is None else settle)
 
 
+def _parse_pose(raw: Any, problems: _Problems) -> PoseSettings:
+    p = _mapping(raw, "pose", problems, {"point": "", "min_likelihood": "", "individual": ""})
+    point = p.get("point", [])
+    names = [point] if isinstance(point, str) else point
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        problems.add("pose.point", f"expected a keypoint name or a list of them, got "
+                                   f"{_show(point)}")
+        names = []
+    likelihood = _number(p.get("min_likelihood", 0.6), "pose.min_likelihood", problems,
+                         minimum=0, maximum=1)
+    individual = p.get("individual")
+    if individual is not None and not (isinstance(individual, (str, int))
+                                       and not isinstance(individual, bool)):
+        problems.add("pose.individual", f"expected the name of an individual in the pose "
+                                        f"file, or {BY_ARENA}, got {_show(individual)}")
+        individual = None
+    return PoseSettings(
+        point=tuple(n.strip() for n in names),
+        min_likelihood=0.6 if likelihood is None else likelihood,
+        individual=None if individual is None else str(individual),
+    )
+
+
 def parse_trial_start(value: Any) -> float | str | None:
     """A trial start as written (``auto``, or seconds >= 0, also as text): ``"auto"`` or the
     seconds; None when it is neither."""
@@ -1264,6 +1314,8 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         out[key] = asdict(getattr(config, key))
     if config.trial != TrialSettings():  # absent: the hash of a config without it is unchanged
         out["trial"] = asdict(config.trial)
+    if config.pose != PoseSettings():  # absent: the hash of a config without it is unchanged
+        out["pose"] = {**asdict(config.pose), "point": list(config.pose.point)}
     out["summary"]["windows"] = {
         w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
         for w in config.summary.windows
@@ -1288,6 +1340,8 @@ def with_default_sections(resolved: dict[str, Any]) -> dict[str, Any]:
     out = dict(resolved)
     if not isinstance(out.get("trial"), dict):
         out["trial"] = asdict(TrialSettings())
+    if not isinstance(out.get("pose"), dict):
+        out["pose"] = {**asdict(PoseSettings()), "point": []}
     return out
 
 

@@ -49,6 +49,9 @@ __all__ = [
     "write_agreement_sheet",
     "cohens_kappa",
     "compare_sheet",
+    "ArenaAgreement",
+    "ResultsAgreement",
+    "compare_results",
 ]
 
 SHEET_COLUMNS = ["sample", "sheet", "video", "arena", "time_s", "picked_because", "choices",
@@ -501,3 +504,155 @@ def compare_sheet(sheet_path: str | Path, key_path: str | Path | None = None) ->
         confusion=confusion,
         disagreements=filled.loc[~agree, cols].reset_index(drop=True),
     )
+
+
+# ----------------------------------------------------------------- two results of one video
+@dataclass(frozen=True)
+class ArenaAgreement:
+    """Two results of one video compared frame by frame in one arena.
+
+    ``percent`` and ``kappa`` are over the frames where both know the chamber; the seconds
+    (each frame lasting until the next timestamp, as in the summary) split the rest:
+    ``differ_s`` both know it and disagree, ``unknown_a_s`` / ``unknown_b_s`` only one of
+    them does not know it, ``unknown_both_s`` neither does.
+    """
+
+    arena: str
+    frames: int
+    frames_both_known: int
+    percent: float
+    kappa: float
+    duration_s: float
+    agree_s: float
+    differ_s: float
+    unknown_a_s: float
+    unknown_b_s: float
+    unknown_both_s: float
+    confusion: pd.DataFrame  # rows: A's chamber, columns: B's (with 'unknown')
+    stretches: pd.DataFrame  # start_s, end_s, a_chamber, b_chamber where they differ
+
+
+@dataclass(frozen=True)
+class ResultsAgreement:
+    """:func:`compare_results`: per arena, and how the two were found to be of one video."""
+
+    result_a: Path
+    result_b: Path
+    same_video: str  # e.g. 'same video fingerprint', 'same frame count (749 frames)'
+    column: str  # the track column compared
+    arenas: tuple[ArenaAgreement, ...]
+
+
+def _same_video(a: StoredResult, b: StoredResult) -> str:
+    """How ``a`` and ``b`` are known to be of one video; an error when they are not."""
+    fa, fb = a.record.video.fingerprint, b.record.video.fingerprint
+    if fa and fb:
+        if fa != fb:
+            raise OutputError(
+                f"{a.result_dir} and {b.result_dir} are results of different videos (their "
+                f"run.json fingerprints differ: {a.record.video.shown_path} and "
+                f"{b.record.video.shown_path}); compare two results of the same video"
+            )
+        return "same video fingerprint"
+    na, nb = a.record.time_base.frames_tracked, b.record.time_base.frames_tracked
+    if na is None or nb is None or na != nb:
+        raise OutputError(
+            f"{a.result_dir} has {na} frames and {b.result_dir} has {nb}: they are not "
+            "results of the same video; compare two results of the same video"
+        )
+    return f"same frame count ({na} frames; one result names no video file)"
+
+
+def _chamber_column(a: pd.DataFrame, b: pd.DataFrame) -> str:
+    """``position_chamber`` (what the times count) where both have it, else ``chamber``."""
+    return "position_chamber" if {"position_chamber"} <= set(a.columns) & set(b.columns) \
+        else "chamber"
+
+
+def _differing_stretches(time_s: np.ndarray, durations: np.ndarray, ca: np.ndarray,
+                         cb: np.ndarray) -> pd.DataFrame:
+    """The runs of consecutive frames where the two chambers differ."""
+    differ = ca != cb
+    rows = []
+    start = None
+    for i in range(len(differ) + 1):
+        run_ends = i == len(differ) or not differ[i] or (
+            start is not None and (ca[i], cb[i]) != (ca[start], cb[start]))
+        if start is not None and run_ends:
+            rows.append({"start_s": round(float(time_s[start]), 3),
+                         "end_s": round(float(time_s[i - 1] + durations[i - 1]), 3),
+                         "a_chamber": ca[start], "b_chamber": cb[start]})
+            start = None
+        if i < len(differ) and differ[i] and start is None:
+            start = i
+    return pd.DataFrame(rows, columns=["start_s", "end_s", "a_chamber", "b_chamber"])
+
+
+def _compare_arena(arena: str, ta: pd.DataFrame, tb: pd.DataFrame, column: str,
+                   gap_factor: float) -> ArenaAgreement:
+    from ..analysis.occupancy import frame_durations
+
+    time_s = ta["time_s"].to_numpy(dtype=float)
+    durations = frame_durations(time_s, gap_factor).durations_s
+    ca = ta[column].astype(str).to_numpy(dtype=object)
+    cb = tb[column].astype(str).to_numpy(dtype=object)
+    ua, ub = ca == "unknown", cb == "unknown"
+    both = ~ua & ~ub
+    same = both & (ca == cb)
+    categories = sorted((set(ca) | set(cb)) - {"unknown"}) + ["unknown"]
+    confusion = pd.crosstab(pd.Categorical(ca, categories), pd.Categorical(cb, categories),
+                            rownames=["A"], colnames=["B"], dropna=False)
+    n_both = int(both.sum())
+    return ArenaAgreement(
+        arena=arena, frames=len(ca), frames_both_known=n_both,
+        percent=100.0 * float(same.sum()) / n_both if n_both else math.nan,
+        kappa=cohens_kappa(ca[both], cb[both]) if n_both else math.nan,
+        duration_s=float(durations.sum()),
+        agree_s=float(durations[same].sum()),
+        differ_s=float(durations[both & ~same].sum()),
+        unknown_a_s=float(durations[ua & ~ub].sum()),
+        unknown_b_s=float(durations[ub & ~ua].sum()),
+        unknown_both_s=float(durations[ua & ub].sum()),
+        confusion=confusion,
+        stretches=_differing_stretches(time_s, durations, ca, cb),
+    )
+
+
+def _arena_rows(result: StoredResult, track: pd.DataFrame, arena: str) -> pd.DataFrame:
+    rows = track[track["arena"].astype(str) == arena].sort_values("frame", kind="stable")
+    if not len(rows):
+        raise OutputError(f"{result.result_dir}: has no rows for arena {arena}")
+    return rows.reset_index(drop=True)
+
+
+def compare_results(result_a: str | Path, result_b: str | Path) -> ResultsAgreement:
+    """Compare, frame by frame and per arena, the chambers of two result folders of the
+    same video (e.g. ``track`` and ``pose`` runs), in the column the times count
+    (``position_chamber``; ``chamber`` for results of older versions).
+
+    Refused with one sentence when they are not of one video (fingerprints in run.json, or
+    without one, the frame count), have other arenas, or other frames.
+    """
+    from ..results.stored import load_result
+
+    a, b = load_result(result_a), load_result(result_b)
+    how = _same_video(a, b)
+    names_a = [x.name for x in a.config.arenas]
+    names_b = [x.name for x in b.config.arenas]
+    if names_a != names_b:
+        raise OutputError(f"{a.result_dir} has the arenas {', '.join(names_a)} and "
+                          f"{b.result_dir} has {', '.join(names_b)}; compare results made "
+                          "with the same arenas")
+    ta, tb = a.track(), b.track()
+    column = _chamber_column(ta, tb)
+    arenas = []
+    for name in names_a:
+        ra, rb = _arena_rows(a, ta, name), _arena_rows(b, tb, name)
+        if not np.array_equal(ra["frame"].to_numpy(), rb["frame"].to_numpy()):
+            raise OutputError(
+                f"{a.result_dir} and {b.result_dir} analysed other frames of the video "
+                f"(arena {name}: {len(ra)} and {len(rb)} frames; a stride or a time window?); "
+                "compare results of the same frames"
+            )
+        arenas.append(_compare_arena(name, ra, rb, column, a.config.video.gap_factor))
+    return ResultsAgreement(Path(result_a), Path(result_b), how, column, tuple(arenas))

@@ -516,6 +516,8 @@ class RunRecord:
     track: TrackOrigin | None = None
     reprocess: ReprocessNote | None = None
     history: tuple[HistoryEntry, ...] = ()
+    #: the pose file a ``cpp-tracker pose`` result was made from (None: tracked from video)
+    pose: Mapping | None = field(default=None, metadata=_OPTIONAL)
     # the schema of the file this record was read from (a rewrite uses SCHEMA_VERSION)
     schema_version: int = SCHEMA_VERSION
 
@@ -610,6 +612,12 @@ class RunRecord:
             outputs.insert(max(0, len(outputs) - 1), "qc.png")
         warnings = self.warnings if warning is None else (*self.warnings, warning)
         return replace(self, outputs=tuple(outputs), warnings=warnings)
+
+    def with_outputs(self, names: Sequence[str]) -> RunRecord:
+        """This record with ``names`` listed among its outputs, before ``run.json``."""
+        outputs = [o for o in self.outputs if o not in names]
+        at = outputs.index(RUN_FILE) if RUN_FILE in outputs else len(outputs)
+        return replace(self, outputs=tuple([*outputs[:at], *names, *outputs[at:]]))
 
     def with_history_after(self, previous: RunRecord | None) -> RunRecord:
         """This record with the history of ``previous`` (the results it replaces) and an

@@ -821,6 +821,7 @@ def track_session(
     command: str = "track",
     workers: int = 1,
     min_segment_s: float | None = None,
+    exports: Sequence[str] = (),
 ) -> RunResult:
     """Track one recording, given as one video or as chunk files, into ``out_dir/<name>/``.
 
@@ -880,19 +881,24 @@ def track_session(
         command=command, metadata=metadata, clock=clock,
     )
     previous = read_previous_record(inputs.partial / PREVIOUS_RUN_FILE)
-    record = finish_result(inputs.result_dir, record, config, plots=plots, previous=previous)
+    record = finish_result(inputs.result_dir, record, config, plots=plots, previous=previous,
+                           exports=exports)
     shutil.rmtree(inputs.partial, ignore_errors=True)
     return RunResult(inputs.result_dir, analysis.summary, record, list(record.warnings))
 
 
 def finish_result(
     result_dir: Path, record: RunRecord, config: Config, *, plots: bool,
-    previous: RunRecord | None,
+    previous: RunRecord | None, exports: Sequence[str] = (),
 ) -> RunRecord:
-    """The last step of ``track`` and ``reprocess``, once the tables are written: the QC
-    figure ``qc.png`` from them (or a stale one removed), the history carried on from
-    ``previous`` (the results replaced), and ``run.json``, written last: its presence marks
-    a complete result folder."""
+    """The last step of ``track``, ``reprocess`` and ``pose``, once the tables are written:
+    the exports asked for (``movement``: :func:`cpp_tracker.runs.export.write_exports`; stale
+    ones removed), the QC figure ``qc.png`` (or a stale one removed), the history carried on
+    from ``previous`` (the results replaced), and ``run.json``, written last: its presence
+    marks a complete result folder."""
+    from .export import write_exports
+
+    record = write_exports(result_dir, record, config, exports)
     if plots:
         release_memory()
         record = draw_qc_figure_for(record, result_dir, config)
@@ -1514,13 +1520,14 @@ def track_video(
     command: str = "track",
     workers: int = 1,
     min_segment_s: float | None = None,
+    exports: Sequence[str] = (),
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
 
     A run interrupted earlier (``.partial/`` left in that folder) is continued from its
     last checkpoint when it was made from the same video, config, stride and window. See
     :func:`track_session` for ``start_s``, ``end_s``, ``metadata``, ``plots``, ``command``,
-    ``workers`` and ``min_segment_s``.
+    ``workers`` and ``min_segment_s``; ``exports``: see :func:`finish_result`.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -1542,4 +1549,5 @@ def track_video(
         command=command,
         workers=workers,
         min_segment_s=min_segment_s,
+        exports=exports,
     )

@@ -292,6 +292,7 @@ def reprocess_result(
     progress: bool = False,
     plots: bool = True,
     reports: bool = True,
+    exports: tuple[str, ...] = (),
 ) -> ReprocessResult:
     """Bring one result folder up to date with ``config``.
 
@@ -326,6 +327,10 @@ def reprocess_result(
         no page shows the old numbers; a page that cannot be rewritten gets an out-of-date
         banner and a line in ``warnings``. Also after a reprocess that fails part-way. Pass
         False when the caller rewrites the reports once after many folders.
+    exports
+        Formats to export (``movement``: ``track.nc`` and ``regions.geojson``, see
+        :mod:`cpp_tracker.runs.export`); an export the folder has already is rewritten too,
+        so that it never shows the replaced results.
 
     Raises
     ------
@@ -342,6 +347,9 @@ def reprocess_result(
     old = _read_record(result_dir)
     new_hash = config_hash(config)
     detection, other = config_changes(old.config.resolved, config_to_dict(config))
+    if old.pose is not None:
+        detection, other = _pose_changes(detection + other, result_dir, retrack)
+    exports = _exports_kept(old, exports)
     if detection and not retrack:
         raise _detection_changed(config, old, detection, result_dir)
     changed = detection + other
@@ -356,11 +364,12 @@ def reprocess_result(
     try:
         if detection:
             result = _retrack(videos, result_dir, old, config, changed, new_hash, t0,
-                              keep_previous=keep_previous, progress=progress, plots=plots)
+                              keep_previous=keep_previous, progress=progress, plots=plots,
+                              exports=exports)
         else:
             result = _write_reprocessed(stored, analysis, result_dir, old, config, changed,
                                         new_hash, t0, started, keep_previous=keep_previous,
-                                        plots=plots)
+                                        plots=plots, exports=exports)
     except BaseException:
         if reports:  # the pages show what is on disk now (update_reports never raises)
             update_reports([result_dir])
@@ -373,9 +382,11 @@ def reprocess_result(
 def _retrack(
     videos: list[Path], result_dir: Path, old: RunRecord, config: Config, changed: list[str],
     new_hash: str, t0: float, *, keep_previous: bool, progress: bool, plots: bool,
+    exports: tuple[str, ...] = (),
 ) -> ReprocessResult:
     previous = _keep_previous(result_dir, old) if keep_previous else None
-    run = _track_again(videos, result_dir, old, config, progress=progress, plots=plots)
+    run = _track_again(videos, result_dir, old, config, progress=progress, plots=plots,
+                       exports=exports)
     return ReprocessResult(
         result_dir, "retracked", changed, new_hash, previous,
         round(time.perf_counter() - t0, 3), run.warnings,
@@ -385,7 +396,7 @@ def _retrack(
 def _write_reprocessed(
     stored: _StoredTrack, analysis, result_dir: Path, old: RunRecord, config: Config,
     changed: list[str], new_hash: str, t0: float, started: str, *, keep_previous: bool,
-    plots: bool,
+    plots: bool, exports: tuple[str, ...] = (),
 ) -> ReprocessResult:
     previous = _keep_previous(result_dir, old) if keep_previous else None
     _write_with_assigned(stored.path, stored.table, analysis)
@@ -402,7 +413,8 @@ def _write_reprocessed(
         elapsed_s=round(time.perf_counter() - t0, 3),
         **analysis_records(analysis),
     )
-    record = finish_result(result_dir, record, config, plots=plots, previous=old)
+    record = finish_result(result_dir, record, config, plots=plots, previous=old,
+                           exports=exports)
     return ReprocessResult(
         result_dir, "reprocessed", changed, new_hash, previous,
         round(time.perf_counter() - t0, 3), list(record.warnings),
@@ -419,6 +431,29 @@ def _rewrite_reports(result: ReprocessResult) -> None:
             f"{page} could not be rewritten with the new results ({why}); it now says it is "
             f"out of date: rewrite it with 'cpp-tracker report {shlex.quote(str(page.parent))}'"
         )
+
+
+def _exports_kept(old: RunRecord, exports: tuple[str, ...]) -> tuple[str, ...]:
+    """The exports asked for, and those the folder has already (rewritten, not left
+    showing the replaced results)."""
+    from .export import MOVEMENT_FILES, check_exports
+
+    has = ("movement",) if any(o in MOVEMENT_FILES for o in old.outputs) else ()
+    return check_exports((*exports, *has))
+
+
+def _pose_changes(changed: list[str], result_dir: Path,
+                  retrack: bool) -> tuple[list[str], list[str]]:
+    """For a result made from a pose file: the keys that need the pose file read again
+    (``pose.*``, arenas added, removed or renamed) are refused, with what to run; detection
+    keys do not apply to it."""
+    again = [k for k in changed if k.startswith("pose.") or k == "pose"
+             or _pattern(k) in TRACK_STRUCTURE_KEYS or re.fullmatch(r"arenas\[\d+\]", k)]
+    if again:
+        why = "--retrack tracks videos, not pose files: " if retrack else ""
+        raise ConfigError("--config", f"changes {', '.join(again)} of {result_dir}, made from a "
+                                      f"pose file; {why}run 'cpp-tracker pose' again")
+    return [], changed
 
 
 def _refuse_kept_results(result_dir: Path) -> None:
@@ -456,7 +491,7 @@ def _keep_previous(result_dir: Path, old: RunRecord) -> Path:
 
 def _track_again(
     videos: list[Path], result_dir: Path, old: RunRecord, config: Config, *,
-    progress: bool, plots: bool,
+    progress: bool, plots: bool, exports: tuple[str, ...] = (),
 ):
     """Track the video(s) again with the window, stride and metadata of ``old`` (a trial
     start asked for as ``auto`` is found again; one from the config is the config's)."""
@@ -475,6 +510,7 @@ def _track_again(
         progress=progress,
         plots=plots,
         command="reprocess --retrack",
+        exports=exports,
     )
 
 
