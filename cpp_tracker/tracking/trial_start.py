@@ -174,12 +174,17 @@ def _blurred(image: np.ndarray) -> np.ndarray:
 def look_at(frame: np.ndarray, look: ArenaLook) -> FrameLook:
     """Whether one arena of ``frame`` looks like its empty box plus one mouse (and if not,
     why): the frame's brightness matched to the empty box's first (a lid or a camera's
-    exposure changes it), then the difference thresholded as the tracker does."""
+    exposure changes it), then the difference thresholded as the tracker does. The band
+    around the box is also matched on its own: a light step can change the outside (bright
+    walls near white) unlike the floor, and the whole band would look like an arm; an arm
+    covers only a little of it."""
     x0, y0, x1, y1 = look.crop
     crop = _blurred(frame[y0:y1, x0:x1].astype(np.float32))
-    region = look.inside | look.band
-    gain = float(np.median(crop[region] / np.maximum(look.background[region], 1.0)))
-    fg = np.abs(crop - gain * look.background) > look.threshold * max(gain, 0.5)
+    fg = np.zeros(crop.shape, bool)
+    for region, matched_on in ((look.inside, look.inside | look.band), (look.band, look.band)):
+        if region.any():
+            fg[region] = _different(crop, look.background, region, matched_on,
+                                    look.threshold)
     opened = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     inner = opened.astype(bool) & look.inside
     across = int(np.count_nonzero(opened.astype(bool) & look.band))
@@ -188,6 +193,14 @@ def look_at(frame: np.ndarray, look: ArenaLook) -> FrameLook:
     plates = _plates(fg & look.inside, look)
     return FrameLook(hand=hand, doors_closed=bool(plates.any()),
                      mouse=_one_mouse(inner & ~plates, look.mouse_area_px), arm=arm)
+
+
+def _different(crop: np.ndarray, empty: np.ndarray, region: np.ndarray,
+               matched_on: np.ndarray, threshold: float) -> np.ndarray:
+    """The ``region``'s pixels unlike the empty box's once the brightness is matched to it
+    (the median gain over ``matched_on``)."""
+    gain = float(np.median(crop[matched_on] / np.maximum(empty[matched_on], 1.0)))
+    return np.abs(crop[region] - gain * empty[region]) > threshold * max(gain, 0.5)
 
 
 def _one_mouse(inner: np.ndarray, mouse_area: float) -> bool:
@@ -199,8 +212,9 @@ def _one_mouse(inner: np.ndarray, mouse_area: float) -> bool:
 
 def _plates(fg: np.ndarray, look: ArenaLook) -> np.ndarray:
     """The pixels of closed doors: blobs lying mostly on a door's line (a plate; a mouse
-    passing an open door lies mostly off it) that cover at least half a body width of the
-    line's length (whatever the plate's thickness)."""
+    passing an open door lies mostly off it) each of which covers at least half a body
+    width of the line's length (whatever the plate's thickness). Each blob on its own: noise
+    specks on the line (a lighting step, a low threshold) add up to a length, not a plate."""
     out = np.zeros(fg.shape, bool)
     if not look.strips or not fg.any():
         return out
@@ -212,9 +226,12 @@ def _plates(fg: np.ndarray, look: ArenaLook) -> np.ndarray:
         if not plate.any():
             continue
         pixels = strip & plate[labels]
-        covered = np.unique(np.round(along[pixels]).astype(np.int64)).size
-        if covered >= _CLOSED_WIDTHS * look.body_width_px:
-            out |= pixels
+        # the line's length each blob covers: its distinct whole-pixel positions along it
+        spots = np.unique(np.stack([labels[pixels], np.round(along[pixels]).astype(np.int64)]),
+                          axis=1)
+        covered = np.bincount(spots[0], minlength=n)
+        wide = covered >= _CLOSED_WIDTHS * look.body_width_px
+        out |= pixels & wide[labels]
     return out
 
 
