@@ -12,6 +12,7 @@ dashed line. 180 x 80 mm (a two-column figure), 8 pt text.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -139,8 +140,9 @@ def _score_panel(ax, used: pd.DataFrame, spec, groups: list[str], colours) -> No
         tick.set_color(colours[group])
         tick.set_fontweight("bold")
     ax.set_xlim(-0.6, len(groups) - 0.3)
+    # the score in words (the column name is in stats.csv and methods.md)
     unit = f" ({spec.unit})" if spec.unit else ""
-    ax.set_ylabel(f"{spec.name}{unit}")
+    ax.set_ylabel(textwrap.fill(f"{spec.definition}{unit}", 42), fontsize=7)
     ax.set_title("B  score per animal (mean, 95 % CI)", loc="left", fontsize=8)
     if used["flagged"].any():
         ax.legend(frameon=False, fontsize=6)
