@@ -43,7 +43,12 @@ from ..errors import ConfigError, OutputError, VideoError
 from ..results.outputs import atomic_path
 from ..results.record import RunRecord, VideoSource, now_iso, read_run_record
 from ..results.stored import PREVIOUS_DIR, is_result_dir
-from ..tracking.tracker import ASSIGNED_COLUMNS
+from ..tracking.tracker import (
+    ASSIGNED_COLUMNS,
+    SHARES_METADATA_KEY,
+    pieces_signature,
+    share_columns,
+)
 from ..visual.report import update_reports
 from .pipeline import (
     analyse_track,
@@ -347,6 +352,12 @@ def reprocess_result(
     changed = detection + other
     if not changed and not force:
         return ReprocessResult(result_dir, "unchanged", [], new_hash)
+    stale = None if detection else _unusable_shares(result_dir, config)
+    if stale and not retrack:
+        raise ConfigError(config.source, f"{stale}; run 'cpp-tracker track' again, or "
+                          "reprocess with --retrack")
+    if stale:
+        detection = ["chambers.rule"]  # what makes tracking again necessary
     if detection:
         videos = _videos_to_retrack(result_dir, old)
     else:
@@ -427,6 +438,30 @@ def _refuse_kept_results(result_dir: Path) -> None:
             f"{result_dir}: is an earlier result kept by --keep-previous and is left as it "
             f"was; reprocess {result_dir.parent.parent} instead"
         )
+
+
+def _unusable_shares(result_dir: Path, config: Config) -> str | None:
+    """Why the stored track cannot serve ``chambers.rule: body_fraction`` (no chamber
+    shares, or shares cut by other door lines than ``config``'s), None when it can or the
+    rule does not need them."""
+    if config.chambers.rule != "body_fraction":
+        return None
+    track_path = result_dir / "track.parquet"
+    try:
+        schema = pq.read_schema(track_path)
+    except (OSError, pa.ArrowException):
+        return None  # reading the track reports it
+    k = max(len(a.chambers) for a in config.arenas)
+    if any(c not in schema.names for c in share_columns(k)):
+        return (f"{track_path} holds no chamber shares (it was tracked by an older "
+                "version), which chambers.rule: body_fraction needs, so the video must be "
+                "tracked again")
+    stored = (schema.metadata or {}).get(SHARES_METADATA_KEY.encode(), b"").decode()
+    if stored != pieces_signature(config.arenas):
+        return (f"{track_path} holds chamber shares cut by other door lines or chamber "
+                "points than this config's, so for chambers.rule: body_fraction the video "
+                "must be tracked again")
+    return None
 
 
 def _detection_changed(

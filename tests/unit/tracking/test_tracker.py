@@ -169,13 +169,14 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
     assert types == {
         "frame": "int64", "time_s": "double", "arena": "large_string", "x": "double",
         "y": "double", "area_px": "double", "detected": "bool", "n_blobs": "int16",
-        "light_gain": "float",
+        "light_gain": "float", "share_0": "float", "share_1": "float",
     }
     parts = [t.to_pandas() for t in tables]
     assert len(parts) >= 3  # 8 s of video, a part every 2 s
     table = np.concatenate([p["frame"].to_numpy() for p in parts])
     assert np.array_equal(table, np.repeat(np.arange(len(frames)), 2))
-    assert list(parts[0].columns) == [c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]
+    assert list(parts[0].columns) == [
+        *(c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS), "share_0", "share_1"]
     assert list(parts[0]["arena"][:4]) == ["box1", "copy", "box1", "copy"]
     first = parts[0].iloc[0]
     x, y, area, n_blobs = det.detect(frames[0], det.light_gain(frames[0]))
