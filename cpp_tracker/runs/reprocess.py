@@ -45,6 +45,7 @@ from ..results.record import RunRecord, VideoSource, now_iso, read_run_record
 from ..results.stored import PREVIOUS_DIR, is_result_dir
 from ..tracking.tracker import (
     ASSIGNED_COLUMNS,
+    SHARE_PREFIX,
     SHARES_METADATA_KEY,
     pieces_signature,
     share_columns,
@@ -274,6 +275,19 @@ def _write_with_assigned(track_path: Path, table: pa.Table, analysis) -> None:
     atomic_path(track_path, lambda tmp: pq.write_table(table, tmp))
 
 
+def _without_stale_shares(table: pa.Table, config: Config) -> pa.Table:
+    """``table`` without its chamber shares when they were cut by other door lines or
+    chamber points than ``config``'s: a share column must never describe chambers the
+    results no longer have."""
+    key = SHARES_METADATA_KEY.encode()
+    metadata = dict(table.schema.metadata or {})
+    if metadata.get(key, b"").decode() == pieces_signature(config.arenas):
+        return table
+    metadata.pop(key, None)
+    stale = [c for c in table.column_names if c.startswith(SHARE_PREFIX)]
+    return table.drop_columns(stale).replace_schema_metadata(metadata)
+
+
 def _video_label(result_dir: Path, video: VideoSource) -> str:
     """The ``video`` column of the stored summary (so that it stays as it was)."""
     try:
@@ -399,7 +413,7 @@ def _write_reprocessed(
     plots: bool,
 ) -> ReprocessResult:
     previous = _keep_previous(result_dir, old) if keep_previous else None
-    _write_with_assigned(stored.path, stored.table, analysis)
+    _write_with_assigned(stored.path, _without_stale_shares(stored.table, config), analysis)
     written = write_analysis(result_dir, analysis)
     record = old.reprocessed(
         version=__version__,
@@ -453,9 +467,9 @@ def _unusable_shares(result_dir: Path, config: Config) -> str | None:
         return None  # reading the track reports it
     k = max(len(a.chambers) for a in config.arenas)
     if any(c not in schema.names for c in share_columns(k)):
-        return (f"{track_path} holds no chamber shares (it was tracked by an older "
-                "version), which chambers.rule: body_fraction needs, so the video must be "
-                "tracked again")
+        return (f"{track_path} holds no chamber shares (it was tracked by an older version, "
+                "or its door lines were moved since), which chambers.rule: body_fraction "
+                "needs, so the video must be tracked again")
     stored = (schema.metadata or {}).get(SHARES_METADATA_KEY.encode(), b"").decode()
     if stored != pieces_signature(config.arenas):
         return (f"{track_path} holds chamber shares cut by other door lines or chamber "

@@ -183,3 +183,81 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
     assert first["x"] == x and first["area_px"] == area and first["n_blobs"] == n_blobs
     assert first["light_gain"] == np.float32(det.light_gain(frames[0]))
     assert first["detected"] == np.isfinite(x)
+
+
+# -- chamber shares (chambers.rule: body_fraction) ----------------------------------------
+from cpp_tracker.geometry.chambers import build_layout  # noqa: E402
+from cpp_tracker.synthetic.scenes import body_shares  # noqa: E402
+from cpp_tracker.tracking.tracker import chamber_pieces  # noqa: E402
+
+_SLANTED = {
+    "three": {"polygon": [[10.3, 12.7], [300.2, 15.1], [305.6, 228.4], [8.1, 225.9]],
+              "doors": [{"name": "d1", "line": [[110.4, 12], [104.2, 228]]},
+                        {"name": "d2", "line": [[200.7, 13], [212.3, 228]]}],
+              "chambers": [{"name": "a", "point": [50, 120]}, {"name": "b", "point": [155, 120]},
+                           {"name": "c", "point": [260, 120]}]},
+    # four chambers: two door lines crossing (per-door sides would not tell them apart)
+    "four": {"polygon": [[20, 20], [300, 20], [300, 220], [20, 220]],
+             "doors": [{"name": "v", "line": [[160.5, 20], [150.2, 220]]},
+                       {"name": "h", "line": [[20, 118.3], [300, 131.9]]}],
+             "chambers": [{"name": "a", "point": [80, 60]}, {"name": "b", "point": [240, 60]},
+                          {"name": "c", "point": [80, 180]}, {"name": "d", "point": [240, 180]}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SLANTED))
+def test_chamber_pieces_are_the_geometry_pieces(name):
+    import shapely
+
+    arena = parse_config({"arenas": [dict(name="box", **_SLANTED[name])]}).arenas[0]
+    layout = build_layout(arena, 0.0)
+    pieces = chamber_pieces(arena, 0, 0, 320, 240)
+    rows, cols = np.nonzero(pieces != 255)
+    x, y = cols.astype(float), rows.astype(float)
+    truth = layout.raw_chamber(x, y)
+    to_door = np.min([shapely.distance(s, shapely.points(x, y))
+                      for s in layout.door_segments], axis=0)
+    # every pixel whose centre is not on a line (0.1 px) is in the piece its centre is in
+    wrong = pieces[rows, cols] != truth
+    assert not (wrong & (to_door > 0.1)).any()
+    assert set(np.unique(pieces)) == {*range(len(arena.chambers)), 255}
+
+
+@pytest.fixture(scope="module")
+def door_scene(video_factory):
+    """320x240, 30 s: the mouse crosses the door several times and stops in the doorway
+    for 2 s (seed 10)."""
+    return _frames_and_config(video_factory, "tracker_door", duration_s=30.0, seed=10)
+
+
+@pytest.mark.parametrize("scene", ["door_scene", "large_scene"])
+def test_chamber_shares_are_the_detected_blob_and_the_true_body_share(scene, request):
+    """Each share is counted on the very blob detection measured (its area to the pixel,
+    at full resolution and on the coarse path of the 640x480 scene), and lies within 0.04
+    of the true share of body and head (the blob's outline is the blurred, thresholded
+    edge: a pixel or so off the true one along the door line)."""
+    frames, samples, config, truth = request.getfixturevalue(scene)
+    det = make_detector(config.arenas[0], config.detection, median_background(samples),
+                        samples)
+    true = body_shares(truth.spec)[["share_0", "share_1"]].to_numpy()
+    near = straddling = 0
+    errors = []
+    for i, frame in enumerate(frames):
+        gain = det.light_gain(frame)
+        x, y, area, _ = det.detect(frame, gain)
+        shares = det.chamber_shares(frame, gain, x, y, area)
+        if not np.isfinite(x):
+            assert np.isnan(shares).all()
+            continue
+        assert shares.sum() == pytest.approx(1.0, abs=1e-6)
+        errors.append(np.abs(shares - true[i]).max())
+        straddling += bool(0.1 < true[i, 0] < 0.9)
+        reach = 2 * area**0.5 + 2
+        if det.door_distance[int(round(y)) - det.y0, int(round(x)) - det.x0] <= reach:
+            near += 1
+            _, _, blob = det._blob_near(frame, gain, x - det.x0, y - det.y0, reach)
+            assert blob.sum() == area
+    assert near >= 10  # the mouse came near the door
+    if scene == "door_scene":
+        assert straddling >= 60  # and lay across it
+    assert max(errors) < 0.04, max(errors)
