@@ -202,14 +202,13 @@ class BackgroundFollower:
         measured = self.detector.light_gains(frames)
         for i in range(n):
             gain = float(measured[i])
-            found = self.detector.detect(frames[i], gain)
+            found, shares[i] = self.detector.detect_with_shares(frames[i], gain)
             if self._doubtful(found):
                 found = self._blob_nearest_motion(frames[i], gain)
+                shares[i] = self.detector.chamber_shares(frames[i], gain, *found[:3])
             x[i], y[i], area[i], blobs[i] = found
             if np.isfinite(found[0]):
                 self.last_xy = (float(found[0]), float(found[1]))
-                if self.detector.pieces is not None:
-                    shares[i] = self.detector.chamber_shares(frames[i], gain, *found[:3])
             t = float(time_s[i])
             if self.next_motion_s is None or t >= self.next_motion_s:
                 self.next_motion_s = t + MOTION_PERIOD_S

@@ -56,10 +56,12 @@ __all__ = [
     "make_detector",
     "arena_mask",
     "chamber_pieces",
+    "door_band",
     "pieces_signature",
     "share_columns",
     "SHARES_METADATA_KEY",
     "SHARE_PREFIX",
+    "SHARE_REACH_AREAS",
     "detect_chunk",
     "track_frames",
     "track_rows",
@@ -119,15 +121,16 @@ def _odd(n: int) -> int:
 _NOT_FOUND = (np.nan, np.nan, np.nan, 0)
 
 
-def _label(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def _label(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Connected components (8-connected) of ``binary``: (count incl. background, stats,
-    centroids). Grana's block-based algorithm, 16-bit labels where they cannot overflow:
-    on small images about twice as fast as the default; the statistics are the same."""
+    centroids, labels). Grana's block-based algorithm, 16-bit labels where they cannot
+    overflow: on small images about twice as fast as the default; the statistics are the
+    same."""
     ltype = cv2.CV_16U if binary.size < 65535 else cv2.CV_32S
-    n, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+    n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
         binary, 8, ltype, cv2.CCL_BBDT
     )
-    return n, stats, centroids
+    return n, stats, centroids, labels
 
 
 def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
@@ -149,6 +152,13 @@ def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
         return -1, 0
     floor = 0.25 * rows[best][4]
     return best, sum(1 for r in rows if lo <= r[4] <= hi and r[4] >= floor)
+
+
+# The chosen blob as labelled, kept by the detection paths for detect_with_shares: a tuple
+# (labels, k, x, y, stats): ``labels == k`` in the label image at (x, y) in the crop,
+# ``stats`` its (left, top, width, height, area) in that image. (A tuple: this is made for
+# every frame, and a dataclass costs a few microseconds more.)
+_Blob = tuple
 
 
 @dataclass(frozen=True)
@@ -217,10 +227,10 @@ class ArenaDetector:
     #: down to ``min_threshold``. None: even light (less than 15 % fall-off).
     illumination: np.ndarray | None = field(default=None, repr=False)
     #: the chamber of each pixel of the crop (:func:`chamber_pieces`; 255: outside), and
-    #: each pixel's distance to the nearest pixel next to another chamber (px, at most 255):
-    #: what :meth:`chamber_shares` needs. None: no shares (a detector made without them).
+    #: the pixels next to another chamber's (bool): what :meth:`detect_with_shares` needs.
+    #: None: no shares (a detector made without them).
     pieces: np.ndarray | None = field(default=None, repr=False)
-    door_distance: np.ndarray | None = field(default=None, repr=False)
+    door_band: np.ndarray | None = field(default=None, repr=False)
     n_chambers: int = 0
 
     def describe(self) -> dict:
@@ -378,20 +388,24 @@ class ArenaDetector:
         _, binary = cv2.threshold(diff, lit[1], 255, cv2.THRESH_BINARY)
         return cv2.bitwise_and(binary, self.mask[ys, xs])
 
-    def _pick(self, binary: np.ndarray, ox: int, oy: int) -> tuple[float, float, float, int]:
+    def _pick(self, binary: np.ndarray, ox: int, oy: int, keep: list | None = None
+              ) -> tuple[float, float, float, int]:
         """The largest blob of an opened ``binary`` within the area limits.
 
         ``(ox, oy)`` is the position of ``binary`` in the crop. Blobs are labelled only
-        inside the bounding box of the foreground.
+        inside the bounding box of the foreground. ``keep``: the chosen blob is appended
+        to it (``_Blob``).
         """
         bx, by, bw, bh = cv2.boundingRect(binary)
         if bw == 0:
             return _NOT_FOUND
-        n, stats, centroids = _label(binary[by : by + bh, bx : bx + bw])
+        n, stats, centroids, labels = _label(binary[by : by + bh, bx : bx + bw])
         rows = stats.tolist()
         k, n_ok = _largest(rows[1:], self.min_area_px, self.max_area_px)
         if k < 0:
             return _NOT_FOUND
+        if keep is not None:
+            keep.append((labels, k + 1, bx + ox, by + oy, rows[k + 1]))
         cx, cy = centroids[k + 1].tolist()
         return cx + bx + ox + self.x0, cy + by + oy + self.y0, float(rows[k + 1][4]), n_ok
 
@@ -402,15 +416,51 @@ class ArenaDetector:
         The same as :meth:`detect_reference` (at ``scale`` 1 exactly; at ``scale`` 2 and 4
         see the module description), faster.
         """
+        return self._detect(frame, gain, None)
+
+    def detect_with_shares(self, frame: np.ndarray, gain: float = 1.0,
+                           out: np.ndarray | None = None
+                           ) -> tuple[tuple[float, float, float, int], np.ndarray]:
+        """:meth:`detect`, and the share of the blob in each chamber (float32, config
+        order; NaN when not found or without :attr:`pieces`), counted on the blob's own
+        pixels where its bounding box touches a door line, else one look-up. ``out``: an
+        array of the chambers' length to write the shares into (else a new one)."""
+        keep: list[_Blob] = []
+        found = self._detect(frame, gain, keep)
+        if out is None:
+            out = np.empty(self.n_chambers, dtype=np.float32)
+        out[:] = np.nan
+        if self.pieces is None or not keep or found[0] != found[0]:
+            return found, out
+        labels, k, bx, by, (left, top, w, h, _) = keep[-1]
+        x0, y0 = bx + left, by + top
+        if self.door_band is not None and not self.door_band[y0 : y0 + h, x0 : x0 + w].any():
+            # one chamber: that of any of its pixels (one in its top row)
+            first = int((labels[top, left : left + w] == k).argmax())
+            here = int(self.pieces[y0, x0 + first])
+            if here < self.n_chambers:
+                out[:] = 0.0
+                out[here] = 1.0
+                return found, out
+        pixels = labels[top : top + h, left : left + w] == k
+        counts = np.bincount(self.pieces[y0 : y0 + h, x0 : x0 + w][pixels],
+                             minlength=256)[: self.n_chambers]
+        if counts.sum() > 0:
+            out[:] = counts / counts.sum()
+        return found, out
+
+    def _detect(self, frame: np.ndarray, gain: float, keep: list | None
+                ) -> tuple[float, float, float, int]:
         lit = self._lit_inputs(gain)
         if self.coarse is not None:
-            return self._detect_coarse(frame, lit)
+            return self._detect_coarse(frame, lit, keep)
         full = slice(None)
         binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full, lit)
         ox, oy, binary = _opened(binary, self.kernel)
-        return self._pick(binary, ox, oy)
+        return self._pick(binary, ox, oy, keep)
 
-    def _detect_coarse(self, frame: np.ndarray, lit: tuple) -> tuple[float, float, float, int]:
+    def _detect_coarse(self, frame: np.ndarray, lit: tuple, keep: list | None = None
+                       ) -> tuple[float, float, float, int]:
         c = self.coarse
         assert c is not None
         f = c.factor
@@ -437,7 +487,7 @@ class ArenaDetector:
             bx, by, bw, bh = cv2.boundingRect(binary)
             if bw == 0:
                 return _NOT_FOUND
-        n, stats, _ = _label(binary[by : by + bh, bx : bx + bw])
+        n, stats, _, _ = _label(binary[by : by + bh, bx : bx + bw])
         ox, oy = ox + bx, oy + by
         lo, hi = c.min_area_px, c.max_area_px
         rows = stats.tolist()[1:]
@@ -448,7 +498,8 @@ class ArenaDetector:
             if 0.5 * lo <= area <= 2.0 * hi
         )
         for neg_area, top, left, w, h in candidates:
-            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h, lit)
+            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h, lit,
+                                 keep)
             if found is not None:
                 # competitors, as at full resolution: within the limits and at least a
                 # quarter of the chosen blob (here by their half-resolution areas)
@@ -457,7 +508,8 @@ class ArenaDetector:
                 return found[0], found[1], found[2], max(1, n_blobs)
         return _NOT_FOUND
 
-    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int, lit: tuple):
+    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int, lit: tuple,
+                keep: list | None = None):
         """Measure the blob near crop box (x, y, w, h) at full resolution.
 
         Runs the full-resolution steps in a window around the box. Blur and opening are
@@ -477,7 +529,7 @@ class ArenaDetector:
             binary = self._binary(crop, ys, xs, lit)
             if self.kernel is not None:
                 binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
-            n, stats, centroids = _label(binary)
+            n, stats, centroids, labels = _label(binary)
             rows = stats.tolist()
             k, _ = _largest(rows[1:], 1, math.inf)
             if k < 0:
@@ -495,28 +547,34 @@ class ArenaDetector:
             pad *= 2
         if not (self.min_area_px <= area <= self.max_area_px):
             return None
+        if keep is not None:
+            keep.append((labels, k, wx0, wy0, rows[k]))
         cx, cy = centroids[k].tolist()
         return cx + wx0 + self.x0, cy + wy0 + self.y0, float(area)
 
     def chamber_shares(self, frame: np.ndarray, gain: float, x: float, y: float,
                        area_px: float) -> np.ndarray:
         """The share of the blob detected at (``x``, ``y``) in each chamber (float32,
-        config order; NaN when there is no blob or no :attr:`pieces`).
+        config order; NaN when there is no blob or no :attr:`pieces`), for a detection
+        made without :meth:`detect_with_shares` (the background update's choice among
+        several blobs).
 
-        Cheap where the blob cannot reach a door line (its centroid farther from one than
-        :data:`SHARE_REACH_AREAS` times the root of its area): all of it is in the centroid's
-        chamber. Otherwise the blob is found again at full resolution in a window around
-        the centroid (as :meth:`_refine` does, so its pixels are those detection measured)
-        and its pixels are counted per chamber."""
+        Cheap where the blob cannot reach a door line (no door line within
+        :data:`SHARE_REACH_AREAS` times the root of its area of its centroid): all of it is
+        in the centroid's chamber. Otherwise the blob is found again at full resolution in
+        a window around the centroid (as :meth:`_refine` does, so its pixels are those
+        detection measured) and its pixels are counted per chamber."""
         out = np.full(self.n_chambers, np.nan, dtype=np.float32)
-        if self.pieces is None or self.door_distance is None or not np.isfinite(x):
+        if self.pieces is None or self.door_band is None or not np.isfinite(x):
             return out
         h, w = self.pieces.shape
         cx = min(w - 1, max(0, int(round(x)) - self.x0))
         cy = min(h - 1, max(0, int(round(y)) - self.y0))
         reach = SHARE_REACH_AREAS * math.sqrt(area_px) + 2.0
         here = int(self.pieces[cy, cx])
-        if self.door_distance[cy, cx] > reach and here < self.n_chambers:
+        r = int(math.ceil(reach))
+        near = self.door_band[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1]
+        if not near.any() and here < self.n_chambers:
             out[:] = 0.0
             out[here] = 1.0
             return out
@@ -537,7 +595,8 @@ class ArenaDetector:
         cw, ch = self.x1 - self.x0, self.y1 - self.y0
         margin = self._margin
         pad = margin + 4
-        r = int(math.ceil(reach)) + pad
+        # a window about the blob's size: it grows where the blob reaches its edge
+        r = int(math.ceil(0.6 * reach)) + pad
         wx0, wy0 = max(0, int(cx) - r), max(0, int(cy) - r)
         wx1, wy1 = min(cw, int(cx) + r + 1), min(ch, int(cy) + r + 1)
         while True:
@@ -546,7 +605,9 @@ class ArenaDetector:
             binary = self._binary(crop, ys, xs, lit)
             if self.kernel is not None:
                 binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
-            n, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, 8)
+            ltype = cv2.CV_16U if binary.size < 65535 else cv2.CV_32S
+            n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+                binary, 8, ltype, cv2.CCL_BBDT)
             if n < 2:
                 return wx0, wy0, np.zeros(binary.shape, dtype=bool)
             d2 = ((centroids[1:, 0] + wx0 - cx) ** 2 + (centroids[1:, 1] + wy0 - cy) ** 2)
@@ -605,10 +666,11 @@ def arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarr
     return mask
 
 
-#: A blob reaches at most this many roots of its area from its centroid (a mouse without
-#: its tail is less than 4 times as long as wide: about 1.1); farther from a door line its
-#: chamber shares are those of its centroid's chamber.
-SHARE_REACH_AREAS = 2.0
+#: A blob reaches at most this many roots of its area (plus 2 px) from its centroid: an
+#: ellipse 4 times as long as wide reaches 1.13 (a mouse without its tail is less
+#: elongated); farther from a door line its chamber shares are those of its centroid's
+#: chamber.
+SHARE_REACH_AREAS = 1.5
 
 # Door lines are extended by this many px at both ends, as geometry.chambers does before
 # cutting the arena (a line drawn by hand often stops short of the wall).
@@ -710,18 +772,14 @@ def _assign_leftovers(pieces: np.ndarray, inside: np.ndarray, doors: list, x0: i
         pieces[rest] = lut[labels[rest]]
 
 
-def _door_distance(pieces: np.ndarray) -> np.ndarray:
-    """Each pixel's distance (px, uint8, at most 255) to the nearest pixel with a neighbour
-    of another chamber."""
+def door_band(pieces: np.ndarray) -> np.ndarray:
+    """The pixels of :func:`chamber_pieces` with a neighbour (of 8) in another chamber:
+    a blob none of whose pixels' boxes holds one lies in one chamber."""
     valid = pieces != 255
     kernel = np.ones((3, 3), np.uint8)
     low = cv2.erode(pieces, kernel)  # 255 outside does not lower a minimum
     high = cv2.dilate(np.where(valid, pieces, 0).astype(np.uint8), kernel)
-    band = valid & (low != high)
-    if not band.any():
-        return np.full(pieces.shape, 255, dtype=np.uint8)
-    dist = cv2.distanceTransform((~band).astype(np.uint8), cv2.DIST_L2, 3)
-    return np.minimum(dist, 255).astype(np.uint8)
+    return valid & (low != high)
 
 
 def pieces_signature(arenas: Sequence[ArenaConfig]) -> str:
@@ -914,7 +972,7 @@ def _make_detector(arena: ArenaConfig, settings: DetectionSettings, background: 
                                 threshold_floor(stats.sigma)),
     )
     pieces = chamber_pieces(arena, x0, y0, x1 - x0, y1 - y0)
-    full = _replace(full, pieces=pieces, door_distance=_door_distance(pieces),
+    full = _replace(full, pieces=pieces, door_band=door_band(pieces),
                     n_chambers=len(arena.chambers))
     if settings.threshold is None:
         full = _raised_to_mouse_contrast(full, samples, contrast)
@@ -1199,11 +1257,13 @@ def detect_chunk(
     shares = np.full((n, detector.n_chambers), np.nan, dtype=np.float32)
     measured = detector.light_gains(frames)
     gains = measured.astype(np.float32)
+    if detector.pieces is None:
+        for i in range(n):
+            x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], float(measured[i]))
+        return x, y, area, blobs, gains, shares
     for i in range(n):
-        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], float(measured[i]))
-        if detector.pieces is not None and np.isfinite(x[i]):
-            shares[i] = detector.chamber_shares(frames[i], float(measured[i]), x[i], y[i],
-                                                area[i])
+        x[i], y[i], area[i], blobs[i] = detector.detect_with_shares(
+            frames[i], float(measured[i]), shares[i])[0]
     return x, y, area, blobs, gains, shares
 
 

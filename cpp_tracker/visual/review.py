@@ -37,7 +37,13 @@ import pandas as pd
 
 from ..config.settings import ArenaConfig, Config
 from ..errors import ConfigError, OutputError, VideoError
-from ..geometry.chambers import UNKNOWN, ChamberLayout, assign_chambers, build_layout
+from ..geometry.chambers import (
+    UNKNOWN,
+    ChamberLayout,
+    assign_by_body_fraction,
+    assign_chambers,
+    build_layout,
+)
 from ..results.outputs import atomic_path, make_output_folder, write_csv
 from ..results.stored import StoredResult, flagged_seconds, resolve_video
 from ..tracking.tracker import ArenaDetector, make_detector, threshold_floor
@@ -198,6 +204,8 @@ class OverlayGeometry:
     arenas: tuple[ArenaConfig, ...]
     layouts: tuple[ChamberLayout, ...]
     colors: dict[str, tuple[int, int, int]]
+    #: ``chambers.rule`` with its fractions (``None``: the point rule)
+    body_fraction: tuple[float, float] | None = None
 
 
 def overlay_geometry(config: Config) -> OverlayGeometry:
@@ -205,7 +213,9 @@ def overlay_geometry(config: Config) -> OverlayGeometry:
     :mod:`cpp_tracker.visual.palette`)."""
     colors = {name: c.bgr for name, c in chamber_colours(config).items()}
     layouts = tuple(build_layout(a, config.chambers.hysteresis_px) for a in config.arenas)
-    return OverlayGeometry(config.arenas, layouts, colors)
+    c = config.chambers
+    rule = (c.enter_fraction, c.exit_fraction) if c.rule == "body_fraction" else None
+    return OverlayGeometry(config.arenas, layouts, colors, rule)
 
 
 def _pts(coords, scale: float) -> np.ndarray:
@@ -326,11 +336,15 @@ class _LiveTracker:
     def __call__(self, k: int, t: float, gray: np.ndarray) -> tuple[float, float, str, float]:
         detector = self.detectors[k]
         gain = detector.light_gain(gray)
-        x, y, _, _ = detector.detect(gray, gain)
+        (x, y, _, _), shares = detector.detect_with_shares(gray, gain)
         det = np.array([math.isfinite(x)])
-        codes, self.state[k] = assign_chambers(
-            np.array([x]), np.array([y]), det, self.geo.layouts[k], self.state[k]
-        )
+        if self.geo.body_fraction is not None and detector.pieces is not None:
+            codes, self.state[k] = assign_by_body_fraction(
+                shares[None], det, *self.geo.body_fraction, self.state[k])
+        else:
+            codes, self.state[k] = assign_chambers(
+                np.array([x]), np.array([y]), det, self.geo.layouts[k], self.state[k]
+            )
         names = self.geo.arenas[k].chamber_names
         return x, y, ("unknown" if codes[0] == UNKNOWN else names[int(codes[0])]), gain
 

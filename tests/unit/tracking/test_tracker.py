@@ -188,7 +188,7 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
 # -- chamber shares (chambers.rule: body_fraction) ----------------------------------------
 from cpp_tracker.geometry.chambers import build_layout  # noqa: E402
 from cpp_tracker.synthetic.scenes import body_shares  # noqa: E402
-from cpp_tracker.tracking.tracker import chamber_pieces  # noqa: E402
+from cpp_tracker.tracking.tracker import SHARE_REACH_AREAS, chamber_pieces  # noqa: E402
 
 _SLANTED = {
     "three": {"polygon": [[10.3, 12.7], [300.2, 15.1], [305.6, 228.4], [8.1, 225.9]],
@@ -230,12 +230,20 @@ def door_scene(video_factory):
     return _frames_and_config(video_factory, "tracker_door", duration_s=30.0, seed=10)
 
 
-@pytest.mark.parametrize("scene", ["door_scene", "large_scene"])
+@pytest.fixture(scope="module")
+def door_scene_640(video_factory):
+    """The door scene at 640x480: the coarse search path (scale 2)."""
+    return _frames_and_config(video_factory, "tracker_door_640", width=640, height=480,
+                              duration_s=30.0, seed=10)
+
+
+@pytest.mark.parametrize("scene", ["door_scene", "door_scene_640"])
 def test_chamber_shares_are_the_detected_blob_and_the_true_body_share(scene, request):
-    """Each share is counted on the very blob detection measured (its area to the pixel,
-    at full resolution and on the coarse path of the 640x480 scene), and lies within 0.04
-    of the true share of body and head (the blob's outline is the blurred, thresholded
-    edge: a pixel or so off the true one along the door line)."""
+    """The shares are counted on the very blob detection measured (at full resolution
+    and on the coarse path at 640x480): found again around its centroid
+    (:meth:`chamber_shares`), it has the same area and the same shares. They lie within
+    0.04 of the true share of body and head (the blob's outline is the blurred,
+    thresholded edge: a pixel or so off the true one along the door line)."""
     frames, samples, config, truth = request.getfixturevalue(scene)
     det = make_detector(config.arenas[0], config.detection, median_background(samples),
                         samples)
@@ -244,20 +252,24 @@ def test_chamber_shares_are_the_detected_blob_and_the_true_body_share(scene, req
     errors = []
     for i, frame in enumerate(frames):
         gain = det.light_gain(frame)
-        x, y, area, _ = det.detect(frame, gain)
-        shares = det.chamber_shares(frame, gain, x, y, area)
+        (x, y, area, n_blobs), shares = det.detect_with_shares(frame, gain)
+        assert (x, y, area, n_blobs) == pytest.approx(det.detect(frame, gain), nan_ok=True)
+        again = det.chamber_shares(frame, gain, x, y, area)
+        assert np.array_equal(shares, again, equal_nan=True)
         if not np.isfinite(x):
             assert np.isnan(shares).all()
             continue
         assert shares.sum() == pytest.approx(1.0, abs=1e-6)
         errors.append(np.abs(shares - true[i]).max())
         straddling += bool(0.1 < true[i, 0] < 0.9)
-        reach = 2 * area**0.5 + 2
-        if det.door_distance[int(round(y)) - det.y0, int(round(x)) - det.x0] <= reach:
+        reach = SHARE_REACH_AREAS * area**0.5 + 2
+        r = int(np.ceil(reach))
+        cx, cy = int(round(x)) - det.x0, int(round(y)) - det.y0
+        if det.door_band[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1].any():
             near += 1
             _, _, blob = det._blob_near(frame, gain, x - det.x0, y - det.y0, reach)
             assert blob.sum() == area
     assert near >= 10  # the mouse came near the door
-    if scene == "door_scene":
-        assert straddling >= 60  # and lay across it
+    assert straddling >= 60  # and lay across it
+    assert (det.scale, scene) in ((1, "door_scene"), (2, "door_scene_640"))
     assert max(errors) < 0.04, max(errors)
