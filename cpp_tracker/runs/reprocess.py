@@ -68,6 +68,7 @@ __all__ = [
     "config_changes",
     "keep_previous_results",
     "reprocess_result",
+    "stored_shares_problem",
 ]
 
 #: Key paths whose change means the stored track no longer matches the arenas: its rows are
@@ -366,7 +367,7 @@ def reprocess_result(
     changed = detection + other
     if not changed and not force:
         return ReprocessResult(result_dir, "unchanged", [], new_hash)
-    stale = None if detection else _unusable_shares(result_dir, config)
+    stale = None if detection else stored_shares_problem(result_dir, config)
     if stale and not retrack:
         raise ConfigError(config.source, f"{stale}; run 'cpp-tracker track' again, or "
                           "reprocess with --retrack")
@@ -454,13 +455,13 @@ def _refuse_kept_results(result_dir: Path) -> None:
         )
 
 
-def _unusable_shares(result_dir: Path, config: Config) -> str | None:
+def stored_shares_problem(result_dir: str | Path, config: Config) -> str | None:
     """Why the stored track cannot serve ``chambers.rule: body_fraction`` (no chamber
     shares, or shares cut by other door lines than ``config``'s), None when it can or the
     rule does not need them."""
     if config.chambers.rule != "body_fraction":
         return None
-    track_path = result_dir / "track.parquet"
+    track_path = Path(result_dir) / "track.parquet"
     try:
         schema = pq.read_schema(track_path)
     except (OSError, pa.ArrowException):
