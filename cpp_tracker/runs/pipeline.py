@@ -204,8 +204,11 @@ def analyse_track(
     """Chambers, per-second occupancy, quality flags and summary from a track table.
 
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
-    each arena in frame order; ``area_px``, ``n_blobs`` and ``light_gain`` are used for the
-    quality flags and lighting periods where present. ``nominal_duration_s``: the
+    each arena in frame order, and with ``chambers.rule: body_fraction`` the share of the
+    mouse in each chamber, ``share_0`` .. ``share_{k-1}`` (the tracker's blob shares, or
+    :func:`~cpp_tracker.geometry.chambers.keypoint_shares` of a pose track; ValueError
+    naming the arena without them); ``area_px``, ``n_blobs`` and ``light_gain`` are used
+    for the quality flags and lighting periods where present. ``nominal_duration_s``: the
     container's length, to say how much of it was read. ``doubts``: reasons known before
     the analysis that every arena's QC verdict must carry (:func:`trial_doubts`). Returns
     new tables; ``track`` is not modified.
