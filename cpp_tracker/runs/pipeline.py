@@ -247,6 +247,9 @@ def analyse_track(
     occupancy, summary, qc = _add_quality(
         track, config, occupancy, summary, timebase, read_fraction, warnings, doubts
     )
+    if config.chambers.rule != "point":  # (the point rule's summary is as it always was)
+        c = config.chambers
+        summary["entry_rule"] = f"{c.rule} {c.enter_fraction:g}/{c.exit_fraction:g}"
     bin_tables = [a.bins for a in arenas if a.bins is not None]
     return Analysis(
         codes, chamber, occupancy, summary, timebase, {a.name: a.stats for a in arenas},

@@ -182,3 +182,18 @@ def test_a_track_without_shares_must_be_tracked_again(runs, tmp_path, capsys):
     assert track["chamber"].ne("unknown").mean() > 0.98 and "share_0" in track
     meta = pq.read_schema(folder2 / "track.parquet").metadata
     assert b"cpp_tracker.shares_pieces" in meta
+
+
+def test_the_rule_is_said_wherever_the_numbers_go(runs):
+    video, truth, _, _, root = runs
+    body = pd.read_csv(_folder(root, "body") / "summary.csv")
+    assert set(body["entry_rule"]) == {f"body_fraction {ENTER:g}/{EXIT:g}"}
+    assert "entry_rule" not in pd.read_csv(_folder(root, "point") / "summary.csv")
+    from cpp_tracker.experiment.collect import collect_results
+
+    table, _, warnings = collect_results([root / "point", root / "body"])
+    assert set(table["entry_rule"]) == {"point", "body_fraction 0.7/0.3"}
+    assert any("decide the chamber by different rules" in w and "not comparable" in w
+               for w in warnings), warnings
+    table, _, warnings = collect_results([root / "body"])
+    assert not any("different rules" in w for w in warnings)
