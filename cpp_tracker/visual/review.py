@@ -548,8 +548,12 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
     Columns: ``arena, time_s, kind`` (``change`` or ``near miss``), ``from_chamber,
     to_chamber, depth_px`` (deepest point past the door line, measured from the chamber the
     mouse came from), ``excess_px`` (``depth_px - hysteresis_px``: small positive = a change
-    that only just counted, small negative = an excursion that only just did not).
+    that only just counted, small negative = an excursion that only just did not). With
+    ``chambers.rule: body_fraction`` the same in shares of the mouse instead of pixels:
+    ``depth_share`` and ``excess_share`` (:func:`_body_fraction_calls`).
     """
+    if result.config.chambers.rule == "body_fraction":
+        return _body_fraction_calls(result, track)
     if track is None:
         track = result.track(["time_s", "arena", "x", "y", "detected", "chamber"])
     rows = []
@@ -601,6 +605,56 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
     return table.sort_values("time_s", ignore_index=True)
 
 
+def _body_fraction_calls(result: StoredResult, track: pd.DataFrame | None) -> pd.DataFrame:
+    """:func:`door_close_calls` for ``chambers.rule: body_fraction``, in shares of the
+    mouse: ``depth_share`` (a change: the largest share of the mouse in the new chamber
+    during its bout; a near miss: the largest share in another chamber while the mouse had
+    at least ``exit_fraction`` of itself there without the chamber changing) and
+    ``excess_share`` (``depth_share - enter_fraction``)."""
+    rule = result.config.chambers
+    if track is None:
+        track = result.track()
+    rows = []
+    for arena in result.config.arenas:
+        names = list(arena.chamber_names)
+        cols = [f"share_{j}" for j in range(len(names))]
+        sub = track[(track["arena"].astype(str) == arena.name) & track["detected"].astype(bool)]
+        if len(sub) < 2 or any(c not in sub.columns for c in cols):
+            continue
+        code_of = {n: i for i, n in enumerate(names)}
+        codes = np.array([code_of.get(c, UNKNOWN) for c in sub["chamber"].astype(str)])
+        known = codes != UNKNOWN
+        t = sub["time_s"].to_numpy(dtype=float)[known]
+        shares = sub[cols].to_numpy(dtype=float)[known]
+        codes = codes[known]
+        if len(codes) == 0:
+            continue
+        starts = np.r_[0, np.flatnonzero(np.diff(codes) != 0) + 1]
+        ends = np.r_[starts[1:], len(codes)]
+        for b, (a, e) in enumerate(zip(starts, ends, strict=True)):
+            c = codes[a]
+            if b > 0:
+                depth = float(np.nanmax(shares[a:e, c]))
+                rows.append((arena.name, t[a], "change", names[codes[a - 1]], names[c],
+                             depth, depth - rule.enter_fraction))
+            others = shares[a:e].copy()
+            others[:, c] = -np.inf
+            out = np.nanmax(others, axis=1) >= rule.exit_fraction
+            edges = np.diff(np.r_[0, out.astype(np.int8), 0])
+            for s0, s1 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1),
+                              strict=True):
+                if a + s1 == e:
+                    continue  # runs on into the next bout (a change, listed above) or the end
+                j, into = np.unravel_index(int(np.nanargmax(others[s0:s1])),
+                                           others[s0:s1].shape)
+                depth = float(others[s0 + j, into])
+                rows.append((arena.name, t[a + s0 + j], "near miss", names[c], names[into],
+                             depth, depth - rule.enter_fraction))
+    table = pd.DataFrame(rows, columns=["arena", "time_s", "kind", "from_chamber",
+                                        "to_chamber", "depth_share", "excess_share"])
+    return table.sort_values("time_s", ignore_index=True)
+
+
 def _merge_runs(seconds: np.ndarray, join_s: int = 2) -> list[tuple[int, int]]:
     """Sorted integer seconds -> [(first, last)] runs, joining runs at most ``join_s`` apart."""
     s = np.unique(np.asarray(seconds, dtype=np.int64))
@@ -642,11 +696,15 @@ def review_moments(
         start = max(0.0, r.time_s - 1.5 * pad_s)
         end = min(duration, r.time_s + 1.5 * pad_s)
         verb = "changed" if r.kind == "change" else "did not change"
-        detail = (
-            f"{r.kind} {r.from_chamber}->{r.to_chamber} at {r.time_s:.1f} s: {verb}, "
-            f"{r.depth_px:.1f} px past the door (margin {r.excess_px:+.1f} px)"
-        )
-        doors.append(ReviewMoment(start, end, r.arena, "door", detail, abs(r.excess_px)))
+        if "excess_share" in calls.columns:  # chambers.rule: body_fraction
+            how = (f"{100 * r.depth_share:.0f} % of the mouse in {r.to_chamber} "
+                   f"({100 * r.excess_share:+.0f} % from enter_fraction)")
+            closeness = abs(r.excess_share)
+        else:
+            how = f"{r.depth_px:.1f} px past the door (margin {r.excess_px:+.1f} px)"
+            closeness = abs(r.excess_px)
+        detail = f"{r.kind} {r.from_chamber}->{r.to_chamber} at {r.time_s:.1f} s: {verb}, {how}"
+        doors.append(ReviewMoment(start, end, r.arena, "door", detail, closeness))
     flagged.sort(key=lambda m: (m.priority, m.start_s))
     doors.sort(key=lambda m: (m.priority, m.start_s))
     n_flag = min(len(flagged), max(max_clips - len(doors), (max_clips + 1) // 2))
