@@ -244,7 +244,7 @@ def draw_geometry_overlay(img: np.ndarray, geo: OverlayGeometry, scale: float) -
                 # hysteresis band: the door line moved by +-hysteresis_px along its normal
                 d = coords[-1] - coords[0]
                 n = np.array([-d[1], d[0]]) / max(np.hypot(*d), 1e-9)
-                for side in (-1, 1):
+                for side in (-1, 1) if geo.body_fraction is None else ():
                     band = coords + side * layout.hysteresis_px * n
                     cv2.polylines(img, [_pts(band, scale)], False, (150, 150, 150), 1, line, 4)
                 cv2.polylines(img, [_pts(coords, scale)], False, (255, 255, 255), 3, line, 4)
