@@ -206,7 +206,7 @@ def analyse_track(
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
     each arena in frame order, and with ``chambers.rule: body_fraction`` the share of the
     mouse in each chamber, ``share_0`` .. ``share_{k-1}`` (the tracker's blob shares, or
-    :func:`~cpp_tracker.geometry.chambers.keypoint_shares` of a pose track; ValueError
+    :func:`~cpp_tracker.geometry.chambers.keypoint_shares` of a pose track; ConfigError
     naming the arena without them); ``area_px``, ``n_blobs`` and ``light_gain`` are used
     for the quality flags and lighting periods where present. ``nominal_duration_s``: the
     container's length, to say how much of it was read. ``doubts``: reasons known before
@@ -336,7 +336,7 @@ def _chamber_codes(arena, config, x, y, det, rows) -> tuple[np.ndarray, np.ndarr
     if rule.rule == "body_fraction":
         # the lab's criterion decides both: time follows the chamber entered and left
         codes, _ = assign_by_body_fraction(
-            _arena_shares(rows, len(arena.chambers), arena.name), det,
+            _arena_shares(rows, len(arena.chambers), arena.name, config.source), det,
             rule.enter_fraction, rule.exit_fraction,
         )
         return codes, codes
@@ -352,17 +352,19 @@ def _chamber_codes(arena, config, x, y, det, rows) -> tuple[np.ndarray, np.ndarr
     return arena_codes, position_codes
 
 
-def _arena_shares(rows, n_chambers: int, arena_name: str) -> np.ndarray:
+def _arena_shares(rows, n_chambers: int, arena_name: str, source: str) -> np.ndarray:
     """The chamber shares of one arena's track rows, (n_frames, n_chambers) float.
 
-    Raises ValueError naming the arena when the track has no share columns for it (a track
-    made before they were stored, or by a source that has none)."""
+    Raises ConfigError (of the config ``source``) naming the arena when the track has no
+    share columns for it (a track made before they were stored, or by a source that has
+    none)."""
     names = share_columns(n_chambers)
     missing = [c for c in names if c not in rows.columns]
     if missing:
-        raise ValueError(
-            f"arena {arena_name}: the track has no chamber shares ({', '.join(missing)}), "
-            "which chambers.rule: body_fraction needs"
+        raise ConfigError(
+            source, f"chambers.rule: body_fraction needs the share of the mouse in each "
+            f"chamber, which the track of arena {arena_name} does not hold "
+            f"({', '.join(missing)}); use chambers.rule: point, or track the video again"
         )
     return rows[names].to_numpy(dtype=float)
 

@@ -272,5 +272,6 @@ def test_analyse_track_with_keypoint_shares_by_body_fraction():
     assert list(body.chamber[[39, 40]]) == ["left", "right"]
     point = analyse_track(track, parse_config(TWO_CHAMBERS), video_label="pose")
     assert point.summary.set_index("chamber")["time_s"]["left"] == pytest.approx(3.0)
-    with pytest.raises(ValueError, match="arena box: the track has no chamber shares"):
+    with pytest.raises(ConfigError, match="body_fraction needs the share of the mouse in "
+                       r"each chamber, which the track of arena box does not hold \(share_1\)"):
         analyse_track(track.drop(columns=["share_1"]), config, video_label="pose")
