@@ -4,6 +4,7 @@ The public API, in pipeline order::
 
     from cpp_tracker import load_config, VideoReader, estimate_background, make_detector
     from cpp_tracker import assign_chambers, occupancy_per_second, summarize_arena
+    from cpp_tracker import assign_by_body_fraction, keypoint_shares  # chambers.rule
     from cpp_tracker import find_lighting_periods, qc_per_second, video_qc
     from cpp_tracker import track_video, track_session, analyse_track
     from cpp_tracker import read_run_record, load_result          # a result folder, read back
@@ -32,6 +33,8 @@ _EXPORTS = {
     "TRACK_COLUMNS": ".tracking.tracker",
     "make_detector": ".tracking.tracker",
     "assign_chambers": ".geometry.chambers",
+    "assign_by_body_fraction": ".geometry.chambers",
+    "keypoint_shares": ".geometry.chambers",
     "build_layout": ".geometry.chambers",
     "frame_durations": ".analysis.occupancy",
     "occupancy_per_second": ".analysis.occupancy",
@@ -84,6 +87,8 @@ __all__ = [
     "TRACK_COLUMNS",
     "make_detector",
     "assign_chambers",
+    "assign_by_body_fraction",
+    "keypoint_shares",
     "build_layout",
     "frame_durations",
     "occupancy_per_second",

@@ -34,11 +34,14 @@ def add_reprocess(sub) -> None:
         help="recompute results from stored tracks with a changed config (no video decoding)",
         description=(
             "Bring result folders up to date with a new config. When only geometry (door "
-            "lines, chambers, hysteresis, scale) or summary settings (bins, windows) changed, "
+            "lines, chambers, hysteresis, the entry rule chambers.rule, scale) or summary "
+            "settings (bins, windows) changed, "
             "chambers, occupancy.csv, summary.csv and summary_bins.csv are recomputed from "
             "track.parquet without opening the video; the results equal a fresh track run. "
-            "When detection settings changed (background, detection, arena polygon, masks) "
-            "the folder is refused with the changed keys named, unless --retrack is given. "
+            "When detection settings changed (background, detection, arena polygon, masks), "
+            "or chambers.rule: body_fraction needs chamber shares the track does not hold "
+            "for these door lines, "
+            "the folder is refused with the reason named, unless --retrack is given. "
             "run.json keeps the history of configs that produced the results."
         ),
     )

@@ -195,8 +195,14 @@ def _describe_config(config, measures) -> list[str]:
         for k in m.masks:
             lines.append(f"    mask {k.name:<17}{_area(k)}  "
                          f"{k.percent_of_arena:5.1f} % of the arena hidden")
-    h = config.chambers.hysteresis_px
-    lines.append(f"  chambers change {h:g} px past a door line (chambers.hysteresis_px)")
+    c = config.chambers
+    if c.rule == "body_fraction":
+        lines.append(f"  chambers by body fraction: entered with {100 * c.enter_fraction:g} % "
+                     f"of the mouse inside, left below {100 * c.exit_fraction:g} % "
+                     "(chambers.rule)")
+    else:
+        lines.append(f"  chambers change {c.hysteresis_px:g} px past a door line "
+                     "(chambers.hysteresis_px)")
     return [line.rstrip() for line in lines]
 
 

@@ -136,9 +136,19 @@ def _cmd_track(args) -> int:
     elif resume.resumed_from_s is not None:
         print(f"{args.video}: continued an interrupted run from {resume.resumed_from_s:.1f} s")
     print(f"{args.video}: results in {result.result_dir}")
+    _print_rule(result.record)
     _print_summary(result.summary)
     _print_verdict(args.video, result.record)
     return 0
+
+
+def _print_rule(record, stream=sys.stdout) -> None:
+    """The entry rule, when it is not the default centroid rule."""
+    rule = dict(record.config.entry_rule or {})
+    if rule.get("rule") == "body_fraction":
+        print(f"  chambers by body fraction: entered with {100 * rule['enter_fraction']:g} % "
+              f"of the mouse inside, left below {100 * rule['exit_fraction']:g} %",
+              file=stream)
 
 
 def _print_verdict(video: str, record) -> None:

@@ -83,6 +83,7 @@ __all__ = [
     "RESERVED_NAMES",
     "UNITS_CM",
     "DETECTION_KEYS",
+    "CHAMBER_RULES",
     "load_config",
     "parse_config",
     "config_to_dict",
@@ -268,6 +269,18 @@ class ChamberSettings:
 
     hysteresis_px: float = 6.0
     backdate_crossings: bool = True
+    #: ``point``: the centroid decides, with the margin above. ``body_fraction``: the share of
+    #: the mouse's blob in each chamber decides; it enters a chamber once at least
+    #: ``enter_fraction`` of it lies there and leaves its chamber once less than
+    #: ``exit_fraction`` does (then going to the chamber holding most of it); the margin and
+    #: backdating are not used, and time follows the same chamber as visits.
+    rule: str = "point"
+    enter_fraction: float = 0.7
+    exit_fraction: float = 0.3
+
+
+#: The ``chambers.rule`` values.
+CHAMBER_RULES = ("point", "body_fraction")
 
 
 @dataclass(frozen=True)
@@ -1023,7 +1036,9 @@ def _parse_downscale(downscale: Any, problems: _Problems) -> int | None:
 
 
 def _parse_chamber_settings(raw: Any, problems: _Problems) -> ChamberSettings:
-    c = _mapping(raw, "chambers", problems, {"hysteresis_px": "", "backdate_crossings": ""})
+    c = _mapping(raw, "chambers", problems,
+                 {"hysteresis_px": "", "backdate_crossings": "", "rule": "",
+                  "enter_fraction": "", "exit_fraction": ""})
     hyst = _number(c.get("hysteresis_px", 6.0), "chambers.hysteresis_px", problems, minimum=0)
     backdate = c.get("backdate_crossings", True)
     if not isinstance(backdate, bool):
@@ -1032,8 +1047,38 @@ def _parse_chamber_settings(raw: Any, problems: _Problems) -> ChamberSettings:
         )
         backdate = True
     return ChamberSettings(
-        hysteresis_px=6.0 if hyst is None else hyst, backdate_crossings=backdate
+        hysteresis_px=6.0 if hyst is None else hyst, backdate_crossings=backdate,
+        **_parse_entry_rule(c, problems),
     )
+
+
+def _parse_entry_rule(c: dict, problems: _Problems) -> dict[str, Any]:
+    """``chambers.rule`` and its fractions: 0.5 <= enter_fraction <= 1 (the mouse can meet
+    it in one chamber at a time) and 0 < exit_fraction <= enter_fraction."""
+    rule = c.get("rule", "point")
+    if rule not in CHAMBER_RULES:
+        problems.add("chambers.rule", f"expected point or body_fraction, got {_show(rule)}")
+        rule = "point"
+    defaults = ChamberSettings()
+    fractions = {}
+    for key in ("enter_fraction", "exit_fraction"):
+        if key in c and rule != "body_fraction":
+            problems.add(f"chambers.{key}", "is used only with chambers.rule: body_fraction; "
+                         "set that rule or remove the key")
+        v = _number(c.get(key, getattr(defaults, key)), f"chambers.{key}", problems,
+                    maximum=1)
+        if v is not None and v <= 0:
+            problems.add(f"chambers.{key}", f"must be above 0, got {_show(c.get(key))}")
+            v = None
+        fractions[key] = getattr(defaults, key) if v is None else v
+    enter, leave = fractions["enter_fraction"], fractions["exit_fraction"]
+    if "enter_fraction" in c and enter < 0.5:
+        problems.add("chambers.enter_fraction", f"must be at least 0.5 (more than half of the "
+                     f"mouse in the chamber it enters), got {_show(c['enter_fraction'])}")
+    elif leave > enter:
+        problems.add("chambers.exit_fraction", f"must not exceed chambers.enter_fraction "
+                     f"({enter:g}), got {leave:g}")
+    return {"rule": rule, **fractions}
 
 
 def _parse_video_settings(raw: Any, problems: _Problems) -> VideoSettings:
@@ -1324,6 +1369,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for k in ("background_update", "background_update_after_s", "background_update_margin_bl"):
         if out["detection"][k] == getattr(DetectionSettings, k):
             del out["detection"][k]
+    if config.chambers.rule == "point":
+        for k in ("rule", "enter_fraction", "exit_fraction"):
+            del out["chambers"][k]
     # 'auto' reads better than null for automatic values
     for k, v in out["detection"].items():
         if v is None:

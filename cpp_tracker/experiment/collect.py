@@ -78,6 +78,7 @@ def _qc_columns(record: RunRecord, arena: str) -> dict:
         "read_fraction_of_nominal": np.nan if read_fraction is None else read_fraction,
         "n_warnings": len(record.warnings),
         "config_hash": record.config.hash,
+        "entry_rule": entry_rule_label(record),
         # doubt travels: a session its QC flags is marked wherever its numbers go
         "usable": record.usable(arena),
         "doubts": "; ".join(record.doubts(arena)),
@@ -136,7 +137,28 @@ def collect_results(
     table = table[[c for c in order if c in table.columns]]
     if "entries" in table:
         table["entries"] = table["entries"].astype("Int64")
-    return table, metadata_columns, _duplicate_warnings(table, metadata_columns)
+    return table, metadata_columns, (_duplicate_warnings(table, metadata_columns)
+                                     + _mixed_rule_warnings(table))
+
+
+def entry_rule_label(record: RunRecord) -> str:
+    """How the results decided the chamber, in a few words: ``point``, or
+    ``body_fraction 0.7/0.3`` (enter/exit fractions); ``point`` for results made before
+    the rule was recorded (the only rule then)."""
+    rule = dict(record.config.entry_rule or {})
+    if rule.get("rule") == "body_fraction":
+        return f"body_fraction {rule.get('enter_fraction'):g}/{rule.get('exit_fraction'):g}"
+    return "point"
+
+
+def _mixed_rule_warnings(table: pd.DataFrame) -> list[str]:
+    """A sentence when the sessions decided chambers by different rules."""
+    if "entry_rule" not in table or table["entry_rule"].nunique() < 2:
+        return []
+    counts = table.drop_duplicates(["result", "arena"])["entry_rule"].value_counts()
+    listed = ", ".join(f"{rule} ({n})" for rule, n in counts.items())
+    return [f"the results decide the chamber by different rules (chambers.rule: {listed}); "
+            "their times are not comparable: reprocess them with one config"]
 
 
 def _rows_of_result(

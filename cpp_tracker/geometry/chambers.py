@@ -28,6 +28,8 @@ __all__ = [
     "build_layout",
     "geometry_problems",
     "assign_chambers",
+    "assign_by_body_fraction",
+    "keypoint_shares",
     "split_polygon",
     "ArenaDrawing",
     "ArenasDrawing",
@@ -505,3 +507,99 @@ def _hysteresis_block(
         out_l[j] = cur
     out[b0 : b0 + len(out_l)] = out_l
     return cur, last_in
+
+
+def assign_by_body_fraction(
+    shares: np.ndarray,
+    detected: np.ndarray,
+    enter_fraction: float,
+    exit_fraction: float,
+    state: int = UNKNOWN,
+) -> tuple[np.ndarray, int]:
+    """Chamber code per frame from the share of the mouse in each chamber (the
+    ``body_fraction`` rule).
+
+    Parameters
+    ----------
+    shares
+        Shape (n_frames, n_chambers): the share of the mouse in each chamber, in config
+        order (of its blob's area for the tracker, of the chosen keypoints for a pose
+        file); each row sums to 1 where detected, NaN where not.
+    detected
+        The detection flag per frame.
+    enter_fraction, exit_fraction
+        The mouse enters a chamber once at least ``enter_fraction`` of it lies there (and
+        more than in its current chamber), and leaves its chamber once less than
+        ``exit_fraction`` of it lies there; it then goes to the chamber holding most of it.
+        ``0.5 <= enter_fraction <= 1`` and ``0 < exit_fraction <= enter_fraction``
+        (``config.settings`` checks this).
+    state
+        The chamber before these frames (``UNKNOWN`` at the start of a video).
+
+    Returns
+    -------
+    codes, state
+        ``int16`` codes (``-1`` = unknown: no detection, or before the first detection) and
+        the last known chamber. The first detected frame goes to the chamber holding most
+        of the mouse; a frame without a detection is ``unknown`` but keeps the state.
+
+    Examples
+    --------
+    Enter at 0.7, leave below 0.3; the mouse's share in chamber 1, chamber 0 holds the rest::
+
+        share in 1:  0.0  0.4  0.6  0.7  0.5  0.35  0.25  0.0
+        chamber:       0    0    0    1    1     1     0    0
+    """
+    shares = np.asarray(shares, dtype=float)
+    detected = np.asarray(detected, dtype=bool)
+    n = len(detected)
+    codes = np.full(n, UNKNOWN, dtype=np.int16)
+    idx = np.flatnonzero(detected & np.isfinite(shares).all(axis=1))
+    if len(idx) == 0:
+        return codes, state
+    rows = shares[idx]
+    best = np.argmax(rows, axis=1)
+    # frames wholly in one chamber decide themselves; the loop runs over plain lists
+    out = _fraction_hysteresis(rows.tolist(), best.tolist(), float(enter_fraction),
+                               float(exit_fraction), int(state))
+    codes[idx] = out
+    return codes, int(out[-1])
+
+
+def _fraction_hysteresis(
+    rows: list[list[float]], best: list[int], enter: float, leave: float, cur: int
+) -> list[int]:
+    """The chamber per frame of :func:`assign_by_body_fraction` (detected frames only)."""
+    out = [0] * len(rows)
+    for i, (row, b) in enumerate(zip(rows, best, strict=True)):
+        if cur == UNKNOWN or row[cur] < leave:
+            cur = b  # (re)placed, or left its chamber: where most of the mouse is
+        elif b != cur and row[b] >= enter and row[b] > row[cur]:
+            cur = b
+        out[i] = cur
+    return out
+
+
+def keypoint_shares(
+    layout: ChamberLayout, x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """The share of the keypoints in each chamber, per frame (for the ``body_fraction``
+    rule on a pose track).
+
+    ``x``, ``y``: shape (n_frames, n_keypoints), NaN where a keypoint was not found (it
+    does not count). Each keypoint counts in the piece it lies in (the nearest for one on
+    a door line or outside the arena). Returns (n_frames, n_chambers) float; NaN rows
+    where no keypoint was found."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, m = x.shape
+    k = len(layout.pieces)
+    found = np.isfinite(x) & np.isfinite(y)
+    counts = np.zeros((n, k))
+    if found.any():
+        frame = np.broadcast_to(np.arange(n)[:, None], (n, m))[found]
+        piece = layout.raw_chamber(x[found], y[found])
+        np.add.at(counts, (frame, piece), 1.0)
+    total = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, counts / total, np.nan)

@@ -207,11 +207,13 @@ def read_parts(parts: list[Path], columns: list[str] | None = None) -> pd.DataFr
 
 
 def write_track_from_parts(
-    path: str | Path, parts: list[Path], add_columns: Callable[[pd.DataFrame, int], pd.DataFrame]
+    path: str | Path, parts: list[Path], add_columns: Callable[[pd.DataFrame, int], pd.DataFrame],
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Join part files into one parquet file, row group by row group, atomically.
 
-    ``add_columns(part_table, row_offset)`` returns the part with any computed columns.
+    ``add_columns(part_table, row_offset)`` returns the part with any computed columns;
+    ``metadata`` is added to the file's key-value metadata.
     """
 
     import pandas as pd
@@ -224,6 +226,9 @@ def write_track_from_parts(
                 t = add_columns(pd.read_parquet(p), offset)
                 offset += len(t)
                 table = pa.Table.from_pandas(t, preserve_index=False)
+                if metadata:
+                    table = table.replace_schema_metadata(
+                        {**(table.schema.metadata or {}), **metadata})
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)

@@ -208,6 +208,9 @@ class ConfigRecord(_Block):
     hash: str | None = None
     resolved: Mapping | None = None
     geometry_px: Sequence | None = field(default=None, metadata=_OPTIONAL)
+    #: how a frame's chamber is decided (``chambers.rule`` and its numbers), e.g.
+    #: ``{"rule": "body_fraction", "enter_fraction": 0.7, "exit_fraction": 0.3}``
+    entry_rule: Mapping | None = field(default=None, metadata=_OPTIONAL)
 
 
 @dataclass(frozen=True)

@@ -593,7 +593,7 @@ def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path)
     """Bring a finished result up to date from its stored track when only settings that a
     track allows changed (door lines, chambers, hysteresis, scale, summary, QC): the status
     row, or ``None`` when the job needs a tracking run (see :mod:`cpp_tracker.runs.reprocess`)."""
-    from .reprocess import config_changes, reprocess_result
+    from .reprocess import config_changes, reprocess_result, stored_shares_problem
 
     result_dir = Path(out_dir) / job.name
     if not (result_dir / "run.json").exists():
@@ -609,8 +609,8 @@ def reprocess_job(job: BatchJob, config: Config, key: dict, out_dir: str | Path)
     if not same_inputs:
         return None
     detection, _ = config_changes(old.config.resolved, config_to_dict(config))
-    if detection:
-        return None
+    if detection or stored_shares_problem(result_dir, config):
+        return None  # (chambers.rule: body_fraction without shares for these door lines)
     started = now_iso()
     t0 = time.perf_counter()
     # the batch writes its report once at the end

@@ -78,10 +78,14 @@ from ..tracking.empty_box import background_samples, estimate_background_for
 from ..tracking.segments import PLAN_FILE as SEGMENT_PLAN_FILE
 from ..tracking.segments import track_segments
 from ..tracking.tracker import (
+    SHARE_PREFIX,
+    SHARES_METADATA_KEY,
     TRACK_COLUMNS,
     detect_chunk,
     make_detector,
+    pieces_signature,
     rows_from_chunks,
+    share_columns,
 )
 from ..tracking.trial_start import detect_trial_start
 from ..video.reader import (
@@ -200,8 +204,11 @@ def analyse_track(
     """Chambers, per-second occupancy, quality flags and summary from a track table.
 
     ``track`` needs the columns ``frame, time_s, arena, x, y, detected`` with the rows of
-    each arena in frame order; ``area_px``, ``n_blobs`` and ``light_gain`` are used for the
-    quality flags and lighting periods where present. ``nominal_duration_s``: the
+    each arena in frame order, and with ``chambers.rule: body_fraction`` the share of the
+    mouse in each chamber, ``share_0`` .. ``share_{k-1}`` (the tracker's blob shares, or
+    :func:`~cpp_tracker.geometry.chambers.keypoint_shares` of a pose track; ConfigError
+    naming the arena without them); ``area_px``, ``n_blobs`` and ``light_gain`` are used
+    for the quality flags and lighting periods where present. ``nominal_duration_s``: the
     container's length, to say how much of it was read. ``doubts``: reasons known before
     the analysis that every arena's QC verdict must carry (:func:`trial_doubts`). Returns
     new tables; ``track`` is not modified.
@@ -240,6 +247,9 @@ def analyse_track(
     occupancy, summary, qc = _add_quality(
         track, config, occupancy, summary, timebase, read_fraction, warnings, doubts
     )
+    if config.chambers.rule != "point":  # (the point rule's summary is as it always was)
+        c = config.chambers
+        summary["entry_rule"] = f"{c.rule} {c.enter_fraction:g}/{c.exit_fraction:g}"
     bin_tables = [a.bins for a in arenas if a.bins is not None]
     return Analysis(
         codes, chamber, occupancy, summary, timebase, {a.name: a.stats for a in arenas},
@@ -281,7 +291,7 @@ def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_lab
     x = sub["x"].to_numpy(dtype=float)
     y = sub["y"].to_numpy(dtype=float)
     det = sub["detected"].to_numpy(dtype=bool)
-    arena_codes, position_codes = _chamber_codes(arena, config, x, y, det)
+    arena_codes, position_codes = _chamber_codes(arena, config, x, y, det, sub)
     names = np.array([*arena.chamber_names, "unknown"], dtype=object)
     occ = occupancy_per_second(
         frames_time, timebase.durations_s, position_codes, arena.chamber_names, timebase.end_s,
@@ -317,13 +327,38 @@ def _analyse_arena(sub, arena, config, frames_time, timebase, periods, video_lab
     )
 
 
-def _chamber_codes(arena, config, x, y, det) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame, the chamber with hysteresis and the piece the centroid lies in (codes,
-    -1 = unknown)."""
+def _chamber_codes(arena, config, x, y, det, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the chamber (visits) and the chamber time is counted in (codes, -1 =
+    unknown), by ``chambers.rule``; ``rows``: the arena's track rows (for the shares)."""
     from ..analysis.chamber_time import chamber_codes
+    from ..geometry.chambers import assign_by_body_fraction
 
-    return chamber_codes(arena, x, y, det, config.chambers.hysteresis_px,
-                         config.chambers.backdate_crossings)
+    rule = config.chambers
+    if rule.rule == "body_fraction":
+        # the lab's criterion decides both: time follows the chamber entered and left
+        codes, _ = assign_by_body_fraction(
+            _arena_shares(rows, len(arena.chambers), arena.name, config.source), det,
+            rule.enter_fraction, rule.exit_fraction,
+        )
+        return codes, codes
+    return chamber_codes(arena, x, y, det, rule.hysteresis_px, rule.backdate_crossings)
+
+
+def _arena_shares(rows, n_chambers: int, arena_name: str, source: str) -> np.ndarray:
+    """The chamber shares of one arena's track rows, (n_frames, n_chambers) float.
+
+    Raises ConfigError (of the config ``source``) naming the arena when the track has no
+    share columns for it (a track made before they were stored, or by a source that has
+    none)."""
+    names = share_columns(n_chambers)
+    missing = [c for c in names if c not in rows.columns]
+    if missing:
+        raise ConfigError(
+            source, f"chambers.rule: body_fraction needs the share of the mouse in each "
+            f"chamber, which the track of arena {arena_name} does not hold "
+            f"({', '.join(missing)}); use chambers.rule: point, or track the video again"
+        )
+    return rows[names].to_numpy(dtype=float)
 
 
 def _detection_stats(arena_name: str, det: np.ndarray) -> tuple[dict, str | None]:
@@ -418,7 +453,18 @@ def config_record(config: Config) -> ConfigRecord:
         resolved=config_to_dict(config),
         # the geometry as tracked, in pixels (a template in cm mapped by its corners)
         geometry_px=geometry_in_pixels(config),
+        entry_rule=entry_rule_record(config),
     )
+
+
+def entry_rule_record(config: Config) -> dict:
+    """``chambers.rule`` and the numbers it uses, for run.json and the summary."""
+    c = config.chambers
+    if c.rule == "body_fraction":
+        return {"rule": c.rule, "enter_fraction": c.enter_fraction,
+                "exit_fraction": c.exit_fraction}
+    return {"rule": c.rule, "hysteresis_px": c.hysteresis_px,
+            "backdate_crossings": c.backdate_crossings}
 
 
 def write_analysis(result_dir: Path, analysis: Analysis) -> list[str]:
@@ -873,7 +919,7 @@ def track_session(
     release_memory()  # the frame buffers, before the analysis and the figure
     _check_frames_tracked(inputs, start.state)
     analysis = _analyse_parts(inputs, config, parts)
-    _write_track(inputs.result_dir, parts, analysis)
+    _write_track(inputs.result_dir, parts, analysis, config)
     written = write_analysis(inputs.result_dir, analysis)
     write_png(inputs.result_dir / "background.png", start.background)
     record = _session_record(
@@ -1288,8 +1334,12 @@ def _check_frames_tracked(inputs: _Inputs, state: _Checkpoint) -> None:
 
 def _analyse_parts(inputs: _Inputs, config: Config, parts: TrackPartWriter) -> Analysis:
     """:func:`analyse_track` on the part files (the columns the analysis reads)."""
+    import pyarrow.parquet as pq
+
+    stored = pq.read_schema(parts.parts()[0]).names if parts.parts() else []
     track = parts.read_all(
         ["frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "light_gain"]
+        + [c for c in stored if c.startswith(SHARE_PREFIX)]
     )
     first = inputs.infos[0]
     expected_s = inputs.expected_s
@@ -1301,10 +1351,18 @@ def _analyse_parts(inputs: _Inputs, config: Config, parts: TrackPartWriter) -> A
     )
 
 
-def _write_track(result_dir: Path, parts: TrackPartWriter, analysis: Analysis) -> None:
-    """``track.parquet``: the part files with the chambers the analysis assigned."""
+def _write_track(result_dir: Path, parts: TrackPartWriter, analysis: Analysis,
+                 config: Config) -> None:
+    """``track.parquet``: the part files with the chambers the analysis assigned (and the
+    chamber shares, with the signature of the door lines they follow in the metadata)."""
+    import pyarrow.parquet as pq
+
     chamber_names = analysis.chamber
     position_names = analysis.position
+    files = parts.parts()
+    with_shares = bool(files) and all(
+        any(c.startswith(SHARE_PREFIX) for c in pq.read_schema(p).names) for p in files
+    )
 
     def add_chamber(part: pd.DataFrame, offset: int) -> pd.DataFrame:
         part = part.copy()
@@ -1313,9 +1371,11 @@ def _write_track(result_dir: Path, parts: TrackPartWriter, analysis: Analysis) -
         for c, t in TRACK_COLUMNS.items():
             if t == "string":
                 part[c] = part[c].astype(str)
-        return part[[c for c in TRACK_COLUMNS if c in part.columns]]
+        shares = [c for c in part.columns if c.startswith(SHARE_PREFIX)] if with_shares else []
+        return part[[c for c in TRACK_COLUMNS if c in part.columns] + shares]
 
-    write_track_from_parts(result_dir / "track.parquet", parts.parts(), add_chamber)
+    metadata = {SHARES_METADATA_KEY: pieces_signature(config.arenas)} if with_shares else None
+    write_track_from_parts(result_dir / "track.parquet", files, add_chamber, metadata=metadata)
 
 
 @dataclass(frozen=True)

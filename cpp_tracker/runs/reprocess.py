@@ -43,7 +43,13 @@ from ..errors import ConfigError, OutputError, VideoError
 from ..results.outputs import atomic_path
 from ..results.record import RunRecord, VideoSource, now_iso, read_run_record
 from ..results.stored import PREVIOUS_DIR, is_result_dir
-from ..tracking.tracker import ASSIGNED_COLUMNS
+from ..tracking.tracker import (
+    ASSIGNED_COLUMNS,
+    SHARE_PREFIX,
+    SHARES_METADATA_KEY,
+    pieces_signature,
+    share_columns,
+)
 from ..visual.report import update_reports
 from .pipeline import (
     analyse_track,
@@ -62,6 +68,7 @@ __all__ = [
     "config_changes",
     "keep_previous_results",
     "reprocess_result",
+    "stored_shares_problem",
 ]
 
 #: Key paths whose change means the stored track no longer matches the arenas: its rows are
@@ -269,6 +276,19 @@ def _write_with_assigned(track_path: Path, table: pa.Table, analysis) -> None:
     atomic_path(track_path, lambda tmp: pq.write_table(table, tmp))
 
 
+def _without_stale_shares(table: pa.Table, config: Config) -> pa.Table:
+    """``table`` without its chamber shares when they were cut by other door lines or
+    chamber points than ``config``'s: a share column must never describe chambers the
+    results no longer have."""
+    key = SHARES_METADATA_KEY.encode()
+    metadata = dict(table.schema.metadata or {})
+    if metadata.get(key, b"").decode() == pieces_signature(config.arenas):
+        return table
+    metadata.pop(key, None)
+    stale = [c for c in table.column_names if c.startswith(SHARE_PREFIX)]
+    return table.drop_columns(stale).replace_schema_metadata(metadata)
+
+
 def _video_label(result_dir: Path, video: VideoSource) -> str:
     """The ``video`` column of the stored summary (so that it stays as it was)."""
     try:
@@ -355,6 +375,12 @@ def reprocess_result(
     changed = detection + other
     if not changed and not force:
         return ReprocessResult(result_dir, "unchanged", [], new_hash)
+    stale = None if detection else stored_shares_problem(result_dir, config)
+    if stale and not retrack:
+        raise ConfigError(config.source, f"{stale}; run 'cpp-tracker track' again, or "
+                          "reprocess with --retrack")
+    if stale:
+        detection = ["chambers.rule"]  # what makes tracking again necessary
     if detection:
         videos = _videos_to_retrack(result_dir, old)
     else:
@@ -399,7 +425,7 @@ def _write_reprocessed(
     plots: bool, exports: tuple[str, ...] = (),
 ) -> ReprocessResult:
     previous = _keep_previous(result_dir, old) if keep_previous else None
-    _write_with_assigned(stored.path, stored.table, analysis)
+    _write_with_assigned(stored.path, _without_stale_shares(stored.table, config), analysis)
     written = write_analysis(result_dir, analysis)
     record = old.reprocessed(
         version=__version__,
@@ -462,6 +488,30 @@ def _refuse_kept_results(result_dir: Path) -> None:
             f"{result_dir}: is an earlier result kept by --keep-previous and is left as it "
             f"was; reprocess {result_dir.parent.parent} instead"
         )
+
+
+def stored_shares_problem(result_dir: str | Path, config: Config) -> str | None:
+    """Why the stored track cannot serve ``chambers.rule: body_fraction`` (no chamber
+    shares, or shares cut by other door lines than ``config``'s), None when it can or the
+    rule does not need them."""
+    if config.chambers.rule != "body_fraction":
+        return None
+    track_path = Path(result_dir) / "track.parquet"
+    try:
+        schema = pq.read_schema(track_path)
+    except (OSError, pa.ArrowException):
+        return None  # reading the track reports it
+    k = max(len(a.chambers) for a in config.arenas)
+    if any(c not in schema.names for c in share_columns(k)):
+        return (f"{track_path} holds no chamber shares (it was tracked by an older version, "
+                "or its door lines were moved since), which chambers.rule: body_fraction "
+                "needs, so the video must be tracked again")
+    stored = (schema.metadata or {}).get(SHARES_METADATA_KEY.encode(), b"").decode()
+    if stored != pieces_signature(config.arenas):
+        return (f"{track_path} holds chamber shares cut by other door lines or chamber "
+                "points than this config's, so for chambers.rule: body_fraction the video "
+                "must be tracked again")
+    return None
 
 
 def _detection_changed(

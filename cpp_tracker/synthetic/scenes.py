@@ -79,6 +79,7 @@ __all__ = [
     "chamber_of",
     "scaled",
     "body_length_px",
+    "body_shares",
     "main",
 ]
 
@@ -1537,6 +1538,48 @@ def scaled(spec: SceneSpec, k: float) -> SceneSpec:
 def body_length_px(spec: SceneSpec) -> list[float]:
     """The mouse's reference body length (nose to tail base when standing), px, per box."""
     return [float(a.L0) for a in _build_arenas(spec)]
+
+
+def body_shares(spec: SceneSpec) -> pd.DataFrame:
+    """The true share of the mouse's body and head (the tail excluded, as in the truth's
+    centroid) in each chamber, per written frame and arena.
+
+    Computed on the 4x supersampled mask the truth's centroid comes from: each
+    sub-pixel counts in the chamber its centre lies in (:meth:`_Arena.position_of`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame``, ``time_s``, ``arena`` as in ``GroundTruth.track`` (same row order), and
+        ``share_0`` .. ``share_{k-1}``: the chambers in config order (k: the most chambers
+        of any box; NaN beyond a box's own).
+    """
+    sc = _build_scene(spec)
+    idx = np.nonzero(sc.written)[0]
+    k_max = max(a.n_ch for a in sc.arenas)
+    frames = []
+    for k, ar in enumerate(sc.arenas):
+        # position (left to right) -> config order
+        order = [list(_CHAMBER_NAMES[ar.n_ch]).index(nm) for nm in ar.names]
+        shares = np.full((len(idx), k_max), np.nan)
+        for row, i in enumerate(idx):
+            pose = _pose(ar, sc.states[k], i, sc.times[i], with_tail=False)
+            roi = _roi_of(np.vstack([pose.body, pose.head]), spec.width, spec.height)
+            rr, cc = np.nonzero(_bh_mask(sc.open_hi, pose, roi))
+            if not len(rr):
+                continue
+            px = (cc + 0.5) / _SS - 0.5 + roi[0]
+            py = (rr + 0.5) / _SS - 0.5 + roi[1]
+            counts = np.bincount(ar.position_of(px, py), minlength=ar.n_ch)
+            shares[row, : ar.n_ch] = 0.0
+            shares[row, order] = counts / counts.sum()
+        frame = pd.DataFrame({"frame": np.arange(len(idx), dtype=np.int64),
+                              "time_s": sc.times[idx], "arena": ar.name})
+        for j in range(k_max):
+            frame[f"share_{j}"] = shares[:, j]
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["frame", "arena"], kind="stable").reset_index(drop=True)
 
 
 def make_scene(spec: SceneSpec) -> GroundTruth:

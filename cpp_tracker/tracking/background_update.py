@@ -192,18 +192,20 @@ class BackgroundFollower:
 
     def detect_chunk(
         self, frames: np.ndarray, time_s: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, ...]:
         """:func:`~.tracker.detect_chunk` with the update: each frame is detected against
         the background as updated so far; every :data:`UPDATE_PERIOD_S` one is looked at."""
         n = len(frames)
         x, y, area = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         blobs = np.zeros(n, dtype=np.int16)
+        shares = np.full((n, self.detector.n_chambers), np.nan, dtype=np.float32)
         measured = self.detector.light_gains(frames)
         for i in range(n):
             gain = float(measured[i])
-            found = self.detector.detect(frames[i], gain)
+            found, shares[i] = self.detector.detect_with_shares(frames[i], gain)
             if self._doubtful(found):
                 found = self._blob_nearest_motion(frames[i], gain)
+                shares[i] = self.detector.chamber_shares(frames[i], gain, *found[:3])
             x[i], y[i], area[i], blobs[i] = found
             if np.isfinite(found[0]):
                 self.last_xy = (float(found[0]), float(found[1]))
@@ -214,7 +216,7 @@ class BackgroundFollower:
             if self.next_s is None or t >= self.next_s:
                 self.next_s = t + self.period_s
                 self.observe(frames[i], gain, x[i], y[i])
-        return x, y, area, blobs, measured.astype(np.float32)
+        return x, y, area, blobs, measured.astype(np.float32), shares
 
     def _normalised(self, frame: np.ndarray, gain: float) -> tuple[np.ndarray, np.ndarray]:
         """The frame's crop, blurred and raw, at the background's brightness (float32)."""

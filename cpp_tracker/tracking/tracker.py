@@ -55,6 +55,13 @@ __all__ = [
     "low_contrast_blur_px",
     "make_detector",
     "arena_mask",
+    "chamber_pieces",
+    "door_band",
+    "pieces_signature",
+    "share_columns",
+    "SHARES_METADATA_KEY",
+    "SHARE_PREFIX",
+    "SHARE_REACH_AREAS",
     "detect_chunk",
     "track_frames",
     "track_rows",
@@ -80,6 +87,19 @@ TRACK_COLUMNS: dict[str, str] = {
 #: Track columns computed after detection, from the geometry (recomputed by reprocess).
 ASSIGNED_COLUMNS = ("chamber", "position_chamber")
 
+#: After the columns above, ``share_0`` .. ``share_{k-1}`` (float32; k: the most chambers of
+#: any arena): the share of the blob's area in each chamber of its arena, in config order
+#: (NaN when not detected, or beyond the arena's chambers), for ``chambers.rule:
+#: body_fraction``. They follow the door lines the video was tracked with, whose
+#: :func:`pieces_signature` the track file's metadata holds under this key.
+SHARES_METADATA_KEY = "cpp_tracker.shares_pieces"
+SHARE_PREFIX = "share_"
+
+
+def share_columns(k: int) -> list[str]:
+    """The names of the share columns of a track whose arenas have at most ``k`` chambers."""
+    return [f"{SHARE_PREFIX}{j}" for j in range(k)]
+
 
 #: With ``detection.downscale: auto``, blobs are searched at half resolution when the
 #: mouse's median area in the background samples is at least this, at quarter resolution
@@ -101,15 +121,16 @@ def _odd(n: int) -> int:
 _NOT_FOUND = (np.nan, np.nan, np.nan, 0)
 
 
-def _label(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def _label(binary: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Connected components (8-connected) of ``binary``: (count incl. background, stats,
-    centroids). Grana's block-based algorithm, 16-bit labels where they cannot overflow:
-    on small images about twice as fast as the default; the statistics are the same."""
+    centroids, labels). Grana's block-based algorithm, 16-bit labels where they cannot
+    overflow: on small images about twice as fast as the default; the statistics are the
+    same."""
     ltype = cv2.CV_16U if binary.size < 65535 else cv2.CV_32S
-    n, _, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+    n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
         binary, 8, ltype, cv2.CCL_BBDT
     )
-    return n, stats, centroids
+    return n, stats, centroids, labels
 
 
 def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
@@ -131,6 +152,13 @@ def _largest(rows: list, lo: float, hi: float) -> tuple[int, int]:
         return -1, 0
     floor = 0.25 * rows[best][4]
     return best, sum(1 for r in rows if lo <= r[4] <= hi and r[4] >= floor)
+
+
+# The chosen blob as labelled, kept by the detection paths for detect_with_shares: a tuple
+# (labels, k, x, y, stats): ``labels == k`` in the label image at (x, y) in the crop,
+# ``stats`` its (left, top, width, height, area) in that image. (A tuple: this is made for
+# every frame, and a dataclass costs a few microseconds more.)
+_Blob = tuple
 
 
 @dataclass(frozen=True)
@@ -198,6 +226,12 @@ class ArenaDetector:
     #: contrast falls with it, and so does the threshold ('dark' and 'light' polarity),
     #: down to ``min_threshold``. None: even light (less than 15 % fall-off).
     illumination: np.ndarray | None = field(default=None, repr=False)
+    #: the chamber of each pixel of the crop (:func:`chamber_pieces`; 255: outside), and
+    #: the pixels next to another chamber's (bool): what :meth:`detect_with_shares` needs.
+    #: None: no shares (a detector made without them).
+    pieces: np.ndarray | None = field(default=None, repr=False)
+    door_band: np.ndarray | None = field(default=None, repr=False)
+    n_chambers: int = 0
 
     def describe(self) -> dict:
         """Values decided for this video (for run.json)."""
@@ -354,20 +388,24 @@ class ArenaDetector:
         _, binary = cv2.threshold(diff, lit[1], 255, cv2.THRESH_BINARY)
         return cv2.bitwise_and(binary, self.mask[ys, xs])
 
-    def _pick(self, binary: np.ndarray, ox: int, oy: int) -> tuple[float, float, float, int]:
+    def _pick(self, binary: np.ndarray, ox: int, oy: int, keep: list | None = None
+              ) -> tuple[float, float, float, int]:
         """The largest blob of an opened ``binary`` within the area limits.
 
         ``(ox, oy)`` is the position of ``binary`` in the crop. Blobs are labelled only
-        inside the bounding box of the foreground.
+        inside the bounding box of the foreground. ``keep``: the chosen blob is appended
+        to it (``_Blob``).
         """
         bx, by, bw, bh = cv2.boundingRect(binary)
         if bw == 0:
             return _NOT_FOUND
-        n, stats, centroids = _label(binary[by : by + bh, bx : bx + bw])
+        n, stats, centroids, labels = _label(binary[by : by + bh, bx : bx + bw])
         rows = stats.tolist()
         k, n_ok = _largest(rows[1:], self.min_area_px, self.max_area_px)
         if k < 0:
             return _NOT_FOUND
+        if keep is not None:
+            keep.append((labels, k + 1, bx + ox, by + oy, rows[k + 1]))
         cx, cy = centroids[k + 1].tolist()
         return cx + bx + ox + self.x0, cy + by + oy + self.y0, float(rows[k + 1][4]), n_ok
 
@@ -378,15 +416,51 @@ class ArenaDetector:
         The same as :meth:`detect_reference` (at ``scale`` 1 exactly; at ``scale`` 2 and 4
         see the module description), faster.
         """
+        return self._detect(frame, gain, None)
+
+    def detect_with_shares(self, frame: np.ndarray, gain: float = 1.0,
+                           out: np.ndarray | None = None
+                           ) -> tuple[tuple[float, float, float, int], np.ndarray]:
+        """:meth:`detect`, and the share of the blob in each chamber (float32, config
+        order; NaN when not found or without :attr:`pieces`), counted on the blob's own
+        pixels where its bounding box touches a door line, else one look-up. ``out``: an
+        array of the chambers' length to write the shares into (else a new one)."""
+        keep: list[_Blob] = []
+        found = self._detect(frame, gain, keep)
+        if out is None:
+            out = np.empty(self.n_chambers, dtype=np.float32)
+        out[:] = np.nan
+        if self.pieces is None or not keep or found[0] != found[0]:
+            return found, out
+        labels, k, bx, by, (left, top, w, h, _) = keep[-1]
+        x0, y0 = bx + left, by + top
+        if self.door_band is not None and not self.door_band[y0 : y0 + h, x0 : x0 + w].any():
+            # one chamber: that of any of its pixels (one in its top row)
+            first = int((labels[top, left : left + w] == k).argmax())
+            here = int(self.pieces[y0, x0 + first])
+            if here < self.n_chambers:
+                out[:] = 0.0
+                out[here] = 1.0
+                return found, out
+        pixels = labels[top : top + h, left : left + w] == k
+        counts = np.bincount(self.pieces[y0 : y0 + h, x0 : x0 + w][pixels],
+                             minlength=256)[: self.n_chambers]
+        if counts.sum() > 0:
+            out[:] = counts / counts.sum()
+        return found, out
+
+    def _detect(self, frame: np.ndarray, gain: float, keep: list | None
+                ) -> tuple[float, float, float, int]:
         lit = self._lit_inputs(gain)
         if self.coarse is not None:
-            return self._detect_coarse(frame, lit)
+            return self._detect_coarse(frame, lit, keep)
         full = slice(None)
         binary = self._binary(frame[self.y0 : self.y1, self.x0 : self.x1], full, full, lit)
         ox, oy, binary = _opened(binary, self.kernel)
-        return self._pick(binary, ox, oy)
+        return self._pick(binary, ox, oy, keep)
 
-    def _detect_coarse(self, frame: np.ndarray, lit: tuple) -> tuple[float, float, float, int]:
+    def _detect_coarse(self, frame: np.ndarray, lit: tuple, keep: list | None = None
+                       ) -> tuple[float, float, float, int]:
         c = self.coarse
         assert c is not None
         f = c.factor
@@ -413,7 +487,7 @@ class ArenaDetector:
             bx, by, bw, bh = cv2.boundingRect(binary)
             if bw == 0:
                 return _NOT_FOUND
-        n, stats, _ = _label(binary[by : by + bh, bx : bx + bw])
+        n, stats, _, _ = _label(binary[by : by + bh, bx : bx + bw])
         ox, oy = ox + bx, oy + by
         lo, hi = c.min_area_px, c.max_area_px
         rows = stats.tolist()[1:]
@@ -424,7 +498,8 @@ class ArenaDetector:
             if 0.5 * lo <= area <= 2.0 * hi
         )
         for neg_area, top, left, w, h in candidates:
-            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h, lit)
+            found = self._refine(frame, f * (ox + left), f * (oy + top), f * w, f * h, lit,
+                                 keep)
             if found is not None:
                 # competitors, as at full resolution: within the limits and at least a
                 # quarter of the chosen blob (here by their half-resolution areas)
@@ -433,7 +508,8 @@ class ArenaDetector:
                 return found[0], found[1], found[2], max(1, n_blobs)
         return _NOT_FOUND
 
-    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int, lit: tuple):
+    def _refine(self, frame: np.ndarray, x: int, y: int, w: int, h: int, lit: tuple,
+                keep: list | None = None):
         """Measure the blob near crop box (x, y, w, h) at full resolution.
 
         Runs the full-resolution steps in a window around the box. Blur and opening are
@@ -453,7 +529,7 @@ class ArenaDetector:
             binary = self._binary(crop, ys, xs, lit)
             if self.kernel is not None:
                 binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
-            n, stats, centroids = _label(binary)
+            n, stats, centroids, labels = _label(binary)
             rows = stats.tolist()
             k, _ = _largest(rows[1:], 1, math.inf)
             if k < 0:
@@ -471,8 +547,80 @@ class ArenaDetector:
             pad *= 2
         if not (self.min_area_px <= area <= self.max_area_px):
             return None
+        if keep is not None:
+            keep.append((labels, k, wx0, wy0, rows[k]))
         cx, cy = centroids[k].tolist()
         return cx + wx0 + self.x0, cy + wy0 + self.y0, float(area)
+
+    def chamber_shares(self, frame: np.ndarray, gain: float, x: float, y: float,
+                       area_px: float) -> np.ndarray:
+        """The share of the blob detected at (``x``, ``y``) in each chamber (float32,
+        config order; NaN when there is no blob or no :attr:`pieces`), for a detection
+        made without :meth:`detect_with_shares` (the background update's choice among
+        several blobs).
+
+        Cheap where the blob cannot reach a door line (no door line within
+        :data:`SHARE_REACH_AREAS` times the root of its area of its centroid): all of it is
+        in the centroid's chamber. Otherwise the blob is found again at full resolution in
+        a window around the centroid (as :meth:`_refine` does, so its pixels are those
+        detection measured) and its pixels are counted per chamber."""
+        out = np.full(self.n_chambers, np.nan, dtype=np.float32)
+        if self.pieces is None or self.door_band is None or not np.isfinite(x):
+            return out
+        h, w = self.pieces.shape
+        cx = min(w - 1, max(0, int(round(x)) - self.x0))
+        cy = min(h - 1, max(0, int(round(y)) - self.y0))
+        reach = SHARE_REACH_AREAS * math.sqrt(area_px) + 2.0
+        here = int(self.pieces[cy, cx])
+        r = int(math.ceil(reach))
+        near = self.door_band[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1]
+        if not near.any() and here < self.n_chambers:
+            out[:] = 0.0
+            out[here] = 1.0
+            return out
+        wx0, wy0, blob = self._blob_near(frame, gain, x - self.x0, y - self.y0, reach)
+        window = self.pieces[wy0 : wy0 + blob.shape[0], wx0 : wx0 + blob.shape[1]]
+        counts = np.bincount(window[blob], minlength=256)[: self.n_chambers]
+        total = counts.sum()
+        if total > 0:
+            out[:] = counts / total
+        return out
+
+    def _blob_near(self, frame: np.ndarray, gain: float, cx: float, cy: float, reach: float
+                   ) -> tuple[int, int, np.ndarray]:
+        """(x, y, pixels): the full-resolution blob whose centroid is nearest to crop point
+        (``cx``, ``cy``), as a boolean image at (x, y) in the crop; the window grows until
+        the blob lies clear of its inner edges (blur and opening are then exact)."""
+        lit = self._lit_inputs(gain)
+        cw, ch = self.x1 - self.x0, self.y1 - self.y0
+        margin = self._margin
+        pad = margin + 4
+        # a window about the blob's size: it grows where the blob reaches its edge
+        r = int(math.ceil(0.6 * reach)) + pad
+        wx0, wy0 = max(0, int(cx) - r), max(0, int(cy) - r)
+        wx1, wy1 = min(cw, int(cx) + r + 1), min(ch, int(cy) + r + 1)
+        while True:
+            ys, xs = slice(wy0, wy1), slice(wx0, wx1)
+            crop = frame[self.y0 + wy0 : self.y0 + wy1, self.x0 + wx0 : self.x0 + wx1]
+            binary = self._binary(crop, ys, xs, lit)
+            if self.kernel is not None:
+                binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
+            ltype = cv2.CV_16U if binary.size < 65535 else cv2.CV_32S
+            n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+                binary, 8, ltype, cv2.CCL_BBDT)
+            if n < 2:
+                return wx0, wy0, np.zeros(binary.shape, dtype=bool)
+            d2 = ((centroids[1:, 0] + wx0 - cx) ** 2 + (centroids[1:, 1] + wy0 - cy) ** 2)
+            k = int(np.argmin(d2)) + 1
+            left, top, bw, bh = (int(v) for v in stats[k, :4])
+            nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
+            ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
+            nx1 = min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1
+            ny1 = min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1
+            if (nx0, ny0, nx1, ny1) == (wx0, wy0, wx1, wy1):
+                return wx0, wy0, labels == k
+            wx0, wy0, wx1, wy1 = nx0, ny0, nx1, ny1
+            pad *= 2
 
     @property
     def _margin(self) -> int:
@@ -516,6 +664,135 @@ def arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarr
     for m in arena.masks:
         cv2.fillPoly(mask, [pts(m)], 0, lineType=cv2.LINE_8, shift=shift)
     return mask
+
+
+#: A blob reaches at most this many roots of its area (plus 2 px) from its centroid: an
+#: ellipse 4 times as long as wide reaches 1.13 (a mouse without its tail is less
+#: elongated); farther from a door line its chamber shares are those of its centroid's
+#: chamber.
+SHARE_REACH_AREAS = 1.5
+
+# Door lines are extended by this many px at both ends, as geometry.chambers does before
+# cutting the arena (a line drawn by hand often stops short of the wall).
+_DOOR_EXTENSION_PX = 6.0
+
+
+def _fixed(points, x0: int, y0: int, shift: int = 3) -> np.ndarray:
+    a = (np.asarray(points, dtype=np.float64) - [x0, y0]) * (1 << shift)
+    return a.round().astype(np.int32)
+
+
+def chamber_pieces(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """The chamber (index in config order) of each pixel of the ``w`` x ``h`` window at
+    (``x0``, ``y0``), uint8, 255 outside the arena: the arena polygon cut by its door lines,
+    each piece named by the chamber point in it, as :func:`cpp_tracker.geometry.chambers.
+    build_layout` cuts it (masks do not matter: the mouse is never found there).
+
+    Pixels on a door line go to the side their centre lies on."""
+    inside = np.zeros((h, w), dtype=np.uint8)
+    cv2.fillPoly(inside, [_fixed(arena.polygon, x0, y0).reshape(-1, 1, 2)], 1,
+                 lineType=cv2.LINE_8, shift=3)
+    cut = inside.copy()
+    doors = [_extended_line(d.line) for d in arena.doors]
+    for (ax, ay), (bx, by) in doors:
+        p = _fixed([(ax, ay), (bx, by)], x0, y0)
+        cv2.line(cut, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), 0, 1,
+                 lineType=cv2.LINE_8, shift=3)
+    # 4-connected: an 8-connected line of pixels separates the two sides
+    n, comp = cv2.connectedComponents(cut, connectivity=4)
+    lut = np.full(max(n, 1), 255, dtype=np.uint8)
+    for j, chamber in enumerate(arena.chambers):
+        c = _component_at(comp, chamber.point[0] - x0, chamber.point[1] - y0)
+        if c > 0:
+            lut[c] = j
+    pieces = lut[comp]
+    pieces[inside == 0] = 255
+    _assign_leftovers(pieces, inside > 0, doors, x0, y0)
+    return pieces
+
+
+def _extended_line(line) -> tuple[tuple[float, float], tuple[float, float]]:
+    (ax, ay), (bx, by) = line
+    d = max(math.hypot(bx - ax, by - ay), 1e-9)
+    ux, uy = (bx - ax) / d * _DOOR_EXTENSION_PX, (by - ay) / d * _DOOR_EXTENSION_PX
+    return (ax - ux, ay - uy), (bx + ux, by + uy)
+
+
+def _component_at(comp: np.ndarray, x: float, y: float) -> int:
+    """The component at a point, or the most common one around it (a point a pixel from a
+    door line may fall on the line's pixels)."""
+    h, w = comp.shape
+    cx, cy = min(w - 1, max(0, int(round(x)))), min(h - 1, max(0, int(round(y))))
+    if comp[cy, cx] > 0:
+        return int(comp[cy, cx])
+    around = comp[max(0, cy - 2) : cy + 3, max(0, cx - 2) : cx + 3]
+    values = around[around > 0]
+    return int(np.bincount(values).argmax()) if values.size else 0
+
+
+def _assign_leftovers(pieces: np.ndarray, inside: np.ndarray, doors: list, x0: int,
+                      y0: int) -> None:
+    """Give the arena's pixels without a chamber (on a door line, or slivers the lines cut
+    off without a chamber point) one, in place: a pixel on a line the chamber on its
+    centre's side of the nearest line (probed 1.5 px away), any other the nearest
+    chamber's."""
+    rows, cols = np.nonzero(inside & (pieces == 255))
+    if not len(rows):
+        return
+    h, w = pieces.shape
+    if doors:
+        px, py = cols + float(x0), rows + float(y0)
+        best_d = np.full(len(rows), np.inf)
+        probe_x, probe_y = px.copy(), py.copy()
+        for (ax, ay), (bx, by) in doors:
+            dx, dy = bx - ax, by - ay
+            length = max(math.hypot(dx, dy), 1e-9)
+            t = np.clip(((px - ax) * dx + (py - ay) * dy) / length**2, 0.0, 1.0)
+            dist = np.hypot(px - (ax + t * dx), py - (ay + t * dy))
+            side = np.sign((px - ax) * dy - (py - ay) * dx)  # which side of the line
+            side[side == 0] = 1.0
+            nx, ny = dy / length, -dx / length
+            closer = dist < best_d
+            best_d[closer] = dist[closer]
+            probe_x[closer] = px[closer] + 1.5 * side[closer] * nx
+            probe_y[closer] = py[closer] + 1.5 * side[closer] * ny
+        qx = np.clip(np.round(probe_x - x0).astype(int), 0, w - 1)
+        qy = np.clip(np.round(probe_y - y0).astype(int), 0, h - 1)
+        found = pieces[qy, qx]
+        ok = (found != 255) & (best_d <= 1.5)
+        pieces[rows[ok], cols[ok]] = found[ok]
+    rest = inside & (pieces == 255)
+    if rest.any() and (pieces != 255).any():
+        known = (pieces != 255).astype(np.uint8)
+        # labels of the nearest known pixel (each zero pixel of 1 - known its own label)
+        _, labels = cv2.distanceTransformWithLabels(
+            1 - known, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+        lut = np.zeros(int(labels.max()) + 1, dtype=np.uint8)
+        lut[labels[known > 0]] = pieces[known > 0]
+        pieces[rest] = lut[labels[rest]]
+
+
+def door_band(pieces: np.ndarray) -> np.ndarray:
+    """The pixels of :func:`chamber_pieces` with a neighbour (of 8) in another chamber:
+    a blob none of whose pixels' boxes holds one lies in one chamber."""
+    valid = pieces != 255
+    kernel = np.ones((3, 3), np.uint8)
+    low = cv2.erode(pieces, kernel)  # 255 outside does not lower a minimum
+    high = cv2.dilate(np.where(valid, pieces, 0).astype(np.uint8), kernel)
+    return valid & (low != high)
+
+
+def pieces_signature(arenas: Sequence[ArenaConfig]) -> str:
+    """A short hash of what :func:`chamber_pieces` depends on (each arena's name, outline in
+    pixels, door lines and chamber points, in order): the share columns of a track made
+    with other door lines do not fit a config."""
+    import hashlib
+    import json
+
+    data = [[a.name, [list(p) for p in a.polygon], [list(map(list, d.line)) for d in a.doors],
+             [list(c.point) for c in a.chambers]] for a in arenas]
+    text = json.dumps(data, default=float)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _comparison_limit(
@@ -694,6 +971,9 @@ def _make_detector(arena: ArenaConfig, settings: DetectionSettings, background: 
         limit=_comparison_limit(bg, mask, polarity, threshold, illumination,
                                 threshold_floor(stats.sigma)),
     )
+    pieces = chamber_pieces(arena, x0, y0, x1 - x0, y1 - y0)
+    full = _replace(full, pieces=pieces, door_band=door_band(pieces),
+                    n_chambers=len(arena.chambers))
     if settings.threshold is None:
         full = _raised_to_mouse_contrast(full, samples, contrast)
     full = _with_opening(full, settings, samples)
@@ -962,22 +1242,29 @@ def _light_pixels(
 
 def detect_chunk(
     frames: np.ndarray, detector: ArenaDetector
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """Run ``detector`` on every frame of a chunk.
 
     Returns preallocated arrays ``x, y, area_px`` (float64, NaN when not found),
-    ``n_blobs`` (int16) and ``light_gain`` (float32).
+    ``n_blobs`` (int16), ``light_gain`` (float32) and the chamber shares (float32, one row
+    per frame, one column per chamber; :meth:`ArenaDetector.chamber_shares`).
     """
     n = len(frames)
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
     area = np.full(n, np.nan)
     blobs = np.zeros(n, dtype=np.int16)
+    shares = np.full((n, detector.n_chambers), np.nan, dtype=np.float32)
     measured = detector.light_gains(frames)
     gains = measured.astype(np.float32)
+    if detector.pieces is None:
+        for i in range(n):
+            x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], float(measured[i]))
+        return x, y, area, blobs, gains, shares
     for i in range(n):
-        x[i], y[i], area[i], blobs[i] = detector.detect(frames[i], float(measured[i]))
-    return x, y, area, blobs, gains
+        x[i], y[i], area[i], blobs[i] = detector.detect_with_shares(
+            frames[i], float(measured[i]), shares[i])[0]
+    return x, y, area, blobs, gains, shares
 
 
 def track_frames(
@@ -1022,7 +1309,8 @@ def rows_from_chunks(pending: list, names: list[str]) -> pa.Table:
     index = np.concatenate([p[0] for p in pending])
     time_s = np.concatenate([p[1] for p in pending])
     detections = [
-        tuple(np.concatenate([p[2][a][j] for p in pending]) for j in range(5))
+        tuple(np.concatenate([p[2][a][j] for p in pending])
+              for j in range(len(pending[0][2][a])))
         for a in range(len(names))
     ]
     return track_rows(index, time_s, detections, names)
@@ -1047,7 +1335,26 @@ def track_rows(
     arrays = {name: _arrow_array(cols[name], TRACK_COLUMNS[name]) for name in cols}
     arrays["arena"] = _repeated_strings(arena_names, n)
     names = [c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]
+    shares = _share_matrix(detections, n)
+    if shares is not None:
+        for j, name in enumerate(share_columns(shares.shape[1])):
+            arrays[name] = _arrow_array(shares[:, j], "float32")
+            names.append(name)
     return pa.Table.from_arrays([arrays[c] for c in names], names=names)
+
+
+def _share_matrix(detections: list[tuple], n: int) -> np.ndarray | None:
+    """Frame-major chamber shares of every arena (rows as :func:`track_rows`'), padded
+    with NaN to the most chambers of any arena; None when no arena has any."""
+    if not detections or any(len(d) < 6 for d in detections):
+        return None
+    k = max(d[5].shape[1] for d in detections)
+    if k == 0:
+        return None
+    out = np.full((n, len(detections), k), np.nan, dtype=np.float32)
+    for a, d in enumerate(detections):
+        out[:, a, : d[5].shape[1]] = d[5]
+    return out.reshape(n * len(detections), k)
 
 
 _ARROW_TYPES = {

@@ -92,7 +92,8 @@ def render_preview(background: np.ndarray, config: Config) -> np.ndarray:
     h, w = background.shape[:2]
     ax = _image_axes(background)
     pen = _pen_for(h)
-    hyst = config.chambers.hysteresis_px
+    # the band a centroid must cross: none under body_fraction, which does not use it
+    hyst = config.chambers.hysteresis_px if config.chambers.rule == "point" else 0.0
     colour_of = {name: c.rgb01 for name, c in chamber_colours(config).items()}
     for arena in config.arenas:
         _draw_arena(ax, arena, hyst, colour_of, pen)

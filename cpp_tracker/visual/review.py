@@ -37,7 +37,13 @@ import pandas as pd
 
 from ..config.settings import ArenaConfig, Config
 from ..errors import ConfigError, OutputError, VideoError
-from ..geometry.chambers import UNKNOWN, ChamberLayout, assign_chambers, build_layout
+from ..geometry.chambers import (
+    UNKNOWN,
+    ChamberLayout,
+    assign_by_body_fraction,
+    assign_chambers,
+    build_layout,
+)
 from ..results.outputs import atomic_path, make_output_folder, write_csv
 from ..results.stored import StoredResult, flagged_seconds, resolve_video
 from ..tracking.tracker import ArenaDetector, make_detector, threshold_floor
@@ -198,6 +204,8 @@ class OverlayGeometry:
     arenas: tuple[ArenaConfig, ...]
     layouts: tuple[ChamberLayout, ...]
     colors: dict[str, tuple[int, int, int]]
+    #: ``chambers.rule`` with its fractions (``None``: the point rule)
+    body_fraction: tuple[float, float] | None = None
 
 
 def overlay_geometry(config: Config) -> OverlayGeometry:
@@ -205,7 +213,9 @@ def overlay_geometry(config: Config) -> OverlayGeometry:
     :mod:`cpp_tracker.visual.palette`)."""
     colors = {name: c.bgr for name, c in chamber_colours(config).items()}
     layouts = tuple(build_layout(a, config.chambers.hysteresis_px) for a in config.arenas)
-    return OverlayGeometry(config.arenas, layouts, colors)
+    c = config.chambers
+    rule = (c.enter_fraction, c.exit_fraction) if c.rule == "body_fraction" else None
+    return OverlayGeometry(config.arenas, layouts, colors, rule)
 
 
 def _pts(coords, scale: float) -> np.ndarray:
@@ -234,7 +244,7 @@ def draw_geometry_overlay(img: np.ndarray, geo: OverlayGeometry, scale: float) -
                 # hysteresis band: the door line moved by +-hysteresis_px along its normal
                 d = coords[-1] - coords[0]
                 n = np.array([-d[1], d[0]]) / max(np.hypot(*d), 1e-9)
-                for side in (-1, 1):
+                for side in (-1, 1) if geo.body_fraction is None else ():
                     band = coords + side * layout.hysteresis_px * n
                     cv2.polylines(img, [_pts(band, scale)], False, (150, 150, 150), 1, line, 4)
                 cv2.polylines(img, [_pts(coords, scale)], False, (255, 255, 255), 3, line, 4)
@@ -326,11 +336,15 @@ class _LiveTracker:
     def __call__(self, k: int, t: float, gray: np.ndarray) -> tuple[float, float, str, float]:
         detector = self.detectors[k]
         gain = detector.light_gain(gray)
-        x, y, _, _ = detector.detect(gray, gain)
+        (x, y, _, _), shares = detector.detect_with_shares(gray, gain)
         det = np.array([math.isfinite(x)])
-        codes, self.state[k] = assign_chambers(
-            np.array([x]), np.array([y]), det, self.geo.layouts[k], self.state[k]
-        )
+        if self.geo.body_fraction is not None and detector.pieces is not None:
+            codes, self.state[k] = assign_by_body_fraction(
+                shares[None], det, *self.geo.body_fraction, self.state[k])
+        else:
+            codes, self.state[k] = assign_chambers(
+                np.array([x]), np.array([y]), det, self.geo.layouts[k], self.state[k]
+            )
         names = self.geo.arenas[k].chamber_names
         return x, y, ("unknown" if codes[0] == UNKNOWN else names[int(codes[0])]), gain
 
@@ -534,8 +548,12 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
     Columns: ``arena, time_s, kind`` (``change`` or ``near miss``), ``from_chamber,
     to_chamber, depth_px`` (deepest point past the door line, measured from the chamber the
     mouse came from), ``excess_px`` (``depth_px - hysteresis_px``: small positive = a change
-    that only just counted, small negative = an excursion that only just did not).
+    that only just counted, small negative = an excursion that only just did not). With
+    ``chambers.rule: body_fraction`` the same in shares of the mouse instead of pixels:
+    ``depth_share`` and ``excess_share`` (:func:`_body_fraction_calls`).
     """
+    if result.config.chambers.rule == "body_fraction":
+        return _body_fraction_calls(result, track)
     if track is None:
         track = result.track(["time_s", "arena", "x", "y", "detected", "chamber"])
     rows = []
@@ -587,6 +605,56 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
     return table.sort_values("time_s", ignore_index=True)
 
 
+def _body_fraction_calls(result: StoredResult, track: pd.DataFrame | None) -> pd.DataFrame:
+    """:func:`door_close_calls` for ``chambers.rule: body_fraction``, in shares of the
+    mouse: ``depth_share`` (a change: the largest share of the mouse in the new chamber
+    during its bout; a near miss: the largest share in another chamber while the mouse had
+    at least ``exit_fraction`` of itself there without the chamber changing) and
+    ``excess_share`` (``depth_share - enter_fraction``)."""
+    rule = result.config.chambers
+    if track is None:
+        track = result.track()
+    rows = []
+    for arena in result.config.arenas:
+        names = list(arena.chamber_names)
+        cols = [f"share_{j}" for j in range(len(names))]
+        sub = track[(track["arena"].astype(str) == arena.name) & track["detected"].astype(bool)]
+        if len(sub) < 2 or any(c not in sub.columns for c in cols):
+            continue
+        code_of = {n: i for i, n in enumerate(names)}
+        codes = np.array([code_of.get(c, UNKNOWN) for c in sub["chamber"].astype(str)])
+        known = codes != UNKNOWN
+        t = sub["time_s"].to_numpy(dtype=float)[known]
+        shares = sub[cols].to_numpy(dtype=float)[known]
+        codes = codes[known]
+        if len(codes) == 0:
+            continue
+        starts = np.r_[0, np.flatnonzero(np.diff(codes) != 0) + 1]
+        ends = np.r_[starts[1:], len(codes)]
+        for b, (a, e) in enumerate(zip(starts, ends, strict=True)):
+            c = codes[a]
+            if b > 0:
+                depth = float(np.nanmax(shares[a:e, c]))
+                rows.append((arena.name, t[a], "change", names[codes[a - 1]], names[c],
+                             depth, depth - rule.enter_fraction))
+            others = shares[a:e].copy()
+            others[:, c] = -np.inf
+            out = np.nanmax(others, axis=1) >= rule.exit_fraction
+            edges = np.diff(np.r_[0, out.astype(np.int8), 0])
+            for s0, s1 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1),
+                              strict=True):
+                if a + s1 == e:
+                    continue  # runs on into the next bout (a change, listed above) or the end
+                j, into = np.unravel_index(int(np.nanargmax(others[s0:s1])),
+                                           others[s0:s1].shape)
+                depth = float(others[s0 + j, into])
+                rows.append((arena.name, t[a + s0 + j], "near miss", names[c], names[into],
+                             depth, depth - rule.enter_fraction))
+    table = pd.DataFrame(rows, columns=["arena", "time_s", "kind", "from_chamber",
+                                        "to_chamber", "depth_share", "excess_share"])
+    return table.sort_values("time_s", ignore_index=True)
+
+
 def _merge_runs(seconds: np.ndarray, join_s: int = 2) -> list[tuple[int, int]]:
     """Sorted integer seconds -> [(first, last)] runs, joining runs at most ``join_s`` apart."""
     s = np.unique(np.asarray(seconds, dtype=np.int64))
@@ -628,11 +696,15 @@ def review_moments(
         start = max(0.0, r.time_s - 1.5 * pad_s)
         end = min(duration, r.time_s + 1.5 * pad_s)
         verb = "changed" if r.kind == "change" else "did not change"
-        detail = (
-            f"{r.kind} {r.from_chamber}->{r.to_chamber} at {r.time_s:.1f} s: {verb}, "
-            f"{r.depth_px:.1f} px past the door (margin {r.excess_px:+.1f} px)"
-        )
-        doors.append(ReviewMoment(start, end, r.arena, "door", detail, abs(r.excess_px)))
+        if "excess_share" in calls.columns:  # chambers.rule: body_fraction
+            how = (f"{100 * r.depth_share:.0f} % of the mouse in {r.to_chamber} "
+                   f"({100 * r.excess_share:+.0f} % from enter_fraction)")
+            closeness = abs(r.excess_share)
+        else:
+            how = f"{r.depth_px:.1f} px past the door (margin {r.excess_px:+.1f} px)"
+            closeness = abs(r.excess_px)
+        detail = f"{r.kind} {r.from_chamber}->{r.to_chamber} at {r.time_s:.1f} s: {verb}, {how}"
+        doors.append(ReviewMoment(start, end, r.arena, "door", detail, closeness))
     flagged.sort(key=lambda m: (m.priority, m.start_s))
     doors.sort(key=lambda m: (m.priority, m.start_s))
     n_flag = min(len(flagged), max(max_clips - len(doors), (max_clips + 1) // 2))

@@ -306,3 +306,15 @@ def test_geometry_change_reprocesses_from_the_stored_track(inputs, tmp_path):
     batch_summary = pd.read_csv(out / name / "summary.csv").drop(columns="animal_id")
     fresh_summary = pd.read_csv(fresh / name / "summary.csv").drop(columns="animal_id")
     pd.testing.assert_frame_equal(batch_summary, fresh_summary)
+
+    # chambers.rule: body_fraction needs chamber shares cut by these door lines; the ones
+    # the video was tracked with were cut by the old line (and dropped by the reprocess),
+    # so the batch tracks the video again instead of failing
+    moved["chambers"] = {"rule": "body_fraction"}
+    body_config = tmp_path / "body.yaml"
+    body_config.write_text(yaml.safe_dump(moved))
+    code, _, _ = run_cli(args + ["--config", body_config])
+    assert code == 0
+    row = status_of(out).iloc[0]
+    assert row["status"] == "ok" and int(row["frames_decoded"]) > 0
+    assert "share_0" in pd.read_parquet(out / name / "track.parquet")

@@ -52,6 +52,21 @@ def test_check_config_without_scale_says_so(tmp_path, capsys):
     assert "cm²" not in out
 
 
+def test_check_config_says_the_entry_rule(tmp_path, capsys):
+    arena = {"name": "b", "polygon": [[0, 0], [100, 0], [100, 50], [0, 50]],
+             "doors": [{"name": "d", "line": [[50, 0], [50, 50]]}],
+             "chambers": [{"name": "l", "point": [25, 25]}, {"name": "r", "point": [75, 25]}]}
+    assert main(["check-config", str(write(tmp_path, {"arenas": [arena]}))]) == 0
+    assert "chambers change 6 px past a door line" in capsys.readouterr().out
+    body = write(tmp_path, {"arenas": [arena], "chambers": {
+        "rule": "body_fraction", "enter_fraction": 0.8, "exit_fraction": 0.25}})
+    assert main(["check-config", str(body)]) == 0
+    out = capsys.readouterr().out
+    assert "chambers by body fraction: entered with 80 % of the mouse inside, left below " \
+           "25 % (chambers.rule)" in out
+    assert "px past a door line" not in out
+
+
 def test_check_config_lists_every_problem_and_exits_2(tmp_path, capsys):
     config = write(tmp_path, {
         "arenas": [{

@@ -94,7 +94,8 @@ def test_outputs_are_complete_and_traceable(video_factory, tmp_path):
     # track: one row per decoded frame, documented columns
     assert list(track.columns) == [
         "frame", "time_s", "arena", "x", "y", "area_px", "detected", "n_blobs", "chamber",
-        "light_gain", "position_chamber"]
+        "light_gain", "position_chamber", "share_0", "share_1"]
+    assert track.loc[track["detected"], ["share_0", "share_1"]].sum(axis=1).round(6).eq(1).all()
     assert track["frame"].tolist() == list(range(len(truth.track)))
     assert np.allclose(track["time_s"], truth.track["time_s"], atol=1e-3)
     assert track.loc[~track["detected"], ["x", "y"]].isna().all().all()

@@ -747,3 +747,46 @@ def test_a_reserved_chamber_name_does_not_hide_the_drawing_problems():
     assert [p.split(":")[0] for p in e.value.problems] == [
         "arenas[0].chambers[0].name", "arenas[0].doors[0].line"]
     assert "does not cross arena 'box1'" in e.value.problems[1]
+
+
+# -- chambers.rule ----------------------------------------------------------------------
+def _with_rule(**chambers) -> dict:
+    return {"arenas": [copy.deepcopy(ARENA)], "chambers": chambers}
+
+
+@pytest.mark.parametrize("chambers, path, texts", [
+    ({"rule": "whole_body"}, "chambers.rule", ["expected point or body_fraction",
+                                                "'whole_body'"]),
+    ({"rule": "body_fraction", "enter_fraction": 1.2}, "chambers.enter_fraction",
+     ["must be at most 1", "1.2"]),
+    ({"rule": "body_fraction", "exit_fraction": 0}, "chambers.exit_fraction",
+     ["must be above 0", "got 0"]),
+    ({"rule": "body_fraction", "enter_fraction": "most"}, "chambers.enter_fraction",
+     ["expected a number", "'most'"]),
+    ({"rule": "body_fraction", "enter_fraction": 0.4, "exit_fraction": 0.2},
+     "chambers.enter_fraction", ["must be at least 0.5", "0.4"]),
+    ({"rule": "body_fraction", "enter_fraction": 0.6, "exit_fraction": 0.8},
+     "chambers.exit_fraction", ["must not exceed chambers.enter_fraction (0.6)", "0.8"]),
+    ({"enter_fraction": 0.7}, "chambers.enter_fraction",
+     ["only with chambers.rule: body_fraction"]),
+])
+def test_entry_rule_problems_name_the_key(chambers, path, texts):
+    problems = problems_of(_with_rule(**chambers))
+    mine = [p for p in problems if p.startswith(f"{path}: ")]
+    assert mine and all(t in mine[0] for t in texts), problems
+
+
+def test_entry_rule_defaults_and_hash():
+    point = parse_config(_with_rule())
+    assert (point.chambers.rule, point.chambers.enter_fraction,
+            point.chambers.exit_fraction) == ("point", 0.7, 0.3)
+    # the point rule leaves the resolved config (and its hash) as before the rule existed
+    assert "rule" not in config_to_dict(point)["chambers"]
+    assert config_hash(parse_config(_with_rule(rule="point"))) == config_hash(point)
+    body = parse_config(_with_rule(rule="body_fraction", enter_fraction=0.8,
+                                   exit_fraction=0.2))
+    resolved = config_to_dict(body)["chambers"]
+    assert resolved["rule"] == "body_fraction" and resolved["enter_fraction"] == 0.8
+    assert config_hash(parse_config(config_to_dict(body))) == config_hash(body)
+    assert config_hash(body) != config_hash(point)
+    assert not any(k.startswith("chambers") for k in DETECTION_KEYS)  # reprocess can switch

@@ -179,3 +179,68 @@ def test_assignment_in_blocks_equals_one_block(monkeypatch):
         for block in (7, 64):
             got = results[block, backdate]
             assert np.array_equal(got[0], one[0]) and got[1] == one[1]
+
+
+# -- the body_fraction rule -------------------------------------------------------------
+from cpp_tracker.geometry.chambers import assign_by_body_fraction, keypoint_shares  # noqa: E402
+
+
+def _two(shares_in_1):
+    s1 = np.asarray(shares_in_1, dtype=float)
+    return np.stack([1 - s1, s1], axis=1)
+
+
+def test_body_fraction_enters_at_enter_and_leaves_below_exit():
+    shares = _two([0.0, 0.4, 0.6, 0.69, 0.7, 0.5, 0.35, 0.31, 0.29, 0.0])
+    codes, state = assign_by_body_fraction(shares, np.ones(10, bool), 0.7, 0.3)
+    assert codes.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
+    assert state == 0
+
+
+def test_a_mouse_half_across_a_door_stays_in_the_chamber_it_came_from():
+    half = [0.5] * 50
+    for start, before in ((0, 0.0), (1, 1.0)):
+        codes, _ = assign_by_body_fraction(_two([before, *half, before]),
+                                           np.ones(52, bool), 0.7, 0.3)
+        assert set(codes.tolist()) == {start}
+    # the point rule would give the second half of a slow crossing to the other side
+    codes, _ = assign_by_body_fraction(_two(np.linspace(0, 0.69, 40)), np.ones(40, bool),
+                                       0.7, 0.3)
+    assert set(codes.tolist()) == {0}
+
+
+def test_body_fraction_keeps_the_chamber_through_frames_without_detection():
+    shares = _two([1.0, 0.8, np.nan, np.nan, 0.5, 0.2])
+    det = np.array([True, True, False, False, True, True])
+    codes, _ = assign_by_body_fraction(shares, det, 0.7, 0.3)
+    assert codes.tolist() == [1, 1, UNKNOWN, UNKNOWN, 1, 0]
+    # the state carries over between calls (blocks of a long track)
+    codes, state = assign_by_body_fraction(_two([0.5]), [True], 0.7, 0.3, state=1)
+    assert codes.tolist() == [1] and state == 1
+    codes, state = assign_by_body_fraction(_two([0.5]), [False], 0.7, 0.3, state=1)
+    assert codes.tolist() == [UNKNOWN] and state == 1
+
+
+def test_body_fraction_in_three_chambers_goes_where_most_of_the_mouse_is():
+    # the mouse leaves chamber 0 (below 0.3) with no chamber at 0.7: the largest share wins
+    shares = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.25, 0.45, 0.30],
+                       [0.1, 0.3, 0.6], [0.0, 0.25, 0.75]])
+    codes, _ = assign_by_body_fraction(shares, np.ones(5, bool), 0.7, 0.3)
+    assert codes.tolist() == [0, 0, 1, 1, 2]
+    # enter 0.5 / exit 0.5: a majority rule; a tie keeps the chamber
+    codes, _ = assign_by_body_fraction(_two([0.0, 0.5, 0.51, 0.5, 0.49]), np.ones(5, bool),
+                                       0.5, 0.5)
+    assert codes.tolist() == [0, 0, 1, 1, 0]
+
+
+def test_keypoint_shares_count_the_keypoints_in_each_chamber():
+    layout = two_chamber(hysteresis=0)
+    x = np.array([[10.0, 20.0, 150.0, 160.0], [10.0, 120.0, 150.0, np.nan],
+                  [np.nan] * 4])
+    y = np.full_like(x, 50.0)
+    shares = keypoint_shares(layout, x, y)
+    assert np.allclose(shares[0], [0.5, 0.5])
+    assert np.allclose(shares[1], [1 / 3, 2 / 3])
+    assert np.isnan(shares[2]).all()
+    codes, _ = assign_by_body_fraction(shares, np.isfinite(shares).all(axis=1), 0.6, 0.4)
+    assert codes.tolist() == [0, 1, UNKNOWN]

@@ -234,3 +234,44 @@ def test_source_time_maps_result_time_to_the_file():
     assert record.source_time(3600.0) == ("n_2.mp4", 5.0)
     assert record.source_time(7194.0) == ("n_2.mp4", 3599.0)
     assert RunRecord.from_dict({"video": {"path": "v.mp4"}}).source_time(12.5) == ("v.mp4", 12.5)
+
+
+# -- chambers.rule: body_fraction through analyse_track (the pose path) ------------------
+def test_analyse_track_with_keypoint_shares_by_body_fraction():
+    """A pose track: three keypoints per frame, their shares per chamber as the share
+    columns; 10 fps. The mouse sits in 'left' 2 s, pokes one keypoint of three across
+    the door (1/3 < 0.7) for 1 s, then moves all three across: body_fraction counts the
+    poke in 'left', the centroid rule (the keypoints' mean) in 'right'."""
+    import copy
+
+    import numpy as np
+
+    from cpp_tracker.geometry.chambers import build_layout, keypoint_shares
+    from cpp_tracker.runs.pipeline import analyse_track
+    from tests.handmade_results import TWO_CHAMBERS
+
+    left = [[40.0, 50.0, 60.0]] * 20
+    poke = [[70.0, 90.0, 112.0]] * 10  # mean 90.7: the centroid is still left of x = 100
+    poke2 = [[85.0, 95.0, 130.0]] * 10  # mean 103.3: the centroid is right of the door
+    across = [[130.0, 140.0, 150.0]] * 20
+    kx = np.array(left + poke + poke2 + across)
+    ky = np.full_like(kx, 50.0)
+    n = len(kx)
+    raw = copy.deepcopy(TWO_CHAMBERS)
+    raw["chambers"] = {"rule": "body_fraction", "enter_fraction": 0.7, "exit_fraction": 0.3}
+    config = parse_config(raw)
+    shares = keypoint_shares(build_layout(config.arenas[0], 0.0), kx, ky)
+    track = pd.DataFrame({
+        "frame": np.arange(n), "time_s": np.arange(n) / 10.0, "arena": "box",
+        "x": kx.mean(axis=1), "y": ky.mean(axis=1), "detected": True,
+        "share_0": shares[:, 0], "share_1": shares[:, 1],
+    })
+    body = analyse_track(track, config, video_label="pose")
+    times = body.summary.set_index("chamber")["time_s"]
+    assert times["left"] == pytest.approx(4.0) and times["right"] == pytest.approx(2.0)
+    assert list(body.chamber[[39, 40]]) == ["left", "right"]
+    point = analyse_track(track, parse_config(TWO_CHAMBERS), video_label="pose")
+    assert point.summary.set_index("chamber")["time_s"]["left"] == pytest.approx(3.0)
+    with pytest.raises(ConfigError, match="body_fraction needs the share of the mouse in "
+                       r"each chamber, which the track of arena box does not hold \(share_1\)"):
+        analyse_track(track.drop(columns=["share_1"]), config, video_label="pose")

@@ -169,16 +169,107 @@ def test_track_frames_writes_frame_major_parts_at_checkpoints(small_scene):
     assert types == {
         "frame": "int64", "time_s": "double", "arena": "large_string", "x": "double",
         "y": "double", "area_px": "double", "detected": "bool", "n_blobs": "int16",
-        "light_gain": "float",
+        "light_gain": "float", "share_0": "float", "share_1": "float",
     }
     parts = [t.to_pandas() for t in tables]
     assert len(parts) >= 3  # 8 s of video, a part every 2 s
     table = np.concatenate([p["frame"].to_numpy() for p in parts])
     assert np.array_equal(table, np.repeat(np.arange(len(frames)), 2))
-    assert list(parts[0].columns) == [c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS]
+    assert list(parts[0].columns) == [
+        *(c for c in TRACK_COLUMNS if c not in ASSIGNED_COLUMNS), "share_0", "share_1"]
     assert list(parts[0]["arena"][:4]) == ["box1", "copy", "box1", "copy"]
     first = parts[0].iloc[0]
     x, y, area, n_blobs = det.detect(frames[0], det.light_gain(frames[0]))
     assert first["x"] == x and first["area_px"] == area and first["n_blobs"] == n_blobs
     assert first["light_gain"] == np.float32(det.light_gain(frames[0]))
     assert first["detected"] == np.isfinite(x)
+
+
+# -- chamber shares (chambers.rule: body_fraction) ----------------------------------------
+from cpp_tracker.geometry.chambers import build_layout  # noqa: E402
+from cpp_tracker.synthetic.scenes import body_shares  # noqa: E402
+from cpp_tracker.tracking.tracker import SHARE_REACH_AREAS, chamber_pieces  # noqa: E402
+
+_SLANTED = {
+    "three": {"polygon": [[10.3, 12.7], [300.2, 15.1], [305.6, 228.4], [8.1, 225.9]],
+              "doors": [{"name": "d1", "line": [[110.4, 12], [104.2, 228]]},
+                        {"name": "d2", "line": [[200.7, 13], [212.3, 228]]}],
+              "chambers": [{"name": "a", "point": [50, 120]}, {"name": "b", "point": [155, 120]},
+                           {"name": "c", "point": [260, 120]}]},
+    # four chambers: two door lines crossing (per-door sides would not tell them apart)
+    "four": {"polygon": [[20, 20], [300, 20], [300, 220], [20, 220]],
+             "doors": [{"name": "v", "line": [[160.5, 20], [150.2, 220]]},
+                       {"name": "h", "line": [[20, 118.3], [300, 131.9]]}],
+             "chambers": [{"name": "a", "point": [80, 60]}, {"name": "b", "point": [240, 60]},
+                          {"name": "c", "point": [80, 180]}, {"name": "d", "point": [240, 180]}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SLANTED))
+def test_chamber_pieces_are_the_geometry_pieces(name):
+    import shapely
+
+    arena = parse_config({"arenas": [dict(name="box", **_SLANTED[name])]}).arenas[0]
+    layout = build_layout(arena, 0.0)
+    pieces = chamber_pieces(arena, 0, 0, 320, 240)
+    rows, cols = np.nonzero(pieces != 255)
+    x, y = cols.astype(float), rows.astype(float)
+    truth = layout.raw_chamber(x, y)
+    to_door = np.min([shapely.distance(s, shapely.points(x, y))
+                      for s in layout.door_segments], axis=0)
+    # every pixel whose centre is not on a line (0.1 px) is in the piece its centre is in
+    wrong = pieces[rows, cols] != truth
+    assert not (wrong & (to_door > 0.1)).any()
+    assert set(np.unique(pieces)) == {*range(len(arena.chambers)), 255}
+
+
+@pytest.fixture(scope="module")
+def door_scene(video_factory):
+    """320x240, 30 s: the mouse crosses the door several times and stops in the doorway
+    for 2 s (seed 10)."""
+    return _frames_and_config(video_factory, "tracker_door", duration_s=30.0, seed=10)
+
+
+@pytest.fixture(scope="module")
+def door_scene_640(video_factory):
+    """The door scene at 640x480: the coarse search path (scale 2)."""
+    return _frames_and_config(video_factory, "tracker_door_640", width=640, height=480,
+                              duration_s=30.0, seed=10)
+
+
+@pytest.mark.parametrize("scene", ["door_scene", "door_scene_640"])
+def test_chamber_shares_are_the_detected_blob_and_the_true_body_share(scene, request):
+    """The shares are counted on the very blob detection measured (at full resolution
+    and on the coarse path at 640x480): found again around its centroid
+    (:meth:`chamber_shares`), it has the same area and the same shares. They lie within
+    0.04 of the true share of body and head (the blob's outline is the blurred,
+    thresholded edge: a pixel or so off the true one along the door line)."""
+    frames, samples, config, truth = request.getfixturevalue(scene)
+    det = make_detector(config.arenas[0], config.detection, median_background(samples),
+                        samples)
+    true = body_shares(truth.spec)[["share_0", "share_1"]].to_numpy()
+    near = straddling = 0
+    errors = []
+    for i, frame in enumerate(frames):
+        gain = det.light_gain(frame)
+        (x, y, area, n_blobs), shares = det.detect_with_shares(frame, gain)
+        assert (x, y, area, n_blobs) == pytest.approx(det.detect(frame, gain), nan_ok=True)
+        again = det.chamber_shares(frame, gain, x, y, area)
+        assert np.array_equal(shares, again, equal_nan=True)
+        if not np.isfinite(x):
+            assert np.isnan(shares).all()
+            continue
+        assert shares.sum() == pytest.approx(1.0, abs=1e-6)
+        errors.append(np.abs(shares - true[i]).max())
+        straddling += bool(0.1 < true[i, 0] < 0.9)
+        reach = SHARE_REACH_AREAS * area**0.5 + 2
+        r = int(np.ceil(reach))
+        cx, cy = int(round(x)) - det.x0, int(round(y)) - det.y0
+        if det.door_band[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1].any():
+            near += 1
+            _, _, blob = det._blob_near(frame, gain, x - det.x0, y - det.y0, reach)
+            assert blob.sum() == area
+    assert near >= 10  # the mouse came near the door
+    assert straddling >= 60  # and lay across it
+    assert (det.scale, scene) in ((1, "door_scene"), (2, "door_scene_640"))
+    assert max(errors) < 0.04, max(errors)

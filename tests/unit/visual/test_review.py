@@ -164,8 +164,12 @@ def test_overlay_after_a_light_step_outlines_the_mouse_not_the_arena(light_step,
 
 
 # ---------------------------------------------------------------- door calls, by hand
-def _hand_result(tmp_path, xs, ys, hysteresis_px=6.0):
-    """A result folder for a hand-made track in a 2-chamber box, door at x = 100."""
+def _hand_result(tmp_path, xs, ys, hysteresis_px=6.0, shares_right=None):
+    """A result folder for a hand-made track in a 2-chamber box, door at x = 100 (with
+    ``shares_right``, the blob's share in 'right' per frame, by body_fraction 0.7 / 0.3)."""
+    chambers: dict = {"hysteresis_px": hysteresis_px}
+    if shares_right is not None:
+        chambers.update(rule="body_fraction", enter_fraction=0.7, exit_fraction=0.3)
     config = parse_config({
         "arenas": [{
             "name": "box",
@@ -174,7 +178,7 @@ def _hand_result(tmp_path, xs, ys, hysteresis_px=6.0):
             "chambers": [{"name": "left", "point": [50, 50]},
                          {"name": "right", "point": [150, 50]}],
         }],
-        "chambers": {"hysteresis_px": hysteresis_px},
+        "chambers": chambers,
     })
     n = len(xs)
     track = pd.DataFrame({
@@ -184,6 +188,9 @@ def _hand_result(tmp_path, xs, ys, hysteresis_px=6.0):
         # the QC's 100 cm/s, so only the stretch without detection is flagged
         "area_px": 2500.0, "detected": np.isfinite(xs), "n_blobs": np.int16(1),
     })
+    if shares_right is not None:
+        track["share_0"] = 1.0 - np.asarray(shares_right, float)
+        track["share_1"] = np.asarray(shares_right, float)
     analysis = analyse_track(track, config, video_label="hand.mp4")
     track["chamber"] = analysis.chamber.astype(str)
     folder = tmp_path / "hand"
@@ -218,6 +225,24 @@ def test_door_close_calls_measure_the_margin(tmp_path):
     calls = door_close_calls(_hand_result(tmp_path, xs, [50] * len(xs)))
     first = calls.iloc[0]
     assert first["kind"] == "change" and first["excess_px"] == pytest.approx(1.0)
+
+
+def test_door_close_calls_by_body_fraction_are_in_shares_of_the_mouse(tmp_path):
+    # left; 60 % across and back (near miss); 75 % across, then all in (a change); back
+    right = [0.0] * 10 + [0.6] * 5 + [0.0] * 10 + [0.75] * 5 + [1.0] * 10 + [0.0] * 10
+    xs = [50.0 + 100 * r for r in right]
+    result = _hand_result(tmp_path, xs, [50.0] * len(xs), shares_right=right)
+    calls = door_close_calls(result)
+    assert list(calls["kind"]) == ["near miss", "change", "change"]
+    assert "depth_px" not in calls
+    near, change, back = calls.itertuples(index=False)
+    assert (near.from_chamber, near.to_chamber, near.time_s) == ("left", "right", 1.0)
+    assert near.depth_share == pytest.approx(0.6) and near.excess_share == pytest.approx(-0.1)
+    assert change.time_s == pytest.approx(2.5) and change.depth_share == pytest.approx(1.0)
+    assert (back.from_chamber, back.to_chamber) == ("right", "left")
+    moments = review_moments(result, max_clips=4, pad_s=1.0)
+    assert any("near miss left->right at 1.0 s: did not change, 60 % of the mouse in right "
+               "(-10 % from enter_fraction)" in m.detail for m in moments)
 
 
 def test_review_moments_take_flagged_seconds_and_close_calls(tmp_path):
