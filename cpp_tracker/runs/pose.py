@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..config.settings import Config, check_against_frame, config_hash
 from ..errors import ConfigError, PoseError
+from ..geometry.chambers import build_layout, keypoint_shares
 from ..results.outputs import atomic_path, make_output_folder, write_png
 from ..results.record import (
     RunRecord,
@@ -36,7 +37,12 @@ from ..results.record import (
 )
 from ..tracking.empty_box import background_samples, estimate_background_for
 from ..tracking.pose_file import ArenaPositions, PoseFile, pose_positions, read_pose_file
-from ..tracking.tracker import TRACK_COLUMNS
+from ..tracking.tracker import (
+    SHARES_METADATA_KEY,
+    TRACK_COLUMNS,
+    pieces_signature,
+    share_columns,
+)
 from ..video.reader import VideoInfo, VideoReader, probe_video
 from .pipeline import (
     RunResult,
@@ -165,9 +171,9 @@ def _outside_warnings(positions: list[ArenaPositions]) -> list[str]:
             for p in positions if p.outside]
 
 
-def _track_table(positions: list[ArenaPositions], times: PoseTimes):
+def _track_table(positions: list[ArenaPositions], times: PoseTimes, config: Config):
     """Frame-major track rows (each frame, then each arena), the tracker's columns plus the
-    keypoints' ``likelihood``."""
+    keypoints' ``likelihood`` and their share in each chamber."""
     import pandas as pd
 
     rows, k = times.frames, len(positions)
@@ -180,6 +186,8 @@ def _track_table(positions: list[ArenaPositions], times: PoseTimes):
         return np.stack([v[rows] for v in padded], axis=1).reshape(-1)
 
     detected = per_arena([p.detected for p in positions])
+    shares = {name: per_arena(list(column)).astype(np.float32)
+              for name, column in _share_columns(positions, config).items()}
     return pd.DataFrame({
         "frame": np.repeat(rows.astype(np.int64), k),
         "time_s": np.repeat(times.time_s.astype(np.float64), k),
@@ -190,17 +198,37 @@ def _track_table(positions: list[ArenaPositions], times: PoseTimes):
         "detected": detected,
         "n_blobs": detected.astype(np.int16),
         "likelihood": per_arena([p.likelihood for p in positions]).astype(np.float32),
+        **shares,
     })
 
 
-def _write_track(path: Path, track, analysis) -> None:
+def _share_columns(positions: list[ArenaPositions], config: Config) -> dict[str, list]:
+    """Per share column (``share_0`` ..), each arena's share of the chosen keypoints in that
+    chamber per frame (NaN beyond the arena's chambers or where undetected): what
+    ``chambers.rule: body_fraction`` decides by, as the tracker's blob shares."""
+    k = max(len(a.chambers) for a in config.arenas)
+    columns: dict[str, list] = {name: [] for name in share_columns(k)}
+    for arena, p in zip(config.arenas, positions, strict=True):
+        layout = build_layout(arena, 0.0)  # the pieces do not depend on the hysteresis
+        shares = keypoint_shares(layout, p.points[:, :, 0], p.points[:, :, 1])
+        for j, name in enumerate(columns):
+            columns[name].append(shares[:, j] if j < shares.shape[1]
+                                 else np.full(len(shares), np.nan))
+    return columns
+
+
+def _write_track(path: Path, track, analysis, arenas) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = track.assign(chamber=analysis.chamber.astype(str),
                          position_chamber=analysis.position.astype(str))
-    order = [c for c in TRACK_COLUMNS if c in table.columns] + ["likelihood"]
+    shares = [c for c in table.columns if c.startswith("share_")]
+    order = [c for c in TRACK_COLUMNS if c in table.columns] + ["likelihood", *shares]
     arrow = pa.Table.from_pandas(table[order], preserve_index=False)
+    # the door lines the shares were counted with, as the tracker's track says them
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                           SHARES_METADATA_KEY: pieces_signature(arenas)})
     atomic_path(path, lambda tmp: pq.write_table(arrow, tmp))
 
 
@@ -289,7 +317,7 @@ def run_pose(
         info = probe_video(video)
         check_against_frame(config, info.width, info.height, video=str(video))
     times, trial = _from_trial_start(config, pose_times(pose, video, fps))
-    track = _track_table(positions, times)
+    track = _track_table(positions, times, config)
     label = str(video) if video is not None else str(pose_file)
     interval = float(np.median(np.diff(times.time_s))) if len(times.time_s) > 1 else None
     analysis = analyse_track(track, config, video_label=label, nominal_interval_s=interval,
@@ -297,7 +325,7 @@ def run_pose(
     result_dir = _result_dir(Path(pose_file), video, out_dir)
     previous = read_previous_record(result_dir / "run.json")
     (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
-    _write_track(result_dir / "track.parquet", track, analysis)
+    _write_track(result_dir / "track.parquet", track, analysis, config.arenas)
     written = write_analysis(result_dir, analysis)
     videos = ()
     if times.info is not None:

@@ -62,6 +62,9 @@ class ArenaPositions:
     detected: np.ndarray
     likelihood: np.ndarray  # the lowest of the chosen keypoints' (NaN: the file has none)
     outside: int = 0  # sure positions outside the arena outline, counted as undetected
+    #: the chosen keypoints (frames, keypoints, 2), NaN where the frame is undetected: what
+    #: ``chambers.rule: body_fraction`` counts the mouse's share in each chamber from
+    points: np.ndarray | None = None
 
 
 def import_movement():
@@ -266,6 +269,7 @@ def pose_positions(pose: PoseFile, settings: PoseSettings,
         with np.errstate(all="ignore"):
             lowest = np.nanmin(np.where(np.isfinite(conf), conf, np.inf), axis=1)
         lowest[~np.isfinite(lowest)] = np.nan
+        points = np.where(detected[:, None, None], xy, np.nan)
         out.append(ArenaPositions(arena.name, pose.individuals[ind], x, y, detected, lowest,
-                                  outside))
+                                  outside, points))
     return out

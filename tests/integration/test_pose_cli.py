@@ -312,3 +312,46 @@ def test_trial_start_counts_from_it_as_track_does(scene, tmp_path, capsys):
     capsys.readouterr()
     assert run("pose", pose, "--config", auto_path, "--fps", 30, "--out", tmp_path) == 2
     assert "trial.start: auto finds the trial's start in the video" in capsys.readouterr().err
+
+
+def test_body_fraction_on_a_pose_track_counts_the_share_of_the_chosen_keypoints(scene,
+                                                                               tmp_path):
+    """The entry rule for pose users: the share of the chosen keypoints in each chamber
+    (here shoulder, hip and nose, 12 px apart along the body) decides the chamber, and
+    reprocess switches back to the point rule from the stored pose track."""
+    from cpp_tracker.geometry.chambers import assign_by_body_fraction
+    from cpp_tracker.synthetic import chamber_of
+
+    root, video, truth, _, pose = scene
+    raw = copy.deepcopy(truth.config)
+    raw["pose"] = {"point": ["shoulder", "hip", "nose"], "min_likelihood": 0.5}
+    raw["chambers"] = {"rule": "body_fraction", "enter_fraction": 0.6, "exit_fraction": 0.4}
+    config = write_config(tmp_path / "fraction.yaml", raw)
+    assert run("pose", pose, "--config", config, "--video", video, "--out", tmp_path) == 0
+    result = tmp_path / "mouse1"
+    track = pd.read_parquet(result / "track.parquet")
+    # the shares, counted here from the generator's own chamber test on each keypoint
+    arena = truth.config["arenas"][0]
+    names = [c["name"] for c in arena["chambers"]]
+    x, y = truth.track["x"].to_numpy(), truth.track["y"].to_numpy()
+    points = [(x - 3, y - 1), (x + 3, y + 1), (x - 9, y - 3)]
+    inside = np.stack([[chamber_of(px, py, arena) == name for px, py in points]
+                       for name in names]).mean(axis=1).T  # (frames, chambers)
+    known = track["detected"].to_numpy()
+    shares = track[["share_0", "share_1"]].to_numpy()
+    np.testing.assert_allclose(shares[known], inside[known], atol=1e-6)
+    assert np.isin(np.round(3 * shares[known]), [0, 1, 2, 3]).all()
+    assert ((shares[known] > 0) & (shares[known] < 1)).any()  # frames across the door
+    codes, _ = assign_by_body_fraction(inside, known, 0.6, 0.4)
+    expected = np.where(codes >= 0, np.array(names + ["unknown"])[codes], "unknown")
+    np.testing.assert_array_equal(track["chamber"].to_numpy(), expected)
+    # back to the point rule from the stored track: the mean of the three keypoints decides
+    raw["chambers"] = {"rule": "point"}
+    point = write_config(tmp_path / "point.yaml", raw)
+    assert run("reprocess", result, "--config", point) == 0
+    summary = pd.read_csv(result / "summary.csv").set_index("chamber")["time_s"]
+    centre_x, centre_y = x - 3, y - 1  # mean of (x-3, x+3, x-9) and (y-1, y+1, y-3)
+    true_chamber = chamber_of(centre_x, centre_y, arena)[known]
+    for name in names:
+        assert summary[name] == pytest.approx((true_chamber == name).sum() / truth.spec.fps,
+                                              abs=1e-4)
