@@ -70,7 +70,7 @@ def make_output_folder(folder: str | Path, what: str) -> Path:
     return folder
 
 
-def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
+def atomic_path(path: str | Path, write: Callable[[str], None], size: int | None = None) -> Path:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` atomically.
 
     The file gets the usual permissions for the user's umask, so colleagues on a shared
@@ -78,7 +78,8 @@ def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
 
     A full disk, a read-only file system or a folder or file of another user raise
     :class:`OutputError` naming the folder and what was needed; the temporary file is
-    removed and the file of that name, if any, is left as it was.
+    removed and the file of that name, if any, is left as it was. ``size``: the bytes to
+    be written, when known (for the message).
     """
     path = Path(path)
     make_output_folder(path.parent, f"'{path.name}'")
@@ -87,7 +88,7 @@ def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
     except OSError as e:
         if _errno_of(e) not in _WRITE_ERRNOS:
             raise
-        raise _write_problem(path, _errno_of(e), 0) from None
+        raise _write_problem(path, _errno_of(e), size or 0) from None
     os.close(fd)
     try:
         write(tmp)
@@ -96,7 +97,7 @@ def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException as e:
-        written = _size_or_zero(tmp)
+        written = size if size is not None else _size_or_zero(tmp)
         try:
             os.unlink(tmp)
         except OSError:
@@ -129,6 +130,12 @@ def _size_or_zero(path: str) -> int:
         return 0
 
 
+def _megabytes(n: int) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
 def _owner(path: Path) -> str | None:
     """The user owning ``path`` when it is not this process's user."""
     try:
@@ -150,14 +157,14 @@ def _write_problem(path: Path, code: int | None, written: int) -> OutputError:
     folder = path.parent
     if code in (errno.ENOSPC, errno.EDQUOT):
         try:
-            free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+            free = f"{_megabytes(shutil.disk_usage(folder).free)} free"
         except OSError:
             free = "free space unknown"
         full = "the disk quota is used up" if code == errno.EDQUOT else "the disk is full"
+        needed = f" ({_megabytes(written)})" if written else ""
         return OutputError(
-            f"{folder}: {full} ({free}); writing {path.name} needed more than "
-            f"{written / 1e6:.1f} MB; free some space and rerun the same command: "
-            "it continues from the last checkpoint"
+            f"{folder}: {full} ({free}) while writing {path.name}{needed}; free some space "
+            "and rerun the same command: it continues from the last checkpoint"
         )
     if code == errno.EROFS:
         return OutputError(f"{folder}: is on a read-only file system, so {path.name} cannot be "
@@ -173,7 +180,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
         with open(tmp, "wb") as f:
             f.write(data)
 
-    return atomic_path(path, w)
+    return atomic_path(path, w, len(data))
 
 
 def _json_default(o: Any) -> Any:

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -1280,10 +1281,14 @@ def _read_source(
     reached_end = False
     seek_confirmed: bool | None = None
     next_part_s: float | None = None
-    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads) as reader:
+    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads) as reader, \
+            closing(reader.chunks(chunk_size, stride=inputs.stride,
+                                  resume_after=state.position)) as chunks:
+        # closing: a stop (SIGTERM, Ctrl-C) ends the decoding thread before the capture
+        # it reads from is released
         if state.luma_direct is None:
             state.luma_direct = reader.luma_direct
-        for chunk in reader.chunks(chunk_size, stride=inputs.stride, resume_after=state.position):
+        for chunk in chunks:
             if seek_confirmed is None and state.position is not None:
                 seek_confirmed = bool(reader.resumed_by_seek)
             t_session = chunk.time_s + time_offset
