@@ -17,6 +17,7 @@ rather than 130 MB of libraries, which matters while ``--workers`` processes run
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import pickle
 import shlex
@@ -498,15 +499,45 @@ def file_fingerprint(path: str | Path, block_bytes: int = FINGERPRINT_BLOCK_BYTE
     reading 8 MB takes milliseconds where hashing a 20 GB file would take minutes.
     """
     path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256()
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(block_bytes))
-        if size > block_bytes:
-            f.seek(max(block_bytes, size - block_bytes))
+
+    def read() -> str:
+        size = path.stat().st_size
+        h = hashlib.sha256()
+        h.update(str(size).encode())
+        with open(path, "rb") as f:
             h.update(f.read(block_bytes))
-    return "sha256-head-tail:" + h.hexdigest()[:32]
+            if size > block_bytes:
+                f.seek(max(block_bytes, size - block_bytes))
+                h.update(f.read(block_bytes))
+        return "sha256-head-tail:" + h.hexdigest()[:32]
+
+    return _retrying_reads(read, path)
+
+
+#: Seconds waited before each new try of a read that failed with a transient error (a
+#: network file system briefly unavailable); the reader's frames: VideoReader.STALL_WAITS_S.
+READ_RETRY_WAITS_S: tuple[float, ...] = (0.5, 2.0, 5.0)
+_TRANSIENT_ERRNOS = {errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EINTR}
+
+
+def _retrying_reads(read, path: Path):
+    """``read()``, tried again after :data:`READ_RETRY_WAITS_S` when it fails with a
+    transient error; VideoError naming ``path`` when it still fails."""
+    for wait_s in (*READ_RETRY_WAITS_S, None):
+        try:
+            return read()
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            transient = e.errno in _TRANSIENT_ERRNOS
+            if not transient or wait_s is None:
+                tries = f", {len(READ_RETRY_WAITS_S) + 1} tries" if transient else ""
+                raise VideoError(
+                    f"{path}: cannot be read ({e.strerror or e}{tries}); check the disk or "
+                    "network share it is on and rerun"
+                ) from None
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
 
 
 def source_identity(path: str | Path) -> dict:

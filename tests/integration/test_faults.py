@@ -611,3 +611,24 @@ def test_a_stretch_that_stays_unreadable_is_recorded_after_the_retries(clip, mon
     _, times, r = read_all(video)
     assert [(u["first_frame"], u["resumed_frame"]) for u in r.unreadable] == [(100, 110)]
     assert len(times) == len(clean_times) - 10
+
+
+def test_a_fingerprint_read_failing_once_is_retried(clip, monkeypatch):
+    video, _, _ = clip
+    expected = pipeline.file_fingerprint(video)
+    monkeypatch.setattr(pipeline, "READ_RETRY_WAITS_S", (0.01, 0.01))
+    failures = {"left": 1}
+
+    def flaky_open(path, mode="r", *args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "open", flaky_open, raising=False)
+    assert pipeline.file_fingerprint(video) == expected
+    assert failures["left"] == 0
+    failures["left"] = 10  # the share stays away: one sentence, no traceback
+    with pytest.raises(VideoError, match=r"cannot be read \(Input/output error, 3 tries\); "
+                                         "check the disk or network share"):
+        pipeline.file_fingerprint(video)
