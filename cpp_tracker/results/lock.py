@@ -32,6 +32,9 @@ LOCK_FILE = ".cpp-tracker.lock"
 HEARTBEAT_S = 30.0
 #: A lock of another host not touched for this long is stale (its holder is gone).
 STALE_AFTER_S = 300.0
+#: A lock file that cannot be read (its process died between creating and writing it)
+#: is stale after this long (a lock is written microseconds after it is made).
+UNREADABLE_STALE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,13 @@ class FolderLock:
                 "which no longer runs")
 
 
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
+
+
 def _read_holder(path: Path) -> LockHolder | None:
     try:
         raw = json.loads(path.read_text())
@@ -140,10 +150,34 @@ def _create(path: Path, holder: LockHolder) -> bool:
             f"{path.parent}: cannot create the lock file {path.name} ({e.strerror or e}); "
             "give a folder you can write to"
         ) from None
-    with os.fdopen(fd, "w") as f:
-        json.dump({"host": holder.host, "pid": holder.pid, "started": holder.started,
-                   "command": holder.command}, f)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"host": holder.host, "pid": holder.pid, "started": holder.started,
+                       "command": holder.command}, f)
+    except OSError as e:  # a full disk: no half-written lock left behind
+        path.unlink(missing_ok=True)
+        raise OutputError(
+            f"{path.parent}: cannot write the lock file {path.name} ({e.strerror or e}); "
+            "free some space or give another folder"
+        ) from None
     return True
+
+
+def _remove_stale(path: Path, stale: LockHolder) -> None:
+    """Remove the lock file if it still holds ``stale``. It is first renamed (atomic): if
+    another run took the stale lock over meanwhile, what was renamed is that run's fresh
+    lock, and it is put back."""
+    grabbed = path.with_name(f"{path.name}.{os.getpid()}-{time.time_ns()}")
+    try:
+        os.rename(path, grabbed)
+    except FileNotFoundError:
+        return
+    if _read_holder(grabbed) != stale:
+        try:
+            os.link(grabbed, path)  # fails when a lock exists again: that one counts
+        except OSError:
+            pass
+    grabbed.unlink(missing_ok=True)
 
 
 def lock_folder(folder: str | Path, command: str = "") -> FolderLock:
@@ -169,11 +203,11 @@ def lock_folder(folder: str | Path, command: str = "") -> FolderLock:
                 f"{folder} is in use by {other.describe()}; wait for it to finish, or, if "
                 f"it no longer runs, delete {path}"
             )
-        if other.pid == -1:
+        if other.pid == -1 and not _older_than(path, UNREADABLE_STALE_S):
             raise BusyError(
                 f"{folder}: its lock file {path} cannot be read; if no other cpp-tracker "
                 "run writes there, delete it"
             )
-        path.unlink(missing_ok=True)
+        _remove_stale(path, other)
         took_over = other
     raise BusyError(f"{folder}: another run took its lock at the same moment; try again")

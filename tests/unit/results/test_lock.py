@@ -80,3 +80,29 @@ def test_a_lock_file_that_cannot_be_read_is_not_taken_over_silently(tmp_path):
     (tmp_path / LOCK_FILE).write_text("{half")
     with pytest.raises(BusyError, match="cannot be read"):
         lock_folder(tmp_path)
+    old = time.time() - lock_module.UNREADABLE_STALE_S - 1  # its maker died long ago
+    os.utime(tmp_path / LOCK_FILE, (old, old))
+    with lock_folder(tmp_path) as held:
+        assert held.took_over is not None
+
+
+def test_runs_taking_over_one_stale_lock_at_once_end_with_one_holder(tmp_path):
+    (tmp_path / LOCK_FILE).write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": 2**22 + 12345, "started": "t0"}))  # no such pid
+    go = tmp_path / "go"
+    code = ("import sys, time\nfrom pathlib import Path\n"
+            "from cpp_tracker.errors import BusyError\n"
+            "from cpp_tracker.results.lock import lock_folder\n"
+            f"while not Path({str(go)!r}).exists():\n    time.sleep(0.001)\n"
+            f"try:\n    held = lock_folder({str(tmp_path)!r})\nexcept BusyError:\n"
+            "    print('busy')\nelse:\n    print('got', flush=True)\n    time.sleep(1.5)\n"
+            "    held.release()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=env) for _ in range(6)]
+    time.sleep(1.0)  # all started and waiting
+    go.touch()
+    answers = [p.communicate(timeout=30)[0].strip() for p in procs]
+    assert sorted(answers) == ["busy"] * 5 + ["got"], answers
+    assert not (tmp_path / LOCK_FILE).exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["go"]  # no renamed copies left
