@@ -255,8 +255,9 @@ def add_batch(sub) -> None:
             "(seconds, or auto: the trial's start found in the video), end_s, and "
             "any other columns, which are kept in each result's run.json."
         ),
-        epilog="exit status: 0 every video succeeded or was up to date, 1 some failed, "
-        "2 usage or configuration error",
+        epilog="exit status: 0 every video succeeded, was up to date or is still being "
+        "recorded (in_progress: a later run tracks it), 1 some failed, 2 usage or "
+        "configuration error or another batch writes into OUT, 130 Ctrl-C, 143 SIGTERM",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders of videos, and manifest .csv files")
