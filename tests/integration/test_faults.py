@@ -633,3 +633,20 @@ def test_a_fingerprint_read_failing_once_is_retried(clip, monkeypatch):
     with pytest.raises(VideoError, match=r"cannot be read \(Input/output error, 3 tries\); "
                                          "check the disk or network share"):
         pipeline.file_fingerprint(video)
+
+
+def test_reprocess_refuses_a_result_folder_another_run_writes(clip, fresh, tmp_path):
+    from cpp_tracker.runs.reprocess import reprocess_result
+
+    _, _, config_path = clip
+    result_dir = tmp_path / "night1"
+    shutil.copytree(fresh.result_dir, result_dir)
+    before = {p.name: p.read_bytes() for p in result_dir.iterdir() if p.is_file()}
+    (result_dir / LOCK_FILE).write_text(json.dumps(  # a live process of this host
+        {"host": socket.gethostname(), "pid": os.getppid(), "started": "t0",
+         "command": "track"}))
+    with pytest.raises(BusyError, match=f"in use by 'track' process {os.getppid()}"):
+        reprocess_result(result_dir, load_config(config_path), force=True, plots=False,
+                         reports=False)
+    after = {p.name: p.read_bytes() for p in result_dir.iterdir() if p.is_file()}
+    assert after == {**before, LOCK_FILE: after[LOCK_FILE]}
