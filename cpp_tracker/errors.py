@@ -6,7 +6,8 @@ to change; only :mod:`cpp_tracker.cli` turns them into a line on stderr and an e
 
 from __future__ import annotations
 
-__all__ = ["CppTrackerError", "ConfigError", "VideoError", "OutputError", "PoseError"]
+__all__ = ["CppTrackerError", "ConfigError", "VideoError", "OutputError", "PoseError",
+           "BusyError"]
 
 
 class CppTrackerError(Exception):
@@ -52,3 +53,9 @@ class PoseError(CppTrackerError):
     """A pose-estimation file cannot be read, or does not fit its video."""
 
     exit_code = 1
+
+
+class BusyError(CppTrackerError):
+    """A folder is in use by another cpp-tracker run (its lock file names the process)."""
+
+    exit_code = 2

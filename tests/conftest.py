@@ -38,3 +38,13 @@ def write_config(path: Path, config: dict) -> Path:
     """Write a config dict as YAML and return its path."""
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _short_stall_waits(monkeypatch):
+    """The reader waits seconds before giving up on a frame (a stalled network disk);
+    the damaged test files would make every such test wait. tests/test_faults.py sets
+    its own waits where the wait is what is tested."""
+    from cpp_tracker.video.reader import VideoReader
+
+    monkeypatch.setattr(VideoReader, "STALL_WAITS_S", (0.01,))

@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted; rerun the same command to continue", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM
     except Exception as e:  # noqa: BLE001 - a bug: say so plainly, traceback on --debug
         if args.debug:
             raise

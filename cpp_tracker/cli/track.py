@@ -101,29 +101,67 @@ def add_track(sub) -> None:
     p.add_argument(
         "--no-plots", action="store_true", help="do not draw the QC figure qc.png"
     )
+    p.add_argument(
+        "--allow-growing", action="store_true",
+        help="track a video that is still being recorded (it changed during the check, or "
+        "its MP4 index is not written yet): what is there is tracked and the result is "
+        "marked truncated (its QC asks for review). Without it such a file is refused",
+    )
+    add_fault_options(p)
     add_export_option(p)
     p.set_defaults(handler=_cmd_track)
+
+
+def add_fault_options(p) -> None:
+    """``--growing-check-s`` and ``--stop-grace-s`` (track and batch)."""
+    from ..runs.stopping import DEFAULT_GRACE_S
+    from ..video.recording import DEFAULT_CHECK_S
+
+    p.add_argument(
+        "--growing-check-s", type=float, default=DEFAULT_CHECK_S, metavar="S",
+        help="a video whose size or modification time changes within S seconds is still "
+        f"being recorded (default {DEFAULT_CHECK_S:g}; files untouched for S seconds need "
+        "no wait; 0 skips the check)",
+    )
+    p.add_argument(
+        "--stop-grace-s", type=float, default=DEFAULT_GRACE_S, metavar="S",
+        help="after SIGTERM (a cluster's preemption, kill), save a checkpoint and stop within "
+        f"S seconds (default {DEFAULT_GRACE_S:g}; SLURM kills after 30 s or less); exit "
+        "status 143, rerun to continue",
+    )
+
+
+def _check_fault_options(args) -> None:
+    if not args.growing_check_s >= 0:
+        raise ConfigError("--growing-check-s", "must be a number of seconds of at least 0")
+    if not args.stop_grace_s > 0:
+        raise ConfigError("--stop-grace-s", "must be a number of seconds above 0")
 
 
 def _cmd_track(args) -> int:
     from ..config.settings import load_config
     from ..runs.pipeline import track_video
+    from ..runs.stopping import stop_on_sigterm
 
     if args.stride < 1:
         raise ConfigError("--stride", "must be a whole number of at least 1")
     if args.workers < 1:
         raise ConfigError("--workers", "must be a whole number of at least 1")
+    _check_fault_options(args)
     config = load_config(args.config)
-    result = track_video(
-        args.video,
-        config,
-        args.out,
-        stride=args.stride,
-        progress=not args.no_progress,
-        workers=args.workers,
-        plots=not args.no_plots,
-        exports=exports_of(args),
-    )
+    with stop_on_sigterm(args.stop_grace_s):
+        result = track_video(
+            args.video,
+            config,
+            args.out,
+            stride=args.stride,
+            progress=not args.no_progress,
+            workers=args.workers,
+            plots=not args.no_plots,
+            exports=exports_of(args),
+            allow_growing=args.allow_growing,
+            growing_check_s=args.growing_check_s,
+        )
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     resume = result.record.resume
@@ -227,8 +265,9 @@ def add_batch(sub) -> None:
             "(seconds, or auto: the trial's start found in the video), end_s, and "
             "any other columns, which are kept in each result's run.json."
         ),
-        epilog="exit status: 0 every video succeeded or was up to date, 1 some failed, "
-        "2 usage or configuration error",
+        epilog="exit status: 0 every video succeeded, was up to date or is still being "
+        "recorded (in_progress: a later run tracks it), 1 some failed, 2 usage or "
+        "configuration error or another batch writes into OUT, 130 Ctrl-C, 143 SIGTERM",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders of videos, and manifest .csv files")
@@ -250,6 +289,7 @@ def add_batch(sub) -> None:
                    r"(?P<chunk>...) group for the order, e.g. '^(?P<session>.+)_(?P<chunk>\d+)"
                    r"\.mp4$'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_fault_options(p)
     p.set_defaults(handler=_cmd_batch)
 
 
@@ -269,6 +309,7 @@ def _cmd_batch(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers", "must be a whole number of at least 1")
+    _check_fault_options(args)
     load_config(args.config)  # a broken default config stops the batch before it starts
     jobs = collect_jobs(
         args.inputs, args.config, out_dir=args.out, session_pattern=args.session_pattern
@@ -283,6 +324,9 @@ def _cmd_batch(args) -> int:
             force=args.force,
             progress=not args.no_progress and sys.stderr.isatty(),
             on_row=_print_row,
+            growing_check_s=args.growing_check_s,
+            stop_grace_s=args.stop_grace_s,
+            on_lock=lambda message: print(f"note: {message}", file=sys.stderr),
         )
     _write_batch_report(args.out)
     _print_batch_end(result, len(jobs), args.out)
@@ -319,6 +363,8 @@ def _print_row(row: dict) -> None:
                 f"{row['result_dir']} (took {row['duration_s']:.1f} s{resumed})")
     elif status == "skipped":
         text = f"skipped  {row['video']} ({row['note']})"
+    elif status == "in_progress":
+        text = f"LATER    {row['note']}"
     else:
         text = f"FAILED   {_failure(row)}"
     if status != "failed" and row.get("review"):
@@ -328,11 +374,14 @@ def _print_row(row: dict) -> None:
 
 @contextmanager
 def _sigterm_as_interrupt():
-    """SLURM and kill send SIGTERM: stop like Ctrl-C while the batch runs."""
+    """SLURM and kill send SIGTERM: stop like Ctrl-C while the batch runs (the workers
+    save their checkpoints, see run_batch's ``stop_grace_s``)."""
     import signal
 
+    from ..runs.stopping import StopRequested
+
     def on_term(signum, frame):
-        raise KeyboardInterrupt
+        raise StopRequested(signum)
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
@@ -357,14 +406,16 @@ def _print_batch_end(result, n_jobs: int, out: str) -> None:
     from ..runs.batch import STATUS_FILE
 
     ok, skipped, failed = result.count("ok"), result.count("skipped"), len(result.failed)
+    later = len(result.in_progress)
     review = len(result.needing_review)
     if skipped == n_jobs:
         print(f"nothing to do: all {skipped} result(s) are up to date (--force redoes them)"
               + (f"; {review} of them need review" if review else ""))
     else:
         print(f"batch finished: {ok} ok, {result.count('needs_review')} need review, "
-              f"{skipped} skipped (up to date), {failed} failed; "
-              f"status in {Path(out) / STATUS_FILE}")
+              f"{skipped} skipped (up to date), {failed} failed"
+              + (f", {later} still being recorded (rerun later)" if later else "")
+              + f"; status in {Path(out) / STATUS_FILE}")
     if review:
         print(f"{review} result(s) need review (their numbers are marked, and left out of "
               "report means and the design's scores):")

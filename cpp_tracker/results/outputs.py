@@ -7,8 +7,10 @@ run never leaves a half-written result: a reader sees the old file or the new on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -68,15 +70,25 @@ def make_output_folder(folder: str | Path, what: str) -> Path:
     return folder
 
 
-def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
+def atomic_path(path: str | Path, write: Callable[[str], None], size: int | None = None) -> Path:
     """Call ``write(tmp_path)`` then rename ``tmp_path`` to ``path`` atomically.
 
     The file gets the usual permissions for the user's umask, so colleagues on a shared
     lab server can read results as they read any other file there.
+
+    A full disk, a read-only file system or a folder or file of another user raise
+    :class:`OutputError` naming the folder and what was needed; the temporary file is
+    removed and the file of that name, if any, is left as it was. ``size``: the bytes to
+    be written, when known (for the message).
     """
     path = Path(path)
     make_output_folder(path.parent, f"'{path.name}'")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if _errno_of(e) not in _WRITE_ERRNOS:
+            raise
+        raise _write_problem(path, _errno_of(e), size or 0) from None
     os.close(fd)
     try:
         write(tmp)
@@ -84,13 +96,83 @@ def atomic_path(path: str | Path, write: Callable[[str], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        written = size if size is not None else _size_or_zero(tmp)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        code = _errno_of(e)
+        if code in _WRITE_ERRNOS:
+            raise _write_problem(path, code, written) from None
         raise
     return path
+
+
+#: The errors of a folder that cannot take a file: full, read-only, not ours.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _errno_of(e: BaseException) -> int | None:
+    """The errno of an OSError; Arrow's file errors carry it only in their text."""
+    if not isinstance(e, OSError):
+        return None
+    if e.errno is not None:
+        return e.errno
+    text = str(e)
+    return next((code for code in _WRITE_ERRNOS if os.strerror(code) in text), None)
+
+
+def _size_or_zero(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _megabytes(n: int) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
+def _owner(path: Path) -> str | None:
+    """The user owning ``path`` when it is not this process's user."""
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return None
+    if uid == os.geteuid():
+        return None
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _write_problem(path: Path, code: int | None, written: int) -> OutputError:
+    """One sentence: which folder could not take which file, and what it needs."""
+    folder = path.parent
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f"{_megabytes(shutil.disk_usage(folder).free)} free"
+        except OSError:
+            free = "free space unknown"
+        full = "the disk quota is used up" if code == errno.EDQUOT else "the disk is full"
+        needed = f" ({_megabytes(written)})" if written else ""
+        return OutputError(
+            f"{folder}: {full} ({free}) while writing {path.name}{needed}; free some space "
+            "and rerun the same command: it continues from the last checkpoint"
+        )
+    if code == errno.EROFS:
+        return OutputError(f"{folder}: is on a read-only file system, so {path.name} cannot be "
+                           "written; give an output folder on a writable disk")
+    owner = next(((p, o) for p in (path, folder) if (o := _owner(p)) is not None), None)
+    whose = f" ({owner[0].name} belongs to {owner[1]})" if owner else ""
+    return OutputError(f"{folder}: permission denied writing {path.name}{whose}; make it "
+                       "writable for you, or give another output folder")
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -98,7 +180,7 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
         with open(tmp, "wb") as f:
             f.write(data)
 
-    return atomic_path(path, w)
+    return atomic_path(path, w, len(data))
 
 
 def _json_default(o: Any) -> Any:

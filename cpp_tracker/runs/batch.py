@@ -39,9 +39,11 @@ from tqdm.auto import tqdm
 
 from ..config.settings import Config, config_to_dict, load_config
 from ..errors import ConfigError, CppTrackerError, OutputError
+from ..results.lock import lock_folder
 from ..results.outputs import make_output_folder, write_csv
 from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
+from ..video.recording import DEFAULT_CHECK_S, still_being_written
 from .pipeline import (
     RunResult,
     result_status,
@@ -49,6 +51,7 @@ from .pipeline import (
     track_session,
     update_metadata,
 )
+from .stopping import DEFAULT_GRACE_S, request_stop
 
 __all__ = [
     "STATUS_COLUMNS",
@@ -69,7 +72,8 @@ STATUS_FILE = "batch_status.csv"
 #: Columns of batch_status.csv, in order.
 STATUS_COLUMNS = [
     "video",  # the input file(s); chunk files of a session joined by ';'
-    "status",  # pending, running, queued, ok, needs_review, skipped, failed, interrupted
+    "status",  # pending, running, queued, ok, needs_review, skipped, failed, interrupted,
+    # in_progress (the file is still being recorded: tracked by a later run)
     "error",  # why it failed (one sentence), empty otherwise
     "started",  # ISO time the job started (this run)
     "finished",  # ISO time it finished
@@ -122,7 +126,13 @@ class BatchResult:
 
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.rows if r["status"] not in ("ok", "needs_review", "skipped")]
+        return [r for r in self.rows
+                if r["status"] not in ("ok", "needs_review", "skipped", "in_progress")]
+
+    @property
+    def in_progress(self) -> list[dict]:
+        """Rows of videos still being recorded (left for a later run)."""
+        return [r for r in self.rows if r["status"] == "in_progress"]
 
     @property
     def needing_review(self) -> list[dict]:
@@ -132,7 +142,8 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every job succeeded (or was up to date), 1 when any failed."""
+        """0 when every job succeeded (or was up to date, or is still being recorded), 1
+        when any failed."""
         return 1 if self.failed else 0
 
 
@@ -696,6 +707,7 @@ def _run_unless_current(
         progress_position=progress_position,
         resume=not force,
         command="batch",
+        growing_check_s=0.0,  # the batch checked before starting the job
     )
 
 
@@ -761,6 +773,11 @@ def _watch_parent(pid: int) -> None:
 
 def _init_worker(lock, slots, threads: int, parent_pid: int | None = None) -> None:
     global _SLOTS
+    import signal
+
+    # SIGTERM (from the batch stopping, or the cluster to every process of the job): save
+    # the frames tracked so far with the checkpoint, then stop (runs/stopping)
+    signal.signal(signal.SIGTERM, lambda signum, frame: request_stop(signum))
     _die_with_parent()
     if parent_pid is not None:
         _watch_parent(parent_pid)
@@ -790,15 +807,24 @@ def _process_context():
     return multiprocessing.get_context("spawn")  # pragma: no cover - Windows
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool now: cancel what has not started and end the running workers (their
-    jobs continue from their checkpoints next time)."""
+def _stop_pool(pool: ProcessPoolExecutor, grace_s: float = DEFAULT_GRACE_S) -> None:
+    """Stop a pool: cancel what has not started, ask the running workers to stop (SIGTERM:
+    each saves what it tracked with its checkpoint), and kill those still running after
+    ``grace_s`` seconds (their jobs continue from their last checkpoint next time)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         try:
             process.terminate()
         except (OSError, ValueError, AttributeError):
+            pass
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+        except (OSError, ValueError, AttributeError, AssertionError):
             pass
 
 
@@ -835,6 +861,7 @@ def _run_local(
     task: Callable,
     on_start: Callable[[int], None],
     on_done: Callable[[int, dict], None],
+    grace_s: float = DEFAULT_GRACE_S,
 ) -> None:
     """Run ``jobs`` in a pool of ``workers`` processes, one fresh process per job.
 
@@ -845,7 +872,8 @@ def _run_local(
     ctx = _process_context()
     lock = ctx.RLock()  # shared by the progress bars of all processes
     tqdm.set_lock(lock)
-    pool_args = _PoolArgs(ctx, lock, default_workers(), task, out_dir, force, progress)
+    pool_args = _PoolArgs(ctx, lock, default_workers(), task, out_dir, force, progress,
+                          grace_s)
     queue = list(jobs)
     suspects: list[tuple[int, BatchJob]] = []
     while queue or suspects:
@@ -875,6 +903,7 @@ class _PoolArgs:
     out_dir: str
     force: bool
     progress: bool
+    grace_s: float = DEFAULT_GRACE_S
 
 
 def _run_pool(
@@ -911,7 +940,7 @@ def _run_pool(
                 running.clear()
                 break
     except BaseException:
-        _stop_pool(pool)
+        _stop_pool(pool, args.grace_s)
         raise
     pool.shutdown(wait=True)
     return waiting, broken
@@ -1024,6 +1053,9 @@ def run_batch(
     progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
     task: Callable = run_job,
+    growing_check_s: float = DEFAULT_CHECK_S,
+    stop_grace_s: float = DEFAULT_GRACE_S,
+    on_lock: Callable[[str], None] | None = None,
 ) -> BatchResult:
     """Run every job and keep ``out_dir/batch_status.csv`` up to date.
 
@@ -1033,8 +1065,29 @@ def run_batch(
     cluster whose scheduler is ``scheduler`` (an address, or a ``Client``). The status
     file is rewritten atomically whenever a job starts or finishes; ``on_row(row)`` is
     called in this process for each finished job.
+
+    ``out_dir`` is locked while the batch runs (a second batch there raises
+    :class:`~cpp_tracker.errors.BusyError`; ``on_lock(message)`` hears of a stale lock
+    taken over). A video still being written (its size or time changes within
+    ``growing_check_s``, or an MP4 without its index yet) is listed as ``in_progress`` and
+    not started; a later run tracks it. When the batch is stopped (Ctrl-C, SIGTERM), the
+    running workers get ``stop_grace_s`` seconds to save their checkpoint.
     """
     out = make_output_folder(Path(out_dir), "the results").resolve()
+    with lock_folder(out, "batch") as lock:
+        if lock.message and on_lock is not None:
+            on_lock(lock.message)
+        return _run_batch_locked(jobs, out, workers=workers, scheduler=scheduler, force=force,
+                                 progress=progress, on_row=on_row, task=task,
+                                 growing_check_s=growing_check_s, stop_grace_s=stop_grace_s)
+
+
+def _run_batch_locked(
+    jobs: Sequence[BatchJob], out: Path, *, workers: int | None, scheduler, force: bool,
+    progress: bool, on_row: Callable[[dict], None] | None, task: Callable,
+    growing_check_s: float, stop_grace_s: float,
+) -> BatchResult:
+    """:func:`run_batch` once its output folder is locked."""
     book = _StatusBook(out, [_row(job, "pending") for job in jobs], on_row,
                        start_status="queued" if scheduler is not None else "running")
     bar = tqdm(
@@ -1044,7 +1097,7 @@ def run_batch(
     book.on_finish = lambda: bar.update(1)
     book.save()
     try:
-        to_run = _jobs_to_run(jobs, out, force, book)
+        to_run = _not_growing(_jobs_to_run(jobs, out, force, book), growing_check_s, book)
         if to_run and scheduler is not None:
             _run_dask(
                 to_run, str(out), scheduler, force=force, task=task,
@@ -1054,6 +1107,7 @@ def run_batch(
             _run_local(
                 to_run, str(out), workers or default_workers(), force=force,
                 progress=progress, task=task, on_start=book.start, on_done=book.finish,
+                grace_s=stop_grace_s,
             )
     except BaseException:
         book.mark_interrupted()
@@ -1076,6 +1130,27 @@ def _jobs_to_run(
         else:
             to_run.append((index, job))
     return to_run
+
+
+def _not_growing(
+    to_run: list[tuple[int, BatchJob]], check_s: float, book: _StatusBook
+) -> list[tuple[int, BatchJob]]:
+    """The jobs whose files are finished; the others are listed ``in_progress`` (one wait
+    of at most ``check_s`` for all files)."""
+    growing = still_being_written([v for _, job in to_run for v in job.videos], check_s)
+    if not growing:
+        return to_run
+    ready = []
+    for index, job in to_run:
+        why = next(((v, growing[v]) for v in job.videos if v in growing), None)
+        if why is None:
+            ready.append((index, job))
+            continue
+        shown = dict(zip(job.videos, job.shown or job.videos, strict=False)).get(why[0], why[0])
+        book.finish(index, _row(job, "in_progress", finished=now_iso(),
+                                note=f"{shown}: not tracked yet: {why[1]}; a later run "
+                                "tracks it once it is finished"))
+    return ready
 
 
 class _StatusBook:
@@ -1102,8 +1177,11 @@ class _StatusBook:
     def finish(self, index: int, row: dict) -> None:
         trace = row.pop("_traceback", None)
         if trace:
-            with open(self.out / "batch_errors.log", "a", encoding="utf-8") as f:
-                f.write(f"--- {row['finished']} {row['video']}\n{trace}\n")
+            try:
+                with open(self.out / "batch_errors.log", "a", encoding="utf-8") as f:
+                    f.write(f"--- {row['finished']} {row['video']}\n{trace}\n")
+            except OSError:  # a full disk: the status row still says what failed
+                pass
         self.rows[index] = {c: row.get(c, "") for c in STATUS_COLUMNS}
         self.save()
         self.on_finish()

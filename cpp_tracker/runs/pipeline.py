@@ -17,12 +17,14 @@ rather than 130 MB of libraries, which matters while ``--workers`` processes run
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import pickle
 import shlex
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +42,7 @@ from ..config.settings import (
     geometry_in_pixels,
 )
 from ..errors import ConfigError, OutputError, VideoError
+from ..results.lock import lock_folder
 from ..results.outputs import (
     TrackPartWriter,
     make_output_folder,
@@ -95,6 +98,8 @@ from ..video.reader import (
     probe_video,
     tracking_decode_threads,
 )
+from ..video.recording import DEFAULT_CHECK_S, still_being_written
+from .stopping import stop_if_requested, stop_requested
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -540,15 +545,45 @@ def file_fingerprint(path: str | Path, block_bytes: int = FINGERPRINT_BLOCK_BYTE
     reading 8 MB takes milliseconds where hashing a 20 GB file would take minutes.
     """
     path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256()
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(block_bytes))
-        if size > block_bytes:
-            f.seek(max(block_bytes, size - block_bytes))
+
+    def read() -> str:
+        size = path.stat().st_size
+        h = hashlib.sha256()
+        h.update(str(size).encode())
+        with open(path, "rb") as f:
             h.update(f.read(block_bytes))
-    return "sha256-head-tail:" + h.hexdigest()[:32]
+            if size > block_bytes:
+                f.seek(max(block_bytes, size - block_bytes))
+                h.update(f.read(block_bytes))
+        return "sha256-head-tail:" + h.hexdigest()[:32]
+
+    return _retrying_reads(read, path)
+
+
+#: Seconds waited before each new try of a read that failed with a transient error (a
+#: network file system briefly unavailable); the reader's frames: VideoReader.STALL_WAITS_S.
+READ_RETRY_WAITS_S: tuple[float, ...] = (0.5, 2.0, 5.0)
+_TRANSIENT_ERRNOS = {errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EINTR}
+
+
+def _retrying_reads(read, path: Path):
+    """``read()``, tried again after :data:`READ_RETRY_WAITS_S` when it fails with a
+    transient error; VideoError naming ``path`` when it still fails."""
+    for wait_s in (*READ_RETRY_WAITS_S, None):
+        try:
+            return read()
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            transient = e.errno in _TRANSIENT_ERRNOS
+            if not transient or wait_s is None:
+                tries = f", {len(READ_RETRY_WAITS_S) + 1} tries" if transient else ""
+                raise VideoError(
+                    f"{path}: cannot be read ({e.strerror or e}{tries}); check the disk or "
+                    "network share it is on and rerun"
+                ) from None
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
 
 
 def source_identity(path: str | Path) -> dict:
@@ -868,6 +903,8 @@ def track_session(
     workers: int = 1,
     min_segment_s: float | None = None,
     exports: Sequence[str] = (),
+    allow_growing: bool = False,
+    growing_check_s: float = DEFAULT_CHECK_S,
 ) -> RunResult:
     """Track one recording, given as one video or as chunk files, into ``out_dir/<name>/``.
 
@@ -896,6 +933,15 @@ def track_session(
     result. ``command`` is recorded in ``run.json`` (and its history) as what made the
     results.
 
+    A file still being written (:func:`cpp_tracker.video.recording.still_being_written`,
+    checked for ``growing_check_s``) raises :class:`~cpp_tracker.errors.VideoError`, unless
+    ``allow_growing``: then what is there is tracked and every arena's QC says the result is
+    truncated. The result folder is locked while the run writes it
+    (:func:`cpp_tracker.results.lock.lock_folder`; another run there raises
+    :class:`~cpp_tracker.errors.BusyError`). After SIGTERM
+    (:func:`cpp_tracker.runs.stopping.stop_on_sigterm`) the frames read so far are saved
+    with the checkpoint and :class:`~cpp_tracker.runs.stopping.StopRequested` is raised.
+
     ``workers`` > 1 tracks time segments of a single video in that many processes (see
     :mod:`cpp_tracker.tracking.segments`); the results are the same as with one. Chunk files, a
     time window, a continued run and videos shorter than ``workers * min_segment_s``
@@ -908,16 +954,54 @@ def track_session(
     """
     clock = _Clock(now_iso(), time.perf_counter())
     release_memory()
-    inputs = _open_inputs(videos, config, out_dir, name, start_s, end_s, stride)
+    inputs = _open_inputs(videos, config, out_dir, name, start_s, end_s, stride,
+                          growing=_growing_check(videos, allow_growing, growing_check_s))
+    with lock_folder(inputs.result_dir, command) as lock:
+        return _track_locked(
+            inputs, config, clock, lock.message, resume=resume, workers=workers,
+            chunk_size=chunk_size, progress=progress, progress_position=progress_position,
+            min_segment_s=min_segment_s, metadata=metadata, plots=plots, command=command,
+            exports=exports,
+        )
+
+
+def _growing_check(videos, allow: bool, check_s: float) -> tuple[str, ...]:
+    """The QC doubts of files still being written (tracked with ``allow``); raises
+    :class:`VideoError` for the first one without it."""
+    growing = still_being_written([str(v) for v in videos], check_s)
+    if growing and not allow:
+        path, why = next(iter(growing.items()))
+        raise VideoError(
+            f"{path}: not finished: {why}; wait until the recording has finished, or pass "
+            "--allow-growing to track what is there (the result is marked truncated)"
+        )
+    return tuple(
+        f"truncated: {Path(p).name} was still being written when it was tracked "
+        f"(--allow-growing: {why}); the results cover only what had been written"
+        for p, why in growing.items()
+    )
+
+
+def _track_locked(
+    inputs: _Inputs, config: Config, clock: _Clock, lock_note: str | None, *, resume: bool,
+    workers: int, chunk_size: int | None, progress: bool, progress_position: int | None,
+    min_segment_s: float | None, metadata: dict | None, plots: bool, command: str,
+    exports: Sequence[str],
+) -> RunResult:
+    """:func:`track_session`'s stages, once its result folder is locked."""
     start = _start_run(inputs, config, resume, clock.started)
+    if lock_note:
+        start.warnings.append(lock_note)
     parts = TrackPartWriter(inputs.partial)
     release_memory()
     reading = _read_frames(
         inputs, config, start, parts, workers=workers, chunk_size=chunk_size,
         progress=progress, progress_position=progress_position, min_segment_s=min_segment_s,
     )
+    stop_if_requested()  # SIGTERM while reading ended: the checkpoint holds it all
     release_memory()  # the frame buffers, before the analysis and the figure
     _check_frames_tracked(inputs, start.state)
+    _check_unchanged(inputs)
     analysis = _analyse_parts(inputs, config, parts)
     _write_track(inputs.result_dir, parts, analysis, config)
     written = write_analysis(inputs.result_dir, analysis)
@@ -970,6 +1054,7 @@ class _Inputs:
     end_s: float | None
     stride: int
     trial: TrialStartRecord | None = None  # the trial start asked for, and where it is
+    growing: tuple[str, ...] = ()  # QC doubts of files tracked while still being written
 
     @property
     def label(self) -> str:
@@ -997,7 +1082,8 @@ class _Inputs:
         return min(self.limit_s, float(sum(durations))) - self.origin_s  # type: ignore[arg-type]
 
 
-def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inputs:
+def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride,
+                 growing: tuple[str, ...] = ()) -> _Inputs:
     """Probe the files, check them against the config and each other, and make the folder."""
     videos = [str(v) for v in videos]
     if not videos:
@@ -1032,7 +1118,7 @@ def _open_inputs(videos, config, out_dir, name, start_s, end_s, stride) -> _Inpu
         raise ConfigError("end_s", f"({end_s:g} s) must be later than the trial's start "
                                    f"({window_start:g} s, {source})")
     return _Inputs(videos, infos, identities, key, name, result_dir, window_start, end_s,
-                   stride, trial)
+                   stride, trial, growing)
 
 
 def _trial_request(start_s: float | str | None,
@@ -1272,10 +1358,14 @@ def _read_source(
     reached_end = False
     seek_confirmed: bool | None = None
     next_part_s: float | None = None
-    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads) as reader:
+    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads) as reader, \
+            closing(reader.chunks(chunk_size, stride=inputs.stride,
+                                  resume_after=state.position)) as chunks:
+        # closing: a stop (SIGTERM, Ctrl-C) ends the decoding thread before the capture
+        # it reads from is released
         if state.luma_direct is None:
             state.luma_direct = reader.luma_direct
-        for chunk in reader.chunks(chunk_size, stride=inputs.stride, resume_after=state.position):
+        for chunk in chunks:
             if seek_confirmed is None and state.position is not None:
                 seek_confirmed = bool(reader.resumed_by_seek)
             t_session = chunk.time_s + time_offset
@@ -1292,6 +1382,9 @@ def _read_source(
                 state.frames_tracked += len(keep)
             state.position = chunk.end_position
             bar.update(frame_offset + reader.frames_decoded - bar.n)
+            if stop_requested():  # SIGTERM: keep what was tracked, then stop
+                buffer.flush()
+                stop_if_requested()
             if t_session[-1] >= limit_s:
                 reached_end = True
                 break
@@ -1347,8 +1440,26 @@ def _analyse_parts(inputs: _Inputs, config: Config, parts: TrackPartWriter) -> A
         track, config, video_label=inputs.label,
         nominal_interval_s=1.0 / first.nominal_fps if first.nominal_fps else None,
         nominal_duration_s=expected_s if expected_s and expected_s > 0 else None,
-        doubts=trial_doubts(inputs.trial),
+        doubts=(*trial_doubts(inputs.trial), *inputs.growing),
     )
+
+
+def _check_unchanged(inputs: _Inputs) -> None:
+    """VideoError when an input file was replaced or changed while it was tracked (not for
+    a file tracked with --allow-growing, which is expected to grow): the rerun then starts
+    again on the new content, since the checkpoint's key no longer matches."""
+    for video, ident in zip(inputs.videos, inputs.identities, strict=True):
+        if inputs.growing:
+            return
+        try:
+            now = source_identity(video)
+        except VideoError:
+            raise VideoError(f"{video}: was moved or deleted while it was tracked; put it "
+                             "back and rerun") from None
+        if now["fingerprint"] != ident["fingerprint"] or now["size_bytes"] != ident["size_bytes"]:
+            raise VideoError(f"{video}: its content changed while it was tracked (replaced "
+                             "or still being written); rerun once it is final: it is then "
+                             "tracked from the start")
 
 
 def _write_track(result_dir: Path, parts: TrackPartWriter, analysis: Analysis,
@@ -1581,13 +1692,16 @@ def track_video(
     workers: int = 1,
     min_segment_s: float | None = None,
     exports: Sequence[str] = (),
+    allow_growing: bool = False,
+    growing_check_s: float = DEFAULT_CHECK_S,
 ) -> RunResult:
     """Track one video and write its results to ``out_dir/<video stem>/``.
 
     A run interrupted earlier (``.partial/`` left in that folder) is continued from its
     last checkpoint when it was made from the same video, config, stride and window. See
     :func:`track_session` for ``start_s``, ``end_s``, ``metadata``, ``plots``, ``command``,
-    ``workers`` and ``min_segment_s``; ``exports``: see :func:`finish_result`.
+    ``workers``, ``min_segment_s``, ``allow_growing`` and ``growing_check_s``; ``exports``:
+    see :func:`finish_result`.
 
     Raises :class:`~cpp_tracker.errors.VideoError` when the video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame.
@@ -1610,4 +1724,6 @@ def track_video(
         workers=workers,
         min_segment_s=min_segment_s,
         exports=exports,
+        allow_growing=allow_growing,
+        growing_check_s=growing_check_s,
     )

@@ -40,6 +40,7 @@ from ..config.settings import (
     with_default_sections,
 )
 from ..errors import ConfigError, OutputError, VideoError
+from ..results.lock import lock_folder
 from ..results.outputs import atomic_path
 from ..results.record import RunRecord, VideoSource, now_iso, read_run_record
 from ..results.stored import PREVIOUS_DIR, is_result_dir
@@ -392,10 +393,12 @@ def reprocess_result(
             result = _retrack(videos, result_dir, old, config, changed, new_hash, t0,
                               keep_previous=keep_previous, progress=progress, plots=plots,
                               exports=exports)
-        else:
-            result = _write_reprocessed(stored, analysis, result_dir, old, config, changed,
-                                        new_hash, t0, started, keep_previous=keep_previous,
-                                        plots=plots, exports=exports)
+        else:  # (a retrack locks the folder in track_session)
+            with lock_folder(result_dir, "reprocess"):
+                result = _write_reprocessed(stored, analysis, result_dir, old, config,
+                                            changed, new_hash, t0, started,
+                                            keep_previous=keep_previous, plots=plots,
+                                            exports=exports)
     except BaseException:
         if reports:  # the pages show what is on disk now (update_reports never raises)
             update_reports([result_dir])

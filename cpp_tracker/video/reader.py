@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "available_cores",
     "tracking_decode_threads",
     "VIDEO_SUFFIXES",
+    "mp4_without_index",
 ]
 
 #: Frames per chunk are chosen so that one chunk holds about this many bytes of pixels:
@@ -174,7 +176,7 @@ def _open_capture(path: str, raw_luma: bool, threads: int | None = None) -> cv2.
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap.release()
-        if _mp4_without_index(path):
+        if mp4_without_index(path):
             raise VideoError(
                 f"{path}: the MP4 file has no index ('moov' box): the recording was cut off "
                 "before the recorder closed the file (power failure, full disk?) and cannot "
@@ -190,7 +192,7 @@ def _open_capture(path: str, raw_luma: bool, threads: int | None = None) -> cv2.
     return cap
 
 
-def _mp4_without_index(path: str) -> bool:
+def mp4_without_index(path: str) -> bool:
     """True for an MP4/MOV file whose top-level boxes start well but contain no 'moov'."""
     import struct
 
@@ -562,11 +564,12 @@ class VideoReader:
             if pending:
                 pending = False
             elif not resumed and not self._grab(cap):
-                found = self._skip_unreadable(cap, i, last_t)
+                found = self._after_failed_grab(cap, i, last_t)
                 if found is None:
                     return
-                cap, i = found  # frame i is grabbed
-                resumed = True
+                cap, i, skipped = found  # frame i is grabbed
+                resumed = skipped
+                pending = not skipped
                 continue
             self.frames_grabbed += 1
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -598,6 +601,20 @@ class VideoReader:
             self.frames_decoded = i + 1
             yield cap, i, t
             i += 1
+
+    def _after_failed_grab(
+        self, cap: cv2.VideoCapture, i: int, last_t: float
+    ) -> tuple[cv2.VideoCapture, int, bool] | None:
+        """After ``grab()`` failed for good at frame ``i``: the capture that has grabbed the
+        next frame to use, its index, and whether a stretch was skipped to get there (a
+        stall or a brief EIO recovers at frame ``i`` itself); None at the end."""
+        again = self._retry_after_waiting(i)
+        if again is not None:
+            cap.release()
+            self._cap = again
+            return again, i, False
+        found = self._skip_unreadable(cap, i, last_t)
+        return None if found is None else (*found, True)
 
     def _skip_unreadable(
         self, cap: cv2.VideoCapture, i: int, last_t: float
@@ -637,6 +654,25 @@ class VideoReader:
             if cap.grab():
                 return True
         return False
+
+    #: Seconds waited before each new try at a frame that failed before the end the
+    #: container announces: a network file system briefly unavailable (EIO) or stalled
+    #: recovers; a frame still unreadable after the last is a damaged stretch.
+    STALL_WAITS_S: tuple[float, ...] = (0.5, 2.0, 5.0)
+
+    def _retry_after_waiting(self, i: int) -> cv2.VideoCapture | None:
+        """After ``grab()`` failed at frame ``i``, before the container's last frame: a new
+        capture that has grabbed frame ``i`` after waiting (:attr:`STALL_WAITS_S`), or None
+        (at the end, or still unreadable)."""
+        count = self.info.nominal_frame_count
+        if not count or i >= count - 1:
+            return None
+        for wait_s in self.STALL_WAITS_S:
+            time.sleep(wait_s)
+            cap = self._seek_grab(i)
+            if cap is not None:
+                return cap
+        return None
 
     #: Consecutive frames that must decode after a seek for the position to count as
     #: readable (past the end of a truncated file, a seek "succeeds" on the last frames).

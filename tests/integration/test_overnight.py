@@ -10,7 +10,9 @@ tracker each frame until the next, so the two agree to a frame or two per chambe
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -234,6 +236,8 @@ def test_an_mp4_cut_before_its_index_was_written_says_so(tmp_path, capsys, base_
             container.mux(packet)
     with open(video, "r+b") as f:
         f.truncate(video.stat().st_size // 2)
+    found_at = time.time() - 3600  # found the next morning (a fresh one may still be recording)
+    os.utime(video, (found_at, found_at))
     code, _, err = _track(video, config, tmp_path / "out", capsys)
     assert code == 1
     assert err.startswith(f"error: {video}: the MP4 file has no index ('moov' box): the "
