@@ -24,6 +24,7 @@ from .. import __version__
 from ..config.settings import Config, check_against_frame, config_hash
 from ..errors import ConfigError, PoseError
 from ..geometry.chambers import build_layout, keypoint_shares
+from ..results.lock import lock_folder
 from ..results.outputs import atomic_path, make_output_folder, write_png
 from ..results.record import (
     RunRecord,
@@ -323,34 +324,37 @@ def run_pose(
     analysis = analyse_track(track, config, video_label=label, nominal_interval_s=interval,
                              nominal_duration_s=times.expected_s, doubts=trial_doubts(trial))
     result_dir = _result_dir(Path(pose_file), video, out_dir)
-    previous = read_previous_record(result_dir / "run.json")
-    (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
-    _write_track(result_dir / "track.parquet", track, analysis, config.arenas)
-    written = write_analysis(result_dir, analysis)
-    videos = ()
-    if times.info is not None:
-        write_png(result_dir / "background.png", _background(times, config))
-        written.append("background.png")
-        videos = (video_source(times.info, file_fingerprint(video), frame_offset=0,
-                               time_offset_s=0.0, frames_decoded=times.frames_decoded),)
-    else:
-        (result_dir / "background.png").unlink(missing_ok=True)
-        videos = (_frame_without_video(config, track),)
-    finished = now_iso()
-    record = RunRecord(
-        version=__version__, command="pose", started=started, finished=finished,
-        elapsed_s=round(time.perf_counter() - t0, 3), tracking_s=0.0, videos=videos,
-        window=Window(start_s=times.start_s or None, note="time_s in the results counts "
-                      "from start_s" if times.start_s else None), trial=trial,
-        config=config_record(config), time_base=_time_base(times, analysis),
-        warnings=(*times.warnings, *_outside_warnings(positions), *analysis.warnings),
-        analysis_warnings=tuple(analysis.warnings),
-        outputs=("track.parquet", *written, "run.json"),
-        track=TrackOrigin(made_by="pose", finished=finished, config_hash=config_hash(config),
-                          frames=int(len(times.frames))),
-        pose=_pose_block(pose, config, positions, times),
-        **analysis_records(analysis),
-    )
-    record = finish_result(result_dir, record, config, plots=plots, previous=previous,
-                           exports=exports)
-    return RunResult(result_dir, analysis.summary, record, list(record.warnings))
+    # one run at a time in a result folder, as track and reprocess
+    with lock_folder(result_dir, "pose") as lock:
+        previous = read_previous_record(result_dir / "run.json")
+        (result_dir / "run.json").unlink(missing_ok=True)  # the folder is being remade
+        _write_track(result_dir / "track.parquet", track, analysis, config.arenas)
+        written = write_analysis(result_dir, analysis)
+        videos = ()
+        if times.info is not None:
+            write_png(result_dir / "background.png", _background(times, config))
+            written.append("background.png")
+            videos = (video_source(times.info, file_fingerprint(video), frame_offset=0,
+                                   time_offset_s=0.0, frames_decoded=times.frames_decoded),)
+        else:
+            (result_dir / "background.png").unlink(missing_ok=True)
+            videos = (_frame_without_video(config, track),)
+        finished = now_iso()
+        record = RunRecord(
+            version=__version__, command="pose", started=started, finished=finished,
+            elapsed_s=round(time.perf_counter() - t0, 3), tracking_s=0.0, videos=videos,
+            window=Window(start_s=times.start_s or None, note="time_s in the results counts "
+                          "from start_s" if times.start_s else None), trial=trial,
+            config=config_record(config), time_base=_time_base(times, analysis),
+            warnings=(*times.warnings, *_outside_warnings(positions), *analysis.warnings,
+                      *([lock.message] if lock.message else [])),
+            analysis_warnings=tuple(analysis.warnings),
+            outputs=("track.parquet", *written, "run.json"),
+            track=TrackOrigin(made_by="pose", finished=finished, config_hash=config_hash(config),
+                              frames=int(len(times.frames))),
+            pose=_pose_block(pose, config, positions, times),
+            **analysis_records(analysis),
+        )
+        record = finish_result(result_dir, record, config, plots=plots, previous=previous,
+                               exports=exports)
+        return RunResult(result_dir, analysis.summary, record, list(record.warnings))

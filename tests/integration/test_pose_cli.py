@@ -355,3 +355,25 @@ def test_body_fraction_on_a_pose_track_counts_the_share_of_the_chosen_keypoints(
     for name in names:
         assert summary[name] == pytest.approx((true_chamber == name).sum() / truth.spec.fps,
                                               abs=1e-4)
+
+
+def test_pose_refuses_a_result_folder_another_live_run_holds(scene, tmp_path, capsys):
+    """One run at a time in a result folder, as for track and reprocess: the lock of a live
+    process (this test's own parent, for a pid that surely runs) refuses with exit 2."""
+    import socket
+
+    from cpp_tracker.results.lock import LOCK_FILE
+
+    root, video, truth, config, pose = scene
+    held = tmp_path / "mouse1"
+    held.mkdir()
+    (held / LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(),
+                                              "pid": os.getppid(), "started": "t0",
+                                              "command": "batch"}))
+    assert run("pose", pose, "--config", config, "--video", video, "--out", tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"is in use by 'batch' process {os.getppid()}" in err and "\n" not in err
+    assert not (held / "summary.csv").exists()
+    (held / LOCK_FILE).unlink()
+    assert run("pose", pose, "--config", config, "--video", video, "--out", tmp_path) == 0
+    assert (held / "summary.csv").exists() and not (held / LOCK_FILE).exists()
