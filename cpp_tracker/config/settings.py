@@ -277,6 +277,8 @@ class VideoSettings:
 
     gap_factor: float = 2.5
     checkpoint_s: float = 300.0
+    reader: str = "opencv"  # the decoder of the frames tracked: "opencv" or "pyav"
+    fast_decode: bool = False  # pyav only: H.264 deblocking skipped
 
 
 @dataclass(frozen=True)
@@ -1037,10 +1039,20 @@ def _parse_chamber_settings(raw: Any, problems: _Problems) -> ChamberSettings:
 
 
 def _parse_video_settings(raw: Any, problems: _Problems) -> VideoSettings:
-    v = _mapping(raw, "video", problems, {"gap_factor": "", "checkpoint_s": ""})
+    v = _mapping(raw, "video", problems, {"gap_factor": "", "checkpoint_s": "", "reader": "",
+                                          "fast_decode": ""})
     gap = _number(v.get("gap_factor", 2.5), "video.gap_factor", problems, minimum=1.1)
     ckpt = _number(v.get("checkpoint_s", 300.0), "video.checkpoint_s", problems, minimum=1)
-    return VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
+    reader = v.get("reader", "opencv")
+    if reader not in ("opencv", "pyav"):
+        problems.add("video.reader", f"expected opencv or pyav, got {_show(reader)}")
+        reader = "opencv"
+    fast = _flag(v.get("fast_decode", False), "video.fast_decode", problems)
+    if fast and reader != "pyav":
+        problems.add("video.fast_decode", "needs video.reader: pyav (OpenCV does not pass "
+                     "decoder options through); set video.reader: pyav or remove fast_decode")
+    return VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0, reader=reader,
+                         fast_decode=fast)
 
 
 def _parse_summary_settings(raw: Any, problems: _Problems) -> SummarySettings:
@@ -1324,6 +1336,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     for k in ("background_update", "background_update_after_s", "background_update_margin_bl"):
         if out["detection"][k] == getattr(DetectionSettings, k):
             del out["detection"][k]
+    for k in ("reader", "fast_decode"):
+        if out["video"][k] == getattr(VideoSettings, k):
+            del out["video"][k]
     # 'auto' reads better than null for automatic values
     for k, v in out["detection"].items():
         if v is None:
