@@ -79,6 +79,7 @@ from ..tracking.segments import (
     AUTO_MIN_SEGMENT_S,
     auto_workers,
     available_memory_mb,
+    idle_cores,
     track_segments,
 )
 from ..tracking.segments import PLAN_FILE as SEGMENT_PLAN_FILE
@@ -764,7 +765,7 @@ def _track_in_segments(
     if workers == "auto" and len(videos) == 1:
         workers, why = auto_workers(
             infos[0].nominal_duration_s, available_cores(), infos[0].width * infos[0].height,
-            available_memory_mb(),
+            available_memory_mb(), idle_cores(),
         )
         out["one_pass_reason"] = why
         min_segment_s = AUTO_MIN_SEGMENT_S if min_segment_s is None else min_segment_s

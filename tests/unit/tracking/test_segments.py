@@ -266,3 +266,18 @@ def test_available_cores_respect_the_cgroup_quota(monkeypatch):
     assert reader.available_cores() == 2
     monkeypatch.setattr(reader, "cgroup_cpu_limit", lambda: None)
     assert reader.available_cores() == 8
+
+
+def test_auto_workers_leave_busy_cores_alone():
+    from cpp_tracker.tracking.segments import auto_workers, idle_cores
+
+    vga = 640 * 480
+    # 2 cores, load 5 (other work): one process
+    assert idle_cores(load=5.0, cpus=2) < 1.5
+    n, why = auto_workers(3600.0, 2, vga, None, idle_cores(load=5.0, cpus=2))
+    assert n == 1 and "busy" in why
+    # an idle machine: this run's own load does not count against it
+    assert idle_cores(load=1.0, cpus=2) == 2.0
+    assert auto_workers(3600.0, 2, vga, None, idle_cores(load=1.0, cpus=2)) == (2, None)
+    # 16 CPUs, 6 busy with other work, 16 allowed: 10 processes
+    assert auto_workers(3600.0, 16, vga, None, idle_cores(load=7.0, cpus=16))[0] == 10
