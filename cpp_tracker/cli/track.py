@@ -90,8 +90,9 @@ def add_track(sub) -> None:
         "--workers",
         default="auto",
         help="track the video in N time segments, one process each; 'auto' (the default): "
-        "one per available core (CPU affinity and cgroup limits respected) when the video "
-        "gives each at least 150 s and the free memory allows; 1: one process. The results "
+        "one per available core (CPU affinity and cgroup limits respected) not busy with "
+        "other work, when the video gives each at least 150 s and the free memory allows; "
+        "1: one process. The results "
         "are identical to one pass; each extra process needs ~120-170 MB; an interrupted "
         "run continues each segment from its last checkpoint. Chunk files, a time window, "
         "videos shorter than N x 30 s, whose frames cannot be indexed, or whose "
