@@ -149,6 +149,11 @@ def _cmd_track(args) -> int:
     elif resume.resumed_from_s is not None:
         print(f"{args.video}: continued an interrupted run from {resume.resumed_from_s:.1f} s")
     print(f"{args.video}: results in {result.result_dir}")
+    skipped = result.record.reader.frames_not_decoded
+    if skipped:
+        total = result.record.time_base.frames_decoded
+        print(f"{args.video}: --stride {args.stride} with video.fast_decode: {skipped} of "
+              f"{total} frames were not decoded (frames no other frame refers to)")
     _print_summary(result.summary)
     _print_verdict(args.video, result.record)
     return 0

@@ -778,6 +778,9 @@ def _track_in_segments(
         why = "a time window is tracked in one pass"
     elif state.frames_tracked or parts.parts() or state.position is not None:
         why = "an interrupted one-pass run is continued in one pass"
+    elif decode_options(config, stride).skip_nonref:
+        why = ("--stride with video.fast_decode: which frame stands in for a skipped one "
+               "depends on the frames before it, so one pass keeps the result exact")
     elif any((d.update or {}).get("active") for d in detectors):
         why = ("detection.background_update is on for this video: the update carries state "
                "from frame to frame, so one pass keeps the result exact")

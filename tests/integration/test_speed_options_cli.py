@@ -143,3 +143,32 @@ def test_workers_must_be_auto_or_a_whole_number(vga, tmp_path, capsys):
     assert _track(video, config, tmp_path, "--workers", "many") == 2
     err = capsys.readouterr().err
     assert "--workers: must be a whole number of at least 1, or auto" in err
+
+
+def test_stride_with_the_fast_reader_skips_non_reference_frames_and_says_so(
+    vga, tmp_path, capsys
+):
+    import yaml
+
+    video, truth, config = vga
+    raw = yaml.safe_load(config.read_text())
+    raw["video"] = {"reader": "pyav", "fast_decode": True}
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(yaml.safe_dump(raw))
+    assert _track(video, fast, tmp_path / "f3", "--stride", "3", "--workers", "2") == 0
+    out = capsys.readouterr().out
+    track, _, _, run = _results(tmp_path / "f3", video)
+    n = len(truth.track)
+    skipped = run["reader"]["frames_not_decoded"]
+    assert run["reader"]["decoder_options"] == {"skip_loop_filter": "all", "skip_frame": "nonref"}
+    assert 0 < skipped < n and f"{skipped} of {n} frames were not decoded" in out
+    assert run["time_base"]["frames_decoded"] == n
+    assert run["parallel"]["workers"] == 1 and "fast_decode" in run["parallel"]["one_pass_reason"]
+    # one frame per stretch of three, the one due or the next decoded one
+    frames = track["frame"].to_numpy()
+    assert np.array_equal(frames // 3, np.arange(len(frames)))
+    # chamber times stay as close to the truth as a stride allows
+    summary = pd.read_csv(tmp_path / "f3" / video.stem / "summary.csv").set_index("chamber")
+    true_s = truth.track.groupby("chamber").size() / truth.spec.fps
+    for chamber in ("paired", "unpaired"):
+        assert abs(summary.loc[chamber, "time_s"] - true_s.get(chamber, 0.0)) <= 0.02 * 20.0
