@@ -295,6 +295,14 @@ CASES = [
      "video.gap_factor", ["at least 1.1", "got 1"]),
     ("bin_s zero", two_chambers, lambda r: set_(r, "summary", {"bin_s": 0}),
      "summary.bin_s", ["at least 1", "got 0"]),
+    ("unknown reader", two_chambers, lambda r: set_(r, "video", {"reader": "ffmpeg"}),
+     "video.reader", ["opencv or pyav", "'ffmpeg'"]),
+    ("fast decode with opencv", two_chambers,
+     lambda r: set_(r, "video", {"fast_decode": True}),
+     "video.fast_decode", ["needs video.reader: pyav"]),
+    ("fast decode not a flag", two_chambers,
+     lambda r: set_(r, "video", {"reader": "pyav", "fast_decode": "yes"}),
+     "video.fast_decode", ["true or false", "'yes'"]),
     # -- geometry
     ("polygon crosses itself", two_chambers,
      lambda r: set_(arena(r), "polygon", [[20, 20], [300, 220], [300, 20], [20, 220]]),
@@ -747,3 +755,15 @@ def test_a_reserved_chamber_name_does_not_hide_the_drawing_problems():
     assert [p.split(":")[0] for p in e.value.problems] == [
         "arenas[0].chambers[0].name", "arenas[0].doors[0].line"]
     assert "does not cross arena 'box1'" in e.value.problems[1]
+
+
+def test_reader_options_change_the_hash_only_when_set():
+    plain = parse_config({"arenas": [ARENA]})
+    same = parse_config({"arenas": [ARENA], "video": {"reader": "opencv"}})
+    fast = parse_config({"arenas": [ARENA], "video": {"reader": "pyav", "fast_decode": True}})
+    # results of a config from before these keys stay up to date
+    assert config_hash(same) == config_hash(plain)
+    assert "reader" not in config_to_dict(plain)["video"]
+    assert config_hash(fast) != config_hash(plain)
+    assert config_to_dict(fast)["video"]["reader"] == "pyav"
+    assert parse_config(config_to_dict(fast)).video.fast_decode is True
