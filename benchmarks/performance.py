@@ -55,6 +55,8 @@ RESULTS = HERE / "results"
 PY = sys.executable
 #: Frame sizes the speed and memory sections measure (--sizes).
 SIZES = ["640x480", "1280x720"]
+#: Length of the files of the decoding_bar section, minutes (--minutes).
+MINUTES = 30.0
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
@@ -142,7 +144,7 @@ def grab_cmd(video: Path) -> list[str]:
 
 
 def video(size: str, minutes: int) -> Path:
-    path = DATA / f"cpp_{size}_{minutes}min.mp4"
+    path = DATA / f"cpp_{size}_{minutes:g}min.mp4"
     if not path.exists():
         sys.exit(f"{path} is missing: run python benchmarks/make_videos.py first")
     return path
@@ -179,7 +181,7 @@ def speed(repeat: int, work: Path) -> dict:
         rows = []
         for _ in range(repeat):
             g = run(grab_cmd(v))
-            t = run(track_cmd(v, work / f"speed_{size}"))
+            t = run(track_cmd(v, work / f"speed_{size}", "--workers", "1"))
             t2 = run(track_cmd(v, work / f"speed2_{size}", "--workers", "2"))
             rows.append({"grab_s": g["wall_s"], "track_s": t["wall_s"],
                          "ratio": t["wall_s"] / g["wall_s"],
@@ -215,7 +217,7 @@ def memory(repeat: int, work: Path) -> dict:
         for _ in range(repeat):
             row = {}
             for minutes in (3, 30):
-                for label, extra in (("", ()), ("workers2_", ("--workers", "2"))):
+                for label, extra in (("", ("--workers", "1")), ("workers2_", ("--workers", "2"))):
                     r = run(track_cmd(video(size, minutes), work / f"memory_{size}", *extra),
                             pss=True)
                     row[f"{label}{minutes}min_mb"] = r["peak_mb"]
@@ -307,8 +309,8 @@ def stride(repeat: int, work: Path) -> dict:
     v = video("640x480", 30)
     rows = []
     for _ in range(repeat):
-        one = run(track_cmd(v, work / "stride1"))
-        five = run(track_cmd(v, work / "stride5", "--stride", "5"))
+        one = run(track_cmd(v, work / "stride1", "--workers", "1"))
+        five = run(track_cmd(v, work / "stride5", "--stride", "5", "--workers", "1"))
         g = run(grab_cmd(v))
         rows.append({"stride1_s": one["wall_s"], "stride5_s": five["wall_s"],
                      "grab_s": g["wall_s"]})
@@ -331,8 +333,158 @@ def stride(repeat: int, work: Path) -> dict:
     }
 
 
-SECTIONS = {"speed": speed, "memory": memory, "segments": segments, "scaling": scaling,
-            "stride": stride}
+# -- the decoding bar (issue 19) ----------------------------------------------------------
+#: Frames of a 12-hour night at 30 fps.
+NIGHT_FRAMES = 12 * 3600 * 30
+
+
+def _fast_config(v: Path, work: Path) -> Path:
+    """The video's config with ``video.reader: pyav`` and ``video.fast_decode: true``."""
+    import yaml
+
+    raw = yaml.safe_load(v.with_suffix(".yaml").read_text())
+    raw["video"] = {**(raw.get("video") or {}), "reader": "pyav", "fast_decode": True}
+    path = work / f"{v.stem}_fast.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _track_fresh(v: Path, config: Path, out: Path, *extra: str, cores: set[int] | None = None
+                 ) -> dict:
+    """A ``track`` run into an empty folder (a finished result would be reused), on
+    ``cores`` only when given (CPU affinity, as under SLURM); its run.json's blocks too."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [PY, "-m", "cpp_tracker", "track", str(v), "--config", str(config), "--out",
+           str(out), "--no-progress", *extra]
+    if cores is not None:
+        cmd = ["taskset", "-c", ",".join(map(str, sorted(cores))), *cmd]
+    r = run(cmd)
+    record = json.loads((out / v.stem / "run.json").read_text())
+    r["workers"] = record["parallel"]["workers"]
+    r["reader"] = record["reader"]
+    r["result"] = out / v.stem
+    return r
+
+
+def decoding_bar(repeat: int, work: Path) -> dict:
+    """The issue-19 table: ``track`` (one process and the default ``--workers auto``), with
+    OpenCV and with PyAV + fast_decode, against the grab loop on the same file, all
+    interleaved in each repetition; best of ``repeat`` (the least disturbed run of each on
+    a shared machine). On the largest size, the same on one core (affinity) for the
+    12-hour estimate, and ``--stride 5`` on the smallest."""
+    out: dict = {"minutes": MINUTES, "sizes": {}}
+    for size in SIZES:
+        v = video(size, MINUTES)
+        cfg, fast = v.with_suffix(".yaml"), _fast_config(v, work)
+        variants = {
+            "track_1": (cfg, ("--workers", "1"), None),
+            "track_auto": (cfg, (), None),
+            "fast_1": (fast, ("--workers", "1"), None),
+            "fast_auto": (fast, (), None),
+        }
+        if size == SIZES[-1]:
+            variants["track_1core"] = (cfg, (), {0})
+            variants["fast_1core"] = (fast, (), {0})
+        if size == SIZES[0]:
+            variants["stride5_1"] = (cfg, ("--workers", "1", "--stride", "5"), None)
+            variants["fast_stride5_1"] = (fast, ("--workers", "1", "--stride", "5"), None)
+        best: dict[str, dict] = {}
+        for _ in range(repeat):
+            g = run(grab_cmd(v))
+            if "grab" not in best or g["wall_s"] < best["grab"]["wall_s"]:
+                best["grab"] = g
+            for name, (config, extra, cores) in variants.items():
+                r = _track_fresh(v, config, work / f"bar_{size}_{name}", *extra, cores=cores)
+                if name not in best or r["wall_s"] < best[name]["wall_s"]:
+                    best[name] = r
+            print(f"  {size}: grab {g['wall_s']:.1f} s; " + ", ".join(
+                f"{k} {best[k]['wall_s']:.1f} s" for k in variants), flush=True)
+        frames = int(best["grab"]["stdout"].strip())
+        grab_s = best["grab"]["wall_s"]
+        row = {"frames": frames, "grab_s": round(grab_s, 2)}
+        for name in variants:
+            b = best[name]
+            row[name] = {"wall_s": round(b["wall_s"], 2),
+                         "over_grab": round(b["wall_s"] / grab_s, 3),
+                         "workers": b["workers"], "peak_mb": round(b["peak_mb"]),
+                         "peak_mb_per_process": round(b["peak_mb"] / b["workers"]),
+                         "frames_not_decoded": b["reader"].get("frames_not_decoded")}
+        row["identical_auto_vs_one_process"] = _same_results(
+            best["track_1"]["result"], best["track_auto"]["result"])
+        row["accuracy_track"] = accuracy(best["track_1"]["result"],
+                                         v.with_name(f"{v.stem}_truth.parquet"))
+        row["accuracy_fast"] = accuracy(best["fast_1"]["result"],
+                                        v.with_name(f"{v.stem}_truth.parquet"))
+        if "track_1core" in row:
+            row["night_12h"] = _night_estimate(row, frames)
+        out["sizes"][size] = row
+    _print_bar_table(out)
+    return out
+
+
+def _night_estimate(row: dict, frames: int) -> dict:
+    """Hours for a 12-hour night at this size: measured rates on 1 core (affinity) and on
+    this machine's cores (``--workers auto``), more cores extrapolated from the rate per
+    core of the largest measured count (segments are independent; said so)."""
+    cores = available_cores_here()
+    est: dict = {"measured_cores": [1, cores], "extrapolated_cores": [8, 16]}
+    for label, one, many in (("opencv", "track_1core", "track_auto"),
+                             ("pyav_fast", "fast_1core", "fast_auto")):
+        rate1 = frames / row[one]["wall_s"]
+        rate_n = frames / row[many]["wall_s"]
+        hours = {1: NIGHT_FRAMES / rate1 / 3600, cores: NIGHT_FRAMES / rate_n / 3600}
+        for k in (8, 16):
+            hours[k] = NIGHT_FRAMES / (rate_n / cores * k) / 3600
+        est[label] = {str(k): round(h, 2) for k, h in sorted(hours.items())}
+    return est
+
+
+def available_cores_here() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _print_bar_table(out: dict) -> None:
+    sizes = list(out["sizes"])
+    rows = [
+        ("grab loop (s)", lambda r: f"{r['grab_s']:.1f}"),
+        ("track, one process / grab", lambda r: f"{r['track_1']['over_grab']:.2f}"),
+        ("track (default, --workers auto) / grab",
+         lambda r: f"{r['track_auto']['over_grab']:.2f} ({r['track_auto']['workers']} proc)"),
+        ("pyav + fast_decode, one process / grab", lambda r: f"{r['fast_1']['over_grab']:.2f}"),
+        ("pyav + fast_decode, default / grab",
+         lambda r: f"{r['fast_auto']['over_grab']:.2f} ({r['fast_auto']['workers']} proc)"),
+        ("default results identical to one process",
+         lambda r: "yes" if r["identical_auto_vs_one_process"] else "NO"),
+        ("peak memory, one process (MB)", lambda r: f"{r['track_1']['peak_mb']}"),
+        ("peak memory, default: all / per process (MB)",
+         lambda r: f"{r['track_auto']['peak_mb']} / {r['track_auto']['peak_mb_per_process']}"),
+        ("median centroid error, opencv / fast (px)",
+         lambda r: f"{r['accuracy_track']['median_error_px']} / "
+                   f"{r['accuracy_fast']['median_error_px']}"),
+    ]
+    print(f"\n{out['minutes']:g}-min files, best of the repetitions")
+    print("| | " + " | ".join(sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for label, f in rows:
+        print(f"| {label} | " + " | ".join(f(out['sizes'][s]) for s in sizes) + " |")
+    for size, r in out["sizes"].items():
+        if "stride5_1" in r:
+            print(f"\n{size} --stride 5, one process / grab: opencv "
+                  f"{r['stride5_1']['over_grab']:.2f}, pyav + fast_decode "
+                  f"{r['fast_stride5_1']['over_grab']:.2f} "
+                  f"({r['fast_stride5_1']['frames_not_decoded']} frames not decoded)")
+        if "night_12h" in r:
+            n = r["night_12h"]
+            print(f"\n12-hour night at {size}, hours (1 and {n['measured_cores'][1]} cores "
+                  f"measured, 8 and 16 extrapolated from the rate per core):")
+            for label in ("opencv", "pyav_fast"):
+                print(f"  {label}: " + ", ".join(f"{k} cores {h} h" for k, h in n[label].items()))
+
+
+SECTIONS = {"speed": speed, "decoding_bar": decoding_bar, "memory": memory,
+            "segments": segments, "scaling": scaling, "stride": stride}
 
 
 def main() -> None:
@@ -342,8 +494,15 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=SIZES,
                         help="frame sizes of the speed and memory sections")
     parser.add_argument("--work", help="folder for the results of the runs (default: a temp)")
+    parser.add_argument("--data", help="folder of the videos (default benchmarks/data)")
+    parser.add_argument("--minutes", type=float, default=30.0,
+                        help="length of the files of the decoding_bar section (default 30)")
     args = parser.parse_args()
+    global DATA, MINUTES
+    DATA = Path(args.data) if args.data else DATA
+    MINUTES = args.minutes
     work = Path(args.work or tempfile.mkdtemp(prefix="cpp_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
     SIZES[:] = args.sizes
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -81,21 +81,22 @@ def add_track(sub) -> None:
         type=int,
         default=1,
         help="analyse every Nth frame only, for a quick look (default 1). Every frame is "
-        "still decoded, so on H.264 this saves tracking time, not decoding time; results are "
-        "less exact",
+        "still decoded (H.264), so this saves tracking time, not decoding time, except with "
+        "video.reader: pyav and video.fast_decode: true, where frames no other frame refers "
+        "to are not decoded (a frame due that was skipped is replaced by the next decoded "
+        "one; run.json reader.frames_not_decoded counts them); results are less exact",
     )
     p.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        help="track the video in N time segments, one process each (default 1). For long "
-        "recordings on a machine with N or more cores: faster, up to the speed of decoding "
-        "(on 2 cores 1.1 to 1.35 times faster than one process, as fast as a bare decoding "
-        "loop), with ~180 MB more memory per extra process at 1280x720; the results are "
-        "identical to one pass, and an interrupted run continues each segment from its "
-        "last checkpoint. Videos shorter than N x 30 s, whose frames cannot be indexed, or "
-        "whose detection.background_update is on are tracked in one pass (run.json says "
-        "why)",
+        default="auto",
+        help="track the video in N time segments, one process each; 'auto' (the default): "
+        "one per available core (CPU affinity and cgroup limits respected) not busy with "
+        "other work, when the video gives each at least 150 s and the free memory allows; "
+        "1: one process. The results "
+        "are identical to one pass; each extra process needs ~120-170 MB; an interrupted "
+        "run continues each segment from its last checkpoint. Chunk files, a time window, "
+        "videos shorter than N x 30 s, whose frames cannot be indexed, or whose "
+        "detection.background_update is on are tracked in one pass (run.json says why)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -138,6 +139,19 @@ def _check_fault_options(args) -> None:
         raise ConfigError("--stop-grace-s", "must be a number of seconds above 0")
 
 
+def _workers_value(text: str) -> int | str:
+    """``--workers``: 'auto' or a whole number of at least 1 (ConfigError otherwise)."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError("--workers", "must be a whole number of at least 1, or auto")
+    return n
+
+
 def _cmd_track(args) -> int:
     from ..config.settings import load_config
     from ..runs.pipeline import track_video
@@ -145,8 +159,7 @@ def _cmd_track(args) -> int:
 
     if args.stride < 1:
         raise ConfigError("--stride", "must be a whole number of at least 1")
-    if args.workers < 1:
-        raise ConfigError("--workers", "must be a whole number of at least 1")
+    workers = _workers_value(args.workers)
     _check_fault_options(args)
     config = load_config(args.config)
     with stop_on_sigterm(args.stop_grace_s):
@@ -156,7 +169,7 @@ def _cmd_track(args) -> int:
             args.out,
             stride=args.stride,
             progress=not args.no_progress,
-            workers=args.workers,
+            workers=workers,
             plots=not args.no_plots,
             exports=exports_of(args),
             allow_growing=args.allow_growing,
@@ -175,6 +188,11 @@ def _cmd_track(args) -> int:
         print(f"{args.video}: continued an interrupted run from {resume.resumed_from_s:.1f} s")
     print(f"{args.video}: results in {result.result_dir}")
     _print_rule(result.record)
+    skipped = result.record.reader.frames_not_decoded
+    if skipped:
+        total = result.record.time_base.frames_decoded
+        print(f"{args.video}: --stride {args.stride} with video.fast_decode: {skipped} of "
+              f"{total} frames were not decoded (frames no other frame refers to)")
     _print_summary(result.summary)
     _print_verdict(args.video, result.record)
     return 0

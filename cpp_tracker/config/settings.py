@@ -290,6 +290,8 @@ class VideoSettings:
 
     gap_factor: float = 2.5
     checkpoint_s: float = 300.0
+    reader: str = "opencv"  # the decoder of the frames tracked: "opencv" or "pyav"
+    fast_decode: bool = False  # pyav only: H.264 deblocking skipped
 
 
 @dataclass(frozen=True)
@@ -1082,10 +1084,20 @@ def _parse_entry_rule(c: dict, problems: _Problems) -> dict[str, Any]:
 
 
 def _parse_video_settings(raw: Any, problems: _Problems) -> VideoSettings:
-    v = _mapping(raw, "video", problems, {"gap_factor": "", "checkpoint_s": ""})
+    v = _mapping(raw, "video", problems, {"gap_factor": "", "checkpoint_s": "", "reader": "",
+                                          "fast_decode": ""})
     gap = _number(v.get("gap_factor", 2.5), "video.gap_factor", problems, minimum=1.1)
     ckpt = _number(v.get("checkpoint_s", 300.0), "video.checkpoint_s", problems, minimum=1)
-    return VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0)
+    reader = v.get("reader", "opencv")
+    if reader not in ("opencv", "pyav"):
+        problems.add("video.reader", f"expected opencv or pyav, got {_show(reader)}")
+        reader = "opencv"
+    fast = _flag(v.get("fast_decode", False), "video.fast_decode", problems)
+    if fast and reader != "pyav":
+        problems.add("video.fast_decode", "needs video.reader: pyav (OpenCV does not pass "
+                     "decoder options through); set video.reader: pyav or remove fast_decode")
+    return VideoSettings(gap_factor=gap or 2.5, checkpoint_s=ckpt or 300.0, reader=reader,
+                         fast_decode=fast)
 
 
 def _parse_summary_settings(raw: Any, problems: _Problems) -> SummarySettings:
@@ -1365,18 +1377,26 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         w.name: [w.start_s, "end" if w.end_s is None else w.end_s]
         for w in config.summary.windows
     }
-    # absent at their defaults: the hash of a config from before these keys is unchanged
+    _drop_newer_keys_at_defaults(out, config)
+    # 'auto' reads better than null for automatic values
+    for k, v in out["detection"].items():
+        if v is None:
+            out["detection"][k] = "auto"
+    return copy.deepcopy(out)
+
+
+def _drop_newer_keys_at_defaults(out: dict[str, Any], config: Config) -> None:
+    """Keys added after configs were first hashed are left out at their defaults, so the
+    hash of a config from before them is unchanged."""
     for k in ("background_update", "background_update_after_s", "background_update_margin_bl"):
         if out["detection"][k] == getattr(DetectionSettings, k):
             del out["detection"][k]
     if config.chambers.rule == "point":
         for k in ("rule", "enter_fraction", "exit_fraction"):
             del out["chambers"][k]
-    # 'auto' reads better than null for automatic values
-    for k, v in out["detection"].items():
-        if v is None:
-            out["detection"][k] = "auto"
-    return copy.deepcopy(out)
+    for k in ("reader", "fast_decode"):
+        if out["video"][k] == getattr(VideoSettings, k):
+            del out["video"][k]
 
 
 def with_default_sections(resolved: dict[str, Any]) -> dict[str, Any]:

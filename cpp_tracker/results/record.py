@@ -408,6 +408,9 @@ class ReaderRecord(_Block):
     luma_direct: bool | None = None
     background_sampling: str | None = None
     decode_threads: int | None = None
+    decoder: str | None = None  # video.reader: opencv or pyav (None: before the option)
+    decoder_options: Mapping | None = None  # pyav's codec options (skip_loop_filter, ...)
+    frames_not_decoded: int | None = None  # frames skipped by skip_frame=nonref (a stride)
 
 
 @dataclass(frozen=True)
@@ -417,6 +420,7 @@ class ParallelRecord(_Block):
     workers: int = 1
     segments: tuple[Mapping, ...] = ()
     one_pass_reason: str | None = None
+    requested: int | str | None = None  # --workers as given: a number or "auto"
 
     @classmethod
     def from_dict(cls, data: Any) -> ParallelRecord:

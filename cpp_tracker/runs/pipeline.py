@@ -78,8 +78,14 @@ from ..results.record import (
 )
 from ..tracking.background_update import BackgroundFollower, plan_background_update
 from ..tracking.empty_box import background_samples, estimate_background_for
+from ..tracking.segments import (
+    AUTO_MIN_SEGMENT_S,
+    auto_workers,
+    available_memory_mb,
+    idle_cores,
+    track_segments,
+)
 from ..tracking.segments import PLAN_FILE as SEGMENT_PLAN_FILE
-from ..tracking.segments import track_segments
 from ..tracking.tracker import (
     SHARE_PREFIX,
     SHARES_METADATA_KEY,
@@ -92,9 +98,11 @@ from ..tracking.tracker import (
 )
 from ..tracking.trial_start import detect_trial_start
 from ..video.reader import (
+    DecodeOptions,
     ReadPosition,
     VideoInfo,
     VideoReader,
+    available_cores,
     probe_video,
     tracking_decode_threads,
 )
@@ -834,8 +842,15 @@ def _track_in_segments(
     (:func:`cpp_tracker.tracking.segments.track_segments`), move their parts into ``partial`` as
     if written in one pass, and mark ``state`` as finished reading. Returns the
     ``parallel`` block of run.json (with ``frames_grabbed`` when segments were used)."""
-    out: dict = {"workers": 1, "segments": [], "one_pass_reason": None}
-    if workers <= 1:
+    out: dict = {"workers": 1, "segments": [], "one_pass_reason": None, "requested": workers}
+    if workers == "auto" and len(videos) == 1:
+        workers, why = auto_workers(
+            infos[0].nominal_duration_s, available_cores(), infos[0].width * infos[0].height,
+            available_memory_mb(), idle_cores(),
+        )
+        out["one_pass_reason"] = why
+        min_segment_s = AUTO_MIN_SEGMENT_S if min_segment_s is None else min_segment_s
+    if workers == "auto" or workers <= 1:
         return out
     why = None
     if len(videos) > 1:
@@ -844,6 +859,9 @@ def _track_in_segments(
         why = "a time window is tracked in one pass"
     elif state.frames_tracked or parts.parts() or state.position is not None:
         why = "an interrupted one-pass run is continued in one pass"
+    elif decode_options(config, stride).skip_nonref:
+        why = ("--stride with video.fast_decode: which frame stands in for a skipped one "
+               "depends on the frames before it, so one pass keeps the result exact")
     elif any((d.update or {}).get("active") for d in detectors):
         why = ("detection.background_update is on for this video: the update carries state "
                "from frame to frame, so one pass keeps the result exact")
@@ -854,7 +872,7 @@ def _track_in_segments(
         run = track_segments(
             videos[0], infos[0], detectors, partial, workers=workers, stride=stride,
             checkpoint_s=config.video.checkpoint_s, min_segment_s=min_segment_s,
-            progress=lambda n: bar.update(n - bar.n),
+            progress=lambda n: bar.update(n - bar.n), decode=decode_options(config, stride),
         )
         if isinstance(run, str):
             why = run
@@ -879,7 +897,8 @@ def _track_in_segments(
             state.finished_reading = True
             flush()
             return {"workers": run.workers, "segments": run.segments, "one_pass_reason": None,
-                    "frames_grabbed": run.frames_grabbed}
+                    "requested": out["requested"], "frames_grabbed": run.frames_grabbed,
+                    "frames_not_decoded": run.frames_not_decoded}
     out["one_pass_reason"] = why
     return out
 
@@ -900,7 +919,7 @@ def track_session(
     resume: bool = True,
     plots: bool = True,
     command: str = "track",
-    workers: int = 1,
+    workers: int | str = 1,
     min_segment_s: float | None = None,
     exports: Sequence[str] = (),
     allow_growing: bool = False,
@@ -946,7 +965,10 @@ def track_session(
     :mod:`cpp_tracker.tracking.segments`); the results are the same as with one. Chunk files, a
     time window, a continued run and videos shorter than ``workers * min_segment_s``
     (default :data:`~cpp_tracker.tracking.segments.MIN_SEGMENT_S`) are tracked in one pass;
-    ``run.json`` says why under ``parallel``.
+    ``run.json`` says why under ``parallel``. ``workers="auto"`` (the ``track`` command's
+    default) takes one process per available core, each with at least
+    :data:`~cpp_tracker.tracking.segments.AUTO_MIN_SEGMENT_S` of video, as many as the free
+    memory holds (:func:`~cpp_tracker.tracking.segments.auto_workers`).
 
     Raises :class:`~cpp_tracker.errors.VideoError` when a video cannot be read and
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
@@ -1295,11 +1317,12 @@ class _Reading:
     seek_confirmed: bool | None
     decode_threads: int
     tracked_at: float
+    frames_not_decoded: int = 0
 
 
 def _read_frames(
     inputs: _Inputs, config: Config, start: _Start, parts: TrackPartWriter, *,
-    workers: int, chunk_size: int | None, progress: bool, progress_position: int | None,
+    workers: int | str, chunk_size: int | None, progress: bool, progress_position: int | None,
     min_segment_s: float | None,
 ) -> _Reading:
     """Detect the mouse in every frame still to do (in time segments when asked for and
@@ -1330,27 +1353,31 @@ def _read_frames(
             window=(inputs.start_s, inputs.end_s), resumed=start.resumed_at is not None,
             min_segment_s=min_segment_s,
         )
+        not_decoded = 0
         if parallel["workers"] > 1:
             frames_grabbed += parallel.pop("frames_grabbed")
+            not_decoded += parallel.pop("frames_not_decoded")
         while not state.finished_reading:
-            grabbed, seeked = _read_source(
+            grabbed, seeked, skipped = _read_source(
                 inputs, config, start, buffer, bar, decode_threads, chunk_size
             )
             frames_grabbed += grabbed
+            not_decoded += skipped
             seek_confirmed = seeked if seek_confirmed is None else seek_confirmed
     finally:
         bar.close()
         cv2.setNumThreads(cv_threads)
     return _Reading(parallel, frames_grabbed, seek_confirmed, decode_threads,
-                    time.perf_counter())
+                    time.perf_counter(), not_decoded)
 
 
 def _read_source(
     inputs: _Inputs, config: Config, start: _Start, buffer: _PartBuffer, bar,
     decode_threads: int, chunk_size: int | None,
-) -> tuple[int, bool | None]:
+) -> tuple[int, bool | None, int]:
     """Read chunk file ``state.source`` from where the state says (to its end or the end of
-    the window); the frames it grabbed and, for a continued file, whether it seeked."""
+    the window); the frames it grabbed, for a continued file whether it seeked, and the
+    frames the decoder skipped (PyAV's ``skip_nonref``)."""
     state, detectors = start.state, start.detectors
     k = state.source
     time_offset, frame_offset = _session_offsets(state.done)
@@ -1358,7 +1385,8 @@ def _read_source(
     reached_end = False
     seek_confirmed: bool | None = None
     next_part_s: float | None = None
-    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads) as reader, \
+    with VideoReader(inputs.videos[k], inputs.infos[k], decode_threads=decode_threads,
+                     decode=decode_options(config, inputs.stride)) as reader, \
             closing(reader.chunks(chunk_size, stride=inputs.stride,
                                   resume_after=state.position)) as chunks:
         # closing: a stop (SIGTERM, Ctrl-C) ends the decoding thread before the capture
@@ -1393,7 +1421,7 @@ def _read_source(
             if t_session[-1] >= next_part_s:
                 buffer.flush()
                 next_part_s = float(t_session[-1]) + config.video.checkpoint_s
-        grabbed = reader.frames_grabbed
+        grabbed, skipped = reader.frames_grabbed, reader.frames_not_decoded
         state.done.append(
             _SourceDone(
                 frames_decoded=reader.frames_decoded,
@@ -1407,7 +1435,29 @@ def _read_source(
     state.position = None
     state.finished_reading = reached_end or state.source == len(inputs.videos)
     buffer.flush()
-    return grabbed, seek_confirmed
+    return grabbed, seek_confirmed, skipped
+
+
+def decode_options(config: Config, stride: int) -> DecodeOptions:
+    """The decoder of the frames tracked (``video.reader``, ``video.fast_decode``); with a
+    stride, the fast decoder also skips the frames no other frame refers to."""
+    v = config.video
+    return DecodeOptions(reader=v.reader, fast_decode=v.fast_decode,
+                         skip_nonref=v.fast_decode and v.reader == "pyav" and stride > 1)
+
+
+def _reader_record(config: Config, stride: int, state, start, reading: _Reading) -> ReaderRecord:
+    decode = decode_options(config, stride)
+    fast = decode.reader == "pyav"
+    return ReaderRecord(
+        luma_direct=state.luma_direct,
+        background_sampling=start.background_info.get("sampling"),
+        decode_threads=reading.decode_threads,
+        decoder=decode.reader,
+        decoder_options=decode.codec_options() | (
+            {"skip_frame": "nonref"} if decode.skip_nonref else {}) if fast else None,
+        frames_not_decoded=reading.frames_not_decoded if decode.skip_nonref else None,
+    )
 
 
 def _check_frames_tracked(inputs: _Inputs, state: _Checkpoint) -> None:
@@ -1526,11 +1576,7 @@ def _session_record(
         resume=_resume_record(inputs, start, reading),
         time_base=time_base,
         background=start.background_info["model"],
-        reader=ReaderRecord(
-            luma_direct=state.luma_direct,
-            background_sampling=start.background_info.get("sampling"),
-            decode_threads=reading.decode_threads,
-        ),
+        reader=_reader_record(config, inputs.stride, state, start, reading),
         parallel=ParallelRecord.from_dict(reading.parallel),
         detection=tuple(DetectionRecord.from_dict(_detection_record(d, f))
                         for d, f in zip(start.detectors, start.followers, strict=True)),
@@ -1689,7 +1735,7 @@ def track_video(
     resume: bool = True,
     plots: bool = True,
     command: str = "track",
-    workers: int = 1,
+    workers: int | str = 1,
     min_segment_s: float | None = None,
     exports: Sequence[str] = (),
     allow_growing: bool = False,

@@ -41,6 +41,7 @@ import numpy as np
 from ..errors import VideoError
 from ..results.outputs import TrackPartWriter, parts_are_complete, write_json
 from ..video.reader import (
+    DecodeOptions,
     FrameSpan,
     SpanReport,
     VideoInfo,
@@ -50,10 +51,89 @@ from ..video.reader import (
 )
 from .tracker import ArenaDetector, track_frames
 
-__all__ = ["SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S"]
+__all__ = [
+    "SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S", "AUTO_MIN_SEGMENT_S",
+    "auto_workers", "available_memory_mb", "idle_cores",
+]
 
 #: Stretches shorter than this are not worth a process of their own (start-up, seek).
 MIN_SEGMENT_S = 30.0
+
+#: ``--workers auto`` gives each process at least this much video. Measured on 2 cores
+#: (one process against two, same file, best of 3): two processes were slower up to 2 min
+#: of 640x480 video (start-up, index and seek cost more than they save) and faster from
+#: 5 min on (README, Speed and memory).
+AUTO_MIN_SEGMENT_S = 150.0
+
+#: Memory of one more tracking process: libraries (~85 MB) and frame buffers (about 40
+#: frames: the decoder's, the chunks, the prefetch queue), measured 170 MB at 1280x720.
+PROCESS_BASE_MB = 90.0
+PROCESS_FRAMES = 90
+
+
+def available_memory_mb(
+    meminfo: str = "/proc/meminfo", cgroup: str = "/sys/fs/cgroup"
+) -> float | None:
+    """Memory this process could still take: the system's ``MemAvailable``, and no more than
+    a cgroup v2 limit leaves (``memory.max`` - ``memory.current``); None where unknown."""
+    found: list[float] = []
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) / 1024.0)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(f"{cgroup}/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open(f"{cgroup}/memory.current") as f:
+                used = int(f.read().strip())
+            found.append((int(limit) - used) / 2**20)
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def idle_cores(load: float | None = None, cpus: int | None = None) -> float:
+    """Cores of the machine not busy with other work: its CPUs minus the 1-minute load
+    average beyond this run's own (about one core: it has been estimating the background).
+    Measured on 2 cores with a load of 5 from other work: two processes took 1.22 times
+    as long as one."""
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # pragma: no cover - not Unix
+            return math.inf
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    return cpus - max(0.0, load - 1.0)
+
+
+def auto_workers(
+    duration_s: float | None, cores: int, frame_pixels: int, memory_mb: float | None,
+    idle: float = math.inf,
+) -> tuple[int, str | None]:
+    """Processes for ``--workers auto``: one per core this process may use that is not busy
+    with other work (``idle``), each with at least :data:`AUTO_MIN_SEGMENT_S` of video, as
+    many as the memory holds; and, when that is one, why (for run.json)."""
+    if cores <= 1:
+        return 1, "workers auto: one core available"
+    if idle < 1.5:
+        return 1, (f"workers auto: the machine's cores are busy with other work ({idle:.1f} "
+                   "idle); a second process would only share them")
+    if math.isfinite(idle):
+        cores = min(cores, max(1, int(idle + 0.5)))
+    if not duration_s or duration_s < 2 * AUTO_MIN_SEGMENT_S:
+        return 1, (f"workers auto: the video is shorter than 2 x {AUTO_MIN_SEGMENT_S:g} s; "
+                   "one process is as fast")
+    n = min(cores, int(duration_s // AUTO_MIN_SEGMENT_S))
+    if memory_mb is not None:
+        per_process = PROCESS_BASE_MB + PROCESS_FRAMES * frame_pixels / 2**20
+        n = min(n, 1 + int(max(0.0, memory_mb - per_process) // per_process))
+        if n <= 1:
+            return 1, "workers auto: not enough free memory for a second process"
+    return n, None
 
 
 @dataclass
@@ -67,6 +147,7 @@ class SegmentRun:
     last_time_s: float
     workers: int
     segments: list[dict] = field(default_factory=list)  # per stretch, for run.json
+    frames_not_decoded: int = 0  # skipped by the decoder (PyAV's skip_nonref)
 
 
 @dataclass
@@ -78,6 +159,7 @@ class _SpanResult:
     last_time_s: float
     unreadable: list
     report: SpanReport
+    frames_not_decoded: int = 0
 
 
 def _track_span(
@@ -89,10 +171,11 @@ def _track_span(
     stride: int,
     checkpoint_s: float,
     decode_threads: int | None,
+    decode: DecodeOptions | None,
     on_progress: Callable[[int], None] | None,
 ) -> _SpanResult:
     writer = TrackPartWriter(part_dir)
-    with VideoReader(video, info, decode_threads=decode_threads) as reader:
+    with VideoReader(video, info, decode_threads=decode_threads, decode=decode) as reader:
 
         def tick() -> None:
             if on_progress is not None:
@@ -113,6 +196,7 @@ def _track_span(
             last_time_s=reader.last_time_s,
             unreadable=list(reader.unreadable),
             report=reader.span_report,
+            frames_not_decoded=reader.frames_not_decoded,
         )
 
 
@@ -287,6 +371,7 @@ def track_segments(
     checkpoint_s: float = 300.0,
     progress: Callable[[int], None] | None = None,
     min_segment_s: float | None = None,
+    decode: DecodeOptions | None = None,
 ) -> SegmentRun | str:
     """Detect the mouse in every frame (every ``stride``-th) of ``video`` with ``workers``
     processes; the joined run, or why the video should be tracked in one pass instead.
@@ -318,6 +403,7 @@ def track_segments(
         run = _detect_in_segments(
             video, info, detectors, dirs, todo, remaining, stride, checkpoint_s, progress,
             tracked_before=tracked_before, covered=covered, planned=spans, times=times,
+            decode=decode,
         )
     except BrokenProcessPool:
         run = (
@@ -346,6 +432,7 @@ def _detect_in_segments(
     covered: list[int],
     planned: list[FrameSpan],
     times: np.ndarray,
+    decode: DecodeOptions | None = None,
 ) -> SegmentRun | str:
     """Track the spans (None: done by an interrupted run) in parallel processes; the run,
     or why the join failed."""
@@ -354,7 +441,7 @@ def _detect_in_segments(
     if todo:
         results = _track_in_processes(
             video, info, detectors, dirs, spans, todo, stride, checkpoint_s, progress,
-            base=int(sum(covered)),
+            base=int(sum(covered)), decode=decode,
         )
     why = _check_join([results[k] for k in todo], [expected[k] for k in todo],
                       last=[k == len(spans) - 1 for k in todo], numbers=todo)
@@ -375,6 +462,7 @@ def _track_in_processes(
     progress: Callable[[int], None] | None,
     *,
     base: int,
+    decode: DecodeOptions | None = None,
 ) -> dict[int, _SpanResult]:
     """Track the spans ``todo`` (segment numbers), the first in this process and each other
     one in a new process; ``progress`` gets ``base`` plus the frames decoded by all."""
@@ -394,7 +482,7 @@ def _track_in_processes(
             futures = {
                 pool.submit(
                     _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
-                    checkpoint_s, threads,
+                    checkpoint_s, threads, decode,
                 ): k
                 for k in others
             }
@@ -403,7 +491,7 @@ def _track_in_processes(
         )
         results = {own: _track_span(
             video, info, detectors, dirs[own], spans[own], stride, checkpoint_s,
-            threads, own_progress,
+            threads, decode, own_progress,
         )}
         _wait_for_workers(futures, counters, progress, base)
         results.update({k: f.result() for f, k in futures.items()})
@@ -477,6 +565,7 @@ def _joined_run(
         last_time_s=last.last_time_s if last is not None else float(times[-1]),
         workers=len(planned),
         segments=segments,
+        frames_not_decoded=sum(r.frames_not_decoded for r in results.values()),
     )
 
 

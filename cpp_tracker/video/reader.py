@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError
+from .pyav_capture import DecodeOptions
 
 __all__ = [
     "VideoInfo",
@@ -34,10 +35,12 @@ __all__ = [
     "SpanReport",
     "ReadPosition",
     "VideoReader",
+    "DecodeOptions",
     "probe_video",
     "frame_times",
     "chunk_frames_for",
     "available_cores",
+    "cgroup_cpu_limit",
     "tracking_decode_threads",
     "VIDEO_SUFFIXES",
     "mp4_without_index",
@@ -149,11 +152,31 @@ class SpanReport:
 
 
 def available_cores() -> int:
-    """Cores this process may use (respects CPU affinity, e.g. under SLURM)."""
+    """Cores this process may use: its CPU affinity (e.g. under SLURM), and no more than a
+    cgroup's CPU quota allows (``cpu.max``: a container limited to 4 CPUs on a 64-core host
+    gets 4)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = cgroup_cpu_limit()
+    return cores if quota is None else max(1, min(cores, int(quota)))
+
+
+def cgroup_cpu_limit(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
+    """CPUs the cgroup v2 quota allows (``cpu.max``: "QUOTA PERIOD"), None without a limit
+    (or where the file cannot be read: cgroup v1, not Linux)."""
+    try:
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return max(float(quota) / float(period), 0.0)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def tracking_decode_threads(processes: int = 1) -> int:
@@ -279,18 +302,27 @@ class VideoReader:
     gap in the timestamps. It stops where nothing further can be read (a truncated file).
 
     ``decode_threads`` sets the decoder's threads for :meth:`chunks` (None: FFmpeg's
-    choice, one per core).
+    choice, one per core). ``decode`` chooses the decoder of :meth:`chunks` (OpenCV, or PyAV
+    with its options: :mod:`cpp_tracker.video.pyav_capture`); background samples are read
+    with OpenCV (and PyAV's keyframes) whatever it says. ``frames_not_decoded`` counts the
+    frames a PyAV decoder skipped (``skip_nonref``).
     """
 
     #: How many times ``grab()`` is retried on the same capture before seeking on.
     GRAB_RETRIES = 3
 
     def __init__(
-        self, path: str | Path, info: VideoInfo | None = None, decode_threads: int | None = None
+        self,
+        path: str | Path,
+        info: VideoInfo | None = None,
+        decode_threads: int | None = None,
+        decode: DecodeOptions | None = None,
     ):
         self.path = str(path)
         self.info = info if info is not None else probe_video(self.path)
         self.decode_threads = decode_threads
+        self.decode = decode if decode is not None else DecodeOptions()
+        self.frames_not_decoded = 0
         self.span_report: SpanReport | None = None
         #: how the background samples were taken: 'keyframes', 'seek' or 'sequential'
         self.sampling: str | None = None
@@ -371,6 +403,19 @@ class VideoReader:
         return frame
 
     # -- reading --------------------------------------------------------------------------
+    def _open(self, threads: int | None = None):
+        """A capture of the video for reading frames in order: OpenCV's, or PyAV's with the
+        decoder options (same interface, :class:`~.pyav_capture.PyAVCapture`)."""
+        if self.decode.reader != "pyav":
+            return _open_capture(self.path, self.luma_direct, threads)
+        from .pyav_capture import PyAVCapture
+
+        cap = PyAVCapture(self.path, self.decode, threads)
+        if not cap.isOpened():
+            raise VideoError(f"{self.path}: cannot be opened with PyAV (video.reader: pyav); "
+                             "use video.reader: opencv")
+        return cap
+
     def chunks(
         self,
         chunk_size: int | None = None,
@@ -384,7 +429,8 @@ class VideoReader:
         """Yield :class:`FrameChunk` s of up to ``chunk_size`` frames until the video ends.
 
         ``chunk_size`` defaults to :func:`chunk_frames_for` the frame size. ``stride`` keeps
-        every n-th frame (others are still decoded: H.264 cannot skip). ``start_frame``
+        every n-th frame (others are still decoded, except with PyAV's ``skip_nonref``:
+        a frame due that the decoder skipped is replaced by the next decoded one). ``start_frame``
         skips that many frames first (decoding them). With ``prefetch``, decoding runs in a
         background thread, overlapping with the caller's work (OpenCV releases the GIL while
         it decodes). Each chunk's frames are decoded straight into its own buffer.
@@ -404,7 +450,7 @@ class VideoReader:
             raise ValueError("resume_after and span cannot be combined")
         if chunk_size is None:
             chunk_size = chunk_frames_for(self.info.width, self.info.height)
-        self._cap = _open_capture(self.path, self.luma_direct, self.decode_threads)
+        self._cap = self._open(self.decode_threads)
         gen = self._read_chunks(
             chunk_size, start_frame, max(1, int(stride)), resume_after, span
         )
@@ -426,7 +472,7 @@ class VideoReader:
             target = span.start_s - lead
             if target <= 0:
                 self._cap.release()
-                self._cap = _open_capture(self.path, self.luma_direct, self.decode_threads)
+                self._cap = self._open(self.decode_threads)
                 report.seek_s = None
                 return self._cap.grab()
             report.seeks += 1
@@ -465,7 +511,7 @@ class VideoReader:
                 if t > position.time_s + tolerance_s:
                     break  # landed after the frame: seek further back
         cap.release()
-        self._cap = _open_capture(self.path, raw_luma=self.luma_direct)
+        self._cap = self._open()
         return False
 
     def _read_chunks(
@@ -483,20 +529,23 @@ class VideoReader:
             return  # the seek before the span found no frame
         h, w = self.info.height, self.info.width
         keep_from, phase = start.keep_from, start.phase
-        luma_direct = self.luma_direct
+        luma_direct = self.luma_direct or self.decode.reader == "pyav"
+        owed = False  # the frame due by the stride was skipped by the decoder: take the next
         repaired_at_last = self.timestamps_repaired
         next_buffers = _chunk_buffers(chunk_size, h, w)
         buf, idx, ts = next_buffers()
         n = 0
         for cap, i, t in self._timed_frames(start):
-            if i < keep_from or (i - phase) % stride != 0:
+            if i < keep_from or ((i - phase) % stride != 0 and not owed):
                 continue
             out = buf[n]
             # the luma plane is written straight into the chunk (OpenCV returns `out`
             # itself); anything else (a colour frame, a changed size) comes back new
             ok, frame = cap.retrieve(out) if luma_direct else cap.retrieve()
             if not ok or frame is None:
+                owed = stride > 1 and getattr(cap, "dropped", False)
                 continue
+            owed = False
             if frame is not out:
                 out[...] = self._as_gray_frame(frame, i)
             idx[n] = i
@@ -652,6 +701,8 @@ class VideoReader:
         """``cap.grab()``, retried :attr:`GRAB_RETRIES` times when it fails."""
         for _ in range(1 + self.GRAB_RETRIES):
             if cap.grab():
+                # PyAV's skip_nonref: a frame known from its packet, never decoded
+                self.frames_not_decoded += int(getattr(cap, "dropped", False))
                 return True
         return False
 
@@ -682,7 +733,7 @@ class VideoReader:
         """A new capture that has just grabbed frame ``target`` (and ``check - 1`` frames
         after it, each at the position expected), or None."""
         try:
-            cap = _open_capture(self.path, raw_luma=self.luma_direct)
+            cap = self._open()
         except VideoError:
             return None
         if target > 0:

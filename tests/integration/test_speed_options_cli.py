@@ -108,3 +108,67 @@ def test_options_below_one_are_usage_errors(vga, tmp_path, capsys, option):
     err = capsys.readouterr().err
     assert f"{option}: must be a whole number of at least 1" in err
     assert "Traceback" not in err
+
+
+def test_workers_auto_is_the_default_and_leaves_short_videos_to_one_pass(vga, tmp_path):
+    video, _, config = vga
+    assert _track(video, config, tmp_path) == 0
+    parallel = _results(tmp_path, video)[3]["parallel"]
+    assert parallel["requested"] == "auto" and parallel["workers"] == 1
+    assert parallel["one_pass_reason"].startswith("workers auto: ")
+
+
+def test_workers_auto_splits_a_long_enough_video_with_identical_results(
+    vga, tmp_path, monkeypatch
+):
+    import cpp_tracker.runs.pipeline as pipeline
+
+    video, _, config = vga
+    monkeypatch.setattr(pipeline, "AUTO_MIN_SEGMENT_S", 5.0)  # 20 s: 4 segments' worth
+    monkeypatch.setattr(segments, "AUTO_MIN_SEGMENT_S", 5.0)
+    monkeypatch.setattr(pipeline, "available_cores", lambda: 2)  # the cores, not the video
+    monkeypatch.setattr(pipeline, "available_memory_mb", lambda: 8000.0)
+    monkeypatch.setattr(pipeline, "idle_cores", lambda: 2.0)  # whatever else runs here
+    assert _track(video, config, tmp_path / "auto") == 0
+    assert _track(video, config, tmp_path / "one", "--workers", "1") == 0
+    auto, one = _results(tmp_path / "auto", video), _results(tmp_path / "one", video)
+    assert auto[3]["parallel"]["workers"] == 2, auto[3]["parallel"]
+    assert auto[3]["parallel"]["requested"] == "auto"
+    assert one[3]["parallel"]["workers"] == 1 and one[3]["parallel"]["requested"] == 1
+    assert auto[0].equals(one[0]) and auto[1] == one[1] and auto[2] == one[2]
+
+
+def test_workers_must_be_auto_or_a_whole_number(vga, tmp_path, capsys):
+    video, _, config = vga
+    assert _track(video, config, tmp_path, "--workers", "many") == 2
+    err = capsys.readouterr().err
+    assert "--workers: must be a whole number of at least 1, or auto" in err
+
+
+def test_stride_with_the_fast_reader_skips_non_reference_frames_and_says_so(
+    vga, tmp_path, capsys
+):
+    import yaml
+
+    video, truth, config = vga
+    raw = yaml.safe_load(config.read_text())
+    raw["video"] = {"reader": "pyav", "fast_decode": True}
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(yaml.safe_dump(raw))
+    assert _track(video, fast, tmp_path / "f3", "--stride", "3", "--workers", "2") == 0
+    out = capsys.readouterr().out
+    track, _, _, run = _results(tmp_path / "f3", video)
+    n = len(truth.track)
+    skipped = run["reader"]["frames_not_decoded"]
+    assert run["reader"]["decoder_options"] == {"skip_loop_filter": "all", "skip_frame": "nonref"}
+    assert 0 < skipped < n and f"{skipped} of {n} frames were not decoded" in out
+    assert run["time_base"]["frames_decoded"] == n
+    assert run["parallel"]["workers"] == 1 and "fast_decode" in run["parallel"]["one_pass_reason"]
+    # one frame per stretch of three, the one due or the next decoded one
+    frames = track["frame"].to_numpy()
+    assert np.array_equal(frames // 3, np.arange(len(frames)))
+    # chamber times stay as close to the truth as a stride allows
+    summary = pd.read_csv(tmp_path / "f3" / video.stem / "summary.csv").set_index("chamber")
+    true_s = truth.track.groupby("chamber").size() / truth.spec.fps
+    for chamber in ("paired", "unpaired"):
+        assert abs(summary.loc[chamber, "time_s"] - true_s.get(chamber, 0.0)) <= 0.02 * 20.0

@@ -295,6 +295,14 @@ CASES = [
      "video.gap_factor", ["at least 1.1", "got 1"]),
     ("bin_s zero", two_chambers, lambda r: set_(r, "summary", {"bin_s": 0}),
      "summary.bin_s", ["at least 1", "got 0"]),
+    ("unknown reader", two_chambers, lambda r: set_(r, "video", {"reader": "ffmpeg"}),
+     "video.reader", ["opencv or pyav", "'ffmpeg'"]),
+    ("fast decode with opencv", two_chambers,
+     lambda r: set_(r, "video", {"fast_decode": True}),
+     "video.fast_decode", ["needs video.reader: pyav"]),
+    ("fast decode not a flag", two_chambers,
+     lambda r: set_(r, "video", {"reader": "pyav", "fast_decode": "yes"}),
+     "video.fast_decode", ["true or false", "'yes'"]),
     # -- geometry
     ("polygon crosses itself", two_chambers,
      lambda r: set_(arena(r), "polygon", [[20, 20], [300, 220], [300, 20], [20, 220]]),
@@ -790,3 +798,13 @@ def test_entry_rule_defaults_and_hash():
     assert config_hash(parse_config(config_to_dict(body))) == config_hash(body)
     assert config_hash(body) != config_hash(point)
     assert not any(k.startswith("chambers") for k in DETECTION_KEYS)  # reprocess can switch
+def test_reader_options_change_the_hash_only_when_set():
+    plain = parse_config({"arenas": [ARENA]})
+    same = parse_config({"arenas": [ARENA], "video": {"reader": "opencv"}})
+    fast = parse_config({"arenas": [ARENA], "video": {"reader": "pyav", "fast_decode": True}})
+    # results of a config from before these keys stay up to date
+    assert config_hash(same) == config_hash(plain)
+    assert "reader" not in config_to_dict(plain)["video"]
+    assert config_hash(fast) != config_hash(plain)
+    assert config_to_dict(fast)["video"]["reader"] == "pyav"
+    assert parse_config(config_to_dict(fast)).video.fast_decode is True

@@ -217,3 +217,67 @@ def test_tracking_needs_neither_pandas_nor_matplotlib():
         parts = read_parts(sorted(Path(folder).glob("part-*.parquet")))
     assert list(parts["frame"]) == [0, 1] and list(parts["detected"]) == [True, False]
     assert np.isnan(parts["x"].iloc[1]) and parts["n_blobs"].dtype == np.int16
+
+
+def test_auto_workers_one_per_core_with_enough_video_and_memory():
+    from cpp_tracker.tracking.segments import AUTO_MIN_SEGMENT_S as m
+    from cpp_tracker.tracking.segments import auto_workers
+
+    vga = 640 * 480
+    assert auto_workers(3600.0, 8, vga, None) == (8, None)
+    assert auto_workers(3600.0, 2, vga, 1e6) == (2, None)
+    # each process gets at least AUTO_MIN_SEGMENT_S
+    assert auto_workers(3 * m, 16, vga, None) == (3, None)
+    n, why = auto_workers(1.5 * m, 16, vga, None)
+    assert n == 1 and "shorter than 2 x" in why
+    n, why = auto_workers(None, 16, vga, None)
+    assert n == 1 and why
+    n, why = auto_workers(3600.0, 1, vga, None)
+    assert n == 1 and "one core" in why
+    # memory: 720p needs ~170 MB per process; 500 MB free holds 2 besides nothing else
+    assert auto_workers(3600.0, 16, 1280 * 720, 500.0)[0] == 2
+    n, why = auto_workers(3600.0, 16, 1280 * 720, 100.0)
+    assert n == 1 and "memory" in why
+
+
+def test_cgroup_quota_and_memory_limits_are_read(tmp_path):
+    from cpp_tracker.tracking.segments import available_memory_mb
+    from cpp_tracker.video.reader import cgroup_cpu_limit
+
+    cpu = tmp_path / "cpu.max"
+    cpu.write_text("max 100000\n")
+    assert cgroup_cpu_limit(str(cpu)) is None
+    cpu.write_text("250000 100000\n")
+    assert cgroup_cpu_limit(str(cpu)) == 2.5
+    assert cgroup_cpu_limit(str(tmp_path / "absent")) is None
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 16000000 kB\nMemAvailable: 4096000 kB\n")
+    assert available_memory_mb(str(meminfo), str(tmp_path)) == 4000.0
+    (tmp_path / "memory.max").write_text(str(3 * 2**30))
+    (tmp_path / "memory.current").write_text(str(2 * 2**30))
+    assert available_memory_mb(str(meminfo), str(tmp_path)) == 1024.0
+
+
+def test_available_cores_respect_the_cgroup_quota(monkeypatch):
+    import cpp_tracker.video.reader as reader
+
+    monkeypatch.setattr(reader.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(reader, "cgroup_cpu_limit", lambda: 2.5)
+    assert reader.available_cores() == 2
+    monkeypatch.setattr(reader, "cgroup_cpu_limit", lambda: None)
+    assert reader.available_cores() == 8
+
+
+def test_auto_workers_leave_busy_cores_alone():
+    from cpp_tracker.tracking.segments import auto_workers, idle_cores
+
+    vga = 640 * 480
+    # 2 cores, load 5 (other work): one process
+    assert idle_cores(load=5.0, cpus=2) < 1.5
+    n, why = auto_workers(3600.0, 2, vga, None, idle_cores(load=5.0, cpus=2))
+    assert n == 1 and "busy" in why
+    # an idle machine: this run's own load does not count against it
+    assert idle_cores(load=1.0, cpus=2) == 2.0
+    assert auto_workers(3600.0, 2, vga, None, idle_cores(load=1.0, cpus=2)) == (2, None)
+    # 16 CPUs, 6 busy with other work, 16 allowed: 10 processes
+    assert auto_workers(3600.0, 16, vga, None, idle_cores(load=7.0, cpus=16))[0] == 10
