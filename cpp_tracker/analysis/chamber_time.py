@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..geometry.chambers import UNKNOWN, assign_chambers, build_layout
+from ..geometry.chambers import assign_chambers_and_pieces, build_layout
 from .occupancy import cumulative_time, frame_durations
 
 __all__ = ["TIME_BASES", "chamber_codes", "chamber_times"]
@@ -34,10 +34,7 @@ def chamber_codes(
     # sitting in a doorway is not counted as entering again and again. Time follows the
     # piece the centroid lies in: a stop a few px past a door line that never passes
     # the margin is time in that piece, not in the chamber the mouse came from.
-    visit_codes, _ = assign_chambers(x, y, detected, layout)
-    position_codes = np.full(len(detected), UNKNOWN, dtype=np.int16)
-    if detected.any():
-        position_codes[detected] = layout.raw_chamber(x[detected], y[detected])
+    visit_codes, _, position_codes = assign_chambers_and_pieces(x, y, detected, layout)
     return visit_codes, position_codes
 
 

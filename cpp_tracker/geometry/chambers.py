@@ -28,6 +28,7 @@ __all__ = [
     "build_layout",
     "geometry_problems",
     "assign_chambers",
+    "assign_chambers_and_pieces",
     "assign_by_body_fraction",
     "keypoint_shares",
     "split_polygon",
@@ -436,12 +437,26 @@ def assign_chambers(
         forward:   0   0    0    0    1    1   1
         backdated: 0   0    1    1    1    1   1
     """
+    codes, state, _ = assign_chambers_and_pieces(x, y, detected, layout, state)
+    return codes, state
+
+
+def assign_chambers_and_pieces(
+    x: np.ndarray,
+    y: np.ndarray,
+    detected: np.ndarray,
+    layout: ChamberLayout,
+    state: int = UNKNOWN,
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """:func:`assign_chambers`, and the piece each centroid lies in (the chamber time is
+    counted in, no hysteresis; ``-1`` where not detected) from the same distances."""
     detected = np.asarray(detected, dtype=bool)
     n = len(detected)
     codes = np.full(n, UNKNOWN, dtype=np.int16)
+    pieces = np.full(n, UNKNOWN, dtype=np.int16)
     idx = np.flatnonzero(detected)
     if len(idx) == 0:
-        return codes, state
+        return codes, state, pieces
     xs = np.asarray(x)[idx]
     ys = np.asarray(y)[idx]
     m = len(idx)
@@ -463,15 +478,16 @@ def assign_chambers(
             cur = int(raw[-1])
             continue
         cur, last_in = _hysteresis_block(
-            raw.tolist(), dist.tolist(), b0, cur, last_in, margin, backdate, raw_all, out
+            raw.tolist(), dist, b0, cur, last_in, margin, backdate, raw_all, out
         )
     codes[idx] = out
-    return codes, int(cur)
+    pieces[idx] = raw_all
+    return codes, int(cur), pieces
 
 
 def _hysteresis_block(
     raw_l: list[int],
-    dist_l: list[list[float]],
+    dist: np.ndarray,
     b0: int,
     cur: int,
     last_in: int,
@@ -481,7 +497,7 @@ def _hysteresis_block(
     out: np.ndarray,
 ) -> tuple[int, int]:
     """The chambers with hysteresis of one block of detected frames (the block's pieces
-    ``raw_l`` and distances ``dist_l``, starting at detected frame ``b0``), written into
+    ``raw_l`` and distances ``dist``, starting at detected frame ``b0``), written into
     ``out``; ``cur`` and ``last_in`` (the last frame in ``cur``'s piece) carry over from the
     block before and are returned for the next one. A backdated crossing that began in an
     earlier block rewrites that block's frames in ``out`` from ``raw_all``."""
@@ -494,7 +510,7 @@ def _hysteresis_block(
             last_in = i
         elif r == cur:
             last_in = i
-        elif dist_l[j][cur] > margin:
+        elif dist[j, cur] > margin:  # looked up only off the current piece: few frames
             if backdate:
                 lo = last_in + 1
                 if lo < b0:  # the crossing began in an earlier block
