@@ -539,6 +539,9 @@ def _results_agreement(args) -> int:
         kappa = "undefined (one category only)" if a.kappa != a.kappa else f"{a.kappa:.3f}"
         percent = "-" if a.percent != a.percent else f"{a.percent:.1f} %"
         print(f"  {a.arena}: {a.frames} frames, {a.duration_s:.1f} s")
+        for which, reasons in (("A", a.review_a), ("B", a.review_b)):
+            if reasons:  # a comparison with a doubtful result is said to be one
+                print(f"    {which} NEEDS REVIEW: {reasons}")
         print(f"    agreement     {percent} of the {a.frames_both_known} frames both know "
               f"({a.agree_s:.1f} s)")
         print(f"    Cohen's kappa {kappa}")

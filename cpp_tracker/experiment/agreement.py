@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -530,6 +530,8 @@ class ArenaAgreement:
     unknown_both_s: float
     confusion: pd.DataFrame  # rows: A's chamber, columns: B's (with 'unknown')
     stretches: pd.DataFrame  # start_s, end_s, a_chamber, b_chamber where they differ
+    review_a: str = ""  # A's QC reasons when it needs review ('' when it passed)
+    review_b: str = ""
 
 
 @dataclass(frozen=True)
@@ -625,6 +627,14 @@ def _arena_rows(result: StoredResult, track: pd.DataFrame, arena: str) -> pd.Dat
     return rows.reset_index(drop=True)
 
 
+def _review(result, arena: str) -> str:
+    """The arena's QC reasons when its result needs review, else ''."""
+    qc = result.record.qc.get(arena)
+    if qc is None or not qc.needs_review:
+        return ""
+    return "; ".join(qc.review_reasons) or "QC"
+
+
 def compare_results(result_a: str | Path, result_b: str | Path) -> ResultsAgreement:
     """Compare, frame by frame and per arena, the chambers of two result folders of the
     same video (e.g. ``track`` and ``pose`` runs), in the column the times count
@@ -654,5 +664,6 @@ def compare_results(result_a: str | Path, result_b: str | Path) -> ResultsAgreem
                 f"(arena {name}: {len(ra)} and {len(rb)} frames; a stride or a time window?); "
                 "compare results of the same frames"
             )
-        arenas.append(_compare_arena(name, ra, rb, column, a.config.video.gap_factor))
+        compared = _compare_arena(name, ra, rb, column, a.config.video.gap_factor)
+        arenas.append(replace(compared, review_a=_review(a, name), review_b=_review(b, name)))
     return ResultsAgreement(Path(result_a), Path(result_b), how, column, tuple(arenas))

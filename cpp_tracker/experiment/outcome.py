@@ -138,8 +138,12 @@ def _read_long_summary(path: Path) -> pd.DataFrame:
         raise OutputError(
             f"{path}: lacks the column(s) {', '.join(missing)}; give the CSV of "
             "'cpp-tracker summarize RESULTS --long' (without --design) or the result folders")
-    if "usable" not in table:  # written before QC verdicts: nothing marks a session
-        table["usable"], table["doubts"] = True, ""
+    if "usable" not in table:
+        # a table from before QC verdicts were written: a flagged session would pass unmarked
+        raise OutputError(
+            f"{path}: has no 'usable' column (each session's QC verdict), so sessions that "
+            "need review cannot be told apart; run 'cpp-tracker summarize RESULTS --long' "
+            "again with this version, or give the result folders")
     table["usable"] = table["usable"].astype(str).str.lower().isin(["true", "1"])
     table["doubts"] = table["doubts"].fillna("") if "doubts" in table else ""
     return table

@@ -195,6 +195,13 @@ def test_a_summary_csv_stands_for_its_result_folders(tmp_path, capsys):
     assert "excluded w5 (WT): post-test needs review" in printed.out
     sens = pd.read_csv(tmp_path / "c" / "sensitivity.csv")
     assert not sens["variant"].str.startswith("time by visit").any()
+    # a table without QC verdicts cannot stand in: its flagged sessions would pass unmarked
+    old = tmp_path / "old.csv"
+    pd.read_csv(summary).drop(columns=["usable"]).to_csv(old, index=False)
+    capsys.readouterr()
+    assert main(["experiment", str(old), "--design", str(design), "--out",
+                 str(tmp_path / "d")]) != 0
+    assert "has no 'usable' column" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("animal_id,x\nm1,2\n")
     assert main(["experiment", str(bad), "--design", str(design), "--out",

@@ -254,6 +254,15 @@ def test_real_deeplabcut_file_agrees_with_the_tracker(tmp_path, capsys):
     # 48 frames (46 with a paw below likelihood 0.6, 2 just outside the outline)
     assert a.percent > 95.0 and a.kappa > 0.9
     assert a.frames_both_known > 650
+    # both need review (the pose result: 6.4 % without a position, limit 5 %; the tracker
+    # on this bottom view: competing blobs, jumps): the comparison says so beside its figures
+    assert a.review_b.startswith("no detection in 6.4 % of frames")
+    assert "implausible jumps" in a.review_a
+    capsys.readouterr()
+    assert run("agreement", tmp_path / "t" / video.stem, result) == 0
+    out = capsys.readouterr().out
+    assert "    B NEEDS REVIEW: no detection in 6.4 % of frames" in out
+    assert "    A NEEDS REVIEW: " in out
 
 
 def test_sleap_file_ending_at_its_last_instance_leaves_the_rest_unknown(scene, tmp_path,
