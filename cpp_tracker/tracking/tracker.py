@@ -526,9 +526,9 @@ class ArenaDetector:
         while True:
             ys, xs = slice(wy0, wy1), slice(wx0, wx1)
             crop = frame[self.y0 + wy0 : self.y0 + wy1, self.x0 + wx0 : self.x0 + wx1]
-            binary = self._binary(crop, ys, xs, lit)
-            if self.kernel is not None:
-                binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
+            ox, oy, binary = _opened(self._binary(crop, ys, xs, lit), self.kernel)
+            if binary.size == 0:
+                return None
             n, stats, centroids, labels = _label(binary)
             rows = stats.tolist()
             k, _ = _largest(rows[1:], 1, math.inf)
@@ -536,6 +536,7 @@ class ArenaDetector:
                 return None
             k += 1
             left, top, bw, bh, area = rows[k]
+            left, top = left + ox, top + oy  # in the window
             # grow the window where the blob comes within `margin` of an inner edge
             nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
             ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
@@ -548,9 +549,9 @@ class ArenaDetector:
         if not (self.min_area_px <= area <= self.max_area_px):
             return None
         if keep is not None:
-            keep.append((labels, k, wx0, wy0, rows[k]))
+            keep.append((labels, k, wx0 + ox, wy0 + oy, rows[k]))
         cx, cy = centroids[k].tolist()
-        return cx + wx0 + self.x0, cy + wy0 + self.y0, float(area)
+        return cx + (wx0 + ox + self.x0), cy + (wy0 + oy + self.y0), float(area)
 
     def chamber_shares(self, frame: np.ndarray, gain: float, x: float, y: float,
                        area_px: float) -> np.ndarray:
@@ -602,23 +603,23 @@ class ArenaDetector:
         while True:
             ys, xs = slice(wy0, wy1), slice(wx0, wx1)
             crop = frame[self.y0 + wy0 : self.y0 + wy1, self.x0 + wx0 : self.x0 + wx1]
-            binary = self._binary(crop, ys, xs, lit)
-            if self.kernel is not None:
-                binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, self.kernel)
-            ltype = cv2.CV_16U if binary.size < 65535 else cv2.CV_32S
-            n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
-                binary, 8, ltype, cv2.CCL_BBDT)
+            ox, oy, binary = _opened(self._binary(crop, ys, xs, lit), self.kernel)
+            if binary.size == 0:
+                return wx0, wy0, np.zeros((0, 0), dtype=bool)
+            n, stats, centroids, labels = _label(binary)
             if n < 2:
-                return wx0, wy0, np.zeros(binary.shape, dtype=bool)
-            d2 = ((centroids[1:, 0] + wx0 - cx) ** 2 + (centroids[1:, 1] + wy0 - cy) ** 2)
+                return wx0, wy0, np.zeros((0, 0), dtype=bool)
+            d2 = ((centroids[1:, 0] + (wx0 + ox) - cx) ** 2
+                  + (centroids[1:, 1] + (wy0 + oy) - cy) ** 2)
             k = int(np.argmin(d2)) + 1
             left, top, bw, bh = (int(v) for v in stats[k, :4])
+            left, top = left + ox, top + oy  # in the window
             nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
             ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
             nx1 = min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1
             ny1 = min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1
             if (nx0, ny0, nx1, ny1) == (wx0, wy0, wx1, wy1):
-                return wx0, wy0, labels == k
+                return wx0 + ox, wy0 + oy, labels == k
             wx0, wy0, wx1, wy1 = nx0, ny0, nx1, ny1
             pad *= 2
 
@@ -633,20 +634,36 @@ def _opened(binary: np.ndarray, kernel: np.ndarray | None) -> tuple[int, int, np
     """Morphological opening of ``binary``, computed only around its foreground.
 
     Returns (x, y, opened) where ``opened`` is the part of the opened image at (x, y) that
-    holds all of its foreground: the foreground's bounding box widened by twice the kernel
-    radius (what erosion and dilation can reach), so the result equals the opening of the
-    whole image there, and is zero elsewhere.
+    holds all of its foreground, and the opening is zero elsewhere. Erosion is computed
+    over the foreground's bounding box widened by the kernel radius (nothing outside the
+    box survives it), dilation over the eroded foreground's box widened by the radius
+    (nothing beyond reaches it): each step costs what its own foreground needs, not the
+    whole image. The result equals cv2.morphologyEx(binary, MORPH_OPEN) pixel for pixel.
     """
     if kernel is None:
         return 0, 0, binary
+    x0, y0, eroded = _around_foreground(binary, kernel, cv2.erode)
+    if eroded.size == 0:
+        return 0, 0, eroded
+    x1, y1, opened = _around_foreground(eroded, kernel, cv2.dilate)
+    return x0 + x1, y0 + y1, opened
+
+
+def _around_foreground(binary: np.ndarray, kernel: np.ndarray, step
+                       ) -> tuple[int, int, np.ndarray]:
+    """``step`` (cv2.erode or cv2.dilate) of ``binary`` over its foreground's bounding box
+    widened by the kernel's radius: (x, y, result there); empty when there is no
+    foreground. Outside that part both steps give zero, and within it they see the same
+    pixels as over the whole image (zeros beyond the box, the image's own border at its
+    edges)."""
     bx, by, bw, bh = cv2.boundingRect(binary)
     if bw == 0:
         return 0, 0, binary[:0, :0]
-    r = 2 * (kernel.shape[0] // 2) + 1
+    r = max(kernel.shape) // 2
     h, w = binary.shape
     x0, y0 = max(0, bx - r), max(0, by - r)
     x1, y1 = min(w, bx + bw + r), min(h, by + bh + r)
-    return x0, y0, cv2.morphologyEx(binary[y0:y1, x0:x1], cv2.MORPH_OPEN, kernel)
+    return x0, y0, step(binary[y0:y1, x0:x1], kernel)
 
 
 def arena_mask(arena: ArenaConfig, x0: int, y0: int, w: int, h: int) -> np.ndarray:

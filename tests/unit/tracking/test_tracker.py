@@ -128,19 +128,29 @@ def test_histogram_median_and_mad_equal_numpy():
         assert mad == np.median(np.abs(values - np.median(values)))
 
 
-def test_opening_around_the_foreground_equals_the_whole_image():
-    rng = np.random.default_rng(1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    for _ in range(20):
-        binary = np.zeros((60, 80), np.uint8)
+@pytest.mark.parametrize("size", [5, 11, 21])
+def test_opening_around_the_foreground_equals_the_whole_image(size):
+    """Erosion and dilation each over their own foreground's box (plus the kernel radius)
+    give the opening of the whole image, pixel for pixel: blobs touching the image's
+    edges, specks, blobs the opening removes entirely."""
+    rng = np.random.default_rng(size)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    kept = 0
+    for _ in range(40):
+        binary = np.zeros((90, 120), np.uint8)
         for _ in range(rng.integers(1, 5)):
-            x, y = rng.integers(0, 80), rng.integers(0, 60)
-            cv2.circle(binary, (int(x), int(y)), int(rng.integers(1, 8)), 255, -1)
+            x, y = rng.integers(0, 120), rng.integers(0, 90)
+            axes = (int(rng.integers(1, 30)), int(rng.integers(1, 20)))
+            cv2.ellipse(binary, (int(x), int(y)), axes, int(rng.integers(0, 180)), 0, 360,
+                        255, -1)
+        binary[rng.random(binary.shape) < 0.01] = 255
         whole = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
         x, y, part = _opened(binary, kernel)
         rebuilt = np.zeros_like(whole)
         rebuilt[y : y + part.shape[0], x : x + part.shape[1]] = part
         assert np.array_equal(rebuilt, whole)
+        kept += bool(whole.any())
+    assert 5 <= kept < 40  # some blobs survive the opening, some vanish entirely
     x, y, part = _opened(np.zeros((10, 10), np.uint8), kernel)
     assert part.size == 0
 
