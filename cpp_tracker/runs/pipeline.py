@@ -80,8 +80,10 @@ from ..tracking.background_update import BackgroundFollower, plan_background_upd
 from ..tracking.empty_box import background_samples, estimate_background_for
 from ..tracking.segments import (
     AUTO_MIN_SEGMENT_S,
+    CpuSample,
     auto_workers,
     available_memory_mb,
+    cpu_sample,
     idle_cores,
     track_segments,
 )
@@ -836,7 +838,7 @@ def _session_offsets(done: list[_SourceDone]) -> tuple[float, int]:
 
 def _track_in_segments(
     videos, infos, config, detectors, partial, parts, state, flush, bar, *, workers, stride,
-    window, resumed, min_segment_s,
+    window, resumed, min_segment_s, cpu_at_start=None,
 ) -> dict:
     """With ``workers`` > 1, track a fresh single-video run in time segments
     (:func:`cpp_tracker.tracking.segments.track_segments`), move their parts into ``partial`` as
@@ -846,7 +848,7 @@ def _track_in_segments(
     if workers == "auto" and len(videos) == 1:
         workers, why = auto_workers(
             infos[0].nominal_duration_s, available_cores(), infos[0].width * infos[0].height,
-            available_memory_mb(), idle_cores(),
+            available_memory_mb(), idle_cores(since=cpu_at_start),
         )
         out["one_pass_reason"] = why
         min_segment_s = AUTO_MIN_SEGMENT_S if min_segment_s is None else min_segment_s
@@ -974,7 +976,7 @@ def track_session(
     :class:`~cpp_tracker.errors.ConfigError` when the geometry does not fit its frame or the
     window is not valid.
     """
-    clock = _Clock(now_iso(), time.perf_counter())
+    clock = _Clock(now_iso(), time.perf_counter(), cpu_sample())
     release_memory()
     inputs = _open_inputs(videos, config, out_dir, name, start_s, end_s, stride,
                           growing=_growing_check(videos, allow_growing, growing_check_s))
@@ -1019,6 +1021,7 @@ def _track_locked(
     reading = _read_frames(
         inputs, config, start, parts, workers=workers, chunk_size=chunk_size,
         progress=progress, progress_position=progress_position, min_segment_s=min_segment_s,
+        cpu_at_start=clock.cpu,
     )
     stop_if_requested()  # SIGTERM while reading ended: the checkpoint holds it all
     release_memory()  # the frame buffers, before the analysis and the figure
@@ -1323,7 +1326,7 @@ class _Reading:
 def _read_frames(
     inputs: _Inputs, config: Config, start: _Start, parts: TrackPartWriter, *,
     workers: int | str, chunk_size: int | None, progress: bool, progress_position: int | None,
-    min_segment_s: float | None,
+    min_segment_s: float | None, cpu_at_start: CpuSample | None = None,
 ) -> _Reading:
     """Detect the mouse in every frame still to do (in time segments when asked for and
     possible, else one file after the other), writing part files as it goes."""
@@ -1351,7 +1354,7 @@ def _read_frames(
             inputs.videos, inputs.infos, config, start.detectors, inputs.partial, parts, state,
             buffer.flush, bar, workers=workers, stride=inputs.stride,
             window=(inputs.start_s, inputs.end_s), resumed=start.resumed_at is not None,
-            min_segment_s=min_segment_s,
+            min_segment_s=min_segment_s, cpu_at_start=cpu_at_start,
         )
         not_decoded = 0
         if parallel["workers"] > 1:
@@ -1545,6 +1548,7 @@ class _Clock:
 
     started: str
     t0: float
+    cpu: CpuSample  # the machine's and this run's CPU time (for --workers auto)
 
 
 def _session_record(

@@ -28,6 +28,7 @@ import json
 import math
 import multiprocessing
 import os
+import resource
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -53,7 +54,7 @@ from .tracker import ArenaDetector, track_frames
 
 __all__ = [
     "SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S", "AUTO_MIN_SEGMENT_S",
-    "auto_workers", "available_memory_mb", "idle_cores",
+    "CpuSample", "auto_workers", "available_memory_mb", "cpu_sample", "idle_cores",
 ]
 
 #: Stretches shorter than this are not worth a process of their own (start-up, seek).
@@ -96,17 +97,66 @@ def available_memory_mb(
     return min(found) if found else None
 
 
-def idle_cores(load: float | None = None, cpus: int | None = None) -> float:
-    """Cores of the machine not busy with other work: its CPUs minus the 1-minute load
-    average beyond this run's own (about one core: it has been estimating the background).
-    Measured on 2 cores with a load of 5 from other work: two processes took 1.22 times
-    as long as one."""
+@dataclass(frozen=True)
+class CpuSample:
+    """The CPU time the whole machine and this process had spent at one moment."""
+
+    at: float  # time.monotonic()
+    machine_busy_s: float | None  # all CPUs, not idle (/proc/stat); None where unreadable
+    own_s: float  # this process's threads and its finished children, user + system
+
+
+def cpu_sample(stat: str = "/proc/stat") -> CpuSample:
+    """The machine's and this process's CPU time now (see :func:`busy_elsewhere`)."""
+    busy = None
+    try:
+        with open(stat) as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal (guest time is within user)
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    own = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return CpuSample(time.monotonic(), busy, own)
+
+
+#: :func:`busy_elsewhere` needs samples at least this far apart (s): /proc/stat counts in
+#: hundredths of a second.
+MIN_CPU_WINDOW_S = 0.3
+
+
+def busy_elsewhere(since: CpuSample, now: CpuSample | None = None) -> float | None:
+    """Cores kept busy by other work between two samples: the machine's busy CPU time
+    less this process's own, per second; None when /proc/stat is unreadable or the samples
+    are less than :data:`MIN_CPU_WINDOW_S` apart."""
+    now = now or cpu_sample()
+    span = now.at - since.at
+    if since.machine_busy_s is None or now.machine_busy_s is None or span < MIN_CPU_WINDOW_S:
+        return None
+    other = (now.machine_busy_s - since.machine_busy_s) - (now.own_s - since.own_s)
+    return max(0.0, other / span)
+
+
+def idle_cores(load: float | None = None, cpus: int | None = None,
+               since: CpuSample | None = None) -> float:
+    """Cores of the machine not busy with other work: its CPUs minus what other work kept
+    busy since ``since`` (the start of the run: what the machine did while this run
+    estimated the background), else minus the 1-minute load average beyond this run's own
+    (about one core). The load average lags: for a minute after other work (or this
+    tool's previous run) it still counts it. Measured on 2 cores with a load of 5 from
+    other work: two processes took 1.22 times as long as one."""
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    if since is not None and load is None:
+        other = busy_elsewhere(since)
+        if other is not None:
+            return cpus - other
     if load is None:
         try:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):  # pragma: no cover - not Unix
             return math.inf
-    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     return cpus - max(0.0, load - 1.0)
 
 

@@ -128,7 +128,7 @@ def test_workers_auto_splits_a_long_enough_video_with_identical_results(
     monkeypatch.setattr(segments, "AUTO_MIN_SEGMENT_S", 5.0)
     monkeypatch.setattr(pipeline, "available_cores", lambda: 2)  # the cores, not the video
     monkeypatch.setattr(pipeline, "available_memory_mb", lambda: 8000.0)
-    monkeypatch.setattr(pipeline, "idle_cores", lambda: 2.0)  # whatever else runs here
+    monkeypatch.setattr(pipeline, "idle_cores", lambda **_: 2.0)  # whatever else runs here
     assert _track(video, config, tmp_path / "auto") == 0
     assert _track(video, config, tmp_path / "one", "--workers", "1") == 0
     auto, one = _results(tmp_path / "auto", video), _results(tmp_path / "one", video)

@@ -281,3 +281,47 @@ def test_auto_workers_leave_busy_cores_alone():
     assert auto_workers(3600.0, 2, vga, None, idle_cores(load=1.0, cpus=2)) == (2, None)
     # 16 CPUs, 6 busy with other work, 16 allowed: 10 processes
     assert auto_workers(3600.0, 16, vga, None, idle_cores(load=7.0, cpus=16))[0] == 10
+
+
+def test_idle_cores_from_cpu_time_counts_other_work_only():
+    """The machine's busy CPU time since the run started, less the run's own: a process
+    burning a core beside this one is counted, this process's own work is not, and the
+    load average (which lags by a minute) is not used when the samples can be read."""
+    import subprocess
+    import sys
+    import time
+
+    from cpp_tracker.tracking.segments import (
+        MIN_CPU_WINDOW_S,
+        CpuSample,
+        busy_elsewhere,
+        cpu_sample,
+        idle_cores,
+    )
+
+    # arithmetic on two samples: 3 CPU-s busy in 2 s, 1 of them this process's own
+    a, b = CpuSample(10.0, 100.0, 5.0), CpuSample(12.0, 103.0, 6.0)
+    assert busy_elsewhere(a, b) == pytest.approx(1.0)
+    assert busy_elsewhere(a, CpuSample(10.1, 101.0, 5.0)) is None  # too close
+    assert busy_elsewhere(CpuSample(10.0, None, 5.0), b) is None  # no /proc/stat
+    # own work only: this process spins for 0.6 s
+    start = cpu_sample()
+    if start.machine_busy_s is None:
+        pytest.skip("no /proc/stat here")
+    t = time.monotonic()
+    while time.monotonic() - t < 2 * MIN_CPU_WINDOW_S:
+        pass
+    own_only = busy_elsewhere(start)
+    # another process spins for 1 s beside it (measured before it ends: a child's CPU time
+    # counts as this process's own once it has been waited for)
+    start = cpu_sample()
+    spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.0: pass"
+    other = subprocess.Popen([sys.executable, "-c", spin])
+    time.sleep(1.0)
+    with_other = busy_elsewhere(start)
+    idle = idle_cores(cpus=2, since=start)
+    other.wait()
+    # the machine is shared with other work: compare, not absolute values
+    assert with_other is not None and own_only is not None
+    assert with_other > own_only + 0.4, (own_only, with_other)
+    assert idle == pytest.approx(2.0 - with_other, abs=0.2)  # measured, not the load
