@@ -90,8 +90,11 @@ def _rss_kb(pid: int, field: str = "rss") -> int:
 
 
 def run(cmd: list[str], pss: bool = False) -> dict:
-    """Run ``cmd``; its wall time (s), peak memory of its process tree (MB: RSS, and PSS
-    when ``pss``), exit code."""
+    """Run ``cmd``; its wall time (s), CPU time of its process tree (s, user + system), peak
+    memory of its process tree (MB: RSS, and PSS when ``pss``), exit code."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
@@ -112,10 +115,12 @@ def run(cmd: list[str], pss: bool = False) -> dict:
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
-    return {"wall_s": wall, "peak_mb": peak / 1024.0, "peak_pss_mb": peak_pss / 1024.0,
-            "stdout": out.decode()}
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak / 1024.0,
+            "peak_pss_mb": peak_pss / 1024.0, "stdout": out.decode()}
 
 
 def run_parallel(cmds: list[list[str]]) -> float:
@@ -349,14 +354,18 @@ def _fast_config(v: Path, work: Path) -> Path:
     return path
 
 
-def _track_fresh(v: Path, config: Path, out: Path, *extra: str, cores: set[int] | None = None
-                 ) -> dict:
+def _track_fresh(v: Path, config: Path, out: Path, *extra: str, cores: set[int] | None = None,
+                 without_detection: bool = False) -> dict:
     """A ``track`` run into an empty folder (a finished result would be reused), on
-    ``cores`` only when given (CPU affinity, as under SLURM); its run.json's blocks too."""
+    ``cores`` only when given (CPU affinity, as under SLURM); its run.json's blocks too.
+    ``without_detection``: the same command with detection switched off
+    (benchmarks/track_without_detection.py), the floor of the pipeline."""
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [PY, "-m", "cpp_tracker", "track", str(v), "--config", str(config), "--out",
+    command = ([str(HERE / "track_without_detection.py")] if without_detection
+               else ["-m", "cpp_tracker", "track"])
+    cmd = [PY, *command, str(v), "--config", str(config), "--out",
            str(out), "--no-progress", *extra]
     if cores is not None:
         cmd = ["taskset", "-c", ",".join(map(str, sorted(cores))), *cmd]
@@ -383,6 +392,8 @@ def decoding_bar(repeat: int, work: Path) -> dict:
             "track_auto": (cfg, (), None),
             "fast_1": (fast, ("--workers", "1"), None),
             "fast_auto": (fast, (), None),
+            "floor_auto": (cfg, (), None),  # detection switched off
+            "fast_floor_auto": (fast, (), None),
         }
         if size == SIZES[-1]:
             variants["track_1core"] = (cfg, (), {0})
@@ -395,19 +406,27 @@ def decoding_bar(repeat: int, work: Path) -> dict:
             g = run(grab_cmd(v))
             if "grab" not in best or g["wall_s"] < best["grab"]["wall_s"]:
                 best["grab"] = g
+            one = run([*grab_cmd(v), "--threads", "1"])
+            if "grab_1thread" not in best or one["wall_s"] < best["grab_1thread"]["wall_s"]:
+                best["grab_1thread"] = one
             for name, (config, extra, cores) in variants.items():
-                r = _track_fresh(v, config, work / f"bar_{size}_{name}", *extra, cores=cores)
+                r = _track_fresh(v, config, work / f"bar_{size}_{name}", *extra, cores=cores,
+                                 without_detection="floor" in name)
                 if name not in best or r["wall_s"] < best[name]["wall_s"]:
                     best[name] = r
             print(f"  {size}: grab {g['wall_s']:.1f} s; " + ", ".join(
                 f"{k} {best[k]['wall_s']:.1f} s" for k in variants), flush=True)
         frames = int(best["grab"]["stdout"].strip())
         grab_s = best["grab"]["wall_s"]
-        row = {"frames": frames, "grab_s": round(grab_s, 2)}
+        row = {"frames": frames, "grab_s": round(grab_s, 2),
+               "grab_1thread_over_grab": round(best["grab_1thread"]["wall_s"] / grab_s, 3),
+               "grab_cpu_s": round(best["grab"]["cpu_s"], 2),
+               "grab_1thread_cpu_s": round(best["grab_1thread"]["cpu_s"], 2)}
         for name in variants:
             b = best[name]
             row[name] = {"wall_s": round(b["wall_s"], 2),
                          "over_grab": round(b["wall_s"] / grab_s, 3),
+                         "cpu_s": round(b["cpu_s"], 2),
                          "workers": b["workers"], "peak_mb": round(b["peak_mb"]),
                          "peak_mb_per_process": round(b["peak_mb"] / b["workers"]),
                          "frames_not_decoded": b["reader"].get("frames_not_decoded")}
@@ -455,6 +474,14 @@ def _print_bar_table(out: dict) -> None:
         ("pyav + fast_decode, one process / grab", lambda r: f"{r['fast_1']['over_grab']:.2f}"),
         ("pyav + fast_decode, default / grab",
          lambda r: f"{r['fast_auto']['over_grab']:.2f} ({r['fast_auto']['workers']} proc)"),
+        ("decoding alone with one thread (CPU s: grab / one thread)",
+         lambda r: f"{r['grab_1thread_over_grab']:.2f} ({r['grab_cpu_s']:.1f} / "
+                   f"{r['grab_1thread_cpu_s']:.1f})"),
+        ("floor: default track, detection switched off / grab",
+         lambda r: f"{r['floor_auto']['over_grab']:.2f} ({r['floor_auto']['workers']} proc)"),
+        ("floor with pyav + fast_decode / grab",
+         lambda r: f"{r['fast_floor_auto']['over_grab']:.2f} "
+                   f"({r['fast_floor_auto']['workers']} proc)"),
         ("default results identical to one process",
          lambda r: "yes" if r["identical_auto_vs_one_process"] else "NO"),
         ("peak memory, one process (MB)", lambda r: f"{r['track_1']['peak_mb']}"),
