@@ -16,6 +16,7 @@ rather than 130 MB of libraries, which matters while ``--workers`` processes run
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import hashlib
@@ -80,7 +81,9 @@ from ..tracking.background_update import BackgroundFollower, plan_background_upd
 from ..tracking.empty_box import background_samples, estimate_background_for
 from ..tracking.segments import (
     AUTO_MIN_SEGMENT_S,
+    MIN_SEGMENT_S,
     CpuSample,
+    WarmStart,
     auto_workers,
     available_memory_mb,
     cpu_sample,
@@ -836,9 +839,30 @@ def _session_offsets(done: list[_SourceDone]) -> tuple[float, int]:
     return float(time_offset), int(frame_offset)
 
 
+def _warm_start(inputs: _Inputs, config: Config, workers: int | str,
+                min_segment_s: float | None) -> WarmStart | None:
+    """Worker processes and the frame index started now, while the background is estimated
+    (:class:`~cpp_tracker.tracking.segments.WarmStart`), for a run that will most likely be
+    tracked in segments: one fresh video, no time window, long enough for two, more than
+    one core. Whatever is decided later, the segments are those of a cold start."""
+    info = inputs.infos[0]
+    fresh = not (inputs.partial.exists() and any(inputs.partial.iterdir()))
+    if (len(inputs.videos) > 1 or (inputs.start_s, inputs.end_s) != (None, None) or not fresh
+            or decode_options(config, inputs.stride).skip_nonref):
+        return None
+    if workers == "auto":
+        n, _ = auto_workers(info.nominal_duration_s, available_cores(),
+                            info.width * info.height, available_memory_mb())
+    else:
+        segment_s = MIN_SEGMENT_S if min_segment_s is None else min_segment_s
+        enough = (info.nominal_duration_s or 0.0) >= int(workers) * segment_s
+        n = int(workers) if enough else 1
+    return WarmStart(inputs.videos[0], n - 1) if n > 1 else None
+
+
 def _track_in_segments(
     videos, infos, config, detectors, partial, parts, state, flush, bar, *, workers, stride,
-    window, resumed, min_segment_s, cpu_at_start=None,
+    window, resumed, min_segment_s, cpu_at_start=None, warm=None,
 ) -> dict:
     """With ``workers`` > 1, track a fresh single-video run in time segments
     (:func:`cpp_tracker.tracking.segments.track_segments`), move their parts into ``partial`` as
@@ -848,7 +872,8 @@ def _track_in_segments(
     if workers == "auto" and len(videos) == 1:
         workers, why = auto_workers(
             infos[0].nominal_duration_s, available_cores(), infos[0].width * infos[0].height,
-            available_memory_mb(), idle_cores(since=cpu_at_start),
+            available_memory_mb(),
+            idle_cores(since=cpu_at_start, children=warm.pids() if warm else ()),
         )
         out["one_pass_reason"] = why
         min_segment_s = AUTO_MIN_SEGMENT_S if min_segment_s is None else min_segment_s
@@ -875,6 +900,7 @@ def _track_in_segments(
             videos[0], infos[0], detectors, partial, workers=workers, stride=stride,
             checkpoint_s=config.video.checkpoint_s, min_segment_s=min_segment_s,
             progress=lambda n: bar.update(n - bar.n), decode=decode_options(config, stride),
+            warm=warm,
         )
         if isinstance(run, str):
             why = run
@@ -1013,16 +1039,20 @@ def _track_locked(
     exports: Sequence[str],
 ) -> RunResult:
     """:func:`track_session`'s stages, once its result folder is locked."""
-    start = _start_run(inputs, config, resume, clock.started)
-    if lock_note:
-        start.warnings.append(lock_note)
-    parts = TrackPartWriter(inputs.partial)
-    release_memory()
-    reading = _read_frames(
-        inputs, config, start, parts, workers=workers, chunk_size=chunk_size,
-        progress=progress, progress_position=progress_position, min_segment_s=min_segment_s,
-        cpu_at_start=clock.cpu,
-    )
+    with contextlib.ExitStack() as stack:
+        warm = _warm_start(inputs, config, workers, min_segment_s)
+        if warm is not None:
+            stack.callback(warm.close)
+        start = _start_run(inputs, config, resume, clock.started)
+        if lock_note:
+            start.warnings.append(lock_note)
+        parts = TrackPartWriter(inputs.partial)
+        release_memory()
+        reading = _read_frames(
+            inputs, config, start, parts, workers=workers, chunk_size=chunk_size,
+            progress=progress, progress_position=progress_position,
+            min_segment_s=min_segment_s, cpu_at_start=clock.cpu, warm=warm,
+        )
     stop_if_requested()  # SIGTERM while reading ended: the checkpoint holds it all
     release_memory()  # the frame buffers, before the analysis and the figure
     _check_frames_tracked(inputs, start.state)
@@ -1327,6 +1357,7 @@ def _read_frames(
     inputs: _Inputs, config: Config, start: _Start, parts: TrackPartWriter, *,
     workers: int | str, chunk_size: int | None, progress: bool, progress_position: int | None,
     min_segment_s: float | None, cpu_at_start: CpuSample | None = None,
+    warm: WarmStart | None = None,
 ) -> _Reading:
     """Detect the mouse in every frame still to do (in time segments when asked for and
     possible, else one file after the other), writing part files as it goes."""
@@ -1354,7 +1385,7 @@ def _read_frames(
             inputs.videos, inputs.infos, config, start.detectors, inputs.partial, parts, state,
             buffer.flush, bar, workers=workers, stride=inputs.stride,
             window=(inputs.start_s, inputs.end_s), resumed=start.resumed_at is not None,
-            min_segment_s=min_segment_s, cpu_at_start=cpu_at_start,
+            min_segment_s=min_segment_s, cpu_at_start=cpu_at_start, warm=warm,
         )
         not_decoded = 0
         if parallel["workers"] > 1:

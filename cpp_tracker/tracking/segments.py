@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -44,6 +45,7 @@ from ..results.outputs import TrackPartWriter, parts_are_complete, write_json
 from ..video.reader import (
     DecodeOptions,
     FrameSpan,
+    FrameTimesJob,
     SpanReport,
     VideoInfo,
     VideoReader,
@@ -54,7 +56,7 @@ from .tracker import ArenaDetector, track_frames
 
 __all__ = [
     "SegmentRun", "track_segments", "plan_spans", "MIN_SEGMENT_S", "AUTO_MIN_SEGMENT_S",
-    "CpuSample", "auto_workers", "available_memory_mb", "cpu_sample", "idle_cores",
+    "CpuSample", "WarmStart", "auto_workers", "available_memory_mb", "cpu_sample", "idle_cores",
 ]
 
 #: Stretches shorter than this are not worth a process of their own (start-up, seek).
@@ -106,8 +108,10 @@ class CpuSample:
     own_s: float  # this process's threads and its finished children, user + system
 
 
-def cpu_sample(stat: str = "/proc/stat") -> CpuSample:
-    """The machine's and this process's CPU time now (see :func:`busy_elsewhere`)."""
+def cpu_sample(stat: str = "/proc/stat", children: Sequence[int] = ()) -> CpuSample:
+    """The machine's and this process's CPU time now (see :func:`busy_elsewhere`);
+    ``children``: processes of this run still running (their CPU time counts as its own,
+    as that of its children that have ended does)."""
     busy = None
     try:
         with open(stat) as f:
@@ -116,10 +120,21 @@ def cpu_sample(stat: str = "/proc/stat") -> CpuSample:
         busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         pass
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+    me, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
         resource.RUSAGE_CHILDREN)
-    own = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    own = me.ru_utime + me.ru_stime + ended.ru_utime + ended.ru_stime
+    own += sum(_process_cpu_s(pid) for pid in children)
     return CpuSample(time.monotonic(), busy, own)
+
+
+def _process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, s) of a running process; 0 where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 #: :func:`busy_elsewhere` needs samples at least this far apart (s): /proc/stat counts in
@@ -127,11 +142,12 @@ def cpu_sample(stat: str = "/proc/stat") -> CpuSample:
 MIN_CPU_WINDOW_S = 0.3
 
 
-def busy_elsewhere(since: CpuSample, now: CpuSample | None = None) -> float | None:
+def busy_elsewhere(since: CpuSample, now: CpuSample | None = None,
+                   children: Sequence[int] = ()) -> float | None:
     """Cores kept busy by other work between two samples: the machine's busy CPU time
     less this process's own, per second; None when /proc/stat is unreadable or the samples
-    are less than :data:`MIN_CPU_WINDOW_S` apart."""
-    now = now or cpu_sample()
+    are less than :data:`MIN_CPU_WINDOW_S` apart. ``children``: as :func:`cpu_sample`."""
+    now = now or cpu_sample(children=children)
     span = now.at - since.at
     if since.machine_busy_s is None or now.machine_busy_s is None or span < MIN_CPU_WINDOW_S:
         return None
@@ -140,16 +156,17 @@ def busy_elsewhere(since: CpuSample, now: CpuSample | None = None) -> float | No
 
 
 def idle_cores(load: float | None = None, cpus: int | None = None,
-               since: CpuSample | None = None) -> float:
+               since: CpuSample | None = None, children: Sequence[int] = ()) -> float:
     """Cores of the machine not busy with other work: its CPUs minus what other work kept
     busy since ``since`` (the start of the run: what the machine did while this run
     estimated the background), else minus the 1-minute load average beyond this run's own
     (about one core). The load average lags: for a minute after other work (or this
     tool's previous run) it still counts it. Measured on 2 cores with a load of 5 from
-    other work: two processes took 1.22 times as long as one."""
+    other work: two processes took 1.22 times as long as one. ``children``: this run's
+    processes still running (:class:`WarmStart`'s)."""
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     if since is not None and load is None:
-        other = busy_elsewhere(since)
+        other = busy_elsewhere(since, children=children)
         if other is not None:
             return cpus - other
     if load is None:
@@ -253,18 +270,42 @@ def _track_span(
 # -- worker processes ------------------------------------------------------------------------
 _COUNTERS = None
 _PARENT = None
+_IN_TASK = False
 
 
 def _init_worker(counters) -> None:
     global _COUNTERS, _PARENT
     _COUNTERS = counters
     _PARENT = os.getppid()
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held since the start
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism
 
 
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C in a worker: while it tracks, stop as Python does (the track process hears
+    of it); while it starts or waits for work, leave without a traceback."""
+    if _IN_TASK:
+        raise KeyboardInterrupt
+    os._exit(128 + signum)
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold Ctrl-C (SIGINT) back while worker processes start: they inherit the held
+    signal and take it only once :func:`_init_worker` has set their handler (a Ctrl-C
+    during their imports would print a traceback); this process takes it right after."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker(k: int, *args) -> _SpanResult:
+    global _IN_TASK
     first = args[4].first_index  # the span's first frame: decode indices count from there
 
     def progress(n: int) -> None:
@@ -274,7 +315,51 @@ def _worker(k: int, *args) -> _SpanResult:
             # the run was stopped (its main process killed alone): do not track on for hours
             os._exit(1)  # part files are whole (written atomically)
 
-    return _track_span(*args, on_progress=progress)
+    _IN_TASK = True
+    try:
+        return _track_span(*args, on_progress=progress)
+    finally:
+        _IN_TASK = False
+
+
+def _warm_up() -> int:
+    """Nothing: unpickling this function imports this module (and OpenCV, NumPy, Arrow)
+    in a new worker process."""
+    return os.getpid()
+
+
+class WarmStart:
+    """Worker processes and the frame index, started while the track process estimates
+    the background, so that both are ready when the segments start.
+
+    Measured on 2 cores (30-min 640x480, two segments): started after the background, a
+    worker took 0.65 s to its first frame and the frame index 0.26 s, and the track process
+    then waited 0.4 s for the worker at the end. A warm start that is not used (``--workers
+    auto`` decides on one process, a resumed run) is closed again unused.
+    """
+
+    def __init__(self, video: str | Path, processes: int):
+        self.processes = int(processes)
+        self.ctx = multiprocessing.get_context("spawn")
+        self.counters = self.ctx.Array("q", self.processes + 1, lock=False)
+        self.index = FrameTimesJob(video)
+        self.pool = ProcessPoolExecutor(
+            max_workers=self.processes, mp_context=self.ctx, initializer=_init_worker,
+            initargs=(self.counters,),
+        )
+        with _interrupts_held():
+            for _ in range(self.processes):  # each submission starts one more process
+                self.pool.submit(_warm_up)
+
+    def pids(self) -> list[int]:
+        """This warm start's processes still running (their CPU time is this run's)."""
+        pids = [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+        index = self.index.pid
+        return pids + ([index] if index is not None else [])
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.index.close()
 
 
 def plan_spans(times: np.ndarray, n_segments: int) -> list[FrameSpan]:
@@ -292,11 +377,11 @@ def plan_spans(times: np.ndarray, n_segments: int) -> list[FrameSpan]:
 
 
 def _plan(
-    video: str, workers: int, min_segment_s: float
+    video: str, workers: int, min_segment_s: float, warm: WarmStart | None = None
 ) -> tuple[list[FrameSpan], list[int], np.ndarray | None, str | None]:
     """Spans, their planned frame counts and the frame times, or ([], [], None, why not)."""
     try:
-        times = frame_times(video)
+        times = warm.index.result() if warm is not None else frame_times(video)
     except VideoError as e:
         return [], [], None, f"the video's frames could not be indexed ({e})"
     if len(times) < 2 or not np.all(np.diff(times) > 0):
@@ -422,17 +507,19 @@ def track_segments(
     progress: Callable[[int], None] | None = None,
     min_segment_s: float | None = None,
     decode: DecodeOptions | None = None,
+    warm: WarmStart | None = None,
 ) -> SegmentRun | str:
     """Detect the mouse in every frame (every ``stride``-th) of ``video`` with ``workers``
     processes; the joined run, or why the video should be tracked in one pass instead.
 
     Part files go to ``part_dir/segment-NN/`` (removed again when the join fails).
     ``progress`` is called now and then with the number of frames decoded so far.
+    ``warm``: worker processes and the frame index started ahead (:class:`WarmStart`).
     """
     video = str(video)
     part_dir = Path(part_dir)
     min_segment_s = MIN_SEGMENT_S if min_segment_s is None else min_segment_s
-    spans, expected, times, reason = _plan(video, int(workers), min_segment_s)
+    spans, expected, times, reason = _plan(video, int(workers), min_segment_s, warm)
     if reason:
         return reason
     dirs = [part_dir / f"segment-{k:02d}" for k in range(len(spans))]
@@ -453,7 +540,7 @@ def track_segments(
         run = _detect_in_segments(
             video, info, detectors, dirs, todo, remaining, stride, checkpoint_s, progress,
             tracked_before=tracked_before, covered=covered, planned=spans, times=times,
-            decode=decode,
+            decode=decode, warm=warm,
         )
     except BrokenProcessPool:
         run = (
@@ -483,6 +570,7 @@ def _detect_in_segments(
     planned: list[FrameSpan],
     times: np.ndarray,
     decode: DecodeOptions | None = None,
+    warm: WarmStart | None = None,
 ) -> SegmentRun | str:
     """Track the spans (None: done by an interrupted run) in parallel processes; the run,
     or why the join failed."""
@@ -491,7 +579,7 @@ def _detect_in_segments(
     if todo:
         results = _track_in_processes(
             video, info, detectors, dirs, spans, todo, stride, checkpoint_s, progress,
-            base=int(sum(covered)), decode=decode,
+            base=int(sum(covered)), decode=decode, warm=warm,
         )
     why = _check_join([results[k] for k in todo], [expected[k] for k in todo],
                       last=[k == len(spans) - 1 for k in todo], numbers=todo)
@@ -513,11 +601,15 @@ def _track_in_processes(
     *,
     base: int,
     decode: DecodeOptions | None = None,
+    warm: WarmStart | None = None,
 ) -> dict[int, _SpanResult]:
     """Track the spans ``todo`` (segment numbers), the first in this process and each other
-    one in a new process; ``progress`` gets ``base`` plus the frames decoded by all."""
+    one in a new process (``warm``'s where it has enough); ``progress`` gets ``base`` plus
+    the frames decoded by all."""
     ctx = multiprocessing.get_context("spawn")
-    counters = ctx.Array("q", len(spans), lock=False)
+    use_warm = warm is not None and warm.processes >= len(todo) - 1 and len(
+        warm.counters) >= len(spans)
+    counters = warm.counters if use_warm else ctx.Array("q", len(spans), lock=False)
     threads = tracking_decode_threads(len(todo))
     # this process tracks the first stretch itself, one new process each of the others:
     # one process fewer to start and to hold in memory
@@ -525,17 +617,18 @@ def _track_in_processes(
     with contextlib.ExitStack() as stack:
         futures: dict = {}
         if others:
-            pool = stack.enter_context(ProcessPoolExecutor(
+            pool = warm.pool if use_warm else stack.enter_context(ProcessPoolExecutor(
                 max_workers=len(others), mp_context=ctx, initializer=_init_worker,
                 initargs=(counters,),
             ))
-            futures = {
-                pool.submit(
-                    _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
-                    checkpoint_s, threads, decode,
-                ): k
-                for k in others
-            }
+            with _interrupts_held():
+                futures = {
+                    pool.submit(
+                        _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,
+                        checkpoint_s, threads, decode,
+                    ): k
+                    for k in others
+                }
         own_progress = _own_progress(
             counters, own, spans[own].first_index, futures, progress, base
         )

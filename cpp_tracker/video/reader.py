@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -906,13 +907,32 @@ def frame_times(path: str | Path) -> np.ndarray:
 
     Read with PyAV in a separate short-lived process (:mod:`cpp_tracker.video.keyframes`), so
     that PyAV's copy of the FFmpeg libraries (~20 MB) is not loaded into a process that
-    then waits for the segment workers.
+    then waits for the segment workers. :class:`FrameTimesJob` starts it ahead of time.
     """
-    path = str(path)
-    times, why = _run_pyav_script(["--times", path], "times.npy", 3600, np.load)
-    if times is None:
-        raise VideoError(f"{path}: {why}")
-    return times
+    return FrameTimesJob(path).result()
+
+
+class FrameTimesJob:
+    """:func:`frame_times` read in the background: the process starts now,
+    :meth:`result` waits for it (and is what :func:`frame_times` returns)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._job = _PyavJob(["--times", self.path], "times.npy")
+
+    @property
+    def pid(self) -> int | None:
+        """The reading process while it runs (None once it has ended and been waited for)."""
+        return self._job.running_pid()
+
+    def result(self) -> np.ndarray:
+        times, why = self._job.result(3600, np.load)
+        if times is None:
+            raise VideoError(f"{self.path}: {why}")
+        return times
+
+    def close(self) -> None:
+        self._job.close()
 
 
 def _load_keyframes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -923,21 +943,54 @@ def _load_keyframes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _run_pyav_script(args: list[str], out_name: str, timeout_s: float, load):
     """Run :mod:`cpp_tracker.video.keyframes` by path in a fresh interpreter with ``args`` and an
     output file; (``load(output file)``, "") or (None, why it failed)."""
-    with tempfile.TemporaryDirectory(prefix="cpp_tracker_pyav_") as tmp:
-        out = Path(tmp) / out_name
+    return _PyavJob(args, out_name).result(timeout_s, load)
+
+
+class _PyavJob:
+    """:mod:`cpp_tracker.video.keyframes` run by path in a fresh interpreter with ``args`` and
+    an output file in a temporary folder; started at once, read by :meth:`result`."""
+
+    def __init__(self, args: list[str], out_name: str):
+        self._tmp = tempfile.mkdtemp(prefix="cpp_tracker_pyav_")
+        self._out = Path(self._tmp) / out_name
+        self._proc: subprocess.Popen | None = None
+        self._why = ""
         try:
-            done = subprocess.run(
+            self._proc = subprocess.Popen(
                 [sys.executable, str(Path(__file__).with_name("keyframes.py")), *args,
-                 str(out)],
+                 str(self._out)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                timeout=timeout_s, check=False, text=True,
+                text=True,
             )
-        except (OSError, subprocess.SubprocessError) as e:
-            return None, f"its frames cannot be indexed ({e})"
-        if done.returncode != 0 or not out.exists():
-            lines = done.stderr.strip().splitlines()
-            return None, lines[-1] if lines else f"exit status {done.returncode}"
-        return load(out), ""
+        except OSError as e:
+            self._why = f"its frames cannot be indexed ({e})"
+
+    def running_pid(self) -> int | None:
+        if self._proc is None or self._proc.poll() is not None:  # poll() waits for an end
+            return None
+        return self._proc.pid
+
+    def result(self, timeout_s: float, load):
+        """(``load(output file)``, "") or (None, why it failed); the folder is removed."""
+        try:
+            if self._proc is None:
+                return None, self._why
+            try:
+                _, err = self._proc.communicate(timeout=timeout_s)
+            except subprocess.SubprocessError as e:
+                return None, f"its frames cannot be indexed ({e})"
+            if self._proc.returncode != 0 or not self._out.exists():
+                lines = (err or "").strip().splitlines()
+                return None, lines[-1] if lines else f"exit status {self._proc.returncode}"
+            return load(self._out), ""
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ uninterrupted run's: ``track.parquet`` equal as a table, ``summary.csv``,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -650,3 +651,47 @@ def test_reprocess_refuses_a_result_folder_another_run_writes(clip, fresh, tmp_p
                          reports=False)
     after = {p.name: p.read_bytes() for p in result_dir.iterdir() if p.is_file()}
     assert after == {**before, LOCK_FILE: after[LOCK_FILE]}
+
+
+# -------------------------------------------------------------------------------- Ctrl-C
+def _group_ended(pgid: int, within_s: float) -> bool:
+    """True once no process of the group is left (helpers end a moment after the main)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def minute_clip(video_factory):
+    """70 s at 320x240: long enough for two segments with --workers 2 (2 x 30 s)."""
+    return video_factory("faults_minute", duration_s=70.0, seed=33, width=320, height=240)
+
+
+def test_ctrl_c_at_any_moment_stops_two_processes_without_a_traceback(minute_clip, tmp_path):
+    """Ctrl-C reaches every process of the group: while the worker starts (importing, in
+    the background stage) or waits for work, it leaves quietly; while it tracks, it
+    stops; the command says how to continue, exits 130 and leaves no process behind."""
+    video, _, config_path = minute_clip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    codes = []
+    for k, delay_s in enumerate((0.15, 0.4, 0.8, 1.5, 3.0)):
+        args = [sys.executable, "-m", "cpp_tracker", "track", str(video), "--config",
+                str(config_path), "--out", str(tmp_path / str(k)), "--no-progress",
+                "--no-plots", "--growing-check-s", "0", "--workers", "2"]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(delay_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        codes.append(proc.returncode)
+        assert "Traceback" not in err, (delay_s, err)
+        if proc.returncode == 130:
+            assert "interrupted; rerun the same command to continue" in err
+        assert _group_ended(proc.pid, within_s=3.0), f"processes left at {delay_s} s"
+    assert codes.count(130) >= 3, codes  # most were really interrupted

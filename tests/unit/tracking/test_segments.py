@@ -80,6 +80,42 @@ def test_segments_join_into_the_one_pass_track(prepared, tmp_path, workers, stri
     assert seen and 480 - stride <= seen[-1] <= 480 and max(seen) <= 480
 
 
+def test_a_warm_start_is_used_and_gives_the_one_pass_track(prepared, tmp_path, monkeypatch):
+    """Worker processes and the frame index started ahead: the segments run in those very
+    processes (no new one is started), the track is the one-pass track, and closing the
+    warm start leaves no process behind."""
+    import multiprocessing
+
+    import cpp_tracker.tracking.segments as segments
+    from cpp_tracker.tracking.segments import WarmStart
+
+    video, info, detectors = prepared
+    one = _one_pass(video, info, detectors, tmp_path / "one")
+    warm = WarmStart(video, 2)
+    try:
+        warmed = {p.pid for p in multiprocessing.active_children()}
+        assert len(warmed) == 2
+
+        def no_new_pool(*args, **kwargs):
+            raise AssertionError("a new pool was started beside the warm one")
+
+        monkeypatch.setattr(segments, "ProcessPoolExecutor", no_new_pool)
+        many = track_segments(video, info, detectors, tmp_path / "many", workers=3,
+                              checkpoint_s=3, min_segment_s=2.0, warm=warm)
+        assert isinstance(many, SegmentRun), many
+        assert many.workers == 3 and _track(many).equals(one)
+        assert {p.pid for p in multiprocessing.active_children()} == warmed
+    finally:
+        warm.close()
+    assert not multiprocessing.active_children()
+    # one closed unused: nothing left running, the index's folder removed
+    monkeypatch.undo()
+    unused = WarmStart(video, 1)
+    unused.close()
+    assert not multiprocessing.active_children()
+    assert not unused.index._job._out.parent.exists()
+
+
 def test_short_videos_are_left_to_one_pass(prepared, tmp_path):
     video, info, detectors = prepared
     why = track_segments(video, info, detectors, tmp_path, workers=2, min_segment_s=60.0)
