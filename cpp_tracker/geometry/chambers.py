@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -143,7 +144,7 @@ class ChamberLayout:
         y = np.asarray(y, dtype=float)
         out = np.empty(len(x), dtype=np.int16)
         for b0 in range(0, len(x), ASSIGN_BLOCK):
-            dist = self.distances(x[b0 : b0 + ASSIGN_BLOCK], y[b0 : b0 + ASSIGN_BLOCK])
+            dist = self.margin_distances(x[b0 : b0 + ASSIGN_BLOCK], y[b0 : b0 + ASSIGN_BLOCK])
             out[b0 : b0 + ASSIGN_BLOCK] = np.argmin(dist, axis=1)
         return out
 
@@ -156,6 +157,42 @@ class ChamberLayout:
         for k, piece in enumerate(self.pieces):
             out[:, k] = shapely.distance(piece, pts)
         return out
+
+    def margin_distances(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """:meth:`distances` where they can be at most ``hysteresis_px``; for a point deep
+        inside a piece (in its core) 0 to that piece and ``inf`` to the others.
+
+        What the assignment reads of the distances is the same: the nearest piece (argmin,
+        the first of equals) and whether a distance exceeds the margin. Most centroids lie
+        in a core, found by a fast point-in-polygon test; only those near a door line or a
+        wall, or outside the arena, are measured exactly.
+        """
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        out = np.full((len(x), len(self.pieces)), np.inf)
+        rest = np.ones(len(x), dtype=bool)
+        for k, core in enumerate(self._cores):
+            inside = shapely.intersects_xy(core, x, y)
+            out[inside, k] = 0.0
+            rest &= ~inside
+        if rest.any():
+            out[rest] = self.distances(x[rest], y[rest])
+        return out
+
+    @cached_property
+    def _cores(self) -> tuple[Polygon, ...]:
+        """Each piece shrunk by more than the margin (prepared for fast queries).
+
+        A point in a core lies inside that piece alone and more than ``hysteresis_px``
+        from every other piece (a way out of a piece crosses its outline). Buffering
+        approximates arcs by chords and simplifies the outline by 1 % of the depth, so the
+        depth is 10 % and 2 px more than the margin.
+        """
+        depth = 1.1 * max(self.hysteresis_px, 0.0) + 2.0
+        cores = tuple(piece.buffer(-depth, quad_segs=16) for piece in self.pieces)
+        for core in cores:
+            shapely.prepare(core)
+        return cores
 
 
 def _pieces_for(arena: ArenaDrawing) -> tuple[Polygon, list[LineString], list[Polygon]]:
@@ -470,7 +507,7 @@ def assign_chambers_and_pieces(
     # does not grow with the length of the recording; the state carries over.
     for b0 in range(0, m, ASSIGN_BLOCK):
         b1 = min(m, b0 + ASSIGN_BLOCK)
-        dist = layout.distances(xs[b0:b1], ys[b0:b1])
+        dist = layout.margin_distances(xs[b0:b1], ys[b0:b1])
         raw = np.argmin(dist, axis=1)
         raw_all[b0:b1] = raw
         if margin <= 0:
