@@ -442,8 +442,10 @@ def _write_reprocessed(
         elapsed_s=round(time.perf_counter() - t0, 3),
         **analysis_records(analysis),
     )
+    # no release_memory: nothing large was freed (the track is still held here), and its
+    # garbage collection would cost a sixth of the reprocess
     record = finish_result(result_dir, record, config, plots=plots, previous=old,
-                           exports=exports)
+                           exports=exports, release=False)
     return ReprocessResult(
         result_dir, "reprocessed", changed, new_hash, previous,
         round(time.perf_counter() - t0, 3), list(record.warnings),
