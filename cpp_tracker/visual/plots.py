@@ -541,12 +541,12 @@ def _png_bytes(rgb: np.ndarray, text: dict[str, str]) -> bytes:
     import zlib
 
     height, width, _ = rgb.shape
-    rgb = np.asarray(rgb, dtype=np.uint8)  # (a view of the canvas: no copy of it is made)
+    rows = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(height, width * 3)
     filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
     filtered[:, 0] = 2  # "up"; the first row's "row above" is zeros
-    pixels = filtered[:, 1:].reshape(height, width, 3)
-    pixels[0] = rgb[0]
-    np.subtract(rgb[1:], rgb[:-1], out=pixels[1:])
+    filtered[0, 1:] = rows[0]
+    # (on a contiguous copy: subtracting the canvas's RGBA view in place takes twice as long)
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (struct.pack(">I", len(data)) + kind + data
