@@ -514,12 +514,60 @@ def assign_chambers_and_pieces(
             out[b0:b1] = raw
             cur = int(raw[-1])
             continue
-        cur, last_in = _hysteresis_block(
-            raw.tolist(), dist, b0, cur, last_in, margin, backdate, raw_all, out
-        )
+        if _RUN_FRAMES * (1 + np.count_nonzero(raw[1:] != raw[:-1])) <= len(raw):
+            cur, last_in = _hysteresis_runs(
+                raw, dist, b0, cur, last_in, margin, backdate, raw_all, out
+            )
+        else:  # a mouse jittering on a door line: frame by frame is faster
+            cur, last_in = _hysteresis_block(
+                raw.tolist(), dist, b0, cur, last_in, margin, backdate, raw_all, out
+            )
     codes[idx] = out
     pieces[idx] = raw_all
     return codes, int(cur), pieces
+
+
+#: Runs of frames in one piece at least this long on average are assigned a run at a time
+#: (:func:`_hysteresis_runs`), shorter ones frame by frame.
+_RUN_FRAMES = 16
+
+
+def _hysteresis_runs(
+    raw: np.ndarray,
+    dist: np.ndarray,
+    b0: int,
+    cur: int,
+    last_in: int,
+    margin: float,
+    backdate: bool,
+    raw_all: np.ndarray,
+    out: np.ndarray,
+) -> tuple[int, int]:
+    """:func:`_hysteresis_block` a run of frames in the same piece at a time: in a run in
+    the current chamber's piece nothing changes, in a run in another piece the chamber
+    changes at its first frame farther than the margin from the current one (if any)."""
+    block = out[b0 : b0 + len(raw)]
+    starts = np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])
+    ends = np.r_[starts[1:], len(raw)]
+    for s, e, r in zip(starts.tolist(), ends.tolist(), raw[starts].tolist(), strict=True):
+        switch = s
+        if cur != UNKNOWN and r != cur:
+            far = dist[s:e, cur] > margin
+            if not far.any():
+                block[s:e] = cur  # stays, and the frames are not in its piece
+                continue
+            switch = s + int(np.argmax(far))
+            block[s:switch] = cur
+            if backdate:  # the frames since the centroid left cur's piece go where they lie
+                lo = last_in + 1
+                if lo < b0:  # the crossing began in an earlier block
+                    out[lo:b0] = raw_all[lo:b0]
+                    lo = b0
+                block[lo - b0 : switch] = raw[lo - b0 : switch]
+        cur = r
+        block[switch:e] = r
+        last_in = b0 + e - 1
+    return cur, last_in
 
 
 def _hysteresis_block(

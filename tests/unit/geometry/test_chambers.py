@@ -338,3 +338,50 @@ def test_assignment_with_the_fast_path_equals_the_exact_one(monkeypatch):
             assert np.array_equal(fast[0], exact[0]) and fast[1] == exact[1]
             assert np.array_equal(fast[2], exact[2])
             assert len(set(exact[0].tolist())) == len(layout.pieces) + 1  # has teeth
+
+
+def _reference_hysteresis(raw, dist, margin, backdate, state=UNKNOWN):
+    """The hysteresis of the docs, frame by frame over the detected frames' pieces ``raw``
+    and distances ``dist`` (written independently of the module's loops)."""
+    out = []
+    cur, last_in = state, -1
+    for i, r in enumerate(raw):
+        if cur == UNKNOWN or r == cur:
+            cur, last_in = r, i
+        elif dist[i][cur] > margin:
+            if backdate:
+                out[last_in + 1 : i] = raw[last_in + 1 : i]
+            cur, last_in = r, i
+        out.append(cur)
+    return out
+
+
+@pytest.mark.parametrize("run_frames", [1, 10**9])  # a run at a time / frame by frame
+def test_hysteresis_equals_the_reference_whatever_the_blocks(monkeypatch, run_frames):
+    import cpp_tracker.geometry.chambers as geometry
+
+    monkeypatch.setattr(geometry, "_RUN_FRAMES", run_frames)
+    rng = np.random.default_rng(11)
+    layouts = list(_layouts_for_the_fast_path())
+    for trial in range(24):
+        layout = layouts[trial % len(layouts)]
+        x0, y0, x1, y1 = layout.polygon.bounds
+        n = 3000
+        # slow walks that rest near the doors, jitter across them and jump
+        speed = rng.choice([0.5, 3.0, 15.0])
+        x = np.clip(x0 + (x1 - x0) * rng.random() + np.cumsum(rng.normal(0, speed, n)),
+                    x0 - 5, x1 + 5)
+        y = np.clip(y0 + (y1 - y0) * rng.random() + np.cumsum(rng.normal(0, speed, n)),
+                    y0 - 5, y1 + 5)
+        det = rng.random(n) > 0.05
+        backdate = bool(trial % 2)
+        lay = dataclasses.replace(layout, backdate_crossings=backdate)
+        dist = lay.distances(x[det], y[det])
+        raw = np.argmin(dist, axis=1).tolist()
+        state = int(rng.integers(-1, len(layout.pieces)))
+        want = _reference_hysteresis(raw, dist.tolist(), layout.hysteresis_px, backdate, state)
+        for block in (7, 64, 65536):
+            monkeypatch.setattr(geometry, "ASSIGN_BLOCK", block)
+            codes, last = geometry.assign_chambers(x, y, det, lay, state)
+            assert codes[det].tolist() == want and (codes[~det] == UNKNOWN).all()
+            assert last == want[-1]
