@@ -58,6 +58,10 @@ TRAJECTORY_KEY = "cpp_tracker_trajectory"
 #: panel ~750 px wide shows no more, and every segment costs matplotlib ~1.5 kB while drawing
 #: (40,000 took ~40 MB more for a 30-min video than for a 3-min one).
 _MAX_TRAJECTORY_POINTS = 10_000
+#: Titles placed just above their panel, where matplotlib puts them when no tick labels are
+#: on top; placed automatically, each costs a layout of its panel's tick labels (a tenth
+#: of the figure).
+_TITLE_Y = 1.0
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,7 @@ def _panel_trajectory(fig, ax, result, background, track, colors, unit, duration
     _scale_bar(ax, result, limits)
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
-    ax.set_title("Trajectory, coloured by time")
+    ax.set_title("Trajectory, coloured by time", y=_TITLE_Y)
     from matplotlib.cm import ScalarMappable
 
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap="viridis"), ax=ax, fraction=0.04,
@@ -284,7 +288,7 @@ def _panel_heatmap(fig, ax, result, background, track, colors):
     ax.set_aspect("equal")
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
-    ax.set_title("Where the mouse was")
+    ax.set_title("Where the mouse was", y=_TITLE_Y)
 
 
 def _runs(seconds: np.ndarray) -> list[tuple[int, int]]:
@@ -357,9 +361,10 @@ def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
     ax.set_xlabel(f"time ({unit.name})")
     n_flagged = len(flags.drop_duplicates(["arena", "second"])) if len(flags) else 0
     if has_qc_flags(result):
-        ax.set_title(f"Chamber per second (QC: {n_flagged} flagged s)")
+        ax.set_title(f"Chamber per second (QC: {n_flagged} flagged s)", y=_TITLE_Y)
     else:
-        ax.set_title("Chamber per second (no QC flags stored with this result)")
+        ax.set_title("Chamber per second (no QC flags stored with this result)",
+                     y=_TITLE_Y)
     handles = [Patch(facecolor=c, label=n) for n, c in colors.items()]
     handles.append(Patch(facecolor="black", label="flagged second"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9,
@@ -405,7 +410,7 @@ def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s):
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"time ({unit.name})")
     ax.set_ylabel(f"cumulative time ({unit.name})")
-    ax.set_title("Cumulative time in each chamber")
+    ax.set_title("Cumulative time in each chamber", y=_TITLE_Y)
     ax.grid(True, color="#DDDDDD", linewidth=0.6)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
 
