@@ -446,7 +446,7 @@ def _write_reprocessed(
         **analysis_records(analysis),
     )
     # no release_memory: nothing large was freed (the track is still held here), and its
-    # garbage collection would cost a sixth of the reprocess
+    # garbage collection of the whole process would cost ~40 ms
     record = finish_result(result_dir, record, config, plots=plots, previous=old,
                            exports=exports, release=False)
     return ReprocessResult(

@@ -59,8 +59,7 @@ TRAJECTORY_KEY = "cpp_tracker_trajectory"
 #: (40,000 took ~40 MB more for a 30-min video than for a 3-min one).
 _MAX_TRAJECTORY_POINTS = 10_000
 #: Titles placed just above their panel, where matplotlib puts them when no tick labels are
-#: on top; placed automatically, each costs a layout of its panel's tick labels (a tenth
-#: of the figure).
+#: on top; placed automatically, each costs another layout of its panel's tick labels.
 _TITLE_Y = 1.0
 
 
