@@ -10,7 +10,7 @@ least 200 times faster than tracking for the tables, 50 times with ``qc.png``). 
 
 The reprocess time is the wall time of :func:`cpp_tracker.runs.reprocess.reprocess_result`
 (read the track, chambers, occupancy, summary and bins, write them and run.json), shown
-without and with drawing the QC figure ``qc.png`` again (a constant second or so, matplotlib);
+without and with drawing the QC figure ``qc.png`` again (a constant ~0.2 s, matplotlib);
 the track time is that of :func:`cpp_tracker.runs.pipeline.track_video` (which draws ``qc.png``
 too), both in this process.
 """

@@ -97,27 +97,42 @@ def _abrupt_changes(logg: pd.Series, w: int, limit: float) -> list[int]:
     frames before and after a frame differ by more than ``limit``, one cut per stretch of
     such frames, at its largest frame-to-frame step."""
     n = len(logg)
-    before = logg.rolling(w, min_periods=max(1, w // 2)).median().shift(1)
-    after = logg[::-1].rolling(w, min_periods=max(1, w // 2)).median()[::-1]
-    jump = (after - before).abs().to_numpy(copy=True)
+    values = logg.to_numpy()
+    ending, starting = _running_medians(values, w, max(1, w // 2))
+    before = np.r_[np.nan, ending[:-1]]
+    jump = np.abs(starting - before)
     jump[~np.isfinite(jump)] = 0.0
-    above = jump > limit
+    # the stretches of frames above the limit: from each rise (+1) to the next fall (-1)
+    edges = np.diff(np.r_[0, (jump > limit).astype(np.int8), 0])
     cuts: list[int] = []
-    i = 0
-    while i < n:
-        if above[i]:
-            j = i
-            while j + 1 < n and above[j + 1]:
-                j += 1
-            # the change happens at the largest frame-to-frame step within the stretch
-            lo, hi = max(1, i - w), min(n, j + w + 1)
-            steps = np.abs(np.diff(logg.to_numpy()[lo - 1 : hi]))
-            steps[~np.isfinite(steps)] = 0.0
-            cuts.append(lo + int(np.argmax(steps)))
-            i = j + 1
-        else:
-            i += 1
+    for i, j in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
+        # the change happens at the largest frame-to-frame step within the stretch
+        lo, hi = max(1, int(i) - w), min(n, int(j) + w + 1)
+        steps = np.abs(np.diff(values[lo - 1 : hi]))
+        steps[~np.isfinite(steps)] = 0.0
+        cuts.append(lo + int(np.argmax(steps)))
     return cuts
+
+
+def _running_medians(values: np.ndarray, w: int, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """The medians of the ``w`` values ending at each one and of the ``w`` starting at each
+    one (fewer at the ends, NaN below ``min_periods``), as pandas' rolling medians give them.
+
+    Both share their full windows: those are sorted once, by partitioning around the
+    middle (no NaN: the middle one, or the mean of the middle two, as pandas takes them).
+    A frame without a gain (NaN) leaves it all to pandas.
+    """
+    n = len(values)
+    if n < w or not np.isfinite(values).all():
+        ending = pd.Series(values).rolling(w, min_periods=min_periods).median().to_numpy()
+        starting = pd.Series(values[::-1]).rolling(w, min_periods=min_periods).median()
+        return ending, starting.to_numpy()[::-1]
+    windows = np.lib.stride_tricks.sliding_window_view(values, w)
+    middle = np.partition(windows, ((w - 1) // 2, w // 2), axis=1)
+    full = middle[:, w // 2] if w % 2 else (middle[:, w // 2] + middle[:, w // 2 - 1]) / 2
+    head = pd.Series(values[: w - 1]).rolling(w, min_periods=min_periods).median()
+    tail = pd.Series(values[n - w + 1 :][::-1]).rolling(w, min_periods=min_periods).median()
+    return np.r_[head.to_numpy(), full], np.r_[full, tail.to_numpy()[::-1]]
 
 
 def lighting_report(periods: list[LightingPeriod], followed: bool) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -143,7 +144,7 @@ class ChamberLayout:
         y = np.asarray(y, dtype=float)
         out = np.empty(len(x), dtype=np.int16)
         for b0 in range(0, len(x), ASSIGN_BLOCK):
-            dist = self.distances(x[b0 : b0 + ASSIGN_BLOCK], y[b0 : b0 + ASSIGN_BLOCK])
+            dist = self.margin_distances(x[b0 : b0 + ASSIGN_BLOCK], y[b0 : b0 + ASSIGN_BLOCK])
             out[b0 : b0 + ASSIGN_BLOCK] = np.argmin(dist, axis=1)
         return out
 
@@ -156,6 +157,42 @@ class ChamberLayout:
         for k, piece in enumerate(self.pieces):
             out[:, k] = shapely.distance(piece, pts)
         return out
+
+    def margin_distances(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """:meth:`distances` where they can be at most ``hysteresis_px``; for a point deep
+        inside a piece (in its core) 0 to that piece and ``inf`` to the others.
+
+        What the assignment reads of the distances is the same: the nearest piece (argmin,
+        the first of equals) and whether a distance exceeds the margin. Most centroids lie
+        in a core, found by a fast point-in-polygon test; only those near a door line or a
+        wall, or outside the arena, are measured exactly.
+        """
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        out = np.full((len(x), len(self.pieces)), np.inf)
+        rest = np.ones(len(x), dtype=bool)
+        for k, core in enumerate(self._cores):
+            inside = shapely.intersects_xy(core, x, y)
+            out[inside, k] = 0.0
+            rest &= ~inside
+        if rest.any():
+            out[rest] = self.distances(x[rest], y[rest])
+        return out
+
+    @cached_property
+    def _cores(self) -> tuple[Polygon, ...]:
+        """Each piece shrunk by more than the margin (prepared for fast queries).
+
+        A point in a core lies inside that piece alone and more than ``hysteresis_px``
+        from every other piece (a way out of a piece crosses its outline). Buffering
+        approximates arcs by chords and simplifies the outline by 1 % of the depth, so the
+        depth is 10 % and 2 px more than the margin.
+        """
+        depth = 1.1 * max(self.hysteresis_px, 0.0) + 2.0
+        cores = tuple(piece.buffer(-depth, quad_segs=16) for piece in self.pieces)
+        for core in cores:
+            shapely.prepare(core)
+        return cores
 
 
 def _pieces_for(arena: ArenaDrawing) -> tuple[Polygon, list[LineString], list[Polygon]]:
@@ -470,19 +507,67 @@ def assign_chambers_and_pieces(
     # does not grow with the length of the recording; the state carries over.
     for b0 in range(0, m, ASSIGN_BLOCK):
         b1 = min(m, b0 + ASSIGN_BLOCK)
-        dist = layout.distances(xs[b0:b1], ys[b0:b1])
+        dist = layout.margin_distances(xs[b0:b1], ys[b0:b1])
         raw = np.argmin(dist, axis=1)
         raw_all[b0:b1] = raw
         if margin <= 0:
             out[b0:b1] = raw
             cur = int(raw[-1])
             continue
-        cur, last_in = _hysteresis_block(
-            raw.tolist(), dist, b0, cur, last_in, margin, backdate, raw_all, out
-        )
+        if _RUN_FRAMES * (1 + np.count_nonzero(raw[1:] != raw[:-1])) <= len(raw):
+            cur, last_in = _hysteresis_runs(
+                raw, dist, b0, cur, last_in, margin, backdate, raw_all, out
+            )
+        else:  # a mouse jittering on a door line: frame by frame is faster
+            cur, last_in = _hysteresis_block(
+                raw.tolist(), dist, b0, cur, last_in, margin, backdate, raw_all, out
+            )
     codes[idx] = out
     pieces[idx] = raw_all
     return codes, int(cur), pieces
+
+
+#: Runs of frames in one piece at least this long on average are assigned a run at a time
+#: (:func:`_hysteresis_runs`), shorter ones frame by frame.
+_RUN_FRAMES = 16
+
+
+def _hysteresis_runs(
+    raw: np.ndarray,
+    dist: np.ndarray,
+    b0: int,
+    cur: int,
+    last_in: int,
+    margin: float,
+    backdate: bool,
+    raw_all: np.ndarray,
+    out: np.ndarray,
+) -> tuple[int, int]:
+    """:func:`_hysteresis_block` a run of frames in the same piece at a time: in a run in
+    the current chamber's piece nothing changes, in a run in another piece the chamber
+    changes at its first frame farther than the margin from the current one (if any)."""
+    block = out[b0 : b0 + len(raw)]
+    starts = np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])
+    ends = np.r_[starts[1:], len(raw)]
+    for s, e, r in zip(starts.tolist(), ends.tolist(), raw[starts].tolist(), strict=True):
+        switch = s
+        if cur != UNKNOWN and r != cur:
+            far = dist[s:e, cur] > margin
+            if not far.any():
+                block[s:e] = cur  # stays, and the frames are not in its piece
+                continue
+            switch = s + int(np.argmax(far))
+            block[s:switch] = cur
+            if backdate:  # the frames since the centroid left cur's piece go where they lie
+                lo = last_in + 1
+                if lo < b0:  # the crossing began in an earlier block
+                    out[lo:b0] = raw_all[lo:b0]
+                    lo = b0
+                block[lo - b0 : switch] = raw[lo - b0 : switch]
+        cur = r
+        block[switch:e] = r
+        last_in = b0 + e - 1
+    return cur, last_in
 
 
 def _hysteresis_block(

@@ -1074,18 +1074,20 @@ def _track_locked(
 
 def finish_result(
     result_dir: Path, record: RunRecord, config: Config, *, plots: bool,
-    previous: RunRecord | None, exports: Sequence[str] = (),
+    previous: RunRecord | None, exports: Sequence[str] = (), release: bool = True,
 ) -> RunRecord:
     """The last step of ``track``, ``reprocess`` and ``pose``, once the tables are written:
     the exports asked for (``movement``: :func:`cpp_tracker.runs.export.write_exports`; stale
     ones removed), the QC figure ``qc.png`` (or a stale one removed), the history carried on
     from ``previous`` (the results replaced), and ``run.json``, written last: its presence
-    marks a complete result folder."""
+    marks a complete result folder. ``release``: hand freed memory back before drawing
+    (:func:`release_memory`, ~40 ms)."""
     from .export import write_exports
 
     record = write_exports(result_dir, record, config, exports)
     if plots:
-        release_memory()
+        if release:
+            release_memory()
         record = draw_qc_figure_for(record, result_dir, config)
     else:
         (result_dir / "qc.png").unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """Lighting periods from the per-frame gain."""
 
 import numpy as np
+import pandas as pd
 
 from cpp_tracker.analysis.lighting import find_lighting_periods, lighting_report
 
@@ -44,3 +45,26 @@ def test_small_flicker_is_not_a_change():
     gain = 1 + 0.05 * np.sin(t)  # +-5 %
     assert len(find_lighting_periods(frame, t, gain)) == 1
     assert find_lighting_periods(frame[:0], t[:0], gain[:0]) == []
+
+
+def test_running_medians_equal_pandas_rolling_medians():
+    """The fast medians over full windows equal pandas' rolling medians both ways, for odd
+    and even windows, ties, short series and NaN (left to pandas)."""
+    from cpp_tracker.analysis.lighting import _running_medians
+
+    rng = np.random.default_rng(0)
+    fast = 0
+    for trial in range(300):
+        n = int(rng.integers(1, 200))
+        w = int(rng.integers(3, 40))
+        minp = max(1, w // 2)
+        v = np.round(rng.normal(0, 1, n), int(rng.integers(0, 4)))  # 0 decimals: many ties
+        if trial % 5 == 0 and n > 3:
+            v[rng.integers(0, n)] = np.nan
+        s = pd.Series(v)
+        ending, starting = _running_medians(v, w, minp)
+        np.testing.assert_array_equal(ending, s.rolling(w, min_periods=minp).median())
+        np.testing.assert_array_equal(
+            starting, s[::-1].rolling(w, min_periods=minp).median()[::-1].to_numpy())
+        fast += n >= w and bool(np.isfinite(v).all())
+    assert fast > 100  # has teeth: most series took the fast way

@@ -143,3 +143,31 @@ def test_the_input_is_not_modified():
     before = track.copy()
     _qc(track)
     pd.testing.assert_frame_equal(track, before)
+
+
+def test_per_second_counts_equal_a_pandas_group_by():
+    from cpp_tracker.analysis.qc import _per_second
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    t = np.sort(rng.uniform(0, 300, n))
+    t[100:400] = np.linspace(20, 20.999, 300)  # a crowded second
+    flags = pd.DataFrame({
+        "time_s": t,
+        "undetected": rng.random(n) < 0.3,
+        "multi_blob": rng.random(n) < 0.1,
+        "jump": rng.random(n) < 0.05,
+        "area_outlier": rng.random(n) < 0.2,
+    })
+    flags["second"] = np.floor(flags["time_s"]).astype(np.int64)
+    g = flags.groupby("second", sort=True)
+    want = pd.DataFrame({
+        "qc_frames": g.size(),
+        "qc_undetected": g["undetected"].mean(),
+        "qc_multi_blob": g["multi_blob"].mean(),
+        "qc_jumps": g["jump"].sum().astype(np.int64),
+        "qc_area_outlier": g["area_outlier"].mean(),
+    }).reset_index()
+    got = _per_second(flags.drop(columns="second"))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got["qc_undetected"].between(0.01, 0.99).sum() > 200  # shares, not 0/1 only

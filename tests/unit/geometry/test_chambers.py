@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import shapely
 
 from cpp_tracker.config.settings import parse_config
 from cpp_tracker.geometry.chambers import UNKNOWN, assign_chambers, build_layout
@@ -244,3 +245,143 @@ def test_keypoint_shares_count_the_keypoints_in_each_chamber():
     assert np.isnan(shares[2]).all()
     codes, _ = assign_by_body_fraction(shares, np.isfinite(shares).all(axis=1), 0.6, 0.4)
     assert codes.tolist() == [0, 1, UNKNOWN]
+
+
+# -- the fast point-in-piece test (margin_distances) equals the exact distances ----------
+def _layouts_for_the_fast_path():
+    """Straight, slanted and T-shaped doors, a non-convex arena, margins 0 to 30 px."""
+    slanted = {"name": "s", "polygon": [[0, 0], [200, 0], [220, 100], [-10, 110]],
+               "doors": [{"name": "d", "line": [[80.3, 0], [121.7, 105.1]]}],
+               "chambers": [{"name": "a", "point": [40, 50]}, {"name": "b", "point": [170, 50]}]}
+    ell = {"name": "l", "polygon": [[0, 0], [300, 0], [300, 100], [100, 100], [100, 250],
+                                    [0, 250]],
+           "doors": [{"name": "d1", "line": [[0, 100], [100, 100]]},
+                     {"name": "d2", "line": [[100, 0], [100, 100]]},
+                     {"name": "d3", "line": [[200, 0], [200, 100]]}],
+           "chambers": [{"name": "a", "point": [50, 200]}, {"name": "b", "point": [50, 50]},
+                        {"name": "c", "point": [150, 50]}, {"name": "d", "point": [250, 50]}]}
+    tee = {"name": "t", "polygon": [[0, 0], [200, 0], [200, 200], [0, 200]],
+           "doors": [{"name": "d1", "line": [[0, 100], [200, 100]]},
+                     {"name": "d2", "line": [[100, 100], [100, 200]]}],
+           "chambers": [{"name": "a", "point": [100, 50]}, {"name": "b", "point": [50, 150]},
+                        {"name": "c", "point": [150, 150]}]}
+    for arena in (slanted, ell, tee):
+        config = parse_config({"arenas": [arena]})
+        for margin in (0.0, 1.0, 6.0, 30.0):
+            yield build_layout(config.arenas[0], margin)
+
+
+def _hard_points(layout, rng):
+    """Points on door lines (ends included), piece corners and edges, arena corners, just
+    either side of the margin from a door, outside the arena, and anywhere."""
+    pts = []
+    for piece in layout.pieces:
+        ring = np.asarray(piece.exterior.coords)
+        pts.append(ring)
+        for a, b in zip(ring[:-1], ring[1:], strict=True):
+            t = rng.random((40, 1))
+            pts.append(a + t * (b - a))
+    for seg in (part for door in layout.door_segments for part in shapely.get_parts(door)):
+        (x1, y1), (x2, y2) = np.asarray(seg.coords)[[0, -1]]
+        t = np.linspace(0, 1, 101)[:, None]
+        on = np.array([x1, y1]) + t * np.array([x2 - x1, y2 - y1])
+        normal = np.array([y1 - y2, x2 - x1]) / np.hypot(x2 - x1, y2 - y1)
+        pts.append(on)
+        for d in (layout.hysteresis_px, 1.1 * layout.hysteresis_px + 2):
+            for eps in (-1e-9, 0.0, 1e-9):
+                pts.extend([on + (d + eps) * normal, on - (d + eps) * normal])
+    x0, y0, x1, y1 = layout.polygon.bounds
+    pts.append(np.column_stack([rng.uniform(x0 - 40, x1 + 40, 3000),
+                                rng.uniform(y0 - 40, y1 + 40, 3000)]))
+    pts.append([[x0 - 500, y0 - 500], [x1 + 3, y1], [np.nan, np.nan]])
+    return np.concatenate([np.asarray(p, dtype=float) for p in pts])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the NaN point
+def test_margin_distances_decide_as_the_exact_distances():
+    rng = np.random.default_rng(19)
+    for layout in _layouts_for_the_fast_path():
+        xy = _hard_points(layout, rng)
+        exact = layout.distances(xy[:, 0], xy[:, 1])
+        fast = layout.margin_distances(xy[:, 0], xy[:, 1])
+        assert np.array_equal(np.argmin(fast, axis=1), np.argmin(exact, axis=1))
+        assert np.array_equal(fast > layout.hysteresis_px, exact > layout.hysteresis_px)
+        measured = np.isfinite(fast)
+        assert np.array_equal(fast[measured], exact[measured])
+        # teeth: most points were answered by the cores, some on the lines exactly
+        assert (~measured).any(axis=1).sum() > 100
+        assert (exact == 0).sum(axis=1).max() >= 2
+
+
+def test_assignment_with_the_fast_path_equals_the_exact_one(monkeypatch):
+    from cpp_tracker.geometry.chambers import ChamberLayout, assign_chambers_and_pieces
+
+    rng = np.random.default_rng(5)
+    n = 20000
+    for layout in _layouts_for_the_fast_path():
+        x0, y0, x1, y1 = layout.polygon.bounds
+        # a random walk over the whole arena (and a little outside), often on the doors
+        x = np.clip(np.cumsum(rng.normal(0, 4, n)) % (x1 - x0 + 20) + x0 - 10, x0 - 10, x1 + 10)
+        y = np.clip(np.cumsum(rng.normal(0, 4, n)) % (y1 - y0 + 20) + y0 - 10, y0 - 10, y1 + 10)
+        seg = shapely.get_coordinates(layout.door_segments[0])
+        on = rng.random(n) < 0.05
+        t = rng.random(on.sum())
+        x[on] = seg[0, 0] + t * (seg[-1, 0] - seg[0, 0])
+        y[on] = seg[0, 1] + t * (seg[-1, 1] - seg[0, 1])
+        det = rng.random(n) > 0.03
+        for backdate in (True, False):
+            lay = dataclasses.replace(layout, backdate_crossings=backdate)
+            fast = assign_chambers_and_pieces(x, y, det, lay)
+            with monkeypatch.context() as m:
+                m.setattr(ChamberLayout, "margin_distances", ChamberLayout.distances)
+                exact = assign_chambers_and_pieces(x, y, det, lay)
+            assert np.array_equal(fast[0], exact[0]) and fast[1] == exact[1]
+            assert np.array_equal(fast[2], exact[2])
+            assert len(set(exact[0].tolist())) == len(layout.pieces) + 1  # has teeth
+
+
+def _reference_hysteresis(raw, dist, margin, backdate, state=UNKNOWN):
+    """The hysteresis of the docs, frame by frame over the detected frames' pieces ``raw``
+    and distances ``dist`` (written independently of the module's loops)."""
+    out = []
+    cur, last_in = state, -1
+    for i, r in enumerate(raw):
+        if cur == UNKNOWN or r == cur:
+            cur, last_in = r, i
+        elif dist[i][cur] > margin:
+            if backdate:
+                out[last_in + 1 : i] = raw[last_in + 1 : i]
+            cur, last_in = r, i
+        out.append(cur)
+    return out
+
+
+@pytest.mark.parametrize("run_frames", [1, 10**9])  # a run at a time / frame by frame
+def test_hysteresis_equals_the_reference_whatever_the_blocks(monkeypatch, run_frames):
+    import cpp_tracker.geometry.chambers as geometry
+
+    monkeypatch.setattr(geometry, "_RUN_FRAMES", run_frames)
+    rng = np.random.default_rng(11)
+    layouts = list(_layouts_for_the_fast_path())
+    for trial in range(24):
+        layout = layouts[trial % len(layouts)]
+        x0, y0, x1, y1 = layout.polygon.bounds
+        n = 3000
+        # slow walks that rest near the doors, jitter across them and jump
+        speed = rng.choice([0.5, 3.0, 15.0])
+        x = np.clip(x0 + (x1 - x0) * rng.random() + np.cumsum(rng.normal(0, speed, n)),
+                    x0 - 5, x1 + 5)
+        y = np.clip(y0 + (y1 - y0) * rng.random() + np.cumsum(rng.normal(0, speed, n)),
+                    y0 - 5, y1 + 5)
+        det = rng.random(n) > 0.05
+        backdate = bool(trial % 2)
+        lay = dataclasses.replace(layout, backdate_crossings=backdate)
+        dist = lay.distances(x[det], y[det])
+        raw = np.argmin(dist, axis=1).tolist()
+        state = int(rng.integers(-1, len(layout.pieces)))
+        want = _reference_hysteresis(raw, dist.tolist(), layout.hysteresis_px, backdate, state)
+        for block in (7, 64, 65536):
+            monkeypatch.setattr(geometry, "ASSIGN_BLOCK", block)
+            codes, last = geometry.assign_chambers(x, y, det, lay, state)
+            assert codes[det].tolist() == want and (codes[~det] == UNKNOWN).all()
+            assert last == want[-1]

@@ -255,3 +255,47 @@ def test_per_arena_qc_block_and_lighting_report_format(result, tmp_path):
     row = collect_report_rows(copy)[0]
     assert row.needs_review is True
     assert row.qc_notes == ["no detection in 9 % of frames (limit 5 %)"]
+
+
+def test_trajectory_paths_by_colour_hold_every_segment_once_in_order():
+    # segments a-b, b-c (joined), d-e (a gap), e-f; colours: two runs
+    pts = np.array([[0, 0], [1, 0], [2, 0], [5, 5], [6, 5], [7, 5]], dtype=float)
+    segments = np.stack([pts[[0, 1, 3, 4]], pts[[1, 2, 4, 5]]], axis=1)
+    red, blue = [1.0, 0, 0, 1], [0, 0, 1.0, 1]
+    rgba = np.array([red, red, red, blue])
+    paths, colours = plots._paths_by_colour(segments, rgba)
+    assert np.array_equal(colours, [red, blue])
+    # the first run: a-b-c, a break, d-e; the second starts anew at e
+    np.testing.assert_array_equal(paths[0], [[0, 0], [1, 0], [2, 0], [np.nan, np.nan],
+                                             [5, 5], [6, 5]])
+    np.testing.assert_array_equal(paths[1], [[6, 5], [7, 5]])
+    # the drawn pieces between breaks are exactly the segments, in time order
+    rng = np.random.default_rng(2)
+    xy = rng.random((500, 2))
+    keep = rng.random(499) > 0.2
+    idx = np.flatnonzero(keep)
+    segments = np.stack([xy[idx], xy[idx + 1]], axis=1)
+    rgba = colormaps["viridis"](np.sort(rng.random(len(idx))))
+    paths, colours = plots._paths_by_colour(segments, rgba)
+    got = []
+    for path in paths:
+        for piece in np.split(path, np.flatnonzero(np.isnan(path[:, 0]))):
+            piece = piece[np.isfinite(piece[:, 0])]
+            got.extend(np.stack([piece[:-1], piece[1:]], axis=1))
+    np.testing.assert_array_equal(np.array(got), segments)
+    assert len(paths) == len(np.unique(rgba, axis=0)) < len(segments)
+
+
+def test_png_bytes_keep_the_pixels_and_the_text(tmp_path):
+    import io
+
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb[10:20] = 200  # flat rows, as in a figure
+    data = plots._png_bytes(rgb, {plots.TRAJECTORY_KEY: '{"x_scale": 1.5}', "Software": "x"})
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.mode == "RGB" and image.size == (53, 37)
+        assert np.array_equal(np.asarray(image), rgb)
+        assert image.info[plots.TRAJECTORY_KEY] == '{"x_scale": 1.5}'
+    (tmp_path / "qc.png").write_bytes(data)
+    assert plots.read_trajectory_transform(tmp_path / "qc.png") == {"x_scale": 1.5}
