@@ -22,6 +22,11 @@ Sections (all by default):
 - ``scaling``: ``batch --workers 2`` against ``batch --workers 1`` on two 30-min 640x480
   files: throughput ratio.
 - ``stride``: ``track --stride 5`` against ``--stride 1`` (time, and time in chambers).
+- ``decoding_bar``: issue 19's table on the ``--minutes`` files: the grab loop (two FFmpeg
+  threads, and one), ``track`` with one process and the default ``--workers auto``, the
+  same with ``video.reader: pyav`` + ``fast_decode``, the floor (the same commands with
+  detection switched off: benchmarks/track_without_detection.py), ``--stride 5``, one core
+  (affinity) and the 12-hour estimate; best of ``--repeat``.
 
 Make the files first (``python benchmarks/make_videos.py``), then::
 
