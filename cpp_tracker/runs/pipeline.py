@@ -1383,12 +1383,16 @@ def _read_frames(
     frames_grabbed = 0
     seek_confirmed: bool | None = None
     try:
-        parallel = _track_in_segments(
-            inputs.videos, inputs.infos, config, start.detectors, inputs.partial, parts, state,
-            buffer.flush, bar, workers=workers, stride=inputs.stride,
-            window=(inputs.start_s, inputs.end_s), resumed=start.resumed_at is not None,
-            min_segment_s=min_segment_s, cpu_at_start=cpu_at_start, warm=warm,
-        )
+        try:
+            parallel = _track_in_segments(
+                inputs.videos, inputs.infos, config, start.detectors, inputs.partial, parts,
+                state, buffer.flush, bar, workers=workers, stride=inputs.stride,
+                window=(inputs.start_s, inputs.end_s), resumed=start.resumed_at is not None,
+                min_segment_s=min_segment_s, cpu_at_start=cpu_at_start, warm=warm,
+            )
+        finally:
+            if warm is not None:  # done with, or not used: not held through a one-pass read
+                warm.close()
         not_decoded = 0
         if parallel["workers"] > 1:
             frames_grabbed += parallel.pop("frames_grabbed")

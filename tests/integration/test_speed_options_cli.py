@@ -172,3 +172,46 @@ def test_stride_with_the_fast_reader_skips_non_reference_frames_and_says_so(
     true_s = truth.track.groupby("chamber").size() / truth.spec.fps
     for chamber in ("paired", "unpaired"):
         assert abs(summary.loc[chamber, "time_s"] - true_s.get(chamber, 0.0)) <= 0.02 * 20.0
+
+
+def test_an_unused_warm_start_is_closed_before_the_one_pass_read(
+    vga, tmp_path, monkeypatch, short_segments
+):
+    """The worker processes started ahead are not held through a one-pass read: here the
+    frame index fails, so the video is tracked in one pass, and no worker process is left
+    while it is read; the result says why and equals a run that never started them."""
+    import multiprocessing
+
+    import cpp_tracker.runs.pipeline as pipeline
+    from cpp_tracker.errors import VideoError
+    from cpp_tracker.video.reader import FrameTimesJob
+
+    def no_index(self):
+        raise VideoError(f"{self.path}: no index here")
+
+    monkeypatch.setattr(FrameTimesJob, "result", no_index)
+    alive_while_reading = []
+    read_source = pipeline._read_source
+
+    def watched(*args, **kwargs):
+        alive_while_reading.append(len(multiprocessing.active_children()))
+        return read_source(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_read_source", watched)
+    monkeypatch.setattr(pipeline, "MIN_SEGMENT_S", 2.0)
+    started = []
+    warm_start = pipeline.WarmStart
+
+    def counted(*args):
+        started.append(args)
+        return warm_start(*args)
+
+    monkeypatch.setattr(pipeline, "WarmStart", counted)
+    assert _track(video := vga[0], vga[2], tmp_path / "two", "--workers", "2") == 0
+    assert len(started) == 1  # one worker started ahead
+    parallel = _results(tmp_path / "two", video)[3]["parallel"]
+    assert parallel["workers"] == 1 and "could not be indexed" in parallel["one_pass_reason"]
+    assert alive_while_reading == [0]
+    assert _track(video, vga[2], tmp_path / "one", "--workers", "1") == 0
+    two, one = _results(tmp_path / "two", video), _results(tmp_path / "one", video)
+    assert two[0].equals(one[0]) and two[1] == one[1] and two[2] == one[2]
