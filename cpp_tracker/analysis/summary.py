@@ -94,6 +94,12 @@ def _unknown_measures(unknown_s: float, length_s: float) -> dict:
     }
 
 
+def run_bounds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends (exclusive) of the maximal runs of equal values."""
+    starts = np.r_[0, np.flatnonzero(np.diff(values) != 0) + 1]
+    return starts, np.r_[starts[1:], len(values)]
+
+
 def chamber_bouts(time_s: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
     """Bouts: maximal runs of one chamber, unknown frames inside a run not ending it.
 
@@ -104,8 +110,8 @@ def chamber_bouts(time_s: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
     if len(idx) == 0:
         return pd.DataFrame({"chamber": [], "start_s": [], "first_index": [], "last_index": []})
     known = codes[idx]
-    starts = np.r_[0, np.flatnonzero(np.diff(known) != 0) + 1]
-    ends = np.r_[starts[1:] - 1, len(known) - 1]
+    starts, ends = run_bounds(known)
+    ends = ends - 1  # the last frame of each run
     return pd.DataFrame(
         {
             "chamber": known[starts],

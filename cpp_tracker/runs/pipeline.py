@@ -994,7 +994,8 @@ def track_session(
     time window, a continued run and videos shorter than ``workers * min_segment_s``
     (default :data:`~cpp_tracker.tracking.segments.MIN_SEGMENT_S`) are tracked in one pass;
     ``run.json`` says why under ``parallel``. ``workers="auto"`` (the ``track`` command's
-    default) takes one process per available core, each with at least
+    default) takes one process per available core not busy with other work (measured
+    while the background is estimated; the processes start then too), each with at least
     :data:`~cpp_tracker.tracking.segments.AUTO_MIN_SEGMENT_S` of video, as many as the free
     memory holds (:func:`~cpp_tracker.tracking.segments.auto_workers`).
 

@@ -536,15 +536,11 @@ class ArenaDetector:
                 return None
             k += 1
             left, top, bw, bh, area = rows[k]
-            left, top = left + ox, top + oy  # in the window
-            # grow the window where the blob comes within `margin` of an inner edge
-            nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
-            ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
-            nx1 = min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1
-            ny1 = min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1
-            if (nx0, ny0, nx1, ny1) == (wx0, wy0, wx1, wy1):
+            grown = _grown_window((wx0, wy0, wx1, wy1), (left + ox, top + oy, bw, bh),
+                                  margin, pad, (cw, ch))
+            if grown == (wx0, wy0, wx1, wy1):
                 break
-            wx0, wy0, wx1, wy1 = nx0, ny0, nx1, ny1
+            wx0, wy0, wx1, wy1 = grown
             pad *= 2
         if not (self.min_area_px <= area <= self.max_area_px):
             return None
@@ -613,14 +609,11 @@ class ArenaDetector:
                   + (centroids[1:, 1] + (wy0 + oy) - cy) ** 2)
             k = int(np.argmin(d2)) + 1
             left, top, bw, bh = (int(v) for v in stats[k, :4])
-            left, top = left + ox, top + oy  # in the window
-            nx0 = max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0
-            ny0 = max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0
-            nx1 = min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1
-            ny1 = min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1
-            if (nx0, ny0, nx1, ny1) == (wx0, wy0, wx1, wy1):
+            grown = _grown_window((wx0, wy0, wx1, wy1), (left + ox, top + oy, bw, bh),
+                                  margin, pad, (cw, ch))
+            if grown == (wx0, wy0, wx1, wy1):
                 return wx0 + ox, wy0 + oy, labels == k
-            wx0, wy0, wx1, wy1 = nx0, ny0, nx1, ny1
+            wx0, wy0, wx1, wy1 = grown
             pad *= 2
 
     @property
@@ -628,6 +621,21 @@ class ArenaDetector:
         """Pixels next to a window edge that blur and opening can change."""
         r_open = 0 if self.kernel is None else self.kernel.shape[0] // 2
         return self.blur_px // 2 + 2 * r_open + 1
+
+
+def _grown_window(window: tuple[int, int, int, int], box: tuple[int, int, int, int],
+                  margin: int, pad: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The crop window (x0, y0, x1, y1) widened by ``pad`` on each side where the blob's
+    box (left, top, width, height, in the window) comes within ``margin`` of an edge that
+    is not the crop's own (``size``: the crop's width and height): there blur and opening
+    would not be those of the whole crop."""
+    wx0, wy0, wx1, wy1 = window
+    left, top, bw, bh = box
+    cw, ch = size
+    return (max(0, wx0 - pad) if (wx0 > 0 and left < margin) else wx0,
+            max(0, wy0 - pad) if (wy0 > 0 and top < margin) else wy0,
+            min(cw, wx1 + pad) if (wx1 < cw and left + bw > wx1 - wx0 - margin) else wx1,
+            min(ch, wy1 + pad) if (wy1 < ch and top + bh > wy1 - wy0 - margin) else wy1)
 
 
 def _opened(binary: np.ndarray, kernel: np.ndarray | None) -> tuple[int, int, np.ndarray]:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..analysis.summary import run_bounds
 from ..config.settings import ArenaConfig, Config
 from ..errors import ConfigError, OutputError, VideoError
 from ..geometry.chambers import (
@@ -572,8 +573,7 @@ def door_close_calls(result: StoredResult, track: pd.DataFrame | None = None) ->
         t, codes, dist = t[known], codes[known], dist[known]
         if len(codes) == 0:
             continue
-        starts = np.r_[0, np.flatnonzero(np.diff(codes) != 0) + 1]
-        ends = np.r_[starts[1:], len(codes)]
+        starts, ends = run_bounds(codes)
         for b, (a, e) in enumerate(zip(starts, ends, strict=True)):
             c = codes[a]
             if b > 0:  # a change into c from the previous bout's chamber
@@ -629,8 +629,7 @@ def _body_fraction_calls(result: StoredResult, track: pd.DataFrame | None) -> pd
         codes = codes[known]
         if len(codes) == 0:
             continue
-        starts = np.r_[0, np.flatnonzero(np.diff(codes) != 0) + 1]
-        ends = np.r_[starts[1:], len(codes)]
+        starts, ends = run_bounds(codes)
         for b, (a, e) in enumerate(zip(starts, ends, strict=True)):
             c = codes[a]
             if b > 0:

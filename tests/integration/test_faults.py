@@ -292,21 +292,34 @@ def test_sigterm_at_random_moments_never_changes_the_results(short_clip, tmp_pat
     assert codes.count(143) >= 10, f"most runs were really stopped by the handler: {codes}"
 
 
+def _child_env() -> dict:
+    """The environment of a `cpp-tracker` child process: this interpreter's import path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def _sigterm_after_two_parts(args: list[str], partial: Path, wait_s: float
+                             ) -> tuple[int, str]:
+    """Run ``args``, send SIGTERM once its second part file is in ``partial`` (or after
+    ``wait_s``); its exit status and stderr."""
+    proc = subprocess.Popen(args, env=_child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + wait_s
+    while not list(partial.glob("part-000002.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err
+
+
 def test_sigterm_to_the_command_saves_a_checkpoint_and_exits_143(clip, fresh, tmp_path):
     video, _, config_path = clip
     args = [sys.executable, "-m", "cpp_tracker", "track", str(video), "--config",
             str(config_path), "--out", str(tmp_path), "--no-progress", "--no-plots",
             "--growing-check-s", "0", "--stop-grace-s", "5"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = _child_env()
     partial = tmp_path / video.stem / ".partial"
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.monotonic() + 30
-    while not list(partial.glob("part-000002.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err
+    code, err = _sigterm_after_two_parts(args, partial, wait_s=30)
+    assert code == 143, err
     assert "interrupted; rerun the same command to continue" in err
     state = json.loads((partial / "checkpoint.json").read_text())
     assert state["frames_tracked"] > 0 and state["parts"] >= 2
@@ -323,21 +336,14 @@ def test_sigterm_to_a_batch_marks_the_video_interrupted_and_exits_143(clip, fres
     args = [sys.executable, "-m", "cpp_tracker", "batch", str(video), "--config",
             str(config_path), "--out", str(out), "--workers", "1", "--no-progress",
             "--growing-check-s", "0", "--stop-grace-s", "5"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     partial = out / video.stem / ".partial"
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.monotonic() + 60
-    while not list(partial.glob("part-000002.parquet")) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err
+    code, err = _sigterm_after_two_parts(args, partial, wait_s=60)
+    assert code == 143, err
     status = pd.read_csv(out / STATUS_FILE, keep_default_na=False)
     assert list(status["status"]) == ["interrupted"]
     assert json.loads((partial / "checkpoint.json").read_text())["parts"] >= 2
     assert not (out / LOCK_FILE).exists() and not (out / video.stem / LOCK_FILE).exists()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(args, env=_child_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     row = pd.read_csv(out / STATUS_FILE, keep_default_na=False).iloc[0]
     assert row["status"] in ("ok", "needs_review") and row["resumed_from_s"] != ""
@@ -467,7 +473,7 @@ def test_two_batches_on_one_folder(clip, tmp_path, capsys):
             " task=slow)\n")
     script = tmp_path / "first.py"
     script.write_text(code)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = _child_env()
     first = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
                              text=True)
     try:
@@ -677,7 +683,7 @@ def test_ctrl_c_at_any_moment_stops_two_processes_without_a_traceback(minute_cli
     the background stage) or waits for work, it leaves quietly; while it tracks, it
     stops; the command says how to continue, exits 130 and leaves no process behind."""
     video, _, config_path = minute_clip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = _child_env()
     codes = []
     for k, delay_s in enumerate((0.15, 0.4, 0.8, 1.5, 3.0)):
         args = [sys.executable, "-m", "cpp_tracker", "track", str(video), "--config",
