@@ -352,7 +352,9 @@ class WarmStart:
                 self.pool.submit(_warm_up)
 
     def pids(self) -> list[int]:
-        """This warm start's processes still running (their CPU time is this run's)."""
+        """The processes this run started that are still running: every worker process
+        of this process (the warm start's, and any other a library caller started) and the
+        frame index; their CPU time counts as this run's own."""
         pids = [p.pid for p in multiprocessing.active_children() if p.pid is not None]
         index = self.index.pid
         return pids + ([index] if index is not None else [])
