@@ -309,7 +309,7 @@ def _dominant(occ: pd.DataFrame, names: list[str]) -> np.ndarray:
     return np.asarray(order)[np.argmax(values, axis=1)] if len(values) else np.zeros(0, int)
 
 
-def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
+def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s, axis_end_s):
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
 
@@ -353,7 +353,9 @@ def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
         ylabels.append("lighting")
         y += row_h * 0.6 + gap
     ax.set_ylim(y - gap + 0.05, -0.05)
-    ax.set_xlim(0, max(end, 1e-6))
+    ax.set_xlim(0, max(axis_end_s / unit.seconds, 1e-6))
+    if axis_end_s > duration_s:
+        _shade_not_read(ax, duration_s / unit.seconds, axis_end_s / unit.seconds)
     _mark_trial_start(ax, result.record)
     ax.set_yticks(yticks, ylabels)
     ax.tick_params(axis="y", length=0)
@@ -366,8 +368,32 @@ def _panel_timeline(ax, result, occupancy, flags, colors, unit, duration_s):
                      y=_TITLE_Y)
     handles = [Patch(facecolor=c, label=n) for n, c in colors.items()]
     handles.append(Patch(facecolor="black", label="flagged second"))
+    if axis_end_s > duration_s:
+        handles.append(Patch(**_NOT_READ, label="not read"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9,
               frameon=False)
+
+
+_NOT_READ = {"facecolor": "white", "edgecolor": "#777777", "hatch": "///"}
+
+
+def _shade_not_read(ax, start: float, end: float) -> None:
+    """The part of the recording that could not be read (a truncated file), hatched over
+    the panel's full height."""
+    ax.axvspan(start, end, zorder=4, linewidth=0.0, **_NOT_READ)
+    ax.text((start + end) / 2, 0.5, "not read", transform=ax.get_xaxis_transform(),
+            ha="center", va="center", fontsize=9, zorder=5,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
+
+
+def not_read_until(result: StoredResult, duration_s: float) -> float | None:
+    """The length the recording should have had, when more than 1 % of it (and more than
+    1 s) was not read (a truncated or damaged file); None otherwise. The figure's time
+    axes run to it, so that the missing part shows."""
+    expected = result.record.time_base.expected_s
+    if expected is None or expected - duration_s <= max(1.0, 0.01 * expected):
+        return None
+    return expected
 
 
 def _mark_trial_start(ax, record) -> None:
@@ -387,7 +413,7 @@ def _mark_trial_start(ax, record) -> None:
                 annotation_clip=False)
 
 
-def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s):
+def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s, axis_end_s):
     styles = ["-", "--", ":", "-."]
     for i, arena in enumerate(result.config.arenas):
         occ = occupancy[occupancy["arena"].astype(str) == arena.name]
@@ -405,7 +431,9 @@ def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s):
             label = name if len(result.config.arenas) == 1 else f"{arena.name}: {name}"
             ax.plot(t, cum, color=colors[name], linestyle=styles[i % len(styles)],
                     linewidth=2, label=label)
-    ax.set_xlim(0, max(duration_s / unit.seconds, 1e-6))
+    ax.set_xlim(0, max(axis_end_s / unit.seconds, 1e-6))
+    if axis_end_s > duration_s:
+        _shade_not_read(ax, duration_s / unit.seconds, axis_end_s / unit.seconds)
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"time ({unit.name})")
     ax.set_ylabel(f"cumulative time ({unit.name})")
@@ -414,9 +442,12 @@ def _panel_cumulative(ax, result, occupancy, colors, unit, duration_s):
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
 
 
-def _header(result: StoredResult, flags: pd.DataFrame, duration_s: float) -> str:
+def _header(result: StoredResult, duration_s: float, axis_end_s: float) -> str:
     record = result.record
-    parts = [f"{result.name}", f"{duration_s / 60:.1f} min"]
+    length = f"{duration_s / 60:.1f} min"
+    if axis_end_s > duration_s:
+        length = f"{duration_s / 60:.1f} of {axis_end_s / 60:.1f} min read"
+    parts = [f"{result.name}", length]
     if record.config.hash:
         parts.append(f"config {record.config.hash}")
     if record.version:
@@ -450,7 +481,8 @@ def draw_qc_figure(result: StoredResult | str | Path):
     duration_s = result.duration_s
     if duration_s is None:
         duration_s = float(track["time_s"].max()) if len(track) else 0.0
-    unit = _TimeUnit.for_duration(duration_s)
+    axis_end_s = not_read_until(result, duration_s) or duration_s
+    unit = _TimeUnit.for_duration(axis_end_s)
     colors = {name: c.hex for name, c in chamber_colours(result.config).items()}
 
     width_in = QC_FIGURE_SIZE_PX[0] / _DPI
@@ -465,11 +497,11 @@ def draw_qc_figure(result: StoredResult | str | Path):
     ax_heat = fig.add_subplot(grid[0, 1])
     ax_time = fig.add_subplot(grid[1, :])
     ax_cum = fig.add_subplot(grid[2, :])
-    fig.suptitle(_header(result, flags, duration_s), fontsize=13, y=0.985)
+    fig.suptitle(_header(result, duration_s, axis_end_s), fontsize=13, y=0.985)
     _panel_trajectory(fig, ax_traj, result, background, track, colors, unit, duration_s)
     _panel_heatmap(fig, ax_heat, result, background, track, colors)
-    _panel_timeline(ax_time, result, occupancy, flags, colors, unit, duration_s)
-    _panel_cumulative(ax_cum, result, occupancy, colors, unit, duration_s)
+    _panel_timeline(ax_time, result, occupancy, flags, colors, unit, duration_s, axis_end_s)
+    _panel_cumulative(ax_cum, result, occupancy, colors, unit, duration_s, axis_end_s)
     fig.canvas.draw()
     # video pixel (x, y) -> figure pixel (column, row from the top)
     to_display = ax_traj.transData

@@ -299,3 +299,34 @@ def test_png_bytes_keep_the_pixels_and_the_text(tmp_path):
         assert image.info[plots.TRAJECTORY_KEY] == '{"x_scale": 1.5}'
     (tmp_path / "qc.png").write_bytes(data)
     assert plots.read_trajectory_transform(tmp_path / "qc.png") == {"x_scale": 1.5}
+
+
+def test_a_truncated_recording_shows_the_part_not_read(result, tmp_path):
+    """When a file ends early (run.json: the length expected from the container is longer
+    than what was read), the time axes of the timeline and the cumulative panel run to the
+    expected length, the missing part is hatched 'not read', and the header says how much
+    was read; a complete recording's axes end where it ends."""
+    import shutil
+
+    _, _, result_dir = result
+    stored = load_result(result_dir)
+    read_s = stored.duration_s
+    assert plots.not_read_until(stored, read_s) is None  # complete: nothing missing
+    fig, _ = plots.draw_qc_figure(stored)
+    assert fig.axes[2].get_xlim()[1] == pytest.approx(read_s / 60.0)
+    assert not any(t.get_text() == "not read" for t in fig.axes[2].texts)
+
+    copy = tmp_path / result_dir.name
+    shutil.copytree(result_dir, copy)
+    run = json.loads((copy / "run.json").read_text())
+    run["time_base"]["expected_duration_s"] = 2.0 * read_s
+    (copy / "run.json").write_text(json.dumps(run))
+    truncated = load_result(copy)
+    assert plots.not_read_until(truncated, read_s) == pytest.approx(2.0 * read_s)
+    fig, _ = plots.draw_qc_figure(truncated)
+    timeline, cumulative = fig.axes[2], fig.axes[3]
+    for ax in (timeline, cumulative):
+        assert ax.get_xlim()[1] == pytest.approx(2.0 * read_s / 60.0)
+        assert any(t.get_text() == "not read" for t in ax.texts)
+    assert "not read" in [t.get_text() for t in timeline.get_legend().get_texts()]
+    assert f"{read_s / 60:.1f} of {2 * read_s / 60:.1f} min read" in fig._suptitle.get_text()
