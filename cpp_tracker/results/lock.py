@@ -24,7 +24,8 @@ from pathlib import Path
 from ..errors import BusyError, OutputError
 from .record import now_iso
 
-__all__ = ["LOCK_FILE", "FolderLock", "LockHolder", "lock_folder"]
+__all__ = ["LOCK_FILE", "FolderLock", "LockHolder", "leave_when_gone", "lock_folder",
+           "process_gone"]
 
 #: The lock file's name, in the folder it locks.
 LOCK_FILE = ".cpp-tracker.lock"
@@ -58,13 +59,19 @@ class LockHolder:
                 return time.time() - path.stat().st_mtime > STALE_AFTER_S
             except OSError:
                 return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # another user's live process
-            return False
-        return _is_zombie(self.pid)
+        return process_gone(self.pid)
+
+
+def process_gone(pid: int) -> bool:
+    """True when process ``pid`` no longer runs on this host (killed but not yet reaped,
+    a zombie, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -73,6 +80,19 @@ def _is_zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+def leave_when_gone(pid: int, exit_code: int, every_s: float = 1.0) -> None:
+    """End this process with ``exit_code`` once process ``pid`` (the one that started it)
+    is gone; a daemon thread looks every ``every_s`` seconds. A worker whose run was
+    killed, or ended without telling it, must not wait or write on alone."""
+
+    def watch() -> None:
+        while not process_gone(pid):
+            time.sleep(every_s)
+        os._exit(exit_code)
+
+    threading.Thread(target=watch, name="cpp-tracker-parent-watch", daemon=True).start()
 
 
 class FolderLock:

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from ..config.settings import Config, config_to_dict, load_config
 from ..errors import ConfigError, CppTrackerError, OutputError
-from ..results.lock import lock_folder
+from ..results.lock import leave_when_gone, lock_folder
 from ..results.outputs import make_output_folder, write_csv
 from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
@@ -744,33 +744,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _parent_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:  # killed but not yet reaped: a zombie (Linux)
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _watch_parent(pid: int) -> None:
-    """End this worker when the batch process is gone. Workers forked by the forkserver
-    are not its children, so the kernel's parent-death signal does not reach them."""
-    import threading
-
-    def watch() -> None:
-        while not _parent_gone(pid):
-            time.sleep(1.0)
-        os._exit(70)
-
-    threading.Thread(target=watch, name="cpp-tracker-parent-watch", daemon=True).start()
-
-
 def _init_worker(lock, slots, threads: int, parent_pid: int | None = None) -> None:
     global _SLOTS
     import signal
@@ -780,7 +753,9 @@ def _init_worker(lock, slots, threads: int, parent_pid: int | None = None) -> No
     signal.signal(signal.SIGTERM, lambda signum, frame: request_stop(signum))
     _die_with_parent()
     if parent_pid is not None:
-        _watch_parent(parent_pid)
+        # workers forked by the forkserver are not the batch process's children, so the
+        # kernel's parent-death signal does not reach them
+        leave_when_gone(parent_pid, exit_code=70)
     _SLOTS = slots
     tqdm.set_lock(lock)
     import cv2

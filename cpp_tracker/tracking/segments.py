@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VideoError
+from ..results.lock import leave_when_gone
 from ..results.outputs import TrackPartWriter, parts_are_complete, write_json
 from ..video.reader import (
     DecodeOptions,
@@ -269,16 +270,19 @@ def _track_span(
 
 # -- worker processes ------------------------------------------------------------------------
 _COUNTERS = None
-_PARENT = None
 _IN_TASK = False
 
 
 def _init_worker(counters) -> None:
-    global _COUNTERS, _PARENT
+    global _COUNTERS
     _COUNTERS = counters
-    _PARENT = os.getppid()
     signal.signal(signal.SIGINT, _interrupted)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held since the start
+    # the track process may end without telling this worker: killed, or a Ctrl-C taken
+    # by another of its threads while it started this worker (not held, see
+    # _interrupts_held), so that this worker never had it. Waiting for work forever would
+    # hold the run's output pipes open; tracking on would take hours. Part files are whole.
+    leave_when_gone(os.getppid(), exit_code=1, every_s=0.25)
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism
@@ -296,7 +300,9 @@ def _interrupted(signum, frame) -> None:
 def _interrupts_held():
     """Hold Ctrl-C (SIGINT) back while worker processes start: they inherit the held
     signal and take it only once :func:`_init_worker` has set their handler (a Ctrl-C
-    during their imports would print a traceback); this process takes it right after."""
+    during their imports would print a traceback); this thread takes it right after. A
+    signal that another thread of this process takes is not held: a worker started after
+    it never has it, and leaves once this process has ended (see :func:`_init_worker`)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
@@ -311,9 +317,6 @@ def _worker(k: int, *args) -> _SpanResult:
     def progress(n: int) -> None:
         if _COUNTERS is not None:
             _COUNTERS[k] = max(0, n - first)
-        if _PARENT is not None and os.getppid() != _PARENT:
-            # the run was stopped (its main process killed alone): do not track on for hours
-            os._exit(1)  # part files are whole (written atomically)
 
     _IN_TASK = True
     try:

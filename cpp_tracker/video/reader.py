@@ -336,6 +336,7 @@ class VideoReader:
         self.unreadable: list[dict] = []
         self._luma_direct: bool | None = None
         self._cap: cv2.VideoCapture | None = None
+        self._prefetch: Iterator[FrameChunk] | None = None
 
     # -- context management -------------------------------------------------------------
     def __enter__(self) -> VideoReader:
@@ -345,6 +346,11 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
+        if self._prefetch is not None:
+            # end the decoding thread before the capture it grabs from is released (an
+            # interrupted caller closes the reader, not always the chunks: a segfault)
+            self._prefetch.close()
+            self._prefetch = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -458,7 +464,8 @@ class VideoReader:
         if not prefetch:
             yield from gen
             return
-        yield from _prefetched(gen, depth=PREFETCH_CHUNKS)
+        self._prefetch = _prefetched(gen, depth=PREFETCH_CHUNKS)
+        yield from self._prefetch
 
     def _seek_before(self, span: FrameSpan, report: SpanReport) -> bool:
         """Position the capture before ``span.start_s``; True when a frame is grabbed.

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from cpp_tracker.errors import ConfigError
+from cpp_tracker.results.lock import process_gone
 from cpp_tracker.runs.batch import (
     STATUS_COLUMNS,
     STATUS_FILE,
     _connect_dask,
-    _parent_gone,
     _row,
     check_job,
     collect_jobs,
@@ -344,9 +344,9 @@ def test_workers_end_when_the_batch_process_is_killed(tmp_path):
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 15
-    while not _parent_gone(worker) and time.monotonic() < deadline:
+    while not process_gone(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _parent_gone(worker), "the worker outlived the batch process"
+    assert process_gone(worker), "the worker outlived the batch process"
 
 
 def test_manifest_from_a_spreadsheet_with_bom_and_semicolons(tree):

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from cpp_tracker.config.settings import parse_config
+from cpp_tracker.results.lock import process_gone
 from cpp_tracker.results.outputs import TrackPartWriter, read_parts
 from cpp_tracker.tracking.background import median_background
 from cpp_tracker.tracking.segments import (
@@ -361,3 +362,36 @@ def test_idle_cores_from_cpu_time_counts_other_work_only():
     assert with_other is not None and own_only is not None
     assert with_other > own_only + 0.4, (own_only, with_other)
     assert idle == pytest.approx(2.0 - with_other, abs=0.2)  # measured, not the load
+
+
+def test_a_worker_leaves_once_the_track_process_is_gone(tmp_path):
+    """A track process that ends without shutting its workers down (killed, or a Ctrl-C
+    taken by another of its threads while it started a worker, so that the worker never had
+    the signal) leaves no worker waiting for work forever, holding the run's pipes open."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from cpp_tracker.tracking.segments import WarmStart\n"
+        "warm = WarmStart(sys.argv[1], processes=1)\n"
+        "pid, = [f.result() for f in [warm.pool.submit(os.getpid)]]\n"
+        "print(pid, flush=True)\n"
+        "os._exit(0)  # gone, the pool never shut down\n"
+    )
+    video = tmp_path / "missing.mp4"  # the frame index fails in its own process: no matter
+    proc = subprocess.Popen([sys.executable, "-c", script, str(video)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    worker = int(proc.stdout.readline())  # not communicate(): the worker holds the pipe
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if process_gone(worker):
+            return
+        time.sleep(0.05)
+    os.kill(worker, 9)
+    pytest.fail("the worker outlived its track process by 5 s")
+

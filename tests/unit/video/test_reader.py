@@ -224,3 +224,23 @@ def test_keyframes_are_decoded_in_a_lean_separate_process(spans_clip, tmp_path):
     code = subprocess.run([sys.executable, str(script), str(video), "40", "240", "320",
                            str(out)], check=False).returncode
     assert code == 1 and not out.exists()
+
+
+@pytest.mark.timeout(60)  # before the fix, release() waited for the grab forever
+def test_closing_the_reader_ends_its_decoding_thread_first(clip):
+    """A caller interrupted mid-read (Ctrl-C) closes the reader but not always the chunks:
+    the decoding thread must end before the capture it grabs from is released (releasing
+    it under a running grab crashed the process)."""
+    import threading
+
+    def decoding() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "cpp-tracker-decode"]
+
+    reader = VideoReader(clip)
+    chunks = reader.chunks(8, prefetch=True)
+    first = next(chunks)  # the thread now decodes ahead
+    assert len(first) == 8 and decoding(), "the read did not prefetch in a thread"
+    reader.close()
+    assert not decoding(), "the decoding thread outlived the reader"
+    assert reader._cap is None
+    del chunks  # a generator left behind by the interrupted caller: closing it is harmless
