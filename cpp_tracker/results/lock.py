@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BusyError, OutputError
+from ..processes import process_gone, start_helper_thread
 from .record import now_iso
 
-__all__ = ["LOCK_FILE", "FolderLock", "LockHolder", "leave_when_gone", "lock_folder",
-           "process_gone"]
+__all__ = ["LOCK_FILE", "FolderLock", "LockHolder", "lock_folder"]
 
 #: The lock file's name, in the folder it locks.
 LOCK_FILE = ".cpp-tracker.lock"
@@ -62,39 +62,6 @@ class LockHolder:
         return process_gone(self.pid)
 
 
-def process_gone(pid: int) -> bool:
-    """True when process ``pid`` no longer runs on this host (killed but not yet reaped,
-    a zombie, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's live process
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def leave_when_gone(pid: int, exit_code: int, every_s: float = 1.0) -> None:
-    """End this process with ``exit_code`` once process ``pid`` (the one that started it)
-    is gone; a daemon thread looks every ``every_s`` seconds. A worker whose run was
-    killed, or ended without telling it, must not wait or write on alone."""
-
-    def watch() -> None:
-        while not process_gone(pid):
-            time.sleep(every_s)
-        os._exit(exit_code)
-
-    threading.Thread(target=watch, name="cpp-tracker-parent-watch", daemon=True).start()
-
-
 class FolderLock:
     """A held lock; :meth:`release` (or leaving the ``with`` block) removes its file.
 
@@ -105,7 +72,7 @@ class FolderLock:
         self.path, self.holder, self.took_over = path, holder, took_over
         self.held = True
         self._stop = threading.Event()
-        threading.Thread(target=self._beat, name="cpp-tracker-lock", daemon=True).start()
+        start_helper_thread(self._beat, "cpp-tracker-lock")
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):

@@ -39,7 +39,13 @@ from tqdm.auto import tqdm
 
 from ..config.settings import Config, config_to_dict, load_config
 from ..errors import ConfigError, CppTrackerError, OutputError
-from ..results.lock import leave_when_gone, lock_folder
+from ..processes import (
+    interruptible_task,
+    interrupts_held,
+    leave_when_gone,
+    take_interrupts_in_tasks,
+)
+from ..results.lock import lock_folder
 from ..results.outputs import make_output_folder, write_csv
 from ..results.record import RunRecord, now_iso, read_run_record
 from ..video.reader import VIDEO_SUFFIXES
@@ -761,12 +767,14 @@ def _init_worker(lock, slots, threads: int, parent_pid: int | None = None) -> No
     import cv2
 
     cv2.setNumThreads(threads)
+    take_interrupts_in_tasks()  # held while the pool started this worker
 
 
 def _run_in_worker(task: Callable, job: BatchJob, out_dir: str, force: bool, progress: bool):
     slot = _SLOTS.get() if (_SLOTS is not None and progress) else None
     try:
-        return task(job, out_dir, force=force, progress=progress, progress_position=slot)
+        with interruptible_task():
+            return task(job, out_dir, force=force, progress=progress, progress_position=slot)
     finally:
         if slot is not None:
             _SLOTS.put(slot)
@@ -782,12 +790,38 @@ def _process_context():
     return multiprocessing.get_context("spawn")  # pragma: no cover - Windows
 
 
-def _stop_pool(pool: ProcessPoolExecutor, grace_s: float = DEFAULT_GRACE_S) -> None:
+class _VideoPool(ProcessPoolExecutor):
+    """The batch's worker pool: with ``max_tasks_per_child=1`` a fresh process per video,
+    until :meth:`stop_starting` (Python 3.11's pool replaces a worker that ended even
+    while it shuts down; a replacement started under a batch that is stopping fails in its
+    start-up, with a traceback, once the batch process is gone)."""
+
+    _starting = True
+
+    def stop_starting(self) -> None:
+        with self._shutdown_lock:
+            self._starting = False
+
+    def _adjust_process_count(self) -> None:
+        if self._starting:
+            super()._adjust_process_count()
+
+
+def _stop_pool(pool: _VideoPool, grace_s: float = DEFAULT_GRACE_S) -> None:
     """Stop a pool: cancel what has not started, ask the running workers to stop (SIGTERM:
     each saves what it tracked with its checkpoint), and kill those still running after
-    ``grace_s`` seconds (their jobs continue from their last checkpoint next time)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
+    ``grace_s`` seconds (their jobs continue from their last checkpoint next time).
+
+    No worker starts any more (:class:`_VideoPool`), and the pool is shut down once its
+    workers are gone: shut down without waiting, Python 3.11's pool drops its process
+    table while its manager thread may still be replacing a worker that ended, and that
+    thread failed with a traceback (Ctrl-C, ~1 batch in 10).
+    """
+    pool.stop_starting()
+    # and those started but not yet in the pool's table (a Ctrl-C in the middle of a
+    # submission): stopped now, not left to fail once this process is gone
+    processes = list({*(getattr(pool, "_processes", None) or {}).values(),
+                      *multiprocessing.active_children()})
     for process in processes:
         try:
             process.terminate()
@@ -801,6 +835,7 @@ def _stop_pool(pool: ProcessPoolExecutor, grace_s: float = DEFAULT_GRACE_S) -> N
                 process.kill()
         except (OSError, ValueError, AttributeError, AssertionError):
             pass
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _result_row(fut: Future, job: BatchJob) -> dict | None:
@@ -888,10 +923,11 @@ def _run_pool(
     """Run ``todo`` in a pool of ``n`` processes until done or the pool breaks; returns the
     jobs not started and those whose process died with the pool."""
     slots = args.ctx.Queue()  # type: ignore[attr-defined]
-    for i in range(n):
-        slots.put(i + 1)
+    with interrupts_held():  # its feeder thread (started by put) leaves Ctrl-C to this one
+        for i in range(n):
+            slots.put(i + 1)
     fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-    pool = ProcessPoolExecutor(
+    pool = _VideoPool(
         max_workers=n,
         mp_context=args.ctx,  # type: ignore[arg-type]
         initializer=_init_worker,
@@ -925,8 +961,11 @@ def _submit_while_free(pool, waiting, running, n, args: _PoolArgs, on_start) -> 
     while waiting and len(running) < n:
         index, job = waiting.pop(0)
         try:
-            fut = pool.submit(_run_in_worker, args.task, job, args.out_dir, args.force,
-                              args.progress)
+            # a submission may start the fork server (which imports the pipeline) and a
+            # worker: a Ctrl-C in their imports would print their tracebacks
+            with interrupts_held():
+                fut = pool.submit(_run_in_worker, args.task, job, args.out_dir, args.force,
+                                  args.progress)
         except BrokenProcessPool:
             waiting.insert(0, (index, job))
             return
@@ -1065,10 +1104,11 @@ def _run_batch_locked(
     """:func:`run_batch` once its output folder is locked."""
     book = _StatusBook(out, [_row(job, "pending") for job in jobs], on_row,
                        start_status="queued" if scheduler is not None else "running")
-    bar = tqdm(
-        total=len(jobs), unit="video", desc="videos", disable=not progress, position=0,
-        dynamic_ncols=True,
-    )
+    with interrupts_held():  # tqdm's monitor thread, started here, leaves Ctrl-C to this one
+        bar = tqdm(
+            total=len(jobs), unit="video", desc="videos", disable=not progress, position=0,
+            dynamic_ncols=True,
+        )
     book.on_finish = lambda: bar.update(1)
     book.save()
     try:

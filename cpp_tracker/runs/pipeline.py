@@ -43,6 +43,7 @@ from ..config.settings import (
     geometry_in_pixels,
 )
 from ..errors import ConfigError, OutputError, VideoError
+from ..processes import interrupts_held
 from ..results.lock import lock_folder
 from ..results.outputs import (
     TrackPartWriter,
@@ -1367,15 +1368,16 @@ def _read_frames(
     state = start.state
     buffer = _PartBuffer(parts, inputs.partial, state, config.arenas, start.followers)
     counts = [i.nominal_frame_count for i in inputs.infos]
-    bar = tqdm(
-        total=sum(counts) if all(counts) else None,  # type: ignore[arg-type]
-        unit="frame",
-        desc=inputs.name,
-        disable=not progress,
-        position=progress_position,
-        leave=progress_position is None,
-        dynamic_ncols=True,
-    )
+    with interrupts_held():  # tqdm's monitor thread, started here, leaves Ctrl-C to this one
+        bar = tqdm(
+            total=sum(counts) if all(counts) else None,  # type: ignore[arg-type]
+            unit="frame",
+            desc=inputs.name,
+            disable=not progress,
+            position=progress_position,
+            leave=progress_position is None,
+            dynamic_ncols=True,
+        )
     # one thread decodes (with the cores beyond two), the main thread detects; OpenCV's own
     # thread pool only adds overhead to the small per-frame calls of detection
     decode_threads = tracking_decode_threads()

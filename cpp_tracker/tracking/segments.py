@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import resource
 import shutil
-import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -41,7 +40,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VideoError
-from ..results.lock import leave_when_gone
+from ..processes import (
+    interruptible_task,
+    interrupts_held,
+    leave_when_gone,
+    take_interrupts_in_tasks,
+)
 from ..results.outputs import TrackPartWriter, parts_are_complete, write_json
 from ..video.reader import (
     DecodeOptions,
@@ -270,59 +274,31 @@ def _track_span(
 
 # -- worker processes ------------------------------------------------------------------------
 _COUNTERS = None
-_IN_TASK = False
 
 
 def _init_worker(counters) -> None:
     global _COUNTERS
     _COUNTERS = counters
-    signal.signal(signal.SIGINT, _interrupted)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held since the start
     # the track process may end without telling this worker: killed, or a Ctrl-C taken
-    # by another of its threads while it started this worker (not held, see
-    # _interrupts_held), so that this worker never had it. Waiting for work forever would
-    # hold the run's output pipes open; tracking on would take hours. Part files are whole.
+    # by another of its threads while it started this worker (see interrupts_held), so
+    # that this worker never had it. Waiting for work forever would hold the run's output
+    # pipes open; tracking on would take hours. Part files are whole.
     leave_when_gone(os.getppid(), exit_code=1, every_s=0.25)
+    take_interrupts_in_tasks()  # held since the start
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism
 
 
-def _interrupted(signum, frame) -> None:
-    """Ctrl-C in a worker: while it tracks, stop as Python does (the track process hears
-    of it); while it starts or waits for work, leave without a traceback."""
-    if _IN_TASK:
-        raise KeyboardInterrupt
-    os._exit(128 + signum)
-
-
-@contextlib.contextmanager
-def _interrupts_held():
-    """Hold Ctrl-C (SIGINT) back while worker processes start: they inherit the held
-    signal and take it only once :func:`_init_worker` has set their handler (a Ctrl-C
-    during their imports would print a traceback); this thread takes it right after. A
-    signal that another thread of this process takes is not held: a worker started after
-    it never has it, and leaves once this process has ended (see :func:`_init_worker`)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _worker(k: int, *args) -> _SpanResult:
-    global _IN_TASK
     first = args[4].first_index  # the span's first frame: decode indices count from there
 
     def progress(n: int) -> None:
         if _COUNTERS is not None:
             _COUNTERS[k] = max(0, n - first)
 
-    _IN_TASK = True
-    try:
+    with interruptible_task():
         return _track_span(*args, on_progress=progress)
-    finally:
-        _IN_TASK = False
 
 
 def _warm_up() -> int:
@@ -350,7 +326,7 @@ class WarmStart:
             max_workers=self.processes, mp_context=self.ctx, initializer=_init_worker,
             initargs=(self.counters,),
         )
-        with _interrupts_held():
+        with interrupts_held():
             for _ in range(self.processes):  # each submission starts one more process
                 self.pool.submit(_warm_up)
 
@@ -626,7 +602,7 @@ def _track_in_processes(
                 max_workers=len(others), mp_context=ctx, initializer=_init_worker,
                 initargs=(counters,),
             ))
-            with _interrupts_held():
+            with interrupts_held():
                 futures = {
                     pool.submit(
                         _worker, k, video, info, list(detectors), dirs[k], spans[k], stride,

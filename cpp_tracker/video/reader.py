@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError
+from ..processes import start_helper_thread
 from .pyav_capture import DecodeOptions
 
 __all__ = [
@@ -1066,8 +1067,7 @@ def _prefetched(gen: Iterator[FrameChunk], depth: int) -> Iterator[FrameChunk]:
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
             q.put(e)
 
-    thread = threading.Thread(target=work, name="cpp-tracker-decode", daemon=True)
-    thread.start()
+    thread = start_helper_thread(work, "cpp-tracker-decode")
     try:
         while True:
             item = q.get()

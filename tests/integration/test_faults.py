@@ -701,3 +701,44 @@ def test_ctrl_c_at_any_moment_stops_two_processes_without_a_traceback(minute_cli
             assert "interrupted; rerun the same command to continue" in err
         assert _group_ended(proc.pid, within_s=3.0), f"processes left at {delay_s} s"
     assert codes.count(130) >= 3, codes  # most were really interrupted
+
+
+def test_ctrl_c_to_a_batch_at_any_moment_leaves_no_traceback_and_the_rerun_finishes(
+    minute_clip, tmp_path
+):
+    """Ctrl-C to every process of a batch of two videos in two workers, while the fork
+    server imports, workers start or track: exit 130 with one sentence, no traceback
+    (from a worker or the fork server), nothing left running; the rerun finishes with the
+    results of an uninterrupted batch."""
+    video, _, config_path = minute_clip
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(video, videos / f"{name}.mp4")
+
+    def batch(out: Path) -> list[str]:
+        return [sys.executable, "-m", "cpp_tracker", "batch", str(videos), "--config",
+                str(config_path), "--out", str(out), "--workers", "2", "--no-progress",
+                "--growing-check-s", "0"]
+
+    whole = subprocess.run(batch(tmp_path / "whole"), env=_child_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    codes = []
+    for k, delay_s in enumerate((0.3, 0.8, 1.6, 3.0)):
+        proc = subprocess.Popen(batch(tmp_path / str(k)), env=_child_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        time.sleep(delay_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        codes.append(proc.returncode)
+        assert "Traceback" not in err, (delay_s, err)
+        assert _group_ended(proc.pid, within_s=5.0), f"processes left at {delay_s} s"
+    assert codes.count(130) >= 3, codes
+    again = subprocess.run(batch(tmp_path / "2"), env=_child_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    for name in ("a", "b"):
+        assert_same_results(tmp_path / "2" / name, tmp_path / "whole" / name)

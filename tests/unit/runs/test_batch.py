@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cpp_tracker.errors import ConfigError
-from cpp_tracker.results.lock import process_gone
+from cpp_tracker.processes import process_gone
 from cpp_tracker.runs.batch import (
     STATUS_COLUMNS,
     STATUS_FILE,

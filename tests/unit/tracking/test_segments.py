@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from cpp_tracker.config.settings import parse_config
-from cpp_tracker.results.lock import process_gone
+from cpp_tracker.processes import process_gone
 from cpp_tracker.results.outputs import TrackPartWriter, read_parts
 from cpp_tracker.tracking.background import median_background
 from cpp_tracker.tracking.segments import (
