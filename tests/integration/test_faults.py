@@ -683,24 +683,30 @@ def test_ctrl_c_at_any_moment_stops_two_processes_without_a_traceback(minute_cli
     the background stage) or waits for work, it leaves quietly; while it tracks, it
     stops; the command says how to continue, exits 130 and leaves no process behind."""
     video, _, config_path = minute_clip
-    env = _child_env()
     codes = []
     for k, delay_s in enumerate((0.15, 0.4, 0.8, 1.5, 3.0)):
-        args = [sys.executable, "-m", "cpp_tracker", "track", str(video), "--config",
-                str(config_path), "--out", str(tmp_path / str(k)), "--no-progress",
-                "--no-plots", "--growing-check-s", "0", "--workers", "2"]
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-        time.sleep(delay_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        codes.append(proc.returncode)
-        assert "Traceback" not in err, (delay_s, err)
-        if proc.returncode == 130:
-            assert "interrupted; rerun the same command to continue" in err
-        assert _group_ended(proc.pid, within_s=3.0), f"processes left at {delay_s} s"
+        codes.append(_ctrl_c_after(
+            [sys.executable, "-m", "cpp_tracker", "track", str(video), "--config",
+             str(config_path), "--out", str(tmp_path / str(k)), "--no-progress",
+             "--no-plots", "--growing-check-s", "0", "--workers", "2"], delay_s))
     assert codes.count(130) >= 3, codes  # most were really interrupted
+
+
+def _ctrl_c_after(args: list[str], delay_s: float) -> int:
+    """Run ``args`` in a new process group and send Ctrl-C to the whole group after
+    ``delay_s``; checks that it printed no traceback, said how to continue when stopped,
+    and left no process behind. Its exit status."""
+    proc = subprocess.Popen(args, env=_child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(delay_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, (delay_s, err)
+    if proc.returncode == 130:
+        assert "interrupted; rerun the same command to continue" in err
+    assert _group_ended(proc.pid, within_s=5.0), f"processes left at {delay_s} s"
+    return proc.returncode
 
 
 def test_ctrl_c_to_a_batch_at_any_moment_leaves_no_traceback_and_the_rerun_finishes(
@@ -724,18 +730,8 @@ def test_ctrl_c_to_a_batch_at_any_moment_leaves_no_traceback_and_the_rerun_finis
     whole = subprocess.run(batch(tmp_path / "whole"), env=_child_env(), capture_output=True,
                            text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
-    codes = []
-    for k, delay_s in enumerate((0.3, 0.8, 1.6, 3.0)):
-        proc = subprocess.Popen(batch(tmp_path / str(k)), env=_child_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        time.sleep(delay_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        codes.append(proc.returncode)
-        assert "Traceback" not in err, (delay_s, err)
-        assert _group_ended(proc.pid, within_s=5.0), f"processes left at {delay_s} s"
+    codes = [_ctrl_c_after(batch(tmp_path / str(k)), delay_s)
+             for k, delay_s in enumerate((0.3, 0.8, 1.6, 3.0))]
     assert codes.count(130) >= 3, codes
     again = subprocess.run(batch(tmp_path / "2"), env=_child_env(), capture_output=True,
                            text=True, timeout=300)
